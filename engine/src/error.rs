@@ -1,0 +1,60 @@
+//! The engine's one error type. Every message names the problem and the value that caused it,
+//! because the UI and the CLI show these strings to people as they are.
+
+use thiserror::Error;
+
+/// Everything the engine can refuse or fail at.
+#[derive(Debug, Error, Clone, PartialEq)]
+pub enum EngineError {
+    /// No GPU adapter could be found (no WebGPU in the browser, no Vulkan/Metal/DX12 natively).
+    #[error("no GPU adapter available: {0}")]
+    NoAdapter(String),
+    /// The adapter refused to create a device with the limits we asked for.
+    #[error("could not create a GPU device: {0}")]
+    DeviceRequest(String),
+    /// A request would exceed one of the device's limits; names the limit and both values.
+    #[error("{what} needs {limit} = {requested}, but this device allows at most {allowed}")]
+    LimitExceeded {
+        what: String,
+        limit: &'static str,
+        requested: u64,
+        allowed: u64,
+    },
+    /// A config field is out of its valid range.
+    #[error("invalid config: {field} = {value}: {reason}")]
+    InvalidConfig {
+        field: &'static str,
+        value: String,
+        reason: String,
+    },
+    /// A share link could not be decoded.
+    #[error("bad link: {0}")]
+    BadLink(String),
+    /// Training produced a non-finite loss.
+    #[error("training diverged at step {step} (instance {instance}): the loss became {value}; lower the learning rate")]
+    Diverged {
+        step: u32,
+        instance: u32,
+        value: String,
+    },
+    /// The GPU reported a validation or out-of-memory error.
+    #[error("GPU error: {0}")]
+    Gpu(String),
+    /// Reading a buffer back from the GPU failed.
+    #[error("GPU readback failed: {0}")]
+    Readback(String),
+}
+
+/// Result with the engine's error.
+pub type Result<T, E = EngineError> = std::result::Result<T, E>;
+
+impl EngineError {
+    /// Shorthand for [`EngineError::InvalidConfig`].
+    pub fn invalid(field: &'static str, value: impl ToString, reason: impl Into<String>) -> Self {
+        EngineError::InvalidConfig {
+            field,
+            value: value.to_string(),
+            reason: reason.into(),
+        }
+    }
+}

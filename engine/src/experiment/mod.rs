@@ -1,0 +1,5 @@
+//! Experiment configs, share links and result bundles.
+
+pub mod link;
+pub mod results;
+pub mod superposition;

@@ -1,0 +1,385 @@
+//! The superposition experiment's config: one type shared by the UI, the CLI and the share link,
+//! with the paper's presets and the validation every entry point runs before training.
+
+use crate::error::{EngineError, Result};
+use serde::{Deserialize, Serialize};
+
+/// A swept quantity: an explicit list, or `count` points spaced evenly (in log space if `log`).
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum Axis {
+    /// These exact values.
+    List(Vec<f32>),
+    /// `count` points from `from` to `to` inclusive.
+    Range {
+        /// First value.
+        from: f32,
+        /// Last value.
+        to: f32,
+        /// Number of points (1 gives `from`).
+        count: u32,
+        /// Space the points evenly in log space.
+        log: bool,
+    },
+}
+
+impl Axis {
+    /// Number of points.
+    pub fn len(&self) -> usize {
+        match self {
+            Axis::List(v) => v.len(),
+            Axis::Range { count, .. } => *count as usize,
+        }
+    }
+
+    /// True when the axis has no points.
+    pub fn is_empty(&self) -> bool {
+        self.len() == 0
+    }
+
+    /// The points, in order.
+    pub fn values(&self) -> Vec<f32> {
+        match self {
+            Axis::List(v) => v.clone(),
+            Axis::Range { from, to, count, log } => {
+                let n = *count as usize;
+                (0..n)
+                    .map(|i| {
+                        let t = if n == 1 { 0.0 } else { i as f64 / (n - 1) as f64 };
+                        if *log {
+                            let (a, b) = ((*from as f64).ln(), (*to as f64).ln());
+                            (a + t * (b - a)).exp() as f32
+                        } else {
+                            (*from as f64 + t * (*to as f64 - *from as f64)) as f32
+                        }
+                    })
+                    .collect()
+            }
+        }
+    }
+}
+
+/// Toy Models of Superposition (Elhage et al. 2022): `h = W x`, `x' = ReLU(Wᵀ h + b)`.
+///
+/// Instances are the grid `feature_probability × relative_importance`; each trains its own `W`, `b`.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(default)]
+pub struct SuperpositionConfig {
+    /// Number of input features (n).
+    pub n_features: u32,
+    /// Hidden dimensions (m), fewer than features for superposition.
+    pub n_hidden: u32,
+    /// ReLU on the output (the paper's model); false gives the linear model.
+    pub relu: bool,
+    /// Importance of feature i is `importance_decay^i`.
+    pub importance_decay: f32,
+    /// Probability that a feature is non-zero (1 − sparsity), one instance per value.
+    pub feature_probability: Axis,
+    /// When set, the last feature's importance is multiplied by each value (the phase diagram's
+    /// relative importance), crossing with `feature_probability`.
+    pub relative_importance: Option<Axis>,
+    /// Samples per step.
+    pub batch_size: u32,
+    /// Training steps per instance.
+    pub steps: u32,
+    /// Adam learning rate.
+    pub learning_rate: f32,
+    /// Seed for data and initialisation.
+    pub seed: u64,
+}
+
+impl Default for SuperpositionConfig {
+    fn default() -> Self {
+        Preset::Intro.config()
+    }
+}
+
+/// One trained instance's fixed settings.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct InstanceSpec {
+    /// Probability that each feature is non-zero.
+    pub feature_probability: f32,
+    /// Importance of each feature.
+    pub importance: Vec<f32>,
+    /// The relative importance of the last feature, for phase-diagram instances.
+    pub relative_importance: Option<f32>,
+}
+
+/// Upper bounds that keep a config meaningful before any device limit is consulted.
+pub const MAX_FEATURES: u32 = 16_384;
+/// The largest hidden size accepted.
+pub const MAX_HIDDEN: u32 = 4_096;
+/// The most instances in one run.
+pub const MAX_INSTANCES: usize = 65_535;
+
+impl SuperpositionConfig {
+    /// The instances this config trains, probability-major.
+    pub fn instances(&self) -> Vec<InstanceSpec> {
+        let base: Vec<f32> = (0..self.n_features)
+            .map(|i| self.importance_decay.powi(i as i32))
+            .collect();
+        let rel = self.relative_importance.as_ref().map(Axis::values);
+        let mut out = Vec::new();
+        for &p in &self.feature_probability.values() {
+            match &rel {
+                None => out.push(InstanceSpec {
+                    feature_probability: p,
+                    importance: base.clone(),
+                    relative_importance: None,
+                }),
+                Some(rs) => {
+                    for &r in rs {
+                        let mut imp = base.clone();
+                        if let Some(last) = imp.last_mut() {
+                            *last *= r;
+                        }
+                        out.push(InstanceSpec {
+                            feature_probability: p,
+                            importance: imp,
+                            relative_importance: Some(r),
+                        });
+                    }
+                }
+            }
+        }
+        out
+    }
+
+    /// Number of instances without building them.
+    pub fn n_instances(&self) -> usize {
+        self.feature_probability.len() * self.relative_importance.as_ref().map_or(1, Axis::len)
+    }
+
+    /// Checks every field; the error names the field, its value and the valid range.
+    pub fn validate(&self) -> Result<()> {
+        if self.n_features == 0 || self.n_features > MAX_FEATURES {
+            return Err(EngineError::invalid(
+                "n_features",
+                self.n_features,
+                format!("must be between 1 and {MAX_FEATURES}"),
+            ));
+        }
+        if self.n_hidden == 0 || self.n_hidden > MAX_HIDDEN {
+            return Err(EngineError::invalid(
+                "n_hidden",
+                self.n_hidden,
+                format!("must be between 1 and {MAX_HIDDEN}"),
+            ));
+        }
+        if !(self.importance_decay.is_finite() && self.importance_decay > 0.0) {
+            return Err(EngineError::invalid(
+                "importance_decay",
+                self.importance_decay,
+                "must be a positive number",
+            ));
+        }
+        check_axis("feature_probability", &self.feature_probability, 0.0, 1.0)?;
+        if let Some(r) = &self.relative_importance {
+            check_axis("relative_importance", r, 0.0, 1e6)?;
+        }
+        let n = self.n_instances();
+        if n == 0 {
+            return Err(EngineError::invalid(
+                "instances",
+                0,
+                "the sweep has no points: give at least one feature probability",
+            ));
+        }
+        if n > MAX_INSTANCES {
+            return Err(EngineError::invalid(
+                "instances",
+                n,
+                format!("at most {MAX_INSTANCES} instances per run"),
+            ));
+        }
+        if self.batch_size == 0 || self.batch_size > 65_536 {
+            return Err(EngineError::invalid("batch_size", self.batch_size, "must be between 1 and 65536"));
+        }
+        if self.steps == 0 || self.steps > 10_000_000 {
+            return Err(EngineError::invalid("steps", self.steps, "must be between 1 and 10000000"));
+        }
+        if !(self.learning_rate.is_finite() && self.learning_rate > 0.0) {
+            return Err(EngineError::invalid(
+                "learning_rate",
+                self.learning_rate,
+                "must be a positive number",
+            ));
+        }
+        Ok(())
+    }
+
+    /// Parameters per instance: `W` (n_hidden × n_features) and `b` (n_features).
+    pub fn params_per_instance(&self) -> usize {
+        (self.n_hidden as usize + 1) * self.n_features as usize
+    }
+}
+
+fn check_axis(field: &'static str, axis: &Axis, lo_excl: f32, hi: f32) -> Result<()> {
+    if let Axis::Range { count, .. } = axis {
+        if *count > MAX_INSTANCES as u32 {
+            return Err(EngineError::invalid(field, count, format!("at most {MAX_INSTANCES} points")));
+        }
+    }
+    for v in axis.values() {
+        if !(v.is_finite() && v > lo_excl && v <= hi) {
+            return Err(EngineError::invalid(
+                field,
+                v,
+                format!("every value must be in ({lo_excl}, {hi}]"),
+            ));
+        }
+    }
+    Ok(())
+}
+
+/// The paper's figures, each reproducible from one name.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "kebab-case")]
+pub enum Preset {
+    /// 5 features in 2 dimensions: from two orthogonal features to a pentagon.
+    Intro,
+    /// 20 features in 5 dimensions over sparsity: more features represented as sparsity rises.
+    SparsitySweep,
+    /// 200 features in 20 dimensions: dimensions per feature sticking to fractions.
+    Dimensionality,
+    /// 2 features in 1 dimension over relative importance × density: the three phases.
+    PhaseDiagram,
+}
+
+impl Preset {
+    /// Every preset, in the order the UI lists them.
+    pub const ALL: [Preset; 4] = [
+        Preset::Intro,
+        Preset::SparsitySweep,
+        Preset::Dimensionality,
+        Preset::PhaseDiagram,
+    ];
+
+    /// The preset's name as links and the CLI spell it.
+    pub fn name(self) -> &'static str {
+        match self {
+            Preset::Intro => "intro",
+            Preset::SparsitySweep => "sparsity-sweep",
+            Preset::Dimensionality => "dimensionality",
+            Preset::PhaseDiagram => "phase-diagram",
+        }
+    }
+
+    /// Looks a preset up by name; the error lists the valid names.
+    pub fn from_name(name: &str) -> Result<Self> {
+        Self::ALL.into_iter().find(|p| p.name() == name).ok_or_else(|| {
+            EngineError::invalid(
+                "preset",
+                name,
+                format!(
+                    "unknown preset; choose one of {}",
+                    Self::ALL.map(Preset::name).join(", ")
+                ),
+            )
+        })
+    }
+
+    /// The preset's config.
+    pub fn config(self) -> SuperpositionConfig {
+        match self {
+            Preset::Intro => SuperpositionConfig {
+                n_features: 5,
+                n_hidden: 2,
+                relu: true,
+                importance_decay: 0.9,
+                feature_probability: Axis::List(vec![1.0, 0.3, 0.1, 0.03, 0.01]),
+                relative_importance: None,
+                batch_size: 1024,
+                steps: 10_000,
+                learning_rate: 1e-3,
+                seed: 0,
+            },
+            Preset::SparsitySweep => SuperpositionConfig {
+                n_features: 20,
+                n_hidden: 5,
+                relu: true,
+                importance_decay: 0.7,
+                feature_probability: Axis::Range { from: 1.0, to: 0.001, count: 7, log: true },
+                relative_importance: None,
+                batch_size: 1024,
+                steps: 10_000,
+                learning_rate: 1e-3,
+                seed: 0,
+            },
+            Preset::Dimensionality => SuperpositionConfig {
+                n_features: 200,
+                n_hidden: 20,
+                relu: true,
+                importance_decay: 1.0,
+                feature_probability: Axis::Range { from: 1.0, to: 0.01, count: 16, log: true },
+                relative_importance: None,
+                batch_size: 1024,
+                steps: 10_000,
+                learning_rate: 1e-3,
+                seed: 0,
+            },
+            Preset::PhaseDiagram => SuperpositionConfig {
+                n_features: 2,
+                n_hidden: 1,
+                relu: true,
+                importance_decay: 1.0,
+                feature_probability: Axis::Range { from: 1.0, to: 0.01, count: 40, log: true },
+                relative_importance: Some(Axis::Range { from: 0.1, to: 10.0, count: 40, log: true }),
+                batch_size: 1024,
+                steps: 10_000,
+                learning_rate: 1e-3,
+                seed: 0,
+            },
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn presets_validate_and_count_instances() {
+        for p in Preset::ALL {
+            p.config().validate().unwrap();
+            assert_eq!(Preset::from_name(p.name()).unwrap(), p);
+        }
+        assert_eq!(Preset::PhaseDiagram.config().n_instances(), 1600);
+        assert_eq!(Preset::Intro.config().instances().len(), 5);
+    }
+
+    #[test]
+    fn log_axis_hits_both_ends() {
+        let v = Axis::Range { from: 1.0, to: 0.001, count: 4, log: true }.values();
+        let want = [1.0, 0.1, 0.01, 0.001];
+        for (a, b) in v.iter().zip(want) {
+            assert!((a / b - 1.0).abs() < 1e-5, "{v:?}");
+        }
+    }
+
+    #[test]
+    fn phase_diagram_scales_last_feature() {
+        let mut c = Preset::PhaseDiagram.config();
+        c.feature_probability = Axis::List(vec![0.5]);
+        c.relative_importance = Some(Axis::List(vec![0.1, 10.0]));
+        let inst = c.instances();
+        assert_eq!(inst[0].importance, vec![1.0, 0.1]);
+        assert_eq!(inst[1].importance, vec![1.0, 10.0]);
+    }
+
+    #[test]
+    fn bad_configs_name_the_field() {
+        let mut c = SuperpositionConfig::default();
+        c.n_features = 100_000_000;
+        assert!(c.validate().unwrap_err().to_string().contains("n_features"));
+        let mut c = SuperpositionConfig::default();
+        c.learning_rate = -0.1;
+        assert!(c.validate().unwrap_err().to_string().contains("learning_rate"));
+        let mut c = SuperpositionConfig::default();
+        c.feature_probability = Axis::List(vec![]);
+        assert!(c.validate().unwrap_err().to_string().contains("no points"));
+        let mut c = SuperpositionConfig::default();
+        c.feature_probability = Axis::List(vec![1.5]);
+        assert!(c.validate().unwrap_err().to_string().contains("feature_probability"));
+    }
+}

@@ -1,0 +1,174 @@
+//! The GPU context: one adapter, one device, a buffer pool and a pipeline cache.
+//!
+//! Everything that dispatches takes a `&Gpu` from its caller, so tests and benchmarks can hand in
+//! their own device. Nothing here blocks in the browser: readback is `map_async` plus an awaited
+//! channel, and native code drives the same futures with `pollster` at the edge.
+
+pub mod layout;
+mod limits;
+mod pipelines;
+mod pool;
+mod readback;
+
+pub use limits::LimitCheck;
+pub use pipelines::PipelineCache;
+pub use pool::BufferPool;
+
+use crate::error::{EngineError, Result};
+use std::sync::Arc;
+
+/// A device and queue with the caches every kernel uses. Cheap to clone (all handles are shared).
+#[derive(Clone)]
+pub struct Gpu {
+    /// The wgpu device.
+    pub device: wgpu::Device,
+    /// The device's queue.
+    pub queue: wgpu::Queue,
+    /// What the adapter says about itself (name, backend, type).
+    pub info: wgpu::AdapterInfo,
+    /// The limits the device was created with (the adapter's own, so all of it is usable).
+    pub limits: wgpu::Limits,
+    pipelines: Arc<PipelineCache>,
+    pool: Arc<BufferPool>,
+}
+
+impl std::fmt::Debug for Gpu {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Gpu").field("adapter", &self.adapter_name()).finish()
+    }
+}
+
+impl Gpu {
+    /// Opens the best adapter available: native backends from `WGPU_BACKEND` (default all), or
+    /// `navigator.gpu` in a browser window or worker.
+    pub async fn new() -> Result<Self> {
+        let instance = wgpu::Instance::new(wgpu::InstanceDescriptor::new_without_display_handle_from_env());
+        let adapter = instance
+            .request_adapter(&wgpu::RequestAdapterOptions {
+                power_preference: wgpu::PowerPreference::HighPerformance,
+                ..Default::default()
+            })
+            .await
+            .map_err(|e| EngineError::NoAdapter(e.to_string()))?;
+        Self::from_adapter(adapter).await
+    }
+
+    /// Creates the device on a given adapter, asking for the adapter's full limits: toy models
+    /// want all the workgroup memory they can get, and large runs want the largest bindings.
+    pub async fn from_adapter(adapter: wgpu::Adapter) -> Result<Self> {
+        let info = adapter.get_info();
+        let limits = adapter.limits();
+        let (device, queue) = adapter
+            .request_device(&wgpu::DeviceDescriptor {
+                label: Some("mechlab"),
+                required_features: wgpu::Features::empty(),
+                required_limits: limits.clone(),
+                experimental_features: wgpu::ExperimentalFeatures::disabled(),
+                memory_hints: wgpu::MemoryHints::Performance,
+                trace: wgpu::Trace::Off,
+            })
+            .await
+            .map_err(|e| EngineError::DeviceRequest(e.to_string()))?;
+        Ok(Self {
+            device,
+            queue,
+            info,
+            limits,
+            pipelines: Arc::new(PipelineCache::default()),
+            pool: Arc::new(BufferPool::default()),
+        })
+    }
+
+    /// A one-line description of the adapter, as benchmarks and the UI print it.
+    pub fn adapter_name(&self) -> String {
+        format!("{} ({:?}, {:?})", self.info.name, self.info.backend, self.info.device_type)
+    }
+
+    /// The pipeline cache of this device.
+    pub fn pipelines(&self) -> &PipelineCache {
+        &self.pipelines
+    }
+
+    /// The buffer pool of this device.
+    pub fn pool(&self) -> &BufferPool {
+        &self.pool
+    }
+
+    /// Limit checks against this device's limits.
+    pub fn check(&self) -> LimitCheck<'_> {
+        LimitCheck::new(&self.limits)
+    }
+
+    /// Creates a storage buffer initialised from `data` (checked against the device's limits).
+    pub fn storage_from<T: bytemuck::Pod>(&self, what: &str, data: &[T]) -> Result<wgpu::Buffer> {
+        let bytes: &[u8] = bytemuck::cast_slice(data);
+        self.check().storage_buffer(what, bytes.len() as u64)?;
+        let buffer = self.pool.acquire(
+            &self.device,
+            what,
+            (bytes.len() as u64).max(4),
+            wgpu::BufferUsages::STORAGE | wgpu::BufferUsages::COPY_SRC | wgpu::BufferUsages::COPY_DST,
+        );
+        self.queue.write_buffer(&buffer, 0, bytes);
+        Ok(buffer)
+    }
+
+    /// A zeroed storage buffer of `len` elements of `T`.
+    pub fn storage_zeroed<T: bytemuck::Pod>(&self, what: &str, len: usize) -> Result<wgpu::Buffer> {
+        let bytes = (len * std::mem::size_of::<T>()) as u64;
+        self.check().storage_buffer(what, bytes)?;
+        let buffer = self.pool.acquire(
+            &self.device,
+            what,
+            bytes.max(4),
+            wgpu::BufferUsages::STORAGE | wgpu::BufferUsages::COPY_SRC | wgpu::BufferUsages::COPY_DST,
+        );
+        // Pooled buffers come back dirty.
+        let mut enc = self.device.create_command_encoder(&Default::default());
+        enc.clear_buffer(&buffer, 0, None);
+        self.queue.submit([enc.finish()]);
+        Ok(buffer)
+    }
+
+    /// A uniform buffer holding `value`.
+    pub fn uniform_from<T: bytemuck::Pod>(&self, what: &str, value: &T) -> wgpu::Buffer {
+        let bytes = bytemuck::bytes_of(value);
+        let buffer = self.pool.acquire(
+            &self.device,
+            what,
+            bytes.len() as u64,
+            wgpu::BufferUsages::UNIFORM | wgpu::BufferUsages::COPY_DST,
+        );
+        self.queue.write_buffer(&buffer, 0, bytes);
+        buffer
+    }
+
+    /// Returns a buffer to the pool for reuse by a later run of the same size.
+    pub fn recycle(&self, buffer: wgpu::Buffer) {
+        self.pool.release(buffer);
+    }
+
+    /// Reads `len` elements of `T` from the start of `src`, without blocking the browser thread.
+    pub async fn read<T: bytemuck::Pod>(&self, src: &wgpu::Buffer, len: usize) -> Result<Vec<T>> {
+        readback::read(self, src, len).await
+    }
+
+    /// Runs `f` inside a validation and out-of-memory error scope, turning anything the device
+    /// reports into [`EngineError::Gpu`] instead of an uncaptured panic.
+    pub async fn scoped<R>(&self, f: impl FnOnce() -> R) -> Result<R> {
+        let oom = self.device.push_error_scope(wgpu::ErrorFilter::OutOfMemory);
+        let validation = self.device.push_error_scope(wgpu::ErrorFilter::Validation);
+        let out = f();
+        let v = validation.pop().await;
+        let o = oom.pop().await;
+        match v.or(o) {
+            Some(e) => Err(EngineError::Gpu(e.to_string())),
+            None => Ok(out),
+        }
+    }
+}
+
+/// Rounds `n` up to a multiple of `m`.
+pub fn round_up(n: u64, m: u64) -> u64 {
+    n.div_ceil(m) * m
+}

@@ -1,0 +1,56 @@
+//! A buffer pool keyed by size and usage. Runs that restart with the same shapes (reset, a sweep
+//! cell after another) reuse buffers instead of allocating again.
+
+use std::collections::HashMap;
+use std::sync::Mutex;
+
+/// Free buffers of one device, by (size, usage).
+#[derive(Default)]
+pub struct BufferPool {
+    free: Mutex<HashMap<(u64, u32), Vec<wgpu::Buffer>>>,
+}
+
+impl BufferPool {
+    /// A buffer of exactly `size` bytes and `usage`, from the pool when one is free.
+    pub fn acquire(
+        &self,
+        device: &wgpu::Device,
+        label: &str,
+        size: u64,
+        usage: wgpu::BufferUsages,
+    ) -> wgpu::Buffer {
+        let size = super::round_up(size, 4);
+        let key = (size, usage.bits());
+        if let Some(b) = self
+            .free
+            .lock()
+            .expect("buffer pool poisoned")
+            .get_mut(&key)
+            .and_then(Vec::pop)
+        {
+            return b;
+        }
+        device.create_buffer(&wgpu::BufferDescriptor {
+            label: Some(label),
+            size,
+            usage,
+            mapped_at_creation: false,
+        })
+    }
+
+    /// Gives a buffer back for reuse.
+    pub fn release(&self, buffer: wgpu::Buffer) {
+        let key = (buffer.size(), buffer.usage().bits());
+        self.free
+            .lock()
+            .expect("buffer pool poisoned")
+            .entry(key)
+            .or_default()
+            .push(buffer);
+    }
+
+    /// Buffers waiting for reuse.
+    pub fn free_count(&self) -> usize {
+        self.free.lock().expect("buffer pool poisoned").values().map(Vec::len).sum()
+    }
+}

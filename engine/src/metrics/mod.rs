@@ -1,0 +1,3 @@
+//! Measures computed from trained models.
+
+pub mod superposition;

@@ -1,0 +1,3 @@
+//! Models: each with its CPU reference and GPU trainers.
+
+pub mod toy;

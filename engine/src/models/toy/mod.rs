@@ -1,0 +1,80 @@
+//! The toy model of superposition: shared layout, initialisation and data, a CPU reference
+//! trainer, and two GPU trainers (fused one-workgroup-per-instance, and general).
+//!
+//! Parameters of one instance live in one flat block: `W` row-major (n_hidden × n_features),
+//! then `b` (n_features). Adam's `m` and `v` use the same layout.
+
+pub mod cpu;
+pub mod gpu;
+
+use crate::experiment::superposition::{InstanceSpec, SuperpositionConfig};
+use crate::rng::{fold_seed, rng_normal, rng_unit};
+
+/// Adam's first-moment decay.
+pub const BETA1: f32 = 0.9;
+/// Adam's second-moment decay.
+pub const BETA2: f32 = 0.999;
+/// Adam's epsilon.
+pub const EPS: f32 = 1e-8;
+/// Stream key for initialisation, so init draws never coincide with data draws.
+const INIT_STREAM: u32 = 0x1417_0000;
+/// Marks an instance that has not diverged.
+pub const NOT_DIVERGED: u32 = u32::MAX;
+
+/// One instance's trained parameters.
+#[derive(Debug, Clone, PartialEq, serde::Serialize, serde::Deserialize)]
+pub struct InstanceWeights {
+    /// `W`, n_hidden rows of n_features.
+    #[serde(rename = "W")]
+    pub w: Vec<Vec<f32>>,
+    /// `b`, n_features.
+    pub b: Vec<f32>,
+}
+
+/// Splits a flat parameter block into `W` rows and `b`.
+pub fn unflatten(block: &[f32], n_hidden: usize, n_features: usize) -> InstanceWeights {
+    InstanceWeights {
+        w: (0..n_hidden)
+            .map(|k| block[k * n_features..(k + 1) * n_features].to_vec())
+            .collect(),
+        b: block[n_hidden * n_features..(n_hidden + 1) * n_features].to_vec(),
+    }
+}
+
+/// Xavier-normal `W` and zero `b` for every instance, flat, instance-major.
+pub fn init_params(cfg: &SuperpositionConfig) -> Vec<f32> {
+    let (f, h) = (cfg.n_features as usize, cfg.n_hidden as usize);
+    let p = cfg.params_per_instance();
+    let n = cfg.n_instances();
+    let std = (2.0 / (f + h) as f32).sqrt();
+    let seed = fold_seed(cfg.seed) ^ INIT_STREAM;
+    let mut out = vec![0.0; n * p];
+    for i in 0..n {
+        for j in 0..h * f {
+            out[i * p + j] = std * rng_normal(seed, i as u32, j as u32);
+        }
+    }
+    out
+}
+
+/// Per-instance constants as the kernels read them: `[feature_probability, importance[F]]`.
+pub fn instance_table(instances: &[InstanceSpec]) -> Vec<f32> {
+    instances
+        .iter()
+        .flat_map(|s| std::iter::once(s.feature_probability).chain(s.importance.iter().copied()))
+        .collect()
+}
+
+/// Feature `f` of sample `sample` at `step` for `instance`: zero with probability 1 − p, else
+/// uniform in [0, 1). Matches `toy_sample` in `shaders/toy_common.wgsl`.
+pub fn sample_feature(seed: u32, instance: u32, step: u32, sample: u32, n_features: u32, f: u32, p: f32) -> f32 {
+    let idx = (sample * n_features + f) * 2;
+    if rng_unit(seed, instance, step, idx) < p {
+        rng_unit(seed, instance, step, idx + 1)
+    } else {
+        0.0
+    }
+}
+
+#[cfg(test)]
+mod tests;

@@ -1,0 +1,17 @@
+// Counter-based random numbers, bit-identical to engine/src/rng.rs: data is a pure function of
+// (seed, instance, step, sample, feature, stream), so GPU and CPU runs draw the same batches.
+
+fn pcg_hash(v: u32) -> u32 {
+    let state = v * 747796405u + 2891336453u;
+    let word = ((state >> ((state >> 28u) + 4u)) ^ state) * 277803737u;
+    return (word >> 22u) ^ word;
+}
+
+fn rng_u32(seed: u32, a: u32, b: u32, c: u32) -> u32 {
+    return pcg_hash(seed ^ pcg_hash(a ^ pcg_hash(b ^ pcg_hash(c))));
+}
+
+// Uniform in [0, 1) with 24 bits.
+fn rng_unit(seed: u32, a: u32, b: u32, c: u32) -> f32 {
+    return f32(rng_u32(seed, a, b, c) >> 8u) * (1.0 / 16777216.0);
+}
