@@ -1,0 +1,69 @@
+// Shared by the end-to-end tests: a static server for the built app and a Chromium launcher
+// with WebGPU on SwiftShader (see BROWSER.md for why each flag is there).
+import http from 'node:http';
+import fs from 'node:fs';
+import path from 'node:path';
+import os from 'node:os';
+import { chromium } from 'playwright-core';
+
+const MIME = {
+  '.html': 'text/html; charset=utf-8',
+  '.js': 'text/javascript',
+  '.wasm': 'application/wasm',
+  '.css': 'text/css',
+  '.json': 'application/json',
+  '.png': 'image/png',
+  '.svg': 'image/svg+xml',
+  '.txt': 'text/plain; charset=utf-8',
+};
+
+/** Serves MECHLAB_DIST on a free loopback port; resolves to { url, close }. */
+export async function serveDist() {
+  const root = process.env.MECHLAB_DIST;
+  if (!root || !fs.existsSync(path.join(root, 'index.html'))) {
+    throw new Error(`MECHLAB_DIST must point at the built app (got ${root}); run cargo xtask test`);
+  }
+  const server = http.createServer((req, res) => {
+    const urlPath = decodeURIComponent(new URL(req.url, 'http://x').pathname);
+    let file = path.join(root, urlPath);
+    if (!file.startsWith(root) || !fs.existsSync(file) || fs.statSync(file).isDirectory()) {
+      file = path.join(root, 'index.html');
+    }
+    res.writeHead(200, { 'content-type': MIME[path.extname(file)] ?? 'application/octet-stream' });
+    fs.createReadStream(file).pipe(res);
+  });
+  await new Promise((r) => server.listen(0, '127.0.0.1', r));
+  const { port } = server.address();
+  return { url: `http://127.0.0.1:${port}/`, close: () => new Promise((r) => server.close(r)) };
+}
+
+const COMMON = [
+  '--headless=new', '--no-sandbox', '--disable-quic', '--no-first-run',
+  '--disable-background-networking', '--disable-component-update', '--disable-sync',
+];
+const WEBGPU = [
+  '--enable-unsafe-webgpu', '--use-vulkan=swiftshader', '--use-webgpu-adapter=swiftshader',
+  '--enable-unsafe-swiftshader',
+  // Playwright passes its own --enable-features; a second flag replaces it, so repeat its entries.
+  '--enable-features=Vulkan,CDPScreenshotNewSurface,SkipListAccountsWithoutGaiaCookies',
+];
+
+/** Launches the system Chromium, with WebGPU unless { webgpu: false }. */
+export async function launch({ webgpu = true } = {}) {
+  const userDataDir = fs.mkdtempSync(path.join(os.tmpdir(), 'mechlab-e2e-'));
+  const args = [...COMMON, ...(webgpu ? WEBGPU : ['--disable-webgpu'])];
+  return chromium.launchPersistentContext(userDataDir, {
+    executablePath: process.env.CHROMIUM ?? '/usr/bin/chromium',
+    headless: true,
+    args,
+    viewport: { width: 1400, height: 1000 },
+    acceptDownloads: true,
+  });
+}
+
+/** Collects page errors so a test can assert none happened. */
+export function watchErrors(page) {
+  const errors = [];
+  page.on('pageerror', (e) => errors.push(String(e)));
+  return errors;
+}

@@ -1,0 +1,191 @@
+// The Superposition page as a user drives it, in headless Chromium on WebGPU (SwiftShader):
+// it loads, controls work, a run trains and the charts update, a shared link restores the
+// same state, and bad input gets a clear message while the page keeps working.
+import { test, before, after } from 'node:test';
+import assert from 'node:assert/strict';
+import { serveDist, launch, watchErrors } from './harness.mjs';
+
+let server;
+let ctx;
+before(async () => {
+  server = await serveDist();
+  ctx = await launch();
+});
+after(async () => {
+  await ctx?.close();
+  await server?.close();
+});
+
+// A config small enough to train in seconds on SwiftShader.
+const TINY = 'v=1&nf=5&nh=2&act=relu&imp=0.9&p=1,0.1,0.01&bs=64&steps=400&lr=0.01&seed=3';
+
+async function open(hash = '') {
+  const page = await ctx.newPage();
+  const errors = watchErrors(page);
+  await page.goto(server.url + (hash ? `#${hash}` : ''));
+  await page.waitForSelector('#status');
+  return { page, errors };
+}
+
+const status = (page) => page.textContent('#status').then((s) => s.trim());
+const updates = (page, id) => page.getAttribute(id, 'data-updates').then(Number);
+
+async function waitStatus(page, want, timeout = 120_000) {
+  await page.waitForFunction(
+    (w) => document.querySelector('#status')?.textContent.trim() === w,
+    want,
+    { timeout },
+  );
+}
+
+test('the page loads with the intro preset and a WebGPU backend', async () => {
+  const { page, errors } = await open();
+  await page.waitForFunction(() => /WebGPU|CPU/.test(document.querySelector('#backend')?.textContent ?? ''));
+  assert.match(await page.textContent('#backend'), /WebGPU/);
+  assert.equal(await status(page), 'idle');
+  assert.equal(await page.inputValue('#n_features'), '5');
+  assert.equal(await page.inputValue('#n_hidden'), '2');
+  assert.match(new URL(page.url()).hash, /v=1/);
+  assert.deepEqual(errors, []);
+  await page.close();
+});
+
+test('a run trains to the end and the charts update', async () => {
+  const { page, errors } = await open(TINY);
+  await page.click('#run');
+  await page.waitForFunction(() => Number(document.querySelector('#loss-chart')?.dataset.updates) >= 2, null, {
+    timeout: 60_000,
+  });
+  await waitStatus(page, 'done');
+  assert.match(await page.textContent('#step'), /400/);
+  for (const id of ['#loss-chart', '#wtw-chart', '#norms-chart', '#directions-chart']) {
+    assert.ok((await updates(page, id)) >= 1, `${id} was drawn`);
+  }
+  assert.equal(await page.isVisible('#error'), false);
+  assert.deepEqual(errors, []);
+  await page.close();
+});
+
+test('pause stops training and resume continues it', async () => {
+  const { page } = await open(TINY.replace('steps=400', 'steps=100000'));
+  await page.click('#run');
+  await waitStatus(page, 'running');
+  await page.waitForFunction(() => Number(document.querySelector('#loss-chart')?.dataset.updates) >= 2, null, {
+    timeout: 60_000,
+  });
+  await page.click('#pause');
+  await waitStatus(page, 'paused');
+  const step = await page.textContent('#step');
+  await page.waitForTimeout(1500);
+  assert.equal(await page.textContent('#step'), step, 'no steps while paused');
+  await page.click('#pause');
+  await waitStatus(page, 'running');
+  await page.waitForFunction((s) => document.querySelector('#step').textContent !== s, step, { timeout: 60_000 });
+  await page.click('#reset');
+  await waitStatus(page, 'idle');
+  await page.close();
+});
+
+test('a shared link restores the same controls, and control changes update the link', async () => {
+  const link = 'v=1&nf=7&nh=3&act=linear&imp=0.8&p=log:1:0.01:4&bs=128&steps=900&lr=0.005&seed=42';
+  const { page } = await open(link);
+  assert.equal(await page.inputValue('#n_features'), '7');
+  assert.equal(await page.inputValue('#n_hidden'), '3');
+  assert.equal(await page.isChecked('#relu'), false);
+  assert.equal(await page.inputValue('#feature_probability'), 'log:1:0.01:4');
+  assert.equal(await page.inputValue('#learning_rate'), '0.005');
+  assert.equal(await page.inputValue('#seed'), '42');
+  await page.fill('#seed', '43');
+  await page.press('#seed', 'Tab');
+  await page.waitForFunction(() => location.hash.includes('seed=43'));
+  const shared = page.url();
+  const other = await ctx.newPage();
+  await other.goto(shared);
+  await other.waitForSelector('#status');
+  for (const id of ['#n_features', '#n_hidden', '#feature_probability', '#learning_rate', '#batch_size', '#steps']) {
+    assert.equal(await other.inputValue(id), await page.inputValue(id), id);
+  }
+  assert.equal(await other.inputValue('#seed'), '43');
+  await other.close();
+  await page.close();
+});
+
+test('bad links show a clear message and fall back to defaults', async () => {
+  for (const [hash, want] of [
+    ['garbage', /bad link/i],
+    ['v=99&nf=5', /newer mechlab/],
+    ['v=1&nf=abc', /nf=abc/],
+    ['v=1&nf=100000000', /n_features/],
+  ]) {
+    const { page, errors } = await open(hash);
+    await page.waitForSelector('#error', { state: 'visible' });
+    assert.match(await page.textContent('#error'), want, hash);
+    assert.equal(await page.inputValue('#n_features'), '5', `${hash}: defaults restored`);
+    assert.equal(await page.isEnabled('#run'), true, `${hash}: the page still works`);
+    assert.deepEqual(errors, []);
+    await page.close();
+  }
+});
+
+test('invalid controls are named and block the run until fixed', async () => {
+  const { page } = await open(TINY);
+  await page.fill('#learning_rate', '-1');
+  await page.press('#learning_rate', 'Tab');
+  await page.waitForSelector('#error', { state: 'visible' });
+  assert.match(await page.textContent('#error'), /learning_rate/);
+  assert.equal(await page.isEnabled('#run'), false);
+  await page.fill('#learning_rate', '0.01');
+  await page.press('#learning_rate', 'Tab');
+  await page.waitForFunction(() => !document.querySelector('#run').disabled);
+  await page.close();
+});
+
+test('a diverging run stops, names the step, and the page keeps working', async () => {
+  const { page, errors } = await open(TINY.replace('lr=0.01', 'lr=1e30'));
+  await page.click('#run');
+  await waitStatus(page, 'error', 60_000);
+  assert.match(await page.textContent('#error'), /diverged at step \d+/);
+  await page.fill('#learning_rate', '0.01');
+  await page.press('#learning_rate', 'Tab');
+  await page.fill('#steps', '50');
+  await page.press('#steps', 'Tab');
+  await page.click('#run');
+  await waitStatus(page, 'done');
+  assert.deepEqual(errors, []);
+  await page.close();
+});
+
+test('charts export PNG and data', async () => {
+  const { page } = await open(TINY.replace('steps=400', 'steps=50'));
+  await page.click('#run');
+  await waitStatus(page, 'done');
+  const panel = page.locator('.chart-panel', { has: page.locator('#loss-chart') });
+  const [png] = await Promise.all([page.waitForEvent('download'), panel.getByRole('button', { name: 'PNG' }).click()]);
+  assert.match(png.suggestedFilename(), /\.png$/);
+  const [data] = await Promise.all([
+    page.waitForEvent('download'),
+    panel.getByRole('button', { name: /CSV|JSON/ }).click(),
+  ]);
+  assert.match(data.suggestedFilename(), /\.(csv|json)$/);
+  const [run] = await Promise.all([page.waitForEvent('download'), page.click('#export-run')]);
+  const text = await (await run.createReadStream()).toArray();
+  const bundle = JSON.parse(Buffer.concat(text).toString('utf8'));
+  assert.equal(bundle.instances.length, 3);
+  assert.equal(bundle.instances[0].W.length, 2);
+  await page.close();
+});
+
+test('without WebGPU the page says so and trains small presets on the CPU', async () => {
+  const noGpu = await launch({ webgpu: false });
+  try {
+    const page = await noGpu.newPage();
+    const errors = watchErrors(page);
+    await page.goto(server.url + '#' + TINY.replace('steps=400', 'steps=30'));
+    await page.click('#run');
+    await waitStatus(page, 'done', 60_000);
+    assert.match(await page.textContent('#backend'), /CPU/);
+    assert.deepEqual(errors, []);
+  } finally {
+    await noGpu.close();
+  }
+});
