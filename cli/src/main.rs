@@ -6,7 +6,11 @@ use clap::{Parser, Subcommand};
 use std::process::ExitCode;
 
 #[derive(Parser)]
-#[command(name = "mechlab", version, about = "Mechanistic-interpretability lab: native runs")]
+#[command(
+    name = "mechlab",
+    version,
+    about = "Mechanistic-interpretability lab: native runs"
+)]
 struct Cli {
     #[command(subcommand)]
     command: Command,

@@ -50,9 +50,12 @@ fn load_config(args: &Args) -> Result<SuperpositionConfig, String> {
     let mut cfg = if let Some(name) = &args.preset {
         Preset::from_name(name).map_err(|e| e.to_string())?.config()
     } else if let Some(path) = &args.config {
-        let text = std::fs::read(path).map_err(|e| format!("cannot read {}: {e}", path.display()))?;
-        let text = String::from_utf8(text).map_err(|_| format!("{} is not UTF-8 text", path.display()))?;
-        serde_json::from_str(&text).map_err(|e| format!("{} is not a valid config: {e}", path.display()))?
+        let text =
+            std::fs::read(path).map_err(|e| format!("cannot read {}: {e}", path.display()))?;
+        let text =
+            String::from_utf8(text).map_err(|_| format!("{} is not UTF-8 text", path.display()))?;
+        serde_json::from_str(&text)
+            .map_err(|e| format!("{} is not a valid config: {e}", path.display()))?
     } else if let Some(l) = &args.link {
         link::decode(l).map_err(|e| e.to_string())?
     } else {
@@ -73,8 +76,10 @@ pub async fn run(args: Args) -> Result<(), String> {
     let cfg = load_config(&args)?;
     let bar = ProgressBar::new(cfg.steps as u64);
     bar.set_style(
-        ProgressStyle::with_template("{spinner} [{elapsed_precise}] {wide_bar} {pos}/{len} steps, ETA {eta} {msg}")
-            .expect("static template"),
+        ProgressStyle::with_template(
+            "{spinner} [{elapsed_precise}] {wide_bar} {pos}/{len} steps, ETA {eta} {msg}",
+        )
+        .expect("static template"),
     );
     let chunk = (cfg.steps / 100).clamp(1, 1000);
     let (params, losses, adapter) = match args.engine {
@@ -96,7 +101,9 @@ pub async fn run(args: Args) -> Result<(), String> {
                 Engine::General => Some(ToyPath::General),
                 _ => None,
             };
-            let mut t = GpuToyTrainer::new(&gpu, &cfg, path).await.map_err(|e| e.to_string())?;
+            let mut t = GpuToyTrainer::new(&gpu, &cfg, path)
+                .await
+                .map_err(|e| e.to_string())?;
             bar.set_message(format!("({:?} path)", t.path()));
             let mut losses = Vec::new();
             while t.step() < cfg.steps {
@@ -107,13 +114,18 @@ pub async fn run(args: Args) -> Result<(), String> {
                 losses = r.mean_loss;
                 bar.set_position(r.step as u64);
             }
-            (t.params_flat().await.map_err(|e| e.to_string())?, losses, gpu.adapter_name())
+            (
+                t.params_flat().await.map_err(|e| e.to_string())?,
+                losses,
+                gpu.adapter_name(),
+            )
         }
     };
     bar.finish();
     let result = SuperpositionResult::new(&cfg, cfg.steps, adapter, &params, &losses);
     let json = serde_json::to_string_pretty(&result).map_err(|e| e.to_string())?;
-    std::fs::write(&args.out, json).map_err(|e| format!("cannot write {}: {e}", args.out.display()))?;
+    std::fs::write(&args.out, json)
+        .map_err(|e| format!("cannot write {}: {e}", args.out.display()))?;
     eprintln!("wrote {}", args.out.display());
     Ok(())
 }

@@ -31,7 +31,9 @@ fn check_bundle(path: &PathBuf, instances: usize, n_hidden: usize, n_features: u
         assert_eq!(i["importance"].as_array().unwrap().len(), n_features);
         let w = i["W"].as_array().unwrap();
         assert_eq!(w.len(), n_hidden);
-        assert!(w.iter().all(|row| row.as_array().unwrap().len() == n_features));
+        assert!(w
+            .iter()
+            .all(|row| row.as_array().unwrap().len() == n_features));
         assert_eq!(i["b"].as_array().unwrap().len(), n_features);
         assert!(i["loss"].as_f64().unwrap().is_finite());
     }
@@ -40,7 +42,15 @@ fn check_bundle(path: &PathBuf, instances: usize, n_hidden: usize, n_features: u
 #[test]
 fn gpu_preset_run_writes_results() {
     let out = tmp("intro.json");
-    let o = mechlab(&["superposition", "--preset", "intro", "--steps", "60", "--out", out.to_str().unwrap()]);
+    let o = mechlab(&[
+        "superposition",
+        "--preset",
+        "intro",
+        "--steps",
+        "60",
+        "--out",
+        out.to_str().unwrap(),
+    ]);
     assert!(o.status.success(), "{}", stderr(&o));
     check_bundle(&out, 5, 2, 5);
 }
@@ -49,7 +59,13 @@ fn gpu_preset_run_writes_results() {
 fn gpu_link_run_reproduces_config() {
     let out = tmp("link.json");
     let link = "https://mechlab.example/superposition#v=1&nf=3&nh=2&act=linear&imp=1&p=1,0.5&bs=32&steps=20&lr=0.01&seed=4";
-    let o = mechlab(&["superposition", "--link", link, "--out", out.to_str().unwrap()]);
+    let o = mechlab(&[
+        "superposition",
+        "--link",
+        link,
+        "--out",
+        out.to_str().unwrap(),
+    ]);
     assert!(o.status.success(), "{}", stderr(&o));
     check_bundle(&out, 2, 2, 3);
     let v: serde_json::Value = serde_json::from_slice(&std::fs::read(&out).unwrap()).unwrap();
@@ -61,7 +77,15 @@ fn gpu_link_run_reproduces_config() {
 fn cpu_engine_runs_without_a_gpu() {
     let out = tmp("cpu.json");
     let o = mechlab(&[
-        "superposition", "--preset", "intro", "--steps", "5", "--engine", "cpu", "--out", out.to_str().unwrap(),
+        "superposition",
+        "--preset",
+        "intro",
+        "--steps",
+        "5",
+        "--engine",
+        "cpu",
+        "--out",
+        out.to_str().unwrap(),
     ]);
     assert!(o.status.success(), "{}", stderr(&o));
     check_bundle(&out, 5, 2, 5);
@@ -85,7 +109,10 @@ fn bad_input_exits_nonzero_with_reason() {
         (vec!["--config", bad_cfg.to_str().unwrap()], "n_features"),
         (vec!["--config", binary.to_str().unwrap()], "not UTF-8"),
         (vec!["--config", "/does/not/exist.json"], "cannot read"),
-        (vec!["--link", "#v=1&lr=1e30&bs=16&steps=50", "--engine", "cpu"], "diverged at step"),
+        (
+            vec!["--link", "#v=1&lr=1e30&bs=16&steps=50", "--engine", "cpu"],
+            "diverged at step",
+        ),
     ];
     for (args, want) in cases {
         let mut full = vec!["superposition"];

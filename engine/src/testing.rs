@@ -8,7 +8,9 @@ use crate::gpu::Gpu;
 pub async fn gpu() -> Gpu {
     match Gpu::new().await {
         Ok(g) => g,
-        Err(e) => panic!("GPU tests need an adapter (lavapipe natively, WebGPU in the browser): {e}"),
+        Err(e) => {
+            panic!("GPU tests need an adapter (lavapipe natively, WebGPU in the browser): {e}")
+        }
     }
 }
 

@@ -27,10 +27,16 @@ async fn gpu_fused_training_in_a_worker_matches_reference() {
     let mut cpu = CpuToyTrainer::new(&cfg).unwrap();
     let want = cpu.run_steps(8);
     for (g, w) in got.mean_loss.iter().zip(&want) {
-        assert!((g - w).abs() <= 1e-3 * w.abs() + 1e-6, "loss {g} vs reference {w}");
+        assert!(
+            (g - w).abs() <= 1e-3 * w.abs() + 1e-6,
+            "loss {g} vs reference {w}"
+        );
     }
     let params = t.params_flat().await.unwrap();
     for (g, w) in params.iter().zip(cpu.params()) {
-        assert!((g - w).abs() <= 2e-4 + 1e-3 * w.abs(), "param {g} vs reference {w}");
+        assert!(
+            (g - w).abs() <= 2e-4 + 1e-3 * w.abs(),
+            "param {g} vs reference {w}"
+        );
     }
 }

@@ -17,7 +17,9 @@ const MIN_TIME: Duration = Duration::from_millis(1500);
 pub fn run(name: Option<&str>) -> Result<(), String> {
     match name {
         None | Some("superposition") => superposition(),
-        Some(other) => Err(format!("unknown benchmark `{other}`; available: superposition")),
+        Some(other) => Err(format!(
+            "unknown benchmark `{other}`; available: superposition"
+        )),
     }
 }
 
@@ -32,7 +34,10 @@ struct Row {
 
 /// Times `n` steps at a time, doubling `n` until one measurement lasts MIN_TIME; returns
 /// steps per second.
-fn steps_per_second(mut step: impl FnMut(u32) -> Result<(), String>, start: u32) -> Result<f64, String> {
+fn steps_per_second(
+    mut step: impl FnMut(u32) -> Result<(), String>,
+    start: u32,
+) -> Result<f64, String> {
     step(start.min(10))?; // warm-up: pipeline compilation, first allocations
     let mut n = start;
     loop {
@@ -47,10 +52,15 @@ fn steps_per_second(mut step: impl FnMut(u32) -> Result<(), String>, start: u32)
 }
 
 fn gpu_rate(gpu: &Gpu, cfg: &SuperpositionConfig, path: ToyPath) -> Result<(f64, u64), String> {
-    let mut t = pollster::block_on(GpuToyTrainer::new(gpu, cfg, Some(path))).map_err(|e| e.to_string())?;
+    let mut t =
+        pollster::block_on(GpuToyTrainer::new(gpu, cfg, Some(path))).map_err(|e| e.to_string())?;
     let bytes = t.gpu_bytes();
     let rate = steps_per_second(
-        |n| pollster::block_on(t.run_steps(n)).map(|_| ()).map_err(|e| e.to_string()),
+        |n| {
+            pollster::block_on(t.run_steps(n))
+                .map(|_| ())
+                .map_err(|e| e.to_string())
+        },
         20,
     )?;
     Ok((rate * cfg.n_instances() as f64, bytes))
@@ -87,7 +97,13 @@ fn superposition() -> Result<(), String> {
     let mut table = String::new();
     let commit = output("git", &["rev-parse", "--short", "HEAD"]).unwrap_or_default();
     let date = output("date", &["-u", "+%Y-%m-%d %H:%M UTC"]).unwrap_or_default();
-    let _ = writeln!(table, "\n## superposition — {} — commit {} — {}\n", adapter, commit.trim(), date.trim());
+    let _ = writeln!(
+        table,
+        "\n## superposition — {} — commit {} — {}\n",
+        adapter,
+        commit.trim(),
+        date.trim()
+    );
     let _ = writeln!(
         table,
         "| preset | instances | fused inst-steps/s | general inst-steps/s | CPU inst-steps/s | fused/general | fused/CPU | 10k steps (fused) | GPU memory |"
@@ -99,7 +115,9 @@ fn superposition() -> Result<(), String> {
         _ => "—".into(),
     };
     for r in &rows {
-        let ten_k = r.fused.map_or("—".into(), |f| format!("{:.1} s", 10_000.0 * r.instances as f64 / f));
+        let ten_k = r.fused.map_or("—".into(), |f| {
+            format!("{:.1} s", 10_000.0 * r.instances as f64 / f)
+        });
         let _ = writeln!(
             table,
             "| {} | {} | {} | {} | {} | {} | {} | {} | {:.2} MiB |",
@@ -120,7 +138,8 @@ fn superposition() -> Result<(), String> {
     );
     print!("{table}");
     let path = root().join("bench/RESULTS.md");
-    let mut existing = std::fs::read_to_string(&path).unwrap_or_else(|_| "# Benchmark results\n".into());
+    let mut existing =
+        std::fs::read_to_string(&path).unwrap_or_else(|_| "# Benchmark results\n".into());
     existing.push_str(&table);
     std::fs::create_dir_all(root().join("bench")).map_err(|e| e.to_string())?;
     std::fs::write(&path, existing).map_err(|e| format!("writing {}: {e}", path.display()))?;

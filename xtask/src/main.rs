@@ -38,8 +38,18 @@ fn serve() -> Result<(), String> {
     tools::ensure_web_build_tools()?;
     println!("building and serving the app on http://127.0.0.1:8080 (Ctrl-C stops)");
     tools::run(
-        tools::cmd("trunk", &["serve", "--release", "--address", "127.0.0.1", "--port", "8080"])
-            .current_dir(tools::root().join("app")),
+        tools::cmd(
+            "trunk",
+            &[
+                "serve",
+                "--release",
+                "--address",
+                "127.0.0.1",
+                "--port",
+                "8080",
+            ],
+        )
+        .current_dir(tools::root().join("app")),
     )
 }
 
@@ -47,7 +57,14 @@ fn ci() -> Result<(), String> {
     tools::run(&mut tools::cmd("cargo", &["fmt", "--all", "--check"]))?;
     tools::run(&mut tools::cmd(
         "cargo",
-        &["clippy", "--workspace", "--all-targets", "--", "-D", "warnings"],
+        &[
+            "clippy",
+            "--workspace",
+            "--all-targets",
+            "--",
+            "-D",
+            "warnings",
+        ],
     ))?;
     tools::ensure_web_build_tools()?;
     tools::run(&mut tools::cmd(

@@ -26,7 +26,12 @@ fn run_capturing(c: &mut Command) -> (bool, Vec<String>) {
     let child = c.stdout(Stdio::piped()).spawn();
     let mut child = match child {
         Ok(ch) => ch,
-        Err(e) => return (false, vec![format!("cannot start {:?}: {e}", c.get_program())]),
+        Err(e) => {
+            return (
+                false,
+                vec![format!("cannot start {:?}: {e}", c.get_program())],
+            )
+        }
     };
     let mut lines = Vec::new();
     if let Some(out) = child.stdout.take() {
@@ -44,10 +49,18 @@ fn run_capturing(c: &mut Command) -> (bool, Vec<String>) {
 fn rust_counts(lines: &[String]) -> (Counts, Counts) {
     let (mut cpu, mut gpu) = (Counts::default(), Counts::default());
     for l in lines {
-        let Some(rest) = l.strip_prefix("test ") else { continue };
-        let Some((name, outcome)) = rest.rsplit_once(" ... ") else { continue };
+        let Some(rest) = l.strip_prefix("test ") else {
+            continue;
+        };
+        let Some((name, outcome)) = rest.rsplit_once(" ... ") else {
+            continue;
+        };
         let short = name.rsplit("::").next().unwrap_or(name);
-        let c = if short.starts_with("gpu_") { &mut gpu } else { &mut cpu };
+        let c = if short.starts_with("gpu_") {
+            &mut gpu
+        } else {
+            &mut cpu
+        };
         match outcome.trim() {
             "ok" => c.passed += 1,
             "FAILED" => c.failed += 1,
@@ -95,7 +108,10 @@ impl Report {
         if in_ci() {
             self.add(suite, Counts::default(), false, &format!("FAILED: {why}"));
         } else {
-            let c = Counts { skipped: 1, ..Default::default() };
+            let c = Counts {
+                skipped: 1,
+                ..Default::default()
+            };
             self.add(suite, c, true, &format!("skipped: {why}"));
         }
     }
@@ -126,7 +142,10 @@ pub fn run_all() -> Result<(), String> {
         let note = if gpu_ok { "" } else { "no GPU adapter" };
         report.add("native GPU (lavapipe)", gpu, ok || cpu.failed > 0, note);
     } else {
-        report.missing("native GPU (lavapipe)", "no GPU adapter (install mesa-vulkan-drivers)");
+        report.missing(
+            "native GPU (lavapipe)",
+            "no GPU adapter (install mesa-vulkan-drivers)",
+        );
     }
 
     // 2. The engine's tests inside headless Chromium on WebGPU (SwiftShader).
@@ -134,13 +153,28 @@ pub fn run_all() -> Result<(), String> {
     let web_tools = tools::ensure_web_build_tools();
     match (&web_tools, browser) {
         (Err(e), _) => report.missing("browser engine (wasm)", e),
-        (_, false) => report.missing("browser engine (wasm)", "no ChromeDriver (apt-get install chromium-driver)"),
+        (_, false) => report.missing(
+            "browser engine (wasm)",
+            "no ChromeDriver (apt-get install chromium-driver)",
+        ),
         (Ok(()), true) => {
             let (ok, lines) = run_capturing(
-                cmd("cargo", &["test", "-p", "mechlab-engine", "--target", "wasm32-unknown-unknown"])
-                    .env("CHROMEDRIVER", "/usr/bin/chromedriver")
-                    .env("WASM_BINDGEN_TEST_WEBDRIVER_JSON", root().join("engine/webdriver.json"))
-                    .env("WASM_BINDGEN_TEST_TIMEOUT", "600"),
+                cmd(
+                    "cargo",
+                    &[
+                        "test",
+                        "-p",
+                        "mechlab-engine",
+                        "--target",
+                        "wasm32-unknown-unknown",
+                    ],
+                )
+                .env("CHROMEDRIVER", "/usr/bin/chromedriver")
+                .env(
+                    "WASM_BINDGEN_TEST_WEBDRIVER_JSON",
+                    root().join("engine/webdriver.json"),
+                )
+                .env("WASM_BINDGEN_TEST_TIMEOUT", "600"),
             );
             let (cpu, gpu) = rust_counts(&lines);
             let mut all = cpu;
@@ -173,11 +207,18 @@ pub fn run_all() -> Result<(), String> {
             c.passed,
             c.failed,
             c.skipped,
-            if note.is_empty() { String::new() } else { format!(" ({note})") }
+            if note.is_empty() {
+                String::new()
+            } else {
+                format!(" ({note})")
+            }
         );
         total += *c;
     }
-    println!("{} passed, {} failed, {} skipped", total.passed, total.failed, total.skipped);
+    println!(
+        "{} passed, {} failed, {} skipped",
+        total.passed, total.failed, total.skipped
+    );
     if total.failed > 0 {
         return Err(format!("{} failed", total.failed));
     }

@@ -8,7 +8,12 @@ use std::process::Command;
 /// trunk's version: 0.22 needs a newer rustc than this toolchain.
 const TRUNK_VERSION: &str = "0.21.14";
 /// Debian packages: lavapipe (software Vulkan) for native GPU tests, Chromium for browser tests.
-const APT_PACKAGES: &[&str] = &["mesa-vulkan-drivers", "libvulkan1", "chromium", "chromium-driver"];
+const APT_PACKAGES: &[&str] = &[
+    "mesa-vulkan-drivers",
+    "libvulkan1",
+    "chromium",
+    "chromium-driver",
+];
 
 /// The workspace root.
 pub fn root() -> PathBuf {
@@ -31,7 +36,11 @@ pub fn run(c: &mut Command) -> Result<(), String> {
         .status()
         .map_err(|e| format!("cannot start {:?}: {e}", c.get_program()))?;
     if !status.success() {
-        return Err(format!("{:?} {:?} failed ({status})", c.get_program(), c.get_args().collect::<Vec<_>>()));
+        return Err(format!(
+            "{:?} {:?} failed ({status})",
+            c.get_program(),
+            c.get_args().collect::<Vec<_>>()
+        ));
     }
     Ok(())
 }
@@ -39,7 +48,9 @@ pub fn run(c: &mut Command) -> Result<(), String> {
 /// The standard output of a command, or None when it cannot run or fails.
 pub fn output(program: &str, args: &[&str]) -> Option<String> {
     let out = cmd(program, args).output().ok()?;
-    out.status.success().then(|| String::from_utf8_lossy(&out.stdout).into_owned())
+    out.status
+        .success()
+        .then(|| String::from_utf8_lossy(&out.stdout).into_owned())
 }
 
 /// True when running under CI, where anything missing is a failure rather than a skip.
@@ -49,7 +60,8 @@ pub fn in_ci() -> bool {
 
 /// The wasm-bindgen version Cargo.lock pins; the CLI must match it exactly.
 pub fn locked_wasm_bindgen() -> Result<String, String> {
-    let lock = std::fs::read_to_string(root().join("Cargo.lock")).map_err(|e| format!("reading Cargo.lock: {e}"))?;
+    let lock = std::fs::read_to_string(root().join("Cargo.lock"))
+        .map_err(|e| format!("reading Cargo.lock: {e}"))?;
     let mut lines = lock.lines();
     while let Some(l) = lines.next() {
         if l == "name = \"wasm-bindgen\"" {
@@ -63,8 +75,14 @@ pub fn locked_wasm_bindgen() -> Result<String, String> {
 
 fn ensure_wasm_target() -> Result<(), String> {
     let installed = output("rustup", &["target", "list", "--installed"]).unwrap_or_default();
-    if !installed.lines().any(|l| l.trim() == "wasm32-unknown-unknown") {
-        run(&mut cmd("rustup", &["target", "add", "wasm32-unknown-unknown"]))?;
+    if !installed
+        .lines()
+        .any(|l| l.trim() == "wasm32-unknown-unknown")
+    {
+        run(&mut cmd(
+            "rustup",
+            &["target", "add", "wasm32-unknown-unknown"],
+        ))?;
     }
     Ok(())
 }
@@ -98,7 +116,8 @@ pub fn ensure_system_packages() -> Result<(), String> {
         .iter()
         .copied()
         .filter(|p| {
-            !output("dpkg-query", &["-W", "-f=${Status}", p]).is_some_and(|s| s.contains("install ok installed"))
+            !output("dpkg-query", &["-W", "-f=${Status}", p])
+                .is_some_and(|s| s.contains("install ok installed"))
         })
         .collect();
     if missing.is_empty() {

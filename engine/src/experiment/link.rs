@@ -11,7 +11,12 @@ pub const LINK_VERSION: u32 = 1;
 fn axis_to_str(a: &Axis) -> String {
     match a {
         Axis::List(v) => v.iter().map(f32::to_string).collect::<Vec<_>>().join(","),
-        Axis::Range { from, to, count, log } => {
+        Axis::Range {
+            from,
+            to,
+            count,
+            log,
+        } => {
             format!("{}:{from}:{to}:{count}", if *log { "log" } else { "lin" })
         }
     }
@@ -24,13 +29,18 @@ fn axis_from_str(key: &str, s: &str) -> Result<Axis> {
         [kind @ ("log" | "lin"), from, to, count] => Ok(Axis::Range {
             from: from.parse().map_err(|_| bad("the start is not a number"))?,
             to: to.parse().map_err(|_| bad("the end is not a number"))?,
-            count: count.parse().map_err(|_| bad("the count is not a whole number"))?,
+            count: count
+                .parse()
+                .map_err(|_| bad("the count is not a whole number"))?,
             log: *kind == "log",
         }),
         [list] => list
             .split(',')
             .filter(|v| !v.is_empty())
-            .map(|v| v.parse::<f32>().map_err(|_| bad(&format!("`{v}` is not a number"))))
+            .map(|v| {
+                v.parse::<f32>()
+                    .map_err(|_| bad(&format!("`{v}` is not a number")))
+            })
             .collect::<Result<Vec<_>>>()
             .map(Axis::List),
         _ => Err(bad("expected a comma-separated list or log:FROM:TO:COUNT")),
@@ -67,17 +77,24 @@ pub fn decode(link: &str) -> Result<SuperpositionConfig> {
         (None, None) => link,
     };
     if body.is_empty() {
-        return Err(EngineError::BadLink("the link is empty: it carries no experiment".into()));
+        return Err(EngineError::BadLink(
+            "the link is empty: it carries no experiment".into(),
+        ));
     }
     let mut c = SuperpositionConfig::default();
     let mut version = None;
     for pair in body.split('&').filter(|p| !p.is_empty()) {
-        let (k, v) = pair
-            .split_once('=')
-            .ok_or_else(|| EngineError::BadLink(format!("`{pair}` is not of the form key=value")))?;
+        let (k, v) = pair.split_once('=').ok_or_else(|| {
+            EngineError::BadLink(format!("`{pair}` is not of the form key=value"))
+        })?;
         let num = |what: &str| EngineError::BadLink(format!("`{k}={v}`: {what}"));
         match k {
-            "v" => version = Some(v.parse::<u32>().map_err(|_| num("the version is not a whole number"))?),
+            "v" => {
+                version = Some(
+                    v.parse::<u32>()
+                        .map_err(|_| num("the version is not a whole number"))?,
+                )
+            }
             "nf" => c.n_features = v.parse().map_err(|_| num("not a whole number"))?,
             "nh" => c.n_hidden = v.parse().map_err(|_| num("not a whole number"))?,
             "act" => {

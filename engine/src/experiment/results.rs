@@ -39,7 +39,13 @@ pub struct SuperpositionResult {
 
 impl SuperpositionResult {
     /// Builds the bundle from flat parameters and the last losses.
-    pub fn new(cfg: &SuperpositionConfig, steps: u32, adapter: String, params: &[f32], losses: &[f32]) -> Self {
+    pub fn new(
+        cfg: &SuperpositionConfig,
+        steps: u32,
+        adapter: String,
+        params: &[f32],
+        losses: &[f32],
+    ) -> Self {
         let p = cfg.params_per_instance();
         let instances = cfg
             .instances()
@@ -57,7 +63,12 @@ impl SuperpositionResult {
     }
 }
 
-fn instance_result(cfg: &SuperpositionConfig, spec: InstanceSpec, block: &[f32], loss: f32) -> InstanceResult {
+fn instance_result(
+    cfg: &SuperpositionConfig,
+    spec: InstanceSpec,
+    block: &[f32],
+    loss: f32,
+) -> InstanceResult {
     let weights = unflatten(block, cfg.n_hidden as usize, cfg.n_features as usize);
     let metrics = superposition_metrics(&weights.w);
     InstanceResult {

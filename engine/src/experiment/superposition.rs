@@ -41,11 +41,20 @@ impl Axis {
     pub fn values(&self) -> Vec<f32> {
         match self {
             Axis::List(v) => v.clone(),
-            Axis::Range { from, to, count, log } => {
+            Axis::Range {
+                from,
+                to,
+                count,
+                log,
+            } => {
                 let n = *count as usize;
                 (0..n)
                     .map(|i| {
-                        let t = if n == 1 { 0.0 } else { i as f64 / (n - 1) as f64 };
+                        let t = if n == 1 {
+                            0.0
+                        } else {
+                            i as f64 / (n - 1) as f64
+                        };
                         if *log {
                             let (a, b) = ((*from as f64).ln(), (*to as f64).ln());
                             (a + t * (b - a)).exp() as f32
@@ -193,10 +202,18 @@ impl SuperpositionConfig {
             ));
         }
         if self.batch_size == 0 || self.batch_size > 65_536 {
-            return Err(EngineError::invalid("batch_size", self.batch_size, "must be between 1 and 65536"));
+            return Err(EngineError::invalid(
+                "batch_size",
+                self.batch_size,
+                "must be between 1 and 65536",
+            ));
         }
         if self.steps == 0 || self.steps > 10_000_000 {
-            return Err(EngineError::invalid("steps", self.steps, "must be between 1 and 10000000"));
+            return Err(EngineError::invalid(
+                "steps",
+                self.steps,
+                "must be between 1 and 10000000",
+            ));
         }
         if !(self.learning_rate.is_finite() && self.learning_rate > 0.0) {
             return Err(EngineError::invalid(
@@ -217,7 +234,11 @@ impl SuperpositionConfig {
 fn check_axis(field: &'static str, axis: &Axis, lo_excl: f32, hi: f32) -> Result<()> {
     if let Axis::Range { count, .. } = axis {
         if *count > MAX_INSTANCES as u32 {
-            return Err(EngineError::invalid(field, count, format!("at most {MAX_INSTANCES} points")));
+            return Err(EngineError::invalid(
+                field,
+                count,
+                format!("at most {MAX_INSTANCES} points"),
+            ));
         }
     }
     for v in axis.values() {
@@ -267,16 +288,19 @@ impl Preset {
 
     /// Looks a preset up by name; the error lists the valid names.
     pub fn from_name(name: &str) -> Result<Self> {
-        Self::ALL.into_iter().find(|p| p.name() == name).ok_or_else(|| {
-            EngineError::invalid(
-                "preset",
-                name,
-                format!(
-                    "unknown preset; choose one of {}",
-                    Self::ALL.map(Preset::name).join(", ")
-                ),
-            )
-        })
+        Self::ALL
+            .into_iter()
+            .find(|p| p.name() == name)
+            .ok_or_else(|| {
+                EngineError::invalid(
+                    "preset",
+                    name,
+                    format!(
+                        "unknown preset; choose one of {}",
+                        Self::ALL.map(Preset::name).join(", ")
+                    ),
+                )
+            })
     }
 
     /// The preset's config.
@@ -299,7 +323,12 @@ impl Preset {
                 n_hidden: 5,
                 relu: true,
                 importance_decay: 0.7,
-                feature_probability: Axis::Range { from: 1.0, to: 0.001, count: 7, log: true },
+                feature_probability: Axis::Range {
+                    from: 1.0,
+                    to: 0.001,
+                    count: 7,
+                    log: true,
+                },
                 relative_importance: None,
                 batch_size: 1024,
                 steps: 10_000,
@@ -311,7 +340,12 @@ impl Preset {
                 n_hidden: 20,
                 relu: true,
                 importance_decay: 1.0,
-                feature_probability: Axis::Range { from: 1.0, to: 0.01, count: 16, log: true },
+                feature_probability: Axis::Range {
+                    from: 1.0,
+                    to: 0.01,
+                    count: 16,
+                    log: true,
+                },
                 relative_importance: None,
                 batch_size: 1024,
                 steps: 10_000,
@@ -323,8 +357,18 @@ impl Preset {
                 n_hidden: 1,
                 relu: true,
                 importance_decay: 1.0,
-                feature_probability: Axis::Range { from: 1.0, to: 0.01, count: 40, log: true },
-                relative_importance: Some(Axis::Range { from: 0.1, to: 10.0, count: 40, log: true }),
+                feature_probability: Axis::Range {
+                    from: 1.0,
+                    to: 0.01,
+                    count: 40,
+                    log: true,
+                },
+                relative_importance: Some(Axis::Range {
+                    from: 0.1,
+                    to: 10.0,
+                    count: 40,
+                    log: true,
+                }),
                 batch_size: 1024,
                 steps: 10_000,
                 learning_rate: 1e-3,
@@ -350,7 +394,13 @@ mod tests {
 
     #[test]
     fn log_axis_hits_both_ends() {
-        let v = Axis::Range { from: 1.0, to: 0.001, count: 4, log: true }.values();
+        let v = Axis::Range {
+            from: 1.0,
+            to: 0.001,
+            count: 4,
+            log: true,
+        }
+        .values();
         let want = [1.0, 0.1, 0.01, 0.001];
         for (a, b) in v.iter().zip(want) {
             assert!((a / b - 1.0).abs() < 1e-5, "{v:?}");
@@ -369,17 +419,55 @@ mod tests {
 
     #[test]
     fn bad_configs_name_the_field() {
-        let mut c = SuperpositionConfig::default();
-        c.n_features = 100_000_000;
-        assert!(c.validate().unwrap_err().to_string().contains("n_features"));
-        let mut c = SuperpositionConfig::default();
-        c.learning_rate = -0.1;
-        assert!(c.validate().unwrap_err().to_string().contains("learning_rate"));
-        let mut c = SuperpositionConfig::default();
-        c.feature_probability = Axis::List(vec![]);
-        assert!(c.validate().unwrap_err().to_string().contains("no points"));
-        let mut c = SuperpositionConfig::default();
-        c.feature_probability = Axis::List(vec![1.5]);
-        assert!(c.validate().unwrap_err().to_string().contains("feature_probability"));
+        let d = SuperpositionConfig::default;
+        let cases = [
+            (
+                SuperpositionConfig {
+                    n_features: 100_000_000,
+                    ..d()
+                },
+                "n_features",
+            ),
+            (
+                SuperpositionConfig {
+                    learning_rate: -0.1,
+                    ..d()
+                },
+                "learning_rate",
+            ),
+            (
+                SuperpositionConfig {
+                    learning_rate: f32::NAN,
+                    ..d()
+                },
+                "learning_rate",
+            ),
+            (
+                SuperpositionConfig {
+                    feature_probability: Axis::List(vec![]),
+                    ..d()
+                },
+                "no points",
+            ),
+            (
+                SuperpositionConfig {
+                    feature_probability: Axis::List(vec![1.5]),
+                    ..d()
+                },
+                "feature_probability",
+            ),
+            (
+                SuperpositionConfig {
+                    batch_size: 0,
+                    ..d()
+                },
+                "batch_size",
+            ),
+            (SuperpositionConfig { n_hidden: 0, ..d() }, "n_hidden"),
+        ];
+        for (c, want) in cases {
+            let msg = c.validate().unwrap_err().to_string();
+            assert!(msg.contains(want), "{msg} lacks {want}");
+        }
     }
 }

@@ -58,10 +58,15 @@ pub fn bind(
             size: wgpu::BufferSize::new(uniform_size),
         }),
     }];
-    entries.extend(storage.iter().enumerate().map(|(i, b)| wgpu::BindGroupEntry {
-        binding: i as u32 + 1,
-        resource: b.as_entire_binding(),
-    }));
+    entries.extend(
+        storage
+            .iter()
+            .enumerate()
+            .map(|(i, b)| wgpu::BindGroupEntry {
+                binding: i as u32 + 1,
+                resource: b.as_entire_binding(),
+            }),
+    );
     device.create_bind_group(&wgpu::BindGroupDescriptor {
         label: Some(label),
         layout,

@@ -94,7 +94,9 @@ mod tests {
         assert!(msg.contains(&(1u64 << 40).to_string()), "{msg}");
         assert!(msg.contains("weights"), "{msg}");
         assert!(LimitCheck::new(&limits).storage_buffer("w", 1024).is_ok());
-        let err = LimitCheck::new(&limits).workgroup_storage("toy", 1 << 20).unwrap_err();
+        let err = LimitCheck::new(&limits)
+            .workgroup_storage("toy", 1 << 20)
+            .unwrap_err();
         assert!(err.to_string().contains("maxComputeWorkgroupStorageSize"));
     }
 }

@@ -34,7 +34,9 @@ pub struct Gpu {
 
 impl std::fmt::Debug for Gpu {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        f.debug_struct("Gpu").field("adapter", &self.adapter_name()).finish()
+        f.debug_struct("Gpu")
+            .field("adapter", &self.adapter_name())
+            .finish()
     }
 }
 
@@ -42,7 +44,8 @@ impl Gpu {
     /// Opens the best adapter available: native backends from `WGPU_BACKEND` (default all), or
     /// `navigator.gpu` in a browser window or worker.
     pub async fn new() -> Result<Self> {
-        let instance = wgpu::Instance::new(wgpu::InstanceDescriptor::new_without_display_handle_from_env());
+        let instance =
+            wgpu::Instance::new(wgpu::InstanceDescriptor::new_without_display_handle_from_env());
         let adapter = instance
             .request_adapter(&wgpu::RequestAdapterOptions {
                 power_preference: wgpu::PowerPreference::HighPerformance,
@@ -81,7 +84,10 @@ impl Gpu {
 
     /// A one-line description of the adapter, as benchmarks and the UI print it.
     pub fn adapter_name(&self) -> String {
-        format!("{} ({:?}, {:?})", self.info.name, self.info.backend, self.info.device_type)
+        format!(
+            "{} ({:?}, {:?})",
+            self.info.name, self.info.backend, self.info.device_type
+        )
     }
 
     /// The pipeline cache of this device.
@@ -107,7 +113,9 @@ impl Gpu {
             &self.device,
             what,
             (bytes.len() as u64).max(4),
-            wgpu::BufferUsages::STORAGE | wgpu::BufferUsages::COPY_SRC | wgpu::BufferUsages::COPY_DST,
+            wgpu::BufferUsages::STORAGE
+                | wgpu::BufferUsages::COPY_SRC
+                | wgpu::BufferUsages::COPY_DST,
         );
         self.queue.write_buffer(&buffer, 0, bytes);
         Ok(buffer)
@@ -121,7 +129,9 @@ impl Gpu {
             &self.device,
             what,
             bytes.max(4),
-            wgpu::BufferUsages::STORAGE | wgpu::BufferUsages::COPY_SRC | wgpu::BufferUsages::COPY_DST,
+            wgpu::BufferUsages::STORAGE
+                | wgpu::BufferUsages::COPY_SRC
+                | wgpu::BufferUsages::COPY_DST,
         );
         // Pooled buffers come back dirty.
         let mut enc = self.device.create_command_encoder(&Default::default());

@@ -51,6 +51,11 @@ impl BufferPool {
 
     /// Buffers waiting for reuse.
     pub fn free_count(&self) -> usize {
-        self.free.lock().expect("buffer pool poisoned").values().map(Vec::len).sum()
+        self.free
+            .lock()
+            .expect("buffer pool poisoned")
+            .values()
+            .map(Vec::len)
+            .sum()
     }
 }

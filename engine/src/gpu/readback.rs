@@ -4,7 +4,11 @@
 use super::Gpu;
 use crate::error::{EngineError, Result};
 
-pub(super) async fn read<T: bytemuck::Pod>(gpu: &Gpu, src: &wgpu::Buffer, len: usize) -> Result<Vec<T>> {
+pub(super) async fn read<T: bytemuck::Pod>(
+    gpu: &Gpu,
+    src: &wgpu::Buffer,
+    len: usize,
+) -> Result<Vec<T>> {
     let bytes = (len * std::mem::size_of::<T>()) as u64;
     if bytes == 0 {
         return Ok(Vec::new());

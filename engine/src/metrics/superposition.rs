@@ -50,7 +50,11 @@ pub fn superposition_metrics(w: &[Vec<f32>]) -> SuperpositionMetrics {
         norms,
         superposition,
         dimensionality,
-        dims_per_feature: if frob > TINY { h as f32 / frob } else { f32::INFINITY },
+        dims_per_feature: if frob > TINY {
+            h as f32 / frob
+        } else {
+            f32::INFINITY
+        },
     }
 }
 
@@ -114,8 +118,14 @@ mod tests {
         assert!((m.superposition[0] - 1.0).abs() < 1e-6);
         assert!((m.dims_per_feature - 0.5).abs() < 1e-6);
         assert_eq!(classify_phase(&m), Phase::Superposition);
-        assert_eq!(classify_phase(&superposition_metrics(&[vec![0.0, 1.0]])), Phase::Dedicated);
-        assert_eq!(classify_phase(&superposition_metrics(&[vec![1.0, 0.1]])), Phase::NotRepresented);
+        assert_eq!(
+            classify_phase(&superposition_metrics(&[vec![0.0, 1.0]])),
+            Phase::Dedicated
+        );
+        assert_eq!(
+            classify_phase(&superposition_metrics(&[vec![1.0, 0.1]])),
+            Phase::NotRepresented
+        );
     }
 
     #[test]
@@ -125,7 +135,11 @@ mod tests {
                 (0..5)
                     .map(|i| {
                         let a = i as f32 * std::f32::consts::TAU / 5.0;
-                        if k == 0 { a.cos() } else { a.sin() }
+                        if k == 0 {
+                            a.cos()
+                        } else {
+                            a.sin()
+                        }
                     })
                     .collect()
             })

@@ -53,7 +53,13 @@ impl CpuToyTrainer {
     }
 
     /// Loss and gradient of instance `i` at `step` with parameters `params` (one instance block).
-    pub fn grad(cfg: &SuperpositionConfig, table_row: &[f32], params: &[f32], i: u32, step: u32) -> Grad {
+    pub fn grad(
+        cfg: &SuperpositionConfig,
+        table_row: &[f32],
+        params: &[f32],
+        i: u32,
+        step: u32,
+    ) -> Grad {
         let (nf, nh) = (cfg.n_features as usize, cfg.n_hidden as usize);
         let seed = fold_seed(cfg.seed);
         let prob = table_row[0];
@@ -77,10 +83,18 @@ impl CpuToyTrainer {
             gh.iter_mut().for_each(|v| *v = 0.0);
             for f in 0..nf {
                 let pre: f32 = b[f] + (0..nh).map(|k| w[k * nf + f] * h[k]).sum::<f32>();
-                let (out, active) = if cfg.relu { (pre.max(0.0), pre > 0.0) } else { (pre, true) };
+                let (out, active) = if cfg.relu {
+                    (pre.max(0.0), pre > 0.0)
+                } else {
+                    (pre, true)
+                };
                 let r = out - x[f];
                 loss += (imp[f] * r * r) as f64;
-                g[f] = if active { 2.0 * imp[f] * r / bsz as f32 } else { 0.0 };
+                g[f] = if active {
+                    2.0 * imp[f] * r / bsz as f32
+                } else {
+                    0.0
+                };
                 for k in 0..nh {
                     gh[k] += w[k * nf + f] * g[f];
                 }
@@ -93,7 +107,10 @@ impl CpuToyTrainer {
                 }
             }
         }
-        Grad { grad, loss: (loss / bsz as f64) as f32 }
+        Grad {
+            grad,
+            loss: (loss / bsz as f64) as f32,
+        }
     }
 
     /// Runs `n` steps on every live instance and returns each instance's mean loss over them.
@@ -136,7 +153,11 @@ impl CpuToyTrainer {
                     self.params[idx] -= self.cfg.learning_rate * mhat / (vhat.sqrt() + EPS);
                 }
             }
-            means[i] = if done > 0 { total / done as f32 } else { f32::NAN };
+            means[i] = if done > 0 {
+                total / done as f32
+            } else {
+                f32::NAN
+            };
         }
         self.step += n;
         means
@@ -187,7 +208,12 @@ mod tests {
             let cfg = SuperpositionConfig { relu, ..tiny() };
             let t = CpuToyTrainer::new(&cfg).unwrap();
             let row = &t.table[..6];
-            let params: Vec<f32> = t.params.iter().enumerate().map(|(j, v)| v + 0.05 * j as f32 % 0.3).collect();
+            let params: Vec<f32> = t
+                .params
+                .iter()
+                .enumerate()
+                .map(|(j, v)| v + 0.05 * j as f32 % 0.3)
+                .collect();
             let Grad { grad, .. } = CpuToyTrainer::grad(&cfg, row, &params, 0, 3);
             for j in 0..params.len() {
                 let eps = 1e-3;
@@ -209,7 +235,10 @@ mod tests {
 
     #[test]
     fn training_lowers_the_loss() {
-        let cfg = SuperpositionConfig { batch_size: 64, ..tiny() };
+        let cfg = SuperpositionConfig {
+            batch_size: 64,
+            ..tiny()
+        };
         let mut t = CpuToyTrainer::new(&cfg).unwrap();
         let first = t.run_steps(20)[0];
         t.run_steps(400);
@@ -220,7 +249,11 @@ mod tests {
 
     #[test]
     fn huge_learning_rate_reports_divergence_step() {
-        let cfg = SuperpositionConfig { learning_rate: 1e30, batch_size: 16, ..tiny() };
+        let cfg = SuperpositionConfig {
+            learning_rate: 1e30,
+            batch_size: 16,
+            ..tiny()
+        };
         let mut t = CpuToyTrainer::new(&cfg).unwrap();
         t.run_steps(50);
         let err = t.check_diverged().unwrap_err();

@@ -68,7 +68,9 @@ impl FusedPlan {
     pub fn new(cfg: &SuperpositionConfig, limits: &wgpu::Limits) -> Result<Self> {
         let (f, h) = (cfg.n_features as u64, cfg.n_hidden as u64);
         let p = (h + 1) * f;
-        let max_inv = limits.max_compute_invocations_per_workgroup.min(limits.max_compute_workgroup_size_x);
+        let max_inv = limits
+            .max_compute_invocations_per_workgroup
+            .min(limits.max_compute_workgroup_size_x);
         let workgroup = if p > 1024 { 256 } else { 64 }.min(max_inv);
         let ppt = p.div_ceil(workgroup as u64) as u32;
         if ppt > MAX_PARAMS_PER_INVOCATION || cfg.n_hidden > MAX_FUSED_HIDDEN {
@@ -82,7 +84,9 @@ impl FusedPlan {
         // Prefer staying within 16 KiB (more workgroups resident), take more only when needed.
         let budget = limit.min(16 * 1024);
         let bytes = |c: u64| 4 * (p + c * (2 * f + 2 * h) + workgroup as u64 + 1);
-        let max_chunk = (cfg.batch_size as u64).next_power_of_two().clamp(1, 4 * workgroup as u64);
+        let max_chunk = (cfg.batch_size as u64)
+            .next_power_of_two()
+            .clamp(1, 4 * workgroup as u64);
         let mut chunk = max_chunk;
         while chunk > 1 && bytes(chunk) > budget {
             chunk /= 2;
@@ -90,7 +94,8 @@ impl FusedPlan {
         while chunk > 1 && bytes(chunk) > limit {
             chunk /= 2;
         }
-        crate::gpu::LimitCheck::new(limits).workgroup_storage("the fused toy-model kernel", bytes(chunk))?;
+        crate::gpu::LimitCheck::new(limits)
+            .workgroup_storage("the fused toy-model kernel", bytes(chunk))?;
         Ok(Self {
             workgroup,
             chunk: chunk as u32,
@@ -148,7 +153,11 @@ impl GpuToyTrainer {
         };
         let n = cfg.n_instances() as u32;
         let p = cfg.params_per_instance();
-        let (f, h, b) = (cfg.n_features as usize, cfg.n_hidden as usize, cfg.batch_size as usize);
+        let (f, h, b) = (
+            cfg.n_features as usize,
+            cfg.n_hidden as usize,
+            cfg.batch_size as usize,
+        );
         let check = gpu.check();
         // Checked before anything is allocated on either side.
         check.storage_buffer("the toy models' Adam moments", 2 * n as u64 * p as u64 * 4)?;
@@ -179,7 +188,10 @@ impl GpuToyTrainer {
                     plan.chunk,
                     plan.params_per_invocation
                 );
-                (format!("{consts}{RNG_WGSL}{COMMON_WGSL}{FUSED_WGSL}"), &["main"])
+                (
+                    format!("{consts}{RNG_WGSL}{COMMON_WGSL}{FUSED_WGSL}"),
+                    &["main"],
+                )
             }
             ToyPath::General => {
                 storage.push(gpu.storage_from("toy step", &[0u32])?);
@@ -187,18 +199,25 @@ impl GpuToyTrainer {
                 storage.push(gpu.storage_zeroed::<f32>("toy hh", n as usize * b * 2 * h)?);
                 storage.push(gpu.storage_zeroed::<f32>("toy sample loss", n as usize * b)?);
                 (
-                    format!("{}{RNG_WGSL}{COMMON_WGSL}{GENERAL_WGSL}", constants(cfg, wg)),
+                    format!(
+                        "{}{RNG_WGSL}{COMMON_WGSL}{GENERAL_WGSL}",
+                        constants(cfg, wg)
+                    ),
                     &["fwd_bwd", "reduce_loss", "update", "advance"],
                 )
             }
         };
         let usize_ = std::mem::size_of::<ToyParams>() as u64;
-        let (bgl, pl) = layout::uniform_and_storage(&gpu.device, "toy", usize_, storage.len() as u32);
+        let (bgl, pl) =
+            layout::uniform_and_storage(&gpu.device, "toy", usize_, storage.len() as u32);
         let mut pipelines = Vec::new();
         for e in entries {
             pipelines.push(gpu.pipelines().get(gpu, "toy", &source, e, &pl).await?);
         }
-        let slot_stride = crate::gpu::round_up(usize_, gpu.limits.min_uniform_buffer_offset_alignment as u64);
+        let slot_stride = crate::gpu::round_up(
+            usize_,
+            gpu.limits.min_uniform_buffer_offset_alignment as u64,
+        );
         let uniform = gpu.device.create_buffer(&wgpu::BufferDescriptor {
             label: Some("toy params"),
             size: slot_stride * SLOTS as u64,
@@ -285,7 +304,11 @@ impl GpuToyTrainer {
                     while done < n && slot < SLOTS {
                         let k = per.min(n - done);
                         slot_data.push(self.params(self.step + done, k));
-                        pass.set_bind_group(0, &self.bind_group, &[(slot as u64 * self.slot_stride) as u32]);
+                        pass.set_bind_group(
+                            0,
+                            &self.bind_group,
+                            &[(slot as u64 * self.slot_stride) as u32],
+                        );
                         pass.dispatch_workgroups(self.n_instances, 1, 1);
                         done += k;
                         slot += 1;
@@ -299,9 +322,12 @@ impl GpuToyTrainer {
                         self.n_instances as u64,
                         self.n_instances as u64 * c.params_per_instance() as u64,
                     ];
-                    let grids: Vec<(u32, u32)> = items.iter().map(|&i| grid(i.div_ceil(64))).collect();
+                    let grids: Vec<(u32, u32)> =
+                        items.iter().map(|&i| grid(i.div_ceil(64))).collect();
                     for (what, &(_, y)) in ["batch", "instances", "parameters"].iter().zip(&grids) {
-                        self.gpu.check().workgroups(&format!("the general toy path over {what}"), y as u64)?;
+                        self.gpu
+                            .check()
+                            .workgroups(&format!("the general toy path over {what}"), y as u64)?;
                     }
                     let mut pass = enc.begin_compute_pass(&Default::default());
                     pass.set_bind_group(0, &self.bind_group, &[0]);
@@ -322,14 +348,21 @@ impl GpuToyTrainer {
             let mut bytes = vec![0u8; self.slot_stride as usize * slot_data.len()];
             for (i, p) in slot_data.iter().enumerate() {
                 let at = i * self.slot_stride as usize;
-                bytes[at..at + std::mem::size_of::<ToyParams>()].copy_from_slice(bytemuck::bytes_of(p));
+                bytes[at..at + std::mem::size_of::<ToyParams>()]
+                    .copy_from_slice(bytemuck::bytes_of(p));
             }
             self.gpu.queue.write_buffer(&self.uniform, 0, &bytes);
             self.gpu.queue.submit([enc.finish()]);
         }
         self.step += n;
-        let sums: Vec<f32> = self.gpu.read(&self.storage[3], 2 * self.n_instances as usize).await?;
-        let diverged: Vec<u32> = self.gpu.read(&self.storage[4], self.n_instances as usize).await?;
+        let sums: Vec<f32> = self
+            .gpu
+            .read(&self.storage[3], 2 * self.n_instances as usize)
+            .await?;
+        let diverged: Vec<u32> = self
+            .gpu
+            .read(&self.storage[4], self.n_instances as usize)
+            .await?;
         super::cpu::diverged_error(&diverged)?;
         if sums.chunks(2).any(|c| c[1] == 0.0) {
             // Some drivers abandon a dispatch that runs too long without reporting an error.
@@ -349,7 +382,10 @@ impl GpuToyTrainer {
     /// All parameters, instance-major (`W` then `b` per instance).
     pub async fn params_flat(&self) -> Result<Vec<f32>> {
         self.gpu
-            .read(&self.storage[1], self.n_instances as usize * self.cfg.params_per_instance())
+            .read(
+                &self.storage[1],
+                self.n_instances as usize * self.cfg.params_per_instance(),
+            )
             .await
     }
 }

@@ -67,7 +67,15 @@ pub fn instance_table(instances: &[InstanceSpec]) -> Vec<f32> {
 
 /// Feature `f` of sample `sample` at `step` for `instance`: zero with probability 1 − p, else
 /// uniform in [0, 1). Matches `toy_sample` in `shaders/toy_common.wgsl`.
-pub fn sample_feature(seed: u32, instance: u32, step: u32, sample: u32, n_features: u32, f: u32, p: f32) -> f32 {
+pub fn sample_feature(
+    seed: u32,
+    instance: u32,
+    step: u32,
+    sample: u32,
+    n_features: u32,
+    f: u32,
+    p: f32,
+) -> f32 {
     let idx = (sample * n_features + f) * 2;
     if rng_unit(seed, instance, step, idx) < p {
         rng_unit(seed, instance, step, idx + 1)

@@ -35,7 +35,12 @@ fn awkward(n_features: u32, n_hidden: u32, batch: u32, relu: bool) -> Superposit
 /// different order drift by a few ulps a step; after 12 Adam steps the parameters agree to
 /// 2e-4 absolute + 1e-3 relative and the losses to 1e-3 relative.
 async fn paths_match_reference(gpu: &Gpu, path: ToyPath) {
-    let shapes = [(7, 3, 37, true), (5, 2, 64, false), (50, 6, 100, true), (1, 1, 3, true)];
+    let shapes = [
+        (7, 3, 37, true),
+        (5, 2, 64, false),
+        (50, 6, 100, true),
+        (1, 1, 3, true),
+    ];
     for (f, h, b, relu) in shapes {
         let cfg = awkward(f, h, b, relu);
         let mut cpu = CpuToyTrainer::new(&cfg).unwrap();
@@ -43,7 +48,13 @@ async fn paths_match_reference(gpu: &Gpu, path: ToyPath) {
         let want_loss = cpu.run_steps(12);
         let got = gpu_t.run_steps(12).await.unwrap();
         let what = format!("{path:?} F={f} H={h} B={b} relu={relu}");
-        assert_close(&format!("{what} loss"), &got.mean_loss, &want_loss, 1e-6, 1e-3);
+        assert_close(
+            &format!("{what} loss"),
+            &got.mean_loss,
+            &want_loss,
+            1e-6,
+            1e-3,
+        );
         let params = gpu_t.params_flat().await.unwrap();
         assert_close(&format!("{what} params"), &params, cpu.params(), 2e-4, 1e-3);
     }
@@ -68,13 +79,19 @@ async fn split_runs_equal_one_run(gpu: &Gpu) {
     for _ in 0..5 {
         b.run_steps(2).await.unwrap();
     }
-    assert_eq!(a.params_flat().await.unwrap(), b.params_flat().await.unwrap());
+    assert_eq!(
+        a.params_flat().await.unwrap(),
+        b.params_flat().await.unwrap()
+    );
 }
 gpu_test!(gpu_split_runs_equal_one_run, split_runs_equal_one_run);
 
 async fn divergence_names_the_step(gpu: &Gpu) {
     for path in [ToyPath::Fused, ToyPath::General] {
-        let cfg = SuperpositionConfig { learning_rate: 1e30, ..awkward(5, 2, 16, true) };
+        let cfg = SuperpositionConfig {
+            learning_rate: 1e30,
+            ..awkward(5, 2, 16, true)
+        };
         let mut t = GpuToyTrainer::new(gpu, &cfg, Some(path)).await.unwrap();
         let err = t.run_steps(40).await.unwrap_err();
         match err {
@@ -82,7 +99,10 @@ async fn divergence_names_the_step(gpu: &Gpu) {
             e => panic!("{path:?}: expected divergence, got {e}"),
         }
         let params = t.params_flat().await.unwrap();
-        assert!(params.iter().all(|v| v.is_finite()), "{path:?} kept non-finite weights");
+        assert!(
+            params.iter().all(|v| v.is_finite()),
+            "{path:?} kept non-finite weights"
+        );
     }
 }
 gpu_test!(gpu_divergence_names_the_step, divergence_names_the_step);
@@ -91,15 +111,26 @@ async fn too_large_is_refused_before_allocating(gpu: &Gpu) {
     let cfg = SuperpositionConfig {
         n_features: 16_384,
         n_hidden: 4_096,
-        feature_probability: Axis::Range { from: 1.0, to: 0.1, count: 100, log: true },
+        feature_probability: Axis::Range {
+            from: 1.0,
+            to: 0.1,
+            count: 100,
+            log: true,
+        },
         ..Preset::Intro.config()
     };
-    let err = GpuToyTrainer::new(gpu, &cfg, None).await.err().expect("must be refused");
+    let err = GpuToyTrainer::new(gpu, &cfg, None)
+        .await
+        .err()
+        .expect("must be refused");
     let msg = err.to_string();
     assert!(matches!(err, EngineError::LimitExceeded { .. }), "{msg}");
     assert!(msg.contains("max"), "{msg}");
 }
-gpu_test!(gpu_too_large_is_refused_before_allocating, too_large_is_refused_before_allocating);
+gpu_test!(
+    gpu_too_large_is_refused_before_allocating,
+    too_large_is_refused_before_allocating
+);
 
 /// Angles (degrees, 0..360) of the features' 2-D directions, sorted.
 fn angles(w: &[Vec<f32>], features: &[usize]) -> Vec<f32> {
@@ -118,18 +149,37 @@ pub(crate) fn check_intro(params: &[f32], cfg: &SuperpositionConfig) {
     let dense = unflatten(&params[..p], 2, 5);
     let m = superposition_metrics(&dense.w);
     let kept: Vec<usize> = (0..5).filter(|&i| m.norms[i] > 0.5).collect();
-    assert_eq!(kept, vec![0, 1], "dense: the two most important features, norms {:?}", m.norms);
-    assert!(m.norms[2..].iter().all(|&n| n < 0.2), "dense: dropped features, norms {:?}", m.norms);
+    assert_eq!(
+        kept,
+        vec![0, 1],
+        "dense: the two most important features, norms {:?}",
+        m.norms
+    );
+    assert!(
+        m.norms[2..].iter().all(|&n| n < 0.2),
+        "dense: dropped features, norms {:?}",
+        m.norms
+    );
     let cos = m.wtw[1] / (m.norms[0] * m.norms[1]);
-    assert!(cos.abs() < 0.1, "dense: kept features orthogonal, cos {cos}");
+    assert!(
+        cos.abs() < 0.1,
+        "dense: kept features orthogonal, cos {cos}"
+    );
 
     let sparse = unflatten(&params[4 * p..5 * p], 2, 5);
     let m = superposition_metrics(&sparse.w);
-    assert!(m.norms.iter().all(|&n| n > 0.5), "sparse: all represented, norms {:?}", m.norms);
+    assert!(
+        m.norms.iter().all(|&n| n > 0.5),
+        "sparse: all represented, norms {:?}",
+        m.norms
+    );
     let a = angles(&sparse.w, &[0, 1, 2, 3, 4]);
     for i in 0..5 {
         let gap = (a[(i + 1) % 5] - a[i]).rem_euclid(360.0);
-        assert!((gap - 72.0).abs() < 12.0, "sparse: pentagon gaps, angles {a:?}");
+        assert!(
+            (gap - 72.0).abs() < 12.0,
+            "sparse: pentagon gaps, angles {a:?}"
+        );
     }
 }
 
@@ -165,9 +215,21 @@ async fn phase_diagram_corners(gpu: &Gpu) {
     let mut t = GpuToyTrainer::new(gpu, &cfg, None).await.unwrap();
     t.run_steps(cfg.steps).await.unwrap();
     let params = t.params_flat().await.unwrap();
-    let phase = |i: usize| classify_phase(&superposition_metrics(&unflatten(&params[i * 4..i * 4 + 4], 1, 2).w));
-    assert_eq!(phase(0), Phase::NotRepresented, "dense, extra feature less important");
-    assert_eq!(phase(2), Phase::Dedicated, "dense, extra feature more important");
+    let phase = |i: usize| {
+        classify_phase(&superposition_metrics(
+            &unflatten(&params[i * 4..i * 4 + 4], 1, 2).w,
+        ))
+    };
+    assert_eq!(
+        phase(0),
+        Phase::NotRepresented,
+        "dense, extra feature less important"
+    );
+    assert_eq!(
+        phase(2),
+        Phase::Dedicated,
+        "dense, extra feature more important"
+    );
     assert_eq!(phase(4), Phase::Superposition, "sparse, equal importance");
 }
 gpu_test!(gpu_phase_diagram_has_three_phases, phase_diagram_corners);
