@@ -1,0 +1,108 @@
+//! One control per config field, plus the preset picker. Controls edit text in the form; the page
+//! parses it, shows what is wrong, and writes every valid change into the link.
+
+use crate::state::{preset_name, Form};
+use leptos::prelude::*;
+use mechlab_engine::experiment::superposition::{Preset, SuperpositionConfig};
+
+/// The experiment's controls.
+#[component]
+pub fn Controls(
+    /// The controls' text.
+    form: RwSignal<Form>,
+    /// The parsed config, or the message saying why it does not parse.
+    parsed: Memo<Result<SuperpositionConfig, String>>,
+) -> impl IntoView {
+    let preset = Memo::new(move |_| parsed.with(|r| preset_name(r.as_ref().ok())));
+    let choose = move |ev| {
+        if let Ok(p) = Preset::from_name(&event_target_value(&ev)) {
+            form.set(Form::from_config(&p.config()));
+        }
+    };
+    let options = Preset::ALL
+        .map(|p| {
+            view! {
+                <option value=p.name() prop:selected=move || preset.get() == p.name()>
+                    {p.name()}
+                </option>
+            }
+        })
+        .collect_view();
+    let field = move |id: &'static str,
+                      label: &'static str,
+                      hint: &'static str,
+                      get: fn(&Form) -> String,
+                      set: fn(&mut Form, String)| {
+        text_field(form, parsed, id, label, hint, get, set)
+    };
+    view! {
+        <fieldset class="controls">
+            <legend>"Experiment"</legend>
+            <label class="field">
+                <span class="name">"Preset"</span>
+                <select id="preset" on:change=choose>
+                    {options}
+                    <Show when=move || preset.get() == "custom">
+                        <option value="custom" prop:selected=true>
+                            "custom"
+                        </option>
+                    </Show>
+                </select>
+            </label>
+            {field("n_features", "Features", "n, the inputs to compress", |f: &Form| f.n_features.clone(), |f: &mut Form, v| f.n_features = v)}
+            {field("n_hidden", "Hidden dims", "m, fewer than n for superposition", |f: &Form| f.n_hidden.clone(), |f: &mut Form, v| f.n_hidden = v)}
+            <label class="field check">
+                <input
+                    id="relu"
+                    type="checkbox"
+                    prop:checked=move || form.with(|f| f.relu)
+                    on:change=move |ev| form.update(|f| f.relu = event_target_checked(&ev))
+                />
+                <span class="name">"ReLU output"</span>
+                <small class="hint">"unchecked: the linear model"</small>
+            </label>
+            {field("importance_decay", "Importance decay", "feature i has importance decayⁱ", |f: &Form| f.importance_decay.clone(), |f: &mut Form, v| f.importance_decay = v)}
+            {field("feature_probability", "Feature probability", "1 − sparsity: 1,0.3,0.1 or log:1:0.001:7", |f: &Form| f.feature_probability.clone(), |f: &mut Form, v| f.feature_probability = v)}
+            {field("relative_importance", "Relative importance", "of the last feature, swept: e.g. log:0.1:10:20; empty for none", |f: &Form| f.relative_importance.clone(), |f: &mut Form, v| f.relative_importance = v)}
+            {field("batch_size", "Batch size", "samples per step", |f: &Form| f.batch_size.clone(), |f: &mut Form, v| f.batch_size = v)}
+            {field("steps", "Steps", "training steps", |f: &Form| f.steps.clone(), |f: &mut Form, v| f.steps = v)}
+            {field("learning_rate", "Learning rate", "Adam", |f: &Form| f.learning_rate.clone(), |f: &mut Form, v| f.learning_rate = v)}
+            {field("seed", "Seed", "data and initialisation", |f: &Form| f.seed.clone(), |f: &mut Form, v| f.seed = v)}
+        </fieldset>
+    }
+}
+
+/// A labelled text input bound to one form field; marked invalid when the parse error names it.
+fn text_field(
+    form: RwSignal<Form>,
+    parsed: Memo<Result<SuperpositionConfig, String>>,
+    id: &'static str,
+    label: &'static str,
+    hint: &'static str,
+    get: fn(&Form) -> String,
+    set: fn(&mut Form, String),
+) -> impl IntoView {
+    // Engine messages read "invalid config: <field> = <value>: <why>".
+    let invalid = move || {
+        parsed.with(|r| {
+            r.as_ref()
+                .err()
+                .is_some_and(|e| e.contains(&format!("config: {id} =")))
+        })
+    };
+    view! {
+        <label class="field" class:invalid=invalid>
+            <span class="name">{label}</span>
+            <input
+                id=id
+                type="text"
+                spellcheck="false"
+                autocomplete="off"
+                aria-invalid=move || if invalid() { "true" } else { "false" }
+                prop:value=move || form.with(get)
+                on:input=move |ev| form.update(|f| set(f, event_target_value(&ev)))
+            />
+            <small class="hint">{hint}</small>
+        </label>
+    }
+}
