@@ -81,17 +81,18 @@ impl FusedPlan {
             ));
         }
         let limit = limits.max_compute_workgroup_storage_size as u64;
-        // Prefer staying within 16 KiB (more workgroups resident), take more only when needed.
-        let budget = limit.min(16 * 1024);
         let bytes = |c: u64| 4 * (p + c * (2 * f + 2 * h) + workgroup as u64 + 1);
-        let max_chunk = (cfg.batch_size as u64)
+        // Prefer staying within 16 KiB (more workgroups resident per core); a model whose
+        // weights alone exceed that takes what the device allows.
+        let budget = if bytes(1) <= 16 * 1024 {
+            16 * 1024
+        } else {
+            limit
+        };
+        let mut chunk = (cfg.batch_size as u64)
             .next_power_of_two()
             .clamp(1, 4 * workgroup as u64);
-        let mut chunk = max_chunk;
-        while chunk > 1 && bytes(chunk) > budget {
-            chunk /= 2;
-        }
-        while chunk > 1 && bytes(chunk) > limit {
+        while chunk > 1 && bytes(chunk) > budget.min(limit) {
             chunk /= 2;
         }
         crate::gpu::LimitCheck::new(limits)
@@ -397,6 +398,39 @@ fn grid(groups: u64) -> (u32, u32) {
         (groups.max(1) as u32, 1)
     } else {
         (MAX_X as u32, groups.div_ceil(MAX_X) as u32)
+    }
+}
+
+#[cfg(test)]
+mod plan_tests {
+    use super::*;
+    use crate::experiment::superposition::Preset;
+
+    fn limits(workgroup_bytes: u32) -> wgpu::Limits {
+        wgpu::Limits {
+            max_compute_workgroup_storage_size: workgroup_bytes,
+            ..wgpu::Limits::default()
+        }
+    }
+
+    #[test]
+    fn small_models_use_a_16k_chunk_plan() {
+        let plan = FusedPlan::new(&Preset::Intro.config(), &limits(32768)).unwrap();
+        assert_eq!(plan.workgroup, 64);
+        assert!(plan.workgroup_bytes <= 16 * 1024, "{plan:?}");
+        assert_eq!(plan.chunk, 256);
+    }
+
+    #[test]
+    fn large_models_take_what_the_device_allows_or_fall_back() {
+        let cfg = Preset::Dimensionality.config();
+        let plan = FusedPlan::new(&cfg, &limits(32768)).unwrap();
+        assert!(plan.workgroup_bytes <= 32768 && plan.chunk >= 4, "{plan:?}");
+        let err = FusedPlan::new(&cfg, &limits(16384)).unwrap_err();
+        assert!(
+            err.to_string().contains("maxComputeWorkgroupStorageSize"),
+            "{err}"
+        );
     }
 }
 

@@ -233,3 +233,56 @@ async fn phase_diagram_corners(gpu: &Gpu) {
     assert_eq!(phase(4), Phase::Superposition, "sparse, equal importance");
 }
 gpu_test!(gpu_phase_diagram_has_three_phases, phase_diagram_corners);
+
+/// The sparsity sweep: at dense inputs only n_hidden features are represented, one dimension
+/// each; as sparsity rises more features are packed in and dimensions per feature fall.
+/// Native only: it trains 7 instances of 20 features for 2,000 steps (seconds on lavapipe,
+/// minutes on SwiftShader).
+#[cfg(not(target_arch = "wasm32"))]
+async fn sparsity_sweep(gpu: &Gpu) {
+    let cfg = SuperpositionConfig {
+        batch_size: 128,
+        steps: 2000,
+        learning_rate: 1e-2,
+        ..Preset::SparsitySweep.config()
+    };
+    let mut t = GpuToyTrainer::new(gpu, &cfg, None).await.unwrap();
+    t.run_steps(cfg.steps).await.unwrap();
+    let params = t.params_flat().await.unwrap();
+    let p = cfg.params_per_instance();
+    let m: Vec<_> = params
+        .chunks(p)
+        .map(|b| superposition_metrics(&unflatten(b, 5, 20).w))
+        .collect();
+    let represented = |i: usize| m[i].norms.iter().filter(|&&n| n > 0.5).count();
+    assert_eq!(
+        represented(0),
+        5,
+        "dense: one feature per dimension, norms {:?}",
+        m[0].norms
+    );
+    assert!(
+        (m[0].dims_per_feature - 1.0).abs() < 0.1,
+        "dense dims/feature {}",
+        m[0].dims_per_feature
+    );
+    let sparse = represented(5).max(represented(6));
+    assert!(
+        sparse >= 9,
+        "sparse: many features in superposition, got {sparse}"
+    );
+    assert!(
+        m[6].dims_per_feature < 0.5,
+        "sparse dims/feature {}",
+        m[6].dims_per_feature
+    );
+    for i in 1..7 {
+        assert!(
+            m[i].dims_per_feature <= m[i - 1].dims_per_feature + 0.08,
+            "dims per feature should fall with sparsity: {:?}",
+            m.iter().map(|x| x.dims_per_feature).collect::<Vec<_>>()
+        );
+    }
+}
+#[cfg(not(target_arch = "wasm32"))]
+gpu_test!(gpu_sparsity_sweep_packs_more_features, sparsity_sweep);
