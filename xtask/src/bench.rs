@@ -1,6 +1,7 @@
 //! `cargo xtask bench superposition`: instance-steps per second of the fused GPU path, the
-//! general GPU path and the CPU reference on the same configs in one run, as ratios, appended
-//! to bench/RESULTS.md with the adapter's name. Timings are never asserted.
+//! general GPU path, the CPU reference and the same training written with burn (the peer in
+//! bench/burn-peer) on the same configs in one run, as ratios, appended to bench/RESULTS.md
+//! with the adapter's name. Timings are never asserted. MECHLAB_BENCH_NO_BURN=1 leaves burn out.
 
 use crate::tools::{output, root};
 use mechlab_engine::experiment::superposition::{Preset, SuperpositionConfig};
@@ -29,7 +30,52 @@ struct Row {
     fused: Option<f64>,
     general: Option<f64>,
     cpu: f64,
+    burn: Option<f64>,
     gpu_bytes: u64,
+}
+
+const BURN_MANIFEST: &str = "bench/burn-peer/Cargo.toml";
+
+/// Builds the burn peer (once; burn takes over ten minutes to compile cold).
+fn build_burn_peer() -> Result<std::path::PathBuf, String> {
+    println!("building the burn peer (release; the first build takes over ten minutes)");
+    crate::tools::run(&mut crate::tools::cmd(
+        "cargo",
+        &["build", "--release", "--manifest-path", BURN_MANIFEST],
+    ))?;
+    Ok(root().join("bench/burn-peer/target/release/mechlab-burn-peer"))
+}
+
+/// The same training written with burn on the same (first wgpu) adapter; instance-steps/s.
+fn burn_rate(bin: &std::path::Path, cfg: &SuperpositionConfig) -> Result<f64, String> {
+    let join = |v: Vec<f32>| v.iter().map(f32::to_string).collect::<Vec<_>>().join(",");
+    let mut args = vec![
+        cfg.n_features.to_string(),
+        cfg.n_hidden.to_string(),
+        cfg.batch_size.to_string(),
+        cfg.importance_decay.to_string(),
+        join(cfg.feature_probability.values()),
+    ];
+    if let Some(r) = &cfg.relative_importance {
+        args.push(join(r.values()));
+    }
+    let out = std::process::Command::new(bin)
+        .args(&args)
+        .output()
+        .map_err(|e| format!("running the burn peer: {e}"))?;
+    if !out.status.success() {
+        return Err(format!(
+            "the burn peer failed: {}",
+            String::from_utf8_lossy(&out.stderr)
+        ));
+    }
+    let text = String::from_utf8_lossy(&out.stdout);
+    let line = text.lines().last().unwrap_or_default();
+    let v: serde_json::Value =
+        serde_json::from_str(line).map_err(|e| format!("burn peer output {line:?}: {e}"))?;
+    v["instance_steps_per_second"]
+        .as_f64()
+        .ok_or_else(|| format!("burn peer output {line:?} lacks instance_steps_per_second"))
 }
 
 /// Times `n` steps at a time, doubling `n` until one measurement lasts MIN_TIME; returns
@@ -70,6 +116,17 @@ fn superposition() -> Result<(), String> {
     let gpu = pollster::block_on(Gpu::new()).map_err(|e| e.to_string())?;
     let adapter = gpu.adapter_name();
     println!("adapter: {adapter}");
+    let burn_bin = if std::env::var("MECHLAB_BENCH_NO_BURN").is_ok() {
+        None
+    } else {
+        match build_burn_peer() {
+            Ok(b) => Some(b),
+            Err(e) => {
+                println!("burn peer unavailable: {e}");
+                None
+            }
+        }
+    };
     let mut rows = Vec::new();
     for preset in Preset::ALL {
         let cfg = preset.config();
@@ -84,7 +141,15 @@ fn superposition() -> Result<(), String> {
             },
             1,
         )? * cfg.n_instances() as f64;
+        let burn = burn_bin.as_deref().and_then(|b| match burn_rate(b, &cfg) {
+            Ok(r) => Some(r),
+            Err(e) => {
+                println!("{e}");
+                None
+            }
+        });
         rows.push(Row {
+            burn,
             preset: preset.name(),
             instances: cfg.n_instances(),
             fused: fused.map(|f| f.0),
@@ -106,9 +171,12 @@ fn superposition() -> Result<(), String> {
     );
     let _ = writeln!(
         table,
-        "| preset | instances | fused inst-steps/s | general inst-steps/s | CPU inst-steps/s | fused/general | fused/CPU | 10k steps (fused) | GPU memory |"
+        "| preset | instances | fused inst-steps/s | general inst-steps/s | CPU inst-steps/s | burn inst-steps/s | fused/general | fused/CPU | fused/burn | 10k steps (fused) | GPU memory |"
     );
-    let _ = writeln!(table, "|---|---:|---:|---:|---:|---:|---:|---:|---:|");
+    let _ = writeln!(
+        table,
+        "|---|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|"
+    );
     let fmt = |v: Option<f64>| v.map_or("—".to_string(), |v| format!("{v:.3e}"));
     let ratio = |a: Option<f64>, b: Option<f64>| match (a, b) {
         (Some(a), Some(b)) => format!("{:.1}×", a / b),
@@ -120,21 +188,23 @@ fn superposition() -> Result<(), String> {
         });
         let _ = writeln!(
             table,
-            "| {} | {} | {} | {} | {} | {} | {} | {} | {:.2} MiB |",
+            "| {} | {} | {} | {} | {} | {} | {} | {} | {} | {} | {:.2} MiB |",
             r.preset,
             r.instances,
             fmt(r.fused),
             fmt(r.general),
             fmt(Some(r.cpu)),
+            fmt(r.burn),
             ratio(r.fused, r.general),
             ratio(r.fused, Some(r.cpu)),
+            ratio(r.fused, r.burn),
             ten_k,
             r.gpu_bytes as f64 / (1 << 20) as f64,
         );
     }
     let _ = writeln!(
         table,
-        "\nThe burn peer (burn 0.22 on wgpu) is not measured by this version of the benchmark."
+        "\nburn: burn 0.22 (wgpu backend, autodiff, Adam), batched over instances, on the first wgpu adapter."
     );
     print!("{table}");
     let path = root().join("bench/RESULTS.md");
