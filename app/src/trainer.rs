@@ -133,8 +133,9 @@ struct Session {
     specs: Vec<InstanceSpec>,
     adapter: String,
     step: u32,
-    chunk: u32,
-    max_chunk: u32,
+    /// Steps per chunk, kept fractional so small corrections add up instead of rounding away.
+    chunk: f64,
+    max_chunk: f64,
     /// Smoothed steps per second, for the ETA.
     rate: Option<f64>,
     /// Milliseconds spent training (pauses excluded).
@@ -368,8 +369,8 @@ impl Runner {
                     .map_err(|e| e.to_string())?;
                 // Start small when a step is big (software adapters take seconds for the
                 // phase diagram); the loop grows the chunk fourfold per chunk on fast GPUs.
-                let chunk = ((2e6 / step_work(cfg) as f64) as u32).clamp(1, 50);
-                (Trainer::Gpu(Box::new(t)), name, chunk, 5000)
+                let chunk = (2e6 / step_work(cfg) as f64).clamp(1.0, 50.0);
+                (Trainer::Gpu(Box::new(t)), name, chunk, 5000.0)
             }
             Err(why) => {
                 let cost = cpu_cost(cfg);
@@ -383,8 +384,8 @@ impl Runner {
                 let t = CpuToyTrainer::new(cfg).map_err(|e| e.to_string())?;
                 // A first guess of ~50 M multiply-adds a second; the loop corrects it at once.
                 let per_step = (cost * 4).max(1) as f64;
-                let chunk = ((5e6 / per_step) as u32).clamp(1, 200);
-                (Trainer::Cpu(t), "CPU".to_string(), chunk, 2000)
+                let chunk = (5e6 / per_step).clamp(1.0, 200.0);
+                (Trainer::Cpu(t), "CPU".to_string(), chunk, 2000.0)
             }
         };
         Ok(Session {
@@ -419,7 +420,7 @@ impl Runner {
                 });
                 return;
             }
-            let n = s.chunk.min(s.cfg.steps - s.step);
+            let n = (s.chunk.round() as u32).max(1).min(s.cfg.steps - s.step);
             let t0 = now_ms();
             let trained = s.trainer.run_steps(n).await;
             let params = match &trained {
@@ -442,9 +443,11 @@ impl Runner {
             s.elapsed_ms += dt;
             let rate = n as f64 * 1000.0 / dt;
             s.rate = Some(s.rate.map_or(rate, |r| 0.7 * r + 0.3 * rate));
-            // Aim the next chunk at the target time, changing it at most 4× at once.
-            let scaled = n as f64 * TARGET_CHUNK_MS / dt;
-            s.chunk = (scaled.clamp(n as f64 / 4.0, n as f64 * 4.0) as u32).clamp(1, s.max_chunk);
+            // Steer the chunk towards the target time, at most 4× at once. Multiplying the
+            // fractional size (rather than rescaling the rounded one) still converges when a
+            // fixed per-chunk cost (readback, metrics) dominates small chunks.
+            let factor = (TARGET_CHUNK_MS / dt).clamp(0.25, 4.0);
+            s.chunk = (s.chunk * factor).clamp(1.0, s.max_chunk);
             self.publish(&s, loss, params);
             sleep_ms(0).await;
         }
