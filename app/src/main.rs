@@ -91,8 +91,9 @@ fn App() -> impl IntoView {
         </div>
         <main class="layout">
             <aside class="side">
-                <Controls form=form parsed=parsed />
+                // Run first: it stays in view above the (long) list of controls.
                 <RunPanel runner=runner parsed=parsed />
+                <Controls form=form parsed=parsed />
             </aside>
             <section class="charts">
                 {Chart::ALL

@@ -42,7 +42,9 @@ pub fn draw(canvas: &web_sys::HtmlCanvasElement, input: &ChartInput) {
         (lo, hi) = (mid / 2.0, mid * 2.0);
     }
     let legend_w = if n <= MAX_LEGEND { 130.0 } else { 0.0 };
-    let (left, right, top, bottom) = (64.0, p.w - 16.0 - legend_w, 14.0, p.h - 44.0);
+    // Many instances get a one-line note above the plot instead of a legend beside it.
+    let top = if n <= MAX_LEGEND { 14.0 } else { 26.0 };
+    let (left, right, bottom) = (64.0, p.w - 16.0 - legend_w, p.h - 44.0);
     let x = Scale {
         lo: 0.0,
         hi: input.cfg.steps as f64,
@@ -83,7 +85,7 @@ pub fn draw(canvas: &web_sys::HtmlCanvasElement, input: &ChartInput) {
             "{} of {n} instances, coloured from {first} (purple) to {last} (yellow)",
             shown.len()
         );
-        p.text(&note, right, top + 8.0, "right", INK, SMALL);
+        p.text(&note, right, 10.0, "right", INK, SMALL);
     }
 }
 
