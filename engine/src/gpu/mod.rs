@@ -18,6 +18,10 @@ use crate::error::{EngineError, Result};
 use std::sync::Arc;
 
 /// A device and queue with the caches every kernel uses. Cheap to clone (all handles are shared).
+///
+/// The caches sit behind `Arc` so native code can share a `Gpu` across threads; on wasm32 the
+/// wgpu handles inside are not `Send`, which is fine for the browser's one thread per device.
+#[allow(clippy::arc_with_non_send_sync)]
 #[derive(Clone)]
 pub struct Gpu {
     /// The wgpu device.
@@ -72,6 +76,7 @@ impl Gpu {
             })
             .await
             .map_err(|e| EngineError::DeviceRequest(e.to_string()))?;
+        #[allow(clippy::arc_with_non_send_sync)]
         Ok(Self {
             device,
             queue,
