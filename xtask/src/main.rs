@@ -57,14 +57,8 @@ fn ci() -> Result<(), String> {
     tools::run(&mut tools::cmd("cargo", &["fmt", "--all", "--check"]))?;
     tools::run(&mut tools::cmd(
         "cargo",
-        &[
-            "clippy",
-            "--workspace",
-            "--all-targets",
-            "--",
-            "-D",
-            "warnings",
-        ],
+        // Default members natively; the app is linted for the target it ships on, below.
+        &["clippy", "--all-targets", "--", "-D", "warnings"],
     ))?;
     tools::ensure_web_build_tools()?;
     tools::run(&mut tools::cmd(
