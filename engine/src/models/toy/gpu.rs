@@ -401,6 +401,14 @@ fn grid(groups: u64) -> (u32, u32) {
     }
 }
 
+impl Drop for GpuToyTrainer {
+    fn drop(&mut self) {
+        for b in self.storage.drain(..) {
+            self.gpu.recycle(b);
+        }
+    }
+}
+
 #[cfg(test)]
 mod plan_tests {
     use super::*;
@@ -431,13 +439,5 @@ mod plan_tests {
             err.to_string().contains("maxComputeWorkgroupStorageSize"),
             "{err}"
         );
-    }
-}
-
-impl Drop for GpuToyTrainer {
-    fn drop(&mut self) {
-        for b in self.storage.drain(..) {
-            self.gpu.recycle(b);
-        }
     }
 }
