@@ -1,8 +1,10 @@
 //! The CPU reference trainer: the model, its hand-written backward pass and Adam, written for
 //! clarity. The GPU trainers are tested against it, and the app falls back to it without WebGPU.
 
-use super::{init_params, instance_table, sample_feature, BETA1, BETA2, EPS, NOT_DIVERGED};
-use crate::error::{EngineError, Result};
+use super::{
+    diverged_error, init_params, instance_table, sample_feature, BETA1, BETA2, EPS, NOT_DIVERGED,
+};
+use crate::error::Result;
 use crate::experiment::superposition::SuperpositionConfig;
 use crate::rng::fold_seed;
 
@@ -115,7 +117,7 @@ impl CpuToyTrainer {
 
     /// Runs `n` steps on every live instance and returns each instance's mean loss over them.
     /// A non-finite loss stops that instance before its update and is reported as
-    /// [`EngineError::Diverged`] by [`CpuToyTrainer::check_diverged`].
+    /// [`crate::EngineError::Diverged`] by [`CpuToyTrainer::check_diverged`].
     pub fn run_steps(&mut self, n: u32) -> Vec<f32> {
         let p = self.cfg.params_per_instance();
         let row = 1 + self.cfg.n_features as usize;
@@ -169,26 +171,10 @@ impl CpuToyTrainer {
     }
 }
 
-/// Turns per-instance divergence steps into the error for the earliest one.
-pub(crate) fn diverged_error(diverged: &[u32]) -> Result<()> {
-    match diverged
-        .iter()
-        .enumerate()
-        .filter(|(_, &s)| s != NOT_DIVERGED)
-        .min_by_key(|(_, &s)| s)
-    {
-        Some((i, &step)) => Err(EngineError::Diverged {
-            step,
-            instance: i as u32,
-            value: "NaN or infinite".into(),
-        }),
-        None => Ok(()),
-    }
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::error::EngineError;
     use crate::experiment::superposition::{Axis, Preset};
 
     fn tiny() -> SuperpositionConfig {

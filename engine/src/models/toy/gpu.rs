@@ -364,7 +364,7 @@ impl GpuToyTrainer {
             .gpu
             .read(&self.storage[4], self.n_instances as usize)
             .await?;
-        super::cpu::diverged_error(&diverged)?;
+        super::diverged_error(&diverged)?;
         if sums.chunks(2).any(|c| c[1] == 0.0) {
             // Some drivers abandon a dispatch that runs too long without reporting an error.
             return Err(EngineError::Gpu(

@@ -7,6 +7,7 @@
 pub mod cpu;
 pub mod gpu;
 
+use crate::error::{EngineError, Result};
 use crate::experiment::superposition::{InstanceSpec, SuperpositionConfig};
 use crate::rng::{fold_seed, rng_normal, rng_unit};
 
@@ -81,6 +82,23 @@ pub fn sample_feature(
         rng_unit(seed, instance, step, idx + 1)
     } else {
         0.0
+    }
+}
+
+/// Turns per-instance divergence steps into the error for the earliest one.
+pub(crate) fn diverged_error(diverged: &[u32]) -> Result<()> {
+    match diverged
+        .iter()
+        .enumerate()
+        .filter(|(_, &s)| s != NOT_DIVERGED)
+        .min_by_key(|(_, &s)| s)
+    {
+        Some((i, &step)) => Err(EngineError::Diverged {
+            step,
+            instance: i as u32,
+            value: "NaN or infinite".into(),
+        }),
+        None => Ok(()),
     }
 }
 
