@@ -1,8 +1,9 @@
 //! mechlab's browser app: the Superposition page (Toy Models of Superposition, Elhage et al.
 //! 2022), trained live on WebGPU with the CPU reference as a fallback.
 //!
-//! The page is a thin composition: `state` holds the config and its link, `trainer` the run
-//! loop, `charts` the drawing, `components` the pieces on screen.
+//! The page is a thin composition: `state` holds the config and its link, `trainer` the page's
+//! side of the training worker (which the crate's library holds, with the messages between the
+//! two), `charts` the drawing, `components` the pieces on screen.
 
 mod charts;
 mod components;
@@ -36,7 +37,7 @@ fn App() -> impl IntoView {
     let parsed = Memo::new(move |_| form.with(Form::parse).map_err(|e| e.to_string()));
     let last_valid = RwSignal::new(initial);
     let runner = Runner::new();
-    runner.probe();
+    runner.start_worker();
 
     Effect::new(move |loaded: Option<()>| {
         if let Ok(cfg) = parsed.get() {

@@ -1,26 +1,24 @@
-//! The run loop: trains on WebGPU (or the CPU reference for small configs) in short chunks on the
-//! page's event loop, publishing progress and weights to signals after every chunk.
+//! The page's side of training. A dedicated Web Worker (`mechlab_app::worker`, its own WebGPU
+//! device or the CPU reference for small configs) trains in chunks; this module starts it, sends
+//! it Start, Pause, Resume and Reset (`mechlab_app::protocol`), and turns what it streams back
+//! into the signals the page draws: progress, ETA, weights, measures and the loss curves.
 //!
-//! Nothing here blocks: GPU work is awaited, CPU chunks are sized to about a tenth of a second,
-//! and every chunk ends by yielding to the browser so clicks and repaints get through.
+//! The page thread only keeps the loss history, unflattens the weights and draws; nothing that
+//! scales with training runs here.
 
 use std::sync::Arc;
 
 use leptos::prelude::*;
+use mechlab_app::protocol::{FromWorker, Progress, ToWorker, WORKER_LOADER};
 use mechlab_engine::experiment::superposition::{InstanceSpec, SuperpositionConfig};
-use mechlab_engine::gpu::Gpu;
-use mechlab_engine::metrics::superposition::{superposition_metrics, SuperpositionMetrics};
-use mechlab_engine::models::toy::cpu::CpuToyTrainer;
-use mechlab_engine::models::toy::gpu::GpuToyTrainer;
+use mechlab_engine::metrics::superposition::SuperpositionMetrics;
 use mechlab_engine::models::toy::{unflatten, InstanceWeights};
-use mechlab_engine::EngineError;
+use wasm_bindgen::prelude::*;
 use wasm_bindgen::JsCast;
+use web_sys::{ErrorEvent, MessageEvent, Worker};
 
-/// Largest `instances × params × batch` the CPU fallback takes on; beyond it a chunk of even one
-/// step would freeze the page.
-pub const CPU_FALLBACK_LIMIT: u64 = 2_000_000;
-/// Wall time one chunk should take: long enough to amortise readback, short enough to stay live.
-const TARGET_CHUNK_MS: f64 = 100.0;
+pub use mechlab_app::sleep_ms;
+
 /// The loss curve keeps at most this many points per instance, thinning older ones by half.
 const MAX_HISTORY: usize = 1200;
 
@@ -100,63 +98,22 @@ impl LossHistory {
     }
 }
 
-/// The two ways to train.
-enum Trainer {
-    Gpu(Box<GpuToyTrainer>),
-    Cpu(CpuToyTrainer),
-}
-
-impl Trainer {
-    async fn run_steps(&mut self, n: u32) -> Result<Vec<f32>, EngineError> {
-        match self {
-            Trainer::Gpu(t) => t.run_steps(n).await.map(|r| r.mean_loss),
-            Trainer::Cpu(t) => {
-                let loss = t.run_steps(n);
-                t.check_diverged()?;
-                Ok(loss)
-            }
-        }
-    }
-
-    async fn params(&self) -> Result<Vec<f32>, EngineError> {
-        match self {
-            Trainer::Gpu(t) => t.params_flat().await,
-            Trainer::Cpu(t) => Ok(t.params().to_vec()),
-        }
-    }
-}
-
-/// A trainer and the loop's bookkeeping, parked here while paused.
-struct Session {
-    trainer: Trainer,
-    cfg: SuperpositionConfig,
-    specs: Vec<InstanceSpec>,
-    adapter: String,
-    step: u32,
-    /// Steps per chunk, kept fractional so small corrections add up instead of rounding away.
-    chunk: f64,
-    max_chunk: f64,
-    /// Smoothed steps per second, for the ETA.
-    rate: Option<f64>,
-    /// Milliseconds spent training (pauses excluded).
-    elapsed_ms: f64,
-}
-
-enum GpuState {
-    Unknown,
-    Probing,
-    /// The device and the name the page shows for it.
-    Ready(Box<Gpu>, String),
-    Missing(String),
-}
-
+/// The training worker as the page holds it.
 struct Inner {
-    /// Bumped by every start and reset; a loop whose generation is stale drops its trainer.
-    generation: u64,
-    pause: bool,
-    loop_live: bool,
-    session: Option<Session>,
-    gpu: GpuState,
+    worker: Option<Worker>,
+    /// Bumped for every worker started; events of an older one are ignored.
+    worker_id: u32,
+    /// The worker said [`FromWorker::Ready`]; before that, messages wait in `queue`.
+    ready: bool,
+    queue: Vec<ToWorker>,
+    /// Why the worker could not start. It is not retried: the same script would fail again.
+    broken: Option<String>,
+    /// The page's current run (0 before the first); the worker stamps its messages with it.
+    run: u32,
+    /// The current run's config and instances.
+    current: Option<(SuperpositionConfig, Vec<InstanceSpec>)>,
+    /// Pause was asked for and the worker has not yet said [`FromWorker::Paused`].
+    pausing: bool,
 }
 
 /// The page's training controller: signals the UI reads, and the state behind Run, Pause, Reset.
@@ -194,144 +151,246 @@ impl Runner {
             snapshot: RwSignal::new(None),
             history: RwSignal::new(LossHistory::default()),
             inner: StoredValue::new_local(Inner {
-                generation: 0,
-                pause: false,
-                loop_live: false,
-                session: None,
-                gpu: GpuState::Unknown,
+                worker: None,
+                worker_id: 0,
+                ready: false,
+                queue: Vec::new(),
+                broken: None,
+                run: 0,
+                current: None,
+                pausing: false,
             }),
         }
     }
 
-    /// Looks for WebGPU now, so the backend line is right before the first run.
-    pub fn probe(self) {
-        wasm_bindgen_futures::spawn_local(async move {
-            let _ = self.gpu().await;
+    /// Starts the training worker now: it looks for WebGPU at once, so the backend line is
+    /// right before the first run.
+    pub fn start_worker(self) {
+        let id = self.inner.with_value(|i| i.worker_id) + 1;
+        let worker = match Worker::new(WORKER_LOADER) {
+            Ok(w) => w,
+            Err(e) => {
+                self.inner.update_value(|i| i.worker_id = id);
+                self.worker_failed(id, &js_error_text(&e));
+                return;
+            }
+        };
+        let on_message = Closure::<dyn FnMut(MessageEvent)>::new(move |ev: MessageEvent| {
+            if self.is_worker(id) {
+                self.on_message(id, ev.data());
+            }
+        });
+        // A script that fails to load or to instantiate fires a plain `Event`; an uncaught
+        // exception inside the worker an `ErrorEvent` with a message.
+        let on_error = Closure::<dyn FnMut(web_sys::Event)>::new(move |ev: web_sys::Event| {
+            ev.prevent_default();
+            if !self.is_worker(id) {
+                return;
+            }
+            let detail = ev
+                .dyn_ref::<ErrorEvent>()
+                .map(|e| e.message())
+                .filter(|m| !m.is_empty())
+                .unwrap_or_else(|| "its script could not be loaded".into());
+            self.worker_failed(id, &detail);
+        });
+        worker.set_onmessage(Some(on_message.as_ref().unchecked_ref()));
+        worker.set_onerror(Some(on_error.as_ref().unchecked_ref()));
+        // The handlers live as long as their worker; a retired worker's check `is_worker` and
+        // do nothing (dropping them here could free a closure while it runs).
+        on_message.forget();
+        on_error.forget();
+        self.inner.update_value(|i| {
+            i.worker = Some(worker);
+            i.worker_id = id;
+            i.ready = false;
         });
     }
 
-    /// The page's one GPU and its name, opened on first use; the error is why there is none.
-    async fn gpu(self) -> Result<(Gpu, String), String> {
-        loop {
-            let state = self.inner.with_value(|i| match &i.gpu {
-                GpuState::Unknown => None,
-                GpuState::Probing => Some(None),
-                GpuState::Ready(g, name) => Some(Some(Ok((Gpu::clone(g), name.clone())))),
-                GpuState::Missing(why) => Some(Some(Err(why.clone()))),
-            });
-            match state {
-                Some(Some(done)) => return done,
-                Some(None) => sleep_ms(20).await,
-                None => break,
-            }
+    fn is_worker(self, id: u32) -> bool {
+        self.inner
+            .try_with_value(|i| i.worker_id == id && i.worker.is_some())
+            .unwrap_or(false)
+    }
+
+    /// Sends a message, holding it until the worker is listening; starts a fresh worker when
+    /// the last one crashed.
+    fn send(self, msg: ToWorker) {
+        let (broken, missing) = self
+            .inner
+            .with_value(|i| (i.broken.is_some(), i.worker.is_none()));
+        if broken {
+            return;
         }
-        self.inner.update_value(|i| i.gpu = GpuState::Probing);
-        let result = Gpu::new().await;
-        let (state, out, line) = match result {
-            Ok(g) => {
-                let name = adapter_label(&g).await;
-                let line = format!("WebGPU: {name}");
-                (
-                    GpuState::Ready(Box::new(g.clone()), name.clone()),
-                    Ok((g, name)),
-                    line,
-                )
+        if missing {
+            self.start_worker();
+        }
+        let now = self.inner.try_update_value(|i| {
+            if i.ready {
+                i.worker.clone()
+            } else {
+                i.queue.push(msg.clone());
+                None
             }
+        });
+        if let Some(Some(worker)) = now {
+            post_to(&worker, &msg);
+        }
+    }
+
+    fn on_message(self, id: u32, data: JsValue) {
+        let msg = match FromWorker::from_js(data) {
+            Ok(m) => m,
             Err(e) => {
-                let why = match e {
-                    // wgpu's message lists every native backend it was built without; the
-                    // browser case has one simple cause.
-                    EngineError::NoAdapter(_) if !has_navigator_gpu() => {
-                        "this browser has no WebGPU".to_string()
-                    }
-                    EngineError::NoAdapter(_) => {
-                        "the browser offered no WebGPU adapter".to_string()
-                    }
-                    e => e.to_string(),
-                };
-                (
-                    GpuState::Missing(why.clone()),
-                    Err(why.clone()),
-                    format!("CPU (no WebGPU: {why})"),
-                )
+                web_sys::console::error_1(
+                    &format!("mechlab: bad message from the worker: {e}").into(),
+                );
+                return;
             }
         };
-        self.inner.update_value(|i| i.gpu = state);
-        self.backend.set(line);
-        out
+        let current = self.inner.with_value(|i| i.run);
+        match msg {
+            FromWorker::Ready => {
+                let flush = self.inner.try_update_value(|i| {
+                    i.ready = true;
+                    (i.worker.clone(), std::mem::take(&mut i.queue))
+                });
+                if let Some((Some(worker), queue)) = flush {
+                    for m in &queue {
+                        post_to(&worker, m);
+                    }
+                }
+            }
+            FromWorker::Backend { description, .. } => {
+                self.backend.set(description);
+                // Says where training runs; set only once the worker has reported in.
+                if let Some(body) = web_sys::window()
+                    .and_then(|w| w.document())
+                    .and_then(|d| d.body())
+                {
+                    let _ = body.set_attribute("data-engine-thread", "worker");
+                }
+            }
+            FromWorker::Progress(p) if p.run == current => self.publish(*p),
+            FromWorker::Paused { run, step } if run == current => {
+                self.inner.update_value(|i| i.pausing = false);
+                self.step.set(step);
+                self.status.set(Status::Paused);
+                self.eta.set("paused".into());
+            }
+            FromWorker::Done {
+                run,
+                step,
+                elapsed_ms,
+            } if run == current => {
+                self.inner.update_value(|i| i.pausing = false);
+                self.step.set(step);
+                self.status.set(Status::Done);
+                self.eta
+                    .set(format!("took {}", fmt_duration(elapsed_ms / 1000.0)));
+            }
+            FromWorker::Error { run, message } if run == current => self.fail(message),
+            FromWorker::Crashed { message } => self.worker_failed(id, &message),
+            // A run since restarted or reset.
+            FromWorker::Progress(_)
+            | FromWorker::Paused { .. }
+            | FromWorker::Done { .. }
+            | FromWorker::Error { .. } => {}
+        }
+    }
+
+    /// The worker with this id failed: before it was ready, it cannot start at all; after, it
+    /// crashed, and the next run gets a fresh one.
+    fn worker_failed(self, id: u32, detail: &str) {
+        let failed = self.inner.try_update_value(|i| {
+            if i.worker_id != id {
+                return None;
+            }
+            let started = i.ready;
+            if let Some(w) = i.worker.take() {
+                w.terminate();
+            }
+            i.ready = false;
+            i.queue.clear();
+            i.pausing = false;
+            if !started {
+                i.broken = Some(format!(
+                    "the training worker did not start ({detail}); reload the page to try again"
+                ));
+            }
+            Some(started)
+        });
+        let Some(Some(started)) = failed else { return };
+        let msg = if started {
+            format!("the training worker stopped ({detail}); run again to start a fresh one")
+        } else {
+            self.backend
+                .set("unavailable (the training worker did not start)".into());
+            self.inner
+                .with_value(|i| i.broken.clone())
+                .unwrap_or_default()
+        };
+        if matches!(
+            self.status.get_untracked(),
+            Status::Running | Status::Paused
+        ) {
+            self.fail(msg);
+        } else {
+            self.error.set(Some(msg));
+        }
     }
 
     /// Starts a fresh run of `cfg`, dropping any run in progress or paused.
     pub fn start(self, cfg: SuperpositionConfig) {
-        let generation = self.inner.try_update_value(|i| {
-            i.generation += 1;
-            i.pause = false;
-            i.session = None;
-            i.loop_live = true;
-            i.generation
+        let specs = cfg.instances();
+        let (run, broken) = self.inner.with_value(|i| (i.run + 1, i.broken.clone()));
+        self.inner.update_value(|i| {
+            i.run = run;
+            i.pausing = false;
+            i.current = Some((cfg.clone(), specs));
         });
-        let Some(generation) = generation else { return };
         self.clear();
         self.total.set(cfg.steps);
+        if let Some(why) = broken {
+            self.fail(why);
+            return;
+        }
         self.status.set(Status::Running);
         self.eta.set("starting…".into());
-        wasm_bindgen_futures::spawn_local(async move {
-            match self.open(&cfg).await {
-                Ok(session) => {
-                    if self.is_current(generation) {
-                        self.run_loop(generation, session).await;
-                    }
-                }
-                Err(msg) => {
-                    if self.is_current(generation) {
-                        self.inner.update_value(|i| i.loop_live = false);
-                        self.fail(msg);
-                    }
-                }
-            }
-        });
+        self.send(ToWorker::Start { run, cfg });
     }
 
-    /// Pauses a running run after its current chunk, or resumes a paused one.
+    /// Pauses a running run after its current chunk (the status turns to paused when the
+    /// worker confirms), or resumes a paused one.
     pub fn toggle_pause(self) {
         match self.status.get_untracked() {
             Status::Running => {
-                self.inner.update_value(|i| i.pause = true);
-                self.status.set(Status::Paused);
-                self.eta.set("paused".into());
+                let first = self
+                    .inner
+                    .try_update_value(|i| !std::mem::replace(&mut i.pausing, true));
+                if first == Some(true) {
+                    self.eta.set("pausing…".into());
+                    self.send(ToWorker::Pause);
+                }
             }
             Status::Paused => {
-                let resume = self.inner.try_update_value(|i| {
-                    i.pause = false;
-                    if i.loop_live {
-                        // The loop has not reached its pause point yet: it simply carries on.
-                        None
-                    } else {
-                        i.session.take().map(|s| {
-                            i.loop_live = true;
-                            (i.generation, s)
-                        })
-                    }
-                });
                 self.status.set(Status::Running);
-                if let Some(Some((generation, session))) = resume {
-                    wasm_bindgen_futures::spawn_local(async move {
-                        self.run_loop(generation, session).await;
-                    });
-                }
+                self.send(ToWorker::Resume);
             }
             _ => {}
         }
     }
 
-    /// Drops the trainer and clears progress and charts.
+    /// Drops the run and clears progress and charts.
     pub fn reset(self) {
         self.inner.update_value(|i| {
-            i.generation += 1;
-            i.pause = false;
-            i.loop_live = false;
-            i.session = None;
+            i.run += 1;
+            i.pausing = false;
+            i.current = None;
         });
+        if self.inner.with_value(|i| i.worker.is_some()) {
+            self.send(ToWorker::Reset);
+        }
         self.clear();
         self.status.set(Status::Idle);
     }
@@ -340,146 +399,46 @@ impl Runner {
         self.step.set(0);
         self.total.set(0);
         self.eta.set(String::new());
-        self.error.set(None);
+        // A worker that cannot start stays reported.
+        self.error.set(self.inner.with_value(|i| i.broken.clone()));
         self.snapshot.set(None);
         self.history.set(LossHistory::default());
     }
 
-    fn is_current(self, generation: u64) -> bool {
-        self.inner
-            .try_with_value(|i| i.generation == generation)
-            .unwrap_or(false)
-    }
-
     fn fail(self, msg: String) {
+        self.inner.update_value(|i| i.pausing = false);
         self.error.set(Some(msg));
         self.status.set(Status::Error);
         self.eta.set(String::new());
     }
 
-    /// Builds the trainer: WebGPU when there is an adapter, else the CPU reference if the config
-    /// is small enough.
-    async fn open(self, cfg: &SuperpositionConfig) -> Result<Session, String> {
-        cfg.validate().map_err(|e| e.to_string())?;
-        let specs = cfg.instances();
-        let (trainer, adapter, chunk, max_chunk) = match self.gpu().await {
-            Ok((gpu, name)) => {
-                let t = GpuToyTrainer::new(&gpu, cfg, None)
-                    .await
-                    .map_err(|e| e.to_string())?;
-                // Start small when a step is big (software adapters take seconds for the
-                // phase diagram); the loop grows the chunk fourfold per chunk on fast GPUs.
-                let chunk = (2e6 / step_work(cfg) as f64).clamp(1.0, 50.0);
-                (Trainer::Gpu(Box::new(t)), name, chunk, 5000.0)
-            }
-            Err(why) => {
-                let cost = cpu_cost(cfg);
-                if cost > CPU_FALLBACK_LIMIT {
-                    return Err(format!(
-                        "this run needs WebGPU: instances × parameters × batch = {cost} is more than the \
-                         CPU fallback's {CPU_FALLBACK_LIMIT}; shrink the sweep, the model or the batch, or \
-                         open the page in a browser with WebGPU ({why})"
-                    ));
-                }
-                let t = CpuToyTrainer::new(cfg).map_err(|e| e.to_string())?;
-                // A first guess of ~50 M multiply-adds a second; the loop corrects it at once.
-                let per_step = (cost * 4).max(1) as f64;
-                let chunk = (5e6 / per_step).clamp(1.0, 200.0);
-                (Trainer::Cpu(t), "CPU".to_string(), chunk, 2000.0)
-            }
+    fn publish(self, p: Progress) {
+        let Some((cfg, specs)) = self.inner.with_value(|i| i.current.clone()) else {
+            return;
         };
-        Ok(Session {
-            trainer,
-            cfg: cfg.clone(),
-            specs,
-            adapter,
-            step: 0,
-            chunk,
-            max_chunk,
-            rate: None,
-            elapsed_ms: 0.0,
-        })
-    }
-
-    async fn run_loop(self, generation: u64, mut s: Session) {
-        loop {
-            if !self.is_current(generation) {
-                return;
-            }
-            if s.step >= s.cfg.steps {
-                self.inner.update_value(|i| i.loop_live = false);
-                self.status.set(Status::Done);
-                self.eta
-                    .set(format!("took {}", fmt_duration(s.elapsed_ms / 1000.0)));
-                return;
-            }
-            if self.inner.with_value(|i| i.pause) {
-                self.inner.update_value(|i| {
-                    i.loop_live = false;
-                    i.session = Some(s);
-                });
-                return;
-            }
-            let n = (s.chunk.round() as u32).max(1).min(s.cfg.steps - s.step);
-            let t0 = now_ms();
-            let trained = s.trainer.run_steps(n).await;
-            let params = match &trained {
-                Ok(_) => s.trainer.params().await,
-                Err(e) => Err(e.clone()),
-            };
-            if !self.is_current(generation) {
-                return;
-            }
-            let (loss, params) = match (trained, params) {
-                (Ok(l), Ok(p)) => (l, p),
-                (Err(e), _) | (_, Err(e)) => {
-                    self.inner.update_value(|i| i.loop_live = false);
-                    self.fail(e.to_string());
-                    return;
-                }
-            };
-            let dt = (now_ms() - t0).max(1.0);
-            s.step += n;
-            s.elapsed_ms += dt;
-            let rate = n as f64 * 1000.0 / dt;
-            s.rate = Some(s.rate.map_or(rate, |r| 0.7 * r + 0.3 * rate));
-            // Steer the chunk towards the target time, at most 4× at once. Multiplying the
-            // fractional size (rather than rescaling the rounded one) still converges when a
-            // fixed per-chunk cost (readback, metrics) dominates small chunks.
-            let factor = (TARGET_CHUNK_MS / dt).clamp(0.25, 4.0);
-            s.chunk = (s.chunk * factor).clamp(1.0, s.max_chunk);
-            self.publish(&s, loss, params);
-            sleep_ms(0).await;
-        }
-    }
-
-    fn publish(self, s: &Session, loss: Vec<f32>, params: Vec<f32>) {
-        let (h, f) = (s.cfg.n_hidden as usize, s.cfg.n_features as usize);
-        let weights: Vec<InstanceWeights> = params
-            .chunks(s.cfg.params_per_instance())
+        let (h, f) = (cfg.n_hidden as usize, cfg.n_features as usize);
+        let weights: Vec<InstanceWeights> = p
+            .params
+            .chunks(cfg.params_per_instance())
             .map(|block| unflatten(block, h, f))
             .collect();
-        let metrics = weights
-            .iter()
-            .map(|w| superposition_metrics(&w.w))
-            .collect();
-        self.history.update(|hist| hist.push(s.step, loss.clone()));
+        self.history
+            .update(|hist| hist.push(p.step, p.losses.clone()));
+        let left = cfg.steps.saturating_sub(p.step) as f64;
         self.snapshot.set(Some(Arc::new(Snapshot {
-            cfg: s.cfg.clone(),
-            specs: s.specs.clone(),
-            step: s.step,
-            params,
+            cfg,
+            specs,
+            step: p.step,
+            params: p.params,
             weights,
-            metrics,
-            last_loss: loss,
-            adapter: s.adapter.clone(),
+            metrics: p.metrics,
+            last_loss: p.losses,
+            adapter: p.adapter,
         })));
-        self.step.set(s.step);
-        if self.status.get_untracked() == Status::Running {
-            let left = (s.cfg.steps - s.step) as f64;
-            let eta = s.rate.map_or(String::new(), |r| {
-                format!("ETA {}", fmt_duration(left / r.max(1e-9)))
-            });
+        self.step.set(p.step);
+        let pausing = self.inner.with_value(|i| i.pausing);
+        if self.status.get_untracked() == Status::Running && !pausing {
+            let eta = format!("ETA {}", fmt_duration(left / p.steps_per_sec.max(1e-9)));
             self.eta.set(eta);
         }
     }
@@ -491,77 +450,21 @@ impl Default for Runner {
     }
 }
 
-/// The adapter's name. Browsers leave wgpu's `name` (the adapter's `description`) empty for
-/// privacy, so then the page asks `navigator.gpu` itself for the vendor and architecture it does
-/// share.
-async fn adapter_label(gpu: &Gpu) -> String {
-    if !gpu.info.name.trim().is_empty() {
-        return gpu.info.name.clone();
-    }
-    let kind = if gpu.info.device_type == wgpu::DeviceType::Cpu {
-        "software adapter"
-    } else {
-        "adapter"
-    };
-    match browser_adapter_info().await {
-        Some(info) => format!("{info} ({kind})"),
-        None => format!("unnamed {kind}"),
+fn post_to(worker: &Worker, msg: &ToWorker) {
+    let sent = msg
+        .to_js()
+        .and_then(|v| worker.post_message(&v).map_err(|e| js_error_text(&e)));
+    if let Err(e) = sent {
+        web_sys::console::error_1(&format!("mechlab: could not message the worker: {e}").into());
     }
 }
 
-/// `vendor architecture` from a fresh `navigator.gpu.requestAdapter()`, when the browser says.
-async fn browser_adapter_info() -> Option<String> {
-    use js_sys::Reflect;
-    let nav = web_sys::window()?.navigator();
-    let gpu = Reflect::get(&nav, &"gpu".into())
-        .ok()
-        .filter(|g| !g.is_undefined())?;
-    let request: js_sys::Function = Reflect::get(&gpu, &"requestAdapter".into())
-        .ok()?
-        .dyn_into()
-        .ok()?;
-    let options = js_sys::Object::new();
-    // The engine asks for the high-performance adapter; ask for the same one.
-    Reflect::set(
-        &options,
-        &"powerPreference".into(),
-        &"high-performance".into(),
-    )
-    .ok()?;
-    let promise: js_sys::Promise = request.call1(&gpu, &options).ok()?.dyn_into().ok()?;
-    let adapter = wasm_bindgen_futures::JsFuture::from(promise).await.ok()?;
-    if adapter.is_null() || adapter.is_undefined() {
-        return None;
-    }
-    let info = Reflect::get(&adapter, &"info".into()).ok()?;
-    let field = |k: &str| {
-        Reflect::get(&info, &k.into())
-            .ok()
-            .and_then(|v| v.as_string())
-            .filter(|s| !s.is_empty())
-    };
-    let parts: Vec<String> = ["vendor", "architecture", "description"]
-        .into_iter()
-        .filter_map(field)
-        .collect();
-    (!parts.is_empty()).then(|| parts.join(" "))
-}
-
-/// The CPU fallback's cost measure: instances × parameters per instance × batch size.
-pub fn cpu_cost(cfg: &SuperpositionConfig) -> u64 {
-    cfg.n_instances() as u64 * cfg.params_per_instance() as u64 * cfg.batch_size as u64
-}
-
-fn has_navigator_gpu() -> bool {
-    web_sys::window()
-        .and_then(|w| js_sys::Reflect::get(&w.navigator(), &"gpu".into()).ok())
-        .is_some_and(|g| !g.is_undefined() && !g.is_null())
-}
-
-/// Multiply-adds of one training step over all instances, roughly.
-fn step_work(cfg: &SuperpositionConfig) -> u64 {
-    let per_sample = cfg.n_features as u64 * cfg.n_hidden as u64;
-    (cfg.n_instances() as u64 * cfg.batch_size as u64 * per_sample).max(1)
+/// A thrown JS value as text.
+fn js_error_text(e: &JsValue) -> String {
+    e.dyn_ref::<js_sys::Error>()
+        .map(|e| String::from(e.message()))
+        .or_else(|| e.as_string())
+        .unwrap_or_else(|| format!("{e:?}"))
 }
 
 /// "12 s", "3 min 5 s".
@@ -574,19 +477,4 @@ pub fn fmt_duration(secs: f64) -> String {
     } else {
         format!("{} h {} min", s / 3600, (s % 3600) / 60)
     }
-}
-
-fn now_ms() -> f64 {
-    js_sys::Date::now()
-}
-
-/// Resolves after `ms` milliseconds via `setTimeout`, letting the browser handle events.
-pub async fn sleep_ms(ms: i32) {
-    let promise = js_sys::Promise::new(&mut |resolve, _| {
-        if let Some(w) = web_sys::window() {
-            let _ = w
-                .set_timeout_with_callback_and_timeout_and_arguments_0(resolve.unchecked_ref(), ms);
-        }
-    });
-    let _ = wasm_bindgen_futures::JsFuture::from(promise).await;
 }

@@ -86,6 +86,77 @@ test('pause stops training and resume continues it', async () => {
   await page.close();
 });
 
+test('training runs in a worker and the page stays responsive while it trains', async () => {
+  const { page, errors } = await open(TINY.replace('steps=400', 'steps=1000000'));
+  // The page says where training runs once the worker has reported its backend.
+  await page.waitForFunction(() => document.body.dataset.engineThread === 'worker', null, { timeout: 60_000 });
+  assert.match(await page.textContent('#backend'), /WebGPU/);
+  assert.ok(
+    page.workers().some((w) => /mechlab-worker-loader\.js$/.test(w.url())),
+    `a dedicated worker runs the trainer (workers: ${page.workers().map((w) => w.url())})`,
+  );
+  await page.click('#run');
+  await waitStatus(page, 'running');
+  await page.waitForFunction(() => Number(document.querySelector('#loss-chart')?.dataset.updates) >= 3, null, {
+    timeout: 60_000,
+  });
+  // For about a second of training, the page's event loop never stalls: a setTimeout(0) chain
+  // sees no gap over 200 ms, while steps keep arriving and the charts keep redrawing.
+  const probe = await page.evaluate(
+    () =>
+      new Promise((resolve) => {
+        const step = () => Number(document.querySelector('#step').textContent);
+        const draws = () => Number(document.querySelector('#loss-chart').dataset.updates);
+        const start = { step: step(), draws: draws() };
+        const t0 = performance.now();
+        let last = t0;
+        let worst = 0;
+        let ticks = 0;
+        const tick = () => {
+          const now = performance.now();
+          worst = Math.max(worst, now - last);
+          last = now;
+          ticks += 1;
+          if (now - t0 < 1000) {
+            setTimeout(tick, 0);
+          } else {
+            resolve({ worst, ticks, steps: step() - start.step, draws: draws() - start.draws });
+          }
+        };
+        setTimeout(tick, 0);
+      }),
+  );
+  assert.equal(await status(page), 'running', 'still training after the measurement');
+  assert.ok(probe.steps > 0 && probe.draws > 0, `training went on while measured: ${JSON.stringify(probe)}`);
+  assert.ok(probe.worst < 200, `the page's event loop stalled: ${JSON.stringify(probe)}`);
+  // Pause takes effect within a couple of seconds, and then nothing trains.
+  await page.click('#pause');
+  await waitStatus(page, 'paused', 2_000);
+  const step = await page.textContent('#step');
+  await page.waitForTimeout(500);
+  assert.equal(await page.textContent('#step'), step, 'no steps while paused');
+  await page.click('#reset');
+  await waitStatus(page, 'idle');
+  assert.deepEqual(errors, []);
+  await page.close();
+});
+
+test('a training worker that cannot start is reported instead of hanging', async () => {
+  const page = await ctx.newPage();
+  const errors = watchErrors(page);
+  await page.route('**/mechlab-worker*', (route) => route.abort());
+  await page.goto(server.url + '#' + TINY);
+  await page.waitForSelector('#error', { state: 'visible', timeout: 30_000 });
+  assert.match(await page.textContent('#error'), /training worker did not start/);
+  assert.match(await page.textContent('#backend'), /unavailable/);
+  assert.equal(await page.getAttribute('body', 'data-engine-thread'), null);
+  await page.click('#run');
+  await waitStatus(page, 'error', 10_000);
+  assert.match(await page.textContent('#error'), /training worker did not start/);
+  assert.deepEqual(errors, []);
+  await page.close();
+});
+
 test('a shared link restores the same controls, and control changes update the link', async () => {
   const link = 'v=1&nf=7&nh=3&act=linear&imp=0.8&p=log:1:0.01:4&bs=128&steps=900&lr=0.005&seed=42';
   const { page } = await open(link);
@@ -184,6 +255,7 @@ test('without WebGPU the page says so and trains small presets on the CPU', asyn
     await page.click('#run');
     await waitStatus(page, 'done', 60_000);
     assert.match(await page.textContent('#backend'), /CPU/);
+    assert.equal(await page.getAttribute('body', 'data-engine-thread'), 'worker');
     assert.deepEqual(errors, []);
   } finally {
     await noGpu.close();

@@ -1,0 +1,448 @@
+//! The training worker: a dedicated Web Worker with its own WebGPU device (or the CPU reference
+//! for small configs) that trains in chunks and streams progress back to the page.
+//!
+//! The worker's event loop is its own, so chunks, readback, metrics and the CPU fallback never
+//! hold up the page; between chunks it yields so Pause, Resume, Reset and Start get through.
+
+use std::cell::RefCell;
+
+use mechlab_engine::experiment::superposition::SuperpositionConfig;
+use mechlab_engine::gpu::Gpu;
+use mechlab_engine::metrics::superposition::superposition_metrics;
+use mechlab_engine::models::toy::cpu::CpuToyTrainer;
+use mechlab_engine::models::toy::gpu::GpuToyTrainer;
+use mechlab_engine::models::toy::unflatten;
+use mechlab_engine::EngineError;
+use wasm_bindgen::prelude::*;
+use wasm_bindgen::JsCast;
+use web_sys::{DedicatedWorkerGlobalScope, MessageEvent};
+
+use crate::protocol::{FromWorker, Progress, ToWorker};
+use crate::sleep_ms;
+
+/// Largest `instances × params × batch` the CPU fallback takes on; beyond it one step takes
+/// seconds and a run would never finish.
+pub const CPU_FALLBACK_LIMIT: u64 = 2_000_000;
+/// Wall time one chunk should take: long enough to amortise readback, short enough that a
+/// pause or a reset waits for little.
+const TARGET_CHUNK_MS: f64 = 100.0;
+
+/// The two ways to train.
+enum Trainer {
+    Gpu(Box<GpuToyTrainer>),
+    Cpu(CpuToyTrainer),
+}
+
+impl Trainer {
+    async fn run_steps(&mut self, n: u32) -> Result<Vec<f32>, EngineError> {
+        match self {
+            Trainer::Gpu(t) => t.run_steps(n).await.map(|r| r.mean_loss),
+            Trainer::Cpu(t) => {
+                let loss = t.run_steps(n);
+                t.check_diverged()?;
+                Ok(loss)
+            }
+        }
+    }
+
+    async fn params(&self) -> Result<Vec<f32>, EngineError> {
+        match self {
+            Trainer::Gpu(t) => t.params_flat().await,
+            Trainer::Cpu(t) => Ok(t.params().to_vec()),
+        }
+    }
+}
+
+/// A trainer and the loop's bookkeeping, parked here while paused.
+struct Session {
+    run: u32,
+    trainer: Trainer,
+    cfg: SuperpositionConfig,
+    adapter: String,
+    step: u32,
+    /// Steps per chunk, kept fractional so small corrections add up instead of rounding away.
+    chunk: f64,
+    max_chunk: f64,
+    /// Smoothed steps per second, for the ETA.
+    rate: Option<f64>,
+    /// Milliseconds spent training (pauses excluded).
+    elapsed_ms: f64,
+}
+
+enum GpuState {
+    Unknown,
+    Probing,
+    /// The device and the name the page shows for it.
+    Ready(Box<Gpu>, String),
+    Missing(String),
+}
+
+struct State {
+    /// The run the page wants trained; 0 for none. A loop whose run is not this one stops and
+    /// drops its trainer.
+    run: u32,
+    pause: bool,
+    /// A loop (or the opening of its trainer) is live for `run`.
+    live: bool,
+    /// The paused run's trainer.
+    parked: Option<Session>,
+    gpu: GpuState,
+}
+
+thread_local! {
+    static STATE: RefCell<State> = const {
+        RefCell::new(State {
+            run: 0,
+            pause: false,
+            live: false,
+            parked: None,
+            gpu: GpuState::Unknown,
+        })
+    };
+}
+
+fn with_state<R>(f: impl FnOnce(&mut State) -> R) -> R {
+    STATE.with(|s| f(&mut s.borrow_mut()))
+}
+
+fn scope() -> DedicatedWorkerGlobalScope {
+    js_sys::global().unchecked_into()
+}
+
+/// Posts a message to the page.
+fn post(msg: &FromWorker) {
+    match msg.to_js() {
+        Ok(v) => {
+            if let Err(e) = scope().post_message(&v) {
+                web_sys::console::error_2(&"mechlab worker: postMessage failed".into(), &e);
+            }
+        }
+        Err(e) => web_sys::console::error_1(&format!("mechlab worker: {e}").into()),
+    }
+}
+
+/// The worker's entry point: installs the message handler, says it is ready, and looks for
+/// WebGPU at once so the page can show the backend before the first run.
+pub fn start() {
+    std::panic::set_hook(Box::new(|info| {
+        console_error_panic_hook::hook(info);
+        post(&FromWorker::Crashed {
+            message: info.to_string(),
+        });
+    }));
+    let on_message = Closure::<dyn FnMut(MessageEvent)>::new(|ev: MessageEvent| {
+        match ToWorker::from_js(ev.data()) {
+            Ok(msg) => handle(msg),
+            Err(e) => {
+                web_sys::console::error_1(&format!("mechlab worker: bad message: {e}").into())
+            }
+        }
+    });
+    scope().set_onmessage(Some(on_message.as_ref().unchecked_ref()));
+    // The handler lives as long as the worker.
+    on_message.forget();
+    post(&FromWorker::Ready);
+    wasm_bindgen_futures::spawn_local(async {
+        let _ = gpu().await;
+    });
+}
+
+fn handle(msg: ToWorker) {
+    match msg {
+        ToWorker::Start { run, cfg } => {
+            with_state(|s| {
+                s.run = run;
+                s.pause = false;
+                s.parked = None;
+                s.live = true;
+            });
+            wasm_bindgen_futures::spawn_local(async move {
+                match open(run, &cfg).await {
+                    Ok(session) => {
+                        if is_current(run) {
+                            run_loop(session).await;
+                        }
+                    }
+                    Err(message) => {
+                        if is_current(run) {
+                            with_state(|s| s.live = false);
+                            post(&FromWorker::Error { run, message });
+                        }
+                    }
+                }
+            });
+        }
+        ToWorker::Pause => with_state(|s| s.pause = true),
+        ToWorker::Resume => {
+            let resume = with_state(|s| {
+                s.pause = false;
+                if s.live {
+                    // The loop has not reached its pause point yet: it simply carries on.
+                    None
+                } else {
+                    s.parked.take().inspect(|_| s.live = true)
+                }
+            });
+            if let Some(session) = resume {
+                wasm_bindgen_futures::spawn_local(run_loop(session));
+            }
+        }
+        ToWorker::Reset => with_state(|s| {
+            s.run = 0;
+            s.pause = false;
+            s.live = false;
+            s.parked = None;
+        }),
+    }
+}
+
+fn is_current(run: u32) -> bool {
+    with_state(|s| s.run == run)
+}
+
+/// The worker's one GPU and its name, opened on first use; the error is why there is none.
+/// The first call tells the page which backend runs train on.
+async fn gpu() -> Result<(Gpu, String), String> {
+    loop {
+        let state = with_state(|s| match &s.gpu {
+            GpuState::Unknown => {
+                s.gpu = GpuState::Probing;
+                None
+            }
+            GpuState::Probing => Some(None),
+            GpuState::Ready(g, name) => Some(Some(Ok((Gpu::clone(g), name.clone())))),
+            GpuState::Missing(why) => Some(Some(Err(why.clone()))),
+        });
+        match state {
+            Some(Some(done)) => return done,
+            Some(None) => sleep_ms(20).await,
+            None => break,
+        }
+    }
+    let (state, out, msg) = match Gpu::new().await {
+        Ok(g) => {
+            let name = adapter_label(&g).await;
+            let msg = FromWorker::Backend {
+                description: format!("WebGPU: {name}"),
+                webgpu: true,
+            };
+            (
+                GpuState::Ready(Box::new(g.clone()), name.clone()),
+                Ok((g, name)),
+                msg,
+            )
+        }
+        Err(e) => {
+            let why = match e {
+                // wgpu's message lists every native backend it was built without; the
+                // browser case has one simple cause.
+                EngineError::NoAdapter(_) if !has_navigator_gpu() => {
+                    "this browser has no WebGPU".to_string()
+                }
+                EngineError::NoAdapter(_) => "the browser offered no WebGPU adapter".to_string(),
+                e => e.to_string(),
+            };
+            let msg = FromWorker::Backend {
+                description: format!("CPU (no WebGPU: {why})"),
+                webgpu: false,
+            };
+            (GpuState::Missing(why.clone()), Err(why), msg)
+        }
+    };
+    with_state(|s| s.gpu = state);
+    post(&msg);
+    out
+}
+
+/// Builds the trainer: WebGPU when there is an adapter, else the CPU reference if the config is
+/// small enough.
+async fn open(run: u32, cfg: &SuperpositionConfig) -> Result<Session, String> {
+    cfg.validate().map_err(|e| e.to_string())?;
+    let (trainer, adapter, chunk, max_chunk) = match gpu().await {
+        Ok((gpu, name)) => {
+            let t = GpuToyTrainer::new(&gpu, cfg, None)
+                .await
+                .map_err(|e| e.to_string())?;
+            // Start small when a step is big (software adapters take seconds for the phase
+            // diagram); the loop grows the chunk fourfold per chunk on fast GPUs.
+            let chunk = (2e6 / step_work(cfg) as f64).clamp(1.0, 50.0);
+            (Trainer::Gpu(Box::new(t)), name, chunk, 5000.0)
+        }
+        Err(why) => {
+            let cost = cpu_cost(cfg);
+            if cost > CPU_FALLBACK_LIMIT {
+                return Err(format!(
+                    "this run needs WebGPU: instances × parameters × batch = {cost} is more than the \
+                     CPU fallback's {CPU_FALLBACK_LIMIT}; shrink the sweep, the model or the batch, or \
+                     open the page in a browser with WebGPU ({why})"
+                ));
+            }
+            let t = CpuToyTrainer::new(cfg).map_err(|e| e.to_string())?;
+            // A first guess of ~50 M multiply-adds a second; the loop corrects it at once.
+            let per_step = (cost * 4).max(1) as f64;
+            let chunk = (5e6 / per_step).clamp(1.0, 200.0);
+            (Trainer::Cpu(t), "CPU".to_string(), chunk, 2000.0)
+        }
+    };
+    Ok(Session {
+        run,
+        trainer,
+        cfg: cfg.clone(),
+        adapter,
+        step: 0,
+        chunk,
+        max_chunk,
+        rate: None,
+        elapsed_ms: 0.0,
+    })
+}
+
+async fn run_loop(mut s: Session) {
+    let run = s.run;
+    loop {
+        if !is_current(run) {
+            return;
+        }
+        if s.step >= s.cfg.steps {
+            with_state(|st| st.live = false);
+            post(&FromWorker::Done {
+                run,
+                step: s.step,
+                elapsed_ms: s.elapsed_ms,
+            });
+            return;
+        }
+        if with_state(|st| st.pause) {
+            let step = s.step;
+            with_state(|st| {
+                st.live = false;
+                st.parked = Some(s);
+            });
+            post(&FromWorker::Paused { run, step });
+            return;
+        }
+        let n = (s.chunk.round() as u32).max(1).min(s.cfg.steps - s.step);
+        let t0 = js_sys::Date::now();
+        let trained = s.trainer.run_steps(n).await;
+        let params = match &trained {
+            Ok(_) => s.trainer.params().await,
+            Err(e) => Err(e.clone()),
+        };
+        if !is_current(run) {
+            return;
+        }
+        let (losses, params) = match (trained, params) {
+            (Ok(l), Ok(p)) => (l, p),
+            (Err(e), _) | (_, Err(e)) => {
+                with_state(|st| st.live = false);
+                post(&FromWorker::Error {
+                    run,
+                    message: e.to_string(),
+                });
+                return;
+            }
+        };
+        let dt = (js_sys::Date::now() - t0).max(1.0);
+        s.step += n;
+        s.elapsed_ms += dt;
+        let rate = n as f64 * 1000.0 / dt;
+        let rate = s.rate.map_or(rate, |r| 0.7 * r + 0.3 * rate);
+        s.rate = Some(rate);
+        // Steer the chunk towards the target time, at most 4× at once. Multiplying the
+        // fractional size (rather than rescaling the rounded one) still converges when a fixed
+        // per-chunk cost (readback, metrics) dominates small chunks.
+        let factor = (TARGET_CHUNK_MS / dt).clamp(0.25, 4.0);
+        s.chunk = (s.chunk * factor).clamp(1.0, s.max_chunk);
+        let (h, f) = (s.cfg.n_hidden as usize, s.cfg.n_features as usize);
+        let metrics = params
+            .chunks(s.cfg.params_per_instance())
+            .map(|block| superposition_metrics(&unflatten(block, h, f).w))
+            .collect();
+        post(&FromWorker::Progress(Box::new(Progress {
+            run,
+            step: s.step,
+            losses,
+            params,
+            metrics,
+            adapter: s.adapter.clone(),
+            steps_per_sec: rate,
+        })));
+        sleep_ms(0).await;
+    }
+}
+
+/// The adapter's name. Browsers leave wgpu's `name` (the adapter's `description`) empty for
+/// privacy, so then the worker asks `navigator.gpu` itself for the vendor and architecture it
+/// does share.
+async fn adapter_label(gpu: &Gpu) -> String {
+    if !gpu.info.name.trim().is_empty() {
+        return gpu.info.name.clone();
+    }
+    let kind = if gpu.info.device_type == wgpu::DeviceType::Cpu {
+        "software adapter"
+    } else {
+        "adapter"
+    };
+    match browser_adapter_info().await {
+        Some(info) => format!("{info} ({kind})"),
+        None => format!("unnamed {kind}"),
+    }
+}
+
+/// `navigator.gpu` of this global (a window's or a worker's), when there is one.
+fn navigator_gpu() -> Option<JsValue> {
+    let nav = js_sys::Reflect::get(&js_sys::global(), &"navigator".into()).ok()?;
+    js_sys::Reflect::get(&nav, &"gpu".into())
+        .ok()
+        .filter(|g| !g.is_undefined() && !g.is_null())
+}
+
+fn has_navigator_gpu() -> bool {
+    navigator_gpu().is_some()
+}
+
+/// `vendor architecture` from a fresh `navigator.gpu.requestAdapter()`, when the browser says.
+async fn browser_adapter_info() -> Option<String> {
+    use js_sys::Reflect;
+    let gpu = navigator_gpu()?;
+    let request: js_sys::Function = Reflect::get(&gpu, &"requestAdapter".into())
+        .ok()?
+        .dyn_into()
+        .ok()?;
+    let options = js_sys::Object::new();
+    // The engine asks for the high-performance adapter; ask for the same one.
+    Reflect::set(
+        &options,
+        &"powerPreference".into(),
+        &"high-performance".into(),
+    )
+    .ok()?;
+    let promise: js_sys::Promise = request.call1(&gpu, &options).ok()?.dyn_into().ok()?;
+    let adapter = wasm_bindgen_futures::JsFuture::from(promise).await.ok()?;
+    if adapter.is_null() || adapter.is_undefined() {
+        return None;
+    }
+    let info = Reflect::get(&adapter, &"info".into()).ok()?;
+    let field = |k: &str| {
+        Reflect::get(&info, &k.into())
+            .ok()
+            .and_then(|v| v.as_string())
+            .filter(|s| !s.is_empty())
+    };
+    let parts: Vec<String> = ["vendor", "architecture", "description"]
+        .into_iter()
+        .filter_map(field)
+        .collect();
+    (!parts.is_empty()).then(|| parts.join(" "))
+}
+
+/// The CPU fallback's cost measure: instances × parameters per instance × batch size.
+pub fn cpu_cost(cfg: &SuperpositionConfig) -> u64 {
+    cfg.n_instances() as u64 * cfg.params_per_instance() as u64 * cfg.batch_size as u64
+}
+
+/// Multiply-adds of one training step over all instances, roughly.
+fn step_work(cfg: &SuperpositionConfig) -> u64 {
+    let per_sample = cfg.n_features as u64 * cfg.n_hidden as u64;
+    (cfg.n_instances() as u64 * cfg.batch_size as u64 * per_sample).max(1)
+}
