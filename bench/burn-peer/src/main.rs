@@ -84,7 +84,7 @@ fn main() {
             model = m;
             last = Some(l);
         }
-        let loss: f32 = last.unwrap().into_scalar().elem();
+        let loss: f32 = last.unwrap().into_scalar::<f32>();
         let dt = t.elapsed();
         if dt >= Duration::from_millis(1500) || steps >= 1 << 16 {
             let rate = (steps * n) as f64 / dt.as_secs_f64();
