@@ -21,7 +21,10 @@ struct Toy {
 }
 
 fn parse_list(s: &str) -> Vec<f32> {
-    s.split(',').filter(|v| !v.is_empty()).map(|v| v.parse().expect("a number")).collect()
+    s.split(',')
+        .filter(|v| !v.is_empty())
+        .map(|v| v.parse().expect("a number"))
+        .collect()
 }
 
 fn main() {
@@ -30,17 +33,25 @@ fn main() {
         eprintln!("usage: mechlab-burn-peer N_FEATURES N_HIDDEN BATCH IMPORTANCE_DECAY P1,P2,... [R1,R2,...]");
         std::process::exit(2);
     };
-    let (f, h, bsz): (usize, usize, usize) = (nf.parse().unwrap(), nh.parse().unwrap(), batch.parse().unwrap());
+    let (f, h, bsz): (usize, usize, usize) = (
+        nf.parse().unwrap(),
+        nh.parse().unwrap(),
+        batch.parse().unwrap(),
+    );
     let decay: f32 = decay.parse().unwrap();
     let probs = parse_list(probs);
-    let rel = rest.first().map(|r| parse_list(r)).unwrap_or_else(|| vec![1.0]);
+    let rel = rest
+        .first()
+        .map(|r| parse_list(r))
+        .unwrap_or_else(|| vec![1.0]);
     // Instances: probability-major, as mechlab's config orders them.
     let mut prob_rows = Vec::new();
     let mut imp_rows = Vec::new();
     for &p in &probs {
         for &r in &rel {
             prob_rows.push(p);
-            imp_rows.extend((0..f).map(|i| decay.powi(i as i32) * if i == f - 1 { r } else { 1.0 }));
+            imp_rows
+                .extend((0..f).map(|i| decay.powi(i as i32) * if i == f - 1 { r } else { 1.0 }));
         }
     }
     let n = prob_rows.len();
@@ -48,7 +59,11 @@ fn main() {
     let device = Device::wgpu(Default::default()).autodiff();
     let std = (2.0 / (f + h) as f64).sqrt();
     let mut model = Toy {
-        w: Param::from_tensor(Tensor::random([n, h, f], Distribution::Normal(0.0, std), &device)),
+        w: Param::from_tensor(Tensor::random(
+            [n, h, f],
+            Distribution::Normal(0.0, std),
+            &device,
+        )),
         b: Param::from_tensor(Tensor::zeros([n, f], &device)),
     };
     let prob = Tensor::<1>::from_floats(prob_rows.as_slice(), &device)
@@ -58,7 +73,8 @@ fn main() {
     let mut optim = AdamConfig::new().init();
 
     let mut step = |model: Toy| -> (Toy, Tensor<1>) {
-        let keep = Tensor::<3>::random([n, bsz, f], Distribution::Default, &device).lower(prob.clone());
+        let keep =
+            Tensor::<3>::random([n, bsz, f], Distribution::Default, &device).lower(prob.clone());
         let x = Tensor::<3>::random([n, bsz, f], Distribution::Default, &device) * keep.float();
         let w = model.w.val();
         let hidden = x.clone().matmul(w.clone().swap_dims(1, 2));
