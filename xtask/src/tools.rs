@@ -125,7 +125,7 @@ pub fn ensure_system_packages() -> Result<(), String> {
     }
     println!("installing {}", missing.join(" "));
     run(&mut cmd("apt-get", &["update", "-qq"]))?;
-    let mut args = vec!["install", "-y", "-qq", "--no-install-recommends"];
+    let mut args = vec!["install", "-y", "-qq"];
     args.extend(&missing);
     run(cmd("apt-get", &args).env("DEBIAN_FRONTEND", "noninteractive"))
 }
