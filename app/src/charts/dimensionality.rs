@@ -3,7 +3,7 @@
 //! to (1, 3/4, 2/3, 1/2, 2/5, 1/3).
 
 use super::canvas::{axes, Plot, Scale, INK, SMALL};
-use super::{instance_fields, ChartInput, EMPTY};
+use super::{per_instance_json, ChartInput, EMPTY};
 use crate::trainer::Snapshot;
 use serde_json::{json, Value};
 
@@ -113,25 +113,15 @@ pub fn draw(canvas: &web_sys::HtmlCanvasElement, input: &ChartInput) {
 
 /// Dimensionalities and dims-per-feature per instance.
 pub fn json(snap: &Snapshot) -> Value {
-    let items: Vec<Value> = snap
-        .specs
-        .iter()
-        .zip(&snap.metrics)
-        .map(|(spec, m)| {
-            let mut o = instance_fields(spec);
-            o.insert("dimensionality".into(), json!(m.dimensionality));
-            // Infinity (nothing embedded) is not JSON; null says the same.
-            let dpf = m.dims_per_feature;
-            o.insert(
-                "dims_per_feature".into(),
-                if dpf.is_finite() {
-                    json!(dpf)
-                } else {
-                    Value::Null
-                },
-            );
-            Value::Object(o)
-        })
-        .collect();
-    json!({ "chart": "dimensionality", "step": snap.step, "instances": items })
+    per_instance_json(snap, "dimensionality", &[], |_, m, _, o| {
+        o.insert("dimensionality".into(), json!(m.dimensionality));
+        // Infinity (nothing embedded) is not JSON; null says the same.
+        let dpf = m.dims_per_feature;
+        let dpf = if dpf.is_finite() {
+            json!(dpf)
+        } else {
+            Value::Null
+        };
+        o.insert("dims_per_feature".into(), dpf);
+    })
 }

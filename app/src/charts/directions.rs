@@ -4,7 +4,7 @@
 use super::canvas::{
     css, grid, legend_height, pick, subset_note, viridis, Plot, FAINT, INK, SMALL,
 };
-use super::{instance_fields, label, ChartInput, EMPTY};
+use super::{label, per_instance_json, ChartInput, EMPTY};
 use crate::trainer::Snapshot;
 use serde_json::{json, Value};
 
@@ -97,24 +97,16 @@ pub fn draw(canvas: &web_sys::HtmlCanvasElement, input: &ChartInput) {
 
 /// Each feature's 2-D direction and importance, per instance.
 pub fn json(snap: &Snapshot) -> Value {
-    let items: Vec<Value> = snap
-        .specs
-        .iter()
-        .zip(&snap.weights)
-        .map(|(spec, w)| {
-            let mut o = instance_fields(spec);
-            let feats: Vec<Value> = (0..spec.importance.len())
-                .map(|j| {
-                    json!({
-                        "x": w.w.first().map_or(0.0, |r| r[j]),
-                        "y": w.w.get(1).map_or(0.0, |r| r[j]),
-                        "importance": spec.importance[j],
-                    })
+    per_instance_json(snap, "directions", &[], |spec, _, w, o| {
+        let feats: Vec<Value> = (0..spec.importance.len())
+            .map(|j| {
+                json!({
+                    "x": w.w.first().map_or(0.0, |r| r[j]),
+                    "y": w.w.get(1).map_or(0.0, |r| r[j]),
+                    "importance": spec.importance[j],
                 })
-                .collect();
-            o.insert("features".into(), Value::Array(feats));
-            Value::Object(o)
-        })
-        .collect();
-    json!({ "chart": "directions", "step": snap.step, "instances": items })
+            })
+            .collect();
+        o.insert("features".into(), Value::Array(feats));
+    })
 }

@@ -11,6 +11,8 @@ pub mod wtw;
 
 use crate::trainer::{LossHistory, Snapshot};
 use mechlab_engine::experiment::superposition::{InstanceSpec, SuperpositionConfig};
+use mechlab_engine::metrics::superposition::SuperpositionMetrics;
+use mechlab_engine::models::toy::InstanceWeights;
 use web_sys::HtmlCanvasElement;
 
 /// Every chart on the Superposition page.
@@ -169,6 +171,40 @@ pub fn instance_fields(spec: &InstanceSpec) -> serde_json::Map<String, serde_jso
         m.insert("relative_importance".into(), r.into());
     }
     m
+}
+
+/// The export shape every per-instance chart shares: `{chart, step, ...extra, instances: [..]}`,
+/// each instance its sweep coordinates plus what `fields` adds from its metrics and weights.
+pub fn per_instance_json(
+    snap: &Snapshot,
+    chart: &str,
+    extra: &[(&str, serde_json::Value)],
+    mut fields: impl FnMut(
+        &InstanceSpec,
+        &SuperpositionMetrics,
+        &InstanceWeights,
+        &mut serde_json::Map<String, serde_json::Value>,
+    ),
+) -> serde_json::Value {
+    let items: Vec<serde_json::Value> = snap
+        .specs
+        .iter()
+        .zip(&snap.metrics)
+        .zip(&snap.weights)
+        .map(|((spec, m), w)| {
+            let mut o = instance_fields(spec);
+            fields(spec, m, w, &mut o);
+            serde_json::Value::Object(o)
+        })
+        .collect();
+    let mut out = serde_json::Map::new();
+    out.insert("chart".into(), chart.into());
+    out.insert("step".into(), snap.step.into());
+    for (k, v) in extra {
+        out.insert((*k).into(), v.clone());
+    }
+    out.insert("instances".into(), serde_json::Value::Array(items));
+    serde_json::Value::Object(out)
 }
 
 /// The text drawn when a chart has no data yet.

@@ -4,7 +4,7 @@
 use super::canvas::{
     grid, inferno, legend_height, pick, subset_note, Plot, Scale, FAINT, INK, SMALL,
 };
-use super::{instance_fields, label, ChartInput, EMPTY};
+use super::{label, per_instance_json, ChartInput, EMPTY};
 use crate::trainer::Snapshot;
 use serde_json::{json, Value};
 
@@ -83,16 +83,8 @@ pub fn draw(canvas: &web_sys::HtmlCanvasElement, input: &ChartInput) {
 
 /// Norms and superposition per feature, per instance.
 pub fn json(snap: &Snapshot) -> Value {
-    let items: Vec<Value> = snap
-        .specs
-        .iter()
-        .zip(&snap.metrics)
-        .map(|(spec, m)| {
-            let mut o = instance_fields(spec);
-            o.insert("norms".into(), json!(m.norms));
-            o.insert("superposition".into(), json!(m.superposition));
-            Value::Object(o)
-        })
-        .collect();
-    json!({ "chart": "norms", "step": snap.step, "instances": items })
+    per_instance_json(snap, "norms", &[], |_, m, _, o| {
+        o.insert("norms".into(), json!(m.norms));
+        o.insert("superposition".into(), json!(m.superposition));
+    })
 }

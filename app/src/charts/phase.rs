@@ -3,7 +3,7 @@
 //! diagram fills in as training goes.
 
 use super::canvas::{pick, Plot, FONT, INK, SMALL};
-use super::{instance_fields, ChartInput};
+use super::{per_instance_json, ChartInput};
 use crate::trainer::Snapshot;
 use mechlab_engine::experiment::superposition::SuperpositionConfig;
 use mechlab_engine::metrics::superposition::{classify_phase, Phase};
@@ -138,16 +138,8 @@ pub fn draw(canvas: &web_sys::HtmlCanvasElement, input: &ChartInput) {
 
 /// Phase and norms per instance.
 pub fn json(snap: &Snapshot) -> Value {
-    let items: Vec<Value> = snap
-        .specs
-        .iter()
-        .zip(&snap.metrics)
-        .map(|(spec, m)| {
-            let mut o = instance_fields(spec);
-            o.insert("phase".into(), json!(classify_phase(m)));
-            o.insert("norms".into(), json!(m.norms));
-            Value::Object(o)
-        })
-        .collect();
-    json!({ "chart": "phase", "step": snap.step, "instances": items })
+    per_instance_json(snap, "phase", &[], |_, m, _, o| {
+        o.insert("phase".into(), json!(classify_phase(m)));
+        o.insert("norms".into(), json!(m.norms));
+    })
 }

@@ -2,7 +2,7 @@
 //! under each: the paper's picture of which features interfere and how the bias cancels it.
 
 use super::canvas::{diverging, grid, legend_height, pick, subset_note, Plot, INK, SMALL};
-use super::{instance_fields, label, ChartInput, EMPTY};
+use super::{label, per_instance_json, ChartInput, EMPTY};
 use crate::trainer::Snapshot;
 use serde_json::{json, Value};
 
@@ -66,18 +66,9 @@ pub fn draw(canvas: &web_sys::HtmlCanvasElement, input: &ChartInput) {
 /// WᵀW (rows) and b per instance.
 pub fn json(snap: &Snapshot) -> Value {
     let f = snap.cfg.n_features as usize;
-    let items: Vec<Value> = snap
-        .specs
-        .iter()
-        .zip(&snap.metrics)
-        .zip(&snap.weights)
-        .map(|((spec, m), w)| {
-            let mut o = instance_fields(spec);
-            let rows: Vec<&[f32]> = m.wtw.chunks(f).collect();
-            o.insert("wtw".into(), json!(rows));
-            o.insert("b".into(), json!(w.b));
-            Value::Object(o)
-        })
-        .collect();
-    json!({ "chart": "wtw", "step": snap.step, "n_features": f, "instances": items })
+    per_instance_json(snap, "wtw", &[("n_features", json!(f))], |_, m, w, o| {
+        let rows: Vec<&[f32]> = m.wtw.chunks(f).collect();
+        o.insert("wtw".into(), json!(rows));
+        o.insert("b".into(), json!(w.b));
+    })
 }
