@@ -7,6 +7,7 @@ pub mod gpu;
 pub mod metrics;
 pub mod models;
 pub mod rng;
+pub mod sae;
 #[cfg(test)]
 pub mod testing;
 

@@ -1,0 +1,664 @@
+//! The SAE lab's config: architecture, source, optimiser and schedule, shared by the page, the
+//! CLI and the share link, with the presets and the validation every entry point runs first.
+
+use crate::error::{EngineError, Result};
+use serde::{Deserialize, Serialize};
+
+/// Which sparse autoencoder, with the hyper-parameters only it has.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(tag = "kind", rename_all = "snake_case")]
+pub enum Architecture {
+    /// `f = ReLU(W_enc (x - b_dec) + b_enc)`, loss `‖x - x̂‖² + λ Σᵢ fᵢ ‖W_dec,ᵢ‖` (Anthropic's
+    /// April 2024 update), λ warmed up linearly from 0.
+    ReluL1 {
+        /// λ, the L1 coefficient.
+        l1_coefficient: f32,
+        /// Steps over which λ rises from 0 to its value.
+        l1_warmup_steps: u32,
+    },
+    /// Keep the k largest pre-activations per row (Gao et al. 2024), with the AuxK loss.
+    TopK {
+        /// Latents kept per row.
+        k: u32,
+        /// Dead latents the AuxK loss reconstructs the residual from (0: d_in / 2).
+        k_aux: u32,
+        /// Weight of the AuxK loss.
+        aux_coefficient: f32,
+        /// A latent is dead after this many tokens without firing.
+        dead_tokens: u32,
+    },
+    /// Keep the `k · batch` largest activations across the whole batch (Bussmann et al. 2024);
+    /// a threshold learned as a running estimate replaces the top-k at inference.
+    BatchTopK {
+        /// Mean latents kept per row.
+        k: u32,
+        /// As for TopK.
+        k_aux: u32,
+        /// As for TopK.
+        aux_coefficient: f32,
+        /// As for TopK.
+        dead_tokens: u32,
+    },
+    /// Gated SAE (Rajamanoharan et al. 2024a): a gate and a magnitude path sharing `W_gate`.
+    Gated {
+        /// λ on `‖ReLU(π_gate)‖₁` (weighted by decoder norms).
+        l1_coefficient: f32,
+        /// Steps over which λ rises from 0 to its value.
+        l1_warmup_steps: u32,
+    },
+    /// JumpReLU SAE (Rajamanoharan et al. 2024b): learned per-latent thresholds, L0 penalty,
+    /// straight-through estimators with a rectangle kernel.
+    JumpRelu {
+        /// λ on the L0 norm.
+        l0_coefficient: f32,
+        /// Width ε of the rectangle kernel.
+        bandwidth: f32,
+        /// The thresholds' starting value.
+        initial_threshold: f32,
+        /// Steps over which λ rises from 0 to its value.
+        l0_warmup_steps: u32,
+    },
+}
+
+/// The five architectures by name, for menus, links and the CLI.
+pub const ARCHITECTURE_NAMES: [&str; 5] = ["relu_l1", "topk", "batch_topk", "gated", "jumprelu"];
+
+impl Architecture {
+    /// The default hyper-parameters of the architecture called `name` (see
+    /// [`ARCHITECTURE_NAMES`]).
+    pub fn by_name(name: &str) -> Result<Self> {
+        Ok(match name {
+            "relu_l1" => Architecture::ReluL1 {
+                l1_coefficient: 5.0,
+                l1_warmup_steps: 500,
+            },
+            "topk" => Architecture::TopK {
+                k: 16,
+                k_aux: 0,
+                aux_coefficient: 1.0 / 32.0,
+                dead_tokens: 100_000,
+            },
+            "batch_topk" => Architecture::BatchTopK {
+                k: 16,
+                k_aux: 0,
+                aux_coefficient: 1.0 / 32.0,
+                dead_tokens: 100_000,
+            },
+            "gated" => Architecture::Gated {
+                l1_coefficient: 2.0,
+                l1_warmup_steps: 500,
+            },
+            "jumprelu" => Architecture::JumpRelu {
+                l0_coefficient: 0.5,
+                bandwidth: 0.05,
+                initial_threshold: 0.1,
+                l0_warmup_steps: 500,
+            },
+            other => {
+                return Err(EngineError::invalid(
+                    "architecture",
+                    other,
+                    format!("expected one of {}", ARCHITECTURE_NAMES.join(", ")),
+                ))
+            }
+        })
+    }
+
+    /// The architecture's name, as in [`ARCHITECTURE_NAMES`].
+    pub fn name(&self) -> &'static str {
+        match self {
+            Architecture::ReluL1 { .. } => "relu_l1",
+            Architecture::TopK { .. } => "topk",
+            Architecture::BatchTopK { .. } => "batch_topk",
+            Architecture::Gated { .. } => "gated",
+            Architecture::JumpRelu { .. } => "jumprelu",
+        }
+    }
+
+    /// A human name for charts and tables.
+    pub fn label(&self) -> &'static str {
+        match self {
+            Architecture::ReluL1 { .. } => "ReLU + L1",
+            Architecture::TopK { .. } => "TopK",
+            Architecture::BatchTopK { .. } => "BatchTopK",
+            Architecture::Gated { .. } => "Gated",
+            Architecture::JumpRelu { .. } => "JumpReLU",
+        }
+    }
+
+    /// k for the TopK family.
+    pub fn k(&self) -> Option<u32> {
+        match self {
+            Architecture::TopK { k, .. } | Architecture::BatchTopK { k, .. } => Some(*k),
+            _ => None,
+        }
+    }
+
+    /// The sparsity coefficient (λ) of the penalised architectures.
+    pub fn sparsity_coefficient(&self) -> Option<f32> {
+        match self {
+            Architecture::ReluL1 { l1_coefficient, .. }
+            | Architecture::Gated { l1_coefficient, .. } => Some(*l1_coefficient),
+            Architecture::JumpRelu { l0_coefficient, .. } => Some(*l0_coefficient),
+            _ => None,
+        }
+    }
+
+    /// The same architecture with its sparsity knob (k, or λ) set to `value`: what a frontier
+    /// sweep varies.
+    pub fn with_sparsity(&self, value: f32) -> Self {
+        let mut a = self.clone();
+        match &mut a {
+            Architecture::TopK { k, .. } | Architecture::BatchTopK { k, .. } => {
+                *k = value.round().max(1.0) as u32
+            }
+            Architecture::ReluL1 { l1_coefficient, .. }
+            | Architecture::Gated { l1_coefficient, .. } => *l1_coefficient = value,
+            Architecture::JumpRelu { l0_coefficient, .. } => *l0_coefficient = value,
+        }
+        a
+    }
+
+    /// Whether decoder rows are held at unit norm (the TopK family).
+    pub fn unit_norm_decoder(&self) -> bool {
+        matches!(
+            self,
+            Architecture::TopK { .. } | Architecture::BatchTopK { .. }
+        )
+    }
+}
+
+/// How the magnitude of an active ground-truth feature is drawn.
+#[derive(Debug, Clone, Copy, PartialEq, Serialize, Deserialize)]
+#[serde(tag = "kind", rename_all = "snake_case")]
+pub enum Magnitude {
+    /// Uniform in `[low, high]`.
+    Uniform {
+        /// Lower bound.
+        low: f32,
+        /// Upper bound.
+        high: f32,
+    },
+    /// `|N(mean, std)|`.
+    FoldedNormal {
+        /// Mean.
+        mean: f32,
+        /// Standard deviation.
+        std: f32,
+    },
+    /// Always this value.
+    Constant {
+        /// The value.
+        value: f32,
+    },
+}
+
+/// Where the SAE's training activations come from.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(tag = "kind", rename_all = "snake_case")]
+pub enum SourceConfig {
+    /// Planted ground-truth features (Sharkey et al. 2022's toy data): `n_features` random unit
+    /// vectors in `d` dimensions, each active independently with `probability`.
+    GroundTruth {
+        /// Dimension of the activations (the SAE's d_in).
+        d: u32,
+        /// Number of true features (more than d, so they are in superposition).
+        n_features: u32,
+        /// Probability that each feature is active in a sample.
+        probability: f32,
+        /// Magnitude of an active feature.
+        magnitude: Magnitude,
+        /// Features come in groups of this size that fire together (1: independent).
+        group_size: u32,
+        /// Within a firing group, the probability each member fires.
+        group_coherence: f32,
+    },
+    /// The hidden layer `h = W x` of a toy model of superposition trained with these settings
+    /// (the model is trained first, on the same device, then frozen).
+    Superposition {
+        /// The toy model's number of features.
+        n_features: u32,
+        /// The toy model's hidden size (the SAE's d_in).
+        n_hidden: u32,
+        /// Probability that each toy feature is non-zero.
+        feature_probability: f32,
+        /// Importance decay of the toy model.
+        importance_decay: f32,
+        /// Steps to train the toy model for.
+        toy_steps: u32,
+    },
+}
+
+impl SourceConfig {
+    /// The activations' dimension, which is the SAE's d_in.
+    pub fn d_in(&self) -> u32 {
+        match self {
+            SourceConfig::GroundTruth { d, .. } => *d,
+            SourceConfig::Superposition { n_hidden, .. } => *n_hidden,
+        }
+    }
+
+    /// A short name for the UI and links.
+    pub fn name(&self) -> &'static str {
+        match self {
+            SourceConfig::GroundTruth { .. } => "ground_truth",
+            SourceConfig::Superposition { .. } => "superposition",
+        }
+    }
+}
+
+/// A sparse autoencoder training run.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(default)]
+pub struct SaeConfig {
+    /// The activation source.
+    pub source: SourceConfig,
+    /// The architecture and its own hyper-parameters.
+    pub architecture: Architecture,
+    /// Number of latents.
+    pub d_sae: u32,
+    /// Activations per step.
+    pub batch_size: u32,
+    /// Training steps.
+    pub steps: u32,
+    /// Peak Adam learning rate.
+    pub learning_rate: f32,
+    /// Steps of linear learning-rate warm-up.
+    pub lr_warmup_steps: u32,
+    /// Fraction of the run, at its end, over which the learning rate decays linearly to 0.
+    pub lr_decay_fraction: f32,
+    /// Clip the global gradient norm to this (0: no clipping).
+    pub max_grad_norm: f32,
+    /// Scale inputs so their mean norm is √d_in (folded back into the weights on export).
+    pub normalize_activations: bool,
+    /// Start b_dec at the geometric median of a sample (else the mean).
+    pub b_dec_geometric_median: bool,
+    /// Seed for the source, the initialisation and the shuffle.
+    pub seed: u64,
+}
+
+impl Default for SaeConfig {
+    fn default() -> Self {
+        SaePreset::GroundTruth.config()
+    }
+}
+
+/// Named configs that reproduce the anchors' results.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "kebab-case")]
+pub enum SaePreset {
+    /// d = 64, N = 512 planted features, d_sae = 1024, TopK.
+    GroundTruth,
+    /// A sweep of k or λ per architecture on the ground-truth source (see [`frontier_sweep`]).
+    Frontier,
+    /// An SAE on the hidden layer of a toy model of superposition.
+    SuperpositionHidden,
+}
+
+/// All presets, in menu order.
+pub const SAE_PRESETS: [SaePreset; 3] = [
+    SaePreset::GroundTruth,
+    SaePreset::Frontier,
+    SaePreset::SuperpositionHidden,
+];
+
+impl SaePreset {
+    /// The preset's name, as the CLI and links spell it.
+    pub fn name(&self) -> &'static str {
+        match self {
+            SaePreset::GroundTruth => "ground-truth",
+            SaePreset::Frontier => "frontier",
+            SaePreset::SuperpositionHidden => "superposition-hidden",
+        }
+    }
+
+    /// Looks a preset up by name.
+    pub fn from_name(name: &str) -> Result<Self> {
+        SAE_PRESETS
+            .iter()
+            .copied()
+            .find(|p| p.name() == name)
+            .ok_or_else(|| {
+                let names: Vec<_> = SAE_PRESETS.iter().map(|p| p.name()).collect();
+                EngineError::invalid(
+                    "preset",
+                    name,
+                    format!("expected one of {}", names.join(", ")),
+                )
+            })
+    }
+
+    /// The preset's config (for `frontier`, the base config that [`frontier_sweep`] varies).
+    pub fn config(&self) -> SaeConfig {
+        let ground_truth = SourceConfig::GroundTruth {
+            d: 64,
+            n_features: 512,
+            probability: 1.0 / 64.0,
+            magnitude: Magnitude::Uniform {
+                low: 0.5,
+                high: 1.5,
+            },
+            group_size: 1,
+            group_coherence: 1.0,
+        };
+        let base = SaeConfig {
+            source: ground_truth,
+            architecture: Architecture::by_name("topk").expect("known"),
+            d_sae: 1024,
+            batch_size: 1024,
+            steps: 3000,
+            learning_rate: 1e-3,
+            lr_warmup_steps: 100,
+            lr_decay_fraction: 0.2,
+            max_grad_norm: 1.0,
+            normalize_activations: true,
+            b_dec_geometric_median: true,
+            seed: 0,
+        };
+        match self {
+            SaePreset::GroundTruth => base,
+            SaePreset::Frontier => SaeConfig {
+                steps: 1500,
+                ..base
+            },
+            SaePreset::SuperpositionHidden => SaeConfig {
+                source: SourceConfig::Superposition {
+                    n_features: 40,
+                    n_hidden: 10,
+                    feature_probability: 0.05,
+                    importance_decay: 1.0,
+                    toy_steps: 4000,
+                },
+                architecture: Architecture::TopK {
+                    k: 4,
+                    k_aux: 0,
+                    aux_coefficient: 1.0 / 32.0,
+                    dead_tokens: 100_000,
+                },
+                d_sae: 80,
+                batch_size: 1024,
+                steps: 2000,
+                ..base
+            },
+        }
+    }
+}
+
+/// The sparsity values a frontier sweep tries for an architecture: k for the TopK family, λ for
+/// the penalised ones, from sparse to dense.
+pub fn frontier_sweep(architecture: &Architecture) -> Vec<f32> {
+    match architecture {
+        Architecture::TopK { .. } | Architecture::BatchTopK { .. } => {
+            vec![2.0, 4.0, 8.0, 16.0, 32.0]
+        }
+        Architecture::ReluL1 { .. } | Architecture::Gated { .. } => {
+            vec![20.0, 10.0, 5.0, 2.0, 1.0]
+        }
+        Architecture::JumpRelu { .. } => vec![4.0, 2.0, 1.0, 0.5, 0.25],
+    }
+}
+
+/// Limits that keep a config meaningful before any device limit is consulted.
+pub const MAX_D_IN: u32 = 16_384;
+/// The largest dictionary accepted (the TopK kernel's bound).
+pub const MAX_D_SAE: u32 = 131_072;
+/// The largest k the per-row TopK kernel supports.
+pub const MAX_K: u32 = 256;
+/// The most true features a ground-truth source may plant.
+pub const MAX_TRUE_FEATURES: u32 = 1 << 20;
+
+fn positive_finite(field: &'static str, v: f32) -> Result<()> {
+    if v.is_finite() && v > 0.0 {
+        Ok(())
+    } else {
+        Err(EngineError::invalid(field, v, "must be a positive number"))
+    }
+}
+
+fn non_negative_finite(field: &'static str, v: f32) -> Result<()> {
+    if v.is_finite() && v >= 0.0 {
+        Ok(())
+    } else {
+        Err(EngineError::invalid(field, v, "must be zero or positive"))
+    }
+}
+
+fn probability(field: &'static str, v: f32) -> Result<()> {
+    if v.is_finite() && v > 0.0 && v <= 1.0 {
+        Ok(())
+    } else {
+        Err(EngineError::invalid(field, v, "must be in (0, 1]"))
+    }
+}
+
+impl SaeConfig {
+    /// The SAE's input dimension.
+    pub fn d_in(&self) -> u32 {
+        self.source.d_in()
+    }
+
+    /// k_aux as used: the configured value, or d_in / 2 when 0 (Gao et al.'s default).
+    pub fn k_aux(&self) -> u32 {
+        match self.architecture {
+            Architecture::TopK { k_aux, .. } | Architecture::BatchTopK { k_aux, .. } => {
+                if k_aux == 0 {
+                    (self.d_in() / 2).max(1)
+                } else {
+                    k_aux
+                }
+                .min(self.d_sae)
+            }
+            _ => 0,
+        }
+    }
+
+    /// Checks every field, naming the first that is out of range.
+    pub fn validate(&self) -> Result<()> {
+        let d_in = self.d_in();
+        if d_in == 0 || d_in > MAX_D_IN {
+            return Err(EngineError::invalid(
+                "d_in",
+                d_in,
+                format!("must be between 1 and {MAX_D_IN}"),
+            ));
+        }
+        if self.d_sae == 0 || self.d_sae > MAX_D_SAE {
+            return Err(EngineError::invalid(
+                "d_sae",
+                self.d_sae,
+                format!("must be between 1 and {MAX_D_SAE}"),
+            ));
+        }
+        if self.batch_size == 0 || self.batch_size > 65_536 {
+            return Err(EngineError::invalid(
+                "batch_size",
+                self.batch_size,
+                "must be between 1 and 65536",
+            ));
+        }
+        if self.steps == 0 {
+            return Err(EngineError::invalid("steps", 0, "must be at least 1"));
+        }
+        positive_finite("learning_rate", self.learning_rate)?;
+        if !(0.0..=1.0).contains(&self.lr_decay_fraction) {
+            return Err(EngineError::invalid(
+                "lr_decay_fraction",
+                self.lr_decay_fraction,
+                "must be in [0, 1]",
+            ));
+        }
+        non_negative_finite("max_grad_norm", self.max_grad_norm)?;
+        match &self.architecture {
+            Architecture::ReluL1 { l1_coefficient, .. }
+            | Architecture::Gated { l1_coefficient, .. } => {
+                non_negative_finite("l1_coefficient", *l1_coefficient)?
+            }
+            Architecture::TopK {
+                k, aux_coefficient, ..
+            }
+            | Architecture::BatchTopK {
+                k, aux_coefficient, ..
+            } => {
+                if *k == 0 || *k > self.d_sae {
+                    return Err(EngineError::invalid(
+                        "k",
+                        k,
+                        format!("must be between 1 and d_sae = {}", self.d_sae),
+                    ));
+                }
+                if *k > MAX_K {
+                    return Err(EngineError::invalid(
+                        "k",
+                        k,
+                        format!("the TopK kernel supports k up to {MAX_K}"),
+                    ));
+                }
+                non_negative_finite("aux_coefficient", *aux_coefficient)?;
+            }
+            Architecture::JumpRelu {
+                l0_coefficient,
+                bandwidth,
+                initial_threshold,
+                ..
+            } => {
+                non_negative_finite("l0_coefficient", *l0_coefficient)?;
+                positive_finite("bandwidth", *bandwidth)?;
+                positive_finite("initial_threshold", *initial_threshold)?;
+            }
+        }
+        match &self.source {
+            SourceConfig::GroundTruth {
+                d,
+                n_features,
+                probability: p,
+                magnitude,
+                group_size,
+                group_coherence,
+            } => {
+                if *n_features == 0 || *n_features > MAX_TRUE_FEATURES {
+                    return Err(EngineError::invalid(
+                        "n_features",
+                        n_features,
+                        format!("must be between 1 and {MAX_TRUE_FEATURES}"),
+                    ));
+                }
+                if (*n_features as u64) * (*d as u64) > 1 << 26 {
+                    return Err(EngineError::invalid(
+                        "n_features",
+                        n_features,
+                        format!("{n_features} features × d = {d} is over 2^26 numbers"),
+                    ));
+                }
+                probability("probability", *p)?;
+                match *magnitude {
+                    Magnitude::Uniform { low, high } => {
+                        non_negative_finite("magnitude.low", low)?;
+                        positive_finite("magnitude.high", high)?;
+                        if low > high {
+                            return Err(EngineError::invalid(
+                                "magnitude.low",
+                                low,
+                                format!("must not exceed magnitude.high = {high}"),
+                            ));
+                        }
+                    }
+                    Magnitude::FoldedNormal { mean, std } => {
+                        non_negative_finite("magnitude.mean", mean)?;
+                        positive_finite("magnitude.std", std)?;
+                    }
+                    Magnitude::Constant { value } => positive_finite("magnitude.value", value)?,
+                }
+                if *group_size == 0 || *group_size > *n_features {
+                    return Err(EngineError::invalid(
+                        "group_size",
+                        group_size,
+                        "must be between 1 and n_features",
+                    ));
+                }
+                probability("group_coherence", *group_coherence)?;
+            }
+            SourceConfig::Superposition {
+                n_features,
+                n_hidden,
+                feature_probability,
+                importance_decay,
+                toy_steps,
+            } => {
+                if *n_features == 0 || *n_features > 4096 {
+                    return Err(EngineError::invalid(
+                        "n_features",
+                        n_features,
+                        "must be between 1 and 4096",
+                    ));
+                }
+                if *n_hidden > *n_features {
+                    return Err(EngineError::invalid(
+                        "n_hidden",
+                        n_hidden,
+                        "must not exceed n_features",
+                    ));
+                }
+                probability("feature_probability", *feature_probability)?;
+                positive_finite("importance_decay", *importance_decay)?;
+                if *toy_steps == 0 {
+                    return Err(EngineError::invalid("toy_steps", 0, "must be at least 1"));
+                }
+            }
+        }
+        Ok(())
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn presets_validate_and_round_trip_their_names() {
+        for p in SAE_PRESETS {
+            p.config().validate().unwrap();
+            assert_eq!(SaePreset::from_name(p.name()).unwrap(), p);
+        }
+        for name in ARCHITECTURE_NAMES {
+            let a = Architecture::by_name(name).unwrap();
+            assert_eq!(a.name(), name);
+            let cfg = SaeConfig {
+                architecture: a,
+                ..SaeConfig::default()
+            };
+            cfg.validate().unwrap();
+        }
+        assert!(SaePreset::from_name("nope").is_err());
+        assert!(Architecture::by_name("relu").is_err());
+    }
+
+    #[test]
+    fn bad_fields_are_named() {
+        let bad = |f: &dyn Fn(&mut SaeConfig)| {
+            let mut c = SaeConfig::default();
+            f(&mut c);
+            c.validate().unwrap_err().to_string()
+        };
+        assert!(bad(&|c| c.architecture = Architecture::TopK {
+            k: 2000,
+            k_aux: 0,
+            aux_coefficient: 0.1,
+            dead_tokens: 10
+        })
+        .contains("k = 2000"));
+        assert!(bad(&|c| c.architecture = Architecture::ReluL1 {
+            l1_coefficient: -1.0,
+            l1_warmup_steps: 0
+        })
+        .contains("l1_coefficient = -1"));
+        assert!(bad(&|c| c.learning_rate = f32::NAN).contains("learning_rate"));
+        assert!(bad(&|c| c.d_sae = 0).contains("d_sae"));
+        assert!(bad(&|c| c.d_sae = MAX_D_SAE + 1).contains("d_sae"));
+    }
+
+    #[test]
+    fn k_aux_defaults_to_half_d_in() {
+        let c = SaeConfig::default();
+        assert_eq!(c.k_aux(), 32);
+    }
+}
