@@ -43,6 +43,9 @@ pub enum EngineError {
     /// Reading a buffer back from the GPU failed.
     #[error("GPU readback failed: {0}")]
     Readback(String),
+    /// An SAE in SAELens's layout could not be read; names the file, tensor or key at fault.
+    #[error("cannot import SAE: {0}")]
+    BadImport(String),
 }
 
 /// Result with the engine's error.

@@ -69,7 +69,7 @@ impl Architecture {
     pub fn by_name(name: &str) -> Result<Self> {
         Ok(match name {
             "relu_l1" => Architecture::ReluL1 {
-                l1_coefficient: 5.0,
+                l1_coefficient: 3.0,
                 l1_warmup_steps: 500,
             },
             "topk" => Architecture::TopK {
@@ -85,11 +85,11 @@ impl Architecture {
                 dead_tokens: 100_000,
             },
             "gated" => Architecture::Gated {
-                l1_coefficient: 2.0,
+                l1_coefficient: 5.0,
                 l1_warmup_steps: 500,
             },
             "jumprelu" => Architecture::JumpRelu {
-                l0_coefficient: 0.5,
+                l0_coefficient: 1.0,
                 bandwidth: 0.05,
                 initial_threshold: 0.1,
                 l0_warmup_steps: 500,
@@ -159,11 +159,14 @@ impl Architecture {
         a
     }
 
-    /// Whether decoder rows are held at unit norm (the TopK family).
+    /// Whether decoder rows are held at unit norm: the TopK family (Gao et al.) and Gated,
+    /// whose reference trainer (Rajamanoharan et al., and the dictionary_learning library)
+    /// constrains them; unconstrained, the gate's L1 is cheated by latents with vanishing
+    /// decoder rows that fire freely.
     pub fn unit_norm_decoder(&self) -> bool {
         matches!(
             self,
-            Architecture::TopK { .. } | Architecture::BatchTopK { .. }
+            Architecture::TopK { .. } | Architecture::BatchTopK { .. } | Architecture::Gated { .. }
         )
     }
 }

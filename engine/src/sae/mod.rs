@@ -3,5 +3,10 @@
 
 pub mod arch;
 pub mod config;
+pub mod metrics;
 pub mod params;
 pub mod source;
+pub mod train;
+
+#[cfg(test)]
+mod recovery_tests;

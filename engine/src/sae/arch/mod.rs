@@ -33,7 +33,7 @@ pub struct Ctx<'a> {
 }
 
 /// The loss of one batch, by term.
-#[derive(Debug, Clone, Copy, Default, PartialEq)]
+#[derive(Debug, Clone, Copy, Default, PartialEq, serde::Serialize, serde::Deserialize)]
 pub struct Loss {
     /// `‖x − x̂‖²`, mean over the batch.
     pub reconstruction: f32,
@@ -311,6 +311,11 @@ pub fn aux_k(
 
 pub(crate) fn dot(a: &[f32], b: &[f32]) -> f32 {
     a.iter().zip(b).map(|(x, y)| x * y).sum()
+}
+
+/// The dot product the reference uses, for the training loop's decoder projections.
+pub fn dot_f32(a: &[f32], b: &[f32]) -> f32 {
+    dot(a, b)
 }
 
 pub(crate) fn axpy(y: &mut [f32], a: f32, x: &[f32]) {
