@@ -17,6 +17,7 @@ pub enum Architecture {
         l1_warmup_steps: u32,
     },
     /// Keep the k largest pre-activations per row (Gao et al. 2024), with the AuxK loss.
+    #[serde(rename = "topk")]
     TopK {
         /// Latents kept per row.
         k: u32,
@@ -29,6 +30,7 @@ pub enum Architecture {
     },
     /// Keep the `k · batch` largest activations across the whole batch (Bussmann et al. 2024);
     /// a threshold learned as a running estimate replaces the top-k at inference.
+    #[serde(rename = "batch_topk")]
     BatchTopK {
         /// Mean latents kept per row.
         k: u32,
@@ -48,6 +50,7 @@ pub enum Architecture {
     },
     /// JumpReLU SAE (Rajamanoharan et al. 2024b): learned per-latent thresholds, L0 penalty,
     /// straight-through estimators with a rectangle kernel.
+    #[serde(rename = "jumprelu")]
     JumpRelu {
         /// λ on the L0 norm.
         l0_coefficient: f32,

@@ -3,6 +3,7 @@
 
 pub mod arch;
 pub mod config;
+pub mod link;
 pub mod metrics;
 pub mod params;
 pub mod source;
