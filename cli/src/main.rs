@@ -1,5 +1,6 @@
 //! `mechlab`: runs mechlab experiments natively on the best GPU adapter.
 
+mod sae;
 mod superposition;
 
 use clap::{Parser, Subcommand};
@@ -20,12 +21,18 @@ struct Cli {
 enum Command {
     /// Train toy models of superposition (Elhage et al. 2022) and write the results as JSON.
     Superposition(superposition::Args),
+    /// Train a sparse autoencoder and write it as a SAELens folder with its metrics.
+    Sae(sae::Args),
+    /// Read a SAELens folder back and print what it holds.
+    SaeInspect(sae::InspectArgs),
 }
 
 fn main() -> ExitCode {
     let cli = Cli::parse();
     let result = match cli.command {
         Command::Superposition(args) => pollster::block_on(superposition::run(args)),
+        Command::Sae(args) => sae::run(args),
+        Command::SaeInspect(args) => sae::inspect(args),
     };
     match result {
         Ok(()) => ExitCode::SUCCESS,

@@ -7,7 +7,7 @@
 
 use super::config::{Architecture, Magnitude, SaeConfig, SaePreset, SourceConfig};
 use crate::error::{EngineError, Result};
-use serde_json::{Map, Value};
+use serde_json::Value;
 
 /// The link format this build writes and reads.
 pub const SAE_LINK_VERSION: u32 = 1;

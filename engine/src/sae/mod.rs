@@ -6,6 +6,7 @@ pub mod config;
 pub mod link;
 pub mod metrics;
 pub mod params;
+pub mod saelens;
 pub mod source;
 pub mod train;
 

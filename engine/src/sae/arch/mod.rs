@@ -244,8 +244,10 @@ pub fn norm_weighted_penalty(
 /// AuxK (Gao et al.): reconstruct the main residual `e = x − x̂` (stop-gradient, from
 /// `frozen`) from the top `k_aux` dead latents, without `b_dec`. The loss is
 /// `coefficient · min(n_dead / k_aux, 1) · ‖ê − e‖²` averaged over the batch. Adds its gradient
-/// into `grads` and `gpre` and returns the loss. `main` maps pre-activations to the main path's
+/// into `grads` and `gpre` and returns the loss. `residual`, when given, is `x − x̂` of the
+/// main path (it must come from `frozen`). `main` maps pre-activations to the main path's
 /// activations (the architecture's top-k).
+#[allow(clippy::too_many_arguments)]
 pub fn aux_k(
     p: &SaeParams,
     frozen: &SaeParams,
@@ -253,6 +255,7 @@ pub fn aux_k(
     pre: &[f32],
     coefficient: f32,
     main: &dyn Fn(&[f32]) -> Vec<f32>,
+    residual: Option<&[f32]>,
     grads: Option<(&mut SaeParams, &mut [f32])>,
 ) -> f32 {
     let (d, n, batch) = (p.d_in, p.d_sae, ctx.batch);
@@ -261,8 +264,11 @@ pub fn aux_k(
         return 0.0;
     }
     let scale = coefficient * (n_dead as f32 / ctx.k_aux as f32).min(1.0);
-    // The residual of the main path, computed with the frozen parameters.
-    let residual: Vec<f32> = {
+    // The residual of the main path, computed with the frozen parameters (the caller passes it
+    // when it already has it, i.e. when `frozen` is `p`).
+    let residual: Vec<f32> = if let Some(r) = residual {
+        r.to_vec()
+    } else {
         let xc = centre(frozen, ctx.x, batch);
         let fpre = pre_activations(frozen, &xc, batch);
         let x_hat = decode(frozen, &main(&fpre), batch);

@@ -65,6 +65,12 @@ pub(super) fn train_with(
                 *gv = 0.0;
             }
         }
+        // Gradients are only taken with `frozen` equal to `p`, so the residual is this pass's.
+        let residual: Vec<f32> = ctx.x[..x_hat.len()]
+            .iter()
+            .zip(&x_hat)
+            .map(|(a, b)| a - b)
+            .collect();
         auxiliary = aux_k(
             p,
             frozen,
@@ -72,11 +78,12 @@ pub(super) fn train_with(
             &pre,
             aux_coefficient,
             act,
+            Some(&residual),
             Some((&mut *grads, &mut gf)),
         );
         encoder_backward(p, &xc, &gf, &gf, batch, grads);
     } else {
-        auxiliary = aux_k(p, frozen, ctx, &pre, aux_coefficient, act, None);
+        auxiliary = aux_k(p, frozen, ctx, &pre, aux_coefficient, act, None, None);
     }
     (
         Loss {

@@ -179,7 +179,7 @@ mod tests {
         b.next_batch(&mut y);
         assert_eq!(x, y);
         let feats = a.true_features().unwrap().to_vec();
-        let mut want = vec![0.0f32; 16];
+        let mut want = [0.0f32; 16];
         for (f, m) in a.active(2) {
             for i in 0..16 {
                 want[i] += m * feats[f * 16 + i];

@@ -1,0 +1,264 @@
+//! `mechlab sae`: trains a sparse autoencoder from a preset, a JSON config or a share link and
+//! writes a SAELens folder, `metrics.json` and, for planted features, `ground_truth.safetensors`.
+//! `mechlab sae-inspect DIR` reads a SAELens folder back and reports what it holds.
+
+use clap::ArgGroup;
+use indicatif::{ProgressBar, ProgressStyle};
+use mechlab_engine::sae::config::{frontier_sweep, Architecture, SaeConfig, SaePreset};
+use mechlab_engine::sae::link;
+use mechlab_engine::sae::saelens;
+use mechlab_engine::sae::train::{CpuSaeTrainer, Evaluation};
+use std::path::{Path, PathBuf};
+
+/// Inputs the final metrics are measured on.
+const EVAL_SAMPLES: usize = 8192;
+/// The hook name written into cfg.json for sources that are not inside a language model.
+const HOOK_NAME: &str = "mechlab.source";
+
+/// Where the run's config comes from, and where its results go.
+#[derive(clap::Args)]
+#[command(group(ArgGroup::new("from").required(true).args(["preset", "config", "link"])))]
+pub struct Args {
+    /// A preset: ground-truth, frontier, superposition-hidden.
+    #[arg(long)]
+    preset: Option<String>,
+    /// A JSON file holding a config (fields left out take their defaults).
+    #[arg(long)]
+    config: Option<PathBuf>,
+    /// A share link copied from the app (the whole URL or just its fragment).
+    #[arg(long)]
+    link: Option<String>,
+    /// Train this architecture (relu_l1, topk, batch_topk, gated, jumprelu) with its defaults
+    /// instead of the config's; for `frontier`, sweep only this one.
+    #[arg(long)]
+    architecture: Option<String>,
+    /// Override the number of training steps.
+    #[arg(long)]
+    steps: Option<u32>,
+    /// Override the seed.
+    #[arg(long)]
+    seed: Option<u64>,
+    /// The folder to write (created if missing).
+    #[arg(long)]
+    out: PathBuf,
+}
+
+/// A SAELens folder to read back.
+#[derive(clap::Args)]
+pub struct InspectArgs {
+    /// The folder holding cfg.json and sae_weights.safetensors.
+    dir: PathBuf,
+}
+
+fn load_config(args: &Args) -> Result<(SaeConfig, bool), String> {
+    let mut frontier = false;
+    let mut cfg = if let Some(name) = &args.preset {
+        let preset = SaePreset::from_name(name).map_err(|e| e.to_string())?;
+        frontier = preset == SaePreset::Frontier;
+        preset.config()
+    } else if let Some(path) = &args.config {
+        let text =
+            std::fs::read(path).map_err(|e| format!("cannot read {}: {e}", path.display()))?;
+        let text =
+            String::from_utf8(text).map_err(|_| format!("{} is not UTF-8 text", path.display()))?;
+        serde_json::from_str(&text)
+            .map_err(|e| format!("{} is not a valid SAE config: {e}", path.display()))?
+    } else if let Some(l) = &args.link {
+        link::decode(l).map_err(|e| e.to_string())?
+    } else {
+        unreachable!("clap requires one source")
+    };
+    if let Some(a) = &args.architecture {
+        cfg.architecture = Architecture::by_name(a).map_err(|e| e.to_string())?;
+    }
+    if let Some(s) = args.steps {
+        cfg.steps = s;
+    }
+    if let Some(s) = args.seed {
+        cfg.seed = s;
+    }
+    cfg.validate().map_err(|e| e.to_string())?;
+    Ok((cfg, frontier))
+}
+
+/// Trains one SAE with a progress bar and writes its folder; returns its evaluation.
+fn train_one(cfg: &SaeConfig, dir: &Path, bar: &ProgressBar) -> Result<Evaluation, String> {
+    let mut t = CpuSaeTrainer::new(cfg).map_err(|e| e.to_string())?;
+    let chunk = (cfg.steps / 200).clamp(1, 100);
+    let mut last = None;
+    while t.step() < cfg.steps {
+        let r = t.run_steps(chunk).map_err(|e| e.to_string())?;
+        if let Some(r) = r.last() {
+            bar.set_message(format!(
+                "{} loss {:.4} L0 {:.1}",
+                cfg.architecture.label(),
+                r.loss.total(),
+                r.l0
+            ));
+            last = Some(*r);
+        }
+        bar.inc(r.len() as u64);
+    }
+    let eval = t.evaluate(EVAL_SAMPLES);
+    std::fs::create_dir_all(dir).map_err(|e| format!("cannot create {}: {e}", dir.display()))?;
+    let files = saelens::to_saelens(t.params(), cfg, HOOK_NAME).map_err(|e| e.to_string())?;
+    saelens::write_dir(dir, &files).map_err(|e| e.to_string())?;
+    let source = t.source();
+    if let Some(features) = source.true_features() {
+        let d = cfg.d_in() as usize;
+        let bytes = saelens::ground_truth_safetensors(features, features.len() / d, d)
+            .map_err(|e| e.to_string())?;
+        write(&dir.join("ground_truth.safetensors"), &bytes)?;
+    }
+    let metrics = serde_json::json!({
+        "config": cfg,
+        "link": link::encode(cfg),
+        "engine": "CPU reference",
+        "steps": t.step(),
+        "eval_samples": EVAL_SAMPLES,
+        "final_loss": last,
+        "source": source.describe(),
+        "input_scale": t.params().input_scale,
+        "metrics": eval.metrics,
+    });
+    write(
+        &dir.join("metrics.json"),
+        serde_json::to_string_pretty(&metrics)
+            .map_err(|e| e.to_string())?
+            .as_bytes(),
+    )?;
+    Ok(eval)
+}
+
+fn write(path: &Path, bytes: &[u8]) -> Result<(), String> {
+    std::fs::write(path, bytes).map_err(|e| format!("cannot write {}: {e}", path.display()))
+}
+
+fn bar(len: u64) -> ProgressBar {
+    let bar = ProgressBar::new(len);
+    bar.set_style(
+        ProgressStyle::with_template(
+            "{spinner} [{elapsed_precise}] {wide_bar} {pos}/{len} steps, ETA {eta} {msg}",
+        )
+        .expect("static template"),
+    );
+    bar
+}
+
+/// Runs `mechlab sae`.
+pub fn run(args: Args) -> Result<(), String> {
+    let (cfg, frontier) = load_config(&args)?;
+    if !frontier {
+        let b = bar(cfg.steps as u64);
+        let eval = train_one(&cfg, &args.out, &b)?;
+        b.finish();
+        print_summary(&cfg, &eval);
+        eprintln!("wrote {}", args.out.display());
+        return Ok(());
+    }
+    // The frontier: each architecture across its sparsity sweep, one folder per run.
+    let archs: Vec<Architecture> = match &args.architecture {
+        Some(_) => vec![cfg.architecture.clone()],
+        None => mechlab_engine::sae::config::ARCHITECTURE_NAMES
+            .iter()
+            .map(|n| Architecture::by_name(n).expect("known names"))
+            .collect(),
+    };
+    let runs: Vec<SaeConfig> = archs
+        .iter()
+        .flat_map(|a| {
+            frontier_sweep(a).into_iter().map(|v| SaeConfig {
+                architecture: a.with_sparsity(v),
+                ..cfg.clone()
+            })
+        })
+        .collect();
+    let b = bar(runs.iter().map(|r| r.steps as u64).sum());
+    let mut points = Vec::new();
+    for run in &runs {
+        let knob = run
+            .architecture
+            .k()
+            .map(|k| k as f32)
+            .or(run.architecture.sparsity_coefficient())
+            .unwrap_or(0.0);
+        let dir = args
+            .out
+            .join(format!("{}-{}", run.architecture.name(), knob));
+        let eval = train_one(run, &dir, &b)?;
+        let r = &eval.metrics.reconstruction;
+        points.push(serde_json::json!({
+            "architecture": run.architecture.name(),
+            "sparsity": knob,
+            "l0": r.l0,
+            "mse": r.mse,
+            "normalized_mse": r.normalized_mse,
+            "explained_variance": r.explained_variance,
+            "fraction_dead": eval.metrics.fraction_dead,
+            "ground_truth": eval.metrics.ground_truth,
+            "dir": dir.file_name().map(|n| n.to_string_lossy().into_owned()),
+        }));
+    }
+    b.finish();
+    let json = serde_json::json!({ "config": cfg, "points": points });
+    write(
+        &args.out.join("frontier.json"),
+        serde_json::to_string_pretty(&json)
+            .map_err(|e| e.to_string())?
+            .as_bytes(),
+    )?;
+    for p in &points {
+        eprintln!(
+            "{:>10} {:>6}: L0 {:>6.2}  NMSE {:.4}",
+            p["architecture"].as_str().unwrap_or(""),
+            p["sparsity"],
+            p["l0"].as_f64().unwrap_or(f64::NAN),
+            p["normalized_mse"].as_f64().unwrap_or(f64::NAN)
+        );
+    }
+    eprintln!("wrote {}", args.out.join("frontier.json").display());
+    Ok(())
+}
+
+fn print_summary(cfg: &SaeConfig, eval: &Evaluation) {
+    let m = &eval.metrics;
+    let r = &m.reconstruction;
+    eprintln!(
+        "{}: MSE {:.5}, NMSE {:.4}, explained variance {:.4}, L0 {:.2}, L1 {:.3}, dead {:.1}%, dense {:.1}%",
+        cfg.architecture.label(),
+        r.mse,
+        r.normalized_mse,
+        r.explained_variance,
+        r.l0,
+        r.l1,
+        100.0 * m.fraction_dead,
+        100.0 * m.fraction_dense
+    );
+    if let Some(gt) = &m.ground_truth {
+        eprintln!(
+            "ground truth: MMCS {:.3}, {} of {} features recovered (cosine ≥ {})",
+            gt.mmcs, gt.recovered, gt.n_true, gt.threshold
+        );
+    }
+}
+
+/// Runs `mechlab sae-inspect`.
+pub fn inspect(args: InspectArgs) -> Result<(), String> {
+    let files = saelens::read_dir(&args.dir).map_err(|e| e.to_string())?;
+    let (params, cfg) =
+        saelens::from_saelens(&files.cfg_json, &files.weights).map_err(|e| e.to_string())?;
+    let summary = serde_json::json!({
+        "architecture": cfg.architecture,
+        "saelens_architecture": cfg.saelens_architecture,
+        "notes": cfg.notes,
+        "d_in": params.d_in,
+        "d_sae": params.d_sae,
+        "k": cfg.k,
+        "hook_name": cfg.hook_name,
+    });
+    println!(
+        "{}",
+        serde_json::to_string_pretty(&summary).map_err(|e| e.to_string())?
+    );
+    Ok(())
+}

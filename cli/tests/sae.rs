@@ -1,0 +1,117 @@
+//! `mechlab sae` and `mechlab sae-inspect` as a user runs them: a run writes a SAELens folder,
+//! metrics and the ground truth that reads back; bad input exits non-zero with the reason.
+
+use std::path::PathBuf;
+use std::process::{Command, Output};
+
+fn mechlab(args: &[&str]) -> Output {
+    Command::new(env!("CARGO_BIN_EXE_mechlab"))
+        .args(args)
+        .output()
+        .expect("the binary runs")
+}
+
+fn tmp(name: &str) -> PathBuf {
+    let dir = std::env::temp_dir().join(format!("mechlab-sae-cli-{}", std::process::id()));
+    std::fs::create_dir_all(&dir).unwrap();
+    dir.join(name)
+}
+
+fn stderr(o: &Output) -> String {
+    String::from_utf8_lossy(&o.stderr).into_owned()
+}
+
+#[test]
+fn preset_run_writes_a_saelens_folder_that_reads_back() {
+    for arch in ["topk", "jumprelu", "gated"] {
+        let out = tmp(arch);
+        let o = mechlab(&[
+            "sae",
+            "--preset",
+            "ground-truth",
+            "--architecture",
+            arch,
+            "--steps",
+            "20",
+            "--out",
+            out.to_str().unwrap(),
+        ]);
+        assert!(o.status.success(), "{arch}: {}", stderr(&o));
+        for f in [
+            "cfg.json",
+            "sae_weights.safetensors",
+            "metrics.json",
+            "ground_truth.safetensors",
+        ] {
+            assert!(out.join(f).exists(), "{arch}: {f} missing");
+        }
+        let m: serde_json::Value =
+            serde_json::from_slice(&std::fs::read(out.join("metrics.json")).unwrap()).unwrap();
+        let metrics = &m["metrics"];
+        for key in [
+            "mse",
+            "normalized_mse",
+            "explained_variance",
+            "l0",
+            "l1",
+            "fraction_dead",
+            "fraction_dense",
+        ] {
+            assert!(metrics[key].is_number(), "{arch}: metrics.{key} missing");
+        }
+        assert_eq!(metrics["ground_truth"]["n_true"], 512);
+        assert!(metrics["ground_truth"]["mmcs"].as_f64().unwrap() > 0.0);
+        assert_eq!(m["source"]["n_features"], 512);
+        assert!(stderr(&o).contains("MMCS"), "{}", stderr(&o));
+
+        let i = mechlab(&["sae-inspect", out.to_str().unwrap()]);
+        assert!(i.status.success(), "{}", stderr(&i));
+        let v: serde_json::Value = serde_json::from_slice(&i.stdout).unwrap();
+        assert_eq!(v["d_in"], 64);
+        assert_eq!(v["d_sae"], 1024);
+    }
+}
+
+#[test]
+fn bad_input_exits_nonzero_with_reason() {
+    let out = tmp("never");
+    let o = out.to_str().unwrap();
+    let binary = tmp("binary.json");
+    std::fs::write(&binary, [0xff, 0xfe, 0x00, 0x80]).unwrap();
+    let cases: Vec<(Vec<&str>, &str)> = vec![
+        (vec!["--link", "#v=1&a.kind=topk&a.k=5000"], "k = 5000"),
+        (
+            vec!["--link", "#v=1&a.kind=relu_l1&a.l1_coefficient=-1"],
+            "l1_coefficient = -1",
+        ),
+        (vec!["--link", "#v=3"], "newer"),
+        (vec!["--preset", "nope"], "preset"),
+        (vec!["--preset", "ground-truth", "--architecture", "resnet"], "architecture"),
+        (vec!["--config", binary.to_str().unwrap()], "not UTF-8"),
+        (vec!["--config", "/does/not/exist.json"], "cannot read"),
+        (
+            vec![
+                "--link",
+                "#v=1&a.kind=relu_l1&learning_rate=1e30&max_grad_norm=0&s.d=8&s.n_features=16&d_sae=16&batch_size=16&steps=200",
+            ],
+            "diverged at step",
+        ),
+    ];
+    for (args, want) in cases {
+        let mut full = vec!["sae"];
+        full.extend(&args);
+        full.extend(["--out", o]);
+        let r = mechlab(&full);
+        assert!(!r.status.success(), "{args:?} should fail");
+        let e = stderr(&r);
+        assert!(e.contains(want), "{args:?}: stderr {e:?} lacks {want:?}");
+    }
+    assert!(!out.exists(), "a failed run must not write a folder");
+
+    // Import problems name the file or tensor.
+    let empty = tmp("empty-import");
+    std::fs::create_dir_all(&empty).unwrap();
+    let r = mechlab(&["sae-inspect", empty.to_str().unwrap()]);
+    assert!(!r.status.success());
+    assert!(stderr(&r).contains("cfg.json"), "{}", stderr(&r));
+}
