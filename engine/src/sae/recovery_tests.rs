@@ -149,3 +149,23 @@ fn inputs_are_scaled_to_mean_norm_sqrt_d() {
     assert_eq!(r.len(), 3);
     assert!(r[2].loss.total().is_finite());
 }
+
+/// Runs natively and in the browser (where it proves the reference trains inside wasm32):
+/// every architecture's loss falls over a short run.
+#[cfg_attr(target_arch = "wasm32", wasm_bindgen_test::wasm_bindgen_test)]
+#[cfg_attr(not(target_arch = "wasm32"), test)]
+fn every_architecture_lowers_its_loss() {
+    for name in super::config::ARCHITECTURE_NAMES {
+        let mut cfg = small(Architecture::by_name(name).unwrap());
+        cfg.steps = 60;
+        cfg.batch_size = 64;
+        let mut t = CpuSaeTrainer::new(&cfg).unwrap();
+        let r = t.run_steps(60).unwrap();
+        let first = r[..5].iter().map(|s| s.loss.reconstruction).sum::<f32>();
+        let last = r[55..].iter().map(|s| s.loss.reconstruction).sum::<f32>();
+        assert!(
+            last < 0.8 * first,
+            "{name}: reconstruction {first} -> {last}"
+        );
+    }
+}
