@@ -3,6 +3,8 @@
 
 pub mod arch;
 pub mod config;
+pub mod gpu;
+pub mod kernels;
 pub mod link;
 pub mod metrics;
 pub mod params;

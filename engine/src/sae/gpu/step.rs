@@ -1,0 +1,221 @@
+//! Host side of `shaders/sae_train.wgsl`: the training step's own kernels (reconstruction
+//! gradient, the TopK family's per-entry gradients and AuxK, firing and dead-latent bookkeeping,
+//! decoder projection, clipping, Adam). One bind group layout serves every entry point; each
+//! recorded dispatch gets its own uniform slot, written once before the step is submitted.
+
+use crate::error::Result;
+use crate::gpu::{layout, Gpu};
+use std::collections::HashMap;
+use std::sync::Arc;
+
+const SOURCE: &str = include_str!("../../../../shaders/sae_train.wgsl");
+/// Invocations per workgroup (WebGPU guarantees 256).
+pub const WG: u32 = 256;
+/// Elements each invocation of `sum_squares` folds in before the tree.
+pub const CHUNK: u32 = 16;
+/// f32 arrays, u32 arrays and the atomic counters: the shared layout's storage bindings.
+const N_STORAGE: u32 = 8;
+
+/// The uniform block of every step kernel (matches `TrainParams` in the shader).
+#[repr(C)]
+#[derive(Clone, Copy, Debug, Default, bytemuck::Pod, bytemuck::Zeroable)]
+pub struct StepParams {
+    pub batch: u32,
+    pub d_in: u32,
+    pub d_sae: u32,
+    pub k: u32,
+    pub count: u32,
+    pub out_index: u32,
+    pub dead_tokens: u32,
+    pub flags: u32,
+    pub lr: f32,
+    pub c1: f32,
+    pub c2: f32,
+    pub max_norm: f32,
+    pub aux_coefficient: f32,
+    pub k_aux: f32,
+    pub beta1: f32,
+    pub beta2: f32,
+    pub eps: f32,
+    pub _pad: [u32; 3],
+}
+
+/// The entry points of `sae_train.wgsl`.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
+pub enum Kernel {
+    /// `c = a − b` broadcast over rows.
+    Centre,
+    /// Reconstruction gradient and per-row loss.
+    ReconGrad,
+    /// One-workgroup sum into `b[out_index]`.
+    ReduceSum,
+    /// The TopK family's per-entry pre-activation gradient.
+    EntryGpre,
+    /// `b_dec`'s gradient from the main and centring paths.
+    BdecGrad,
+    /// Per-latent firing counts.
+    FireCount,
+    /// Tokens since firing, dead mask, window counts, dead count.
+    DeadUpdate,
+    /// AuxK's residual gradient.
+    AuxGrad,
+    /// Removes the radial part of decoder-row gradients.
+    ProjectDecoder,
+    /// Rescales decoder rows to unit norm.
+    NormalizeDecoder,
+    /// Chunked sums of squares.
+    SumSquares,
+    /// Adam with global-norm clipping.
+    Adam,
+}
+
+impl Kernel {
+    fn entry(self) -> &'static str {
+        match self {
+            Kernel::Centre => "centre",
+            Kernel::ReconGrad => "recon_grad",
+            Kernel::ReduceSum => "reduce_sum",
+            Kernel::EntryGpre => "entry_gpre",
+            Kernel::BdecGrad => "bdec_grad",
+            Kernel::FireCount => "fire_count",
+            Kernel::DeadUpdate => "dead_update",
+            Kernel::AuxGrad => "aux_grad",
+            Kernel::ProjectDecoder => "project_decoder",
+            Kernel::NormalizeDecoder => "normalize_decoder",
+            Kernel::SumSquares => "sum_squares",
+            Kernel::Adam => "adam",
+        }
+    }
+
+    const ALL: [Kernel; 12] = [
+        Kernel::Centre,
+        Kernel::ReconGrad,
+        Kernel::ReduceSum,
+        Kernel::EntryGpre,
+        Kernel::BdecGrad,
+        Kernel::FireCount,
+        Kernel::DeadUpdate,
+        Kernel::AuxGrad,
+        Kernel::ProjectDecoder,
+        Kernel::NormalizeDecoder,
+        Kernel::SumSquares,
+        Kernel::Adam,
+    ];
+}
+
+/// Buffers bound to one dispatch: up to five f32 arrays, two u32 arrays and the counters.
+/// Unused places take a small dummy buffer.
+#[derive(Default)]
+pub struct Bindings<'a> {
+    /// Bindings 1–5.
+    pub f: [Option<&'a wgpu::Buffer>; 5],
+    /// Bindings 6–7.
+    pub u: [Option<&'a wgpu::Buffer>; 2],
+    /// Binding 8.
+    pub counters: Option<&'a wgpu::Buffer>,
+}
+
+/// The compiled step kernels and their uniform slots.
+pub struct StepKernels {
+    bgl: wgpu::BindGroupLayout,
+    pipelines: HashMap<Kernel, Arc<wgpu::ComputePipeline>>,
+    uniform: wgpu::Buffer,
+    stride: u64,
+    slots: Vec<StepParams>,
+    capacity: usize,
+    dummy: wgpu::Buffer,
+}
+
+impl StepKernels {
+    /// Compiles every entry point; `capacity` is the most dispatches one submit records.
+    pub async fn new(gpu: &Gpu, capacity: usize) -> Result<Self> {
+        let size = std::mem::size_of::<StepParams>() as u64;
+        let (bgl, pl) = layout::uniform_and_storage(&gpu.device, "sae step", size, N_STORAGE);
+        let source = format!("const WG: u32 = {WG}u;\nconst CHUNK: u32 = {CHUNK}u;\n{SOURCE}");
+        let mut pipelines = HashMap::new();
+        for k in Kernel::ALL {
+            let p = gpu
+                .pipelines()
+                .get(gpu, "sae_train", &source, k.entry(), &pl)
+                .await?;
+            pipelines.insert(k, p);
+        }
+        let align = gpu.limits.min_uniform_buffer_offset_alignment as u64;
+        let stride = crate::gpu::round_up(size, align);
+        let uniform = gpu.device.create_buffer(&wgpu::BufferDescriptor {
+            label: Some("sae step uniforms"),
+            size: stride * capacity as u64,
+            usage: wgpu::BufferUsages::UNIFORM | wgpu::BufferUsages::COPY_DST,
+            mapped_at_creation: false,
+        });
+        let dummy = gpu.storage_zeroed::<u32>("sae step dummy", 4)?;
+        Ok(Self {
+            bgl,
+            pipelines,
+            uniform,
+            stride,
+            slots: Vec::new(),
+            capacity,
+            dummy,
+        })
+    }
+
+    /// A bind group for `b`.
+    pub fn bind(&self, gpu: &Gpu, b: &Bindings) -> wgpu::BindGroup {
+        let d = &self.dummy;
+        let storage: Vec<&wgpu::Buffer> =
+            b.f.iter()
+                .chain(b.u.iter())
+                .chain(std::iter::once(&b.counters))
+                .map(|x| x.unwrap_or(d))
+                .collect();
+        layout::bind(
+            &gpu.device,
+            "sae step",
+            &self.bgl,
+            &self.uniform,
+            std::mem::size_of::<StepParams>() as u64,
+            &storage,
+        )
+    }
+
+    /// Records `kernel` over `threads` invocations (or `groups` workgroups for the reductions)
+    /// with its own uniform slot. Panics only if more dispatches are recorded than `capacity`,
+    /// which is a bug in the step's plan, not bad input.
+    pub fn record(
+        &mut self,
+        pass: &mut wgpu::ComputePass,
+        kernel: Kernel,
+        bind_group: &wgpu::BindGroup,
+        params: StepParams,
+        threads: u32,
+    ) {
+        let slot = self.slots.len();
+        assert!(slot < self.capacity, "sae step: more dispatches than slots");
+        self.slots.push(params);
+        let groups = match kernel {
+            Kernel::ReduceSum => 1,
+            Kernel::SumSquares => threads.div_ceil(WG * CHUNK).max(1),
+            _ => threads.div_ceil(WG).max(1),
+        };
+        let x = groups.min(65_535);
+        let y = groups.div_ceil(x);
+        pass.set_pipeline(&self.pipelines[&kernel]);
+        pass.set_bind_group(0, bind_group, &[(slot as u64 * self.stride) as u32]);
+        pass.dispatch_workgroups(x, y, 1);
+    }
+
+    /// Writes the recorded slots' parameters; call before submitting the encoder.
+    pub fn upload(&mut self, gpu: &Gpu) {
+        let mut bytes = vec![0u8; self.slots.len() * self.stride as usize];
+        for (i, s) in self.slots.iter().enumerate() {
+            let at = i * self.stride as usize;
+            bytes[at..at + std::mem::size_of::<StepParams>()]
+                .copy_from_slice(bytemuck::bytes_of(s));
+        }
+        if !bytes.is_empty() {
+            gpu.queue.write_buffer(&self.uniform, 0, &bytes);
+        }
+        self.slots.clear();
+    }
+}

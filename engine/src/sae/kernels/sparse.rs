@@ -1,0 +1,251 @@
+//! Products with a sparse code `(idx, val)` `[batch, k]` (host of `shaders/sae_sparse.wgsl`):
+//! the sparse decoder and the gradient at the code's values. Entries with `idx = NO_LATENT`
+//! (or any index past `d_sae`) contribute nothing; `k` is not limited and indices may repeat.
+
+use super::{check_buffer, dim, elements, params, Optional, Recorder};
+use crate::error::Result;
+use crate::gpu::Gpu;
+
+const SPARSE_WGSL: &str = include_str!("../../../../shaders/sae_sparse.wgsl");
+
+/// The decoder bias binding, which only `decode` reads.
+fn b_dec(buffer: Option<&wgpu::Buffer>) -> [Optional<'_>; 1] {
+    [Optional {
+        name: "b_dec",
+        elem: "f32",
+        buffer,
+    }]
+}
+
+/// Buffers of [`decode_sparse`].
+#[derive(Clone, Copy)]
+pub struct DecodeSparseBuffers<'a> {
+    /// Latent indices `[batch, k]` (u32).
+    pub idx: &'a wgpu::Buffer,
+    /// Latent values `[batch, k]`.
+    pub val: &'a wgpu::Buffer,
+    /// Decoder `[d_sae, d_in]`.
+    pub w_dec: &'a wgpu::Buffer,
+    /// Decoder bias `[d_in]`.
+    pub b_dec: &'a wgpu::Buffer,
+    /// Output reconstruction `[batch, d_in]`.
+    pub x_hat: &'a wgpu::Buffer,
+}
+
+/// Records `x_hat[b, :] = Σ_t val[b, t] · w_dec[idx[b, t], :] + b_dec`, summed in increasing t.
+/// One workgroup per (row, 256 columns).
+pub async fn decode_sparse(
+    gpu: &Gpu,
+    encoder: &mut wgpu::CommandEncoder,
+    buf: &DecodeSparseBuffers<'_>,
+    batch: usize,
+    k: usize,
+    d_in: usize,
+    d_sae: usize,
+) -> Result<()> {
+    let (b, k, d_in, d_sae) = (
+        dim("batch", batch)?,
+        dim("k", k)?,
+        dim("d_in", d_in)?,
+        dim("d_sae", d_sae)?,
+    );
+    check_buffer(gpu, "idx", buf.idx, elements("idx", &[b, k])?)?;
+    check_buffer(gpu, "val", buf.val, elements("val", &[b, k])?)?;
+    check_buffer(gpu, "w_dec", buf.w_dec, elements("w_dec", &[d_sae, d_in])?)?;
+    check_buffer(gpu, "b_dec", buf.b_dec, d_in as u64)?;
+    check_buffer(gpu, "x_hat", buf.x_hat, elements("x_hat", &[b, d_in])?)?;
+    let col_tiles = d_in.div_ceil(256);
+    let groups = elements("row tiles", &[b, col_tiles])?;
+    let storage = vec![buf.idx, buf.val, buf.w_dec, buf.x_hat];
+    let mut rec = Recorder::new(
+        gpu,
+        "sae_sparse",
+        "",
+        SPARSE_WGSL,
+        storage,
+        &b_dec(Some(buf.b_dec)),
+    );
+    let p = params(&[b, k, d_in, d_sae, col_tiles, groups as u32]);
+    rec.dispatch("decode", p, groups).await?;
+    rec.record(encoder);
+    Ok(())
+}
+
+/// Buffers of [`latent_grad_sparse`].
+#[derive(Clone, Copy)]
+pub struct LatentGradSparseBuffers<'a> {
+    /// Latent indices `[batch, k]` (u32).
+    pub idx: &'a wgpu::Buffer,
+    /// Gradient of the loss at the reconstruction, `[batch, d_in]`.
+    pub g: &'a wgpu::Buffer,
+    /// Decoder `[d_sae, d_in]`.
+    pub w_dec: &'a wgpu::Buffer,
+    /// Output gradient at the code's values, `[batch, k]` (0 at empty slots).
+    pub g_val: &'a wgpu::Buffer,
+}
+
+/// Records `g_val[b, t] = w_dec[idx[b, t], :] · g[b, :]`, one invocation per entry summing in
+/// increasing column.
+pub async fn latent_grad_sparse(
+    gpu: &Gpu,
+    encoder: &mut wgpu::CommandEncoder,
+    buf: &LatentGradSparseBuffers<'_>,
+    batch: usize,
+    k: usize,
+    d_in: usize,
+    d_sae: usize,
+) -> Result<()> {
+    let (b, k, d_in, d_sae) = (
+        dim("batch", batch)?,
+        dim("k", k)?,
+        dim("d_in", d_in)?,
+        dim("d_sae", d_sae)?,
+    );
+    let entries = elements("idx", &[b, k])?;
+    check_buffer(gpu, "idx", buf.idx, entries)?;
+    check_buffer(gpu, "g", buf.g, elements("g", &[b, d_in])?)?;
+    check_buffer(gpu, "w_dec", buf.w_dec, elements("w_dec", &[d_sae, d_in])?)?;
+    check_buffer(gpu, "g_val", buf.g_val, entries)?;
+    let storage = vec![buf.idx, buf.g_val, buf.w_dec, buf.g];
+    let mut rec = Recorder::new(gpu, "sae_sparse", "", SPARSE_WGSL, storage, &b_dec(None));
+    let p = params(&[b, k, d_in, d_sae, 0, 0]);
+    rec.dispatch("latent_grad", p, entries.div_ceil(64)).await?;
+    rec.record(encoder);
+    Ok(())
+}
+
+/// CPU reference of [`decode_sparse`].
+pub fn decode_sparse_ref(
+    idx: &[u32],
+    val: &[f32],
+    w_dec: &[f32],
+    b_dec: &[f32],
+    k: usize,
+    d_in: usize,
+) -> Vec<f32> {
+    let d_sae = w_dec.len() / d_in;
+    let mut x_hat = Vec::with_capacity(idx.len() / k * d_in);
+    for (ri, rv) in idx.chunks_exact(k).zip(val.chunks_exact(k)) {
+        for i in 0..d_in {
+            let mut s = 0f32;
+            for t in 0..k {
+                let j = ri[t] as usize;
+                if j < d_sae {
+                    s += rv[t] * w_dec[j * d_in + i];
+                }
+            }
+            x_hat.push(s + b_dec[i]);
+        }
+    }
+    x_hat
+}
+
+/// CPU reference of [`latent_grad_sparse`].
+pub fn latent_grad_sparse_ref(
+    idx: &[u32],
+    g: &[f32],
+    w_dec: &[f32],
+    k: usize,
+    d_in: usize,
+) -> Vec<f32> {
+    let d_sae = w_dec.len() / d_in;
+    idx.iter()
+        .enumerate()
+        .map(|(e, &j)| {
+            let j = j as usize;
+            if j >= d_sae {
+                return 0.0;
+            }
+            let row = e / k;
+            let mut s = 0f32;
+            for i in 0..d_in {
+                s += w_dec[j * d_in + i] * g[row * d_in + i];
+            }
+            s
+        })
+        .collect()
+}
+
+/// A test code: indices spread over `d_sae` with repeats, every seventh slot empty.
+#[cfg(test)]
+pub(super) fn test_code(seed: u32, batch: usize, k: usize, d_sae: usize) -> (Vec<u32>, Vec<f32>) {
+    let idx = super::test_data::values(seed, batch * k)
+        .iter()
+        .enumerate()
+        .map(|(e, v)| {
+            if e % 7 == 3 {
+                super::NO_LATENT
+            } else {
+                (((v + 1.0) * 0.5 * d_sae as f32) as usize).min(d_sae - 1) as u32
+            }
+        })
+        .collect();
+    (idx, super::test_data::values(seed + 1, batch * k))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::super::test_data::values;
+    use super::*;
+    use crate::gpu_test;
+    use crate::testing::assert_close;
+
+    /// Sums of up to a few hundred terms of magnitude ≤ 1: 2e-5 absolute + 1e-4 relative.
+    const ATOL: f32 = 2e-5;
+    const RTOL: f32 = 1e-4;
+
+    async fn matches_reference(gpu: &Gpu) {
+        // (batch, k, d_in, d_sae): k past one staging tile of 256, d_in past one column tile.
+        for (batch, k, d_in, d_sae) in [
+            (37, 5, 13, 100),
+            (1, 1, 1, 1),
+            (3, 37, 129, 50),
+            (2, 300, 257, 40),
+            (64, 32, 64, 512),
+        ] {
+            let (idx, val) = test_code(batch as u32, batch, k, d_sae);
+            let w_dec = values(3, d_sae * d_in);
+            let b_dec = values(4, d_in);
+            let g = values(5, batch * d_in);
+            let bidx = gpu.storage_from("idx", &idx).unwrap();
+            let bval = gpu.storage_from("val", &val).unwrap();
+            let bw = gpu.storage_from("w_dec", &w_dec).unwrap();
+            let bb = gpu.storage_from("b_dec", &b_dec).unwrap();
+            let bg = gpu.storage_from("g", &g).unwrap();
+            let x_hat = gpu.storage_zeroed::<f32>("x_hat", batch * d_in).unwrap();
+            let g_val = gpu.storage_zeroed::<f32>("g_val", batch * k).unwrap();
+            let mut enc = gpu.device.create_command_encoder(&Default::default());
+            let b = DecodeSparseBuffers {
+                idx: &bidx,
+                val: &bval,
+                w_dec: &bw,
+                b_dec: &bb,
+                x_hat: &x_hat,
+            };
+            decode_sparse(gpu, &mut enc, &b, batch, k, d_in, d_sae)
+                .await
+                .unwrap();
+            let b = LatentGradSparseBuffers {
+                idx: &bidx,
+                g: &bg,
+                w_dec: &bw,
+                g_val: &g_val,
+            };
+            latent_grad_sparse(gpu, &mut enc, &b, batch, k, d_in, d_sae)
+                .await
+                .unwrap();
+            gpu.queue.submit([enc.finish()]);
+            let what = format!("B={batch} k={k} d_in={d_in} d_sae={d_sae}");
+            let got: Vec<f32> = gpu.read(&x_hat, batch * d_in).await.unwrap();
+            let want = decode_sparse_ref(&idx, &val, &w_dec, &b_dec, k, d_in);
+            assert_close(&format!("decode_sparse {what}"), &got, &want, ATOL, RTOL);
+            let got: Vec<f32> = gpu.read(&g_val, batch * k).await.unwrap();
+            let want = latent_grad_sparse_ref(&idx, &g, &w_dec, k, d_in);
+            assert_close(&format!("g_val {what}"), &got, &want, ATOL, RTOL);
+        }
+    }
+    gpu_test!(
+        gpu_sparse_decode_and_latent_grad_match_reference,
+        matches_reference
+    );
+}

@@ -1,0 +1,416 @@
+//! Sparse weight gradients through the transpose of the code (hosts of `shaders/sae_lists.wgsl`
+//! and `shaders/sae_scatter.wgsl`): per-latent lists of the entries that use each latent, then
+//! one workgroup per latent adds up its rows. Only active latents' rows are touched.
+//!
+//! Determinism: the lists are built with atomic counts and an atomic fill, so their order at
+//! first depends on scheduling; each list is then sorted by entry (`b·k + t`), in workgroup
+//! memory up to 2048 entries and in place in storage beyond (the same sorting network, so
+//! lists of any length are handled). Every gradient element is then one sum over its latent's
+//! entries in increasing `(b, t)`, added once to the old value: the result is the same bits on
+//! every run on a given device, and no floats are added atomically.
+
+use super::{bool_consts, check_buffer, dim, elements, params, Optional, Recorder};
+use crate::error::{EngineError, Result};
+use crate::gpu::Gpu;
+
+const LISTS_WGSL: &str = include_str!("../../../../shaders/sae_lists.wgsl");
+const SCATTER_WGSL: &str = include_str!("../../../../shaders/sae_scatter.wgsl");
+
+/// Counts per block of the offsets scan.
+const SCAN_BLOCK: u64 = 1024;
+
+/// Scratch words: counts, offsets (one more), block sums, the lists.
+fn scratch_words(batch: u64, k: u64, d_sae: u64) -> u64 {
+    2 * d_sae + 1 + d_sae.div_ceil(SCAN_BLOCK) + batch * k
+}
+
+/// Bytes of the scratch buffer [`weight_grad_sparse`] needs.
+pub fn weight_grad_sparse_scratch_bytes(batch: usize, k: usize, d_sae: usize) -> u64 {
+    4 * scratch_words(batch as u64, k as u64, d_sae as u64)
+}
+
+/// The encoder's share of [`weight_grad_sparse`].
+#[derive(Clone, Copy)]
+pub struct EncoderGradBuffers<'a> {
+    /// Gradient at each entry's pre-activation, `[batch, k]`.
+    pub gpre: &'a wgpu::Buffer,
+    /// Centred inputs `x − b_dec`, `[batch, d_in]`.
+    pub xc: &'a wgpu::Buffer,
+    /// Encoder gradient `[d_sae, d_in]`, added to.
+    pub w_enc_grad: &'a wgpu::Buffer,
+    /// Encoder-bias gradient `[d_sae]`, added to.
+    pub b_enc_grad: &'a wgpu::Buffer,
+}
+
+/// Buffers of [`weight_grad_sparse`].
+#[derive(Clone, Copy)]
+pub struct WeightGradSparseBuffers<'a> {
+    /// Latent indices `[batch, k]` (u32); `NO_LATENT` slots are skipped.
+    pub idx: &'a wgpu::Buffer,
+    /// Latent values `[batch, k]`.
+    pub val: &'a wgpu::Buffer,
+    /// Gradient of the loss at the reconstruction, `[batch, d_in]`.
+    pub g: &'a wgpu::Buffer,
+    /// Decoder gradient `[d_sae, d_in]`, added to.
+    pub w_dec_grad: &'a wgpu::Buffer,
+    /// The encoder's gradients, when wanted.
+    pub encoder: Option<EncoderGradBuffers<'a>>,
+    /// Scratch of [`weight_grad_sparse_scratch_bytes`] bytes; its contents do not matter.
+    pub scratch: &'a wgpu::Buffer,
+}
+
+/// Records the sparse weight gradients of a code `(idx, val)`:
+/// `w_dec_grad[j, :] += Σ_{(b,t): idx[b,t] = j} val[b,t] · g[b, :]` and, with `encoder`,
+/// `w_enc_grad[j, :] += Σ gpre[b,t] · xc[b, :]` and `b_enc_grad[j] += Σ gpre[b,t]` over the
+/// same entries, each sum in increasing `(b, t)` (see the module notes on determinism).
+///
+/// Dispatches: building the lists (zero, count, a three-step scan, fill, sort per latent) in
+/// one pass, then one workgroup per latent for the decoder and, with `encoder`, another for the
+/// encoder; latents no entry uses return at once.
+pub async fn weight_grad_sparse(
+    gpu: &Gpu,
+    encoder: &mut wgpu::CommandEncoder,
+    buf: &WeightGradSparseBuffers<'_>,
+    batch: usize,
+    k: usize,
+    d_in: usize,
+    d_sae: usize,
+) -> Result<()> {
+    let (b, k, d_in, d_sae) = (
+        dim("batch", batch)?,
+        dim("k", k)?,
+        dim("d_in", d_in)?,
+        dim("d_sae", d_sae)?,
+    );
+    let entries = elements("idx", &[b, k])?;
+    let rows = elements("g", &[b, d_in])?;
+    let weights = elements("w_dec_grad", &[d_sae, d_in])?;
+    check_buffer(gpu, "idx", buf.idx, entries)?;
+    check_buffer(gpu, "val", buf.val, entries)?;
+    check_buffer(gpu, "g", buf.g, rows)?;
+    check_buffer(gpu, "w_dec_grad", buf.w_dec_grad, weights)?;
+    if let Some(e) = &buf.encoder {
+        check_buffer(gpu, "gpre", e.gpre, entries)?;
+        check_buffer(gpu, "xc", e.xc, rows)?;
+        check_buffer(gpu, "w_enc_grad", e.w_enc_grad, weights)?;
+        check_buffer(gpu, "b_enc_grad", e.b_enc_grad, d_sae as u64)?;
+    }
+    let words = scratch_words(b as u64, k as u64, d_sae as u64);
+    if words >= u32::MAX as u64 {
+        return Err(EngineError::invalid(
+            "scratch",
+            words,
+            "too many words for 32-bit indices",
+        ));
+    }
+    check_buffer(gpu, "scratch", buf.scratch, words)?;
+
+    let blocks = (d_sae as u64).div_ceil(SCAN_BLOCK);
+    let lp = params(&[entries as u32, d_sae, blocks as u32, 0]);
+    let mut lists = Recorder::new(
+        gpu,
+        "sae_lists",
+        "",
+        LISTS_WGSL,
+        vec![buf.idx, buf.scratch],
+        &[],
+    );
+    lists
+        .dispatch("zero_counts", lp, (d_sae as u64).div_ceil(256))
+        .await?;
+    lists.dispatch("count", lp, entries.div_ceil(256)).await?;
+    lists.dispatch("block_sums", lp, blocks).await?;
+    lists.dispatch("scan_sums", lp, 1).await?;
+    lists.dispatch("scan_apply", lp, blocks).await?;
+    lists.dispatch("fill", lp, entries.div_ceil(256)).await?;
+    lists.dispatch("sort", lp, d_sae as u64).await?;
+    lists.record(encoder);
+
+    let list_at = (words - entries) as u32;
+    let sp = params(&[k, d_in, d_sae, list_at]);
+    let mut jobs = vec![(buf.val, buf.g, buf.w_dec_grad, None)];
+    if let Some(e) = &buf.encoder {
+        jobs.push((e.gpre, e.xc, e.w_enc_grad, Some(e.b_enc_grad)));
+    }
+    for (coef, rows, grad, bias) in jobs {
+        let consts = bool_consts(&[("BIAS", bias.is_some())]);
+        let storage = vec![buf.scratch, coef, rows, grad];
+        let bias = [Optional {
+            name: "bias_grad",
+            elem: "f32",
+            buffer: bias,
+        }];
+        let mut rec = Recorder::new(gpu, "sae_scatter", &consts, SCATTER_WGSL, storage, &bias);
+        rec.dispatch("accumulate", sp, d_sae as u64).await?;
+        rec.record(encoder);
+    }
+    Ok(())
+}
+
+/// CPU reference of one half of [`weight_grad_sparse`]: `grad[j, :] += Σ coef[e] ·
+/// rows[e / k, :]` (and `bias_grad[j] += Σ coef[e]`) over the entries `e` with `idx[e] = j`,
+/// each latent's sum taken in increasing `e` and then added, like the kernel.
+pub fn weight_grad_sparse_ref(
+    idx: &[u32],
+    coef: &[f32],
+    rows: &[f32],
+    grad: &mut [f32],
+    mut bias_grad: Option<&mut [f32]>,
+    k: usize,
+    d_in: usize,
+) {
+    let d_sae = grad.len() / d_in;
+    let mut lists = vec![Vec::new(); d_sae];
+    for (e, &j) in idx.iter().enumerate() {
+        if (j as usize) < d_sae {
+            lists[j as usize].push(e);
+        }
+    }
+    for (j, list) in lists.iter().enumerate() {
+        if list.is_empty() {
+            continue;
+        }
+        for i in 0..d_in {
+            let mut s = 0f32;
+            for &e in list {
+                s += coef[e] * rows[(e / k) * d_in + i];
+            }
+            grad[j * d_in + i] += s;
+        }
+        if let Some(bg) = bias_grad.as_deref_mut() {
+            bg[j] += list.iter().map(|&e| coef[e]).sum::<f32>();
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::super::sparse::test_code;
+    use super::super::test_data::values;
+    use super::*;
+    use crate::gpu_test;
+    use crate::sae::kernels::{weight_grad_dense, WeightGradDenseBuffers, NO_LATENT};
+    use crate::testing::assert_close;
+
+    /// Sums of up to a few thousand terms of magnitude ≤ 1: 1e-4 absolute + 1e-4 relative.
+    const ATOL: f32 = 1e-4;
+    const RTOL: f32 = 1e-4;
+
+    struct Outputs {
+        w_dec_grad: Vec<f32>,
+        w_enc_grad: Vec<f32>,
+        b_enc_grad: Vec<f32>,
+        scratch: Vec<u32>,
+    }
+
+    /// Runs the kernel on a code with gradients starting from known values.
+    async fn run(
+        gpu: &Gpu,
+        idx: &[u32],
+        val: &[f32],
+        (batch, k, d_in, d_sae): (usize, usize, usize, usize),
+    ) -> Outputs {
+        let g = values(21, batch * d_in);
+        let gpre = values(22, batch * k);
+        let xc = values(23, batch * d_in);
+        let bidx = gpu.storage_from("idx", idx).unwrap();
+        let bval = gpu.storage_from("val", val).unwrap();
+        let bg = gpu.storage_from("g", &g).unwrap();
+        let bgpre = gpu.storage_from("gpre", &gpre).unwrap();
+        let bxc = gpu.storage_from("xc", &xc).unwrap();
+        let gw_dec = gpu
+            .storage_from("gw_dec", &values(24, d_sae * d_in))
+            .unwrap();
+        let gw_enc = gpu
+            .storage_from("gw_enc", &values(25, d_sae * d_in))
+            .unwrap();
+        let gb_enc = gpu.storage_from("gb_enc", &values(26, d_sae)).unwrap();
+        let bytes = weight_grad_sparse_scratch_bytes(batch, k, d_sae) as usize;
+        let scratch = gpu.storage_zeroed::<u8>("scratch", bytes).unwrap();
+        let mut enc = gpu.device.create_command_encoder(&Default::default());
+        let b = WeightGradSparseBuffers {
+            idx: &bidx,
+            val: &bval,
+            g: &bg,
+            w_dec_grad: &gw_dec,
+            encoder: Some(EncoderGradBuffers {
+                gpre: &bgpre,
+                xc: &bxc,
+                w_enc_grad: &gw_enc,
+                b_enc_grad: &gb_enc,
+            }),
+            scratch: &scratch,
+        };
+        weight_grad_sparse(gpu, &mut enc, &b, batch, k, d_in, d_sae)
+            .await
+            .unwrap();
+        gpu.queue.submit([enc.finish()]);
+        Outputs {
+            w_dec_grad: gpu.read(&gw_dec, d_sae * d_in).await.unwrap(),
+            w_enc_grad: gpu.read(&gw_enc, d_sae * d_in).await.unwrap(),
+            b_enc_grad: gpu.read(&gb_enc, d_sae).await.unwrap(),
+            scratch: gpu.read(&scratch, bytes / 4).await.unwrap(),
+        }
+    }
+
+    fn check(
+        what: &str,
+        got: &Outputs,
+        idx: &[u32],
+        val: &[f32],
+        shape: (usize, usize, usize, usize),
+    ) {
+        let (batch, k, d_in, d_sae) = shape;
+        let g = values(21, batch * d_in);
+        let gpre = values(22, batch * k);
+        let xc = values(23, batch * d_in);
+        let mut w_dec_grad = values(24, d_sae * d_in);
+        let mut w_enc_grad = values(25, d_sae * d_in);
+        let mut b_enc_grad = values(26, d_sae);
+        weight_grad_sparse_ref(idx, val, &g, &mut w_dec_grad, None, k, d_in);
+        weight_grad_sparse_ref(
+            idx,
+            &gpre,
+            &xc,
+            &mut w_enc_grad,
+            Some(&mut b_enc_grad),
+            k,
+            d_in,
+        );
+        let what = format!("{what} B={batch} k={k} d_in={d_in} d_sae={d_sae}");
+        // The lists themselves: offsets, then each latent's entries in increasing order.
+        let mut offsets = vec![0u32];
+        let mut lists = Vec::new();
+        for j in 0..d_sae as u32 {
+            lists.extend((0..idx.len() as u32).filter(|&e| idx[e as usize] == j));
+            offsets.push(lists.len() as u32);
+        }
+        let s = &got.scratch;
+        assert!(
+            s[..d_sae].iter().all(|&c| c == 0),
+            "{what}: counts not reset"
+        );
+        assert_eq!(&s[d_sae..2 * d_sae + 1], &offsets[..], "{what}: offsets");
+        let list_at = s.len() - batch * k;
+        assert_eq!(
+            &s[list_at..list_at + lists.len()],
+            &lists[..],
+            "{what}: lists"
+        );
+        assert_close(
+            &format!("gW_dec {what}"),
+            &got.w_dec_grad,
+            &w_dec_grad,
+            ATOL,
+            RTOL,
+        );
+        assert_close(
+            &format!("gW_enc {what}"),
+            &got.w_enc_grad,
+            &w_enc_grad,
+            ATOL,
+            RTOL,
+        );
+        assert_close(
+            &format!("gb_enc {what}"),
+            &got.b_enc_grad,
+            &b_enc_grad,
+            ATOL,
+            RTOL,
+        );
+    }
+
+    async fn matches_reference(gpu: &Gpu) {
+        for shape in [
+            (37, 5, 13, 100),
+            (1, 1, 1, 1),
+            (3, 37, 129, 50),
+            (64, 32, 300, 512),
+            (5, 4, 7, 3000),
+        ] {
+            let (batch, k, _, d_sae) = shape;
+            let (idx, val) = test_code(batch as u32 + 10, batch, k, d_sae);
+            let got = run(gpu, &idx, &val, shape).await;
+            check("random code", &got, &idx, &val, shape);
+        }
+        // Every entry empty: nothing changes.
+        let shape = (4, 3, 5, 6);
+        let idx = vec![NO_LATENT; 12];
+        let got = run(gpu, &idx, &values(1, 12), shape).await;
+        check("empty code", &got, &idx, &values(1, 12), shape);
+    }
+    gpu_test!(gpu_sparse_weight_grads_match_reference, matches_reference);
+
+    async fn long_lists(gpu: &Gpu) {
+        // Lists of about 1300 (sorted in workgroup memory) and about 2600 entries (sorted in
+        // storage), and one latent used by nearly every entry.
+        for shape in [(1300, 2, 5, 2), (2600, 2, 5, 2), (3000, 1, 3, 4)] {
+            let (batch, k, _, d_sae) = shape;
+            let (mut idx, val) = test_code(batch as u32, batch, k, d_sae);
+            if d_sae == 4 {
+                idx.iter_mut().enumerate().for_each(|(e, j)| {
+                    *j = if e % 100 == 0 {
+                        (e / 100 % 3) as u32 + 1
+                    } else {
+                        0
+                    }
+                });
+            }
+            let start = std::time::Instant::now();
+            let got = run(gpu, &idx, &val, shape).await;
+            eprintln!("weight_grad_sparse {shape:?}: {:?}", start.elapsed());
+            check("long lists", &got, &idx, &val, shape);
+        }
+    }
+    gpu_test!(gpu_sparse_weight_grads_long_lists, long_lists);
+
+    async fn deterministic_and_equal_to_dense(gpu: &Gpu) {
+        // A TopK-like code (distinct latents per row): the sparse gradient is bitwise the same
+        // on every run, and agrees with the dense product over the scattered activations.
+        let (batch, k, d_in, d_sae) = (96, 16, 40, 64);
+        let mut idx = Vec::new();
+        for b in 0..batch {
+            let start = (values(b as u32, 1)[0].abs() * d_sae as f32) as usize;
+            idx.extend((0..k).map(|t| ((start + 3 * t) % d_sae) as u32));
+        }
+        let val = values(30, batch * k);
+        let shape = (batch, k, d_in, d_sae);
+        let first = run(gpu, &idx, &val, shape).await;
+        for _ in 0..3 {
+            let again = run(gpu, &idx, &val, shape).await;
+            let bits = |v: &[f32]| v.iter().map(|x| x.to_bits()).collect::<Vec<_>>();
+            assert_eq!(bits(&again.w_dec_grad), bits(&first.w_dec_grad));
+            assert_eq!(bits(&again.w_enc_grad), bits(&first.w_enc_grad));
+            assert_eq!(bits(&again.b_enc_grad), bits(&first.b_enc_grad));
+        }
+        let mut f = vec![0f32; batch * d_sae];
+        for (e, &j) in idx.iter().enumerate() {
+            f[(e / k) * d_sae + j as usize] = val[e];
+        }
+        let bf = gpu.storage_from("f", &f).unwrap();
+        let bg = gpu.storage_from("g", &values(21, batch * d_in)).unwrap();
+        let grad = gpu.storage_from("grad", &values(24, d_sae * d_in)).unwrap();
+        let mut enc = gpu.device.create_command_encoder(&Default::default());
+        let b = WeightGradDenseBuffers {
+            coef: &bf,
+            rows: &bg,
+            grad: &grad,
+        };
+        weight_grad_dense(gpu, &mut enc, &b, batch, d_in, d_sae)
+            .await
+            .unwrap();
+        gpu.queue.submit([enc.finish()]);
+        let dense: Vec<f32> = gpu.read(&grad, d_sae * d_in).await.unwrap();
+        assert_close(
+            "sparse vs dense gW_dec",
+            &first.w_dec_grad,
+            &dense,
+            ATOL,
+            RTOL,
+        );
+    }
+    gpu_test!(
+        gpu_sparse_weight_grads_deterministic_and_equal_to_dense,
+        deterministic_and_equal_to_dense
+    );
+}

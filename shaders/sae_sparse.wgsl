@@ -1,0 +1,83 @@
+// Products with a sparse code (idx, val) [B, k] and the decoder W_dec [d_sae, d_in]:
+//   decode       dense = Σ_t val[b, t] · W_dec[idx[b, t], :] + b_dec, one workgroup per
+//                (row, 256 columns); the code is staged through workgroup memory 256 at a
+//                time and summed in increasing t
+//   latent_grad  val[b, t] = W_dec[idx[b, t], :] · dense[b, :], one invocation per entry,
+//                summed in increasing column
+// Entries with idx = NO_LATENT (or any index past d_sae) contribute nothing and get 0. The
+// host declares `b_dec` (binding 5 for decode, a private stub for latent_grad).
+
+struct SparseParams {
+    batch: u32,
+    k: u32,
+    d_in: u32,
+    d_sae: u32,
+    col_tiles: u32,
+    groups: u32,
+}
+
+@group(0) @binding(0) var<uniform> sp: SparseParams;
+@group(0) @binding(1) var<storage, read_write> code_idx: array<u32>;
+@group(0) @binding(2) var<storage, read_write> code_val: array<f32>;
+@group(0) @binding(3) var<storage, read_write> w_dec: array<f32>;
+@group(0) @binding(4) var<storage, read_write> dense: array<f32>;
+
+var<workgroup> tile_idx: array<u32, 256>;
+var<workgroup> tile_val: array<f32, 256>;
+
+@compute @workgroup_size(256)
+fn decode(
+    @builtin(workgroup_id) wid: vec3<u32>,
+    @builtin(num_workgroups) nwg: vec3<u32>,
+    @builtin(local_invocation_index) lid: u32,
+) {
+    let g = group_index(wid, nwg);
+    if (g >= sp.groups) {
+        return;
+    }
+    let row = g / sp.col_tiles;
+    let col = (g % sp.col_tiles) * 256u + lid;
+    var acc = 0.0;
+    for (var t0 = 0u; t0 < sp.k; t0 += 256u) {
+        if (t0 + lid < sp.k) {
+            tile_idx[lid] = code_idx[row * sp.k + t0 + lid];
+            tile_val[lid] = code_val[row * sp.k + t0 + lid];
+        }
+        workgroupBarrier();
+        if (col < sp.d_in) {
+            let m = min(256u, sp.k - t0);
+            for (var t = 0u; t < m; t++) {
+                let j = tile_idx[t];
+                if (j < sp.d_sae) {
+                    acc += tile_val[t] * w_dec[j * sp.d_in + col];
+                }
+            }
+        }
+        workgroupBarrier();
+    }
+    if (col < sp.d_in) {
+        dense[row * sp.d_in + col] = acc + b_dec[col];
+    }
+}
+
+@compute @workgroup_size(64)
+fn latent_grad(
+    @builtin(workgroup_id) wid: vec3<u32>,
+    @builtin(num_workgroups) nwg: vec3<u32>,
+    @builtin(local_invocation_index) lid: u32,
+) {
+    let e = group_index(wid, nwg) * 64u + lid;
+    if (e >= sp.batch * sp.k) {
+        return;
+    }
+    let j = code_idx[e];
+    var acc = 0.0;
+    if (j < sp.d_sae) {
+        let w = j * sp.d_in;
+        let x = (e / sp.k) * sp.d_in;
+        for (var i = 0u; i < sp.d_in; i++) {
+            acc += w_dec[w + i] * dense[x + i];
+        }
+    }
+    code_val[e] = acc;
+}

@@ -1,0 +1,220 @@
+// Per-row TopK of ReLU(pre): for each row of pre [B, n], the k entries first in the order
+// (value descending, index ascending), written as idx [B, k] and val [B, k] in that order.
+// With USE_MASK only latents whose mask word is non-zero are eligible; slots left over when
+// fewer than k are eligible hold (NO_LATENT, 0). The host prepends USE_MASK and declares
+// `mask` (binding 5 with a mask, a private stub without).
+//
+// One workgroup per row. Keys are relu_key(pre) (0 for ineligible latents), so "first in the
+// order" is "largest key, then lowest index", and the k winners are found by radix select
+// instead of a sort of the row:
+//   value_pass ×4   8 bits of the k-th largest key T at a time, most significant first, from a
+//                   histogram of the entries that match the bits found so far
+//   index_pass ×≤4  when T is tied and only r of its entries are taken, the r-th lowest index
+//                   among them, 8 bits at a time (skipped when all of them are taken)
+//   gather          the winners (key > T, or key == T and index <= that limit) into workgroup
+//                   memory, a bitonic sort by (key desc, index asc), and the output
+// Each pass is its own dispatch and reads the row once, which bounds what one workgroup does
+// per dispatch. state holds 8 words a row: T's bits found so far, entries still to take among
+// those matching them, how many match, the index bits found so far, the index limit.
+
+struct TopkParams {
+    batch: u32,
+    n: u32,
+    k: u32,
+    shift: u32,
+    first: u32,
+    sort_n: u32,
+}
+
+@group(0) @binding(0) var<uniform> tp: TopkParams;
+@group(0) @binding(1) var<storage, read_write> pre: array<f32>;
+@group(0) @binding(2) var<storage, read_write> idx_out: array<u32>;
+@group(0) @binding(3) var<storage, read_write> val_out: array<f32>;
+@group(0) @binding(4) var<storage, read_write> state: array<u32>;
+
+const WG: u32 = 256u;
+
+var<workgroup> hist: array<atomic<u32>, 256>;
+var<workgroup> taken: atomic<u32>;
+var<workgroup> shared_a: u32;
+var<workgroup> shared_b: u32;
+var<workgroup> shared_c: u32;
+var<workgroup> shared_d: u32;
+var<workgroup> sort_key: array<u32, 256>;
+var<workgroup> sort_idx: array<u32, 256>;
+
+fn key_at(row: u32, e: u32) -> u32 {
+    if (USE_MASK && mask[e] == 0u) {
+        return 0u;
+    }
+    return relu_key(pre[row * tp.n + e]);
+}
+
+// Bits above the current 8-bit digit (none for the top digit).
+fn high_mask(shift: u32) -> u32 {
+    return select(0xffffffffu << (shift + 8u), 0u, shift >= 24u);
+}
+
+@compute @workgroup_size(256)
+fn value_pass(
+    @builtin(workgroup_id) wid: vec3<u32>,
+    @builtin(num_workgroups) nwg: vec3<u32>,
+    @builtin(local_invocation_index) lid: u32,
+) {
+    let row = group_index(wid, nwg);
+    if (row >= tp.batch) {
+        return;
+    }
+    let s = row * 8u;
+    if (lid == 0u) {
+        if (tp.first != 0u) {
+            state[s] = 0u;
+            state[s + 1u] = tp.k;
+            state[s + 2u] = tp.n;
+            state[s + 3u] = 0u;
+            state[s + 4u] = NO_LATENT;
+        }
+        shared_a = state[s];
+        shared_b = state[s + 1u];
+    }
+    atomicStore(&hist[lid], 0u);
+    let prefix = workgroupUniformLoad(&shared_a);
+    let r = workgroupUniformLoad(&shared_b);
+    let high = high_mask(tp.shift);
+    for (var e = lid; e < tp.n; e += WG) {
+        let key = key_at(row, e);
+        if ((key & high) == prefix) {
+            atomicAdd(&hist[(key >> tp.shift) & 255u], 1u);
+        }
+    }
+    workgroupBarrier();
+    let h = atomicLoad(&hist[lid]);
+    let incl = scan256(lid, h, true);
+    let above = incl - h;
+    // Exactly one digit has fewer than r entries above it and at least r up to it.
+    if (above < r && r <= incl) {
+        state[s] = prefix | (lid << tp.shift);
+        state[s + 1u] = r - above;
+        state[s + 2u] = h;
+    }
+}
+
+@compute @workgroup_size(256)
+fn index_pass(
+    @builtin(workgroup_id) wid: vec3<u32>,
+    @builtin(num_workgroups) nwg: vec3<u32>,
+    @builtin(local_invocation_index) lid: u32,
+) {
+    let row = group_index(wid, nwg);
+    if (row >= tp.batch) {
+        return;
+    }
+    let s = row * 8u;
+    if (lid == 0u) {
+        shared_a = state[s];
+        shared_b = state[s + 1u];
+        shared_c = state[s + 2u];
+        shared_d = state[s + 3u];
+    }
+    atomicStore(&hist[lid], 0u);
+    let r = workgroupUniformLoad(&shared_b);
+    let count = workgroupUniformLoad(&shared_c);
+    if (r == count) {
+        // Every remaining candidate is taken: the index limit already admits them all.
+        return;
+    }
+    let t = shared_a;
+    let prefix = shared_d;
+    let high = high_mask(tp.shift);
+    for (var e = lid; e < tp.n; e += WG) {
+        if ((e & high) == prefix && key_at(row, e) == t) {
+            atomicAdd(&hist[(e >> tp.shift) & 255u], 1u);
+        }
+    }
+    workgroupBarrier();
+    let h = atomicLoad(&hist[lid]);
+    let incl = scan256(lid, h, false);
+    let below = incl - h;
+    if (below < r && r <= incl) {
+        let p = prefix | (lid << tp.shift);
+        state[s + 1u] = r - below;
+        state[s + 2u] = h;
+        state[s + 3u] = p;
+        state[s + 4u] = p | ((1u << tp.shift) - 1u);
+    }
+}
+
+// True when (key a, index a) comes before (key b, index b) in the output order.
+fn before(ka: u32, ia: u32, kb: u32, ib: u32) -> bool {
+    return ka > kb || (ka == kb && ia < ib);
+}
+
+@compute @workgroup_size(256)
+fn gather(
+    @builtin(workgroup_id) wid: vec3<u32>,
+    @builtin(num_workgroups) nwg: vec3<u32>,
+    @builtin(local_invocation_index) lid: u32,
+) {
+    let row = group_index(wid, nwg);
+    if (row >= tp.batch) {
+        return;
+    }
+    let s = row * 8u;
+    if (lid == 0u) {
+        shared_a = state[s];
+        shared_b = state[s + 4u];
+        atomicStore(&taken, 0u);
+    }
+    sort_key[lid] = 0u;
+    sort_idx[lid] = NO_LATENT;
+    let t = workgroupUniformLoad(&shared_a);
+    let limit = shared_b;
+    for (var e = lid; e < tp.n; e += WG) {
+        let key = key_at(row, e);
+        if (key > t || (key == t && e <= limit)) {
+            let slot = atomicAdd(&taken, 1u);
+            if (slot < WG) {
+                sort_key[slot] = key;
+                sort_idx[slot] = e;
+            }
+        }
+    }
+    workgroupBarrier();
+    // The k winners sit in the first k slots in arbitrary order; sort_n is a power of two >= k
+    // and the slots past k hold (0, NO_LATENT), which sort last.
+    for (var size = 2u; size <= tp.sort_n; size <<= 1u) {
+        for (var stride = size >> 1u; stride > 0u; stride >>= 1u) {
+            let other = lid ^ stride;
+            if (other > lid && other < tp.sort_n) {
+                let ka = sort_key[lid];
+                let ia = sort_idx[lid];
+                let kb = sort_key[other];
+                let ib = sort_idx[other];
+                var swap: bool;
+                if ((lid & size) == 0u) {
+                    swap = before(kb, ib, ka, ia);
+                } else {
+                    swap = before(ka, ia, kb, ib);
+                }
+                if (swap) {
+                    sort_key[lid] = kb;
+                    sort_idx[lid] = ib;
+                    sort_key[other] = ka;
+                    sort_idx[other] = ia;
+                }
+            }
+            workgroupBarrier();
+        }
+    }
+    if (lid < tp.k) {
+        let key = sort_key[lid];
+        let o = row * tp.k + lid;
+        if (key == 0u) {
+            idx_out[o] = NO_LATENT;
+            val_out[o] = 0.0;
+        } else {
+            idx_out[o] = sort_idx[lid];
+            val_out[o] = key_value(key);
+        }
+    }
+}

@@ -1,0 +1,251 @@
+// The SAE training step's own kernels: everything between the shared building blocks of
+// sae_*.wgsl (encode, top-k, sparse decode and backward): the reconstruction gradient, the
+// TopK family's per-entry gradients and AuxK, firing and dead-latent bookkeeping, the decoder
+// projection, gradient clipping and Adam. Every entry point shares one bind group layout:
+// five f32 arrays, two u32 arrays and one atomic counter array, bound per dispatch.
+// The host prepends WG (invocations per workgroup).
+
+struct TrainParams {
+    batch: u32,
+    d_in: u32,
+    d_sae: u32,
+    k: u32,            // entries per row of the (idx, val) lists this dispatch reads
+    count: u32,        // elements of the generic kernels
+    out_index: u32,    // where reduce_sum writes
+    dead_tokens: u32,
+    flags: u32,        // bit 0: bdec_grad adds Σ_b g (main path); bit 1: relu gate on val
+    lr: f32,
+    c1: f32,           // Adam bias corrections 1 − β₁ᵗ, 1 − β₂ᵗ
+    c2: f32,
+    max_norm: f32,     // gradient clipping (0: none)
+    aux_coefficient: f32,
+    k_aux: f32,
+    beta1: f32,
+    beta2: f32,
+    eps: f32,
+    _pad0: u32,
+    _pad1: u32,
+    _pad2: u32,
+}
+
+@group(0) @binding(0) var<uniform> p: TrainParams;
+@group(0) @binding(1) var<storage, read_write> a: array<f32>;
+@group(0) @binding(2) var<storage, read_write> b: array<f32>;
+@group(0) @binding(3) var<storage, read_write> c: array<f32>;
+@group(0) @binding(4) var<storage, read_write> d: array<f32>;
+@group(0) @binding(5) var<storage, read_write> e: array<f32>;
+@group(0) @binding(6) var<storage, read_write> u: array<u32>;
+@group(0) @binding(7) var<storage, read_write> w: array<u32>;
+@group(0) @binding(8) var<storage, read_write> counters: array<atomic<u32>>;
+
+const NONE: u32 = 0xffffffffu;
+
+fn flat_id(gid: vec3<u32>, nwg: vec3<u32>) -> u32 {
+    return gid.x + gid.y * nwg.x * WG;
+}
+
+// a = x [B, d], b = b_dec [d] → c = x − b_dec.
+@compute @workgroup_size(WG)
+fn centre(@builtin(global_invocation_id) gid: vec3<u32>, @builtin(num_workgroups) nwg: vec3<u32>) {
+    let id = flat_id(gid, nwg);
+    if (id >= p.batch * p.d_in) { return; }
+    c[id] = a[id] - b[id % p.d_in];
+}
+
+// a = x̂, b = x → c = g = 2 (x̂ − x) / B, d[row] = ‖x̂ − x‖² (one invocation per row).
+@compute @workgroup_size(WG)
+fn recon_grad(@builtin(global_invocation_id) gid: vec3<u32>, @builtin(num_workgroups) nwg: vec3<u32>) {
+    let row = flat_id(gid, nwg);
+    if (row >= p.batch) { return; }
+    var s = 0.0;
+    let scale = 2.0 / f32(p.batch);
+    for (var i = 0u; i < p.d_in; i++) {
+        let j = row * p.d_in + i;
+        let err = a[j] - b[j];
+        s += err * err;
+        c[j] = scale * err;
+    }
+    d[row] = s;
+}
+
+var<workgroup> partial: array<f32, WG>;
+
+// One workgroup: b[out_index] = Σ a[0..count] (a fixed summation order, so it is deterministic).
+@compute @workgroup_size(WG)
+fn reduce_sum(@builtin(local_invocation_id) lid: vec3<u32>) {
+    var s = 0.0;
+    for (var i = lid.x; i < p.count; i += WG) {
+        s += a[i];
+    }
+    partial[lid.x] = s;
+    workgroupBarrier();
+    for (var stride = WG / 2u; stride > 0u; stride /= 2u) {
+        if (lid.x < stride) {
+            partial[lid.x] += partial[lid.x + stride];
+        }
+        workgroupBarrier();
+    }
+    if (lid.x == 0u) {
+        b[p.out_index] = partial[0];
+    }
+}
+
+// Per-entry gradient of the TopK family: a = g_val [n], b = val [n] → c = g_pre, zero where
+// the latent did not fire (ReLU's derivative, and padding entries).
+@compute @workgroup_size(WG)
+fn entry_gpre(@builtin(global_invocation_id) gid: vec3<u32>, @builtin(num_workgroups) nwg: vec3<u32>) {
+    let id = flat_id(gid, nwg);
+    if (id >= p.count) { return; }
+    c[id] = select(0.0, a[id], b[id] > 0.0 && u[id] != NONE);
+}
+
+// b_dec's gradient, one invocation per input dimension i: d[i] += Σ_b a[b, i] (when flag bit 0)
+// − Σ_(b,t) b[b,t] · c[u[b,t], i], where a = g, b = g_pre per entry, c = W_enc, u = idx.
+@compute @workgroup_size(WG)
+fn bdec_grad(@builtin(global_invocation_id) gid: vec3<u32>, @builtin(num_workgroups) nwg: vec3<u32>) {
+    let i = flat_id(gid, nwg);
+    if (i >= p.d_in) { return; }
+    var s = 0.0;
+    if ((p.flags & 1u) != 0u) {
+        for (var row = 0u; row < p.batch; row++) {
+            s += a[row * p.d_in + i];
+        }
+    }
+    let n = p.batch * p.k;
+    for (var t = 0u; t < n; t++) {
+        let j = u[t];
+        let g = b[t];
+        if (j != NONE && g != 0.0) {
+            s -= g * c[j * p.d_in + i];
+        }
+    }
+    d[i] += s;
+}
+
+// Counts firings: one invocation per entry, a = val, u = idx → counters[idx] += 1.
+@compute @workgroup_size(WG)
+fn fire_count(@builtin(global_invocation_id) gid: vec3<u32>, @builtin(num_workgroups) nwg: vec3<u32>) {
+    let id = flat_id(gid, nwg);
+    if (id >= p.count) { return; }
+    let j = u[id];
+    if (j != NONE && a[id] > 0.0) {
+        atomicAdd(&counters[j], 1u);
+    }
+}
+
+// One invocation per latent: u = tokens since fired, w = [dead mask (d_sae) | window firings
+// (d_sae)], counters = [firings this step (d_sae) | dead count (1)]. Saturates instead of
+// wrapping so a latent dead for billions of tokens stays dead.
+@compute @workgroup_size(WG)
+fn dead_update(@builtin(global_invocation_id) gid: vec3<u32>, @builtin(num_workgroups) nwg: vec3<u32>) {
+    let j = flat_id(gid, nwg);
+    if (j >= p.d_sae) { return; }
+    let fired = atomicExchange(&counters[j], 0u);
+    var since = u[j];
+    if (fired > 0u) {
+        since = 0u;
+    } else {
+        since = select(since + p.batch, NONE, since > NONE - p.batch);
+    }
+    u[j] = since;
+    w[p.d_sae + j] += fired;
+    let dead = since > p.dead_tokens;
+    w[j] = select(0u, 1u, dead);
+    if (dead) {
+        atomicAdd(&counters[p.d_sae], 1u);
+    }
+}
+
+// AuxK's gradient at the residual, one invocation per row: a = x, b = x̂ (main), c = ê (aux
+// reconstruction, no b_dec) → c becomes g_aux = s · 2 (ê − e) / B with e = x − x̂ and
+// s = coefficient · min(n_dead / k_aux, 1); d[row] = s · ‖ê − e‖². counters[d_sae] = n_dead.
+@compute @workgroup_size(WG)
+fn aux_grad(@builtin(global_invocation_id) gid: vec3<u32>, @builtin(num_workgroups) nwg: vec3<u32>) {
+    let row = flat_id(gid, nwg);
+    if (row >= p.batch) { return; }
+    let n_dead = f32(atomicLoad(&counters[p.d_sae]));
+    let s = p.aux_coefficient * min(n_dead / p.k_aux, 1.0);
+    var sum = 0.0;
+    for (var i = 0u; i < p.d_in; i++) {
+        let j = row * p.d_in + i;
+        let err = c[j] - (a[j] - b[j]);
+        sum += err * err;
+        c[j] = s * 2.0 * err / f32(p.batch);
+    }
+    d[row] = s * sum;
+}
+
+// Removes each decoder row's gradient component along the (unit) row; one invocation per row:
+// a = W_dec, b = its gradient.
+@compute @workgroup_size(WG)
+fn project_decoder(@builtin(global_invocation_id) gid: vec3<u32>, @builtin(num_workgroups) nwg: vec3<u32>) {
+    let j = flat_id(gid, nwg);
+    if (j >= p.d_sae) { return; }
+    var along = 0.0;
+    for (var i = 0u; i < p.d_in; i++) {
+        along += a[j * p.d_in + i] * b[j * p.d_in + i];
+    }
+    for (var i = 0u; i < p.d_in; i++) {
+        b[j * p.d_in + i] -= along * a[j * p.d_in + i];
+    }
+}
+
+// Scales decoder rows back to unit norm; a = W_dec.
+@compute @workgroup_size(WG)
+fn normalize_decoder(@builtin(global_invocation_id) gid: vec3<u32>, @builtin(num_workgroups) nwg: vec3<u32>) {
+    let j = flat_id(gid, nwg);
+    if (j >= p.d_sae) { return; }
+    var n = 0.0;
+    for (var i = 0u; i < p.d_in; i++) {
+        n += a[j * p.d_in + i] * a[j * p.d_in + i];
+    }
+    n = sqrt(n);
+    if (n > 0.0) {
+        for (var i = 0u; i < p.d_in; i++) {
+            a[j * p.d_in + i] /= n;
+        }
+    }
+}
+
+// Sums of squares of a gradient tensor in chunks: a = gradient [count] → b[out_index + wg] =
+// the chunk's Σ g², one workgroup per chunk of WG·CHUNK elements.
+@compute @workgroup_size(WG)
+fn sum_squares(@builtin(local_invocation_id) lid: vec3<u32>, @builtin(workgroup_id) wid: vec3<u32>, @builtin(num_workgroups) nwg: vec3<u32>) {
+    let chunk = wid.x + wid.y * nwg.x;
+    let start = chunk * WG * CHUNK;
+    var s = 0.0;
+    for (var t = 0u; t < CHUNK; t++) {
+        let i = start + t * WG + lid.x;
+        if (i < p.count) {
+            s += a[i] * a[i];
+        }
+    }
+    partial[lid.x] = s;
+    workgroupBarrier();
+    for (var stride = WG / 2u; stride > 0u; stride /= 2u) {
+        if (lid.x < stride) {
+            partial[lid.x] += partial[lid.x + stride];
+        }
+        workgroupBarrier();
+    }
+    if (lid.x == 0u) {
+        b[p.out_index + chunk] = partial[0];
+    }
+}
+
+// Adam with global-norm clipping: a = parameters, b = gradient, c = m, d = v, e[0] = ‖g‖².
+@compute @workgroup_size(WG)
+fn adam(@builtin(global_invocation_id) gid: vec3<u32>, @builtin(num_workgroups) nwg: vec3<u32>) {
+    let i = flat_id(gid, nwg);
+    if (i >= p.count) { return; }
+    let norm = sqrt(e[0]);
+    var g = b[i];
+    if (p.max_norm > 0.0 && norm > p.max_norm) {
+        g *= p.max_norm / norm;
+    }
+    let m = p.beta1 * c[i] + (1.0 - p.beta1) * g;
+    let v = p.beta2 * d[i] + (1.0 - p.beta2) * g * g;
+    c[i] = m;
+    d[i] = v;
+    a[i] -= p.lr * (m / p.c1) / (sqrt(v / p.c2) + p.eps);
+}
