@@ -1,10 +1,9 @@
 // Per-latent weight gradients from the lists of sae_lists.wgsl:
 //   grad[j, :] += Σ_{e in list j} coef[e] · rows[e / k, :]   (and bias_grad[j] += Σ coef[e]
 //   with BIAS)
-// One workgroup per latent walks its list, sorted by entry, for 256 columns at a time: each
-// output element is one sum in increasing entry order added once to the old value, so the
-// result is the same bits on every run. Latents with empty lists return at once and touch
-// nothing. The host prepends BIAS and declares `bias_grad` (binding 5 with BIAS, a private
+// One workgroup per (latent, 256 columns) walks the latent's list, sorted by entry: each output
+// element is one sum in increasing entry order added once to the old value, so the result is
+// the same bits on every run. Latents with empty lists return at once and touch nothing. The host prepends BIAS and declares `bias_grad` (binding 5 with BIAS, a private
 // stub without).
 
 struct ScatterParams {
@@ -12,6 +11,7 @@ struct ScatterParams {
     d_in: u32,
     d_sae: u32,
     list_at: u32,
+    col_tiles: u32,
 }
 
 @group(0) @binding(0) var<uniform> sc: ScatterParams;
@@ -29,10 +29,12 @@ fn accumulate(
     @builtin(num_workgroups) nwg: vec3<u32>,
     @builtin(local_invocation_index) lid: u32,
 ) {
-    let j = group_index(wid, nwg);
+    let g = group_index(wid, nwg);
+    let j = g / sc.col_tiles;
     if (j >= sc.d_sae) {
         return;
     }
+    let tile = g % sc.col_tiles;
     if (lid == 0u) {
         shared_a = lists[sc.d_sae + j];
         shared_b = lists[sc.d_sae + j + 1u];
@@ -42,7 +44,8 @@ fn accumulate(
     if (start == end) {
         return;
     }
-    for (var col = lid; col < sc.d_in; col += 256u) {
+    let col = tile * 256u + lid;
+    if (col < sc.d_in) {
         var acc = 0.0;
         for (var p = start; p < end; p++) {
             let e = lists[p];
@@ -50,7 +53,7 @@ fn accumulate(
         }
         grad[j * sc.d_in + col] += acc;
     }
-    if (BIAS && lid == 0u) {
+    if (BIAS && tile == 0u && lid == 0u) {
         var acc = 0.0;
         for (var p = start; p < end; p++) {
             acc += coef[lists[p]];

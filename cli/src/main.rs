@@ -31,7 +31,7 @@ fn main() -> ExitCode {
     let cli = Cli::parse();
     let result = match cli.command {
         Command::Superposition(args) => pollster::block_on(superposition::run(args)),
-        Command::Sae(args) => sae::run(args),
+        Command::Sae(args) => pollster::block_on(sae::run(args)),
         Command::SaeInspect(args) => sae::inspect(args),
     };
     match result {

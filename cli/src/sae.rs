@@ -2,12 +2,16 @@
 //! writes a SAELens folder, `metrics.json` and, for planted features, `ground_truth.safetensors`.
 //! `mechlab sae-inspect DIR` reads a SAELens folder back and reports what it holds.
 
-use clap::ArgGroup;
+use clap::{ArgGroup, ValueEnum};
 use indicatif::{ProgressBar, ProgressStyle};
+use mechlab_engine::gpu::Gpu;
 use mechlab_engine::sae::config::{frontier_sweep, Architecture, SaeConfig, SaePreset};
+use mechlab_engine::sae::gpu::GpuSaeTrainer;
 use mechlab_engine::sae::link;
+use mechlab_engine::sae::params::SaeParams;
 use mechlab_engine::sae::saelens;
-use mechlab_engine::sae::train::{CpuSaeTrainer, Evaluation};
+use mechlab_engine::sae::source::ActivationSource;
+use mechlab_engine::sae::train::{CpuSaeTrainer, Evaluation, StepReport};
 use std::path::{Path, PathBuf};
 
 /// Inputs the final metrics are measured on.
@@ -38,9 +42,93 @@ pub struct Args {
     /// Override the seed.
     #[arg(long)]
     seed: Option<u64>,
+    /// Which implementation trains: auto uses a hardware GPU where it supports the
+    /// architecture (TopK so far) and the CPU reference otherwise.
+    #[arg(long, value_enum, default_value_t = Engine::Auto)]
+    engine: Engine,
     /// The folder to write (created if missing).
     #[arg(long)]
     out: PathBuf,
+}
+
+#[derive(Clone, Copy, PartialEq, Eq, ValueEnum)]
+enum Engine {
+    Auto,
+    Gpu,
+    Cpu,
+}
+
+/// Either trainer behind one face, for the loop below.
+enum Trainer {
+    Cpu(Box<CpuSaeTrainer>),
+    Gpu(Box<GpuSaeTrainer>),
+}
+
+impl Trainer {
+    fn step(&self) -> u32 {
+        match self {
+            Trainer::Cpu(t) => t.step(),
+            Trainer::Gpu(t) => t.step(),
+        }
+    }
+
+    async fn run_steps(&mut self, n: u32) -> Result<Vec<StepReport>, String> {
+        match self {
+            Trainer::Cpu(t) => t.run_steps(n),
+            Trainer::Gpu(t) => t.run_steps(n).await,
+        }
+        .map_err(|e| e.to_string())
+    }
+
+    async fn evaluate(&mut self, samples: usize) -> Result<Evaluation, String> {
+        match self {
+            Trainer::Cpu(t) => Ok(t.evaluate(samples)),
+            Trainer::Gpu(t) => t.evaluate(samples).await.map_err(|e| e.to_string()),
+        }
+    }
+
+    async fn params(&self) -> Result<SaeParams, String> {
+        match self {
+            Trainer::Cpu(t) => Ok(t.params().clone()),
+            Trainer::Gpu(t) => t.params().await.map_err(|e| e.to_string()),
+        }
+    }
+
+    fn source(&self) -> &dyn ActivationSource {
+        match self {
+            Trainer::Cpu(t) => t.source(),
+            Trainer::Gpu(t) => t.source(),
+        }
+    }
+}
+
+/// Opens the trainer `engine` asks for; returns it with the name of what runs it.
+async fn trainer(
+    cfg: &SaeConfig,
+    engine: Engine,
+    gpu: &mut Option<Gpu>,
+) -> Result<(Trainer, String), String> {
+    let gpu_supported = matches!(cfg.architecture, Architecture::TopK { .. });
+    let cpu = || -> Result<(Trainer, String), String> {
+        let t = CpuSaeTrainer::new(cfg).map_err(|e| e.to_string())?;
+        Ok((Trainer::Cpu(Box::new(t)), "CPU reference".into()))
+    };
+    if engine == Engine::Cpu || (engine == Engine::Auto && !gpu_supported) {
+        return cpu();
+    }
+    if gpu.is_none() {
+        *gpu = Some(Gpu::new().await.map_err(|e| e.to_string())?);
+    }
+    let g = gpu.as_ref().expect("opened above");
+    // A software rasterizer (lavapipe, SwiftShader) runs the GPU kernels on the CPU, about 25
+    // times slower than the CPU reference for the ground-truth preset here; auto avoids it.
+    if engine == Engine::Auto && g.is_software() {
+        return cpu();
+    }
+    let t = GpuSaeTrainer::new(g, cfg)
+        .await
+        .map_err(|e| e.to_string())?;
+    Ok((Trainer::Gpu(Box::new(t)), g.adapter_name()))
 }
 
 /// A SAELens folder to read back.
@@ -82,12 +170,19 @@ fn load_config(args: &Args) -> Result<(SaeConfig, bool), String> {
 }
 
 /// Trains one SAE with a progress bar and writes its folder; returns its evaluation.
-fn train_one(cfg: &SaeConfig, dir: &Path, bar: &ProgressBar) -> Result<Evaluation, String> {
-    let mut t = CpuSaeTrainer::new(cfg).map_err(|e| e.to_string())?;
+async fn train_one(
+    cfg: &SaeConfig,
+    engine: Engine,
+    gpu: &mut Option<Gpu>,
+    dir: &Path,
+    bar: &ProgressBar,
+) -> Result<Evaluation, String> {
+    let (mut t, engine_name) = trainer(cfg, engine, gpu).await?;
+    bar.println(format!("{}: {engine_name}", cfg.architecture.label()));
     let chunk = (cfg.steps / 200).clamp(1, 100);
     let mut last = None;
     while t.step() < cfg.steps {
-        let r = t.run_steps(chunk).map_err(|e| e.to_string())?;
+        let r = t.run_steps(chunk).await?;
         if let Some(r) = r.last() {
             bar.set_message(format!(
                 "{} loss {:.4} L0 {:.1}",
@@ -99,9 +194,10 @@ fn train_one(cfg: &SaeConfig, dir: &Path, bar: &ProgressBar) -> Result<Evaluatio
         }
         bar.inc(r.len() as u64);
     }
-    let eval = t.evaluate(EVAL_SAMPLES);
+    let eval = t.evaluate(EVAL_SAMPLES).await?;
+    let params = t.params().await?;
     std::fs::create_dir_all(dir).map_err(|e| format!("cannot create {}: {e}", dir.display()))?;
-    let files = saelens::to_saelens(t.params(), cfg, HOOK_NAME).map_err(|e| e.to_string())?;
+    let files = saelens::to_saelens(&params, cfg, HOOK_NAME).map_err(|e| e.to_string())?;
     saelens::write_dir(dir, &files).map_err(|e| e.to_string())?;
     let source = t.source();
     if let Some(features) = source.true_features() {
@@ -113,12 +209,12 @@ fn train_one(cfg: &SaeConfig, dir: &Path, bar: &ProgressBar) -> Result<Evaluatio
     let metrics = serde_json::json!({
         "config": cfg,
         "link": link::encode(cfg),
-        "engine": "CPU reference",
+        "engine": engine_name,
         "steps": t.step(),
         "eval_samples": EVAL_SAMPLES,
         "final_loss": last,
         "source": source.describe(),
-        "input_scale": t.params().input_scale,
+        "input_scale": params.input_scale,
         "metrics": eval.metrics,
     });
     write(
@@ -146,11 +242,12 @@ fn bar(len: u64) -> ProgressBar {
 }
 
 /// Runs `mechlab sae`.
-pub fn run(args: Args) -> Result<(), String> {
+pub async fn run(args: Args) -> Result<(), String> {
     let (cfg, frontier) = load_config(&args)?;
+    let mut gpu = None;
     if !frontier {
         let b = bar(cfg.steps as u64);
-        let eval = train_one(&cfg, &args.out, &b)?;
+        let eval = train_one(&cfg, args.engine, &mut gpu, &args.out, &b).await?;
         b.finish();
         print_summary(&cfg, &eval);
         eprintln!("wrote {}", args.out.display());
@@ -185,7 +282,7 @@ pub fn run(args: Args) -> Result<(), String> {
         let dir = args
             .out
             .join(format!("{}-{}", run.architecture.name(), knob));
-        let eval = train_one(run, &dir, &b)?;
+        let eval = train_one(run, args.engine, &mut gpu, &dir, &b).await?;
         let r = &eval.metrics.reconstruction;
         points.push(serde_json::json!({
             "architecture": run.architecture.name(),

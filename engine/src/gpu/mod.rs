@@ -95,6 +95,11 @@ impl Gpu {
         )
     }
 
+    /// True for software rasterizers (lavapipe, SwiftShader, WARP): the "GPU" is the CPU.
+    pub fn is_software(&self) -> bool {
+        self.info.device_type == wgpu::DeviceType::Cpu
+    }
+
     /// The pipeline cache of this device.
     pub fn pipelines(&self) -> &PipelineCache {
         &self.pipelines

@@ -96,7 +96,7 @@ pub fn batch_topk_ref(pre: &[f32], batch: usize, k: usize) -> (Vec<f32>, f32) {
 
 #[cfg(test)]
 mod tests {
-    use super::super::test_data::values;
+    use super::super::test_data::{values, Timer};
     use super::*;
     use crate::gpu_test;
 
@@ -107,6 +107,7 @@ mod tests {
         let scratch = gpu
             .storage_zeroed::<u8>("scratch", batch_topk_scratch_bytes() as usize)
             .unwrap();
+        let timer = Timer::start();
         let mut enc = gpu.device.create_command_encoder(&Default::default());
         let b = BatchTopkBuffers {
             pre: &bpre,
@@ -117,6 +118,11 @@ mod tests {
         gpu.queue.submit([enc.finish()]);
         let got: Vec<f32> = gpu.read(&f, pre.len()).await.unwrap();
         let words: Vec<u32> = gpu.read(&scratch, SCRATCH_WORDS as usize).await.unwrap();
+        if pre.len() >= 100_000 {
+            timer.report(&format!(
+                "batch_topk B={batch} n={n} k={k} (GPU and readback)"
+            ));
+        }
         let (want, threshold) = batch_topk_ref(pre, batch, k);
         let bits = |v: &[f32]| v.iter().map(|x| x.to_bits()).collect::<Vec<_>>();
         let first_diff = got
@@ -162,9 +168,7 @@ mod tests {
             .iter()
             .map(|v| (v * 64.0).round() / 64.0)
             .collect();
-        let start = std::time::Instant::now();
         check(gpu, "large", &tied, batch, k).await;
-        eprintln!("batch_topk B={batch} n={n} k={k}: {:?}", start.elapsed());
     }
     gpu_test!(gpu_batch_topk_large_matches_reference, large);
 

@@ -240,7 +240,26 @@ fn bool_consts(items: &[(&str, bool)]) -> String {
 
 #[cfg(test)]
 mod test_data {
-    //! Deterministic inputs for the kernel tests.
+    //! Deterministic inputs for the kernel tests, and their timing natively.
+
+    /// Prints the time since its start natively; does nothing in the browser (no clock in std).
+    pub struct Timer(#[cfg(not(target_arch = "wasm32"))] std::time::Instant);
+
+    impl Timer {
+        pub fn start() -> Self {
+            Self(
+                #[cfg(not(target_arch = "wasm32"))]
+                std::time::Instant::now(),
+            )
+        }
+
+        pub fn report(&self, what: &str) {
+            #[cfg(not(target_arch = "wasm32"))]
+            eprintln!("{what}: {:?}", self.0.elapsed());
+            #[cfg(target_arch = "wasm32")]
+            let _ = what;
+        }
+    }
 
     /// `n` values in [-1, 1) from a hash of (seed, i): reproducible, no RNG state.
     pub fn values(seed: u32, n: usize) -> Vec<f32> {

@@ -127,7 +127,7 @@ pub fn topk_ref(pre: &[f32], n: usize, k: usize, mask: Option<&[u32]>) -> (Vec<u
 
 #[cfg(test)]
 mod tests {
-    use super::super::test_data::values;
+    use super::super::test_data::{values, Timer};
     use super::*;
     use crate::gpu_test;
 
@@ -142,6 +142,7 @@ mod tests {
             .storage_zeroed::<u8>("scratch", topk_scratch_bytes(batch) as usize)
             .unwrap();
         let bmask = mask.map(|m| gpu.storage_from("mask", m).unwrap());
+        let timer = Timer::start();
         let mut enc = gpu.device.create_command_encoder(&Default::default());
         let b = TopkBuffers {
             pre: &bpre,
@@ -154,6 +155,11 @@ mod tests {
         gpu.queue.submit([enc.finish()]);
         let got_idx: Vec<u32> = gpu.read(&idx, batch * k).await.unwrap();
         let got_val: Vec<f32> = gpu.read(&val, batch * k).await.unwrap();
+        if pre.len() >= 100_000 {
+            timer.report(&format!(
+                "topk_rows {what} B={batch} n={n} k={k} (GPU and readback)"
+            ));
+        }
         let (want_idx, want_val) = topk_ref(pre, n, k, mask);
         for (r, (g, w)) in got_idx.chunks(k).zip(want_idx.chunks(k)).enumerate() {
             assert_eq!(g, w, "{what}: indices of row {r} (n={n} k={k})");
@@ -211,10 +217,8 @@ mod tests {
             tied[j] = 0.75;
         }
         let pre = [distinct, tied].concat();
-        let start = std::time::Instant::now();
         check(gpu, "large k=256", &pre, n, 256, None).await;
         check(gpu, "large k=1", &pre, n, 1, None).await;
-        eprintln!("topk n={n} (2 rows, k=256 and k=1): {:?}", start.elapsed());
     }
     gpu_test!(gpu_topk_large_rows_match_reference, large_rows);
 
