@@ -17,9 +17,11 @@ const MIN_TIME: Duration = Duration::from_millis(1500);
 /// Runs the named benchmark (default: all).
 pub fn run(name: Option<&str>) -> Result<(), String> {
     match name {
-        None | Some("superposition") => superposition(),
+        None => superposition().and_then(|_| crate::bench_sae::sae()),
+        Some("superposition") => superposition(),
+        Some("sae") => crate::bench_sae::sae(),
         Some(other) => Err(format!(
-            "unknown benchmark `{other}`; available: superposition"
+            "unknown benchmark `{other}`; available: superposition, sae"
         )),
     }
 }

@@ -2,6 +2,7 @@
 //! tools, builds the app or runs suites lives here and nowhere else.
 
 mod bench;
+mod bench_sae;
 mod suites;
 mod tools;
 

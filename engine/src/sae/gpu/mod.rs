@@ -248,6 +248,60 @@ impl GpuSaeTrainer {
         self.step
     }
 
+    /// Bytes of every buffer this trainer holds on the device (the step kernels' few uniform
+    /// and scratch bytes aside).
+    pub fn device_bytes(&self) -> u64 {
+        let b = &self.buf;
+        let mut all: Vec<&wgpu::Buffer> = vec![
+            &b.w_enc,
+            &b.b_enc,
+            &b.w_dec,
+            &b.b_dec,
+            &b.x,
+            &b.xc,
+            &b.x_chunk,
+            &b.pre,
+            &b.idx_chunk,
+            &b.val_chunk,
+            &b.aidx_chunk,
+            &b.aval_chunk,
+            &b.idx,
+            &b.val,
+            &b.aidx,
+            &b.aval,
+            &b.x_hat,
+            &b.e_hat,
+            &b.g,
+            &b.g_val,
+            &b.gpre,
+            &b.ag_val,
+            &b.agpre,
+            &b.row_loss,
+            &b.losses,
+            &b.zero_bias,
+            &b.since,
+            &b.mask_window,
+            &b.counters,
+            &b.topk_scratch,
+            &b.list_scratch,
+            &b.partials,
+            &b.norm2,
+        ];
+        all.extend(b.grads.iter().chain(&b.m).chain(&b.v));
+        all.iter().map(|x| x.size()).sum()
+    }
+
+    /// The largest single buffer this trainer holds, in bytes (what must fit the device's
+    /// maximum buffer and binding sizes).
+    pub fn largest_buffer(&self) -> u64 {
+        let b = &self.buf;
+        [&b.w_enc, &b.w_dec, &b.pre, &b.x, &b.list_scratch]
+            .iter()
+            .map(|x| x.size())
+            .max()
+            .unwrap_or(0)
+    }
+
     /// Rows of pre-activations computed per chunk (the whole batch when it fits one binding).
     pub fn rows_per_chunk(&self) -> usize {
         self.rows_per_chunk

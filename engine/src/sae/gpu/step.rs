@@ -104,7 +104,8 @@ impl Kernel {
 }
 
 /// Buffers bound to one dispatch: up to five f32 arrays, two u32 arrays and the counters.
-/// Unused places take a small dummy buffer.
+/// Unused places take a small dummy buffer of their own: WebGPU refuses one buffer bound to
+/// two writable bindings of a dispatch, so every buffer in a bind group must be distinct.
 #[derive(Default)]
 pub struct Bindings<'a> {
     /// Bindings 1–5.
@@ -123,7 +124,7 @@ pub struct StepKernels {
     stride: u64,
     slots: Vec<StepParams>,
     capacity: usize,
-    dummy: wgpu::Buffer,
+    dummies: Vec<wgpu::Buffer>,
 }
 
 impl StepKernels {
@@ -148,7 +149,9 @@ impl StepKernels {
             usage: wgpu::BufferUsages::UNIFORM | wgpu::BufferUsages::COPY_DST,
             mapped_at_creation: false,
         });
-        let dummy = gpu.storage_zeroed::<u32>("sae step dummy", 4)?;
+        let dummies = (0..N_STORAGE)
+            .map(|_| gpu.storage_zeroed::<u32>("sae step dummy", 4))
+            .collect::<Result<Vec<_>>>()?;
         Ok(Self {
             bgl,
             pipelines,
@@ -156,18 +159,18 @@ impl StepKernels {
             stride,
             slots: Vec::new(),
             capacity,
-            dummy,
+            dummies,
         })
     }
 
     /// A bind group for `b`.
     pub fn bind(&self, gpu: &Gpu, b: &Bindings) -> wgpu::BindGroup {
-        let d = &self.dummy;
         let storage: Vec<&wgpu::Buffer> =
             b.f.iter()
                 .chain(b.u.iter())
                 .chain(std::iter::once(&b.counters))
-                .map(|x| x.unwrap_or(d))
+                .zip(&self.dummies)
+                .map(|(x, d)| x.unwrap_or(d))
                 .collect();
         layout::bind(
             &gpu.device,

@@ -6,7 +6,9 @@
 //! caller's command encoder (one compute pass per kernel family, in order), so a training step
 //! is one encoder and one submit. Nothing is submitted or read back here. All tensors are f32
 //! (indices u32), row-major; weights are latent-major as in [`crate::sae::params`]. Each module
-//! holds a CPU reference of its kernels, which the `gpu_*` tests compare against.
+//! holds a CPU reference of its kernels, which the `gpu_*` tests compare against. The buffers
+//! of one call must be distinct: every binding is read-write, and Chromium refuses a buffer
+//! bound twice in one dispatch ("writable storage buffer binding aliasing").
 //!
 //! Determinism: no kernel adds floats with atomics. Every output element is one chain of adds
 //! in a fixed order, so a given device gives the same bits on every run; only integer counts use

@@ -1,0 +1,339 @@
+//! `cargo xtask bench sae`: tokens per second of the SAE's TopK decoder (forward and backward)
+//! through the sparse kernels and through dense matmuls, of a whole GPU TopK training step, and
+//! of the CPU reference, at a small size (seconds on lavapipe) and at d_in 768, d_sae 32768,
+//! k 32, batch 4096 (on hardware GPUs, or with MECHLAB_BENCH_LARGE=1), with the GPU memory the
+//! trainer holds. Appended to bench/RESULTS.md with the adapter's name; nothing is asserted.
+
+use crate::tools::{output, root};
+use mechlab_engine::gpu::Gpu;
+use mechlab_engine::rng::{rng_normal, rng_unit};
+use mechlab_engine::sae::config::{Architecture, SaeConfig, SaePreset, SourceConfig};
+use mechlab_engine::sae::gpu::GpuSaeTrainer;
+use mechlab_engine::sae::kernels as k;
+use mechlab_engine::sae::source::ReplaySource;
+use mechlab_engine::sae::train::CpuSaeTrainer;
+use std::fmt::Write as _;
+use std::time::{Duration, Instant};
+
+const MIN_TIME: Duration = Duration::from_millis(1500);
+
+struct Size {
+    name: &'static str,
+    d_in: usize,
+    d_sae: usize,
+    k: usize,
+    batch: usize,
+}
+
+const SMALL: Size = Size {
+    name: "small",
+    d_in: 64,
+    d_sae: 4096,
+    k: 16,
+    batch: 512,
+};
+const LARGE: Size = Size {
+    name: "large",
+    d_in: 768,
+    d_sae: 32768,
+    k: 32,
+    batch: 4096,
+};
+
+/// Runs `f(n)` (n repetitions, waited for), doubling n until a run lasts MIN_TIME; per second.
+fn rate(mut f: impl FnMut(u32) -> Result<(), String>) -> Result<f64, String> {
+    f(1)?;
+    let mut n = 1;
+    loop {
+        let t = Instant::now();
+        f(n)?;
+        let dt = t.elapsed();
+        if dt >= MIN_TIME || n >= 1 << 16 {
+            return Ok(n as f64 / dt.as_secs_f64());
+        }
+        n *= 2;
+    }
+}
+
+fn wait(gpu: &Gpu) -> Result<(), String> {
+    gpu.device
+        .poll(wgpu::PollType::wait_indefinitely())
+        .map(|_| ())
+        .map_err(|e| e.to_string())
+}
+
+/// Decoder forward + backward per second over `rows` rows: (sparse, dense).
+fn decoder_rates(gpu: &Gpu, s: &Size, rows: usize) -> Result<(f64, f64), String> {
+    let e = |r: mechlab_engine::Result<()>| r.map_err(|e| e.to_string());
+    let (d, n, kk) = (s.d_in, s.d_sae, s.k);
+    let f32s = |what: &str, v: Vec<f32>| gpu.storage_from(what, &v).map_err(|e| e.to_string());
+    let w_dec = f32s(
+        "w_dec",
+        (0..n * d)
+            .map(|i| 0.03 * rng_normal(1, i as u32, 0))
+            .collect(),
+    )?;
+    let b_dec = f32s("b_dec", vec![0.1; d])?;
+    let g = f32s(
+        "g",
+        (0..rows * d).map(|i| rng_normal(2, i as u32, 0)).collect(),
+    )?;
+    let idx_host: Vec<u32> = (0..rows * kk)
+        .map(|i| (mechlab_engine::rng::rng_u32(3, i as u32, 0, 0) as usize % n) as u32)
+        .collect();
+    let val_host: Vec<f32> = (0..rows * kk)
+        .map(|i| rng_unit(4, i as u32, 0, 0))
+        .collect();
+    let mut dense = vec![0f32; rows * n];
+    for (e_, (&j, &v)) in idx_host.iter().zip(&val_host).enumerate() {
+        dense[(e_ / kk) * n + j as usize] = v;
+    }
+    let idx = gpu
+        .storage_from("idx", &idx_host)
+        .map_err(|e| e.to_string())?;
+    let val = f32s("val", val_host)?;
+    let f = f32s("f", dense)?;
+    let z = |what: &str, c: usize| {
+        gpu.storage_zeroed::<f32>(what, c)
+            .map_err(|e| e.to_string())
+    };
+    let (x_hat, g_val, gf, gw) = (
+        z("x_hat", rows * d)?,
+        z("g_val", rows * kk)?,
+        z("gf", rows * n)?,
+        z("gw", n * d)?,
+    );
+    let scratch = gpu
+        .storage_zeroed::<u8>(
+            "scratch",
+            k::weight_grad_sparse_scratch_bytes(rows, kk, n) as usize,
+        )
+        .map_err(|e| e.to_string())?;
+    let sparse = rate(|reps| {
+        let mut enc = gpu.device.create_command_encoder(&Default::default());
+        for _ in 0..reps {
+            e(pollster::block_on(k::decode_sparse(
+                gpu,
+                &mut enc,
+                &k::DecodeSparseBuffers {
+                    idx: &idx,
+                    val: &val,
+                    w_dec: &w_dec,
+                    b_dec: &b_dec,
+                    x_hat: &x_hat,
+                },
+                rows,
+                kk,
+                d,
+                n,
+            )))?;
+            e(pollster::block_on(k::latent_grad_sparse(
+                gpu,
+                &mut enc,
+                &k::LatentGradSparseBuffers {
+                    idx: &idx,
+                    g: &g,
+                    w_dec: &w_dec,
+                    g_val: &g_val,
+                },
+                rows,
+                kk,
+                d,
+                n,
+            )))?;
+            e(pollster::block_on(k::weight_grad_sparse(
+                gpu,
+                &mut enc,
+                &k::WeightGradSparseBuffers {
+                    idx: &idx,
+                    val: &val,
+                    g: &g,
+                    w_dec_grad: &gw,
+                    encoder: None,
+                    scratch: &scratch,
+                },
+                rows,
+                kk,
+                d,
+                n,
+            )))?;
+        }
+        gpu.queue.submit([enc.finish()]);
+        wait(gpu)
+    })?;
+    let dense = rate(|reps| {
+        let mut enc = gpu.device.create_command_encoder(&Default::default());
+        for _ in 0..reps {
+            e(pollster::block_on(k::decode_dense(
+                gpu,
+                &mut enc,
+                &k::DecodeDenseBuffers {
+                    f: &f,
+                    w_dec: &w_dec,
+                    b_dec: &b_dec,
+                    x_hat: &x_hat,
+                },
+                rows,
+                d,
+                n,
+            )))?;
+            e(pollster::block_on(k::latent_grad_dense(
+                gpu,
+                &mut enc,
+                &k::LatentGradDenseBuffers {
+                    g: &g,
+                    w_dec: &w_dec,
+                    gf: &gf,
+                },
+                rows,
+                d,
+                n,
+            )))?;
+            e(pollster::block_on(k::weight_grad_dense(
+                gpu,
+                &mut enc,
+                &k::WeightGradDenseBuffers {
+                    coef: &f,
+                    rows: &g,
+                    grad: &gw,
+                },
+                rows,
+                d,
+                n,
+            )))?;
+        }
+        gpu.queue.submit([enc.finish()]);
+        wait(gpu)
+    })?;
+    Ok((sparse * rows as f64, dense * rows as f64))
+}
+
+fn config(s: &Size) -> SaeConfig {
+    let mut cfg = SaePreset::GroundTruth.config();
+    if let SourceConfig::GroundTruth { d, n_features, .. } = &mut cfg.source {
+        *d = s.d_in as u32;
+        *n_features = (4 * s.d_in) as u32;
+    }
+    cfg.architecture = Architecture::TopK {
+        k: s.k as u32,
+        k_aux: 0,
+        aux_coefficient: 1.0 / 32.0,
+        dead_tokens: 100_000,
+    };
+    cfg.d_sae = s.d_sae as u32;
+    cfg.batch_size = s.batch as u32;
+    cfg.steps = 1 << 30;
+    cfg
+}
+
+/// Pre-generated activations, so the timings are the SAE's and not the generator's.
+fn replay(cfg: &SaeConfig, batches: usize) -> Result<Box<ReplaySource>, String> {
+    let mut src = mechlab_engine::sae::source::build(&cfg.source, 0).map_err(|e| e.to_string())?;
+    let d = cfg.d_in() as usize;
+    let mut data = vec![0f32; batches * cfg.batch_size as usize * d];
+    src.next_batch(&mut data);
+    Ok(Box::new(
+        ReplaySource::new(data, d).map_err(|e| e.to_string())?,
+    ))
+}
+
+struct Row {
+    size: String,
+    sparse: f64,
+    dense: f64,
+    step: f64,
+    cpu: Option<f64>,
+    bytes: u64,
+    largest: u64,
+}
+
+/// Runs the SAE benchmark.
+pub fn sae() -> Result<(), String> {
+    let gpu = pollster::block_on(Gpu::new()).map_err(|e| e.to_string())?;
+    let adapter = gpu.adapter_name();
+    println!("adapter: {adapter}");
+    let large = !gpu.is_software() || std::env::var("MECHLAB_BENCH_LARGE").is_ok();
+    let mut rows = Vec::new();
+    for s in [&SMALL, &LARGE] {
+        if s.name == "large" && !large {
+            println!("large: skipped on a software adapter (MECHLAB_BENCH_LARGE=1 runs it)");
+            continue;
+        }
+        println!(
+            "{} (d_in {}, d_sae {}, k {}, batch {}) ...",
+            s.name, s.d_in, s.d_sae, s.k, s.batch
+        );
+        // Dense codes of a whole large batch exceed one binding; time both paths on as many
+        // rows as one binding holds and report per token.
+        let fit = (((256u64 << 20).min(gpu.limits.max_storage_buffer_binding_size))
+            / (4 * s.d_sae as u64)) as usize;
+        let dec_rows = s.batch.min(fit);
+        let (sparse, dense) = decoder_rates(&gpu, s, dec_rows)?;
+        let cfg = config(s);
+        let mut t = pollster::block_on(GpuSaeTrainer::with_source(&gpu, &cfg, replay(&cfg, 4)?))
+            .map_err(|e| e.to_string())?;
+        let bytes = t.device_bytes();
+        let largest = t.largest_buffer();
+        let step = rate(|n| {
+            pollster::block_on(t.run_steps(n))
+                .map(|_| ())
+                .map_err(|e| e.to_string())
+        })? * s.batch as f64;
+        drop(t);
+        let cpu = if s.name == "small" {
+            let mut c =
+                CpuSaeTrainer::with_source(&cfg, replay(&cfg, 4)?).map_err(|e| e.to_string())?;
+            Some(rate(|n| c.run_steps(n).map(|_| ()).map_err(|e| e.to_string()))? * s.batch as f64)
+        } else {
+            None
+        };
+        rows.push(Row {
+            size: format!(
+                "{} (d_in {}, d_sae {}, k {}, batch {})",
+                s.name, s.d_in, s.d_sae, s.k, s.batch
+            ),
+            sparse,
+            dense,
+            step,
+            cpu,
+            bytes,
+            largest,
+        });
+    }
+    let mut table = String::new();
+    let commit = output("git", &["rev-parse", "--short", "HEAD"]).unwrap_or_default();
+    let date = output("date", &["-u", "+%Y-%m-%d %H:%M UTC"]).unwrap_or_default();
+    let _ = writeln!(
+        table,
+        "\n## sae (TopK) — {} — commit {} — {}\n",
+        adapter,
+        commit.trim(),
+        date.trim()
+    );
+    let _ = writeln!(table, "| size | sparse decoder fwd+bwd tokens/s | dense decoder fwd+bwd tokens/s | sparse/dense | GPU training step tokens/s | CPU reference tokens/s | GPU/CPU | GPU memory | largest buffer |");
+    let _ = writeln!(table, "|---|---:|---:|---:|---:|---:|---:|---:|---:|");
+    for r in &rows {
+        let _ = writeln!(
+            table,
+            "| {} | {:.3e} | {:.3e} | {:.1}× | {:.3e} | {} | {} | {:.1} MiB | {:.1} MiB |",
+            r.size,
+            r.sparse,
+            r.dense,
+            r.sparse / r.dense,
+            r.step,
+            r.cpu.map_or("—".into(), |c| format!("{c:.3e}")),
+            r.cpu.map_or("—".into(), |c| format!("{:.1}×", r.step / c)),
+            r.bytes as f64 / (1 << 20) as f64,
+            r.largest as f64 / (1 << 20) as f64,
+        );
+    }
+    let _ = writeln!(table, "\nActivations are replayed from memory so the generator is not timed. The burn peer for SAEs is not written yet.");
+    print!("{table}");
+    let path = root().join("bench/RESULTS.md");
+    let mut existing =
+        std::fs::read_to_string(&path).unwrap_or_else(|_| "# Benchmark results\n".into());
+    existing.push_str(&table);
+    std::fs::write(&path, existing).map_err(|e| format!("writing {}: {e}", path.display()))?;
+    println!("appended to {}", path.display());
+    Ok(())
+}
