@@ -23,9 +23,9 @@ struct TrainParams {
     beta1: f32,
     beta2: f32,
     eps: f32,
-    _pad0: u32,
-    _pad1: u32,
-    _pad2: u32,
+    coefficient: f32,  // the sparsity coefficient λ in force this step
+    bandwidth: f32,    // JumpReLU's ε
+    arch: u32,         // dense path: 0 ReLU + L1, 1 JumpReLU
 }
 
 @group(0) @binding(0) var<uniform> p: TrainParams;
@@ -248,4 +248,142 @@ fn adam(@builtin(global_invocation_id) gid: vec3<u32>, @builtin(num_workgroups) 
     c[i] = m;
     d[i] = v;
     a[i] -= p.lr * (m / p.c1) / (sqrt(v / p.c2) + p.eps);
+}
+
+// ---- The dense path (ReLU + L1, JumpReLU). Per-latent tensors live in one buffer `lat`
+// [6, d_sae]: b_enc, r_mag, b_mag, log θ (trained), then decoder norms and a per-latent column
+// statistic (scratch). Their gradients share the layout (`glat`, trained sections only).
+
+const ARCH_RELU: u32 = 0u;
+const ARCH_JUMP: u32 = 1u;
+
+// Decoder row norms into lat's section 4; a = W_dec, d = lat. One invocation per latent.
+@compute @workgroup_size(WG)
+fn row_norms(@builtin(global_invocation_id) gid: vec3<u32>, @builtin(num_workgroups) nwg: vec3<u32>) {
+    let j = flat_id(gid, nwg);
+    if (j >= p.d_sae) { return; }
+    var n = 0.0;
+    for (var i = 0u; i < p.d_in; i++) {
+        n += a[j * p.d_in + i] * a[j * p.d_in + i];
+    }
+    d[4u * p.d_sae + j] = sqrt(n);
+}
+
+// f from pre-activations, one invocation per element: a = pre → b = f; d = lat.
+@compute @workgroup_size(WG)
+fn act_forward(@builtin(global_invocation_id) gid: vec3<u32>, @builtin(num_workgroups) nwg: vec3<u32>) {
+    let id = flat_id(gid, nwg);
+    if (id >= p.batch * p.d_sae) { return; }
+    let j = id % p.d_sae;
+    let v = a[id];
+    if (p.arch == ARCH_JUMP) {
+        b[id] = select(0.0, v, v > exp(d[3u * p.d_sae + j]));
+    } else {
+        b[id] = max(v, 0.0);
+    }
+}
+
+// The activation's backward, one invocation per latent walking down its column (adjacent
+// invocations read adjacent words): a = pre, b = f, c = gf → g_pre in place, d = lat,
+// e = glat. Adds Σ g_pre to b_enc's gradient and, for JumpReLU, θ's straight-through gradient
+// in log space; leaves in lat's section 5 the column statistic the penalty needs (Σ f for
+// ReLU + L1, the firing count for JumpReLU), and counts firings for the dead-latent tracker.
+@compute @workgroup_size(WG)
+fn dense_col_backward(@builtin(global_invocation_id) gid: vec3<u32>, @builtin(num_workgroups) nwg: vec3<u32>) {
+    let j = flat_id(gid, nwg);
+    if (j >= p.d_sae) { return; }
+    let n = p.d_sae;
+    let scale = p.coefficient / f32(p.batch);
+    let norm = d[4u * n + j];
+    let theta = exp(d[3u * n + j]);
+    var g_bias = 0.0;
+    var g_theta = 0.0;
+    var stat = 0.0;
+    var fired = 0u;
+    for (var row = 0u; row < p.batch; row++) {
+        let i = row * n + j;
+        let f = b[i];
+        var g = c[i];
+        if (p.arch == ARCH_JUMP) {
+            let u = (a[i] - theta) / p.bandwidth;
+            if (abs(u) < 0.5) {
+                let k = 1.0 / p.bandwidth;
+                g_theta += theta * (-theta * k * g - k * scale);
+            }
+            if (f != 0.0) {
+                stat += 1.0;
+            } else {
+                g = 0.0;
+            }
+        } else {
+            if (f > 0.0) {
+                g += scale * norm;
+                stat += f;
+            } else {
+                g = 0.0;
+            }
+        }
+        if (f != 0.0) {
+            fired += 1u;
+        }
+        c[i] = g;
+        g_bias += g;
+    }
+    e[j] += g_bias;
+    e[3u * n + j] += g_theta;
+    d[5u * n + j] = stat;
+    atomicStore(&counters[j], fired);
+}
+
+// ReLU + L1's penalty gradient on the decoder, λ/B · (Σ_b f_j) · W_dec,j / ‖W_dec,j‖, one
+// invocation per weight: a = W_dec, b = its gradient, d = lat.
+@compute @workgroup_size(WG)
+fn penalty_decoder_grad(@builtin(global_invocation_id) gid: vec3<u32>, @builtin(num_workgroups) nwg: vec3<u32>) {
+    let id = flat_id(gid, nwg);
+    if (id >= p.d_sae * p.d_in) { return; }
+    let j = id / p.d_in;
+    let norm = d[4u * p.d_sae + j];
+    if (norm > 0.0) {
+        b[id] += p.coefficient / f32(p.batch) * d[5u * p.d_sae + j] * a[id] / norm;
+    }
+}
+
+// The sparsity penalty's value into b[out_index]: λ/B Σ_j stat_j · (‖W_dec,j‖ for ReLU + L1,
+// 1 for JumpReLU); d = lat. One workgroup.
+@compute @workgroup_size(WG)
+fn penalty_value(@builtin(local_invocation_id) lid: vec3<u32>) {
+    let n = p.d_sae;
+    var s = 0.0;
+    for (var j = lid.x; j < n; j += WG) {
+        let w = select(d[4u * n + j], 1.0, p.arch == ARCH_JUMP);
+        s += d[5u * n + j] * w;
+    }
+    partial[lid.x] = s;
+    workgroupBarrier();
+    for (var stride = WG / 2u; stride > 0u; stride /= 2u) {
+        if (lid.x < stride) {
+            partial[lid.x] += partial[lid.x + stride];
+        }
+        workgroupBarrier();
+    }
+    if (lid.x == 0u) {
+        b[p.out_index] = p.coefficient * partial[0] / f32(p.batch);
+    }
+}
+
+// b_dec's gradient on the dense path, one invocation per input dimension:
+// c[i] += Σ_b a[b, i] − Σ_j e[j] · b[j, i], with a = g, b = W_enc, e = glat (whose first section
+// is Σ_b g_pre by now).
+@compute @workgroup_size(WG)
+fn bdec_dense(@builtin(global_invocation_id) gid: vec3<u32>, @builtin(num_workgroups) nwg: vec3<u32>) {
+    let i = flat_id(gid, nwg);
+    if (i >= p.d_in) { return; }
+    var s = 0.0;
+    for (var row = 0u; row < p.batch; row++) {
+        s += a[row * p.d_in + i];
+    }
+    for (var j = 0u; j < p.d_sae; j++) {
+        s -= e[j] * b[j * p.d_in + i];
+    }
+    c[i] += s;
 }

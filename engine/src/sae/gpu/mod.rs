@@ -17,11 +17,27 @@ use super::metrics::FiringTracker;
 use super::params::SaeParams;
 use super::source::{self, ActivationSource};
 use super::train::{
-    dead_tokens, evaluation, initial_params, learning_rate, Evaluation, StepReport, BETA1, BETA2,
-    EPS,
+    dead_tokens, evaluation, initial_params, learning_rate, sparsity_coefficient, Evaluation,
+    StepReport, BETA1, BETA2, EPS,
 };
 use crate::error::{EngineError, Result};
 use crate::gpu::Gpu;
+
+/// `arch` of the dense path's kernels (see sae_train.wgsl).
+const ARCH_RELU: u32 = 0;
+const ARCH_JUMP: u32 = 1;
+/// Sections of the per-latent buffer: b_enc, r_mag, b_mag, log θ (trained), then scratch.
+const LAT_SECTIONS: usize = 6;
+const LAT_TRAINED: usize = 4;
+
+/// Bindings with the f32 places filled in order.
+fn fs<const N: usize>(bufs: [&wgpu::Buffer; N]) -> Bindings<'_> {
+    let mut b = Bindings::default();
+    for (slot, buf) in b.f.iter_mut().zip(bufs) {
+        *slot = Some(buf);
+    }
+    b
+}
 
 /// Dispatches of the step kernels one step records, with room to spare.
 const STEP_SLOTS: usize = 64;
@@ -31,7 +47,11 @@ pub const MAX_PENDING_STEPS: u32 = 1024;
 /// Device buffers of one trainer.
 struct Buffers {
     w_enc: wgpu::Buffer,
-    b_enc: wgpu::Buffer,
+    /// [6, d_sae]: b_enc, r_mag, b_mag, log θ, then decoder norms and a column statistic.
+    lat: wgpu::Buffer,
+    /// Dense path: activations and their gradient `[batch, d_sae]` (1 word on the TopK path).
+    f: wgpu::Buffer,
+    gf: wgpu::Buffer,
     w_dec: wgpu::Buffer,
     b_dec: wgpu::Buffer,
     grads: [wgpu::Buffer; 4],
@@ -82,6 +102,10 @@ pub struct GpuSaeTrainer {
     k: usize,
     k_aux: usize,
     rows_per_chunk: usize,
+    /// Trains through dense activations (ReLU + L1, JumpReLU) rather than sparse codes.
+    dense: bool,
+    /// Elements of the four trained buffers, as Adam sees them.
+    shapes: [usize; 4],
     step: u32,
     pending: u32,
     tracker: FiringTracker,
@@ -123,33 +147,60 @@ impl GpuSaeTrainer {
         chunk_bytes: u64,
     ) -> Result<Self> {
         cfg.validate()?;
-        let (k, _aux) = match cfg.architecture {
-            Architecture::TopK {
-                k, aux_coefficient, ..
-            } => (k as usize, aux_coefficient),
-            ref other => return Err(EngineError::invalid(
-                "architecture",
-                other.name(),
-                "the GPU trainer supports TopK so far; train this architecture with the CPU engine",
-            )),
+        let (dense, k) = match cfg.architecture {
+            Architecture::TopK { k, .. } => (false, k as usize),
+            Architecture::ReluL1 { .. } | Architecture::JumpRelu { .. } => (true, 1),
+            ref other => {
+                return Err(EngineError::invalid(
+                    "architecture",
+                    other.name(),
+                    "the GPU trainer supports TopK, ReLU + L1 and JumpReLU so far; train this \
+                     architecture with the CPU engine",
+                ))
+            }
         };
         let (d_in, d_sae, batch) = (
             cfg.d_in() as usize,
             cfg.d_sae as usize,
             cfg.batch_size as usize,
         );
-        let k_aux = cfg.k_aux() as usize;
+        let k_aux = if dense { 1 } else { cfg.k_aux() as usize };
         let rows = ((chunk_bytes / (4 * d_sae as u64)) as usize).clamp(1, batch);
+        if dense && rows < batch {
+            return Err(EngineError::LimitExceeded {
+                what: format!(
+                    "the dense {} path's activations (batch {batch} × d_sae {d_sae})",
+                    cfg.architecture.label()
+                ),
+                limit: "maxStorageBufferBindingSize",
+                requested: (batch * d_sae * 4) as u64,
+                allowed: chunk_bytes,
+            });
+        }
         let check = gpu.check();
         let weights = (d_sae * d_in * 4) as u64;
         check.storage_buffer("the encoder and decoder weights", weights)?;
         check.storage_buffer("one chunk of pre-activations", (rows * d_sae * 4) as u64)?;
-        // Weights, gradients, Adam's moments of both matrices, and one chunk of pre-activations.
-        let total = 6 * weights + (rows * d_sae * 4) as u64;
         let params = initial_params(cfg, source.as_mut())?;
+        let mut lat = vec![0f32; LAT_SECTIONS * d_sae];
+        for (section, t) in [
+            &params.b_enc,
+            &params.r_mag,
+            &params.b_mag,
+            &params.log_threshold,
+        ]
+        .into_iter()
+        .enumerate()
+        {
+            lat[section * d_sae..section * d_sae + t.len()].copy_from_slice(t);
+        }
         let z = |what: &str, n: usize| gpu.storage_zeroed::<f32>(what, n.max(1));
         let zu = |what: &str, n: usize| gpu.storage_zeroed::<u32>(what, n.max(1));
-        let shapes = [d_sae * d_in, d_sae, d_sae * d_in, d_in];
+        // The trained tensors as Adam and clipping see them; the per-latent buffer's trained
+        // sections come first, so its scratch sections are never updated.
+        let shapes = [d_sae * d_in, LAT_TRAINED * d_sae, d_sae * d_in, d_in];
+        let lat_len = LAT_SECTIONS * d_sae;
+        let dense_len = if dense { batch * d_sae } else { 1 };
         let n_partials: usize = shapes
             .iter()
             .map(|&n| n.div_ceil((WG * CHUNK) as usize))
@@ -162,24 +213,26 @@ impl GpuSaeTrainer {
         }
         let buf = Buffers {
             w_enc: gpu.storage_from("sae w_enc", &params.w_enc)?,
-            b_enc: gpu.storage_from("sae b_enc", &params.b_enc)?,
+            lat: gpu.storage_from("sae per-latent", &lat)?,
+            f: z("sae f", dense_len)?,
+            gf: z("sae gf", dense_len)?,
             w_dec: gpu.storage_from("sae w_dec", &params.w_dec)?,
             b_dec: gpu.storage_from("sae b_dec", &params.b_dec)?,
             grads: [
                 z("sae g w_enc", shapes[0])?,
-                z("sae g b_enc", shapes[1])?,
+                z("sae g per-latent", lat_len)?,
                 z("sae g w_dec", shapes[2])?,
                 z("sae g b_dec", shapes[3])?,
             ],
             m: [
                 z("sae m w_enc", shapes[0])?,
-                z("sae m b_enc", shapes[1])?,
+                z("sae m per-latent", lat_len)?,
                 z("sae m w_dec", shapes[2])?,
                 z("sae m b_dec", shapes[3])?,
             ],
             v: [
                 z("sae v w_enc", shapes[0])?,
-                z("sae v b_enc", shapes[1])?,
+                z("sae v per-latent", lat_len)?,
                 z("sae v w_dec", shapes[2])?,
                 z("sae v b_dec", shapes[3])?,
             ],
@@ -203,7 +256,7 @@ impl GpuSaeTrainer {
             ag_val: z("sae aux g_val", batch * k_aux)?,
             agpre: z("sae aux gpre", batch * k_aux)?,
             row_loss: z("sae row loss", batch)?,
-            losses: z("sae losses", 2 * MAX_PENDING_STEPS as usize)?,
+            losses: z("sae losses", 3 * MAX_PENDING_STEPS as usize)?,
             zero_bias: z("sae zero bias", d_in)?,
             since: zu("sae since fired", d_sae)?,
             mask_window: zu("sae dead mask and window", 2 * d_sae)?,
@@ -219,7 +272,6 @@ impl GpuSaeTrainer {
             partials: z("sae grad partials", n_partials)?,
             norm2: z("sae grad norm", 1)?,
         };
-        let _ = total;
         let kernels = StepKernels::new(gpu, STEP_SLOTS).await?;
         Ok(Self {
             gpu: gpu.clone(),
@@ -235,6 +287,8 @@ impl GpuSaeTrainer {
             k,
             k_aux,
             rows_per_chunk: rows,
+            dense,
+            shapes,
             step: 0,
             pending: 0,
             host_x: vec![0.0; batch * d_in],
@@ -254,7 +308,9 @@ impl GpuSaeTrainer {
         let b = &self.buf;
         let mut all: Vec<&wgpu::Buffer> = vec![
             &b.w_enc,
-            &b.b_enc,
+            &b.lat,
+            &b.f,
+            &b.gf,
             &b.w_dec,
             &b.b_dec,
             &b.x,
@@ -330,6 +386,14 @@ impl GpuSaeTrainer {
                 } => aux_coefficient,
                 _ => 0.0,
             },
+            bandwidth: match self.cfg.architecture {
+                Architecture::JumpRelu { bandwidth, .. } => bandwidth,
+                _ => 1.0,
+            },
+            arch: match self.cfg.architecture {
+                Architecture::JumpRelu { .. } => ARCH_JUMP,
+                _ => ARCH_RELU,
+            },
             ..Default::default()
         }
     }
@@ -340,25 +404,54 @@ impl GpuSaeTrainer {
         let s = self.input_scale;
         self.host_x.iter_mut().for_each(|v| *v *= s);
         let gpu = self.gpu.clone();
-        let b = &self.buf;
         gpu.queue
-            .write_buffer(&b.x, 0, bytemuck::cast_slice(&self.host_x));
-        let (batch, d_in, d_sae, k, k_aux) =
-            (self.batch, self.d_in, self.d_sae, self.k, self.k_aux);
-        let base = self.base();
+            .write_buffer(&self.buf.x, 0, bytemuck::cast_slice(&self.host_x));
         let lr = learning_rate(&self.cfg, self.step);
-        let t = self.step + 1;
-        let slot = self.pending;
+        let base = StepParams {
+            coefficient: sparsity_coefficient(&self.cfg.architecture, self.step),
+            ..self.base()
+        };
         let mut enc = gpu.device.create_command_encoder(&Default::default());
-        for gb in &b.grads {
+        for gb in &self.buf.grads {
             enc.clear_buffer(gb, 0, None);
         }
+        {
+            let b = &self.buf;
+            let bg = self.kernels.bind(&gpu, &fs([&b.x, &b.b_dec, &b.xc]));
+            let mut pass = enc.begin_compute_pass(&Default::default());
+            let n = (self.batch * self.d_in) as u32;
+            self.kernels.record(&mut pass, Kernel::Centre, &bg, base, n);
+        }
+        if self.dense {
+            self.record_dense(&gpu, &mut enc, base).await?;
+        } else {
+            self.record_topk(&gpu, &mut enc, base).await?;
+        }
+        self.record_update(&gpu, &mut enc, base, lr);
+        self.kernels.upload(&gpu);
+        gpu.scoped(|| gpu.queue.submit([enc.finish()])).await?;
+        self.lrs.push(lr);
+        self.step += 1;
+        self.pending += 1;
+        Ok(())
+    }
 
-        // Forward in row chunks: pre-activations, top-k, and AuxK's top-k among dead latents.
+    /// TopK: encode and select in row chunks, decode and differentiate only active latents,
+    /// AuxK on the dead ones.
+    async fn record_topk(
+        &mut self,
+        gpu: &Gpu,
+        enc: &mut wgpu::CommandEncoder,
+        base: StepParams,
+    ) -> Result<()> {
+        let b = &self.buf;
+        let (batch, d_in, d_sae, k, k_aux) =
+            (self.batch, self.d_in, self.d_sae, self.k, self.k_aux);
+        let slot = self.pending;
+        let f4 = 4u64;
         let mut row = 0;
         while row < batch {
             let rows = self.rows_per_chunk.min(batch - row);
-            let f4 = 4u64;
             enc.copy_buffer_to_buffer(
                 &b.x,
                 (row * d_in) as u64 * f4,
@@ -366,398 +459,292 @@ impl GpuSaeTrainer {
                 0,
                 (rows * d_in) as u64 * f4,
             );
-            kernels::encode(
-                &gpu,
-                &mut enc,
-                &kernels::EncodeBuffers {
-                    x: &b.x_chunk,
-                    w_enc: &b.w_enc,
-                    b_enc: &b.b_enc,
-                    b_dec: &b.b_dec,
+            let eb = kernels::EncodeBuffers {
+                x: &b.x_chunk,
+                w_enc: &b.w_enc,
+                b_enc: &b.lat,
+                b_dec: &b.b_dec,
+                pre: &b.pre,
+            };
+            kernels::encode(gpu, enc, &eb, rows, d_in, d_sae).await?;
+            for (idx, val, mask, width) in [
+                (&b.idx_chunk, &b.val_chunk, None, k),
+                (&b.aidx_chunk, &b.aval_chunk, Some(&b.mask_window), k_aux),
+            ] {
+                let tb = kernels::TopkBuffers {
                     pre: &b.pre,
-                },
-                rows,
-                d_in,
-                d_sae,
-            )
-            .await?;
-            kernels::topk_rows(
-                &gpu,
-                &mut enc,
-                &kernels::TopkBuffers {
-                    pre: &b.pre,
-                    idx: &b.idx_chunk,
-                    val: &b.val_chunk,
+                    idx,
+                    val,
                     scratch: &b.topk_scratch,
-                    mask: None,
-                },
-                rows,
-                d_sae,
-                k,
-            )
-            .await?;
-            kernels::topk_rows(
-                &gpu,
-                &mut enc,
-                &kernels::TopkBuffers {
-                    pre: &b.pre,
-                    idx: &b.aidx_chunk,
-                    val: &b.aval_chunk,
-                    scratch: &b.topk_scratch,
-                    mask: Some(&b.mask_window),
-                },
-                rows,
-                d_sae,
-                k_aux,
-            )
-            .await?;
+                    mask,
+                };
+                kernels::topk_rows(gpu, enc, &tb, rows, d_sae, width).await?;
+            }
             for (src, dst, width) in [
                 (&b.idx_chunk, &b.idx, k),
                 (&b.val_chunk, &b.val, k),
                 (&b.aidx_chunk, &b.aidx, k_aux),
                 (&b.aval_chunk, &b.aval, k_aux),
             ] {
-                enc.copy_buffer_to_buffer(
-                    src,
-                    0,
-                    dst,
-                    (row * width) as u64 * f4,
-                    (rows * width) as u64 * f4,
-                );
+                let at = (row * width) as u64 * f4;
+                enc.copy_buffer_to_buffer(src, 0, dst, at, (rows * width) as u64 * f4);
             }
             row += rows;
         }
-        let dec = |idx, val, bias, out| kernels::DecodeSparseBuffers {
-            idx,
-            val,
-            w_dec: &b.w_dec,
-            b_dec: bias,
-            x_hat: out,
-        };
-        kernels::decode_sparse(
-            &gpu,
-            &mut enc,
-            &dec(&b.idx, &b.val, &b.b_dec, &b.x_hat),
-            batch,
-            k,
-            d_in,
-            d_sae,
-        )
-        .await?;
-        kernels::decode_sparse(
-            &gpu,
-            &mut enc,
-            &dec(&b.aidx, &b.aval, &b.zero_bias, &b.e_hat),
-            batch,
-            k_aux,
-            d_in,
-            d_sae,
-        )
-        .await?;
-
-        // Reconstruction and AuxK gradients at the outputs, and the step's losses.
+        for (idx, val, bias, out, width) in [
+            (&b.idx, &b.val, &b.b_dec, &b.x_hat, k),
+            (&b.aidx, &b.aval, &b.zero_bias, &b.e_hat, k_aux),
+        ] {
+            let db = kernels::DecodeSparseBuffers {
+                idx,
+                val,
+                w_dec: &b.w_dec,
+                b_dec: bias,
+                x_hat: out,
+            };
+            kernels::decode_sparse(gpu, enc, &db, batch, width, d_in, d_sae).await?;
+        }
+        // Reconstruction and AuxK gradients at the outputs (AuxK's overwrites e_hat), losses.
         let kx = &mut self.kernels;
-        let bg_centre = kx.bind(
-            &gpu,
-            &Bindings {
-                f: [Some(&b.x), Some(&b.b_dec), Some(&b.xc), None, None],
-                ..Default::default()
-            },
-        );
-        let bg_recon = kx.bind(
-            &gpu,
-            &Bindings {
-                f: [
-                    Some(&b.x_hat),
-                    Some(&b.x),
-                    Some(&b.g),
-                    Some(&b.row_loss),
-                    None,
-                ],
-                ..Default::default()
-            },
-        );
-        let bg_sum_recon = kx.bind(
-            &gpu,
-            &Bindings {
-                f: [Some(&b.row_loss), Some(&b.losses), None, None, None],
-                ..Default::default()
-            },
-        );
-        let bg_aux = kx.bind(
-            &gpu,
-            &Bindings {
-                f: [
-                    Some(&b.x),
-                    Some(&b.x_hat),
-                    Some(&b.e_hat),
-                    Some(&b.row_loss),
-                    None,
-                ],
-                counters: Some(&b.counters),
-                ..Default::default()
-            },
-        );
         {
+            let bg_recon = kx.bind(gpu, &fs([&b.x_hat, &b.x, &b.g, &b.row_loss]));
+            let bg_sum = kx.bind(gpu, &fs([&b.row_loss, &b.losses]));
+            let mut bg_aux = fs([&b.x, &b.x_hat, &b.e_hat, &b.row_loss]);
+            bg_aux.counters = Some(&b.counters);
+            let bg_aux = kx.bind(gpu, &bg_aux);
+            let sum = |out_index| StepParams {
+                count: batch as u32,
+                out_index,
+                ..base
+            };
             let mut pass = enc.begin_compute_pass(&Default::default());
-            kx.record(
-                &mut pass,
-                Kernel::Centre,
-                &bg_centre,
-                base,
-                (batch * d_in) as u32,
-            );
             kx.record(&mut pass, Kernel::ReconGrad, &bg_recon, base, batch as u32);
-            kx.record(
-                &mut pass,
-                Kernel::ReduceSum,
-                &bg_sum_recon,
-                StepParams {
-                    count: batch as u32,
-                    out_index: 2 * slot,
-                    ..base
-                },
-                1,
-            );
+            kx.record(&mut pass, Kernel::ReduceSum, &bg_sum, sum(3 * slot), 1);
             kx.record(&mut pass, Kernel::AuxGrad, &bg_aux, base, batch as u32);
-            kx.record(
-                &mut pass,
-                Kernel::ReduceSum,
-                &bg_sum_recon,
-                StepParams {
-                    count: batch as u32,
-                    out_index: 2 * slot + 1,
-                    ..base
-                },
-                1,
-            );
+            kx.record(&mut pass, Kernel::ReduceSum, &bg_sum, sum(3 * slot + 2), 1);
         }
-        // Gradients at the active entries.
-        let lg = |idx, g, out| kernels::LatentGradSparseBuffers {
-            idx,
-            g,
-            w_dec: &b.w_dec,
-            g_val: out,
-        };
-        kernels::latent_grad_sparse(
-            &gpu,
-            &mut enc,
-            &lg(&b.idx, &b.g, &b.g_val),
-            batch,
-            k,
-            d_in,
-            d_sae,
-        )
-        .await?;
-        kernels::latent_grad_sparse(
-            &gpu,
-            &mut enc,
-            &lg(&b.aidx, &b.e_hat, &b.ag_val),
-            batch,
-            k_aux,
-            d_in,
-            d_sae,
-        )
-        .await?;
-        let bg_gpre = kx.bind(
-            &gpu,
-            &Bindings {
-                f: [Some(&b.g_val), Some(&b.val), Some(&b.gpre), None, None],
-                u: [Some(&b.idx), None],
-                ..Default::default()
-            },
-        );
-        let bg_agpre = kx.bind(
-            &gpu,
-            &Bindings {
-                f: [Some(&b.ag_val), Some(&b.aval), Some(&b.agpre), None, None],
-                u: [Some(&b.aidx), None],
-                ..Default::default()
-            },
-        );
+        for (idx, g, out, width) in [
+            (&b.idx, &b.g, &b.g_val, k),
+            (&b.aidx, &b.e_hat, &b.ag_val, k_aux),
+        ] {
+            let lb = kernels::LatentGradSparseBuffers {
+                idx,
+                g,
+                w_dec: &b.w_dec,
+                g_val: out,
+            };
+            kernels::latent_grad_sparse(gpu, enc, &lb, batch, width, d_in, d_sae).await?;
+        }
         {
+            let mut bg = fs([&b.g_val, &b.val, &b.gpre]);
+            bg.u[0] = Some(&b.idx);
+            let bg_gpre = kx.bind(gpu, &bg);
+            let mut bg = fs([&b.ag_val, &b.aval, &b.agpre]);
+            bg.u[0] = Some(&b.aidx);
+            let bg_agpre = kx.bind(gpu, &bg);
+            let n = |w: usize| StepParams {
+                count: (batch * w) as u32,
+                ..base
+            };
             let mut pass = enc.begin_compute_pass(&Default::default());
-            kx.record(
-                &mut pass,
-                Kernel::EntryGpre,
-                &bg_gpre,
-                StepParams {
-                    count: (batch * k) as u32,
-                    ..base
-                },
-                (batch * k) as u32,
-            );
-            kx.record(
-                &mut pass,
-                Kernel::EntryGpre,
-                &bg_agpre,
-                StepParams {
-                    count: (batch * k_aux) as u32,
-                    ..base
-                },
-                (batch * k_aux) as u32,
-            );
+            let (nk, na) = ((batch * k) as u32, (batch * k_aux) as u32);
+            kx.record(&mut pass, Kernel::EntryGpre, &bg_gpre, n(k), nk);
+            kx.record(&mut pass, Kernel::EntryGpre, &bg_agpre, n(k_aux), na);
         }
-        // Weight gradients through the per-latent lists (main path, then AuxK).
         for (idx, val, g, gpre, width) in [
             (&b.idx, &b.val, &b.g, &b.gpre, k),
             (&b.aidx, &b.aval, &b.e_hat, &b.agpre, k_aux),
         ] {
-            kernels::weight_grad_sparse(
-                &gpu,
-                &mut enc,
-                &kernels::WeightGradSparseBuffers {
-                    idx,
-                    val,
-                    g,
-                    w_dec_grad: &b.grads[2],
-                    encoder: Some(kernels::EncoderGradBuffers {
-                        gpre,
-                        xc: &b.xc,
-                        w_enc_grad: &b.grads[0],
-                        b_enc_grad: &b.grads[1],
-                    }),
-                    scratch: &b.list_scratch,
-                },
-                batch,
-                width,
-                d_in,
-                d_sae,
-            )
-            .await?;
+            let wb = kernels::WeightGradSparseBuffers {
+                idx,
+                val,
+                g,
+                w_dec_grad: &b.grads[2],
+                encoder: Some(kernels::EncoderGradBuffers {
+                    gpre,
+                    xc: &b.xc,
+                    w_enc_grad: &b.grads[0],
+                    b_enc_grad: &b.grads[1],
+                }),
+                scratch: &b.list_scratch,
+            };
+            kernels::weight_grad_sparse(gpu, enc, &wb, batch, width, d_in, d_sae).await?;
         }
-        // b_dec, bookkeeping, the decoder projection, clipping, Adam and the unit-norm decoder.
+        let mut bg = fs([&b.g, &b.gpre, &b.w_enc, &b.grads[3]]);
+        bg.u[0] = Some(&b.idx);
+        let bg_bdec = kx.bind(gpu, &bg);
+        let mut bg = fs([&b.g, &b.agpre, &b.w_enc, &b.grads[3]]);
+        bg.u[0] = Some(&b.aidx);
+        let bg_abdec = kx.bind(gpu, &bg);
+        let mut bg = fs([&b.val]);
+        bg.u[0] = Some(&b.idx);
+        bg.counters = Some(&b.counters);
+        let bg_fire = kx.bind(gpu, &bg);
+        let mut pass = enc.begin_compute_pass(&Default::default());
+        let di = d_in as u32;
+        kx.record(
+            &mut pass,
+            Kernel::BdecGrad,
+            &bg_bdec,
+            StepParams { flags: 1, ..base },
+            di,
+        );
+        let aux = StepParams {
+            flags: 0,
+            k: k_aux as u32,
+            ..base
+        };
+        kx.record(&mut pass, Kernel::BdecGrad, &bg_abdec, aux, di);
+        let fire = StepParams {
+            count: (batch * k) as u32,
+            ..base
+        };
+        kx.record(
+            &mut pass,
+            Kernel::FireCount,
+            &bg_fire,
+            fire,
+            (batch * k) as u32,
+        );
+        Ok(())
+    }
+
+    /// ReLU + L1 and JumpReLU: dense activations, matmul decoder and backward, the
+    /// activation's backward one latent column per invocation.
+    async fn record_dense(
+        &mut self,
+        gpu: &Gpu,
+        enc: &mut wgpu::CommandEncoder,
+        base: StepParams,
+    ) -> Result<()> {
+        let b = &self.buf;
+        let (batch, d_in, d_sae) = (self.batch, self.d_in, self.d_sae);
+        let slot = self.pending;
+        let eb = kernels::EncodeBuffers {
+            x: &b.x,
+            w_enc: &b.w_enc,
+            b_enc: &b.lat,
+            b_dec: &b.b_dec,
+            pre: &b.pre,
+        };
+        kernels::encode(gpu, enc, &eb, batch, d_in, d_sae).await?;
+        let kx = &mut self.kernels;
+        {
+            let mut bg = fs([&b.pre, &b.f]);
+            bg.f[3] = Some(&b.lat);
+            let bg_act = kx.bind(gpu, &bg);
+            let mut bg = fs([&b.w_dec]);
+            bg.f[3] = Some(&b.lat);
+            let bg_norms = kx.bind(gpu, &bg);
+            let mut pass = enc.begin_compute_pass(&Default::default());
+            let n = (batch * d_sae) as u32;
+            kx.record(&mut pass, Kernel::ActForward, &bg_act, base, n);
+            kx.record(&mut pass, Kernel::RowNorms, &bg_norms, base, d_sae as u32);
+        }
+        let db = kernels::DecodeDenseBuffers {
+            f: &b.f,
+            w_dec: &b.w_dec,
+            b_dec: &b.b_dec,
+            x_hat: &b.x_hat,
+        };
+        kernels::decode_dense(gpu, enc, &db, batch, d_in, d_sae).await?;
+        {
+            let bg_recon = kx.bind(gpu, &fs([&b.x_hat, &b.x, &b.g, &b.row_loss]));
+            let bg_sum = kx.bind(gpu, &fs([&b.row_loss, &b.losses]));
+            let sum = StepParams {
+                count: batch as u32,
+                out_index: 3 * slot,
+                ..base
+            };
+            let mut pass = enc.begin_compute_pass(&Default::default());
+            kx.record(&mut pass, Kernel::ReconGrad, &bg_recon, base, batch as u32);
+            kx.record(&mut pass, Kernel::ReduceSum, &bg_sum, sum, 1);
+        }
+        let lb = kernels::LatentGradDenseBuffers {
+            g: &b.g,
+            w_dec: &b.w_dec,
+            gf: &b.gf,
+        };
+        kernels::latent_grad_dense(gpu, enc, &lb, batch, d_in, d_sae).await?;
+        {
+            let mut bg = fs([&b.pre, &b.f, &b.gf, &b.lat, &b.grads[1]]);
+            bg.counters = Some(&b.counters);
+            let bg_col = kx.bind(gpu, &bg);
+            let mut bg = fs([&b.w_enc, &b.losses]);
+            bg.f[3] = Some(&b.lat);
+            let bg_pen = kx.bind(gpu, &bg);
+            let mut bg = fs([&b.w_dec, &b.grads[2]]);
+            bg.f[3] = Some(&b.lat);
+            let bg_pen_dec = kx.bind(gpu, &bg);
+            let mut pass = enc.begin_compute_pass(&Default::default());
+            let n = d_sae as u32;
+            kx.record(&mut pass, Kernel::DenseColBackward, &bg_col, base, n);
+            let value = StepParams {
+                out_index: 3 * slot + 1,
+                ..base
+            };
+            kx.record(&mut pass, Kernel::PenaltyValue, &bg_pen, value, 1);
+            if base.arch == ARCH_RELU {
+                let w = (d_sae * d_in) as u32;
+                kx.record(&mut pass, Kernel::PenaltyDecoderGrad, &bg_pen_dec, base, w);
+            }
+        }
+        for (coef, rows, grad) in [(&b.gf, &b.xc, &b.grads[0]), (&b.f, &b.g, &b.grads[2])] {
+            let wb = kernels::WeightGradDenseBuffers { coef, rows, grad };
+            kernels::weight_grad_dense(gpu, enc, &wb, batch, d_in, d_sae).await?;
+        }
+        let mut bg = fs([&b.g, &b.w_enc, &b.grads[3]]);
+        bg.f[4] = Some(&b.grads[1]);
+        let bg_bdec = kx.bind(gpu, &bg);
+        let mut pass = enc.begin_compute_pass(&Default::default());
+        kx.record(&mut pass, Kernel::BdecDense, &bg_bdec, base, d_in as u32);
+        Ok(())
+    }
+
+    /// What every path shares after the gradients: dead-latent bookkeeping, the decoder
+    /// projection, clipping, Adam and the unit-norm decoder.
+    fn record_update(
+        &mut self,
+        gpu: &Gpu,
+        enc: &mut wgpu::CommandEncoder,
+        base: StepParams,
+        lr: f32,
+    ) {
+        let b = &self.buf;
+        let d_sae = self.d_sae;
+        let t = self.step + 1;
+        let unit = self.cfg.architecture.unit_norm_decoder();
         enc.clear_buffer(&b.counters, (d_sae * 4) as u64, Some(4));
-        let bg_bdec = kx.bind(
-            &gpu,
-            &Bindings {
-                f: [
-                    Some(&b.g),
-                    Some(&b.gpre),
-                    Some(&b.w_enc),
-                    Some(&b.grads[3]),
-                    None,
-                ],
-                u: [Some(&b.idx), None],
-                ..Default::default()
-            },
-        );
-        let bg_abdec = kx.bind(
-            &gpu,
-            &Bindings {
-                f: [
-                    Some(&b.g),
-                    Some(&b.agpre),
-                    Some(&b.w_enc),
-                    Some(&b.grads[3]),
-                    None,
-                ],
-                u: [Some(&b.aidx), None],
-                ..Default::default()
-            },
-        );
-        let bg_fire = kx.bind(
-            &gpu,
-            &Bindings {
-                f: [Some(&b.val), None, None, None, None],
-                u: [Some(&b.idx), None],
-                counters: Some(&b.counters),
-            },
-        );
+        let kx = &mut self.kernels;
         let bg_dead = kx.bind(
-            &gpu,
+            gpu,
             &Bindings {
                 u: [Some(&b.since), Some(&b.mask_window)],
                 counters: Some(&b.counters),
                 ..Default::default()
             },
         );
-        let bg_project = kx.bind(
-            &gpu,
-            &Bindings {
-                f: [Some(&b.w_dec), Some(&b.grads[2]), None, None, None],
-                ..Default::default()
-            },
-        );
-        let params = [&b.w_enc, &b.b_enc, &b.w_dec, &b.b_dec];
-        let shapes = [d_sae * d_in, d_sae, d_sae * d_in, d_in];
+        let bg_project = kx.bind(gpu, &fs([&b.w_dec, &b.grads[2]]));
+        let params = [&b.w_enc, &b.lat, &b.w_dec, &b.b_dec];
+        let shapes = self.shapes;
         let bg_sq: Vec<_> = (0..4)
-            .map(|i| {
-                kx.bind(
-                    &gpu,
-                    &Bindings {
-                        f: [Some(&b.grads[i]), Some(&b.partials), None, None, None],
-                        ..Default::default()
-                    },
-                )
-            })
+            .map(|i| kx.bind(gpu, &fs([&b.grads[i], &b.partials])))
             .collect();
-        let bg_norm = kx.bind(
-            &gpu,
-            &Bindings {
-                f: [Some(&b.partials), Some(&b.norm2), None, None, None],
-                ..Default::default()
-            },
-        );
+        let bg_norm = kx.bind(gpu, &fs([&b.partials, &b.norm2]));
         let bg_adam: Vec<_> = (0..4)
             .map(|i| {
-                kx.bind(
-                    &gpu,
-                    &Bindings {
-                        f: [
-                            Some(params[i]),
-                            Some(&b.grads[i]),
-                            Some(&b.m[i]),
-                            Some(&b.v[i]),
-                            Some(&b.norm2),
-                        ],
-                        ..Default::default()
-                    },
-                )
+                let bufs = [params[i], &b.grads[i], &b.m[i], &b.v[i], &b.norm2];
+                kx.bind(gpu, &fs(bufs))
             })
             .collect();
-        let bg_norm_dec = kx.bind(
-            &gpu,
-            &Bindings {
-                f: [Some(&b.w_dec), None, None, None, None],
-                ..Default::default()
-            },
-        );
+        let bg_norm_dec = kx.bind(gpu, &fs([&b.w_dec]));
         let n_partials: u32 = shapes
             .iter()
             .map(|&n| n.div_ceil((WG * CHUNK) as usize) as u32)
             .sum();
-        {
-            let mut pass = enc.begin_compute_pass(&Default::default());
-            kx.record(
-                &mut pass,
-                Kernel::BdecGrad,
-                &bg_bdec,
-                StepParams { flags: 1, ..base },
-                d_in as u32,
-            );
-            kx.record(
-                &mut pass,
-                Kernel::BdecGrad,
-                &bg_abdec,
-                StepParams {
-                    flags: 0,
-                    k: k_aux as u32,
-                    ..base
-                },
-                d_in as u32,
-            );
-            kx.record(
-                &mut pass,
-                Kernel::FireCount,
-                &bg_fire,
-                StepParams {
-                    count: (batch * k) as u32,
-                    ..base
-                },
-                (batch * k) as u32,
-            );
-            kx.record(&mut pass, Kernel::DeadUpdate, &bg_dead, base, d_sae as u32);
+        let mut pass = enc.begin_compute_pass(&Default::default());
+        kx.record(&mut pass, Kernel::DeadUpdate, &bg_dead, base, d_sae as u32);
+        if unit {
             kx.record(
                 &mut pass,
                 Kernel::ProjectDecoder,
@@ -765,47 +752,40 @@ impl GpuSaeTrainer {
                 base,
                 d_sae as u32,
             );
-            for i in 0..4 {
-                kx.record(
-                    &mut pass,
-                    Kernel::SumSquares,
-                    &bg_sq[i],
-                    StepParams {
-                        count: shapes[i] as u32,
-                        out_index: self.partial_offsets[i],
-                        ..base
-                    },
-                    shapes[i] as u32,
-                );
-            }
+        }
+        for i in 0..4 {
+            let p = StepParams {
+                count: shapes[i] as u32,
+                out_index: self.partial_offsets[i],
+                ..base
+            };
             kx.record(
                 &mut pass,
-                Kernel::ReduceSum,
-                &bg_norm,
-                StepParams {
-                    count: n_partials,
-                    out_index: 0,
-                    ..base
-                },
-                1,
+                Kernel::SumSquares,
+                &bg_sq[i],
+                p,
+                shapes[i] as u32,
             );
-            let c1 = 1.0 - BETA1.powi(t as i32);
-            let c2 = 1.0 - BETA2.powi(t as i32);
-            for i in 0..4 {
-                kx.record(
-                    &mut pass,
-                    Kernel::Adam,
-                    &bg_adam[i],
-                    StepParams {
-                        count: shapes[i] as u32,
-                        lr,
-                        c1,
-                        c2,
-                        ..base
-                    },
-                    shapes[i] as u32,
-                );
-            }
+        }
+        let p = StepParams {
+            count: n_partials,
+            out_index: 0,
+            ..base
+        };
+        kx.record(&mut pass, Kernel::ReduceSum, &bg_norm, p, 1);
+        let c1 = 1.0 - BETA1.powi(t as i32);
+        let c2 = 1.0 - BETA2.powi(t as i32);
+        for i in 0..4 {
+            let p = StepParams {
+                count: shapes[i] as u32,
+                lr,
+                c1,
+                c2,
+                ..base
+            };
+            kx.record(&mut pass, Kernel::Adam, &bg_adam[i], p, shapes[i] as u32);
+        }
+        if unit {
             kx.record(
                 &mut pass,
                 Kernel::NormalizeDecoder,
@@ -814,12 +794,6 @@ impl GpuSaeTrainer {
                 d_sae as u32,
             );
         }
-        kx.upload(&gpu);
-        gpu.scoped(|| gpu.queue.submit([enc.finish()])).await?;
-        self.lrs.push(lr);
-        self.step += 1;
-        self.pending += 1;
-        Ok(())
     }
 
     /// Runs up to `n` steps (fewer if the run ends) and reports each, reading back the losses
@@ -845,7 +819,7 @@ impl GpuSaeTrainer {
         if n == 0 {
             return Ok(vec![]);
         }
-        let losses: Vec<f32> = self.gpu.read(&self.buf.losses, 2 * n).await?;
+        let losses: Vec<f32> = self.gpu.read(&self.buf.losses, 3 * n).await?;
         let window: Vec<u32> = self.gpu.read(&self.buf.mask_window, 2 * self.d_sae).await?;
         let fired: Vec<u64> = window[self.d_sae..].iter().map(|&c| c as u64).collect();
         let total: u64 = fired.iter().sum();
@@ -857,22 +831,22 @@ impl GpuSaeTrainer {
         let l0 = total as f32 / (n * self.batch) as f32;
         let mut out = Vec::with_capacity(n);
         for i in 0..n {
-            let recon = losses[2 * i] / self.batch as f32;
-            let aux = losses[2 * i + 1] / self.batch as f32;
-            if !(recon + aux).is_finite() {
+            // Reconstruction and AuxK come as batch sums; the penalty kernel averages itself.
+            let loss = super::arch::Loss {
+                reconstruction: losses[3 * i] / self.batch as f32,
+                sparsity: losses[3 * i + 1],
+                auxiliary: losses[3 * i + 2] / self.batch as f32,
+            };
+            if !loss.total().is_finite() {
                 return Err(EngineError::Diverged {
                     step: first + i as u32,
                     instance: 0,
-                    value: (recon + aux).to_string(),
+                    value: loss.total().to_string(),
                 });
             }
             out.push(StepReport {
                 step: first + i as u32 + 1,
-                loss: super::arch::Loss {
-                    reconstruction: recon,
-                    sparsity: 0.0,
-                    auxiliary: aux,
-                },
+                loss,
                 lr: self.lrs[i],
                 l0,
             });
@@ -889,7 +863,20 @@ impl GpuSaeTrainer {
             .gpu
             .read(&self.buf.w_enc, self.d_sae * self.d_in)
             .await?;
-        p.b_enc = self.gpu.read(&self.buf.b_enc, self.d_sae).await?;
+        let lat: Vec<f32> = self
+            .gpu
+            .read(&self.buf.lat, LAT_TRAINED * self.d_sae)
+            .await?;
+        let n = self.d_sae;
+        p.b_enc = lat[..n].to_vec();
+        for (section, t) in [&mut p.r_mag, &mut p.b_mag, &mut p.log_threshold]
+            .into_iter()
+            .enumerate()
+        {
+            if !t.is_empty() {
+                t.copy_from_slice(&lat[(section + 1) * n..(section + 2) * n]);
+            }
+        }
         p.w_dec = self
             .gpu
             .read(&self.buf.w_dec, self.d_sae * self.d_in)

@@ -37,7 +37,9 @@ pub struct StepParams {
     pub beta1: f32,
     pub beta2: f32,
     pub eps: f32,
-    pub _pad: [u32; 3],
+    pub coefficient: f32,
+    pub bandwidth: f32,
+    pub arch: u32,
 }
 
 /// The entry points of `sae_train.wgsl`.
@@ -67,6 +69,18 @@ pub enum Kernel {
     SumSquares,
     /// Adam with global-norm clipping.
     Adam,
+    /// Decoder row norms (dense path).
+    RowNorms,
+    /// The dense path's activation.
+    ActForward,
+    /// The dense path's activation backward, per latent column.
+    DenseColBackward,
+    /// ReLU + L1's penalty gradient on the decoder.
+    PenaltyDecoderGrad,
+    /// The sparsity penalty's value.
+    PenaltyValue,
+    /// b_dec's gradient on the dense path.
+    BdecDense,
 }
 
 impl Kernel {
@@ -84,10 +98,16 @@ impl Kernel {
             Kernel::NormalizeDecoder => "normalize_decoder",
             Kernel::SumSquares => "sum_squares",
             Kernel::Adam => "adam",
+            Kernel::RowNorms => "row_norms",
+            Kernel::ActForward => "act_forward",
+            Kernel::DenseColBackward => "dense_col_backward",
+            Kernel::PenaltyDecoderGrad => "penalty_decoder_grad",
+            Kernel::PenaltyValue => "penalty_value",
+            Kernel::BdecDense => "bdec_dense",
         }
     }
 
-    const ALL: [Kernel; 12] = [
+    const ALL: [Kernel; 18] = [
         Kernel::Centre,
         Kernel::ReconGrad,
         Kernel::ReduceSum,
@@ -100,6 +120,12 @@ impl Kernel {
         Kernel::NormalizeDecoder,
         Kernel::SumSquares,
         Kernel::Adam,
+        Kernel::RowNorms,
+        Kernel::ActForward,
+        Kernel::DenseColBackward,
+        Kernel::PenaltyDecoderGrad,
+        Kernel::PenaltyValue,
+        Kernel::BdecDense,
     ];
 }
 
@@ -197,7 +223,7 @@ impl StepKernels {
         assert!(slot < self.capacity, "sae step: more dispatches than slots");
         self.slots.push(params);
         let groups = match kernel {
-            Kernel::ReduceSum => 1,
+            Kernel::ReduceSum | Kernel::PenaltyValue => 1,
             Kernel::SumSquares => threads.div_ceil(WG * CHUNK).max(1),
             _ => threads.div_ceil(WG).max(1),
         };

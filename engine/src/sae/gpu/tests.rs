@@ -53,6 +53,12 @@ async fn compare(gpu: &Gpu, cfg: SaeConfig, steps: u32) {
             "step {}: loss {a} vs {b}",
             c.step
         );
+        let (a, b) = (g.loss.sparsity, c.loss.sparsity);
+        assert!(
+            (a - b).abs() <= 1e-4 + 1e-3 * b.abs(),
+            "step {}: sparsity {a} vs {b}",
+            c.step
+        );
         let (a, b) = (g.loss.auxiliary, c.loss.auxiliary);
         assert!(
             (a - b).abs() <= 1e-4 + 1e-3 * b.abs(),
@@ -67,6 +73,13 @@ async fn compare(gpu: &Gpu, cfg: SaeConfig, steps: u32) {
     assert_close("b_enc", &p.b_enc, &q.b_enc, 2e-4, 1e-3);
     assert_close("w_dec", &p.w_dec, &q.w_dec, 2e-4, 1e-3);
     assert_close("b_dec", &p.b_dec, &q.b_dec, 2e-4, 1e-3);
+    assert_close(
+        "log_threshold",
+        &p.log_threshold,
+        &q.log_threshold,
+        2e-4,
+        1e-3,
+    );
 }
 
 async fn topk_matches_the_cpu_reference(gpu: &Gpu) {
@@ -97,6 +110,32 @@ async fn topk_chunks_rows_when_pre_activations_exceed_a_binding(gpu: &Gpu) {
 gpu_test!(
     gpu_sae_topk_trains_in_row_chunks,
     topk_chunks_rows_when_pre_activations_exceed_a_binding
+);
+
+async fn dense_architectures_match_the_cpu_reference(gpu: &Gpu) {
+    let relu = Architecture::ReluL1 {
+        l1_coefficient: 0.7,
+        l1_warmup_steps: 4,
+    };
+    // A wide kernel puts many pre-activations near θ, so its estimator is exercised.
+    let jump = Architecture::JumpRelu {
+        l0_coefficient: 0.3,
+        bandwidth: 0.5,
+        initial_threshold: 0.2,
+        l0_warmup_steps: 3,
+    };
+    for arch in [relu, jump] {
+        let mut c = cfg(7, 20, 37, 13, 3, 20);
+        c.architecture = arch;
+        compare(gpu, c.clone(), 10).await;
+        c.d_sae = 5;
+        c.batch_size = 1;
+        compare(gpu, c, 6).await;
+    }
+}
+gpu_test!(
+    gpu_sae_dense_training_matches_cpu_reference,
+    dense_architectures_match_the_cpu_reference
 );
 
 async fn other_architectures_are_refused_with_a_reason(gpu: &Gpu) {
