@@ -25,7 +25,7 @@ struct TrainParams {
     eps: f32,
     coefficient: f32,  // the sparsity coefficient λ in force this step
     bandwidth: f32,    // JumpReLU's ε
-    arch: u32,         // dense path: 0 ReLU + L1, 1 JumpReLU
+    arch: u32,         // dense path: 0 ReLU + L1, 1 JumpReLU, 2 Gated
 }
 
 @group(0) @binding(0) var<uniform> p: TrainParams;
@@ -250,12 +250,15 @@ fn adam(@builtin(global_invocation_id) gid: vec3<u32>, @builtin(num_workgroups) 
     a[i] -= p.lr * (m / p.c1) / (sqrt(v / p.c2) + p.eps);
 }
 
-// ---- The dense path (ReLU + L1, JumpReLU). Per-latent tensors live in one buffer `lat`
-// [6, d_sae]: b_enc, r_mag, b_mag, log θ (trained), then decoder norms and a per-latent column
-// statistic (scratch). Their gradients share the layout (`glat`, trained sections only).
+// ---- The dense path (ReLU + L1, JumpReLU, Gated). Per-latent tensors live in one buffer
+// `lat` [10, d_sae]: b_enc (b_gate), r_mag, b_mag, log θ (trained), then scratch: decoder norms,
+// the penalty's column statistic, Gated's per-latent gradient sums (b_gate, b_mag, r_mag) and
+// its column sums of the gradient at W_gate xc. Gradients share the layout (`glat`, trained
+// sections only).
 
 const ARCH_RELU: u32 = 0u;
 const ARCH_JUMP: u32 = 1u;
+const ARCH_GATED: u32 = 2u;
 
 // Decoder row norms into lat's section 4; a = W_dec, d = lat. One invocation per latent.
 @compute @workgroup_size(WG)
@@ -269,14 +272,20 @@ fn row_norms(@builtin(global_invocation_id) gid: vec3<u32>, @builtin(num_workgro
     d[4u * p.d_sae + j] = sqrt(n);
 }
 
-// f from pre-activations, one invocation per element: a = pre → b = f; d = lat.
+// f from pre-activations, one invocation per element: a = pre → b = f; d = lat. Gated also
+// writes its gate activations ReLU(π_gate) to c.
 @compute @workgroup_size(WG)
 fn act_forward(@builtin(global_invocation_id) gid: vec3<u32>, @builtin(num_workgroups) nwg: vec3<u32>) {
     let id = flat_id(gid, nwg);
     if (id >= p.batch * p.d_sae) { return; }
     let j = id % p.d_sae;
+    let n = p.d_sae;
     let v = a[id];
-    if (p.arch == ARCH_JUMP) {
+    if (p.arch == ARCH_GATED) {
+        let mag = exp(d[n + j]) * (v - d[j]) + d[2u * n + j];
+        b[id] = select(0.0, max(mag, 0.0), v > 0.0);
+        c[id] = max(v, 0.0);
+    } else if (p.arch == ARCH_JUMP) {
         b[id] = select(0.0, v, v > exp(d[3u * p.d_sae + j]));
     } else {
         b[id] = max(v, 0.0);
@@ -348,6 +357,64 @@ fn penalty_decoder_grad(@builtin(global_invocation_id) gid: vec3<u32>, @builtin(
     }
 }
 
+// Gated's backward, one invocation per latent column: a = π_gate, b = f, c = the gradient at f
+// → the gradient at W_gate xc (in place), d = lat, e = the aux path's gradient at ReLU(π_gate).
+// The magnitude path gets gf where f fires; the gate gets the penalty λ/B ‖W_dec,j‖ and the aux
+// gradient where π_gate > 0. Per-latent sums go to lat's scratch sections 5–9.
+@compute @workgroup_size(WG)
+fn gated_col_backward(@builtin(global_invocation_id) gid: vec3<u32>, @builtin(num_workgroups) nwg: vec3<u32>) {
+    let j = flat_id(gid, nwg);
+    if (j >= p.d_sae) { return; }
+    let n = p.d_sae;
+    let scale = p.coefficient / f32(p.batch);
+    let norm = d[4u * n + j];
+    let b_gate = d[j];
+    let e_r = exp(d[n + j]);
+    var stat = 0.0;
+    var g_gate = 0.0;
+    var g_bmag = 0.0;
+    var g_rmag = 0.0;
+    var g_col = 0.0;
+    var fired = 0u;
+    for (var row = 0u; row < p.batch; row++) {
+        let i = row * n + j;
+        let pre = a[i];
+        var g = 0.0;
+        if (b[i] > 0.0) {
+            let gm = c[i];
+            g_bmag += gm;
+            g_rmag += gm * e_r * (pre - b_gate);
+            g += gm * e_r;
+            fired += 1u;
+        }
+        if (pre > 0.0) {
+            let ga = scale * norm + e[i];
+            g_gate += ga;
+            g += ga;
+            stat += pre;
+        }
+        c[i] = g;
+        g_col += g;
+    }
+    d[5u * n + j] = stat;
+    d[6u * n + j] = g_gate;
+    d[7u * n + j] = g_bmag;
+    d[8u * n + j] = g_rmag;
+    d[9u * n + j] = g_col;
+    atomicStore(&counters[j], fired);
+}
+
+// Adds Gated's per-latent sums into the gradient: d = lat, e = glat.
+@compute @workgroup_size(WG)
+fn gated_lat_grads(@builtin(global_invocation_id) gid: vec3<u32>, @builtin(num_workgroups) nwg: vec3<u32>) {
+    let j = flat_id(gid, nwg);
+    if (j >= p.d_sae) { return; }
+    let n = p.d_sae;
+    e[j] += d[6u * n + j];
+    e[2u * n + j] += d[7u * n + j];
+    e[n + j] += d[8u * n + j];
+}
+
 // The sparsity penalty's value into b[out_index]: λ/B Σ_j stat_j · (‖W_dec,j‖ for ReLU + L1,
 // 1 for JumpReLU); d = lat. One workgroup.
 @compute @workgroup_size(WG)
@@ -372,8 +439,9 @@ fn penalty_value(@builtin(local_invocation_id) lid: vec3<u32>) {
 }
 
 // b_dec's gradient on the dense path, one invocation per input dimension:
-// c[i] += Σ_b a[b, i] − Σ_j e[j] · b[j, i], with a = g, b = W_enc, e = glat (whose first section
-// is Σ_b g_pre by now).
+// c[i] += Σ_b a[b, i] − Σ_j e[out_index + j] · b[j, i], with a = g, b = W_enc and e holding the
+// column sums of the gradient at W_enc xc from out_index (glat's first section for ReLU + L1
+// and JumpReLU, where it is exactly that; lat's section 9 for Gated).
 @compute @workgroup_size(WG)
 fn bdec_dense(@builtin(global_invocation_id) gid: vec3<u32>, @builtin(num_workgroups) nwg: vec3<u32>) {
     let i = flat_id(gid, nwg);
@@ -383,7 +451,7 @@ fn bdec_dense(@builtin(global_invocation_id) gid: vec3<u32>, @builtin(num_workgr
         s += a[row * p.d_in + i];
     }
     for (var j = 0u; j < p.d_sae; j++) {
-        s -= e[j] * b[j * p.d_in + i];
+        s -= e[p.out_index + j] * b[j * p.d_in + i];
     }
     c[i] += s;
 }

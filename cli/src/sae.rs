@@ -43,7 +43,7 @@ pub struct Args {
     #[arg(long)]
     seed: Option<u64>,
     /// Which implementation trains: auto uses a hardware GPU where it supports the
-    /// architecture (TopK, ReLU + L1 and JumpReLU so far) and the CPU reference otherwise.
+    /// architecture (all but BatchTopK so far) and the CPU reference otherwise.
     #[arg(long, value_enum, default_value_t = Engine::Auto)]
     engine: Engine,
     /// The folder to write (created if missing).
@@ -110,7 +110,10 @@ async fn trainer(
 ) -> Result<(Trainer, String), String> {
     let gpu_supported = matches!(
         cfg.architecture,
-        Architecture::TopK { .. } | Architecture::ReluL1 { .. } | Architecture::JumpRelu { .. }
+        Architecture::TopK { .. }
+            | Architecture::ReluL1 { .. }
+            | Architecture::JumpRelu { .. }
+            | Architecture::Gated { .. }
     );
     let cpu = || -> Result<(Trainer, String), String> {
         let t = CpuSaeTrainer::new(cfg).map_err(|e| e.to_string())?;

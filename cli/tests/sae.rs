@@ -23,11 +23,11 @@ fn stderr(o: &Output) -> String {
 
 #[test]
 fn gpu_preset_run_writes_a_saelens_folder_that_reads_back() {
-    for arch in ["topk", "jumprelu", "gated"] {
+    for arch in ["topk", "jumprelu", "batch_topk"] {
         let out = tmp(arch);
-        // TopK and JumpReLU ask for the GPU (lavapipe here); Gated has only the CPU trainer so
-        // far, which auto picks.
-        let engine = if arch == "gated" { "auto" } else { "gpu" };
+        // TopK and JumpReLU ask for the GPU (lavapipe here); BatchTopK has only the CPU
+        // trainer so far, which auto picks.
+        let engine = if arch == "batch_topk" { "auto" } else { "gpu" };
         let o = mechlab(&[
             "sae",
             "--preset",
@@ -70,7 +70,7 @@ fn gpu_preset_run_writes_a_saelens_folder_that_reads_back() {
         let engine_used = m["engine"].as_str().unwrap();
         assert_eq!(
             engine_used == "CPU reference",
-            arch == "gated",
+            arch == "batch_topk",
             "{arch}: {engine_used}"
         );
         assert!(stderr(&o).contains("MMCS"), "{}", stderr(&o));

@@ -281,6 +281,14 @@ impl CpuSaeTrainer {
         self.source.as_ref()
     }
 
+    /// Replaces the parameters (an imported SAE to fine-tune, or a test's chosen start); they
+    /// must have this config's shapes.
+    pub fn set_params(&mut self, p: SaeParams) -> Result<()> {
+        check_shapes(&self.params, &p)?;
+        self.params = p;
+        Ok(())
+    }
+
     /// One step: a batch, the loss and gradient, clipping, Adam, and the bookkeeping.
     pub fn step_once(&mut self) -> Result<StepReport> {
         let cfg = &self.cfg;
@@ -364,6 +372,24 @@ impl CpuSaeTrainer {
             truth.as_ref(),
         )
     }
+}
+
+/// Refuses parameters whose tensors differ in length from `like`'s.
+pub fn check_shapes(like: &SaeParams, p: &SaeParams) -> Result<()> {
+    for ((name, a), b) in super::params::TRAINED_TENSORS
+        .iter()
+        .zip(like.tensors())
+        .zip(p.tensors())
+    {
+        if a.len() != b.len() {
+            return Err(EngineError::invalid(
+                "parameters",
+                format!("{name} of {} numbers", b.len()),
+                format!("this SAE's {name} has {}", a.len()),
+            ));
+        }
+    }
+    Ok(())
 }
 
 /// Assembles an [`Evaluation`] from an evaluation batch and the training tracker (shared by the

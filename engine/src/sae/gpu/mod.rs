@@ -26,8 +26,10 @@ use crate::gpu::Gpu;
 /// `arch` of the dense path's kernels (see sae_train.wgsl).
 const ARCH_RELU: u32 = 0;
 const ARCH_JUMP: u32 = 1;
-/// Sections of the per-latent buffer: b_enc, r_mag, b_mag, log θ (trained), then scratch.
-const LAT_SECTIONS: usize = 6;
+const ARCH_GATED: u32 = 2;
+/// Sections of the per-latent buffer: b_enc, r_mag, b_mag, log θ (trained), then scratch (see
+/// sae_train.wgsl).
+const LAT_SECTIONS: usize = 10;
 const LAT_TRAINED: usize = 4;
 
 /// Bindings with the f32 places filled in order.
@@ -52,6 +54,8 @@ struct Buffers {
     /// Dense path: activations and their gradient `[batch, d_sae]` (1 word on the TopK path).
     f: wgpu::Buffer,
     gf: wgpu::Buffer,
+    /// Gated: ReLU(π_gate), then (once decoded) the aux path's gradient at it.
+    gate: wgpu::Buffer,
     w_dec: wgpu::Buffer,
     b_dec: wgpu::Buffer,
     grads: [wgpu::Buffer; 4],
@@ -147,18 +151,19 @@ impl GpuSaeTrainer {
         chunk_bytes: u64,
     ) -> Result<Self> {
         cfg.validate()?;
-        let (dense, k) = match cfg.architecture {
-            Architecture::TopK { k, .. } => (false, k as usize),
-            Architecture::ReluL1 { .. } | Architecture::JumpRelu { .. } => (true, 1),
-            ref other => {
-                return Err(EngineError::invalid(
+        let (dense, k) =
+            match cfg.architecture {
+                Architecture::TopK { k, .. } => (false, k as usize),
+                Architecture::ReluL1 { .. }
+                | Architecture::JumpRelu { .. }
+                | Architecture::Gated { .. } => (true, 1),
+                ref other => return Err(EngineError::invalid(
                     "architecture",
                     other.name(),
-                    "the GPU trainer supports TopK, ReLU + L1 and JumpReLU so far; train this \
-                     architecture with the CPU engine",
-                ))
-            }
-        };
+                    "the GPU trainer supports TopK, ReLU + L1, JumpReLU and Gated so far; train \
+                     this architecture with the CPU engine",
+                )),
+            };
         let (d_in, d_sae, batch) = (
             cfg.d_in() as usize,
             cfg.d_sae as usize,
@@ -216,6 +221,14 @@ impl GpuSaeTrainer {
             lat: gpu.storage_from("sae per-latent", &lat)?,
             f: z("sae f", dense_len)?,
             gf: z("sae gf", dense_len)?,
+            gate: z(
+                "sae gate",
+                if matches!(cfg.architecture, Architecture::Gated { .. }) {
+                    dense_len
+                } else {
+                    1
+                },
+            )?,
             w_dec: gpu.storage_from("sae w_dec", &params.w_dec)?,
             b_dec: gpu.storage_from("sae b_dec", &params.b_dec)?,
             grads: [
@@ -311,6 +324,7 @@ impl GpuSaeTrainer {
             &b.lat,
             &b.f,
             &b.gf,
+            &b.gate,
             &b.w_dec,
             &b.b_dec,
             &b.x,
@@ -392,6 +406,7 @@ impl GpuSaeTrainer {
             },
             arch: match self.cfg.architecture {
                 Architecture::JumpRelu { .. } => ARCH_JUMP,
+                Architecture::Gated { .. } => ARCH_GATED,
                 _ => ARCH_RELU,
             },
             ..Default::default()
@@ -609,7 +624,7 @@ impl GpuSaeTrainer {
         Ok(())
     }
 
-    /// ReLU + L1 and JumpReLU: dense activations, matmul decoder and backward, the
+    /// ReLU + L1, JumpReLU and Gated: dense activations, matmul decoder and backward, the
     /// activation's backward one latent column per invocation.
     async fn record_dense(
         &mut self,
@@ -620,6 +635,10 @@ impl GpuSaeTrainer {
         let b = &self.buf;
         let (batch, d_in, d_sae) = (self.batch, self.d_in, self.d_sae);
         let slot = self.pending;
+        let gated = base.arch == ARCH_GATED;
+        // Gated's aux path reconstructs into e_hat and takes its output gradient in x_chunk,
+        // which the dense path (one chunk holding the whole batch) does not otherwise use.
+        let (x_aux, g_aux) = (&b.e_hat, &b.x_chunk);
         let eb = kernels::EncodeBuffers {
             x: &b.x,
             w_enc: &b.w_enc,
@@ -630,7 +649,7 @@ impl GpuSaeTrainer {
         kernels::encode(gpu, enc, &eb, batch, d_in, d_sae).await?;
         let kx = &mut self.kernels;
         {
-            let mut bg = fs([&b.pre, &b.f]);
+            let mut bg = fs([&b.pre, &b.f, &b.gate]);
             bg.f[3] = Some(&b.lat);
             let bg_act = kx.bind(gpu, &bg);
             let mut bg = fs([&b.w_dec]);
@@ -641,33 +660,60 @@ impl GpuSaeTrainer {
             kx.record(&mut pass, Kernel::ActForward, &bg_act, base, n);
             kx.record(&mut pass, Kernel::RowNorms, &bg_norms, base, d_sae as u32);
         }
-        let db = kernels::DecodeDenseBuffers {
-            f: &b.f,
-            w_dec: &b.w_dec,
-            b_dec: &b.b_dec,
-            x_hat: &b.x_hat,
-        };
-        kernels::decode_dense(gpu, enc, &db, batch, d_in, d_sae).await?;
+        let mut decodes = vec![(&b.f, &b.x_hat)];
+        if gated {
+            decodes.push((&b.gate, x_aux));
+        }
+        for (f, x_hat) in decodes {
+            let db = kernels::DecodeDenseBuffers {
+                f,
+                w_dec: &b.w_dec,
+                b_dec: &b.b_dec,
+                x_hat,
+            };
+            kernels::decode_dense(gpu, enc, &db, batch, d_in, d_sae).await?;
+        }
         {
             let bg_recon = kx.bind(gpu, &fs([&b.x_hat, &b.x, &b.g, &b.row_loss]));
+            let bg_aux = kx.bind(gpu, &fs([x_aux, &b.x, g_aux, &b.row_loss]));
             let bg_sum = kx.bind(gpu, &fs([&b.row_loss, &b.losses]));
-            let sum = StepParams {
+            let sum = |out_index| StepParams {
                 count: batch as u32,
-                out_index: 3 * slot,
+                out_index,
                 ..base
             };
             let mut pass = enc.begin_compute_pass(&Default::default());
             kx.record(&mut pass, Kernel::ReconGrad, &bg_recon, base, batch as u32);
-            kx.record(&mut pass, Kernel::ReduceSum, &bg_sum, sum, 1);
+            kx.record(&mut pass, Kernel::ReduceSum, &bg_sum, sum(3 * slot), 1);
+            if gated {
+                kx.record(&mut pass, Kernel::ReconGrad, &bg_aux, base, batch as u32);
+                kx.record(&mut pass, Kernel::ReduceSum, &bg_sum, sum(3 * slot + 2), 1);
+            }
         }
-        let lb = kernels::LatentGradDenseBuffers {
-            g: &b.g,
-            w_dec: &b.w_dec,
-            gf: &b.gf,
-        };
-        kernels::latent_grad_dense(gpu, enc, &lb, batch, d_in, d_sae).await?;
+        let mut grads = vec![(&b.g, &b.gf)];
+        if gated {
+            // ReLU(π_gate) is spent once decoded; its buffer takes the aux gradient.
+            grads.push((g_aux, &b.gate));
+        }
+        for (g, gf) in grads {
+            let lb = kernels::LatentGradDenseBuffers {
+                g,
+                w_dec: &b.w_dec,
+                gf,
+            };
+            kernels::latent_grad_dense(gpu, enc, &lb, batch, d_in, d_sae).await?;
+        }
         {
-            let mut bg = fs([&b.pre, &b.f, &b.gf, &b.lat, &b.grads[1]]);
+            let col = if gated {
+                Kernel::GatedColBackward
+            } else {
+                Kernel::DenseColBackward
+            };
+            let mut bg = if gated {
+                fs([&b.pre, &b.f, &b.gf, &b.lat, &b.gate])
+            } else {
+                fs([&b.pre, &b.f, &b.gf, &b.lat, &b.grads[1]])
+            };
             bg.counters = Some(&b.counters);
             let bg_col = kx.bind(gpu, &bg);
             let mut bg = fs([&b.w_enc, &b.losses]);
@@ -676,15 +722,22 @@ impl GpuSaeTrainer {
             let mut bg = fs([&b.w_dec, &b.grads[2]]);
             bg.f[3] = Some(&b.lat);
             let bg_pen_dec = kx.bind(gpu, &bg);
+            let mut bg = fs([]);
+            bg.f[3] = Some(&b.lat);
+            bg.f[4] = Some(&b.grads[1]);
+            let bg_lat = kx.bind(gpu, &bg);
             let mut pass = enc.begin_compute_pass(&Default::default());
             let n = d_sae as u32;
-            kx.record(&mut pass, Kernel::DenseColBackward, &bg_col, base, n);
+            kx.record(&mut pass, col, &bg_col, base, n);
+            if gated {
+                kx.record(&mut pass, Kernel::GatedLatGrads, &bg_lat, base, n);
+            }
             let value = StepParams {
                 out_index: 3 * slot + 1,
                 ..base
             };
             kx.record(&mut pass, Kernel::PenaltyValue, &bg_pen, value, 1);
-            if base.arch == ARCH_RELU {
+            if base.arch != ARCH_JUMP {
                 let w = (d_sae * d_in) as u32;
                 kx.record(&mut pass, Kernel::PenaltyDecoderGrad, &bg_pen_dec, base, w);
             }
@@ -693,11 +746,16 @@ impl GpuSaeTrainer {
             let wb = kernels::WeightGradDenseBuffers { coef, rows, grad };
             kernels::weight_grad_dense(gpu, enc, &wb, batch, d_in, d_sae).await?;
         }
+        // The column sums of the gradient at W_enc xc: glat's b_enc section, or Gated's own.
         let mut bg = fs([&b.g, &b.w_enc, &b.grads[3]]);
-        bg.f[4] = Some(&b.grads[1]);
+        bg.f[4] = Some(if gated { &b.lat } else { &b.grads[1] });
         let bg_bdec = kx.bind(gpu, &bg);
+        let p = StepParams {
+            out_index: if gated { 9 * d_sae as u32 } else { 0 },
+            ..base
+        };
         let mut pass = enc.begin_compute_pass(&Default::default());
-        kx.record(&mut pass, Kernel::BdecDense, &bg_bdec, base, d_in as u32);
+        kx.record(&mut pass, Kernel::BdecDense, &bg_bdec, p, d_in as u32);
         Ok(())
     }
 
@@ -854,6 +912,48 @@ impl GpuSaeTrainer {
         self.pending = 0;
         self.lrs.clear();
         Ok(out)
+    }
+
+    /// Replaces the parameters (they must have this config's shapes); Adam's moments stay.
+    pub async fn set_params(&mut self, p: &SaeParams) -> Result<()> {
+        let like = self.params().await?;
+        super::train::check_shapes(&like, p)?;
+        let n = self.d_sae;
+        let mut lat: Vec<f32> = self.gpu.read(&self.buf.lat, LAT_SECTIONS * n).await?;
+        for (section, t) in [&p.b_enc, &p.r_mag, &p.b_mag, &p.log_threshold]
+            .into_iter()
+            .enumerate()
+        {
+            lat[section * n..section * n + t.len()].copy_from_slice(t);
+        }
+        let q = &self.gpu.queue;
+        q.write_buffer(&self.buf.w_enc, 0, bytemuck::cast_slice(&p.w_enc));
+        q.write_buffer(&self.buf.w_dec, 0, bytemuck::cast_slice(&p.w_dec));
+        q.write_buffer(&self.buf.b_dec, 0, bytemuck::cast_slice(&p.b_dec));
+        q.write_buffer(&self.buf.lat, 0, bytemuck::cast_slice(&lat));
+        self.input_scale = p.input_scale;
+        Ok(())
+    }
+
+    /// The gradient of the last step as the optimiser saw it (after the TopK family's and
+    /// Gated's decoder projection, before clipping), shaped like the parameters.
+    pub async fn last_gradient(&self) -> Result<SaeParams> {
+        let (n, d) = (self.d_sae, self.d_in);
+        let mut g = SaeParams::zeros(d, n, &self.cfg.architecture);
+        g.w_enc = self.gpu.read(&self.buf.grads[0], n * d).await?;
+        g.w_dec = self.gpu.read(&self.buf.grads[2], n * d).await?;
+        g.b_dec = self.gpu.read(&self.buf.grads[3], d).await?;
+        let lat: Vec<f32> = self.gpu.read(&self.buf.grads[1], LAT_TRAINED * n).await?;
+        g.b_enc = lat[..n].to_vec();
+        for (section, t) in [&mut g.r_mag, &mut g.b_mag, &mut g.log_threshold]
+            .into_iter()
+            .enumerate()
+        {
+            if !t.is_empty() {
+                t.copy_from_slice(&lat[(section + 1) * n..(section + 2) * n]);
+            }
+        }
+        Ok(g)
     }
 
     /// The parameters, read back (trained on scaled inputs; see [`SaeParams::folded`]).

@@ -81,6 +81,10 @@ pub enum Kernel {
     PenaltyValue,
     /// b_dec's gradient on the dense path.
     BdecDense,
+    /// Gated's backward, per latent column.
+    GatedColBackward,
+    /// Gated's per-latent gradient sums into the gradient.
+    GatedLatGrads,
 }
 
 impl Kernel {
@@ -104,10 +108,12 @@ impl Kernel {
             Kernel::PenaltyDecoderGrad => "penalty_decoder_grad",
             Kernel::PenaltyValue => "penalty_value",
             Kernel::BdecDense => "bdec_dense",
+            Kernel::GatedColBackward => "gated_col_backward",
+            Kernel::GatedLatGrads => "gated_lat_grads",
         }
     }
 
-    const ALL: [Kernel; 18] = [
+    const ALL: [Kernel; 20] = [
         Kernel::Centre,
         Kernel::ReconGrad,
         Kernel::ReduceSum,
@@ -126,6 +132,8 @@ impl Kernel {
         Kernel::PenaltyDecoderGrad,
         Kernel::PenaltyValue,
         Kernel::BdecDense,
+        Kernel::GatedColBackward,
+        Kernel::GatedLatGrads,
     ];
 }
 

@@ -43,6 +43,20 @@ fn cfg(d: u32, n_true: u32, d_sae: u32, batch: u32, k: u32, dead_tokens: u32) ->
 async fn compare(gpu: &Gpu, cfg: SaeConfig, steps: u32) {
     let mut cpu = CpuSaeTrainer::new(&cfg).unwrap();
     let mut gpu_t = GpuSaeTrainer::new(gpu, &cfg).await.unwrap();
+    // Start the per-latent tensors away from their zero initialisation so every term of their
+    // gradients (exp(r_mag), b_mag, θ) matters.
+    let mut start = cpu.params().clone();
+    for (i, v) in start.r_mag.iter_mut().enumerate() {
+        *v = 0.4 * (i as f32 * 0.7).sin();
+    }
+    for (i, v) in start.b_mag.iter_mut().enumerate() {
+        *v = 0.2 * (i as f32 * 1.3).cos();
+    }
+    for (i, v) in start.log_threshold.iter_mut().enumerate() {
+        *v += 0.3 * (i as f32 * 0.9).sin();
+    }
+    cpu.set_params(start.clone()).unwrap();
+    gpu_t.set_params(&start).await.unwrap();
     let cr = cpu.run_steps(steps).unwrap();
     let gr = gpu_t.run_steps(steps).await.unwrap();
     assert_eq!(gr.len(), steps as usize);
@@ -124,7 +138,11 @@ async fn dense_architectures_match_the_cpu_reference(gpu: &Gpu) {
         initial_threshold: 0.2,
         l0_warmup_steps: 3,
     };
-    for arch in [relu, jump] {
+    let gated = Architecture::Gated {
+        l1_coefficient: 0.4,
+        l1_warmup_steps: 2,
+    };
+    for arch in [relu, jump, gated] {
         let mut c = cfg(7, 20, 37, 13, 3, 20);
         c.architecture = arch;
         compare(gpu, c.clone(), 10).await;
@@ -140,11 +158,87 @@ gpu_test!(
 
 async fn other_architectures_are_refused_with_a_reason(gpu: &Gpu) {
     let mut c = cfg(7, 20, 37, 13, 3, 20);
-    c.architecture = Architecture::by_name("gated").unwrap();
+    c.architecture = Architecture::by_name("batch_topk").unwrap();
     let err = GpuSaeTrainer::new(gpu, &c).await.err().unwrap().to_string();
     assert!(err.contains("CPU engine"), "{err}");
 }
 gpu_test!(
     gpu_sae_unsupported_architecture_is_refused,
     other_architectures_are_refused_with_a_reason
+);
+
+/// One step's gradient, GPU against the CPU reference's backward at the same parameters and
+/// batch. Adam is nearly invariant to a per-coordinate scale, so comparing trained parameters
+/// alone would miss a gradient wrong by a per-latent factor; this catches it.
+async fn gradients_match_the_cpu_reference(gpu: &Gpu) {
+    use crate::sae::arch::{self, Ctx};
+    use crate::sae::params::TRAINED_TENSORS;
+    use crate::sae::train::{initial_params, project_decoder_gradient, sparsity_coefficient};
+    let archs = [
+        Architecture::ReluL1 {
+            l1_coefficient: 0.7,
+            l1_warmup_steps: 0,
+        },
+        Architecture::JumpRelu {
+            l0_coefficient: 0.3,
+            bandwidth: 0.5,
+            initial_threshold: 0.2,
+            l0_warmup_steps: 0,
+        },
+        Architecture::Gated {
+            l1_coefficient: 0.4,
+            l1_warmup_steps: 0,
+        },
+        Architecture::TopK {
+            k: 3,
+            k_aux: 0,
+            aux_coefficient: 0.25,
+            dead_tokens: 20,
+        },
+    ];
+    for arch in archs {
+        let mut c = cfg(7, 20, 37, 13, 3, 20);
+        c.architecture = arch.clone();
+        let mut source = crate::sae::source::build(&c.source, c.seed).unwrap();
+        let mut start = initial_params(&c, source.as_mut()).unwrap();
+        for (i, v) in start.r_mag.iter_mut().enumerate() {
+            *v = 0.4 * (i as f32 * 0.7).sin();
+        }
+        for (i, v) in start.b_mag.iter_mut().enumerate() {
+            *v = 0.2 * (i as f32 * 1.3).cos();
+        }
+        for (i, v) in start.log_threshold.iter_mut().enumerate() {
+            *v += 0.3 * (i as f32 * 0.9).sin();
+        }
+        let mut x = vec![0f32; 13 * 7];
+        source.next_batch(&mut x);
+        x.iter_mut().for_each(|v| *v *= start.input_scale);
+        let ctx = Ctx {
+            x: &x,
+            batch: 13,
+            coefficient: sparsity_coefficient(&arch, 0),
+            dead: &[],
+            k_aux: c.k_aux() as usize,
+        };
+        let mut want = crate::sae::params::SaeParams::zeros(7, 37, &arch);
+        arch::train_loss(&arch, &start, &start, &ctx, Some(&mut want));
+        if arch.unit_norm_decoder() {
+            project_decoder_gradient(&start, &mut want);
+        }
+        let mut g = GpuSaeTrainer::new(gpu, &c).await.unwrap();
+        g.set_params(&start).await.unwrap();
+        g.run_steps(1).await.unwrap();
+        let got = g.last_gradient().await.unwrap();
+        for ((name, a), b) in TRAINED_TENSORS
+            .iter()
+            .zip(got.tensors())
+            .zip(want.tensors())
+        {
+            assert_close(&format!("{} d/d{name}", arch.name()), a, b, 1e-4, 1e-3);
+        }
+    }
+}
+gpu_test!(
+    gpu_sae_gradients_match_cpu_reference,
+    gradients_match_the_cpu_reference
 );
