@@ -1,24 +1,13 @@
 //! The `mechlab` binary as a user runs it: good runs write the documented JSON, bad input exits
 //! non-zero with the reason on stderr.
 
-use std::path::PathBuf;
-use std::process::{Command, Output};
+mod common;
 
-fn mechlab(args: &[&str]) -> Output {
-    Command::new(env!("CARGO_BIN_EXE_mechlab"))
-        .args(args)
-        .output()
-        .expect("the binary runs")
-}
+use common::{mechlab, stderr};
+use std::path::PathBuf;
 
 fn tmp(name: &str) -> PathBuf {
-    let dir = std::env::temp_dir().join(format!("mechlab-cli-{}", std::process::id()));
-    std::fs::create_dir_all(&dir).unwrap();
-    dir.join(name)
-}
-
-fn stderr(o: &Output) -> String {
-    String::from_utf8_lossy(&o.stderr).into_owned()
+    common::tmp("cli", name)
 }
 
 fn check_bundle(path: &PathBuf, instances: usize, n_hidden: usize, n_features: usize) {

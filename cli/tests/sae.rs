@@ -1,24 +1,13 @@
 //! `mechlab sae` and `mechlab sae-inspect` as a user runs them: a run writes a SAELens folder,
 //! metrics and the ground truth that reads back; bad input exits non-zero with the reason.
 
-use std::path::PathBuf;
-use std::process::{Command, Output};
+mod common;
 
-fn mechlab(args: &[&str]) -> Output {
-    Command::new(env!("CARGO_BIN_EXE_mechlab"))
-        .args(args)
-        .output()
-        .expect("the binary runs")
-}
+use common::{mechlab, stderr};
+use std::path::PathBuf;
 
 fn tmp(name: &str) -> PathBuf {
-    let dir = std::env::temp_dir().join(format!("mechlab-sae-cli-{}", std::process::id()));
-    std::fs::create_dir_all(&dir).unwrap();
-    dir.join(name)
-}
-
-fn stderr(o: &Output) -> String {
-    String::from_utf8_lossy(&o.stderr).into_owned()
+    common::tmp("sae-cli", name)
 }
 
 #[test]

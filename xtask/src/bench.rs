@@ -82,7 +82,7 @@ fn burn_rate(bin: &std::path::Path, cfg: &SuperpositionConfig) -> Result<f64, St
 
 /// Times `n` steps at a time, doubling `n` until one measurement lasts MIN_TIME; returns
 /// steps per second.
-fn steps_per_second(
+pub(crate) fn steps_per_second(
     mut step: impl FnMut(u32) -> Result<(), String>,
     start: u32,
 ) -> Result<f64, String> {

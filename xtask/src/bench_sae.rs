@@ -13,9 +13,6 @@ use mechlab_engine::sae::kernels as k;
 use mechlab_engine::sae::source::ReplaySource;
 use mechlab_engine::sae::train::CpuSaeTrainer;
 use std::fmt::Write as _;
-use std::time::{Duration, Instant};
-
-const MIN_TIME: Duration = Duration::from_millis(1500);
 
 struct Size {
     name: &'static str,
@@ -40,19 +37,9 @@ const LARGE: Size = Size {
     batch: 4096,
 };
 
-/// Runs `f(n)` (n repetitions, waited for), doubling n until a run lasts MIN_TIME; per second.
-fn rate(mut f: impl FnMut(u32) -> Result<(), String>) -> Result<f64, String> {
-    f(1)?;
-    let mut n = 1;
-    loop {
-        let t = Instant::now();
-        f(n)?;
-        let dt = t.elapsed();
-        if dt >= MIN_TIME || n >= 1 << 16 {
-            return Ok(n as f64 / dt.as_secs_f64());
-        }
-        n *= 2;
-    }
+/// Runs `f(n)` (n repetitions, waited for), doubling n until a run is long enough; per second.
+fn rate(f: impl FnMut(u32) -> Result<(), String>) -> Result<f64, String> {
+    crate::bench::steps_per_second(f, 1)
 }
 
 fn wait(gpu: &Gpu) -> Result<(), String> {

@@ -67,9 +67,9 @@ pub fn encode(c: &SuperpositionConfig) -> String {
     s
 }
 
-/// Decodes a whole URL, a fragment or a query string into a validated config. Fields the link
-/// leaves out take their defaults.
-pub fn decode(link: &str) -> Result<SuperpositionConfig> {
+/// The `key=value` pairs of a whole URL, its fragment or a query string (every lab's links
+/// share this shape), refusing an empty link and a part that is not a pair.
+pub fn fragment_pairs(link: &str) -> Result<Vec<(&str, &str)>> {
     let link = link.trim();
     let body = match (link.find('#'), link.find('?')) {
         (Some(i), _) => &link[i + 1..],
@@ -78,15 +78,24 @@ pub fn decode(link: &str) -> Result<SuperpositionConfig> {
     };
     if body.is_empty() {
         return Err(EngineError::BadLink(
-            "the link is empty: it carries no experiment".into(),
+            "the link is empty: it carries no settings after `#`".into(),
         ));
     }
+    body.split('&')
+        .filter(|p| !p.is_empty())
+        .map(|part| {
+            part.split_once('=')
+                .ok_or_else(|| EngineError::BadLink(format!("`{part}` is not a key=value pair")))
+        })
+        .collect()
+}
+
+/// Decodes a whole URL, a fragment or a query string into a validated config. Fields the link
+/// leaves out take their defaults.
+pub fn decode(link: &str) -> Result<SuperpositionConfig> {
     let mut c = SuperpositionConfig::default();
     let mut version = None;
-    for pair in body.split('&').filter(|p| !p.is_empty()) {
-        let (k, v) = pair.split_once('=').ok_or_else(|| {
-            EngineError::BadLink(format!("`{pair}` is not of the form key=value"))
-        })?;
+    for (k, v) in fragment_pairs(link)? {
         let num = |what: &str| EngineError::BadLink(format!("`{k}={v}`: {what}"));
         match k {
             "v" => {

@@ -121,30 +121,8 @@ fn set_path(root: &mut Value, key: &str, value: Value) -> Result<()> {
 
 /// Decodes a whole URL, a fragment or a query string into a validated config.
 pub fn decode(link: &str) -> Result<SaeConfig> {
-    let link = link.trim();
-    let body = match (link.find('#'), link.find('?')) {
-        (Some(i), _) => &link[i + 1..],
-        (None, Some(i)) => &link[i + 1..],
-        (None, None) => link,
-    };
-    if body.is_empty() {
-        return Err(EngineError::BadLink(
-            "the link is empty: it should hold the settings after `#`".into(),
-        ));
-    }
-    let mut pairs = Vec::new();
-    for part in body.split('&').filter(|p| !p.is_empty()) {
-        let (k, v) = part
-            .split_once('=')
-            .ok_or_else(|| EngineError::BadLink(format!("`{part}` is not a key=value pair")))?;
-        pairs.push((k.to_string(), v.to_string()));
-    }
-    let get = |key: &str| {
-        pairs
-            .iter()
-            .find(|(k, _)| k == key)
-            .map(|(_, v)| v.as_str())
-    };
+    let pairs = crate::experiment::link::fragment_pairs(link)?;
+    let get = |key: &str| pairs.iter().find(|(k, _)| *k == key).map(|(_, v)| *v);
     match get("v") {
         None => {
             return Err(EngineError::BadLink(
@@ -183,7 +161,7 @@ pub fn decode(link: &str) -> Result<SaeConfig> {
         *magnitude = default_magnitude(kind)?;
     }
     let mut root = serde_json::to_value(&cfg).expect("configs serialise");
-    for (k, v) in &pairs {
+    for &(k, v) in &pairs {
         if k == "v" || k == "lab" || k.ends_with("kind") {
             continue;
         }

@@ -185,7 +185,7 @@ impl Adam {
 pub fn project_decoder_gradient(p: &SaeParams, g: &mut SaeParams) {
     let d = p.d_in;
     for (w, gw) in p.w_dec.chunks_exact(d).zip(g.w_dec.chunks_exact_mut(d)) {
-        let along = arch::dot_f32(w, gw);
+        let along = arch::dot(w, gw);
         for (gv, wv) in gw.iter_mut().zip(w) {
             *gv -= along * wv;
         }
@@ -195,7 +195,7 @@ pub fn project_decoder_gradient(p: &SaeParams, g: &mut SaeParams) {
 /// Scales decoder rows back to unit norm.
 pub fn normalize_decoder(p: &mut SaeParams) {
     for row in p.w_dec.chunks_exact_mut(p.d_in) {
-        let n = arch::dot_f32(row, row).sqrt();
+        let n = arch::dot(row, row).sqrt();
         if n > 0.0 {
             row.iter_mut().for_each(|v| *v /= n);
         }
@@ -350,26 +350,13 @@ impl CpuSaeTrainer {
 
     /// Metrics on `samples` fresh inputs, with the latent table.
     pub fn evaluate(&mut self, samples: usize) -> Evaluation {
-        let d = self.params.d_in;
-        let mut x = vec![0f32; samples * d];
-        self.source.next_batch(&mut x);
-        let s = self.params.input_scale;
-        x.iter_mut().for_each(|v| *v *= s);
-        let f = arch::encode(&self.cfg.architecture, &self.params, &x, samples);
-        let x_hat = arch::decode(&self.params, &f, samples);
-        let truth = self
-            .source
-            .true_features()
-            .map(|t| metrics::match_ground_truth(&self.params.w_dec, t, d));
-        evaluation(
+        evaluate(
             &self.cfg,
             self.step,
-            &x,
-            &x_hat,
-            &f,
-            samples,
+            &self.params,
+            self.source.as_mut(),
             &self.tracker,
-            truth.as_ref(),
+            samples,
         )
     }
 }
@@ -392,20 +379,27 @@ pub fn check_shapes(like: &SaeParams, p: &SaeParams) -> Result<()> {
     Ok(())
 }
 
-/// Assembles an [`Evaluation`] from an evaluation batch and the training tracker (shared by the
-/// CPU and GPU trainers).
-#[allow(clippy::too_many_arguments)]
-pub fn evaluation(
+/// Evaluates `params` on `samples` fresh inputs from `source` with the training tracker's
+/// latent health (shared by the CPU and GPU trainers).
+pub fn evaluate(
     cfg: &SaeConfig,
     step: u32,
-    x: &[f32],
-    x_hat: &[f32],
-    f: &[f32],
-    samples: usize,
+    params: &SaeParams,
+    source: &mut dyn ActivationSource,
     tracker: &FiringTracker,
-    truth: Option<&metrics::GroundTruthMatch>,
+    samples: usize,
 ) -> Evaluation {
-    let latents = latent_table(f, samples, truth);
+    let d = params.d_in;
+    let mut x = vec![0f32; samples * d];
+    source.next_batch(&mut x);
+    x.iter_mut().for_each(|v| *v *= params.input_scale);
+    let f = arch::encode(&cfg.architecture, params, &x, samples);
+    let x_hat = arch::decode(params, &f, samples);
+    let truth = source
+        .true_features()
+        .map(|t| metrics::match_ground_truth(&params.w_dec, t, d));
+    let truth = truth.as_ref();
+    let latents = latent_table(&f, samples, truth);
     // Before the tracker has seen a full dead window, the evaluation batch's densities are the
     // better estimate.
     let density: Vec<f64> = if tracker.window_tokens == 0 && tracker.last_density.is_empty() {
@@ -422,7 +416,7 @@ pub fn evaluation(
     Evaluation {
         metrics: SaeMetrics {
             step,
-            reconstruction: metrics::reconstruction(x, x_hat, f, samples),
+            reconstruction: metrics::reconstruction(&x, &x_hat, &f, samples),
             fraction_dead: dead as f32 / n,
             fraction_dense: density.iter().filter(|&&d| d > DENSE_DENSITY).count() as f32 / n,
             density_histogram: density_histogram(&density),

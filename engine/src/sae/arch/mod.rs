@@ -315,13 +315,9 @@ pub fn aux_k(
     scale * loss
 }
 
-pub(crate) fn dot(a: &[f32], b: &[f32]) -> f32 {
+/// The dot product the reference uses everywhere (and the training loop's projections).
+pub fn dot(a: &[f32], b: &[f32]) -> f32 {
     a.iter().zip(b).map(|(x, y)| x * y).sum()
-}
-
-/// The dot product the reference uses, for the training loop's decoder projections.
-pub fn dot_f32(a: &[f32], b: &[f32]) -> f32 {
-    dot(a, b)
 }
 
 pub(crate) fn axpy(y: &mut [f32], a: f32, x: &[f32]) {

@@ -12,12 +12,12 @@ pub mod step;
 
 use self::step::{Bindings, Kernel, StepKernels, StepParams, CHUNK, WG};
 use super::config::{Architecture, SaeConfig};
-use super::kernels::{self, NO_LATENT};
+use super::kernels;
 use super::metrics::FiringTracker;
 use super::params::SaeParams;
 use super::source::{self, ActivationSource};
 use super::train::{
-    dead_tokens, evaluation, initial_params, learning_rate, sparsity_coefficient, Evaluation,
+    dead_tokens, evaluate, initial_params, learning_rate, sparsity_coefficient, Evaluation,
     StepReport, BETA1, BETA2, EPS,
 };
 use crate::error::{EngineError, Result};
@@ -989,30 +989,16 @@ impl GpuSaeTrainer {
     /// Metrics on `samples` fresh inputs, computed from the parameters read back.
     pub async fn evaluate(&mut self, samples: usize) -> Result<Evaluation> {
         let p = self.params().await?;
-        let mut x = vec![0f32; samples * self.d_in];
-        self.source.next_batch(&mut x);
-        x.iter_mut().for_each(|v| *v *= p.input_scale);
-        let f = super::arch::encode(&self.cfg.architecture, &p, &x, samples);
-        let x_hat = super::arch::decode(&p, &f, samples);
-        let truth = self
-            .source
-            .true_features()
-            .map(|t| super::metrics::match_ground_truth(&p.w_dec, t, self.d_in));
-        Ok(evaluation(
+        Ok(evaluate(
             &self.cfg,
             self.step,
-            &x,
-            &x_hat,
-            &f,
-            samples,
+            &p,
+            self.source.as_mut(),
             &self.tracker,
-            truth.as_ref(),
+            samples,
         ))
     }
 }
-
-/// Marks unused entries of a sparse code (re-exported for tests).
-pub const EMPTY_SLOT: u32 = NO_LATENT;
 
 #[cfg(test)]
 mod tests;
