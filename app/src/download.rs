@@ -55,3 +55,14 @@ pub fn canvas_png(canvas: &HtmlCanvasElement, filename: &str) {
     });
     let _ = canvas.to_blob(done.unchecked_ref());
 }
+
+/// Saves `bytes` as a file named `filename` of type `mime`.
+pub fn bytes(filename: &str, mime: &str, bytes: &[u8]) {
+    let array = js_sys::Uint8Array::from(bytes);
+    let parts = js_sys::Array::of1(&array);
+    let opts = BlobPropertyBag::new();
+    opts.set_type(mime);
+    if let Ok(blob) = Blob::new_with_u8_array_sequence_and_options(&parts, &opts) {
+        save_blob(&blob, filename);
+    }
+}

@@ -1,112 +1,96 @@
-//! mechlab's browser app: the Superposition page (Toy Models of Superposition, Elhage et al.
-//! 2022), trained live on WebGPU with the CPU reference as a fallback.
+//! mechlab's browser app: the Superposition lab (Toy Models of Superposition, Elhage et al.
+//! 2022) and the SAE lab (sparse autoencoders on planted features or a toy model's hidden
+//! layer), trained live on WebGPU with the CPU reference as a fallback.
 //!
-//! The page is a thin composition: `state` holds the config and its link, `trainer` the page's
-//! side of the training worker (which the crate's library holds, with the messages between the
-//! two), `charts` the drawing, `components` the pieces on screen.
+//! The app is a thin composition: the address's hash says which lab and which experiment;
+//! each lab's page (`superposition`, `sae`) holds its controls, its run and its charts, with
+//! `trainer` as the page's side of the training worker (which the crate's library holds, with
+//! the messages between the two), `charts` the drawing, `components` what the labs share.
 
 mod charts;
 mod components;
 mod download;
+mod sae;
 mod state;
+mod superposition;
 mod trainer;
 
-use charts::Chart;
-use components::chart_panel::ChartPanel;
-use components::controls::Controls;
-use components::progress::RunPanel;
 use leptos::prelude::*;
-use state::Form;
-use trainer::Runner;
 
 fn main() {
     console_error_panic_hook::set_once();
     leptos::mount::mount_to_body(App);
 }
 
-/// The Superposition page.
+/// The labs, each a page of its own.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Lab {
+    Superposition,
+    Sae,
+}
+
+impl Lab {
+    /// The lab a hash's link is for: the SAE lab's links say `lab=sae`; the Superposition
+    /// lab's (the first, older format) say nothing.
+    fn of(hash: &str) -> Lab {
+        let body = hash.trim_start_matches('#');
+        if body.split('&').any(|kv| kv.trim() == "lab=sae") {
+            Lab::Sae
+        } else {
+            Lab::Superposition
+        }
+    }
+
+    fn title(self) -> &'static str {
+        match self {
+            Lab::Superposition => "Superposition",
+            Lab::Sae => "Sparse autoencoders",
+        }
+    }
+}
+
+/// The app: the lab switcher and the lab the address names.
 #[component]
 fn App() -> impl IntoView {
-    let bare_address = state::location_hash()
-        .trim_start_matches('#')
-        .trim()
-        .is_empty();
-    let (initial, link_problem) = state::from_location();
-    let form = RwSignal::new(Form::from_config(&initial));
-    let link_error = RwSignal::new(link_problem);
-    let parsed = Memo::new(move |_| form.with(Form::parse).map_err(|e| e.to_string()));
-    let last_valid = RwSignal::new(initial);
-    let runner = Runner::new();
-    runner.start_worker();
-
-    Effect::new(move |loaded: Option<()>| {
-        if let Ok(cfg) = parsed.get() {
-            last_valid.set(cfg.clone());
-            if loaded.is_some() {
-                state::write_hash(&cfg);
-                link_error.set(None);
-            } else if bare_address {
-                // On load a bare address gets the default experiment's link, so it can be
-                // shared; a link that came with the address stays as it was written, a bad one
-                // next to its message.
-                state::write_hash(&cfg);
-            }
-        }
-    });
-
-    // Editing the address by hand (or Back/Forward between hashes) loads that experiment.
+    let hash = RwSignal::new(state::location_hash());
     let _ = window_event_listener(leptos::ev::hashchange, move |_| {
-        let (cfg, problem) = state::from_location();
-        match problem {
-            None => form.set(Form::from_config(&cfg)),
-            Some(msg) => link_error.set(Some(msg)),
-        }
+        hash.set(state::location_hash())
     });
     let resized = RwSignal::new(0u32);
     let _ = window_event_listener(leptos::ev::resize, move |_| resized.update(|n| *n += 1));
-
-    // Charts describe the run on screen; before any run, the config in the controls.
-    let chart_cfg = Memo::new(move |_| {
-        runner
-            .snapshot
-            .with(|s| s.as_ref().map(|s| s.cfg.clone()))
-            .unwrap_or_else(|| last_valid.get())
+    let lab = Memo::new(move |_| Lab::of(&hash.get()));
+    Effect::new(move |_| {
+        if let Some(doc) = web_sys::window().and_then(|w| w.document()) {
+            doc.set_title(&format!("mechlab — {}", lab.get().title()));
+        }
     });
-    // One message at a time: what blocks the next run first, then what stopped the last one.
-    let error = move || {
-        parsed
-            .with(|r| r.as_ref().err().cloned())
-            .or_else(|| runner.error.get())
-            .or_else(|| link_error.get())
+    let tab = move |l: Lab, id: &'static str, href: &'static str| {
+        view! {
+            <a
+                id=id
+                href=href
+                class:active=move || lab.get() == l
+                aria-current=move || if lab.get() == l { "page" } else { "false" }
+            >
+                {l.title()}
+            </a>
+        }
     };
-
     view! {
         <header>
-            <h1>"mechlab — Superposition"</h1>
-            <p class="backend">
-                "backend: " <span id="backend">{move || runner.backend.get()}</span>
-            </p>
+            <h1>"mechlab — " {move || lab.get().title()}</h1>
+            <nav class="labs">
+                {tab(Lab::Superposition, "lab-superposition", "#")}
+                {tab(Lab::Sae, "lab-sae", "#v=1&lab=sae")}
+            </nav>
         </header>
-        <div id="error" class="error" role="alert" hidden=move || error().is_none()>
-            {move || error().unwrap_or_default()}
-        </div>
-        <main class="layout">
-            <aside class="side">
-                // Run first: it stays in view above the (long) list of controls.
-                <RunPanel runner=runner parsed=parsed />
-                <Controls form=form parsed=parsed />
-            </aside>
-            <section class="charts">
-                {Chart::ALL
-                    .map(|chart| {
-                        view! { <ChartPanel chart=chart runner=runner cfg=chart_cfg resized=resized /> }
-                    })
-                    .collect_view()}
-            </section>
-        </main>
-        <footer>
-            "Toy Models of Superposition (Elhage et al., 2022), trained in your browser. "
-            "The address holds the experiment: share it to share the run."
-        </footer>
+        // A new lab mounts a fresh page (and its worker); the last one's goes with it.
+        {move || match lab.get() {
+            Lab::Superposition => {
+                view! { <superposition::SuperpositionPage hash=hash.read_only() resized=resized /> }
+                    .into_any()
+            }
+            Lab::Sae => view! { <sae::SaePage hash=hash.read_only() resized=resized /> }.into_any(),
+        }}
     }
 }

@@ -11,6 +11,11 @@
 
 use mechlab_engine::experiment::superposition::SuperpositionConfig;
 use mechlab_engine::metrics::superposition::SuperpositionMetrics;
+use mechlab_engine::sae::arch::Loss;
+use mechlab_engine::sae::config::SaeConfig;
+use mechlab_engine::sae::frontier::FrontierPoint;
+use mechlab_engine::sae::saelens::SaeLensFiles;
+use mechlab_engine::sae::train::Evaluation;
 use serde::{Deserialize, Serialize};
 use wasm_bindgen::JsValue;
 
@@ -21,12 +26,12 @@ pub const WORKER_LOADER: &str = "./mechlab-worker-loader.js";
 /// Page → worker.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 pub enum ToWorker {
-    /// Train `cfg` from scratch as run `run`, dropping any run in progress or paused.
+    /// Train `job` from scratch as run `run`, dropping any run in progress or paused.
     Start {
         /// The page's id for this run.
         run: u32,
         /// What to train.
-        cfg: SuperpositionConfig,
+        job: Job,
     },
     /// Stop after the current chunk; the worker answers [`FromWorker::Paused`].
     Pause,
@@ -34,6 +39,25 @@ pub enum ToWorker {
     Resume,
     /// Drop the run (its trainer and its GPU buffers).
     Reset,
+}
+
+/// What a run trains: one lab's experiment.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub enum Job {
+    /// Toy models of superposition, every instance of the config side by side.
+    Superposition(SuperpositionConfig),
+    /// Sparse autoencoders, one after another: one for a single run, many for a frontier.
+    Sae(Vec<SaeConfig>),
+}
+
+impl Job {
+    /// Steps the whole job trains.
+    pub fn total_steps(&self) -> u32 {
+        match self {
+            Job::Superposition(c) => c.steps,
+            Job::Sae(runs) => runs.iter().map(|c| c.steps).sum(),
+        }
+    }
 }
 
 /// Worker → page.
@@ -83,24 +107,61 @@ pub enum FromWorker {
     },
 }
 
-/// Where a run stands after a chunk: everything the charts draw except the loss history, which
-/// the page accumulates from `losses`.
+/// Where a run stands after a chunk.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 pub struct Progress {
     /// The run.
     pub run: u32,
-    /// Steps trained.
+    /// Steps trained over the whole job.
     pub step: u32,
+    /// The adapter (or "CPU") that trains.
+    pub adapter: String,
+    /// Smoothed training speed, for the ETA.
+    pub steps_per_sec: f64,
+    /// The lab's own figures.
+    pub update: Update,
+}
+
+/// A chunk's figures, per lab.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub enum Update {
+    /// Toy models of superposition.
+    Superposition(ToyUpdate),
+    /// Sparse autoencoders.
+    Sae(Box<SaeUpdate>),
+}
+
+/// Everything the Superposition charts draw except the loss history, which the page
+/// accumulates from `losses`.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct ToyUpdate {
     /// Each instance's mean loss over the chunk.
     pub losses: Vec<f32>,
     /// All parameters, flat, instance-major (`W` then `b` per instance).
     pub params: Vec<f32>,
     /// Each instance's measures of superposition, computed in the worker.
     pub metrics: Vec<SuperpositionMetrics>,
-    /// The adapter (or "CPU") that trains.
-    pub adapter: String,
-    /// Smoothed training speed, for the ETA.
-    pub steps_per_sec: f64,
+}
+
+/// A chunk of SAE training: the curve's next point, an evaluation now and then, and the
+/// frontier point of a run that just finished.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct SaeUpdate {
+    /// Which of the job's runs trained (a frontier trains several, one after another).
+    pub index: u32,
+    /// Steps that run has trained.
+    pub run_step: u32,
+    /// The chunk's mean loss by term.
+    pub loss: Loss,
+    /// The chunk's mean active latents per input.
+    pub l0: f32,
+    /// A fresh evaluation of the run, when one was made this chunk (every second or so of
+    /// training, and at the end of each run).
+    pub evaluation: Option<Evaluation>,
+    /// The run's point on the frontier, when this chunk finished it.
+    pub finished: Option<FrontierPoint>,
+    /// The trained SAE in SAELens's layout, when this chunk finished the run.
+    pub saelens: Option<SaeLensFiles>,
 }
 
 impl ToWorker {

@@ -134,12 +134,6 @@ pub fn preset_name(cfg: Option<&SuperpositionConfig>) -> &'static str {
         .map_or("custom", Preset::name)
 }
 
-/// The config in the page's URL hash: the intro preset when there is none, and the defaults plus
-/// the decoder's message when the link is bad (the page keeps working either way).
-pub fn from_location() -> (SuperpositionConfig, Option<String>) {
-    from_hash(&location_hash())
-}
-
 /// The page address's hash, with its `#` (empty when there is none).
 pub fn location_hash() -> String {
     web_sys::window()
@@ -147,7 +141,8 @@ pub fn location_hash() -> String {
         .unwrap_or_default()
 }
 
-/// As [`from_location`], for a given hash.
+/// The config in a hash: the intro preset when there is none, and the defaults plus the
+/// decoder's message when the link is bad (the page keeps working either way).
 pub fn from_hash(hash: &str) -> (SuperpositionConfig, Option<String>) {
     if hash.trim_start_matches('#').trim().is_empty() {
         return (Preset::Intro.config(), None);
@@ -160,10 +155,15 @@ pub fn from_hash(hash: &str) -> (SuperpositionConfig, Option<String>) {
 
 /// Writes the config into the hash without a reload or a history entry.
 pub fn write_hash(cfg: &SuperpositionConfig) {
+    write_fragment(&link::encode(cfg));
+}
+
+/// Writes a link fragment into the hash without a reload or a history entry.
+pub fn write_fragment(fragment: &str) {
     let Some(window) = web_sys::window() else {
         return;
     };
-    let url = format!("#{}", link::encode(cfg));
+    let url = format!("#{fragment}");
     if window.location().hash().ok().as_deref() == Some(url.as_str()) {
         return;
     }
@@ -175,18 +175,23 @@ pub fn write_hash(cfg: &SuperpositionConfig) {
 
 /// The page's address with the config's link as the hash.
 pub fn share_url(cfg: Option<&SuperpositionConfig>) -> String {
+    share_url_for(cfg.map(link::encode).as_deref())
+}
+
+/// The page's address with `fragment` as the hash (the address as it is when `None`).
+pub fn share_url_for(fragment: Option<&str>) -> String {
     let Some(loc) = web_sys::window().map(|w| w.location()) else {
         return String::new();
     };
-    match cfg {
-        Some(c) => {
+    match fragment {
+        Some(f) => {
             let base = format!(
                 "{}{}{}",
                 loc.origin().unwrap_or_default(),
                 loc.pathname().unwrap_or_default(),
                 loc.search().unwrap_or_default()
             );
-            format!("{base}#{}", link::encode(c))
+            format!("{base}#{f}")
         }
         None => loc.href().unwrap_or_default(),
     }

@@ -1,26 +1,28 @@
 //! The page's side of training. A dedicated Web Worker (`mechlab_app::worker`, its own WebGPU
 //! device or the CPU reference for small configs) trains in chunks; this module starts it, sends
-//! it Start, Pause, Resume and Reset (`mechlab_app::protocol`), and turns what it streams back
-//! into the signals the page draws: progress, ETA, weights, measures and the loss curves.
+//! it Start, Pause, Resume and Reset (`mechlab_app::protocol`), keeps the run's status, progress
+//! and ETA, and hands each chunk's figures to the page that started the run.
 //!
-//! The page thread only keeps the loss history, unflattens the weights and draws; nothing that
-//! scales with training runs here.
-
-use std::sync::Arc;
+//! The page thread only keeps histories and draws; nothing that scales with training runs here.
 
 use leptos::prelude::*;
-use mechlab_app::protocol::{FromWorker, Progress, ToWorker, WORKER_LOADER};
-use mechlab_engine::experiment::superposition::{InstanceSpec, SuperpositionConfig};
-use mechlab_engine::metrics::superposition::SuperpositionMetrics;
-use mechlab_engine::models::toy::{unflatten, InstanceWeights};
+use mechlab_app::protocol::{FromWorker, Job, Progress, ToWorker, WORKER_LOADER};
 use wasm_bindgen::prelude::*;
 use wasm_bindgen::JsCast;
 use web_sys::{ErrorEvent, MessageEvent, Worker};
 
 pub use mechlab_app::sleep_ms;
 
-/// The loss curve keeps at most this many points per instance, thinning older ones by half.
-const MAX_HISTORY: usize = 1200;
+/// What the runner tells the page that owns it.
+pub enum RunEvent<'a> {
+    /// A run started or was reset: drop what the last one drew.
+    Cleared,
+    /// A chunk of the current run finished.
+    Progress(&'a Job, Progress),
+}
+
+/// The page's handler of [`RunEvent`]s.
+type Sink = Box<dyn Fn(RunEvent)>;
 
 /// Where a run stands; the label is what `#status` shows.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -50,54 +52,6 @@ impl Status {
     }
 }
 
-/// The weights and measures after the latest chunk: everything the charts draw except the loss
-/// curves.
-#[derive(Debug, Clone)]
-pub struct Snapshot {
-    /// The config being trained.
-    pub cfg: SuperpositionConfig,
-    /// Its instances, in training order.
-    pub specs: Vec<InstanceSpec>,
-    /// Steps trained.
-    pub step: u32,
-    /// All parameters, flat, instance-major.
-    pub params: Vec<f32>,
-    /// Each instance's `W` and `b`.
-    pub weights: Vec<InstanceWeights>,
-    /// Each instance's measures of superposition.
-    pub metrics: Vec<SuperpositionMetrics>,
-    /// Each instance's mean loss over the latest chunk.
-    pub last_loss: Vec<f32>,
-    /// The adapter (or "CPU") the run uses.
-    pub adapter: String,
-}
-
-/// Loss curves: one row of per-instance mean losses per recorded chunk.
-#[derive(Debug, Clone, Default, PartialEq)]
-pub struct LossHistory {
-    /// The step at the end of each recorded chunk.
-    pub steps: Vec<u32>,
-    /// `loss[point][instance]`.
-    pub loss: Vec<Vec<f32>>,
-}
-
-impl LossHistory {
-    fn push(&mut self, step: u32, loss: Vec<f32>) {
-        self.steps.push(step);
-        self.loss.push(loss);
-        if self.steps.len() > MAX_HISTORY {
-            // Keep every other point: the curve keeps its shape and the cost stays bounded.
-            let keep = |i: &usize| i % 2 == 1 || *i + 1 == self.steps.len();
-            let idx: Vec<usize> = (0..self.steps.len()).filter(keep).collect();
-            self.steps = idx.iter().map(|&i| self.steps[i]).collect();
-            self.loss = idx
-                .iter()
-                .map(|&i| std::mem::take(&mut self.loss[i]))
-                .collect();
-        }
-    }
-}
-
 /// The training worker as the page holds it.
 struct Inner {
     worker: Option<Worker>,
@@ -110,8 +64,8 @@ struct Inner {
     broken: Option<String>,
     /// The page's current run (0 before the first); the worker stamps its messages with it.
     run: u32,
-    /// The current run's config and instances.
-    current: Option<(SuperpositionConfig, Vec<InstanceSpec>)>,
+    /// The current run's job.
+    current: Option<Job>,
     /// Pause was asked for and the worker has not yet said [`FromWorker::Paused`].
     pausing: bool,
 }
@@ -131,25 +85,21 @@ pub struct Runner {
     pub error: RwSignal<Option<String>>,
     /// The backend line shown in `#backend`.
     pub backend: RwSignal<String>,
-    /// Weights and measures after the latest chunk.
-    pub snapshot: RwSignal<Option<Arc<Snapshot>>>,
-    /// Loss curves so far.
-    pub history: RwSignal<LossHistory>,
     inner: StoredValue<Inner, LocalStorage>,
+    sink: StoredValue<Sink, LocalStorage>,
 }
 
 impl Runner {
-    /// A runner with nothing trained; call inside the app's owner.
-    pub fn new() -> Self {
-        Self {
+    /// A runner with nothing trained that tells `sink` about its runs; call inside the page's
+    /// owner. The worker stops when the owner goes (the page was left).
+    pub fn new(sink: impl Fn(RunEvent) + 'static) -> Self {
+        let runner = Self {
             status: RwSignal::new(Status::Idle),
             step: RwSignal::new(0),
             total: RwSignal::new(0),
             eta: RwSignal::new(String::new()),
             error: RwSignal::new(None),
             backend: RwSignal::new("checking for WebGPU…".into()),
-            snapshot: RwSignal::new(None),
-            history: RwSignal::new(LossHistory::default()),
             inner: StoredValue::new_local(Inner {
                 worker: None,
                 worker_id: 0,
@@ -160,7 +110,15 @@ impl Runner {
                 current: None,
                 pausing: false,
             }),
-        }
+            sink: StoredValue::new_local(Box::new(sink) as Sink),
+        };
+        on_cleanup(move || {
+            let worker = runner.inner.try_update_value(|i| i.worker.take()).flatten();
+            if let Some(w) = worker {
+                w.terminate();
+            }
+        });
+        runner
     }
 
     /// Starts the training worker now: it looks for WebGPU at once, so the backend line is
@@ -340,24 +298,23 @@ impl Runner {
         }
     }
 
-    /// Starts a fresh run of `cfg`, dropping any run in progress or paused.
-    pub fn start(self, cfg: SuperpositionConfig) {
-        let specs = cfg.instances();
+    /// Starts a fresh run of `job`, dropping any run in progress or paused.
+    pub fn start(self, job: Job) {
         let (run, broken) = self.inner.with_value(|i| (i.run + 1, i.broken.clone()));
         self.inner.update_value(|i| {
             i.run = run;
             i.pausing = false;
-            i.current = Some((cfg.clone(), specs));
+            i.current = Some(job.clone());
         });
         self.clear();
-        self.total.set(cfg.steps);
+        self.total.set(job.total_steps());
         if let Some(why) = broken {
             self.fail(why);
             return;
         }
         self.status.set(Status::Running);
         self.eta.set("starting…".into());
-        self.send(ToWorker::Start { run, cfg });
+        self.send(ToWorker::Start { run, job });
     }
 
     /// Pauses a running run after its current chunk (the status turns to paused when the
@@ -401,8 +358,7 @@ impl Runner {
         self.eta.set(String::new());
         // A worker that cannot start stays reported.
         self.error.set(self.inner.with_value(|i| i.broken.clone()));
-        self.snapshot.set(None);
-        self.history.set(LossHistory::default());
+        self.sink.with_value(|sink| sink(RunEvent::Cleared));
     }
 
     fn fail(self, msg: String) {
@@ -413,40 +369,19 @@ impl Runner {
     }
 
     fn publish(self, p: Progress) {
-        let Some((cfg, specs)) = self.inner.with_value(|i| i.current.clone()) else {
+        let Some(job) = self.inner.with_value(|i| i.current.clone()) else {
             return;
         };
-        let (h, f) = (cfg.n_hidden as usize, cfg.n_features as usize);
-        let weights: Vec<InstanceWeights> = p
-            .params
-            .chunks(cfg.params_per_instance())
-            .map(|block| unflatten(block, h, f))
-            .collect();
-        self.history
-            .update(|hist| hist.push(p.step, p.losses.clone()));
-        let left = cfg.steps.saturating_sub(p.step) as f64;
-        self.snapshot.set(Some(Arc::new(Snapshot {
-            cfg,
-            specs,
-            step: p.step,
-            params: p.params,
-            weights,
-            metrics: p.metrics,
-            last_loss: p.losses,
-            adapter: p.adapter,
-        })));
-        self.step.set(p.step);
+        let left = job.total_steps().saturating_sub(p.step) as f64;
+        let (step, rate) = (p.step, p.steps_per_sec);
+        self.sink
+            .with_value(|sink| sink(RunEvent::Progress(&job, p)));
+        self.step.set(step);
         let pausing = self.inner.with_value(|i| i.pausing);
         if self.status.get_untracked() == Status::Running && !pausing {
-            let eta = format!("ETA {}", fmt_duration(left / p.steps_per_sec.max(1e-9)));
-            self.eta.set(eta);
+            self.eta
+                .set(format!("ETA {}", fmt_duration(left / rate.max(1e-9))));
         }
-    }
-}
-
-impl Default for Runner {
-    fn default() -> Self {
-        Self::new()
     }
 }
 
@@ -476,5 +411,50 @@ pub fn fmt_duration(secs: f64) -> String {
         format!("{} min {} s", s / 60, s % 60)
     } else {
         format!("{} h {} min", s / 3600, (s % 3600) / 60)
+    }
+}
+
+/// A curve keeps at most this many points, thinning older ones by half.
+const MAX_HISTORY: usize = 1200;
+
+/// A curve over training: one point per recorded chunk, thinned so it stays bounded.
+#[derive(Debug, Clone, PartialEq)]
+pub struct History<T> {
+    /// The step at the end of each recorded chunk.
+    pub steps: Vec<u32>,
+    /// The point recorded then.
+    pub points: Vec<T>,
+}
+
+impl<T> Default for History<T> {
+    fn default() -> Self {
+        Self {
+            steps: Vec::new(),
+            points: Vec::new(),
+        }
+    }
+}
+
+impl<T> History<T> {
+    /// Records `point` at `step`.
+    pub fn push(&mut self, step: u32, point: T) {
+        self.steps.push(step);
+        self.points.push(point);
+        if self.steps.len() > MAX_HISTORY {
+            // Keep every other point (and the last): the curve keeps its shape and the cost
+            // stays bounded.
+            let n = self.steps.len();
+            let keep = |i: usize| i % 2 == 1 || i + 1 == n;
+            let mut i = 0;
+            self.steps.retain(|_| {
+                i += 1;
+                keep(i - 1)
+            });
+            let mut i = 0;
+            self.points.retain(|_| {
+                i += 1;
+                keep(i - 1)
+            });
+        }
     }
 }

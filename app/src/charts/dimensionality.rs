@@ -4,7 +4,7 @@
 
 use super::canvas::{axes, Plot, Scale, INK, SMALL};
 use super::{per_instance_json, ChartInput, EMPTY};
-use crate::trainer::Snapshot;
+use crate::superposition::Snapshot;
 use serde_json::{json, Value};
 
 const HEIGHT: f64 = 320.0;

@@ -5,7 +5,7 @@ use super::canvas::{
     css, grid, legend_height, pick, subset_note, viridis, Plot, FAINT, INK, SMALL,
 };
 use super::{label, per_instance_json, ChartInput, EMPTY};
-use crate::trainer::Snapshot;
+use crate::superposition::Snapshot;
 use serde_json::{json, Value};
 
 const MAX_CELLS: usize = 32;

@@ -16,7 +16,7 @@ pub fn draw(canvas: &web_sys::HtmlCanvasElement, input: &ChartInput) {
         return;
     };
     let hist = input.history;
-    let n = hist.loss.first().map_or(0, Vec::len);
+    let n = hist.points.first().map_or(0, Vec::len);
     if hist.steps.is_empty() || n == 0 {
         p.message(EMPTY);
         return;
@@ -24,7 +24,7 @@ pub fn draw(canvas: &web_sys::HtmlCanvasElement, input: &ChartInput) {
     let specs = input.cfg.instances();
     let shown = pick(n, MAX_LINES);
     let (mut lo, mut hi) = (f64::INFINITY, 0.0f64);
-    for row in &hist.loss {
+    for row in &hist.points {
         for &i in &shown {
             let v = row[i] as f64;
             if v.is_finite() && v > 0.0 {
@@ -64,7 +64,7 @@ pub fn draw(canvas: &web_sys::HtmlCanvasElement, input: &ChartInput) {
         let pts: Vec<(f64, f64)> = hist
             .steps
             .iter()
-            .zip(&hist.loss)
+            .zip(&hist.points)
             .filter(|(_, row)| row[i].is_finite() && row[i] > 0.0)
             .map(|(&s, row)| (x.at(s as f64), y.at(row[i] as f64)))
             .collect();
@@ -102,7 +102,7 @@ pub fn csv(input: &ChartInput) -> Option<String> {
         out.push_str(&label(s));
     }
     out.push('\n');
-    for (step, row) in hist.steps.iter().zip(&hist.loss) {
+    for (step, row) in hist.steps.iter().zip(&hist.points) {
         out.push_str(&step.to_string());
         for v in row {
             out.push(',');

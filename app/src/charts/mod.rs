@@ -9,7 +9,8 @@ pub mod norms;
 pub mod phase;
 pub mod wtw;
 
-use crate::trainer::{LossHistory, Snapshot};
+use crate::components::chart_panel::ChartSpec;
+use crate::superposition::{LossHistory, Snapshot};
 use mechlab_engine::experiment::superposition::{InstanceSpec, SuperpositionConfig};
 use mechlab_engine::metrics::superposition::SuperpositionMetrics;
 use mechlab_engine::models::toy::InstanceWeights;
@@ -120,8 +121,19 @@ impl Chart {
     /// Button label, file extension and MIME type of the data export.
     pub fn data_format(self) -> (&'static str, &'static str, &'static str) {
         match self {
-            Chart::Loss => ("CSV", "csv", "text/csv"),
-            _ => ("JSON", "json", "application/json"),
+            Chart::Loss => CSV,
+            _ => JSON,
+        }
+    }
+
+    /// The chart's panel names.
+    pub fn spec(self) -> ChartSpec {
+        ChartSpec {
+            slug: self.slug(),
+            id: self.id(),
+            title: self.title(),
+            caption: self.caption(),
+            data: self.data_format(),
         }
     }
 
@@ -206,6 +218,11 @@ pub fn per_instance_json(
     out.insert("instances".into(), serde_json::Value::Array(items));
     serde_json::Value::Object(out)
 }
+
+/// A CSV data export: button label, extension, MIME type.
+pub const CSV: (&str, &str, &str) = ("CSV", "csv", "text/csv");
+/// A JSON data export.
+pub const JSON: (&str, &str, &str) = ("JSON", "json", "application/json");
 
 /// The text drawn when a chart has no data yet.
 pub const EMPTY: &str = "Press Run to train; this chart fills in as it learns.";

@@ -5,7 +5,7 @@ use super::canvas::{
     grid, inferno, legend_height, pick, subset_note, Plot, Scale, FAINT, INK, SMALL,
 };
 use super::{label, per_instance_json, ChartInput, EMPTY};
-use crate::trainer::Snapshot;
+use crate::superposition::Snapshot;
 use serde_json::{json, Value};
 
 const MAX_CELLS: usize = 32;

@@ -4,7 +4,7 @@
 
 use super::canvas::{pick, Plot, FONT, INK, SMALL};
 use super::{per_instance_json, ChartInput};
-use crate::trainer::Snapshot;
+use crate::superposition::Snapshot;
 use mechlab_engine::experiment::superposition::SuperpositionConfig;
 use mechlab_engine::metrics::superposition::{classify_phase, Phase};
 use serde_json::{json, Value};

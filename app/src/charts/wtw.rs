@@ -3,7 +3,7 @@
 
 use super::canvas::{diverging, grid, legend_height, pick, subset_note, Plot, INK, SMALL};
 use super::{label, per_instance_json, ChartInput, EMPTY};
-use crate::trainer::Snapshot;
+use crate::superposition::Snapshot;
 use serde_json::{json, Value};
 
 /// Instances drawn at most; past this a spread-out subset.

@@ -1,71 +1,82 @@
-//! A chart on the page: heading, canvas redrawn whenever the run publishes, and its PNG and data
+//! A chart on the page: heading, canvas redrawn whenever its data changes, and its PNG and data
 //! export buttons. Charts that do not apply to the config are hidden, not removed, so their ids
-//! stay stable.
+//! stay stable. Every lab's charts use it.
 
-use crate::charts::{Chart, ChartInput};
 use crate::download;
-use crate::trainer::Runner;
 use leptos::html;
 use leptos::prelude::*;
-use mechlab_engine::experiment::superposition::SuperpositionConfig;
 use std::time::Duration;
+use web_sys::HtmlCanvasElement;
+
+/// A chart's names and its data export's format.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct ChartSpec {
+    /// Short name, used in file names and the panel's id (`{slug}-panel`).
+    pub slug: &'static str,
+    /// The canvas's DOM id; the export buttons are `{id}-png` and `{id}-data`.
+    pub id: &'static str,
+    /// Heading.
+    pub title: &'static str,
+    /// One line on how to read it.
+    pub caption: &'static str,
+    /// The data button's label, the file's extension and its MIME type.
+    pub data: (&'static str, &'static str, &'static str),
+}
 
 /// One chart with its export buttons.
 #[component]
-pub fn ChartPanel(
-    /// Which chart.
-    chart: Chart,
-    /// Where the data comes from.
-    runner: Runner,
-    /// The config the charts describe (the run's, or the controls' before a run).
-    cfg: Memo<SuperpositionConfig>,
+pub fn ChartPanel<T, D, E>(
+    /// Names and export format.
+    spec: ChartSpec,
+    /// Whether the chart applies to what is shown.
+    shown: Signal<bool>,
+    /// Whether there is data to export.
+    has_data: Signal<bool>,
+    /// Reads (tracks) the signals the chart draws from, so it redraws when they change.
+    track: T,
+    /// Draws the chart.
+    draw: D,
+    /// The chart's data as its export file holds it; `None` before there is any.
+    export: E,
     /// Bumped on window resize, so canvases redraw at their new width.
     resized: RwSignal<u32>,
-) -> impl IntoView {
+) -> impl IntoView
+where
+    T: Fn() + 'static,
+    D: Fn(&HtmlCanvasElement) + Copy + 'static,
+    E: Fn() -> Option<String> + 'static,
+{
     let canvas = NodeRef::<html::Canvas>::new();
-    let shown = move || cfg.with(|c| chart.applies(c));
     Effect::new(move |_| {
         resized.track();
-        runner.snapshot.track();
-        cfg.track();
-        if chart == Chart::Loss {
-            // Only the loss chart reads the curves; the others must not redraw for them.
-            runner.history.track();
-        }
+        track();
+        let shown = shown.get();
         let Some(el) = canvas.get() else { return };
+        if !shown {
+            return;
+        }
         // Draw on the next turn: by then a chart that just became visible has been laid out
         // and has a width to draw at.
-        set_timeout(move || redraw(chart, &el, runner, cfg), Duration::ZERO);
+        set_timeout(move || draw(&el), Duration::ZERO);
     });
     let save_png = move |_| {
         if let Some(el) = canvas.get_untracked() {
-            download::canvas_png(&el, &format!("mechlab-{}.png", chart.slug()));
+            download::canvas_png(&el, &format!("mechlab-{}.png", spec.slug));
         }
     };
-    let (data_label, ext, mime) = chart.data_format();
+    let (data_label, ext, mime) = spec.data;
     let save_data = move |_| {
-        let snap = runner.snapshot.get_untracked();
-        let text = cfg.with_untracked(|c| {
-            runner.history.with_untracked(|history| {
-                chart.export(&ChartInput {
-                    cfg: c,
-                    snap: snap.as_deref(),
-                    history,
-                })
-            })
-        });
-        if let Some(text) = text {
-            download::text(&format!("mechlab-{}.{ext}", chart.slug()), mime, &text);
+        if let Some(text) = export() {
+            download::text(&format!("mechlab-{}.{ext}", spec.slug), mime, &text);
         }
     };
-    let has_data = move || runner.snapshot.with(Option::is_some);
     view! {
-        <figure class="chart chart-panel" id=format!("{}-panel", chart.slug()) hidden=move || !shown()>
+        <figure class="chart chart-panel" id=format!("{}-panel", spec.slug) hidden=move || !shown.get()>
             <figcaption>
-                <h2>{chart.title()}</h2>
+                <h2>{spec.title}</h2>
                 <div class="exports">
                     <button
-                        id=format!("{}-png", chart.id())
+                        id=format!("{}-png", spec.id)
                         class="small"
                         title="Download the chart as PNG"
                         on:click=save_png
@@ -73,41 +84,18 @@ pub fn ChartPanel(
                         "PNG"
                     </button>
                     <button
-                        id=format!("{}-data", chart.id())
+                        id=format!("{}-data", spec.id)
                         class="small"
                         title="Download the chart's data"
-                        disabled=move || !has_data()
+                        disabled=move || !has_data.get()
                         on:click=save_data
                     >
                         {data_label}
                     </button>
                 </div>
             </figcaption>
-            <p class="caption">{chart.caption()}</p>
-            <canvas id=chart.id() node_ref=canvas data-updates="0"></canvas>
+            <p class="caption">{spec.caption}</p>
+            <canvas id=spec.id node_ref=canvas data-updates="0"></canvas>
         </figure>
     }
-}
-
-fn redraw(
-    chart: Chart,
-    el: &web_sys::HtmlCanvasElement,
-    runner: Runner,
-    cfg: Memo<SuperpositionConfig>,
-) {
-    let snap = runner.snapshot.get_untracked();
-    cfg.with_untracked(|c| {
-        if chart.applies(c) {
-            runner.history.with_untracked(|history| {
-                chart.draw(
-                    el,
-                    &ChartInput {
-                        cfg: c,
-                        snap: snap.as_deref(),
-                        history,
-                    },
-                );
-            });
-        }
-    });
 }

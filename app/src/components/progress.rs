@@ -1,26 +1,56 @@
-//! The run bar: Run, Pause/Resume, Reset, progress with ETA and status, the share link and the
-//! whole-run export.
+//! The run bar every lab shares: Run, Pause/Resume, Reset, progress with ETA and status, the
+//! share link and the whole-run export; and the backend line.
 
-use crate::download;
-use crate::state::share_url;
 use crate::trainer::{Runner, Status};
 use leptos::prelude::*;
-use mechlab_engine::experiment::results::SuperpositionResult;
-use mechlab_engine::experiment::superposition::SuperpositionConfig;
+use mechlab_app::protocol::Job;
+
+/// Which backend trains, as the worker reported it.
+#[component]
+pub fn BackendLine(
+    /// The training controller.
+    runner: Runner,
+) -> impl IntoView {
+    view! {
+        <p class="backend">
+            "backend: " <span id="backend">{move || runner.backend.get()}</span>
+        </p>
+    }
+}
+
+/// The page's one message line: what blocks the next run, what stopped the last one, or what
+/// was wrong with the link.
+#[component]
+pub fn ErrorLine(
+    /// The message, if any.
+    error: Signal<Option<String>>,
+) -> impl IntoView {
+    view! {
+        <div id="error" class="error" role="alert" hidden=move || error.with(Option::is_none)>
+            {move || error.get().unwrap_or_default()}
+        </div>
+    }
+}
 
 /// Buttons, progress and status of the run.
 #[component]
 pub fn RunPanel(
     /// The training controller.
     runner: Runner,
-    /// The parsed config, or why it does not parse.
-    parsed: Memo<Result<SuperpositionConfig, String>>,
+    /// What Run would train; `None` while the controls do not parse.
+    job: Signal<Option<Job>>,
+    /// The page's address with the controls' link.
+    share_url: Callback<(), String>,
+    /// Whether a run has produced anything to export.
+    has_result: Signal<bool>,
+    /// Saves the run's results.
+    export: Callback<()>,
 ) -> impl IntoView {
     let status = runner.status;
-    let can_run = move || parsed.with(Result::is_ok) && status.get() != Status::Running;
+    let can_run = move || job.with(Option::is_some) && status.get() != Status::Running;
     let run = move |_| {
-        if let Ok(cfg) = parsed.get_untracked() {
-            runner.start(cfg);
+        if let Some(job) = job.get_untracked() {
+            runner.start(job);
         }
     };
     let pause_label = move || {
@@ -36,7 +66,7 @@ pub fn RunPanel(
         if t > 0 {
             t
         } else {
-            parsed.with(|r| r.as_ref().map_or(0, |c| c.steps))
+            job.with(|j| j.as_ref().map_or(0, Job::total_steps))
         }
     };
     let fraction = move || {
@@ -49,7 +79,7 @@ pub fn RunPanel(
     };
     let copied = RwSignal::new(String::new());
     let copy_link = move |_| {
-        let url = share_url(parsed.get_untracked().ok().as_ref());
+        let url = share_url.run(());
         leptos::task::spawn_local(async move {
             let ok = write_clipboard(&url).await;
             copied.set(if ok {
@@ -60,21 +90,6 @@ pub fn RunPanel(
             crate::trainer::sleep_ms(2500).await;
             copied.set(String::new());
         });
-    };
-    let export_run = move |_| {
-        let Some(snap) = runner.snapshot.get_untracked() else {
-            return;
-        };
-        let result = SuperpositionResult::new(
-            &snap.cfg,
-            snap.step,
-            snap.adapter.clone(),
-            &snap.params,
-            &snap.last_loss,
-        );
-        if let Ok(text) = serde_json::to_string_pretty(&result) {
-            download::text("mechlab-superposition-run.json", "application/json", &text);
-        }
     };
     view! {
         <section class="run">
@@ -118,8 +133,8 @@ pub fn RunPanel(
             <div class="buttons">
                 <button
                     id="export-run"
-                    disabled=move || runner.snapshot.with(Option::is_none)
-                    on:click=export_run
+                    disabled=move || !has_result.get()
+                    on:click=move |_| export.run(())
                 >
                     "Export run (JSON)"
                 </button>

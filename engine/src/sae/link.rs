@@ -5,7 +5,9 @@
 //! Fields a link leaves out take the defaults of the architecture or source kind it names, so
 //! a short hand-written link works; a field this build does not know is refused by name.
 
-use super::config::{Architecture, Magnitude, SaeConfig, SaePreset, SourceConfig};
+use super::config::{
+    Architecture, Magnitude, SaeConfig, SaePreset, SourceConfig, ARCHITECTURE_NAMES,
+};
 use crate::error::{EngineError, Result};
 use serde_json::Value;
 
@@ -37,13 +39,7 @@ fn flatten(prefix: &str, v: &Value, out: &mut Vec<(String, String)>) {
 
 /// Encodes a config as a link fragment (without the leading `#`).
 pub fn encode(cfg: &SaeConfig) -> String {
-    let mut pairs = vec![];
-    flatten(
-        "",
-        &serde_json::to_value(cfg).expect("configs serialise"),
-        &mut pairs,
-    );
-    let body: Vec<String> = pairs.iter().map(|(k, v)| format!("{k}={v}")).collect();
+    let body: Vec<String> = pairs(cfg).iter().map(|(k, v)| format!("{k}={v}")).collect();
     format!("v={SAE_LINK_VERSION}&lab=sae&{}", body.join("&"))
 }
 
@@ -94,6 +90,7 @@ fn default_magnitude(kind: &str) -> Result<Magnitude> {
 }
 
 fn set_path(root: &mut Value, key: &str, value: Value) -> Result<()> {
+    let unknown = || EngineError::BadLink(format!("unknown field `{key}`"));
     let parts: Vec<&str> = key.split('.').collect();
     let mut node = root;
     for (i, part) in parts.iter().enumerate() {
@@ -102,25 +99,100 @@ fn set_path(root: &mut Value, key: &str, value: Value) -> Result<()> {
             (0, "s") => "source",
             (_, p) => p,
         };
-        let obj = node
-            .as_object_mut()
-            .ok_or_else(|| EngineError::BadLink(format!("unknown field `{key}`")))?;
+        let obj = node.as_object_mut().ok_or_else(unknown)?;
         if i + 1 == parts.len() {
-            if !obj.contains_key(part) {
-                return Err(EngineError::BadLink(format!("unknown field `{key}`")));
-            }
+            let old = obj.get(part).ok_or_else(unknown)?;
+            check_type(key, old, &value)?;
             obj.insert(part.to_string(), value);
             return Ok(());
         }
-        node = obj
-            .get_mut(part)
-            .ok_or_else(|| EngineError::BadLink(format!("unknown field `{key}`")))?;
+        node = obj.get_mut(part).ok_or_else(unknown)?;
     }
     Ok(())
 }
 
-/// Decodes a whole URL, a fragment or a query string into a validated config.
-pub fn decode(link: &str) -> Result<SaeConfig> {
+/// Refuses a value of another type than the field's default holds, naming the field (serde's
+/// own message would not say which field it was).
+fn check_type(key: &str, old: &Value, new: &Value) -> Result<()> {
+    let why = match old {
+        Value::Number(n) if n.is_u64() && !new.is_u64() => "must be a whole number",
+        Value::Number(_) if !new.is_number() => "must be a number",
+        Value::Bool(_) if !new.is_boolean() => "must be true or false",
+        _ => return Ok(()),
+    };
+    let shown = match new {
+        Value::String(s) => s.clone(),
+        other => other.to_string(),
+    };
+    Err(EngineError::BadLink(format!("`{key}={shown}`: {why}")))
+}
+
+/// What a link trains: one SAE, or the MSE-vs-L0 frontier over the sparsity sweeps of some
+/// architectures.
+#[derive(Debug, Clone, PartialEq, Eq, Default)]
+pub enum Sweep {
+    /// One run of the config.
+    #[default]
+    Single,
+    /// The frontier of these architectures (names from [`ARCHITECTURE_NAMES`], in that order).
+    Frontier(Vec<&'static str>),
+}
+
+impl Sweep {
+    /// The frontier over all five architectures.
+    pub fn all() -> Self {
+        Sweep::Frontier(ARCHITECTURE_NAMES.to_vec())
+    }
+
+    /// The link's spelling: `frontier` for all architectures, `frontier:topk,gated` for some.
+    pub fn encode(&self) -> Option<String> {
+        match self {
+            Sweep::Single => None,
+            Sweep::Frontier(a) if a.len() == ARCHITECTURE_NAMES.len() => Some("frontier".into()),
+            Sweep::Frontier(a) => Some(format!("frontier:{}", a.join(","))),
+        }
+    }
+
+    /// Reads [`Sweep::encode`]'s spelling (`single` too).
+    pub fn decode(s: &str) -> Result<Self> {
+        let bad = |why: String| EngineError::BadLink(format!("`sweep={s}`: {why}"));
+        match s.split_once(':') {
+            None if s == "single" => Ok(Sweep::Single),
+            None if s == "frontier" => Ok(Sweep::all()),
+            Some(("frontier", list)) => {
+                let mut names = Vec::new();
+                for n in list.split(',').map(str::trim).filter(|n| !n.is_empty()) {
+                    let known = ARCHITECTURE_NAMES
+                        .iter()
+                        .find(|k| **k == n)
+                        .ok_or_else(|| bad(format!("`{n}` is not an architecture")))?;
+                    names.push(*known);
+                }
+                if names.is_empty() {
+                    return Err(bad("name at least one architecture".into()));
+                }
+                // One run per architecture and value, in menu order.
+                let ordered: Vec<&'static str> = ARCHITECTURE_NAMES
+                    .into_iter()
+                    .filter(|k| names.contains(k))
+                    .collect();
+                Ok(Sweep::Frontier(ordered))
+            }
+            _ => Err(bad("expected single, frontier or frontier:NAME,NAME".into())),
+        }
+    }
+}
+
+/// Encodes a config and its sweep as a link fragment (without the leading `#`).
+pub fn encode_experiment(cfg: &SaeConfig, sweep: &Sweep) -> String {
+    match sweep.encode() {
+        Some(s) => format!("{}&sweep={s}", encode(cfg)),
+        None => encode(cfg),
+    }
+}
+
+/// Decodes a whole URL, a fragment or a query string into a validated config and its sweep.
+pub fn decode(link: &str) -> Result<(SaeConfig, Sweep)> {
     let pairs = crate::experiment::link::fragment_pairs(link)?;
     let get = |key: &str| pairs.iter().find(|(k, _)| *k == key).map(|(_, v)| *v);
     match get("v") {
@@ -146,6 +218,27 @@ pub fn decode(link: &str) -> Result<SaeConfig> {
             )));
         }
     }
+    let body: Vec<(&str, &str)> = pairs
+        .iter()
+        .copied()
+        .filter(|(k, _)| *k != "v" && *k != "lab")
+        .collect();
+    from_pairs(&body).map_err(|e| match e {
+        EngineError::BadLink(_) => e,
+        other => EngineError::BadLink(other.to_string()),
+    })
+}
+
+/// The config and sweep that `key=value` pairs in the link's spelling describe (`a.k`,
+/// `s.magnitude.low`, `sweep`, …): fields left out take the defaults of the kinds named, and
+/// every value is validated. Errors from validation come back as they are, so the page can mark
+/// the field they name.
+pub fn from_pairs(pairs: &[(&str, &str)]) -> Result<(SaeConfig, Sweep)> {
+    let get = |key: &str| pairs.iter().find(|(k, _)| *k == key).map(|(_, v)| *v);
+    let sweep = get("sweep")
+        .map(Sweep::decode)
+        .transpose()?
+        .unwrap_or_default();
     // Start from the defaults of the kinds the link names, then overlay its fields.
     let mut cfg = SaeConfig::default();
     if let Some(kind) = get("a.kind") {
@@ -161,17 +254,28 @@ pub fn decode(link: &str) -> Result<SaeConfig> {
         *magnitude = default_magnitude(kind)?;
     }
     let mut root = serde_json::to_value(&cfg).expect("configs serialise");
-    for &(k, v) in &pairs {
-        if k == "v" || k == "lab" || k.ends_with("kind") {
+    for &(k, v) in pairs {
+        if k == "sweep" || k.ends_with("kind") {
             continue;
         }
-        set_path(&mut root, k, typed(v))?;
+        set_path(&mut root, k, typed(v.trim()))?;
     }
     let cfg: SaeConfig = serde_json::from_value(root)
         .map_err(|e| EngineError::BadLink(format!("a field has the wrong type: {e}")))?;
-    cfg.validate()
-        .map_err(|e| EngineError::BadLink(e.to_string()))?;
-    Ok(cfg)
+    cfg.validate()?;
+    Ok((cfg, sweep))
+}
+
+/// A config's fields as `(key, value)` pairs in the link's spelling and order: what the page's
+/// controls edit.
+pub fn pairs(cfg: &SaeConfig) -> Vec<(String, String)> {
+    let mut out = vec![];
+    flatten(
+        "",
+        &serde_json::to_value(cfg).expect("configs serialise"),
+        &mut out,
+    );
+    out
 }
 
 #[cfg(test)]
@@ -183,7 +287,7 @@ mod tests {
     fn every_preset_and_architecture_round_trips() {
         for p in SAE_PRESETS {
             let cfg = p.config();
-            assert_eq!(decode(&encode(&cfg)).unwrap(), cfg, "{}", p.name());
+            assert_eq!(decode(&encode(&cfg)).unwrap().0, cfg, "{}", p.name());
         }
         for name in ARCHITECTURE_NAMES {
             let mut cfg = SaeConfig {
@@ -199,13 +303,13 @@ mod tests {
                 };
             }
             let link = format!("https://example.org/sae#{}", encode(&cfg));
-            assert_eq!(decode(&link).unwrap(), cfg, "{name}");
+            assert_eq!(decode(&link).unwrap(), (cfg, Sweep::Single), "{name}");
         }
     }
 
     #[test]
     fn short_links_take_the_defaults_of_the_kinds_they_name() {
-        let cfg = decode("v=1&a.kind=jumprelu&a.bandwidth=0.1&d_sae=256").unwrap();
+        let (cfg, _) = decode("v=1&a.kind=jumprelu&a.bandwidth=0.1&d_sae=256").unwrap();
         assert_eq!(cfg.d_sae, 256);
         match cfg.architecture {
             Architecture::JumpRelu { bandwidth, .. } => assert_eq!(bandwidth, 0.1),
@@ -224,9 +328,44 @@ mod tests {
         assert!(
             err("v=1&a.kind=topk&a.l1_coefficient=3").contains("unknown field `a.l1_coefficient`")
         );
-        assert!(err("v=1&d_sae=many").contains("wrong type"));
+        assert!(err("v=1&d_sae=many").contains("`d_sae=many`: must be a whole number"));
+        assert!(err("v=1&learning_rate=fast").contains("`learning_rate=fast`: must be a number"));
+        assert!(err("v=1&normalize_activations=1").contains("must be true or false"));
+        assert!(err("v=1&sweep=frontier:resnet").contains("`resnet` is not an architecture"));
+        assert!(err("v=1&sweep=all").contains("expected single, frontier"));
         assert!(err("v=1&a.kind=topk&a.k=5000").contains("k = 5000"));
         assert!(err("v=1&a.kind=relu_l1&a.l1_coefficient=-2").contains("l1_coefficient = -2"));
         assert!(err("v=1&d_sae").contains("not a key=value"));
+    }
+
+    #[test]
+    fn sweeps_round_trip_in_menu_order() {
+        let cfg = SaePreset::Frontier.config();
+        for sweep in [
+            Sweep::Single,
+            Sweep::all(),
+            Sweep::Frontier(vec!["topk", "gated"]),
+        ] {
+            assert_eq!(
+                decode(&encode_experiment(&cfg, &sweep)).unwrap(),
+                (cfg.clone(), sweep)
+            );
+        }
+        let (_, sweep) = decode("v=1&sweep=frontier:jumprelu,relu_l1").unwrap();
+        assert_eq!(sweep, Sweep::Frontier(vec!["relu_l1", "jumprelu"]));
+    }
+
+    #[test]
+    fn pairs_are_what_the_link_holds_and_validation_errors_keep_their_field() {
+        let cfg = SaePreset::SuperpositionHidden.config();
+        let p = pairs(&cfg);
+        let borrowed: Vec<(&str, &str)> = p.iter().map(|(k, v)| (k.as_str(), v.as_str())).collect();
+        assert_eq!(from_pairs(&borrowed).unwrap().0, cfg);
+        assert!(p.iter().any(|(k, v)| k == "a.k" && v == "4"));
+        let err = from_pairs(&[("a.kind", "topk"), ("a.k", "0")]).unwrap_err();
+        assert!(
+            matches!(err, EngineError::InvalidConfig { field: "k", .. }),
+            "{err}"
+        );
     }
 }

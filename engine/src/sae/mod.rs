@@ -3,6 +3,7 @@
 
 pub mod arch;
 pub mod config;
+pub mod frontier;
 pub mod gpu;
 pub mod kernels;
 pub mod link;
@@ -11,6 +12,7 @@ pub mod params;
 pub mod saelens;
 pub mod source;
 pub mod train;
+pub mod trainer;
 
 #[cfg(test)]
 mod recovery_tests;

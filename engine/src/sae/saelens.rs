@@ -57,8 +57,11 @@ pub const SAELENS_ARCHITECTURES: [&str; 5] = ["standard", "topk", "gated", "jump
 /// SAELens's default k when a `topk` config has none (`TopKSAEConfig.k`).
 const SAELENS_DEFAULT_K: u64 = 100;
 
+/// The hook name written into cfg.json for sources that are not inside a language model.
+pub const SOURCE_HOOK_NAME: &str = "mechlab.source";
+
 /// An SAE in SAELens's layout, in memory: the two files of its directory.
-#[derive(Debug, Clone, PartialEq)]
+#[derive(Debug, Clone, PartialEq, serde::Serialize, serde::Deserialize)]
 pub struct SaeLensFiles {
     /// The text of `cfg.json`.
     pub cfg_json: String,

@@ -4,51 +4,49 @@
 //! The worker's event loop is its own, so chunks, readback, metrics and the CPU fallback never
 //! hold up the page; between chunks it yields so Pause, Resume, Reset and Start get through.
 
+mod sae;
+mod toy;
+
 use std::cell::RefCell;
 
-use mechlab_engine::experiment::superposition::SuperpositionConfig;
 use mechlab_engine::gpu::Gpu;
-use mechlab_engine::metrics::superposition::superposition_metrics;
-use mechlab_engine::models::toy::cpu::CpuToyTrainer;
-use mechlab_engine::models::toy::gpu::GpuToyTrainer;
-use mechlab_engine::models::toy::unflatten;
 use mechlab_engine::EngineError;
 use wasm_bindgen::prelude::*;
 use wasm_bindgen::JsCast;
 use web_sys::{DedicatedWorkerGlobalScope, MessageEvent};
 
-use crate::protocol::{FromWorker, Progress, ToWorker};
+use crate::protocol::{FromWorker, Job, Progress, ToWorker, Update};
 use crate::sleep_ms;
 
-/// Largest `instances × params × batch` the CPU fallback takes on; beyond it one step takes
-/// seconds and a run would never finish.
-pub const CPU_FALLBACK_LIMIT: u64 = 2_000_000;
+pub use sae::CPU_FALLBACK_LIMIT as SAE_CPU_FALLBACK_LIMIT;
+pub use toy::CPU_FALLBACK_LIMIT;
+
 /// Wall time one chunk should take: long enough to amortise readback, short enough that a
 /// pause or a reset waits for little.
 const TARGET_CHUNK_MS: f64 = 100.0;
 
-/// The two ways to train.
-enum Trainer {
-    Gpu(Box<GpuToyTrainer>),
-    Cpu(CpuToyTrainer),
+/// A lab's trainer as opened, with where it runs and the loop's first chunk size.
+pub struct Opened<W> {
+    work: W,
+    adapter: String,
+    /// Steps in the first chunk.
+    chunk: f64,
+    /// The most steps a chunk may grow to.
+    max_chunk: f64,
 }
 
-impl Trainer {
-    async fn run_steps(&mut self, n: u32) -> Result<Vec<f32>, EngineError> {
-        match self {
-            Trainer::Gpu(t) => t.run_steps(n).await.map(|r| r.mean_loss),
-            Trainer::Cpu(t) => {
-                let loss = t.run_steps(n);
-                t.check_diverged()?;
-                Ok(loss)
-            }
-        }
-    }
+/// What trains, per lab.
+enum Work {
+    Toy(Box<toy::ToyWork>),
+    Sae(Box<sae::SaeWork>),
+}
 
-    async fn params(&self) -> Result<Vec<f32>, EngineError> {
+impl Work {
+    /// Trains up to `n` steps; returns how many it trained and the chunk's update.
+    async fn advance(&mut self, n: u32, last_chunk_ms: f64) -> Result<(u32, Update), EngineError> {
         match self {
-            Trainer::Gpu(t) => t.params_flat().await,
-            Trainer::Cpu(t) => Ok(t.params().to_vec()),
+            Work::Toy(w) => w.advance(n).await,
+            Work::Sae(w) => w.advance(n, last_chunk_ms).await,
         }
     }
 }
@@ -56,8 +54,9 @@ impl Trainer {
 /// A trainer and the loop's bookkeeping, parked here while paused.
 struct Session {
     run: u32,
-    trainer: Trainer,
-    cfg: SuperpositionConfig,
+    work: Work,
+    /// Steps the whole job trains.
+    total: u32,
     adapter: String,
     step: u32,
     /// Steps per chunk, kept fractional so small corrections add up instead of rounding away.
@@ -67,6 +66,8 @@ struct Session {
     rate: Option<f64>,
     /// Milliseconds spent training (pauses excluded).
     elapsed_ms: f64,
+    /// How long the last chunk took.
+    last_chunk_ms: f64,
 }
 
 enum GpuState {
@@ -149,7 +150,7 @@ pub fn start() {
 
 fn handle(msg: ToWorker) {
     match msg {
-        ToWorker::Start { run, cfg } => {
+        ToWorker::Start { run, job } => {
             with_state(|s| {
                 s.run = run;
                 s.pause = false;
@@ -157,7 +158,7 @@ fn handle(msg: ToWorker) {
                 s.live = true;
             });
             wasm_bindgen_futures::spawn_local(async move {
-                match open(run, &cfg).await {
+                match open(run, &job).await {
                     Ok(session) => {
                         if is_current(run) {
                             run_loop(session).await;
@@ -254,46 +255,30 @@ async fn gpu() -> Result<(Gpu, String), String> {
     out
 }
 
-/// Builds the trainer: WebGPU when there is an adapter, else the CPU reference if the config is
-/// small enough.
-async fn open(run: u32, cfg: &SuperpositionConfig) -> Result<Session, String> {
-    cfg.validate().map_err(|e| e.to_string())?;
-    let (trainer, adapter, chunk, max_chunk) = match gpu().await {
-        Ok((gpu, name)) => {
-            let t = GpuToyTrainer::new(&gpu, cfg, None)
-                .await
-                .map_err(|e| e.to_string())?;
-            // Start small when a step is big (software adapters take seconds for the phase
-            // diagram); the loop grows the chunk fourfold per chunk on fast GPUs.
-            let chunk = (2e6 / step_work(cfg) as f64).clamp(1.0, 50.0);
-            (Trainer::Gpu(Box::new(t)), name, chunk, 5000.0)
+/// Opens the job's trainer on the worker's GPU, or on the CPU when there is none.
+async fn open(run: u32, job: &Job) -> Result<Session, String> {
+    let gpu = gpu().await;
+    let (work, adapter, chunk, max_chunk) = match job {
+        Job::Superposition(cfg) => {
+            let o = toy::open(cfg, gpu).await?;
+            (Work::Toy(Box::new(o.work)), o.adapter, o.chunk, o.max_chunk)
         }
-        Err(why) => {
-            let cost = cpu_cost(cfg);
-            if cost > CPU_FALLBACK_LIMIT {
-                return Err(format!(
-                    "this run needs WebGPU: instances × parameters × batch = {cost} is more than the \
-                     CPU fallback's {CPU_FALLBACK_LIMIT}; shrink the sweep, the model or the batch, or \
-                     open the page in a browser with WebGPU ({why})"
-                ));
-            }
-            let t = CpuToyTrainer::new(cfg).map_err(|e| e.to_string())?;
-            // A first guess of ~50 M multiply-adds a second; the loop corrects it at once.
-            let per_step = (cost * 4).max(1) as f64;
-            let chunk = (5e6 / per_step).clamp(1.0, 200.0);
-            (Trainer::Cpu(t), "CPU".to_string(), chunk, 2000.0)
+        Job::Sae(runs) => {
+            let o = sae::open(runs, gpu).await?;
+            (Work::Sae(Box::new(o.work)), o.adapter, o.chunk, o.max_chunk)
         }
     };
     Ok(Session {
         run,
-        trainer,
-        cfg: cfg.clone(),
+        work,
+        total: job.total_steps(),
         adapter,
         step: 0,
         chunk,
         max_chunk,
         rate: None,
         elapsed_ms: 0.0,
+        last_chunk_ms: 0.0,
     })
 }
 
@@ -303,7 +288,7 @@ async fn run_loop(mut s: Session) {
         if !is_current(run) {
             return;
         }
-        if s.step >= s.cfg.steps {
+        if s.step >= s.total {
             with_state(|st| st.live = false);
             post(&FromWorker::Done {
                 run,
@@ -321,19 +306,15 @@ async fn run_loop(mut s: Session) {
             post(&FromWorker::Paused { run, step });
             return;
         }
-        let n = (s.chunk.round() as u32).max(1).min(s.cfg.steps - s.step);
+        let n = (s.chunk.round() as u32).max(1).min(s.total - s.step);
         let t0 = js_sys::Date::now();
-        let trained = s.trainer.run_steps(n).await;
-        let params = match &trained {
-            Ok(_) => s.trainer.params().await,
-            Err(e) => Err(e.clone()),
-        };
+        let trained = s.work.advance(n, s.last_chunk_ms).await;
         if !is_current(run) {
             return;
         }
-        let (losses, params) = match (trained, params) {
-            (Ok(l), Ok(p)) => (l, p),
-            (Err(e), _) | (_, Err(e)) => {
+        let (n, update) = match trained {
+            Ok(t) => t,
+            Err(e) => {
                 with_state(|st| st.live = false);
                 post(&FromWorker::Error {
                     run,
@@ -343,9 +324,10 @@ async fn run_loop(mut s: Session) {
             }
         };
         let dt = (js_sys::Date::now() - t0).max(1.0);
+        s.last_chunk_ms = dt;
         s.step += n;
         s.elapsed_ms += dt;
-        let rate = n as f64 * 1000.0 / dt;
+        let rate = n.max(1) as f64 * 1000.0 / dt;
         let rate = s.rate.map_or(rate, |r| 0.7 * r + 0.3 * rate);
         s.rate = Some(rate);
         // Steer the chunk towards the target time, at most 4× at once. Multiplying the
@@ -353,19 +335,12 @@ async fn run_loop(mut s: Session) {
         // per-chunk cost (readback, metrics) dominates small chunks.
         let factor = (TARGET_CHUNK_MS / dt).clamp(0.25, 4.0);
         s.chunk = (s.chunk * factor).clamp(1.0, s.max_chunk);
-        let (h, f) = (s.cfg.n_hidden as usize, s.cfg.n_features as usize);
-        let metrics = params
-            .chunks(s.cfg.params_per_instance())
-            .map(|block| superposition_metrics(&unflatten(block, h, f).w))
-            .collect();
         post(&FromWorker::Progress(Box::new(Progress {
             run,
             step: s.step,
-            losses,
-            params,
-            metrics,
             adapter: s.adapter.clone(),
             steps_per_sec: rate,
+            update,
         })));
         sleep_ms(0).await;
     }
@@ -434,15 +409,4 @@ async fn browser_adapter_info() -> Option<String> {
         .filter_map(field)
         .collect();
     (!parts.is_empty()).then(|| parts.join(" "))
-}
-
-/// The CPU fallback's cost measure: instances × parameters per instance × batch size.
-pub fn cpu_cost(cfg: &SuperpositionConfig) -> u64 {
-    cfg.n_instances() as u64 * cfg.params_per_instance() as u64 * cfg.batch_size as u64
-}
-
-/// Multiply-adds of one training step over all instances, roughly.
-fn step_work(cfg: &SuperpositionConfig) -> u64 {
-    let per_sample = cfg.n_features as u64 * cfg.n_hidden as u64;
-    (cfg.n_instances() as u64 * cfg.batch_size as u64 * per_sample).max(1)
 }

@@ -1,0 +1,421 @@
+//! The SAE page's live charts: the loss by term, L0, the evaluation metrics, the firing-density
+//! histogram and the MSE-vs-L0 frontier of a sweep, each with its data export.
+
+use super::view::SaeRun;
+use crate::charts::canvas::{axes, series, Plot, Scale, INK, SMALL};
+use crate::charts::{CSV, EMPTY, JSON};
+use crate::components::chart_panel::ChartSpec;
+use mechlab_engine::sae::config::ARCHITECTURE_NAMES;
+use web_sys::HtmlCanvasElement;
+
+/// Every chart on the SAE page.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum SaeChart {
+    /// Training loss by term.
+    Loss,
+    /// Active latents per input.
+    L0,
+    /// NMSE, explained variance, dead and dense fractions, MMCS, recovered.
+    Quality,
+    /// The log10 firing-density histogram.
+    Density,
+    /// Normalised MSE against L0 over a sweep.
+    Frontier,
+}
+
+const HEIGHT: f64 = 280.0;
+
+impl SaeChart {
+    /// In page order.
+    pub const ALL: [SaeChart; 5] = [
+        SaeChart::Frontier,
+        SaeChart::Loss,
+        SaeChart::Quality,
+        SaeChart::L0,
+        SaeChart::Density,
+    ];
+
+    /// The chart's panel names.
+    pub fn spec(self) -> ChartSpec {
+        let (slug, id, title, caption, data) = match self {
+            SaeChart::Loss => (
+                "sae-loss",
+                "sae-loss-chart",
+                "Loss",
+                "Training loss by term, mean per chunk (log scale): reconstruction ‖x − x̂‖², the sparsity penalty, the auxiliary loss (AuxK or Gated's).",
+                CSV,
+            ),
+            SaeChart::L0 => (
+                "sae-l0",
+                "sae-l0-chart",
+                "L0",
+                "Mean active latents per input in the training batches.",
+                CSV,
+            ),
+            SaeChart::Quality => (
+                "sae-quality",
+                "sae-quality-chart",
+                "Evaluation",
+                "On fresh inputs: normalised MSE, explained variance, dead and dense latents; for planted features, MMCS and the fraction recovered (cosine ≥ 0.9).",
+                CSV,
+            ),
+            SaeChart::Density => (
+                "sae-density",
+                "sae-density-chart",
+                "Firing density",
+                "Latents per log10 firing-density bin at the latest evaluation; the grey bar at the left counts latents that never fired.",
+                JSON,
+            ),
+            SaeChart::Frontier => (
+                "sae-frontier",
+                "sae-frontier-chart",
+                "Frontier: MSE against L0",
+                "One point per finished run of the sweep; lower and further left is better.",
+                JSON,
+            ),
+        };
+        ChartSpec {
+            slug,
+            id,
+            title,
+            caption,
+            data,
+        }
+    }
+
+    /// Whether the chart means anything for this job.
+    pub fn applies(self, run: Option<&SaeRun>, sweep: bool) -> bool {
+        match self {
+            SaeChart::Frontier => run.map_or(sweep, SaeRun::is_sweep),
+            _ => true,
+        }
+    }
+
+    /// Redraws the chart.
+    pub fn draw(self, canvas: &HtmlCanvasElement, run: Option<&SaeRun>) {
+        let Some(p) = Plot::begin(canvas, HEIGHT) else {
+            return;
+        };
+        let Some(run) = run.filter(|r| !r.curve.steps.is_empty() || !r.points.is_empty()) else {
+            p.message(EMPTY);
+            return;
+        };
+        let steps = run.current().map_or(1, |c| c.steps) as f64;
+        let curve = |f: fn(&super::view::CurvePoint) -> f32| -> Vec<(f64, f64)> {
+            run.curve
+                .steps
+                .iter()
+                .zip(&run.curve.points)
+                .map(|(&s, c)| (s as f64, f(c) as f64))
+                .collect()
+        };
+        match self {
+            SaeChart::Loss => lines(
+                &p,
+                &[
+                    ("total", curve(|c| c.loss.total())),
+                    ("reconstruction", curve(|c| c.loss.reconstruction)),
+                    ("sparsity", curve(|c| c.loss.sparsity)),
+                    ("auxiliary", curve(|c| c.loss.auxiliary)),
+                ],
+                Axis::linear(0.0, steps, "step"),
+                YAxis::Log("loss"),
+            ),
+            SaeChart::L0 => lines(
+                &p,
+                &[("L0", curve(|c| c.l0))],
+                Axis::linear(0.0, steps, "step"),
+                YAxis::FromZero("active latents"),
+            ),
+            SaeChart::Quality => {
+                let evals = |f: fn(&super::view::EvalPoint) -> Option<f32>| -> Vec<(f64, f64)> {
+                    run.evals
+                        .steps
+                        .iter()
+                        .zip(&run.evals.points)
+                        .filter_map(|(&s, e)| f(e).map(|v| (s as f64, v as f64)))
+                        .collect()
+                };
+                if run.evals.steps.is_empty() {
+                    p.message("The first evaluation comes after a second or so of training.");
+                    return;
+                }
+                lines(
+                    &p,
+                    &[
+                        ("normalised MSE", evals(|e| Some(e.normalized_mse))),
+                        ("explained variance", evals(|e| Some(e.explained_variance))),
+                        ("dead", evals(|e| Some(e.fraction_dead))),
+                        ("dense", evals(|e| Some(e.fraction_dense))),
+                        ("MMCS", evals(|e| e.mmcs)),
+                        ("recovered", evals(|e| e.recovered)),
+                    ],
+                    Axis::linear(0.0, steps, "step"),
+                    YAxis::Fixed(0.0, 1.0, "fraction"),
+                );
+            }
+            SaeChart::Density => density(&p, run),
+            SaeChart::Frontier => frontier(&p, run),
+        }
+    }
+
+    /// The chart's data, as its export file holds it; `None` before there is any.
+    pub fn export(self, run: Option<&SaeRun>) -> Option<String> {
+        let run = run?;
+        match self {
+            SaeChart::Loss | SaeChart::L0 => {
+                let mut out = String::from("step,total,reconstruction,sparsity,auxiliary,l0\n");
+                for (s, c) in run.curve.steps.iter().zip(&run.curve.points) {
+                    let l = &c.loss;
+                    out += &format!(
+                        "{s},{},{},{},{},{}\n",
+                        l.total(),
+                        l.reconstruction,
+                        l.sparsity,
+                        l.auxiliary,
+                        c.l0
+                    );
+                }
+                Some(out)
+            }
+            SaeChart::Quality => {
+                let opt = |v: Option<f32>| v.map_or(String::new(), |v| v.to_string());
+                let mut out = String::from(
+                    "step,normalized_mse,explained_variance,fraction_dead,fraction_dense,mmcs,recovered\n",
+                );
+                for (s, e) in run.evals.steps.iter().zip(&run.evals.points) {
+                    out += &format!(
+                        "{s},{},{},{},{},{},{}\n",
+                        e.normalized_mse,
+                        e.explained_variance,
+                        e.fraction_dead,
+                        e.fraction_dense,
+                        opt(e.mmcs),
+                        opt(e.recovered)
+                    );
+                }
+                Some(out)
+            }
+            SaeChart::Density => {
+                let e = run.latest.as_ref()?;
+                serde_json::to_string_pretty(&serde_json::json!({
+                    "chart": "density",
+                    "step": run.run_step,
+                    "histogram": e.metrics.density_histogram,
+                }))
+                .ok()
+            }
+            SaeChart::Frontier => serde_json::to_string_pretty(&serde_json::json!({
+                "chart": "frontier",
+                "points": run.points,
+            }))
+            .ok(),
+        }
+    }
+}
+
+/// A chart's x axis.
+struct Axis {
+    lo: f64,
+    hi: f64,
+    log: bool,
+    title: &'static str,
+}
+
+impl Axis {
+    fn linear(lo: f64, hi: f64, title: &'static str) -> Self {
+        Self {
+            lo,
+            hi,
+            log: false,
+            title,
+        }
+    }
+}
+
+/// How a chart's y axis is ranged.
+enum YAxis {
+    /// Log scale over the data.
+    Log(&'static str),
+    /// Linear from 0 to the data's top.
+    FromZero(&'static str),
+    /// Linear over a fixed range.
+    Fixed(f64, f64, &'static str),
+}
+
+/// A named series of `(x, y)` points.
+type Series<'a> = (&'a str, Vec<(f64, f64)>);
+
+/// Lines (with dots when `x` is log, for sparse sweeps) for named series, with a legend.
+fn lines(p: &Plot, data: &[Series], x: Axis, y: YAxis) {
+    let shown: Vec<(usize, &Series)> = data
+        .iter()
+        .enumerate()
+        .filter(|(_, (_, pts))| {
+            pts.iter()
+                .any(|&(_, v)| v.is_finite() && (!matches!(y, YAxis::Log(_)) || v > 0.0))
+        })
+        .collect();
+    let values = shown
+        .iter()
+        .flat_map(|(_, (_, pts))| pts.iter().map(|&(_, v)| v))
+        .filter(|v| v.is_finite());
+    let (lo, hi, log, title) = match y {
+        YAxis::Log(t) => {
+            let (mut lo, mut hi) = values
+                .filter(|&v| v > 0.0)
+                .fold((f64::INFINITY, 0.0f64), |(a, b), v| (a.min(v), b.max(v)));
+            if !lo.is_finite() {
+                p.message("No positive values to plot yet.");
+                return;
+            }
+            if hi / lo < 4.0 {
+                let mid = (hi * lo).sqrt();
+                (lo, hi) = (mid / 2.0, mid * 2.0);
+            }
+            (lo / 1.2, hi * 1.2, true, t)
+        }
+        YAxis::FromZero(t) => {
+            let hi = values.fold(0.0f64, f64::max);
+            (0.0, if hi > 0.0 { hi * 1.1 } else { 1.0 }, false, t)
+        }
+        YAxis::Fixed(lo, hi, t) => (lo, hi, false, t),
+    };
+    let legend_w = 130.0;
+    let (left, right, top, bottom) = (64.0, p.w - 16.0 - legend_w, 14.0, p.h - 44.0);
+    let xs = Scale {
+        lo: x.lo,
+        hi: x.hi,
+        p0: left,
+        p1: right,
+        log: x.log,
+    };
+    let ys = Scale {
+        lo,
+        hi,
+        p0: bottom,
+        p1: top,
+        log,
+    };
+    axes(p, &xs, &ys, x.title, title);
+    for (k, (i, (name, pts))) in shown.iter().enumerate() {
+        let color = series(*i, data.len().max(4));
+        let px: Vec<(f64, f64)> = pts
+            .iter()
+            .filter(|&&(_, v)| v.is_finite() && (!log || v > 0.0))
+            .map(|&(a, v)| (xs.at(a), ys.at(v.clamp(lo, hi))))
+            .collect();
+        p.line(&px, &color, 1.6, None);
+        if x.log || px.len() == 1 {
+            for &(a, b) in &px {
+                p.dot(a, b, 3.0, &color);
+            }
+        }
+        let ly = top + 8.0 + k as f64 * 18.0;
+        let lx = right + 14.0;
+        p.line(&[(lx, ly), (lx + 18.0, ly)], &color, 3.0, None);
+        p.text(name, lx + 24.0, ly, "left", INK, SMALL);
+    }
+}
+
+fn density(p: &Plot, run: &SaeRun) {
+    let Some(e) = run.latest.as_ref() else {
+        p.message("The first evaluation comes after a second or so of training.");
+        return;
+    };
+    let h = &e.metrics.density_histogram;
+    let top_count = h
+        .counts
+        .iter()
+        .copied()
+        .chain([h.never_fired])
+        .max()
+        .unwrap_or(0)
+        .max(1) as f64;
+    let (left, right, top, bottom) = (64.0, p.w - 16.0, 14.0, p.h - 44.0);
+    // One bin's width of room on the left for the never-fired bar.
+    let lo = h.low as f64 - 1.5 * h.bin as f64;
+    let xs = Scale {
+        lo,
+        hi: 0.0,
+        p0: left,
+        p1: right,
+        log: false,
+    };
+    let ys = Scale {
+        lo: 0.0,
+        hi: top_count * 1.1,
+        p0: bottom,
+        p1: top,
+        log: false,
+    };
+    axes(p, &xs, &ys, "log10 firing density", "latents");
+    let bar = |x0: f64, x1: f64, count: u32, color: &str| {
+        let (a, b) = (xs.at(x0), xs.at(x1));
+        let y = ys.at(count as f64);
+        p.rect(a + 0.5, y, (b - a - 1.0).max(1.0), bottom - y, color);
+    };
+    for (i, &c) in h.counts.iter().enumerate() {
+        let x0 = h.low as f64 + i as f64 * h.bin as f64;
+        bar(x0, x0 + h.bin as f64, c, "#1f77b4");
+    }
+    bar(lo, lo + h.bin as f64, h.never_fired, "#999");
+    p.text(
+        &format!("never fired: {}", h.never_fired),
+        left + 8.0,
+        top + 4.0,
+        "left",
+        INK,
+        SMALL,
+    );
+}
+
+fn frontier(p: &Plot, run: &SaeRun) {
+    if run.points.is_empty() {
+        p.message("Points appear as the sweep's runs finish.");
+        return;
+    }
+    let data: Vec<Series> = ARCHITECTURE_NAMES
+        .iter()
+        .map(|name| {
+            let mut pts: Vec<(f64, f64)> = run
+                .points
+                .iter()
+                .filter(|q| q.architecture == *name)
+                .map(|q| (q.l0 as f64, q.normalized_mse as f64))
+                .filter(|&(l0, _)| l0 > 0.0)
+                .collect();
+            pts.sort_by(|a, b| a.0.total_cmp(&b.0));
+            (label(name), pts)
+        })
+        .collect();
+    let l0s = || data.iter().flat_map(|(_, p)| p.iter().map(|q| q.0));
+    let lo = l0s().fold(f64::INFINITY, f64::min);
+    let hi = l0s().fold(0.0f64, f64::max);
+    if !lo.is_finite() {
+        p.message("No run has active latents yet.");
+        return;
+    }
+    let (lo, hi) = if hi / lo < 4.0 {
+        let mid = (hi * lo).sqrt();
+        (mid / 2.0, mid * 2.0)
+    } else {
+        (lo / 1.3, hi * 1.3)
+    };
+    lines(
+        p,
+        &data,
+        Axis {
+            lo,
+            hi,
+            log: true,
+            title: "L0 (active latents per input)",
+        },
+        YAxis::Log("normalised MSE"),
+    );
+}
+
+/// An architecture's display name.
+fn label(name: &str) -> &'static str {
+    mechlab_engine::sae::config::Architecture::by_name(name).map_or("?", |a| a.label())
+}

@@ -1,0 +1,183 @@
+//! The SAE lab's controls: preset, what Run trains (one SAE or a frontier sweep), and one
+//! control per field of the config, made from the form's fields so that choosing another
+//! architecture or source shows that kind's own hyper-parameters.
+
+use super::form::{self, Input, SaeForm, SweepChoice};
+use leptos::prelude::*;
+use mechlab_engine::sae::config::{SaeConfig, SaePreset, SAE_PRESETS};
+use mechlab_engine::sae::link::Sweep;
+
+/// The parsed controls, or why they do not parse.
+pub type Parsed = Memo<Result<(SaeConfig, Sweep), String>>;
+
+/// The experiment's controls.
+#[component]
+pub fn SaeControls(
+    /// The controls' text.
+    form: RwSignal<SaeForm>,
+    /// The parsed config and sweep, or the message saying why they do not parse.
+    parsed: Parsed,
+) -> impl IntoView {
+    let preset = Memo::new(move |_| parsed.with(|r| form::preset_name(r.as_ref().ok())));
+    let choose = move |ev| {
+        if let Ok(p) = SaePreset::from_name(&event_target_value(&ev)) {
+            form.set(SaeForm::new(&p.config(), &form::preset_sweep(p)));
+        }
+    };
+    let presets = SAE_PRESETS
+        .map(|p| {
+            view! {
+                <option value=p.name() prop:selected=move || preset.get() == p.name()>
+                    {p.name()}
+                </option>
+            }
+        })
+        .collect_view();
+    let sweep = Memo::new(move |_| form.with(|f| f.sweep.clone()));
+    let sweep_option = move |choice: SweepChoice, label: String| {
+        let value = choice.value();
+        view! {
+            <option value=value prop:selected=move || sweep.get() == choice>
+                {label}
+            </option>
+        }
+    };
+    let keys = move || form.with(|f| f.fields.iter().map(|(k, _)| k.clone()).collect::<Vec<_>>());
+    view! {
+        <fieldset class="controls">
+            <legend>"Experiment"</legend>
+            <label class="field">
+                <span class="name">"Preset"</span>
+                <select id="sae-preset" on:change=choose>
+                    {presets}
+                    <Show when=move || preset.get() == "custom">
+                        <option value="custom" prop:selected=true>
+                            "custom"
+                        </option>
+                    </Show>
+                </select>
+            </label>
+            <label class="field">
+                <span class="name">"Train"</span>
+                <select
+                    id="sae-sweep"
+                    on:change=move |ev| {
+                        let choice = SweepChoice::from_value(&event_target_value(&ev));
+                        form.update(|f| f.sweep = choice);
+                    }
+                >
+                    {sweep_option(SweepChoice::Single, "one SAE".into())}
+                    {sweep_option(SweepChoice::ThisArchitecture, "frontier: this architecture's sweep".into())}
+                    {sweep_option(SweepChoice::All, "frontier: all five architectures".into())}
+                    {move || match sweep.get() {
+                        SweepChoice::Some(names) => {
+                            let label = format!("frontier: {}", names.join(", "));
+                            Some(sweep_option(SweepChoice::Some(names), label))
+                        }
+                        _ => None,
+                    }}
+                </select>
+                <small class="hint">"a frontier trains each k or λ of the sweep in turn"</small>
+            </label>
+            <For each=keys key=|k| k.clone() let:key>
+                {field(form, parsed, key)}
+            </For>
+        </fieldset>
+    }
+}
+
+/// The control for one field: a menu for kinds, a checkbox for switches, text otherwise; marked
+/// invalid when the parse error names it.
+fn field(form: RwSignal<SaeForm>, parsed: Parsed, key: String) -> impl IntoView {
+    let (label, hint) = form::info(&key);
+    let id = form::dom_id(&key);
+    let value = {
+        let key = key.clone();
+        move || form.with(|f| f.get(&key).unwrap_or_default().to_string())
+    };
+    let input = form::input(&key, &value());
+    let last = key.rsplit('.').next().unwrap_or(&key).to_string();
+    let invalid = {
+        let key = key.clone();
+        move || {
+            parsed.with(|r| {
+                r.as_ref().err().is_some_and(|e| {
+                    e.contains(&format!("config: {last} =")) || e.contains(&format!("`{key}="))
+                })
+            })
+        }
+    };
+    let set = {
+        let key = key.clone();
+        move |v: String| form.update(|f| f.set(&key, v))
+    };
+    let control = match input {
+        Input::Menu(options) => {
+            let set = set.clone();
+            let value = value.clone();
+            view! {
+                <select id=id on:change=move |ev| set(event_target_value(&ev))>
+                    {options
+                        .iter()
+                        .map(|&(v, l)| {
+                            let value = value.clone();
+                            view! {
+                                <option value=v prop:selected=move || value() == v>
+                                    {l}
+                                </option>
+                            }
+                        })
+                        .collect_view()}
+                </select>
+            }
+            .into_any()
+        }
+        Input::Check => {
+            let set = set.clone();
+            let value = value.clone();
+            view! {
+                <input
+                    id=id
+                    type="checkbox"
+                    prop:checked=move || value() == "true"
+                    on:change=move |ev| set(event_target_checked(&ev).to_string())
+                />
+            }
+            .into_any()
+        }
+        Input::Text => {
+            let invalid = invalid.clone();
+            view! {
+                <input
+                    id=id
+                    type="text"
+                    spellcheck="false"
+                    autocomplete="off"
+                    aria-invalid=move || if invalid() { "true" } else { "false" }
+                    prop:value=value
+                    on:input=move |ev| set(event_target_value(&ev))
+                />
+            }
+            .into_any()
+        }
+    };
+    let check = input == Input::Check;
+    view! {
+        <label class="field" class:check=check class:invalid=invalid>
+            {if check {
+                view! {
+                    {control}
+                    <span class="name">{label}</span>
+                }
+                    .into_any()
+            } else {
+                view! {
+                    <span class="name">{label}</span>
+                    {control}
+                }
+                    .into_any()
+            }}
+            <small class="hint">{hint}</small>
+        </label>
+    }
+}

@@ -1,0 +1,515 @@
+//! The SAE lab's controls as text, and their home in the URL hash.
+//!
+//! The form holds the config as the share link spells it (`a.k`, `s.magnitude.low`, …): the
+//! controls are made from the config's own fields, so every field has one and none can drift
+//! from the link, and [`SaeForm::parse`] is the link's own decoder and validation. Choosing
+//! another architecture, source or magnitude kind swaps that group's fields for the new kind's
+//! defaults.
+
+use mechlab_engine::sae::config::{
+    Architecture, SaeConfig, SaePreset, ARCHITECTURE_NAMES, SAE_PRESETS,
+};
+use mechlab_engine::sae::link::{self, Sweep};
+use mechlab_engine::EngineError;
+
+/// What Run trains.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum SweepChoice {
+    /// The config once.
+    Single,
+    /// The frontier of the chosen architecture.
+    ThisArchitecture,
+    /// The frontier of all five.
+    All,
+    /// The frontier of the architectures a link named.
+    Some(Vec<&'static str>),
+}
+
+impl SweepChoice {
+    fn of(sweep: &Sweep, cfg: &SaeConfig) -> Self {
+        match sweep {
+            Sweep::Single => SweepChoice::Single,
+            Sweep::Frontier(a) if a.len() == ARCHITECTURE_NAMES.len() => SweepChoice::All,
+            Sweep::Frontier(a) if a.as_slice() == [cfg.architecture.name()] => {
+                SweepChoice::ThisArchitecture
+            }
+            Sweep::Frontier(a) => SweepChoice::Some(a.clone()),
+        }
+    }
+
+    fn sweep(&self, cfg: &SaeConfig) -> Sweep {
+        match self {
+            SweepChoice::Single => Sweep::Single,
+            SweepChoice::ThisArchitecture => Sweep::Frontier(vec![cfg.architecture.name()]),
+            SweepChoice::All => Sweep::all(),
+            SweepChoice::Some(a) => Sweep::Frontier(a.clone()),
+        }
+    }
+
+    /// The sweep menu's value.
+    pub fn value(&self) -> String {
+        match self {
+            SweepChoice::Single => "single".into(),
+            SweepChoice::ThisArchitecture => "this".into(),
+            SweepChoice::All => "all".into(),
+            SweepChoice::Some(a) => format!("some:{}", a.join(",")),
+        }
+    }
+
+    /// The choice a sweep menu value stands for.
+    pub fn from_value(v: &str) -> Self {
+        match v {
+            "this" => SweepChoice::ThisArchitecture,
+            "all" => SweepChoice::All,
+            v => match v.strip_prefix("some:") {
+                Some(list) => SweepChoice::Some(
+                    ARCHITECTURE_NAMES
+                        .into_iter()
+                        .filter(|n| list.split(',').any(|x| x == *n))
+                        .collect(),
+                ),
+                None => SweepChoice::Single,
+            },
+        }
+    }
+}
+
+/// How a control shows a field.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Input {
+    /// Free text, parsed on Run.
+    Text,
+    /// A checkbox (`true` / `false`).
+    Check,
+    /// A menu of these `(value, label)` options.
+    Menu(&'static [(&'static str, &'static str)]),
+}
+
+/// A control's heading and hint.
+pub struct FieldInfo {
+    /// The link's key.
+    pub key: &'static str,
+    /// Heading.
+    pub label: &'static str,
+    /// One line of help.
+    pub hint: &'static str,
+}
+
+const ARCHITECTURES: &[(&str, &str)] = &[
+    ("relu_l1", "ReLU + L1"),
+    ("topk", "TopK"),
+    ("batch_topk", "BatchTopK"),
+    ("gated", "Gated"),
+    ("jumprelu", "JumpReLU"),
+];
+const SOURCES: &[(&str, &str)] = &[
+    ("ground_truth", "planted ground-truth features"),
+    ("superposition", "a toy model's hidden layer"),
+];
+const MAGNITUDES: &[(&str, &str)] = &[
+    ("uniform", "uniform"),
+    ("folded_normal", "folded normal"),
+    ("constant", "constant"),
+];
+
+/// Every field in the order the controls show them; fields a config lacks are skipped.
+pub const FIELDS: &[FieldInfo] = &[
+    FieldInfo {
+        key: "a.kind",
+        label: "Architecture",
+        hint: "how latents are chosen and penalised",
+    },
+    FieldInfo {
+        key: "a.k",
+        label: "k",
+        hint: "latents kept per input (TopK) or on average (BatchTopK)",
+    },
+    FieldInfo {
+        key: "a.k_aux",
+        label: "k_aux",
+        hint: "dead latents AuxK reconstructs the residual from; 0 for d_in / 2",
+    },
+    FieldInfo {
+        key: "a.aux_coefficient",
+        label: "AuxK coefficient",
+        hint: "weight of the AuxK loss (Gao et al.: 1/32)",
+    },
+    FieldInfo {
+        key: "a.dead_tokens",
+        label: "Dead after",
+        hint: "inputs without firing before a latent counts as dead",
+    },
+    FieldInfo {
+        key: "a.l1_coefficient",
+        label: "λ (L1)",
+        hint: "sparsity penalty on activations × decoder norms",
+    },
+    FieldInfo {
+        key: "a.l1_warmup_steps",
+        label: "λ warm-up",
+        hint: "steps over which λ rises from 0",
+    },
+    FieldInfo {
+        key: "a.l0_coefficient",
+        label: "λ (L0)",
+        hint: "penalty on the number of active latents",
+    },
+    FieldInfo {
+        key: "a.bandwidth",
+        label: "Bandwidth ε",
+        hint: "width of the straight-through estimator's rectangle kernel",
+    },
+    FieldInfo {
+        key: "a.initial_threshold",
+        label: "Initial θ",
+        hint: "every latent's starting threshold",
+    },
+    FieldInfo {
+        key: "a.l0_warmup_steps",
+        label: "λ warm-up",
+        hint: "steps over which λ rises from 0",
+    },
+    FieldInfo {
+        key: "d_sae",
+        label: "Latents (d_sae)",
+        hint: "size of the dictionary",
+    },
+    FieldInfo {
+        key: "s.kind",
+        label: "Source",
+        hint: "where the activations come from",
+    },
+    FieldInfo {
+        key: "s.d",
+        label: "d",
+        hint: "dimension of the activations (the SAE's d_in)",
+    },
+    FieldInfo {
+        key: "s.n_features",
+        label: "Features",
+        hint: "true features planted (ground truth) or the toy model's inputs",
+    },
+    FieldInfo {
+        key: "s.n_hidden",
+        label: "Hidden dims",
+        hint: "the toy model's hidden size (the SAE's d_in)",
+    },
+    FieldInfo {
+        key: "s.probability",
+        label: "Feature probability",
+        hint: "each feature (or group) fires with this probability",
+    },
+    FieldInfo {
+        key: "s.feature_probability",
+        label: "Feature probability",
+        hint: "1 − sparsity of the toy model's inputs",
+    },
+    FieldInfo {
+        key: "s.importance_decay",
+        label: "Importance decay",
+        hint: "toy feature i has importance decayⁱ",
+    },
+    FieldInfo {
+        key: "s.toy_steps",
+        label: "Toy model steps",
+        hint: "the toy model trains this long first, then is frozen",
+    },
+    FieldInfo {
+        key: "s.magnitude.kind",
+        label: "Magnitudes",
+        hint: "how strongly an active feature fires",
+    },
+    FieldInfo {
+        key: "s.magnitude.low",
+        label: "Low",
+        hint: "smallest magnitude",
+    },
+    FieldInfo {
+        key: "s.magnitude.high",
+        label: "High",
+        hint: "largest magnitude",
+    },
+    FieldInfo {
+        key: "s.magnitude.mean",
+        label: "Mean",
+        hint: "of the normal before folding",
+    },
+    FieldInfo {
+        key: "s.magnitude.std",
+        label: "Std",
+        hint: "of the normal before folding",
+    },
+    FieldInfo {
+        key: "s.magnitude.value",
+        label: "Value",
+        hint: "every active feature's magnitude",
+    },
+    FieldInfo {
+        key: "s.group_size",
+        label: "Group size",
+        hint: "features that fire together (1: independent)",
+    },
+    FieldInfo {
+        key: "s.group_coherence",
+        label: "Group coherence",
+        hint: "chance each member fires with its group",
+    },
+    FieldInfo {
+        key: "batch_size",
+        label: "Batch size",
+        hint: "activations per step",
+    },
+    FieldInfo {
+        key: "steps",
+        label: "Steps",
+        hint: "training steps (per run of a sweep)",
+    },
+    FieldInfo {
+        key: "learning_rate",
+        label: "Learning rate",
+        hint: "Adam's peak",
+    },
+    FieldInfo {
+        key: "lr_warmup_steps",
+        label: "LR warm-up",
+        hint: "steps of linear warm-up",
+    },
+    FieldInfo {
+        key: "lr_decay_fraction",
+        label: "LR decay",
+        hint: "final fraction of the run decaying to 0",
+    },
+    FieldInfo {
+        key: "max_grad_norm",
+        label: "Gradient clip",
+        hint: "global norm; 0 for none",
+    },
+    FieldInfo {
+        key: "normalize_activations",
+        label: "Normalise inputs",
+        hint: "scale to mean norm √d_in (folded back on export)",
+    },
+    FieldInfo {
+        key: "b_dec_geometric_median",
+        label: "b_dec at geometric median",
+        hint: "else the mean",
+    },
+    FieldInfo {
+        key: "seed",
+        label: "Seed",
+        hint: "data, initialisation and shuffle",
+    },
+];
+
+/// How `key`'s control shows it, given its current text.
+pub fn input(key: &str, value: &str) -> Input {
+    match key {
+        "a.kind" => Input::Menu(ARCHITECTURES),
+        "s.kind" => Input::Menu(SOURCES),
+        "s.magnitude.kind" => Input::Menu(MAGNITUDES),
+        _ if value == "true" || value == "false" => Input::Check,
+        _ => Input::Text,
+    }
+}
+
+/// The DOM id of `key`'s control.
+pub fn dom_id(key: &str) -> String {
+    format!("f-{}", key.replace('.', "-"))
+}
+
+/// Every control's text.
+#[derive(Debug, Clone, PartialEq)]
+pub struct SaeForm {
+    /// `(key, text)` per field, in [`FIELDS`] order.
+    pub fields: Vec<(String, String)>,
+    /// What Run trains.
+    pub sweep: SweepChoice,
+}
+
+impl SaeForm {
+    /// The controls for a config and sweep.
+    pub fn new(cfg: &SaeConfig, sweep: &Sweep) -> Self {
+        Self {
+            fields: ordered(link::pairs(cfg)),
+            sweep: SweepChoice::of(sweep, cfg),
+        }
+    }
+
+    /// The text of `key`'s control.
+    pub fn get(&self, key: &str) -> Option<&str> {
+        self.fields
+            .iter()
+            .find(|(k, _)| k == key)
+            .map(|(_, v)| v.as_str())
+    }
+
+    /// Sets `key`'s text; a kind swaps its group's fields for that kind's defaults.
+    pub fn set(&mut self, key: &str, value: String) {
+        let group = match key {
+            "a.kind" => Architecture::by_name(&value).ok().map(|a| {
+                let cfg = SaeConfig {
+                    architecture: a,
+                    ..SaeConfig::default()
+                };
+                ("a.", cfg)
+            }),
+            "s.kind" => {
+                let preset = match value.as_str() {
+                    "superposition" => Some(SaePreset::SuperpositionHidden),
+                    "ground_truth" => Some(SaePreset::GroundTruth),
+                    _ => None,
+                };
+                preset.map(|p| ("s.", p.config()))
+            }
+            "s.magnitude.kind" => {
+                let pairs = [
+                    ("s.kind", "ground_truth"),
+                    ("s.magnitude.kind", value.as_str()),
+                ];
+                link::from_pairs(&pairs)
+                    .ok()
+                    .map(|(c, _)| ("s.magnitude.", c))
+            }
+            _ => None,
+        };
+        match group {
+            Some((prefix, cfg)) => {
+                let mut fields: Vec<(String, String)> = self
+                    .fields
+                    .iter()
+                    .filter(|(k, _)| !k.starts_with(prefix))
+                    .cloned()
+                    .collect();
+                fields.extend(
+                    link::pairs(&cfg)
+                        .into_iter()
+                        .filter(|(k, _)| k.starts_with(prefix)),
+                );
+                self.fields = ordered(fields);
+            }
+            None => {
+                if let Some(slot) = self.fields.iter_mut().find(|(k, _)| k == key) {
+                    slot.1 = value;
+                }
+            }
+        }
+    }
+
+    /// The config and sweep the controls describe, validated; the error names the first bad
+    /// field.
+    pub fn parse(&self) -> Result<(SaeConfig, Sweep), EngineError> {
+        let pairs: Vec<(&str, &str)> = self
+            .fields
+            .iter()
+            .map(|(k, v)| (k.as_str(), v.as_str()))
+            .collect();
+        let (cfg, _) = link::from_pairs(&pairs)?;
+        let sweep = self.sweep.sweep(&cfg);
+        if let Sweep::Frontier(names) = &sweep {
+            // Every run of the sweep must be valid too (k = 32 needs d_sae ≥ 32).
+            mechlab_engine::sae::frontier::runs(&cfg, names)?;
+        }
+        Ok((cfg, sweep))
+    }
+}
+
+/// Fields in [`FIELDS`] order (unknown ones last, as they came).
+fn ordered(mut fields: Vec<(String, String)>) -> Vec<(String, String)> {
+    let rank = |k: &str| {
+        FIELDS
+            .iter()
+            .position(|f| f.key == k)
+            .unwrap_or(FIELDS.len())
+    };
+    fields.sort_by_key(|(k, _)| rank(k));
+    fields
+}
+
+/// The heading and hint of `key`.
+pub fn info(key: &str) -> (&'static str, &'static str) {
+    FIELDS
+        .iter()
+        .find(|f| f.key == key)
+        .map_or(("", ""), |f| (f.label, f.hint))
+}
+
+/// The preset a config and sweep are exactly, or `"custom"`.
+pub fn preset_name(parsed: Option<&(SaeConfig, Sweep)>) -> &'static str {
+    let Some((cfg, sweep)) = parsed else {
+        return "custom";
+    };
+    SAE_PRESETS
+        .into_iter()
+        .find(|p| p.config() == *cfg && preset_sweep(*p) == *sweep)
+        .map_or("custom", |p| p.name())
+}
+
+/// The sweep a preset runs: the frontier preset sweeps every architecture.
+pub fn preset_sweep(p: SaePreset) -> Sweep {
+    match p {
+        SaePreset::Frontier => Sweep::all(),
+        _ => Sweep::Single,
+    }
+}
+
+/// The config and sweep in a hash: the ground-truth preset when there is none, and the
+/// defaults plus the decoder's message when the link is bad (the page keeps working).
+pub fn from_hash(hash: &str) -> ((SaeConfig, Sweep), Option<String>) {
+    match link::decode(hash) {
+        Ok(v) => (v, None),
+        Err(e) => ((SaeConfig::default(), Sweep::Single), Some(e.to_string())),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn presets_round_trip_through_the_form() {
+        for p in SAE_PRESETS {
+            let (cfg, sweep) = (p.config(), preset_sweep(p));
+            let form = SaeForm::new(&cfg, &sweep);
+            assert_eq!(form.parse().unwrap(), (cfg.clone(), sweep.clone()));
+            assert_eq!(preset_name(Some(&(cfg, sweep))), p.name());
+        }
+    }
+
+    #[test]
+    fn every_field_has_a_heading_and_kinds_swap_their_group() {
+        let mut form = SaeForm::new(&SaeConfig::default(), &Sweep::Single);
+        for kind in ARCHITECTURE_NAMES {
+            form.set("a.kind", kind.into());
+            assert_eq!(form.parse().unwrap().0.architecture.name(), kind);
+            for (k, _) in &form.fields {
+                assert!(!info(k).0.is_empty(), "{k} has no heading");
+            }
+        }
+        form.set("s.kind", "superposition".into());
+        assert!(form.get("s.n_hidden").is_some() && form.get("s.d").is_none());
+        form.set("s.kind", "ground_truth".into());
+        form.set("s.magnitude.kind", "constant".into());
+        assert_eq!(form.get("s.magnitude.value"), Some("1.0"));
+        assert!(form.get("s.magnitude.low").is_none());
+        assert!(form.parse().is_ok());
+    }
+
+    #[test]
+    fn bad_text_names_the_field_and_sweeps_are_checked() {
+        let mut form = SaeForm::new(&SaeConfig::default(), &Sweep::Single);
+        form.set("a.k", "0".into());
+        assert!(form
+            .parse()
+            .unwrap_err()
+            .to_string()
+            .contains("config: k = 0"));
+        form.set("a.k", "x".into());
+        assert!(form.parse().unwrap_err().to_string().contains("`a.k=x`"));
+        form.set("a.k", "8".into());
+        form.set("d_sae", "16".into());
+        assert!(form.parse().is_ok());
+        form.sweep = SweepChoice::ThisArchitecture;
+        assert!(form.parse().unwrap_err().to_string().contains("k = 32"));
+        assert_eq!(SweepChoice::from_value(&form.sweep.value()), form.sweep);
+    }
+}

@@ -1,0 +1,219 @@
+//! The SAE lab's page: sparse autoencoders of five architectures trained live on planted
+//! ground-truth features or a toy model's hidden layer, one at a time or as a frontier sweep,
+//! with their curves, density histogram, frontier, latent table and SAELens export.
+
+mod charts;
+mod controls;
+pub mod form;
+mod table;
+mod view;
+
+use crate::components::chart_panel::ChartPanel;
+use crate::components::progress::{BackendLine, ErrorLine, RunPanel};
+use crate::download;
+use crate::state;
+use crate::trainer::Runner;
+use charts::SaeChart;
+use controls::SaeControls;
+use form::SaeForm;
+use leptos::prelude::*;
+use mechlab_app::protocol::Job;
+use mechlab_engine::sae::config::SaeConfig;
+use mechlab_engine::sae::frontier;
+use mechlab_engine::sae::link::{self, Sweep};
+use view::SaeRun;
+
+/// The job Run trains for a config and sweep.
+fn job(cfg: &SaeConfig, sweep: &Sweep) -> Result<Job, String> {
+    match sweep {
+        Sweep::Single => Ok(Job::Sae(vec![cfg.clone()])),
+        Sweep::Frontier(names) => frontier::runs(cfg, names)
+            .map(Job::Sae)
+            .map_err(|e| e.to_string()),
+    }
+}
+
+/// The SAE page.
+#[component]
+pub fn SaePage(
+    /// The address's hash, updated on every hashchange that stays on this lab.
+    hash: ReadSignal<String>,
+    /// Bumped on window resize, so charts redraw at their new width.
+    resized: RwSignal<u32>,
+) -> impl IntoView {
+    let ((cfg, sweep), link_problem) = form::from_hash(&hash.get_untracked());
+    let form = RwSignal::new(SaeForm::new(&cfg, &sweep));
+    let link_error = RwSignal::new(link_problem);
+    let parsed = Memo::new(move |_| form.with(SaeForm::parse).map_err(|e| e.to_string()));
+    let run = RwSignal::new(None::<SaeRun>);
+    let runner = Runner::new(move |ev| run.update(|r| view::on_run_event(r, ev)));
+    runner.start_worker();
+
+    // Every valid change goes into the address; a bad link stays as written, next to its
+    // message, until the controls change.
+    Effect::new(move |loaded: Option<()>| {
+        if let Ok((cfg, sweep)) = parsed.get() {
+            if loaded.is_some() || link_error.with_untracked(Option::is_none) {
+                state::write_fragment(&link::encode_experiment(&cfg, &sweep));
+                if loaded.is_some() {
+                    link_error.set(None);
+                }
+            }
+        }
+    });
+    // Editing the address by hand (or Back/Forward) loads that experiment.
+    Effect::new(move |first: Option<()>| {
+        let h = hash.get();
+        if first.is_none() {
+            return;
+        }
+        match form::from_hash(&h) {
+            (v, None) => {
+                if parsed.with_untracked(|p| p.as_ref().ok() != Some(&v)) {
+                    form.set(SaeForm::new(&v.0, &v.1));
+                }
+            }
+            (_, Some(msg)) => link_error.set(Some(msg)),
+        }
+    });
+
+    let error = Signal::derive(move || {
+        parsed
+            .with(|r| r.as_ref().err().cloned())
+            .or_else(|| runner.error.get())
+            .or_else(|| link_error.get())
+    });
+    let job_signal = Signal::derive(move || {
+        parsed
+            .get()
+            .ok()
+            .and_then(|(cfg, sweep)| job(&cfg, &sweep).ok())
+    });
+    let sweeping = Memo::new(move |_| parsed.with(|p| matches!(p, Ok((_, Sweep::Frontier(_))))));
+    let export = move || {
+        run.with_untracked(|r| {
+            let Some(r) = r else { return };
+            let summary = serde_json::json!({
+                "runs": r.runs,
+                "adapter": r.adapter,
+                "metrics": r.latest.as_ref().map(|e| &e.metrics),
+                "frontier": r.points,
+            });
+            if let Ok(text) = serde_json::to_string_pretty(&summary) {
+                download::text("mechlab-sae-run.json", "application/json", &text);
+            }
+        })
+    };
+    let export_saelens = move |_| {
+        run.with_untracked(|r| {
+            if let Some((cfg, files)) = r.as_ref().and_then(|r| r.saelens.as_ref()) {
+                let stem = format!("mechlab-sae-{}", cfg.architecture.name());
+                download::text(
+                    &format!("{stem}-cfg.json"),
+                    "application/json",
+                    &files.cfg_json,
+                );
+                download::bytes(
+                    &format!("{stem}-sae_weights.safetensors"),
+                    "application/octet-stream",
+                    &files.weights,
+                );
+            }
+        })
+    };
+    let has_saelens = move || run.with(|r| r.as_ref().is_some_and(|r| r.saelens.is_some()));
+    let summary = move || {
+        run.with(|r| {
+            let r = r.as_ref()?;
+            let cfg = r.current()?;
+            let mut s = format!(
+                "{} · run {} of {} · step {} of {}",
+                cfg.architecture.label(),
+                r.index + 1,
+                r.runs.len(),
+                r.run_step,
+                cfg.steps
+            );
+            if let Some(e) = &r.latest {
+                let m = &e.metrics;
+                s += &format!(
+                    " · NMSE {:.4} · L0 {:.2} · dead {:.1}%",
+                    m.reconstruction.normalized_mse,
+                    m.reconstruction.l0,
+                    100.0 * m.fraction_dead
+                );
+                if let Some(g) = m.ground_truth {
+                    s += &format!(
+                        " · MMCS {:.3} · recovered {} of {}",
+                        g.mmcs, g.recovered, g.n_true
+                    );
+                }
+            }
+            Some(s)
+        })
+    };
+
+    view! {
+        <BackendLine runner=runner />
+        <ErrorLine error=error />
+        <main class="layout">
+            <aside class="side">
+                <RunPanel
+                    runner=runner
+                    job=job_signal
+                    share_url=Callback::new(move |()| {
+                        state::share_url_for(
+                            parsed
+                                .get_untracked()
+                                .ok()
+                                .map(|(c, s)| link::encode_experiment(&c, &s))
+                                .as_deref(),
+                        )
+                    })
+                    has_result=Signal::derive(move || run.with(Option::is_some))
+                    export=Callback::new(move |()| export())
+                />
+                <div class="buttons">
+                    <button
+                        id="export-saelens"
+                        disabled=move || !has_saelens()
+                        title="cfg.json and sae_weights.safetensors of the last finished SAE, as SAELens loads them"
+                        on:click=export_saelens
+                    >
+                        "Export SAE (SAELens)"
+                    </button>
+                </div>
+                <SaeControls form=form parsed=parsed />
+            </aside>
+            <section class="charts">
+                <p id="sae-summary" class="summary" hidden=move || summary().is_none()>
+                    {move || summary().unwrap_or_default()}
+                </p>
+                {SaeChart::ALL
+                    .map(|chart| {
+                        view! {
+                            <ChartPanel
+                                spec=chart.spec()
+                                shown=Signal::derive(move || {
+                                    run.with(|r| chart.applies(r.as_ref(), sweeping.get()))
+                                })
+                                has_data=Signal::derive(move || run.with(Option::is_some))
+                                track=move || run.track()
+                                draw=move |el: &web_sys::HtmlCanvasElement| {
+                                    run.with_untracked(|r| chart.draw(el, r.as_ref()))
+                                }
+                                export=move || run.with_untracked(|r| chart.export(r.as_ref()))
+                                resized=resized
+                            />
+                        }
+                    })
+                    .collect_view()}
+                <table::LatentTable run=run />
+            </section>
+        </main>
+        <footer>
+            "Sparse autoencoders (Bricken et al. 2023; Gao et al. 2024; Rajamanoharan et al. 2024), "
+            "trained in your browser. The address holds the experiment: share it to share the run."
+        </footer>
+    }
+}

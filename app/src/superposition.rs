@@ -1,0 +1,236 @@
+//! The Superposition page (Toy Models of Superposition, Elhage et al. 2022): its controls,
+//! run bar and live charts, and what the page keeps of a run.
+
+use std::sync::Arc;
+
+use crate::charts::{Chart, ChartInput};
+use crate::components::chart_panel::ChartPanel;
+use crate::components::controls::Controls;
+use crate::components::progress::{BackendLine, ErrorLine, RunPanel};
+use crate::download;
+use crate::state::{self, Form};
+use crate::trainer::{History, RunEvent, Runner};
+use leptos::prelude::*;
+use mechlab_app::protocol::{Job, Update as ChunkUpdate};
+use mechlab_engine::experiment::results::SuperpositionResult;
+use mechlab_engine::experiment::superposition::{InstanceSpec, SuperpositionConfig};
+use mechlab_engine::metrics::superposition::SuperpositionMetrics;
+use mechlab_engine::models::toy::{unflatten, InstanceWeights};
+
+/// The weights and measures after the latest chunk: everything the charts draw except the loss
+/// curves.
+#[derive(Debug, Clone)]
+pub struct Snapshot {
+    /// The config being trained.
+    pub cfg: SuperpositionConfig,
+    /// Its instances, in training order.
+    pub specs: Vec<InstanceSpec>,
+    /// Steps trained.
+    pub step: u32,
+    /// All parameters, flat, instance-major.
+    pub params: Vec<f32>,
+    /// Each instance's `W` and `b`.
+    pub weights: Vec<InstanceWeights>,
+    /// Each instance's measures of superposition.
+    pub metrics: Vec<SuperpositionMetrics>,
+    /// Each instance's mean loss over the latest chunk.
+    pub last_loss: Vec<f32>,
+    /// The adapter (or "CPU") the run uses.
+    pub adapter: String,
+}
+
+/// Loss curves: one row of per-instance mean losses per recorded chunk.
+pub type LossHistory = History<Vec<f32>>;
+
+/// What the page keeps of the current run.
+#[derive(Clone, Copy)]
+pub struct ToyView {
+    /// Weights and measures after the latest chunk.
+    pub snapshot: RwSignal<Option<Arc<Snapshot>>>,
+    /// Loss curves so far.
+    pub history: RwSignal<LossHistory>,
+}
+
+impl ToyView {
+    fn new() -> Self {
+        Self {
+            snapshot: RwSignal::new(None),
+            history: RwSignal::new(LossHistory::default()),
+        }
+    }
+
+    fn on_run_event(self, ev: RunEvent) {
+        match ev {
+            RunEvent::Cleared => {
+                self.snapshot.set(None);
+                self.history.set(LossHistory::default());
+            }
+            RunEvent::Progress(Job::Superposition(cfg), p) => {
+                let ChunkUpdate::Superposition(u) = p.update else {
+                    return;
+                };
+                let (h, f) = (cfg.n_hidden as usize, cfg.n_features as usize);
+                let weights = u
+                    .params
+                    .chunks(cfg.params_per_instance())
+                    .map(|block| unflatten(block, h, f))
+                    .collect();
+                self.history
+                    .update(|hist| hist.push(p.step, u.losses.clone()));
+                self.snapshot.set(Some(Arc::new(Snapshot {
+                    cfg: cfg.clone(),
+                    specs: cfg.instances(),
+                    step: p.step,
+                    params: u.params,
+                    weights,
+                    metrics: u.metrics,
+                    last_loss: u.losses,
+                    adapter: p.adapter,
+                })));
+            }
+            RunEvent::Progress(..) => {}
+        }
+    }
+}
+
+/// The Superposition page.
+#[component]
+pub fn SuperpositionPage(
+    /// The address's hash, updated on every hashchange that stays on this lab.
+    hash: ReadSignal<String>,
+    /// Bumped on window resize, so charts redraw at their new width.
+    resized: RwSignal<u32>,
+) -> impl IntoView {
+    let bare_address = hash
+        .get_untracked()
+        .trim_start_matches('#')
+        .trim()
+        .is_empty();
+    let (initial, link_problem) = state::from_hash(&hash.get_untracked());
+    let form = RwSignal::new(Form::from_config(&initial));
+    let link_error = RwSignal::new(link_problem);
+    let parsed = Memo::new(move |_| form.with(Form::parse).map_err(|e| e.to_string()));
+    let last_valid = RwSignal::new(initial);
+    let view = ToyView::new();
+    let runner = Runner::new(move |ev| view.on_run_event(ev));
+    runner.start_worker();
+
+    Effect::new(move |loaded: Option<()>| {
+        if let Ok(cfg) = parsed.get() {
+            last_valid.set(cfg.clone());
+            if loaded.is_some() {
+                state::write_hash(&cfg);
+                link_error.set(None);
+            } else if bare_address {
+                // On load a bare address gets the default experiment's link, so it can be
+                // shared; a link that came with the address stays as it was written, a bad one
+                // next to its message.
+                state::write_hash(&cfg);
+            }
+        }
+    });
+
+    // Editing the address by hand (or Back/Forward between hashes) loads that experiment.
+    Effect::new(move |first: Option<()>| {
+        let h = hash.get();
+        if first.is_none() {
+            return;
+        }
+        let (cfg, problem) = state::from_hash(&h);
+        match problem {
+            None => form.set(Form::from_config(&cfg)),
+            Some(msg) => link_error.set(Some(msg)),
+        }
+    });
+
+    // Charts describe the run on screen; before any run, the config in the controls.
+    let chart_cfg = Memo::new(move |_| {
+        view.snapshot
+            .with(|s| s.as_ref().map(|s| s.cfg.clone()))
+            .unwrap_or_else(|| last_valid.get())
+    });
+    // One message at a time: what blocks the next run first, then what stopped the last one.
+    let error = Signal::derive(move || {
+        parsed
+            .with(|r| r.as_ref().err().cloned())
+            .or_else(|| runner.error.get())
+            .or_else(|| link_error.get())
+    });
+    let export_run = move || {
+        let snap = view.snapshot.get_untracked()?;
+        let result = SuperpositionResult::new(
+            &snap.cfg,
+            snap.step,
+            snap.adapter.clone(),
+            &snap.params,
+            &snap.last_loss,
+        );
+        let text = serde_json::to_string_pretty(&result).ok()?;
+        download::text("mechlab-superposition-run.json", "application/json", &text);
+        Some(())
+    };
+
+    view! {
+        <BackendLine runner=runner />
+        <ErrorLine error=error />
+        <main class="layout">
+            <aside class="side">
+                // Run first: it stays in view above the (long) list of controls.
+                <RunPanel
+                    runner=runner
+                    job=Signal::derive(move || parsed.get().ok().map(Job::Superposition))
+                    share_url=Callback::new(move |()| state::share_url(parsed.get_untracked().ok().as_ref()))
+                    has_result=Signal::derive(move || view.snapshot.with(Option::is_some))
+                    export=Callback::new(move |()| {
+                        let _ = export_run();
+                    })
+                />
+                <Controls form=form parsed=parsed />
+            </aside>
+            <section class="charts">
+                {Chart::ALL
+                    .map(|chart| {
+                        let draw = move |el: &web_sys::HtmlCanvasElement| {
+                            let snap = view.snapshot.get_untracked();
+                            chart_cfg.with_untracked(|c| {
+                                view.history.with_untracked(|history| {
+                                    chart.draw(el, &ChartInput { cfg: c, snap: snap.as_deref(), history });
+                                });
+                            });
+                        };
+                        let export = move || {
+                            let snap = view.snapshot.get_untracked();
+                            chart_cfg.with_untracked(|c| {
+                                view.history.with_untracked(|history| {
+                                    chart.export(&ChartInput { cfg: c, snap: snap.as_deref(), history })
+                                })
+                            })
+                        };
+                        view! {
+                            <ChartPanel
+                                spec=chart.spec()
+                                shown=Signal::derive(move || chart_cfg.with(|c| chart.applies(c)))
+                                has_data=Signal::derive(move || view.snapshot.with(Option::is_some))
+                                track=move || {
+                                    view.snapshot.track();
+                                    chart_cfg.track();
+                                    if chart == Chart::Loss {
+                                        // Only the loss chart reads the curves; the others must not redraw for them.
+                                        view.history.track();
+                                    }
+                                }
+                                draw=draw
+                                export=export
+                                resized=resized
+                            />
+                        }
+                    })
+                    .collect_view()}
+            </section>
+        </main>
+        <footer>
+            "Toy Models of Superposition (Elhage et al., 2022), trained in your browser. "
+            "The address holds the experiment: share it to share the run."
+        </footer>
+    }
+}

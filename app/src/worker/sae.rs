@@ -1,0 +1,168 @@
+//! The worker's SAE lab: the job's runs trained one after another (one run, or a frontier
+//! sweep), each on WebGPU or, without it, on the CPU reference when small enough. Each chunk
+//! reports the mean loss; an evaluation (metrics, density histogram, latent table) follows
+//! every second or so of training and at the end of each run, with the run's frontier point.
+
+use mechlab_engine::gpu::Gpu;
+use mechlab_engine::sae::arch::Loss;
+use mechlab_engine::sae::config::SaeConfig;
+use mechlab_engine::sae::frontier::FrontierPoint;
+use mechlab_engine::sae::gpu::GpuSaeTrainer;
+use mechlab_engine::sae::saelens;
+use mechlab_engine::sae::train::CpuSaeTrainer;
+use mechlab_engine::sae::trainer::SaeTrainer;
+use mechlab_engine::EngineError;
+
+use super::Opened;
+use crate::protocol::{SaeUpdate, Update};
+
+/// Largest `batch × d_in × d_sae` (multiply-adds of one matmul of a step) the CPU fallback
+/// takes on: about a tenth of a second a step in wasm.
+pub const CPU_FALLBACK_LIMIT: u64 = 20_000_000;
+/// Inputs a live evaluation measures.
+const LIVE_EVAL_SAMPLES: usize = 1024;
+/// Inputs the evaluation at the end of a run measures.
+const FINAL_EVAL_SAMPLES: usize = 4096;
+/// Training time between live evaluations.
+const EVAL_EVERY_MS: f64 = 1500.0;
+
+/// A job's runs and the one training now.
+pub struct SaeWork {
+    runs: Vec<SaeConfig>,
+    index: usize,
+    trainer: Option<SaeTrainer>,
+    gpu: Option<Gpu>,
+    since_eval_ms: f64,
+}
+
+/// Checks every run and settles where they train; trainers open as each run starts.
+pub async fn open(
+    runs: &[SaeConfig],
+    gpu: Result<(Gpu, String), String>,
+) -> Result<Opened<SaeWork>, String> {
+    let Some(first) = runs.first() else {
+        return Err("the job has no runs".into());
+    };
+    for cfg in runs {
+        cfg.validate().map_err(|e| e.to_string())?;
+    }
+    let (gpu, adapter) = match gpu {
+        Ok((g, name)) => (Some(g), name),
+        Err(why) => {
+            if let Some((cfg, cost)) = runs.iter().map(|c| (c, cpu_cost(c))).max_by_key(|p| p.1) {
+                if cost > CPU_FALLBACK_LIMIT {
+                    return Err(format!(
+                        "this run needs WebGPU: batch × d_in × d_sae = {cost} ({} × {} × {}) is more \
+                         than the CPU fallback's {CPU_FALLBACK_LIMIT}; shrink the batch or the \
+                         dictionary, or open the page in a browser with WebGPU ({why})",
+                        cfg.batch_size,
+                        cfg.d_in(),
+                        cfg.d_sae
+                    ));
+                }
+            }
+            (None, "CPU".to_string())
+        }
+    };
+    // A step costs a few matmuls of batch × d_in × d_sae; the loop corrects the guess at once.
+    let work = cpu_cost(first).max(1) as f64;
+    let chunk = if gpu.is_some() {
+        2e7 / work
+    } else {
+        5e6 / work
+    };
+    Ok(Opened {
+        work: SaeWork {
+            runs: runs.to_vec(),
+            index: 0,
+            trainer: None,
+            gpu,
+            since_eval_ms: 0.0,
+        },
+        adapter,
+        chunk: chunk.clamp(1.0, 20.0),
+        max_chunk: 1000.0,
+    })
+}
+
+impl SaeWork {
+    /// Trains up to `n` steps of the current run (fewer when it ends first); returns the steps
+    /// trained and the chunk's update.
+    pub async fn advance(&mut self, n: u32, chunk_ms: f64) -> Result<(u32, Update), EngineError> {
+        let index = self.index;
+        let cfg = self.runs[index].clone();
+        if self.trainer.is_none() {
+            self.trainer = Some(self.open_trainer(&cfg).await?);
+            self.since_eval_ms = 0.0;
+        }
+        let t = self.trainer.as_mut().expect("opened above");
+        let reports = t.run_steps(n).await?;
+        let trained = reports.len() as u32;
+        let mut loss = Loss::default();
+        let mut l0 = 0.0;
+        for r in &reports {
+            loss.reconstruction += r.loss.reconstruction;
+            loss.sparsity += r.loss.sparsity;
+            loss.auxiliary += r.loss.auxiliary;
+            l0 += r.l0;
+        }
+        let count = trained.max(1) as f32;
+        loss.reconstruction /= count;
+        loss.sparsity /= count;
+        loss.auxiliary /= count;
+        let run_step = t.step();
+        let done = run_step >= cfg.steps;
+        self.since_eval_ms += chunk_ms;
+        let evaluation = if done {
+            Some(t.evaluate(FINAL_EVAL_SAMPLES).await?)
+        } else if self.since_eval_ms >= EVAL_EVERY_MS {
+            self.since_eval_ms = 0.0;
+            Some(t.evaluate(LIVE_EVAL_SAMPLES).await?)
+        } else {
+            None
+        };
+        let finished = match (&evaluation, done) {
+            (Some(e), true) => Some(FrontierPoint::new(&cfg, &e.metrics)),
+            _ => None,
+        };
+        let saelens = if done {
+            let params = t.params().await?;
+            Some(saelens::to_saelens(
+                &params,
+                &cfg,
+                saelens::SOURCE_HOOK_NAME,
+            )?)
+        } else {
+            None
+        };
+        if done {
+            // The next run starts from a fresh trainer; this one's buffers go now.
+            self.trainer = None;
+            self.index += 1;
+        }
+        Ok((
+            trained,
+            Update::Sae(Box::new(SaeUpdate {
+                index: index as u32,
+                run_step,
+                loss,
+                l0: l0 / count,
+                evaluation,
+                finished,
+                saelens,
+            })),
+        ))
+    }
+
+    async fn open_trainer(&self, cfg: &SaeConfig) -> Result<SaeTrainer, EngineError> {
+        Ok(match &self.gpu {
+            Some(g) => SaeTrainer::Gpu(Box::new(GpuSaeTrainer::new(g, cfg).await?)),
+            None => SaeTrainer::Cpu(Box::new(CpuSaeTrainer::new(cfg)?)),
+        })
+    }
+}
+
+/// Multiply-adds of one of a step's matmuls: `batch × d_in × d_sae`.
+pub fn cpu_cost(cfg: &SaeConfig) -> u64 {
+    cfg.batch_size as u64 * cfg.d_in() as u64 * cfg.d_sae as u64
+}

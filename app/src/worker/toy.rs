@@ -1,0 +1,108 @@
+//! The worker's Superposition lab: every instance of a config trained side by side on WebGPU,
+//! or on the CPU reference when there is none and the config is small.
+
+use mechlab_engine::experiment::superposition::SuperpositionConfig;
+use mechlab_engine::gpu::Gpu;
+use mechlab_engine::metrics::superposition::superposition_metrics;
+use mechlab_engine::models::toy::cpu::CpuToyTrainer;
+use mechlab_engine::models::toy::gpu::GpuToyTrainer;
+use mechlab_engine::models::toy::unflatten;
+use mechlab_engine::EngineError;
+
+use super::Opened;
+use crate::protocol::{ToyUpdate, Update};
+
+/// Largest `instances × params × batch` the CPU fallback takes on; beyond it one step takes
+/// seconds and a run would never finish.
+pub const CPU_FALLBACK_LIMIT: u64 = 2_000_000;
+
+/// The two ways to train.
+pub enum ToyWork {
+    Gpu(Box<GpuToyTrainer>, SuperpositionConfig),
+    Cpu(CpuToyTrainer, SuperpositionConfig),
+}
+
+/// Builds the trainer: WebGPU when there is an adapter, else the CPU reference if the config is
+/// small enough.
+pub async fn open(
+    cfg: &SuperpositionConfig,
+    gpu: Result<(Gpu, String), String>,
+) -> Result<Opened<ToyWork>, String> {
+    cfg.validate().map_err(|e| e.to_string())?;
+    match gpu {
+        Ok((gpu, name)) => {
+            let t = GpuToyTrainer::new(&gpu, cfg, None)
+                .await
+                .map_err(|e| e.to_string())?;
+            // Start small when a step is big (software adapters take seconds for the phase
+            // diagram); the loop grows the chunk fourfold per chunk on fast GPUs.
+            let chunk = (2e6 / step_work(cfg) as f64).clamp(1.0, 50.0);
+            Ok(Opened {
+                work: ToyWork::Gpu(Box::new(t), cfg.clone()),
+                adapter: name,
+                chunk,
+                max_chunk: 5000.0,
+            })
+        }
+        Err(why) => {
+            let cost = cpu_cost(cfg);
+            if cost > CPU_FALLBACK_LIMIT {
+                return Err(format!(
+                    "this run needs WebGPU: instances × parameters × batch = {cost} is more than the \
+                     CPU fallback's {CPU_FALLBACK_LIMIT}; shrink the sweep, the model or the batch, or \
+                     open the page in a browser with WebGPU ({why})"
+                ));
+            }
+            let t = CpuToyTrainer::new(cfg).map_err(|e| e.to_string())?;
+            // A first guess of ~50 M multiply-adds a second; the loop corrects it at once.
+            let per_step = (cost * 4).max(1) as f64;
+            Ok(Opened {
+                work: ToyWork::Cpu(t, cfg.clone()),
+                adapter: "CPU".into(),
+                chunk: (5e6 / per_step).clamp(1.0, 200.0),
+                max_chunk: 2000.0,
+            })
+        }
+    }
+}
+
+impl ToyWork {
+    /// Trains `n` steps; returns them with the chunk's losses, weights and measures.
+    pub async fn advance(&mut self, n: u32) -> Result<(u32, Update), EngineError> {
+        let (losses, params, cfg) = match self {
+            ToyWork::Gpu(t, cfg) => {
+                let l = t.run_steps(n).await?.mean_loss;
+                (l, t.params_flat().await?, &*cfg)
+            }
+            ToyWork::Cpu(t, cfg) => {
+                let l = t.run_steps(n);
+                t.check_diverged()?;
+                (l, t.params().to_vec(), &*cfg)
+            }
+        };
+        let (h, f) = (cfg.n_hidden as usize, cfg.n_features as usize);
+        let metrics = params
+            .chunks(cfg.params_per_instance())
+            .map(|block| superposition_metrics(&unflatten(block, h, f).w))
+            .collect();
+        Ok((
+            n,
+            Update::Superposition(ToyUpdate {
+                losses,
+                params,
+                metrics,
+            }),
+        ))
+    }
+}
+
+/// The CPU fallback's cost measure: instances × parameters per instance × batch size.
+pub fn cpu_cost(cfg: &SuperpositionConfig) -> u64 {
+    cfg.n_instances() as u64 * cfg.params_per_instance() as u64 * cfg.batch_size as u64
+}
+
+/// Multiply-adds of one training step over all instances, roughly.
+fn step_work(cfg: &SuperpositionConfig) -> u64 {
+    let per_sample = cfg.n_features as u64 * cfg.n_hidden as u64;
+    (cfg.n_instances() as u64 * cfg.batch_size as u64 * per_sample).max(1)
+}
