@@ -1,28 +1,45 @@
 // BatchTopK: the `keep` largest entries of ReLU(pre) over the whole [B, n] matrix, ties by
-// lower flat index, written densely to f (everything else 0).
+// lower flat index, written as a sparse code in row-major order.
+//
+// The matrix may come in chunks of whole rows, one buffer each (so a batch whose pre-activations
+// exceed one binding still selects exactly); every dispatch but the picks reads one chunk,
+// `base` being the flat index of its first entry.
 //
 // A global radix select over keys relu_key(pre), like sae_topk.wgsl's but across workgroups:
 //   init                  zero the histogram, state: nothing found, keep entries to take
-//   hist_value, pick_value ×4   each workgroup histograms a chunk of 4096 entries into global
+//   hist_value, pick_value ×4   each workgroup histograms 4096 entries of a chunk into global
 //                         memory (atomics on counts, so the order of adds does not matter);
-//                         one workgroup then picks the next 8 bits of the threshold key T
+//                         once every chunk is counted, one workgroup picks the next 8 bits of
+//                         the threshold key T
 //   hist_index, pick_index ×≤4  the same over flat indices among the entries tied at T, when
 //                         only some of them are taken
-//   write                 f = ReLU(pre) where key > T, or key == T and index <= the limit
+//   count_rows            per row: entries kept (key > T, or key == T and index <= the limit)
+//   scan_rows             the counts become each row's first entry
+//   compact               per row: its kept entries in increasing latent order
 // scratch: [0, 256) the histogram; [256, 264) the state: T's bits, entries still to take,
-// entries matching, index bits, index limit, the threshold value (f32 bits, written last).
+// entries matching, index bits, index limit. The code: idx and val [keep]; code_rows [keep] the
+// row of each entry, then [B + 1] the first entry of each row (the layout the sparse kernels
+// read).
 
 struct BatchParams {
-    total: u32,
+    total: u32,   // entries of the whole matrix
     keep: u32,
     shift: u32,
-    groups: u32,
+    groups: u32,  // workgroups of this dispatch
+    base: u32,    // flat index of the chunk's first entry
+    len: u32,     // entries in the chunk
+    n: u32,       // entries per row
+    row0: u32,    // the chunk's first row
+    rows: u32,    // rows in the chunk
+    batch: u32,
 }
 
 @group(0) @binding(0) var<uniform> bp: BatchParams;
 @group(0) @binding(1) var<storage, read_write> pre: array<f32>;
-@group(0) @binding(2) var<storage, read_write> f_out: array<f32>;
-@group(0) @binding(3) var<storage, read_write> scratch: array<atomic<u32>>;
+@group(0) @binding(2) var<storage, read_write> scratch: array<atomic<u32>>;
+@group(0) @binding(3) var<storage, read_write> code_idx: array<u32>;
+@group(0) @binding(4) var<storage, read_write> code_val: array<f32>;
+@group(0) @binding(5) var<storage, read_write> code_rows: array<u32>;
 
 const WG: u32 = 256u;
 const CHUNK: u32 = 4096u;
@@ -47,7 +64,6 @@ fn init(@builtin(local_invocation_index) lid: u32) {
         atomicStore(&scratch[STATE + 2u], bp.total);
         atomicStore(&scratch[STATE + 3u], 0u);
         atomicStore(&scratch[STATE + 4u], NO_LATENT);
-        atomicStore(&scratch[STATE + 5u], 0u);
     }
 }
 
@@ -67,7 +83,7 @@ fn hist_value(
     }
     let prefix = workgroupUniformLoad(&shared_a);
     let high = high_mask(bp.shift);
-    let end = min(g * CHUNK + CHUNK, bp.total);
+    let end = min(g * CHUNK + CHUNK, bp.len);
     for (var e = g * CHUNK + lid; e < end; e += WG) {
         let key = relu_key(pre[e]);
         if ((key & high) == prefix) {
@@ -125,10 +141,11 @@ fn hist_index(
     let t = shared_a;
     let prefix = shared_d;
     let high = high_mask(bp.shift);
-    let end = min(g * CHUNK + CHUNK, bp.total);
+    let end = min(g * CHUNK + CHUNK, bp.len);
     for (var e = g * CHUNK + lid; e < end; e += WG) {
-        if ((e & high) == prefix && relu_key(pre[e]) == t) {
-            atomicAdd(&local_hist[(e >> bp.shift) & 255u], 1u);
+        let flat = bp.base + e;
+        if ((flat & high) == prefix && relu_key(pre[e]) == t) {
+            atomicAdd(&local_hist[(flat >> bp.shift) & 255u], 1u);
         }
     }
     workgroupBarrier();
@@ -165,29 +182,98 @@ fn pick_index(@builtin(local_invocation_index) lid: u32) {
     }
 }
 
-@compute @workgroup_size(256)
-fn write(
-    @builtin(workgroup_id) wid: vec3<u32>,
-    @builtin(num_workgroups) nwg: vec3<u32>,
-    @builtin(local_invocation_index) lid: u32,
-) {
-    let g = group_index(wid, nwg);
-    if (g >= bp.groups) {
-        return;
-    }
+// Loads the selection (T, the index limit) into the workgroup; call from uniform control flow.
+fn selection(lid: u32) -> vec2<u32> {
     if (lid == 0u) {
         shared_a = atomicLoad(&scratch[STATE]);
         shared_b = atomicLoad(&scratch[STATE + 4u]);
     }
     let t = workgroupUniformLoad(&shared_a);
-    let limit = shared_b;
-    if (g == 0u && lid == 0u) {
-        atomicStore(&scratch[STATE + 5u], bitcast<u32>(key_value(t)));
+    return vec2(t, shared_b);
+}
+
+// Whether the chunk's entry e is kept, and its key.
+fn kept(e: u32, sel: vec2<u32>) -> vec2<u32> {
+    let key = relu_key(pre[e]);
+    let take = key > sel.x || (key == sel.x && bp.base + e <= sel.y);
+    return vec2(select(0u, 1u, take), key);
+}
+
+// One workgroup per row of the chunk: its kept entries, at code_rows[keep + row + 1].
+@compute @workgroup_size(256)
+fn count_rows(
+    @builtin(workgroup_id) wid: vec3<u32>,
+    @builtin(num_workgroups) nwg: vec3<u32>,
+    @builtin(local_invocation_index) lid: u32,
+) {
+    let r = group_index(wid, nwg);
+    if (r >= bp.rows) {
+        return;
     }
-    let end = min(g * CHUNK + CHUNK, bp.total);
-    for (var e = g * CHUNK + lid; e < end; e += WG) {
-        let key = relu_key(pre[e]);
-        let keep = key > t || (key == t && e <= limit);
-        f_out[e] = select(0.0, key_value(key), keep);
+    let sel = selection(lid);
+    var c = 0u;
+    for (var j = lid; j < bp.n; j += WG) {
+        c += kept(r * bp.n + j, sel).x;
+    }
+    let all = scan256(lid, c, false);
+    if (lid == 255u) {
+        code_rows[bp.keep + bp.row0 + r + 1u] = all;
+    }
+}
+
+// One workgroup: the row counts become exclusive offsets, code_rows[keep + B] = keep.
+@compute @workgroup_size(256)
+fn scan_rows(@builtin(local_invocation_index) lid: u32) {
+    let at = bp.keep + 1u;
+    var carry = 0u;
+    for (var r0 = 0u; r0 < bp.batch; r0 += WG) {
+        let r = r0 + lid;
+        var v = 0u;
+        if (r < bp.batch) {
+            v = code_rows[at + r];
+        }
+        let incl = scan256(lid, v, false);
+        if (r < bp.batch) {
+            code_rows[at + r] = carry + incl;
+        }
+        carry += scan_buf[255];
+        workgroupBarrier();
+    }
+    if (lid == 0u) {
+        code_rows[bp.keep] = 0u;
+    }
+}
+
+// One workgroup per row of the chunk: writes its kept entries from the row's offset, 256
+// latents at a time, placed by a scan of the keep flags.
+@compute @workgroup_size(256)
+fn compact(
+    @builtin(workgroup_id) wid: vec3<u32>,
+    @builtin(num_workgroups) nwg: vec3<u32>,
+    @builtin(local_invocation_index) lid: u32,
+) {
+    let r = group_index(wid, nwg);
+    if (r >= bp.rows) {
+        return;
+    }
+    let sel = selection(lid);
+    let row = bp.row0 + r;
+    let start = code_rows[bp.keep + row];
+    var carry = 0u;
+    for (var j0 = 0u; j0 < bp.n; j0 += WG) {
+        let j = j0 + lid;
+        var k = vec2(0u, 0u);
+        if (j < bp.n) {
+            k = kept(r * bp.n + j, sel);
+        }
+        let incl = scan256(lid, k.x, false);
+        if (k.x == 1u) {
+            let at = start + carry + incl - 1u;
+            code_idx[at] = j;
+            code_val[at] = key_value(k.y);
+            code_rows[at] = row;
+        }
+        carry += scan_buf[255];
+        workgroupBarrier();
     }
 }

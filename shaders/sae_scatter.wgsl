@@ -3,8 +3,10 @@
 //   with BIAS)
 // One workgroup per (latent, 256 columns) walks the latent's list, sorted by entry: each output
 // element is one sum in increasing entry order added once to the old value, so the result is
-// the same bits on every run. Latents with empty lists return at once and touch nothing. The host prepends BIAS and declares `bias_grad` (binding 5 with BIAS, a private
-// stub without).
+// the same bits on every run. Latents with empty lists return at once and touch nothing. The
+// host prepends BIAS and ROWS and declares `bias_grad` (with BIAS) and then `code_rows` (with
+// ROWS: the row of each entry, for codes whose rows hold varying numbers of entries), each a
+// private stub when absent.
 
 struct ScatterParams {
     k: u32,
@@ -21,6 +23,13 @@ struct ScatterParams {
 @group(0) @binding(4) var<storage, read_write> grad: array<f32>;
 
 var<workgroup> shared_a: u32;
+
+fn row_of(e: u32) -> u32 {
+    if (ROWS) {
+        return code_rows[e];
+    }
+    return e / sc.k;
+}
 var<workgroup> shared_b: u32;
 
 @compute @workgroup_size(256)
@@ -49,7 +58,7 @@ fn accumulate(
         var acc = 0.0;
         for (var p = start; p < end; p++) {
             let e = lists[p];
-            acc += coef[e] * rows[(e / sc.k) * sc.d_in + col];
+            acc += coef[e] * rows[row_of(e) * sc.d_in + col];
         }
         grad[j * sc.d_in + col] += acc;
     }

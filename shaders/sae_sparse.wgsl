@@ -5,7 +5,9 @@
 //   latent_grad  val[b, t] = W_dec[idx[b, t], :] · dense[b, :], one invocation per entry,
 //                summed in increasing column
 // Entries with idx = NO_LATENT (or any index past d_sae) contribute nothing and get 0. The
-// host declares `b_dec` (binding 5 for decode, a private stub for latent_grad).
+// host declares `b_dec` (binding 5 for decode, a private stub for latent_grad) and, after it,
+// `code_rows` with ROWS: a code of B·k entries whose rows hold varying numbers of them
+// (BatchTopK's), [B·k] the row of each entry then [B + 1] each row's first entry.
 
 struct SparseParams {
     batch: u32,
@@ -24,6 +26,8 @@ struct SparseParams {
 
 var<workgroup> tile_idx: array<u32, 256>;
 var<workgroup> tile_val: array<f32, 256>;
+var<workgroup> span_start: u32;
+var<workgroup> span_end: u32;
 
 @compute @workgroup_size(256)
 fn decode(
@@ -37,15 +41,26 @@ fn decode(
     }
     let row = g / sp.col_tiles;
     let col = (g % sp.col_tiles) * 256u + lid;
+    if (lid == 0u) {
+        if (ROWS) {
+            span_start = code_rows[sp.batch * sp.k + row];
+            span_end = code_rows[sp.batch * sp.k + row + 1u];
+        } else {
+            span_start = row * sp.k;
+            span_end = span_start + sp.k;
+        }
+    }
+    let start = workgroupUniformLoad(&span_start);
+    let end = workgroupUniformLoad(&span_end);
     var acc = 0.0;
-    for (var t0 = 0u; t0 < sp.k; t0 += 256u) {
-        if (t0 + lid < sp.k) {
-            tile_idx[lid] = code_idx[row * sp.k + t0 + lid];
-            tile_val[lid] = code_val[row * sp.k + t0 + lid];
+    for (var t0 = start; t0 < end; t0 += 256u) {
+        if (t0 + lid < end) {
+            tile_idx[lid] = code_idx[t0 + lid];
+            tile_val[lid] = code_val[t0 + lid];
         }
         workgroupBarrier();
         if (col < sp.d_in) {
-            let m = min(256u, sp.k - t0);
+            let m = min(256u, end - t0);
             for (var t = 0u; t < m; t++) {
                 let j = tile_idx[t];
                 if (j < sp.d_sae) {
@@ -74,7 +89,11 @@ fn latent_grad(
     var acc = 0.0;
     if (j < sp.d_sae) {
         let w = j * sp.d_in;
-        let x = (e / sp.k) * sp.d_in;
+        var row = e / sp.k;
+        if (ROWS) {
+            row = code_rows[e];
+        }
+        let x = row * sp.d_in;
         for (var i = 0u; i < sp.d_in; i++) {
             acc += w_dec[w + i] * dense[x + i];
         }

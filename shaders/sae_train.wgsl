@@ -1,9 +1,10 @@
 // The SAE training step's own kernels: everything between the shared building blocks of
 // sae_*.wgsl (encode, top-k, sparse decode and backward): the reconstruction gradient, the
 // TopK family's per-entry gradients and AuxK, firing and dead-latent bookkeeping, the decoder
-// projection, gradient clipping and Adam. Every entry point shares one bind group layout:
-// five f32 arrays, two u32 arrays and one atomic counter array, bound per dispatch.
-// The host prepends WG (invocations per workgroup).
+// projection, gradient clipping and Adam, and BatchTopK's threshold estimate. Every entry
+// point shares one bind group layout: five f32 arrays, two u32 arrays and one atomic counter
+// array, bound per dispatch. The host prepends WG (invocations per workgroup), CHUNK and
+// THRESHOLD_RATE.
 
 struct TrainParams {
     batch: u32,
@@ -173,6 +174,37 @@ fn aux_grad(@builtin(global_invocation_id) gid: vec3<u32>, @builtin(num_workgrou
         c[j] = s * 2.0 * err / f32(p.batch);
     }
     d[row] = s * sum;
+}
+
+// BatchTopK's inference threshold, one workgroup: m = the smallest positive of a[0..count] (the
+// kept activations), then b[0] = (1 − r) b[0] + r m, or m while b[0] is still 0. A batch with
+// nothing positive leaves it alone. 0 stands for "none yet" in the reduction, since every
+// candidate is positive.
+@compute @workgroup_size(WG)
+fn threshold_ema(@builtin(local_invocation_id) lid: vec3<u32>) {
+    var m = 0.0;
+    for (var i = lid.x; i < p.count; i += WG) {
+        let v = a[i];
+        if (v > 0.0 && (m == 0.0 || v < m)) {
+            m = v;
+        }
+    }
+    partial[lid.x] = m;
+    workgroupBarrier();
+    for (var stride = WG / 2u; stride > 0u; stride /= 2u) {
+        if (lid.x < stride) {
+            let o = partial[lid.x + stride];
+            if (o > 0.0 && (partial[lid.x] == 0.0 || o < partial[lid.x])) {
+                partial[lid.x] = o;
+            }
+        }
+        workgroupBarrier();
+    }
+    if (lid.x == 0u && partial[0] > 0.0) {
+        let t = b[0];
+        let r = THRESHOLD_RATE;
+        b[0] = select(partial[0], (1.0 - r) * t + r * partial[0], t > 0.0);
+    }
 }
 
 // Removes each decoder row's gradient component along the (unit) row; one invocation per row:

@@ -42,8 +42,9 @@ pub struct Args {
     /// Override the seed.
     #[arg(long)]
     seed: Option<u64>,
-    /// Which implementation trains: auto uses a hardware GPU where it supports the
-    /// architecture (all but BatchTopK so far) and the CPU reference otherwise.
+    /// Which implementation trains: auto uses the GPU on a hardware adapter and the CPU
+    /// reference on software rasterizers (lavapipe), where it is faster. Every architecture
+    /// trains on both.
     #[arg(long, value_enum, default_value_t = Engine::Auto)]
     engine: Engine,
     /// The folder to write (created if missing).
@@ -108,18 +109,11 @@ async fn trainer(
     engine: Engine,
     gpu: &mut Option<Gpu>,
 ) -> Result<(Trainer, String), String> {
-    let gpu_supported = matches!(
-        cfg.architecture,
-        Architecture::TopK { .. }
-            | Architecture::ReluL1 { .. }
-            | Architecture::JumpRelu { .. }
-            | Architecture::Gated { .. }
-    );
     let cpu = || -> Result<(Trainer, String), String> {
         let t = CpuSaeTrainer::new(cfg).map_err(|e| e.to_string())?;
         Ok((Trainer::Cpu(Box::new(t)), "CPU reference".into()))
     };
-    if engine == Engine::Cpu || (engine == Engine::Auto && !gpu_supported) {
+    if engine == Engine::Cpu {
         return cpu();
     }
     if gpu.is_none() {

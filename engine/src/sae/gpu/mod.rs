@@ -3,10 +3,12 @@
 //! are uploaded scaled; nothing is read back but the per-step losses and firing counts when the
 //! caller asks for a report, and the parameters when it asks for them.
 //!
-//! This version trains the TopK family's per-row TopK (with AuxK) through the sparse kernels:
-//! the encoder is dense, the decoder and every gradient touch only the k active latents. The
-//! batch's pre-activations are computed in row chunks no larger than the device's binding limit,
-//! so a 4096 × 32768 batch (512 MiB of pre-activations) trains under the browser's 256 MiB.
+//! The TopK family (TopK and BatchTopK, with AuxK) trains through the sparse kernels: the
+//! encoder is dense, the decoder and every gradient touch only the active latents. The batch's
+//! pre-activations are computed in row chunks no larger than the device's binding limit, so a
+//! 4096 × 32768 batch (512 MiB of pre-activations) trains under the browser's 256 MiB; TopK
+//! reuses one chunk buffer, BatchTopK keeps every chunk for its selection across the batch.
+//! ReLU + L1, JumpReLU and Gated train through dense matmuls.
 
 pub mod step;
 
@@ -64,7 +66,9 @@ struct Buffers {
     x: wgpu::Buffer,
     xc: wgpu::Buffer,
     x_chunk: wgpu::Buffer,
-    pre: wgpu::Buffer,
+    /// Pre-activations: one chunk of rows (TopK, reused), every chunk of the batch (BatchTopK),
+    /// or the whole batch (dense path).
+    pre: Vec<wgpu::Buffer>,
     idx_chunk: wgpu::Buffer,
     val_chunk: wgpu::Buffer,
     aidx_chunk: wgpu::Buffer,
@@ -90,6 +94,11 @@ struct Buffers {
     list_scratch: wgpu::Buffer,
     partials: wgpu::Buffer,
     norm2: wgpu::Buffer,
+    /// BatchTopK: the main code's row index, the selection's scratch and the inference
+    /// threshold (1 word each on the other paths).
+    code_rows: wgpu::Buffer,
+    select_scratch: wgpu::Buffer,
+    threshold: wgpu::Buffer,
 }
 
 /// Trains an SAE on the GPU.
@@ -106,8 +115,10 @@ pub struct GpuSaeTrainer {
     k: usize,
     k_aux: usize,
     rows_per_chunk: usize,
-    /// Trains through dense activations (ReLU + L1, JumpReLU) rather than sparse codes.
+    /// Trains through dense activations (ReLU + L1, JumpReLU, Gated) rather than sparse codes.
     dense: bool,
+    /// Selects over the whole batch (BatchTopK) rather than per row.
+    batch_topk: bool,
     /// Elements of the four trained buffers, as Adam sees them.
     shapes: [usize; 4],
     step: u32,
@@ -151,24 +162,29 @@ impl GpuSaeTrainer {
         chunk_bytes: u64,
     ) -> Result<Self> {
         cfg.validate()?;
-        let (dense, k) =
-            match cfg.architecture {
-                Architecture::TopK { k, .. } => (false, k as usize),
-                Architecture::ReluL1 { .. }
-                | Architecture::JumpRelu { .. }
-                | Architecture::Gated { .. } => (true, 1),
-                ref other => return Err(EngineError::invalid(
-                    "architecture",
-                    other.name(),
-                    "the GPU trainer supports TopK, ReLU + L1, JumpReLU and Gated so far; train \
-                     this architecture with the CPU engine",
-                )),
-            };
+        let (dense, batch_topk, k) = match cfg.architecture {
+            Architecture::TopK { k, .. } => (false, false, k as usize),
+            Architecture::BatchTopK { k, .. } => (false, true, k as usize),
+            Architecture::ReluL1 { .. }
+            | Architecture::JumpRelu { .. }
+            | Architecture::Gated { .. } => (true, false, 1),
+        };
         let (d_in, d_sae, batch) = (
             cfg.d_in() as usize,
             cfg.d_sae as usize,
             cfg.batch_size as usize,
         );
+        if batch_topk && (batch * d_sae) as u64 >= u32::MAX as u64 {
+            return Err(EngineError::invalid(
+                "batch_size",
+                batch,
+                format!(
+                    "BatchTopK on the GPU selects among batch × d_sae = {} pre-activations, \
+                     which must fit 32-bit indices",
+                    batch * d_sae
+                ),
+            ));
+        }
         let k_aux = if dense { 1 } else { cfg.k_aux() as usize };
         let rows = ((chunk_bytes / (4 * d_sae as u64)) as usize).clamp(1, batch);
         if dense && rows < batch {
@@ -252,9 +268,11 @@ impl GpuSaeTrainer {
             x: z("sae x", batch * d_in)?,
             xc: z("sae xc", batch * d_in)?,
             x_chunk: z("sae x chunk", rows * d_in)?,
-            pre: z("sae pre", rows * d_sae)?,
-            idx_chunk: zu("sae idx chunk", rows * k)?,
-            val_chunk: z("sae val chunk", rows * k)?,
+            pre: (0..if batch_topk { batch.div_ceil(rows) } else { 1 })
+                .map(|_| z("sae pre", rows * d_sae))
+                .collect::<Result<_>>()?,
+            idx_chunk: zu("sae idx chunk", if batch_topk { 1 } else { rows * k })?,
+            val_chunk: z("sae val chunk", if batch_topk { 1 } else { rows * k })?,
             aidx_chunk: zu("sae aux idx chunk", rows * k_aux)?,
             aval_chunk: z("sae aux val chunk", rows * k_aux)?,
             idx: zu("sae idx", batch * k)?,
@@ -284,6 +302,23 @@ impl GpuSaeTrainer {
             )?,
             partials: z("sae grad partials", n_partials)?,
             norm2: z("sae grad norm", 1)?,
+            code_rows: zu(
+                "sae code rows",
+                if batch_topk {
+                    kernels::code_rows_len(batch, batch * k)
+                } else {
+                    1
+                },
+            )?,
+            select_scratch: gpu.storage_zeroed::<u8>(
+                "sae batch topk scratch",
+                if batch_topk {
+                    kernels::batch_topk_scratch_bytes() as usize
+                } else {
+                    4
+                },
+            )?,
+            threshold: gpu.storage_from("sae batch threshold", &[params.batch_threshold])?,
         };
         let kernels = StepKernels::new(gpu, STEP_SLOTS).await?;
         Ok(Self {
@@ -301,6 +336,7 @@ impl GpuSaeTrainer {
             k_aux,
             rows_per_chunk: rows,
             dense,
+            batch_topk,
             shapes,
             step: 0,
             pending: 0,
@@ -330,7 +366,6 @@ impl GpuSaeTrainer {
             &b.x,
             &b.xc,
             &b.x_chunk,
-            &b.pre,
             &b.idx_chunk,
             &b.val_chunk,
             &b.aidx_chunk,
@@ -356,8 +391,11 @@ impl GpuSaeTrainer {
             &b.list_scratch,
             &b.partials,
             &b.norm2,
+            &b.code_rows,
+            &b.select_scratch,
+            &b.threshold,
         ];
-        all.extend(b.grads.iter().chain(&b.m).chain(&b.v));
+        all.extend(b.grads.iter().chain(&b.m).chain(&b.v).chain(&b.pre));
         all.iter().map(|x| x.size()).sum()
     }
 
@@ -365,7 +403,7 @@ impl GpuSaeTrainer {
     /// maximum buffer and binding sizes).
     pub fn largest_buffer(&self) -> u64 {
         let b = &self.buf;
-        [&b.w_enc, &b.w_dec, &b.pre, &b.x, &b.list_scratch]
+        [&b.w_enc, &b.w_dec, &b.pre[0], &b.x, &b.list_scratch]
             .iter()
             .map(|x| x.size())
             .max()
@@ -396,6 +434,9 @@ impl GpuSaeTrainer {
             k_aux: self.k_aux.max(1) as f32,
             aux_coefficient: match self.cfg.architecture {
                 Architecture::TopK {
+                    aux_coefficient, ..
+                }
+                | Architecture::BatchTopK {
                     aux_coefficient, ..
                 } => aux_coefficient,
                 _ => 0.0,
@@ -440,7 +481,7 @@ impl GpuSaeTrainer {
         if self.dense {
             self.record_dense(&gpu, &mut enc, base).await?;
         } else {
-            self.record_topk(&gpu, &mut enc, base).await?;
+            self.record_sparse(&gpu, &mut enc, base).await?;
         }
         self.record_update(&gpu, &mut enc, base, lr);
         self.kernels.upload(&gpu);
@@ -451,9 +492,11 @@ impl GpuSaeTrainer {
         Ok(())
     }
 
-    /// TopK: encode and select in row chunks, decode and differentiate only active latents,
-    /// AuxK on the dead ones.
-    async fn record_topk(
+    /// The TopK family: encode in row chunks and select (per row for TopK, over the whole batch
+    /// for BatchTopK), decode and differentiate only active latents, AuxK on the dead ones.
+    /// Both architectures share everything past the selection, AuxK included; BatchTopK's code
+    /// carries a row index, since its rows hold different numbers of latents.
+    async fn record_sparse(
         &mut self,
         gpu: &Gpu,
         enc: &mut wgpu::CommandEncoder,
@@ -464,9 +507,12 @@ impl GpuSaeTrainer {
             (self.batch, self.d_in, self.d_sae, self.k, self.k_aux);
         let slot = self.pending;
         let f4 = 4u64;
-        let mut row = 0;
+        let (mut row, mut chunk) = (0, 0);
         while row < batch {
             let rows = self.rows_per_chunk.min(batch - row);
+            // BatchTopK keeps every chunk's pre-activations for its selection over the batch;
+            // TopK selects per chunk and reuses one buffer.
+            let pre = &b.pre[chunk % b.pre.len()];
             enc.copy_buffer_to_buffer(
                 &b.x,
                 (row * d_in) as u64 * f4,
@@ -479,36 +525,57 @@ impl GpuSaeTrainer {
                 w_enc: &b.w_enc,
                 b_enc: &b.lat,
                 b_dec: &b.b_dec,
-                pre: &b.pre,
+                pre,
             };
             kernels::encode(gpu, enc, &eb, rows, d_in, d_sae).await?;
-            for (idx, val, mask, width) in [
-                (&b.idx_chunk, &b.val_chunk, None, k),
-                (&b.aidx_chunk, &b.aval_chunk, Some(&b.mask_window), k_aux),
-            ] {
+            // (chunk's code, mask, width, the batch's code): AuxK's per-row selection over dead
+            // latents, and TopK's own.
+            let mut selections = vec![(
+                (&b.aidx_chunk, &b.aval_chunk),
+                Some(&b.mask_window),
+                k_aux,
+                (&b.aidx, &b.aval),
+            )];
+            if !self.batch_topk {
+                selections.push(((&b.idx_chunk, &b.val_chunk), None, k, (&b.idx, &b.val)));
+            }
+            for ((idx, val), mask, width, (all_idx, all_val)) in selections {
                 let tb = kernels::TopkBuffers {
-                    pre: &b.pre,
+                    pre,
                     idx,
                     val,
                     scratch: &b.topk_scratch,
                     mask,
                 };
                 kernels::topk_rows(gpu, enc, &tb, rows, d_sae, width).await?;
-            }
-            for (src, dst, width) in [
-                (&b.idx_chunk, &b.idx, k),
-                (&b.val_chunk, &b.val, k),
-                (&b.aidx_chunk, &b.aidx, k_aux),
-                (&b.aval_chunk, &b.aval, k_aux),
-            ] {
                 let at = (row * width) as u64 * f4;
-                enc.copy_buffer_to_buffer(src, 0, dst, at, (rows * width) as u64 * f4);
+                let bytes = (rows * width) as u64 * f4;
+                enc.copy_buffer_to_buffer(idx, 0, all_idx, at, bytes);
+                enc.copy_buffer_to_buffer(val, 0, all_val, at, bytes);
             }
             row += rows;
+            chunk += 1;
         }
-        for (idx, val, bias, out, width) in [
-            (&b.idx, &b.val, &b.b_dec, &b.x_hat, k),
-            (&b.aidx, &b.aval, &b.zero_bias, &b.e_hat, k_aux),
+        let main_rows = if self.batch_topk {
+            let pre: Vec<&wgpu::Buffer> = b.pre.iter().collect();
+            let sb = kernels::BatchTopkBuffers {
+                pre: &pre,
+                rows_per_chunk: self.rows_per_chunk,
+                idx: &b.idx,
+                val: &b.val,
+                rows: &b.code_rows,
+                scratch: &b.select_scratch,
+            };
+            kernels::batch_topk(gpu, enc, &sb, batch, d_sae, k).await?;
+            Some(&b.code_rows)
+        } else {
+            None
+        };
+        // The main code (k entries a row on average) and AuxK's (k_aux a row) through the same
+        // sparse kernels, the main one with its row index.
+        for (idx, val, bias, out, width, rows) in [
+            (&b.idx, &b.val, &b.b_dec, &b.x_hat, k, main_rows),
+            (&b.aidx, &b.aval, &b.zero_bias, &b.e_hat, k_aux, None),
         ] {
             let db = kernels::DecodeSparseBuffers {
                 idx,
@@ -516,6 +583,7 @@ impl GpuSaeTrainer {
                 w_dec: &b.w_dec,
                 b_dec: bias,
                 x_hat: out,
+                rows,
             };
             kernels::decode_sparse(gpu, enc, &db, batch, width, d_in, d_sae).await?;
         }
@@ -538,15 +606,16 @@ impl GpuSaeTrainer {
             kx.record(&mut pass, Kernel::AuxGrad, &bg_aux, base, batch as u32);
             kx.record(&mut pass, Kernel::ReduceSum, &bg_sum, sum(3 * slot + 2), 1);
         }
-        for (idx, g, out, width) in [
-            (&b.idx, &b.g, &b.g_val, k),
-            (&b.aidx, &b.e_hat, &b.ag_val, k_aux),
+        for (idx, g, out, width, rows) in [
+            (&b.idx, &b.g, &b.g_val, k, main_rows),
+            (&b.aidx, &b.e_hat, &b.ag_val, k_aux, None),
         ] {
             let lb = kernels::LatentGradSparseBuffers {
                 idx,
                 g,
                 w_dec: &b.w_dec,
                 g_val: out,
+                rows,
             };
             kernels::latent_grad_sparse(gpu, enc, &lb, batch, width, d_in, d_sae).await?;
         }
@@ -566,9 +635,9 @@ impl GpuSaeTrainer {
             kx.record(&mut pass, Kernel::EntryGpre, &bg_gpre, n(k), nk);
             kx.record(&mut pass, Kernel::EntryGpre, &bg_agpre, n(k_aux), na);
         }
-        for (idx, val, g, gpre, width) in [
-            (&b.idx, &b.val, &b.g, &b.gpre, k),
-            (&b.aidx, &b.aval, &b.e_hat, &b.agpre, k_aux),
+        for (idx, val, g, gpre, width, rows) in [
+            (&b.idx, &b.val, &b.g, &b.gpre, k, main_rows),
+            (&b.aidx, &b.aval, &b.e_hat, &b.agpre, k_aux, None),
         ] {
             let wb = kernels::WeightGradSparseBuffers {
                 idx,
@@ -582,6 +651,7 @@ impl GpuSaeTrainer {
                     b_enc_grad: &b.grads[1],
                 }),
                 scratch: &b.list_scratch,
+                rows,
             };
             kernels::weight_grad_sparse(gpu, enc, &wb, batch, width, d_in, d_sae).await?;
         }
@@ -595,6 +665,9 @@ impl GpuSaeTrainer {
         bg.u[0] = Some(&b.idx);
         bg.counters = Some(&b.counters);
         let bg_fire = kx.bind(gpu, &bg);
+        let bg_threshold = self
+            .batch_topk
+            .then(|| kx.bind(gpu, &fs([&b.val, &b.threshold])));
         let mut pass = enc.begin_compute_pass(&Default::default());
         let di = d_in as u32;
         kx.record(
@@ -610,7 +683,7 @@ impl GpuSaeTrainer {
             ..base
         };
         kx.record(&mut pass, Kernel::BdecGrad, &bg_abdec, aux, di);
-        let fire = StepParams {
+        let entries = StepParams {
             count: (batch * k) as u32,
             ..base
         };
@@ -618,9 +691,12 @@ impl GpuSaeTrainer {
             &mut pass,
             Kernel::FireCount,
             &bg_fire,
-            fire,
+            entries,
             (batch * k) as u32,
         );
+        if let Some(bg) = &bg_threshold {
+            kx.record(&mut pass, Kernel::ThresholdEma, bg, entries, 1);
+        }
         Ok(())
     }
 
@@ -644,12 +720,12 @@ impl GpuSaeTrainer {
             w_enc: &b.w_enc,
             b_enc: &b.lat,
             b_dec: &b.b_dec,
-            pre: &b.pre,
+            pre: &b.pre[0],
         };
         kernels::encode(gpu, enc, &eb, batch, d_in, d_sae).await?;
         let kx = &mut self.kernels;
         {
-            let mut bg = fs([&b.pre, &b.f, &b.gate]);
+            let mut bg = fs([&b.pre[0], &b.f, &b.gate]);
             bg.f[3] = Some(&b.lat);
             let bg_act = kx.bind(gpu, &bg);
             let mut bg = fs([&b.w_dec]);
@@ -710,9 +786,9 @@ impl GpuSaeTrainer {
                 Kernel::DenseColBackward
             };
             let mut bg = if gated {
-                fs([&b.pre, &b.f, &b.gf, &b.lat, &b.gate])
+                fs([&b.pre[0], &b.f, &b.gf, &b.lat, &b.gate])
             } else {
-                fs([&b.pre, &b.f, &b.gf, &b.lat, &b.grads[1]])
+                fs([&b.pre[0], &b.f, &b.gf, &b.lat, &b.grads[1]])
             };
             bg.counters = Some(&b.counters);
             let bg_col = kx.bind(gpu, &bg);
@@ -931,6 +1007,11 @@ impl GpuSaeTrainer {
         q.write_buffer(&self.buf.w_dec, 0, bytemuck::cast_slice(&p.w_dec));
         q.write_buffer(&self.buf.b_dec, 0, bytemuck::cast_slice(&p.b_dec));
         q.write_buffer(&self.buf.lat, 0, bytemuck::cast_slice(&lat));
+        q.write_buffer(
+            &self.buf.threshold,
+            0,
+            bytemuck::bytes_of(&p.batch_threshold),
+        );
         self.input_scale = p.input_scale;
         Ok(())
     }
@@ -982,6 +1063,8 @@ impl GpuSaeTrainer {
             .read(&self.buf.w_dec, self.d_sae * self.d_in)
             .await?;
         p.b_dec = self.gpu.read(&self.buf.b_dec, self.d_in).await?;
+        let threshold: Vec<f32> = self.gpu.read(&self.buf.threshold, 1).await?;
+        p.batch_threshold = threshold[0];
         p.input_scale = self.input_scale;
         Ok(p)
     }

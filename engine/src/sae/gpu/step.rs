@@ -1,10 +1,12 @@
 //! Host side of `shaders/sae_train.wgsl`: the training step's own kernels (reconstruction
 //! gradient, the TopK family's per-entry gradients and AuxK, firing and dead-latent bookkeeping,
-//! decoder projection, clipping, Adam). One bind group layout serves every entry point; each
-//! recorded dispatch gets its own uniform slot, written once before the step is submitted.
+//! decoder projection, clipping, Adam, BatchTopK's threshold estimate). One bind group layout
+//! serves every entry point; each recorded dispatch gets its own uniform slot, written once
+//! before the step is submitted.
 
 use crate::error::Result;
 use crate::gpu::{layout, Gpu};
+use crate::sae::train::THRESHOLD_RATE;
 use std::collections::HashMap;
 use std::sync::Arc;
 
@@ -85,6 +87,8 @@ pub enum Kernel {
     GatedColBackward,
     /// Gated's per-latent gradient sums into the gradient.
     GatedLatGrads,
+    /// BatchTopK's running threshold from the smallest positive kept activation.
+    ThresholdEma,
 }
 
 impl Kernel {
@@ -110,10 +114,11 @@ impl Kernel {
             Kernel::BdecDense => "bdec_dense",
             Kernel::GatedColBackward => "gated_col_backward",
             Kernel::GatedLatGrads => "gated_lat_grads",
+            Kernel::ThresholdEma => "threshold_ema",
         }
     }
 
-    const ALL: [Kernel; 20] = [
+    const ALL: [Kernel; 21] = [
         Kernel::Centre,
         Kernel::ReconGrad,
         Kernel::ReduceSum,
@@ -134,6 +139,7 @@ impl Kernel {
         Kernel::BdecDense,
         Kernel::GatedColBackward,
         Kernel::GatedLatGrads,
+        Kernel::ThresholdEma,
     ];
 }
 
@@ -166,7 +172,10 @@ impl StepKernels {
     pub async fn new(gpu: &Gpu, capacity: usize) -> Result<Self> {
         let size = std::mem::size_of::<StepParams>() as u64;
         let (bgl, pl) = layout::uniform_and_storage(&gpu.device, "sae step", size, N_STORAGE);
-        let source = format!("const WG: u32 = {WG}u;\nconst CHUNK: u32 = {CHUNK}u;\n{SOURCE}");
+        let source = format!(
+            "const WG: u32 = {WG}u;\nconst CHUNK: u32 = {CHUNK}u;\n\
+             const THRESHOLD_RATE: f32 = {THRESHOLD_RATE:?};\n{SOURCE}"
+        );
         let mut pipelines = HashMap::new();
         for k in Kernel::ALL {
             let p = gpu
@@ -231,7 +240,7 @@ impl StepKernels {
         assert!(slot < self.capacity, "sae step: more dispatches than slots");
         self.slots.push(params);
         let groups = match kernel {
-            Kernel::ReduceSum | Kernel::PenaltyValue => 1,
+            Kernel::ReduceSum | Kernel::PenaltyValue | Kernel::ThresholdEma => 1,
             Kernel::SumSquares => threads.div_ceil(WG * CHUNK).max(1),
             _ => threads.div_ceil(WG).max(1),
         };

@@ -5,6 +5,7 @@ use super::GpuSaeTrainer;
 use crate::gpu::Gpu;
 use crate::gpu_test;
 use crate::sae::config::{Architecture, Magnitude, SaeConfig, SourceConfig};
+use crate::sae::params::SaeParams;
 use crate::sae::train::CpuSaeTrainer;
 use crate::testing::assert_close;
 
@@ -40,7 +41,28 @@ fn cfg(d: u32, n_true: u32, d_sae: u32, batch: u32, k: u32, dead_tokens: u32) ->
     }
 }
 
-async fn compare(gpu: &Gpu, cfg: SaeConfig, steps: u32) {
+/// `cfg` with BatchTopK in place of its TopK, keeping k and the AuxK settings.
+fn batch_topk(mut cfg: SaeConfig) -> SaeConfig {
+    if let Architecture::TopK {
+        k,
+        k_aux,
+        aux_coefficient,
+        dead_tokens,
+    } = cfg.architecture
+    {
+        cfg.architecture = Architecture::BatchTopK {
+            k,
+            k_aux,
+            aux_coefficient,
+            dead_tokens,
+        };
+    }
+    cfg
+}
+
+/// Trains `steps` steps on both trainers from the same perturbed start and compares the losses
+/// and parameters; returns the GPU trainer's parameters.
+async fn compare(gpu: &Gpu, cfg: SaeConfig, steps: u32) -> SaeParams {
     let mut cpu = CpuSaeTrainer::new(&cfg).unwrap();
     let mut gpu_t = GpuSaeTrainer::new(gpu, &cfg).await.unwrap();
     // Start the per-latent tensors away from their zero initialisation so every term of their
@@ -55,6 +77,9 @@ async fn compare(gpu: &Gpu, cfg: SaeConfig, steps: u32) {
     for (i, v) in start.log_threshold.iter_mut().enumerate() {
         *v += 0.3 * (i as f32 * 0.9).sin();
     }
+    // Carried through set_params and params by every trainer; BatchTopK's estimate moves on
+    // from it.
+    start.batch_threshold = 0.05;
     cpu.set_params(start.clone()).unwrap();
     gpu_t.set_params(&start).await.unwrap();
     let cr = cpu.run_steps(steps).unwrap();
@@ -94,6 +119,14 @@ async fn compare(gpu: &Gpu, cfg: SaeConfig, steps: u32) {
         2e-4,
         1e-3,
     );
+    assert_close(
+        "batch_threshold",
+        &[p.batch_threshold],
+        &[q.batch_threshold],
+        2e-4,
+        1e-3,
+    );
+    p
 }
 
 async fn topk_matches_the_cpu_reference(gpu: &Gpu) {
@@ -106,24 +139,55 @@ gpu_test!(
     topk_matches_the_cpu_reference
 );
 
-async fn topk_chunks_rows_when_pre_activations_exceed_a_binding(gpu: &Gpu) {
-    // Allow 7 rows of pre-activations (148 bytes each) per chunk, for a batch of 50.
-    let cfg = cfg(7, 20, 37, 50, 3, 20);
-    let source = crate::sae::source::build(&cfg.source, cfg.seed).unwrap();
-    let mut g = GpuSaeTrainer::build(gpu, &cfg, source, 7 * 148 + 100)
-        .await
-        .unwrap();
-    assert_eq!(g.rows_per_chunk(), 7);
-    let mut cpu = CpuSaeTrainer::new(&cfg).unwrap();
-    cpu.run_steps(6).unwrap();
-    g.run_steps(6).await.unwrap();
-    let p = g.params().await.unwrap();
-    assert_close("w_enc", &p.w_enc, &cpu.params().w_enc, 2e-4, 1e-3);
-    assert_close("w_dec", &p.w_dec, &cpu.params().w_dec, 2e-4, 1e-3);
+async fn batch_topk_matches_the_cpu_reference(gpu: &Gpu) {
+    // As for TopK; the k · batch winners spread unevenly over the rows, and the inference
+    // threshold follows the CPU trainer's estimate.
+    for (c, steps) in [(cfg(7, 20, 37, 13, 3, 20), 12), (cfg(5, 9, 11, 4, 1, 0), 8)] {
+        let p = compare(gpu, batch_topk(c), steps).await;
+        assert!(p.batch_threshold > 0.0 && p.batch_threshold != 0.05);
+    }
 }
 gpu_test!(
-    gpu_sae_topk_trains_in_row_chunks,
-    topk_chunks_rows_when_pre_activations_exceed_a_binding
+    gpu_sae_batch_topk_training_matches_cpu_reference,
+    batch_topk_matches_the_cpu_reference
+);
+
+async fn sparse_path_chunks_rows_when_pre_activations_exceed_a_binding(gpu: &Gpu) {
+    // Allow 7 rows of pre-activations (148 bytes each) per chunk, for a batch of 50: TopK reuses
+    // one chunk, BatchTopK selects across all eight.
+    for cfg in [
+        cfg(7, 20, 37, 50, 3, 20),
+        batch_topk(cfg(7, 20, 37, 50, 3, 20)),
+    ] {
+        let what = cfg.architecture.name();
+        let source = crate::sae::source::build(&cfg.source, cfg.seed).unwrap();
+        let mut g = GpuSaeTrainer::build(gpu, &cfg, source, 7 * 148 + 100)
+            .await
+            .unwrap();
+        assert_eq!(g.rows_per_chunk(), 7);
+        let mut cpu = CpuSaeTrainer::new(&cfg).unwrap();
+        let cr = cpu.run_steps(6).unwrap();
+        let gr = g.run_steps(6).await.unwrap();
+        for (c, g) in cr.iter().zip(&gr) {
+            let (a, b) = (g.loss.reconstruction, c.loss.reconstruction);
+            assert!(
+                (a - b).abs() <= 1e-4 + 1e-3 * b,
+                "{what} step {}: {a} vs {b}",
+                c.step
+            );
+        }
+        let p = g.params().await.unwrap();
+        let q = cpu.params();
+        assert_close(&format!("{what} w_enc"), &p.w_enc, &q.w_enc, 2e-4, 1e-3);
+        assert_close(&format!("{what} w_dec"), &p.w_dec, &q.w_dec, 2e-4, 1e-3);
+        // Starts at 0, so the first batch's value is taken as is, then averaged.
+        let (a, b) = ([p.batch_threshold], [q.batch_threshold]);
+        assert_close(&format!("{what} batch_threshold"), &a, &b, 2e-4, 1e-3);
+    }
+}
+gpu_test!(
+    gpu_sae_sparse_path_trains_in_row_chunks,
+    sparse_path_chunks_rows_when_pre_activations_exceed_a_binding
 );
 
 async fn dense_architectures_match_the_cpu_reference(gpu: &Gpu) {
@@ -156,17 +220,6 @@ gpu_test!(
     dense_architectures_match_the_cpu_reference
 );
 
-async fn other_architectures_are_refused_with_a_reason(gpu: &Gpu) {
-    let mut c = cfg(7, 20, 37, 13, 3, 20);
-    c.architecture = Architecture::by_name("batch_topk").unwrap();
-    let err = GpuSaeTrainer::new(gpu, &c).await.err().unwrap().to_string();
-    assert!(err.contains("CPU engine"), "{err}");
-}
-gpu_test!(
-    gpu_sae_unsupported_architecture_is_refused,
-    other_architectures_are_refused_with_a_reason
-);
-
 /// One step's gradient, GPU against the CPU reference's backward at the same parameters and
 /// batch. Adam is nearly invariant to a per-coordinate scale, so comparing trained parameters
 /// alone would miss a gradient wrong by a per-latent factor; this catches it.
@@ -190,6 +243,12 @@ async fn gradients_match_the_cpu_reference(gpu: &Gpu) {
             l1_warmup_steps: 0,
         },
         Architecture::TopK {
+            k: 3,
+            k_aux: 0,
+            aux_coefficient: 0.25,
+            dead_tokens: 20,
+        },
+        Architecture::BatchTopK {
             k: 3,
             k_aux: 0,
             aux_coefficient: 0.25,

@@ -3,9 +3,9 @@
 //! ([`sparse`]) and the sparse weight gradients through per-latent lists ([`transpose`]).
 //!
 //! Every function validates shapes and buffer sizes first, then records its dispatches into the
-//! caller's command encoder (one compute pass per kernel family, in order), so a training step
-//! is one encoder and one submit. Nothing is submitted or read back here. All tensors are f32
-//! (indices u32), row-major; weights are latent-major as in [`crate::sae::params`]. Each module
+//! caller's command encoder (in compute passes, in order), so a training step is one encoder and
+//! one submit. Nothing is submitted or read back here. All tensors are f32 (indices u32),
+//! row-major; weights are latent-major as in [`crate::sae::params`]. Each module
 //! holds a CPU reference of its kernels, which the `gpu_*` tests compare against. The buffers
 //! of one call must be distinct: every binding is read-write, and Chromium refuses a buffer
 //! bound twice in one dispatch ("writable storage buffer binding aliasing").
@@ -20,7 +20,7 @@ pub mod sparse;
 pub mod topk;
 pub mod transpose;
 
-pub use batch_topk::{batch_topk, batch_topk_scratch_bytes, BatchTopkBuffers, THRESHOLD_WORD};
+pub use batch_topk::{batch_topk, batch_topk_scratch_bytes, BatchTopkBuffers};
 pub use matmul::{
     decode_dense, encode, latent_grad_dense, matmul, weight_grad_dense, DecodeDenseBuffers,
     EncodeBuffers, LatentGradDenseBuffers, Matmul, WeightGradDenseBuffers,
@@ -40,6 +40,14 @@ use wgpu::util::DeviceExt;
 /// Marks an empty slot of a sparse code: a masked TopK found fewer than `k` eligible latents.
 /// Kernels reading codes skip it (and any index past `d_sae`).
 pub const NO_LATENT: u32 = u32::MAX;
+
+/// Words of the row index of a code with `entries` entries over `batch` rows: the row of each
+/// entry, then each row's first entry and the total (`batch + 1` offsets). BatchTopK writes one,
+/// since its rows hold different numbers of entries; the sparse kernels given one read rows from
+/// it instead of taking `k` entries per row (`entries` is still `batch · k`, k being the mean).
+pub fn code_rows_len(batch: usize, entries: usize) -> usize {
+    entries + batch + 1
+}
 
 const COMMON_WGSL: &str = include_str!("../../../../shaders/sae_common.wgsl");
 

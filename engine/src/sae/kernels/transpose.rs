@@ -11,11 +11,11 @@
 //! every run on a given device, and no floats are added atomically.
 //!
 //! Cost: one workgroup sorts a list of `c` entries in `O(c log² c)` and each gradient element
-//! sums `c` terms. For codes with distinct latents per row (TopK, AuxK) `c <= batch`. On
-//! lavapipe, which abandons workgroups that run for about a second, one list of 65,536 entries
-//! sorts in about 0.15 s and one of 262,144 does not finish.
+//! sums `c` terms. For codes with distinct latents per row (TopK, BatchTopK, AuxK)
+//! `c <= batch`. On lavapipe, which abandons workgroups that run for about a second, one list
+//! of 65,536 entries sorts in about 0.15 s and one of 262,144 does not finish.
 
-use super::{bool_consts, check_buffer, dim, elements, params, Optional, Recorder};
+use super::{bool_consts, check_buffer, code_rows_len, dim, elements, params, Optional, Recorder};
 use crate::error::{EngineError, Result};
 use crate::gpu::Gpu;
 
@@ -63,6 +63,8 @@ pub struct WeightGradSparseBuffers<'a> {
     pub encoder: Option<EncoderGradBuffers<'a>>,
     /// Scratch of [`weight_grad_sparse_scratch_bytes`] bytes; its contents do not matter.
     pub scratch: &'a wgpu::Buffer,
+    /// The code's row index ([`code_rows_len`]) when its rows hold varying numbers of entries.
+    pub rows: Option<&'a wgpu::Buffer>,
 }
 
 /// Records the sparse weight gradients of a code `(idx, val)`:
@@ -95,6 +97,10 @@ pub async fn weight_grad_sparse(
     check_buffer(gpu, "val", buf.val, entries)?;
     check_buffer(gpu, "g", buf.g, rows)?;
     check_buffer(gpu, "w_dec_grad", buf.w_dec_grad, weights)?;
+    if let Some(r) = buf.rows {
+        let words = code_rows_len(batch, entries as usize) as u64;
+        check_buffer(gpu, "rows", r, words)?;
+    }
     if let Some(e) = &buf.encoder {
         check_buffer(gpu, "gpre", e.gpre, entries)?;
         check_buffer(gpu, "xc", e.xc, rows)?;
@@ -141,14 +147,28 @@ pub async fn weight_grad_sparse(
         jobs.push((e.gpre, e.xc, e.w_enc_grad, Some(e.b_enc_grad)));
     }
     for (coef, rows, grad, bias) in jobs {
-        let consts = bool_consts(&[("BIAS", bias.is_some())]);
+        let consts = bool_consts(&[("BIAS", bias.is_some()), ("ROWS", buf.rows.is_some())]);
         let storage = vec![buf.scratch, coef, rows, grad];
-        let bias = [Optional {
-            name: "bias_grad",
-            elem: "f32",
-            buffer: bias,
-        }];
-        let mut rec = Recorder::new(gpu, "sae_scatter", &consts, SCATTER_WGSL, storage, &bias);
+        let optional = [
+            Optional {
+                name: "bias_grad",
+                elem: "f32",
+                buffer: bias,
+            },
+            Optional {
+                name: "code_rows",
+                elem: "u32",
+                buffer: buf.rows,
+            },
+        ];
+        let mut rec = Recorder::new(
+            gpu,
+            "sae_scatter",
+            &consts,
+            SCATTER_WGSL,
+            storage,
+            &optional,
+        );
         rec.dispatch("accumulate", sp, latent_tiles).await?;
         rec.record(encoder);
     }
@@ -156,10 +176,13 @@ pub async fn weight_grad_sparse(
 }
 
 /// CPU reference of one half of [`weight_grad_sparse`]: `grad[j, :] += Σ coef[e] ·
-/// rows[e / k, :]` (and `bias_grad[j] += Σ coef[e]`) over the entries `e` with `idx[e] = j`,
-/// each latent's sum taken in increasing `e` and then added, like the kernel.
+/// rows[row(e), :]` (and `bias_grad[j] += Σ coef[e]`) over the entries `e` with `idx[e] = j`,
+/// each latent's sum taken in increasing `e` and then added, like the kernel. `row(e)` is
+/// `code_rows[e]` when given, else `e / k`.
+#[allow(clippy::too_many_arguments)]
 pub fn weight_grad_sparse_ref(
     idx: &[u32],
+    code_rows: Option<&[u32]>,
     coef: &[f32],
     rows: &[f32],
     grad: &mut [f32],
@@ -181,7 +204,8 @@ pub fn weight_grad_sparse_ref(
         for i in 0..d_in {
             let mut s = 0f32;
             for &e in list {
-                s += coef[e] * rows[(e / k) * d_in + i];
+                let row = code_rows.map_or(e / k, |r| r[e] as usize);
+                s += coef[e] * rows[row * d_in + i];
             }
             grad[j * d_in + i] += s;
         }
@@ -193,7 +217,7 @@ pub fn weight_grad_sparse_ref(
 
 #[cfg(test)]
 mod tests {
-    use super::super::sparse::test_code;
+    use super::super::sparse::{test_code, test_rows};
     use super::super::test_data::{values, Timer};
     use super::*;
     use crate::gpu_test;
@@ -216,6 +240,7 @@ mod tests {
         gpu: &Gpu,
         idx: &[u32],
         val: &[f32],
+        code_rows: Option<&[u32]>,
         (batch, k, d_in, d_sae): (usize, usize, usize, usize),
     ) -> Outputs {
         let g = values(21, batch * d_in);
@@ -223,6 +248,7 @@ mod tests {
         let xc = values(23, batch * d_in);
         let bidx = gpu.storage_from("idx", idx).unwrap();
         let bval = gpu.storage_from("val", val).unwrap();
+        let brows = code_rows.map(|r| gpu.storage_from("rows", r).unwrap());
         let bg = gpu.storage_from("g", &g).unwrap();
         let bgpre = gpu.storage_from("gpre", &gpre).unwrap();
         let bxc = gpu.storage_from("xc", &xc).unwrap();
@@ -248,6 +274,7 @@ mod tests {
                 b_enc_grad: &gb_enc,
             }),
             scratch: &scratch,
+            rows: brows.as_ref(),
         };
         weight_grad_sparse(gpu, &mut enc, &b, batch, k, d_in, d_sae)
             .await
@@ -266,6 +293,7 @@ mod tests {
         got: &Outputs,
         idx: &[u32],
         val: &[f32],
+        code_rows: Option<&[u32]>,
         shape: (usize, usize, usize, usize),
     ) {
         let (batch, k, d_in, d_sae) = shape;
@@ -275,9 +303,10 @@ mod tests {
         let mut w_dec_grad = values(24, d_sae * d_in);
         let mut w_enc_grad = values(25, d_sae * d_in);
         let mut b_enc_grad = values(26, d_sae);
-        weight_grad_sparse_ref(idx, val, &g, &mut w_dec_grad, None, k, d_in);
+        weight_grad_sparse_ref(idx, code_rows, val, &g, &mut w_dec_grad, None, k, d_in);
         weight_grad_sparse_ref(
             idx,
+            code_rows,
             &gpre,
             &xc,
             &mut w_enc_grad,
@@ -338,14 +367,18 @@ mod tests {
         ] {
             let (batch, k, _, d_sae) = shape;
             let (idx, val) = test_code(batch as u32 + 10, batch, k, d_sae);
-            let got = run(gpu, &idx, &val, shape).await;
-            check("random code", &got, &idx, &val, shape);
+            let got = run(gpu, &idx, &val, None, shape).await;
+            check("random code", &got, &idx, &val, None, shape);
+            // The same entries spread unevenly over the rows.
+            let rows = test_rows(batch as u32 + 20, batch, k);
+            let got = run(gpu, &idx, &val, Some(&rows), shape).await;
+            check("varied rows", &got, &idx, &val, Some(&rows), shape);
         }
         // Every entry empty: nothing changes.
         let shape = (4, 3, 5, 6);
         let idx = vec![NO_LATENT; 12];
-        let got = run(gpu, &idx, &values(1, 12), shape).await;
-        check("empty code", &got, &idx, &values(1, 12), shape);
+        let got = run(gpu, &idx, &values(1, 12), None, shape).await;
+        check("empty code", &got, &idx, &values(1, 12), None, shape);
     }
     gpu_test!(gpu_sparse_weight_grads_match_reference, matches_reference);
 
@@ -365,9 +398,9 @@ mod tests {
                 });
             }
             let start = Timer::start();
-            let got = run(gpu, &idx, &val, shape).await;
+            let got = run(gpu, &idx, &val, None, shape).await;
             start.report(&format!("weight_grad_sparse {shape:?} (GPU and readback)"));
-            check("long lists", &got, &idx, &val, shape);
+            check("long lists", &got, &idx, &val, None, shape);
         }
     }
     gpu_test!(gpu_sparse_weight_grads_long_lists, long_lists);
@@ -383,9 +416,9 @@ mod tests {
         }
         let val = values(30, batch * k);
         let shape = (batch, k, d_in, d_sae);
-        let first = run(gpu, &idx, &val, shape).await;
+        let first = run(gpu, &idx, &val, None, shape).await;
         for _ in 0..3 {
-            let again = run(gpu, &idx, &val, shape).await;
+            let again = run(gpu, &idx, &val, None, shape).await;
             let bits = |v: &[f32]| v.iter().map(|x| x.to_bits()).collect::<Vec<_>>();
             assert_eq!(bits(&again.w_dec_grad), bits(&first.w_dec_grad));
             assert_eq!(bits(&again.w_enc_grad), bits(&first.w_enc_grad));
