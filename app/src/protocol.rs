@@ -47,7 +47,45 @@ pub enum Job {
     /// Toy models of superposition, every instance of the config side by side.
     Superposition(SuperpositionConfig),
     /// Sparse autoencoders, one after another: one for a single run, many for a frontier.
-    Sae(Vec<SaeConfig>),
+    Sae {
+        /// The runs.
+        runs: Vec<SaeConfig>,
+        /// Where they train.
+        engine: SaeEngine,
+    },
+}
+
+/// Where the worker trains SAEs.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default, Serialize, Deserialize)]
+pub enum SaeEngine {
+    /// WebGPU on a hardware adapter; on a software adapter (SwiftShader) or without WebGPU,
+    /// the CPU reference when the config is small enough for it, since there it is faster.
+    #[default]
+    Auto,
+    /// WebGPU, whatever the adapter.
+    Gpu,
+    /// The CPU reference.
+    Cpu,
+}
+
+impl SaeEngine {
+    /// The menu value.
+    pub fn name(self) -> &'static str {
+        match self {
+            SaeEngine::Auto => "auto",
+            SaeEngine::Gpu => "webgpu",
+            SaeEngine::Cpu => "cpu",
+        }
+    }
+
+    /// The engine a menu value names (auto for anything else).
+    pub fn from_name(s: &str) -> Self {
+        match s {
+            "webgpu" => SaeEngine::Gpu,
+            "cpu" => SaeEngine::Cpu,
+            _ => SaeEngine::Auto,
+        }
+    }
 }
 
 impl Job {
@@ -55,7 +93,7 @@ impl Job {
     pub fn total_steps(&self) -> u32 {
         match self {
             Job::Superposition(c) => c.steps,
-            Job::Sae(runs) => runs.iter().map(|c| c.steps).sum(),
+            Job::Sae { runs, .. } => runs.iter().map(|c| c.steps).sum(),
         }
     }
 }

@@ -5,19 +5,17 @@
 use clap::{ArgGroup, ValueEnum};
 use indicatif::{ProgressBar, ProgressStyle};
 use mechlab_engine::gpu::Gpu;
-use mechlab_engine::sae::config::{frontier_sweep, Architecture, SaeConfig, SaePreset};
+use mechlab_engine::sae::config::{Architecture, SaeConfig, SaePreset};
+use mechlab_engine::sae::frontier::{self, FrontierPoint};
 use mechlab_engine::sae::gpu::GpuSaeTrainer;
-use mechlab_engine::sae::link;
-use mechlab_engine::sae::params::SaeParams;
+use mechlab_engine::sae::link::{self, Sweep};
 use mechlab_engine::sae::saelens;
-use mechlab_engine::sae::source::ActivationSource;
-use mechlab_engine::sae::train::{CpuSaeTrainer, Evaluation, StepReport};
+use mechlab_engine::sae::train::{CpuSaeTrainer, Evaluation};
+use mechlab_engine::sae::trainer::SaeTrainer as Trainer;
 use std::path::{Path, PathBuf};
 
 /// Inputs the final metrics are measured on.
 const EVAL_SAMPLES: usize = 8192;
-/// The hook name written into cfg.json for sources that are not inside a language model.
-const HOOK_NAME: &str = "mechlab.source";
 
 /// Where the run's config comes from, and where its results go.
 #[derive(clap::Args)]
@@ -59,50 +57,6 @@ enum Engine {
     Cpu,
 }
 
-/// Either trainer behind one face, for the loop below.
-enum Trainer {
-    Cpu(Box<CpuSaeTrainer>),
-    Gpu(Box<GpuSaeTrainer>),
-}
-
-impl Trainer {
-    fn step(&self) -> u32 {
-        match self {
-            Trainer::Cpu(t) => t.step(),
-            Trainer::Gpu(t) => t.step(),
-        }
-    }
-
-    async fn run_steps(&mut self, n: u32) -> Result<Vec<StepReport>, String> {
-        match self {
-            Trainer::Cpu(t) => t.run_steps(n),
-            Trainer::Gpu(t) => t.run_steps(n).await,
-        }
-        .map_err(|e| e.to_string())
-    }
-
-    async fn evaluate(&mut self, samples: usize) -> Result<Evaluation, String> {
-        match self {
-            Trainer::Cpu(t) => Ok(t.evaluate(samples)),
-            Trainer::Gpu(t) => t.evaluate(samples).await.map_err(|e| e.to_string()),
-        }
-    }
-
-    async fn params(&self) -> Result<SaeParams, String> {
-        match self {
-            Trainer::Cpu(t) => Ok(t.params().clone()),
-            Trainer::Gpu(t) => t.params().await.map_err(|e| e.to_string()),
-        }
-    }
-
-    fn source(&self) -> &dyn ActivationSource {
-        match self {
-            Trainer::Cpu(t) => t.source(),
-            Trainer::Gpu(t) => t.source(),
-        }
-    }
-}
-
 /// Opens the trainer `engine` asks for; returns it with the name of what runs it.
 async fn trainer(
     cfg: &SaeConfig,
@@ -138,19 +92,24 @@ pub struct InspectArgs {
     dir: PathBuf,
 }
 
-fn load_config(args: &Args) -> Result<(SaeConfig, bool), String> {
-    let mut frontier = false;
-    let mut cfg = if let Some(name) = &args.preset {
+/// The config and what to train: one SAE, or the frontier of the architectures named.
+fn load_config(args: &Args) -> Result<(SaeConfig, Sweep), String> {
+    let (mut cfg, mut sweep) = if let Some(name) = &args.preset {
         let preset = SaePreset::from_name(name).map_err(|e| e.to_string())?;
-        frontier = preset == SaePreset::Frontier;
-        preset.config()
+        let sweep = if preset == SaePreset::Frontier {
+            Sweep::all()
+        } else {
+            Sweep::Single
+        };
+        (preset.config(), sweep)
     } else if let Some(path) = &args.config {
         let text =
             std::fs::read(path).map_err(|e| format!("cannot read {}: {e}", path.display()))?;
         let text =
             String::from_utf8(text).map_err(|_| format!("{} is not UTF-8 text", path.display()))?;
-        serde_json::from_str(&text)
-            .map_err(|e| format!("{} is not a valid SAE config: {e}", path.display()))?
+        let cfg = serde_json::from_str(&text)
+            .map_err(|e| format!("{} is not a valid SAE config: {e}", path.display()))?;
+        (cfg, Sweep::Single)
     } else if let Some(l) = &args.link {
         link::decode(l).map_err(|e| e.to_string())?
     } else {
@@ -158,6 +117,10 @@ fn load_config(args: &Args) -> Result<(SaeConfig, bool), String> {
     };
     if let Some(a) = &args.architecture {
         cfg.architecture = Architecture::by_name(a).map_err(|e| e.to_string())?;
+        // A frontier narrows to the architecture asked for.
+        if let Sweep::Frontier(_) = sweep {
+            sweep = Sweep::Frontier(vec![cfg.architecture.name()]);
+        }
     }
     if let Some(s) = args.steps {
         cfg.steps = s;
@@ -166,7 +129,7 @@ fn load_config(args: &Args) -> Result<(SaeConfig, bool), String> {
         cfg.seed = s;
     }
     cfg.validate().map_err(|e| e.to_string())?;
-    Ok((cfg, frontier))
+    Ok((cfg, sweep))
 }
 
 /// Trains one SAE with a progress bar and writes its folder; returns its evaluation.
@@ -182,7 +145,7 @@ async fn train_one(
     let chunk = (cfg.steps / 200).clamp(1, 100);
     let mut last = None;
     while t.step() < cfg.steps {
-        let r = t.run_steps(chunk).await?;
+        let r = t.run_steps(chunk).await.map_err(|e| e.to_string())?;
         if let Some(r) = r.last() {
             bar.set_message(format!(
                 "{} loss {:.4} L0 {:.1}",
@@ -194,10 +157,11 @@ async fn train_one(
         }
         bar.inc(r.len() as u64);
     }
-    let eval = t.evaluate(EVAL_SAMPLES).await?;
-    let params = t.params().await?;
+    let eval = t.evaluate(EVAL_SAMPLES).await.map_err(|e| e.to_string())?;
+    let params = t.params().await.map_err(|e| e.to_string())?;
     std::fs::create_dir_all(dir).map_err(|e| format!("cannot create {}: {e}", dir.display()))?;
-    let files = saelens::to_saelens(&params, cfg, HOOK_NAME).map_err(|e| e.to_string())?;
+    let files =
+        saelens::to_saelens(&params, cfg, saelens::SOURCE_HOOK_NAME).map_err(|e| e.to_string())?;
     saelens::write_dir(dir, &files).map_err(|e| e.to_string())?;
     let source = t.source();
     if let Some(features) = source.true_features() {
@@ -243,61 +207,36 @@ fn bar(len: u64) -> ProgressBar {
 
 /// Runs `mechlab sae`.
 pub async fn run(args: Args) -> Result<(), String> {
-    let (cfg, frontier) = load_config(&args)?;
+    let (cfg, sweep) = load_config(&args)?;
     let mut gpu = None;
-    if !frontier {
+    let Sweep::Frontier(names) = sweep else {
         let b = bar(cfg.steps as u64);
         let eval = train_one(&cfg, args.engine, &mut gpu, &args.out, &b).await?;
         b.finish();
         print_summary(&cfg, &eval);
         eprintln!("wrote {}", args.out.display());
         return Ok(());
-    }
-    // The frontier: each architecture across its sparsity sweep, one folder per run.
-    let archs: Vec<Architecture> = match &args.architecture {
-        Some(_) => vec![cfg.architecture.clone()],
-        None => mechlab_engine::sae::config::ARCHITECTURE_NAMES
-            .iter()
-            .map(|n| Architecture::by_name(n).expect("known names"))
-            .collect(),
     };
-    let runs: Vec<SaeConfig> = archs
-        .iter()
-        .flat_map(|a| {
-            frontier_sweep(a).into_iter().map(|v| SaeConfig {
-                architecture: a.with_sparsity(v),
-                ..cfg.clone()
-            })
-        })
-        .collect();
+    // The frontier: each architecture across its sparsity sweep, one folder per run.
+    let runs = frontier::runs(&cfg, &names).map_err(|e| e.to_string())?;
     let b = bar(runs.iter().map(|r| r.steps as u64).sum());
     let mut points = Vec::new();
     for run in &runs {
-        let knob = run
-            .architecture
-            .k()
-            .map(|k| k as f32)
-            .or(run.architecture.sparsity_coefficient())
-            .unwrap_or(0.0);
+        let knob = frontier::knob(&run.architecture);
         let dir = args
             .out
             .join(format!("{}-{}", run.architecture.name(), knob));
         let eval = train_one(run, args.engine, &mut gpu, &dir, &b).await?;
-        let r = &eval.metrics.reconstruction;
-        points.push(serde_json::json!({
-            "architecture": run.architecture.name(),
-            "sparsity": knob,
-            "l0": r.l0,
-            "mse": r.mse,
-            "normalized_mse": r.normalized_mse,
-            "explained_variance": r.explained_variance,
-            "fraction_dead": eval.metrics.fraction_dead,
-            "ground_truth": eval.metrics.ground_truth,
-            "dir": dir.file_name().map(|n| n.to_string_lossy().into_owned()),
-        }));
+        let mut point = serde_json::to_value(FrontierPoint::new(run, &eval.metrics))
+            .map_err(|e| e.to_string())?;
+        point["dir"] = dir
+            .file_name()
+            .map(|n| n.to_string_lossy().into_owned())
+            .into();
+        points.push(point);
     }
     b.finish();
-    let json = serde_json::json!({ "config": cfg, "points": points });
+    let json = serde_json::json!({ "config": cfg, "architectures": names, "points": points });
     write(
         &args.out.join("frontier.json"),
         serde_json::to_string_pretty(&json)

@@ -109,3 +109,38 @@ fn bad_input_exits_nonzero_with_reason() {
     assert!(!r.status.success());
     assert!(stderr(&r).contains("cfg.json"), "{}", stderr(&r));
 }
+
+#[test]
+fn a_sweep_link_trains_the_frontier_of_the_architectures_it_names() {
+    let out = tmp("sweep");
+    let link = "http://127.0.0.1:8080/#v=1&lab=sae&a.kind=topk&a.k=4&s.kind=ground_truth&s.d=16\
+                &s.n_features=40&d_sae=64&batch_size=128&steps=20&sweep=frontier:topk,relu_l1";
+    let o = mechlab(&[
+        "sae",
+        "--link",
+        link,
+        "--engine",
+        "cpu",
+        "--out",
+        out.to_str().unwrap(),
+    ]);
+    assert!(o.status.success(), "{}", stderr(&o));
+    let f: serde_json::Value =
+        serde_json::from_slice(&std::fs::read(out.join("frontier.json")).unwrap()).unwrap();
+    assert_eq!(f["architectures"], serde_json::json!(["relu_l1", "topk"]));
+    let points = f["points"].as_array().unwrap();
+    assert_eq!(points.len(), 10);
+    let ks: Vec<f64> = points
+        .iter()
+        .filter(|p| p["architecture"] == "topk")
+        .map(|p| p["sparsity"].as_f64().unwrap())
+        .collect();
+    assert_eq!(ks, [2.0, 4.0, 8.0, 16.0, 32.0]);
+    for p in points {
+        assert!(p["normalized_mse"].is_number() && p["l0"].is_number());
+        assert!(out
+            .join(p["dir"].as_str().unwrap())
+            .join("cfg.json")
+            .exists());
+    }
+}

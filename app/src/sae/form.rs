@@ -489,7 +489,7 @@ mod tests {
         assert!(form.get("s.n_hidden").is_some() && form.get("s.d").is_none());
         form.set("s.kind", "ground_truth".into());
         form.set("s.magnitude.kind", "constant".into());
-        assert_eq!(form.get("s.magnitude.value"), Some("1.0"));
+        assert_eq!(form.get("s.magnitude.value"), Some("1"));
         assert!(form.get("s.magnitude.low").is_none());
         assert!(form.parse().is_ok());
     }

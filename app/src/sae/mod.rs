@@ -17,20 +17,19 @@ use charts::SaeChart;
 use controls::SaeControls;
 use form::SaeForm;
 use leptos::prelude::*;
-use mechlab_app::protocol::Job;
+use mechlab_app::protocol::{Job, SaeEngine};
 use mechlab_engine::sae::config::SaeConfig;
 use mechlab_engine::sae::frontier;
 use mechlab_engine::sae::link::{self, Sweep};
 use view::SaeRun;
 
 /// The job Run trains for a config and sweep.
-fn job(cfg: &SaeConfig, sweep: &Sweep) -> Result<Job, String> {
-    match sweep {
-        Sweep::Single => Ok(Job::Sae(vec![cfg.clone()])),
-        Sweep::Frontier(names) => frontier::runs(cfg, names)
-            .map(Job::Sae)
-            .map_err(|e| e.to_string()),
-    }
+fn job(cfg: &SaeConfig, sweep: &Sweep, engine: SaeEngine) -> Result<Job, String> {
+    let runs = match sweep {
+        Sweep::Single => vec![cfg.clone()],
+        Sweep::Frontier(names) => frontier::runs(cfg, names).map_err(|e| e.to_string())?,
+    };
+    Ok(Job::Sae { runs, engine })
 }
 
 /// The SAE page.
@@ -83,11 +82,13 @@ pub fn SaePage(
             .or_else(|| runner.error.get())
             .or_else(|| link_error.get())
     });
+    // Where to train is the device's business, not the experiment's: it stays out of the link.
+    let engine = RwSignal::new(SaeEngine::Auto);
     let job_signal = Signal::derive(move || {
         parsed
             .get()
             .ok()
-            .and_then(|(cfg, sweep)| job(&cfg, &sweep).ok())
+            .and_then(|(cfg, sweep)| job(&cfg, &sweep, engine.get()).ok())
     });
     let sweeping = Memo::new(move |_| parsed.with(|p| matches!(p, Ok((_, Sweep::Frontier(_))))));
     let export = move || {
@@ -127,12 +128,13 @@ pub fn SaePage(
             let r = r.as_ref()?;
             let cfg = r.current()?;
             let mut s = format!(
-                "{} · run {} of {} · step {} of {}",
+                "{} · run {} of {} · step {} of {} · on {}",
                 cfg.architecture.label(),
                 r.index + 1,
                 r.runs.len(),
                 r.run_step,
-                cfg.steps
+                cfg.steps,
+                r.adapter
             );
             if let Some(e) = &r.latest {
                 let m = &e.metrics;
@@ -183,6 +185,27 @@ pub fn SaePage(
                         "Export SAE (SAELens)"
                     </button>
                 </div>
+                <label class="field">
+                    <span class="name">"Engine"</span>
+                    <select
+                        id="sae-engine"
+                        on:change=move |ev| engine.set(SaeEngine::from_name(&event_target_value(&ev)))
+                    >
+                        {[
+                            (SaeEngine::Auto, "auto: WebGPU, or the CPU where it is faster"),
+                            (SaeEngine::Gpu, "WebGPU"),
+                            (SaeEngine::Cpu, "CPU reference"),
+                        ]
+                            .map(|(e, label)| {
+                                view! {
+                                    <option value=e.name() prop:selected=move || engine.get() == e>
+                                        {label}
+                                    </option>
+                                }
+                            })
+                            .collect_view()}
+                    </select>
+                </label>
                 <SaeControls form=form parsed=parsed />
             </aside>
             <section class="charts">

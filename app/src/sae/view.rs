@@ -126,7 +126,7 @@ impl SaeRun {
 pub fn on_run_event(run: &mut Option<SaeRun>, ev: RunEvent) {
     match ev {
         RunEvent::Cleared => *run = None,
-        RunEvent::Progress(Job::Sae(runs), p) => {
+        RunEvent::Progress(Job::Sae { runs, .. }, p) => {
             if let Update::Sae(u) = p.update {
                 run.get_or_insert_with(SaeRun::default)
                     .apply(runs, p.adapter, *u);

@@ -263,8 +263,8 @@ async fn open(run: u32, job: &Job) -> Result<Session, String> {
             let o = toy::open(cfg, gpu).await?;
             (Work::Toy(Box::new(o.work)), o.adapter, o.chunk, o.max_chunk)
         }
-        Job::Sae(runs) => {
-            let o = sae::open(runs, gpu).await?;
+        Job::Sae { runs, engine } => {
+            let o = sae::open(runs, *engine, gpu).await?;
             (Work::Sae(Box::new(o.work)), o.adapter, o.chunk, o.max_chunk)
         }
     };

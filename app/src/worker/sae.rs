@@ -14,7 +14,7 @@ use mechlab_engine::sae::trainer::SaeTrainer;
 use mechlab_engine::EngineError;
 
 use super::Opened;
-use crate::protocol::{SaeUpdate, Update};
+use crate::protocol::{SaeEngine, SaeUpdate, Update};
 
 /// Largest `batch × d_in × d_sae` (multiply-adds of one matmul of a step) the CPU fallback
 /// takes on: about a tenth of a second a step in wasm.
@@ -35,9 +35,11 @@ pub struct SaeWork {
     since_eval_ms: f64,
 }
 
-/// Checks every run and settles where they train; trainers open as each run starts.
+/// Checks every run and settles where they train (see [`SaeEngine`]); trainers open as each
+/// run starts.
 pub async fn open(
     runs: &[SaeConfig],
+    engine: SaeEngine,
     gpu: Result<(Gpu, String), String>,
 ) -> Result<Opened<SaeWork>, String> {
     let Some(first) = runs.first() else {
@@ -46,23 +48,40 @@ pub async fn open(
     for cfg in runs {
         cfg.validate().map_err(|e| e.to_string())?;
     }
-    let (gpu, adapter) = match gpu {
-        Ok((g, name)) => (Some(g), name),
-        Err(why) => {
-            if let Some((cfg, cost)) = runs.iter().map(|c| (c, cpu_cost(c))).max_by_key(|p| p.1) {
-                if cost > CPU_FALLBACK_LIMIT {
-                    return Err(format!(
-                        "this run needs WebGPU: batch × d_in × d_sae = {cost} ({} × {} × {}) is more \
-                         than the CPU fallback's {CPU_FALLBACK_LIMIT}; shrink the batch or the \
-                         dictionary, or open the page in a browser with WebGPU ({why})",
-                        cfg.batch_size,
-                        cfg.d_in(),
-                        cfg.d_sae
-                    ));
-                }
-            }
-            (None, "CPU".to_string())
+    let (cfg, cost) = runs
+        .iter()
+        .map(|c| (c, cpu_cost(c)))
+        .max_by_key(|p| p.1)
+        .expect("runs is not empty");
+    let fits_cpu = cost <= CPU_FALLBACK_LIMIT;
+    let too_big = |why: &str| {
+        format!(
+            "this run needs WebGPU: batch × d_in × d_sae = {cost} ({} × {} × {}) is more than the \
+             CPU reference's {CPU_FALLBACK_LIMIT} in a browser tab; shrink the batch or the \
+             dictionary{why}",
+            cfg.batch_size,
+            cfg.d_in(),
+            cfg.d_sae
+        )
+    };
+    let (gpu, adapter) = match (engine, gpu) {
+        (SaeEngine::Cpu, _) if !fits_cpu => return Err(too_big(", or train on WebGPU")),
+        (SaeEngine::Cpu, _) => (None, "CPU reference".to_string()),
+        (SaeEngine::Gpu, Err(why)) => return Err(format!("WebGPU is not available: {why}")),
+        (SaeEngine::Gpu, Ok((g, name))) => (Some(g), name),
+        // A software adapter runs the kernels on the CPU, one dispatch at a time: the CPU
+        // reference is many times faster wherever it can take the config.
+        (SaeEngine::Auto, Ok((g, _))) if g.is_software() && fits_cpu => (
+            None,
+            "CPU reference (faster than this software adapter)".to_string(),
+        ),
+        (SaeEngine::Auto, Ok((g, name))) => (Some(g), name),
+        (SaeEngine::Auto, Err(why)) if !fits_cpu => {
+            return Err(too_big(&format!(
+                ", or open the page in a browser with WebGPU ({why})"
+            )))
         }
+        (SaeEngine::Auto, Err(_)) => (None, "CPU reference".to_string()),
     };
     // A step costs a few matmuls of batch × d_in × d_sae; the loop corrects the guess at once.
     let work = cpu_cost(first).max(1) as f64;

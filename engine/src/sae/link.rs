@@ -33,6 +33,18 @@ fn flatten(prefix: &str, v: &Value, out: &mut Vec<(String, String)>) {
             }
         }
         Value::String(s) => out.push((prefix.to_string(), s.clone())),
+        // Configs hold f32s, which serde widens to f64 (0.02 becomes 0.019999999552965164);
+        // the f32's own shortest spelling reads back to the same value.
+        Value::Number(n) if n.is_f64() => {
+            let v = n.as_f64().unwrap_or(f64::NAN);
+            let short = v as f32;
+            let text = if short as f64 == v {
+                short.to_string()
+            } else {
+                v.to_string()
+            };
+            out.push((prefix.to_string(), text))
+        }
         other => out.push((prefix.to_string(), other.to_string())),
     }
 }

@@ -1,0 +1,249 @@
+// The SAE page as a user drives it, in headless Chromium on WebGPU (SwiftShader): the lab
+// switcher, every architecture training in the browser, a frontier sweep drawing its points,
+// the latent table and the SAELens export, links that restore the controls, and bad input
+// that gets a clear message while the page keeps working.
+import { test, before, after } from 'node:test';
+import assert from 'node:assert/strict';
+import { serveDist, launch, watchErrors } from './harness.mjs';
+
+let server;
+let ctx;
+before(async () => {
+  server = await serveDist();
+  ctx = await launch();
+});
+after(async () => {
+  await ctx?.close();
+  await server?.close();
+});
+
+// Planted features small enough to train in seconds on SwiftShader.
+const TINY =
+  'v=1&lab=sae&a.kind=topk&a.k=4&s.kind=ground_truth&s.d=16&s.n_features=40&s.probability=0.05' +
+  '&d_sae=64&batch_size=128&steps=150&lr_warmup_steps=10&seed=1';
+const ARCHITECTURES = ['relu_l1', 'topk', 'batch_topk', 'gated', 'jumprelu'];
+
+async function open(hash = '') {
+  const page = await ctx.newPage();
+  const errors = watchErrors(page);
+  await page.goto(server.url + (hash ? `#${hash}` : ''));
+  await page.waitForSelector('#status');
+  return { page, errors };
+}
+
+const status = (page) => page.textContent('#status').then((s) => s.trim());
+const updates = (page, id) => page.getAttribute(id, 'data-updates').then(Number);
+
+async function waitStatus(page, want, timeout = 120_000) {
+  await page.waitForFunction(
+    (w) => {
+      const s = document.querySelector('#status')?.textContent.trim();
+      // Fail fast with the page's message instead of waiting out the timeout.
+      return s === w || (s === 'error' && w !== 'error');
+    },
+    want,
+    { timeout },
+  );
+  if (want !== 'error' && (await status(page)) === 'error') {
+    assert.fail(`the run failed: ${await page.textContent('#error')}`);
+  }
+}
+
+async function download(page, click) {
+  const [d] = await Promise.all([page.waitForEvent('download'), click()]);
+  const chunks = await (await d.createReadStream()).toArray();
+  return { name: d.suggestedFilename(), bytes: Buffer.concat(chunks) };
+}
+
+test('the lab switcher moves between the labs and each keeps its own link', async () => {
+  const { page, errors } = await open();
+  await page.waitForSelector('#n_features');
+  await page.click('#lab-sae');
+  await page.waitForSelector('#f-a-kind');
+  assert.match(await page.title(), /Sparse autoencoders/);
+  assert.equal(await page.inputValue('#f-a-kind'), 'topk');
+  assert.equal(await page.inputValue('#f-d_sae'), '1024');
+  assert.equal(await page.inputValue('#sae-preset'), 'ground-truth');
+  await page.waitForFunction(() => location.hash.includes('lab=sae') && location.hash.includes('d_sae=1024'));
+  await page.waitForFunction(() => /WebGPU/.test(document.querySelector('#backend')?.textContent ?? ''));
+  await page.click('#lab-superposition');
+  await page.waitForSelector('#n_features');
+  assert.equal(await page.isVisible('#f-a-kind'), false);
+  assert.match(await page.title(), /Superposition/);
+  assert.deepEqual(errors, []);
+  await page.close();
+});
+
+test('an SAE trains to the end: curves, evaluation, density, latent table and SAELens export', async () => {
+  const { page, errors } = await open(TINY);
+  await page.click('#run');
+  await page.waitForFunction(() => Number(document.querySelector('#sae-loss-chart')?.dataset.updates) >= 2, null, {
+    timeout: 60_000,
+  });
+  await waitStatus(page, 'done');
+  assert.match(await page.textContent('#step'), /150/);
+  for (const id of ['#sae-loss-chart', '#sae-l0-chart', '#sae-quality-chart', '#sae-density-chart']) {
+    assert.ok((await updates(page, id)) >= 1, `${id} was drawn`);
+  }
+  assert.equal(await page.isVisible('#sae-frontier-panel'), false, 'no frontier for one run');
+  const summary = await page.textContent('#sae-summary');
+  assert.match(summary, /TopK · run 1 of 1 · step 150 of 150/);
+  assert.match(summary, /MMCS 0\.\d+ · recovered \d+ of 40/);
+  const rows = await page.locator('#latent-table tbody tr').count();
+  assert.ok(rows > 0 && rows <= 64, `latent rows: ${rows}`);
+  // Sorting by cosine puts the best match first.
+  await page.selectOption('#latent-order', 'cosine');
+  const cos = await page.locator('#latent-table tbody tr td:nth-child(5)').allTextContents();
+  const values = cos.map(Number);
+  assert.ok(values.every((v, i) => i === 0 || values[i - 1] >= v), `sorted by cosine: ${values.slice(0, 5)}`);
+  const cfg = await download(page, () => page.click('#export-saelens'));
+  assert.match(cfg.name, /cfg\.json$/);
+  const parsed = JSON.parse(cfg.bytes.toString('utf8'));
+  assert.equal(parsed.d_sae, 64);
+  assert.equal(parsed.d_in, 16);
+  const table = await download(page, () => page.click('#latents-data'));
+  assert.equal(table.bytes.toString('utf8').trim().split('\n').length, 65, 'a header and 64 latents');
+  const run = await download(page, () => page.click('#export-run'));
+  const bundle = JSON.parse(run.bytes.toString('utf8'));
+  assert.equal(bundle.runs.length, 1);
+  assert.ok(bundle.metrics.ground_truth.mmcs > 0);
+  assert.deepEqual(errors, []);
+  await page.close();
+});
+
+test('every architecture trains in the browser, on the CPU reference and on WebGPU', async () => {
+  for (const arch of ARCHITECTURES) {
+    const base = TINY.replace('a.kind=topk&a.k=4', `a.kind=${arch}`);
+    const link = arch === 'topk' ? base + '&a.k=4' : base;
+    const { page, errors } = await open(link.replace('steps=150', 'steps=40'));
+    assert.equal(await page.inputValue('#f-a-kind'), arch);
+    // auto: on SwiftShader the CPU reference is the faster engine.
+    await page.click('#run');
+    await waitStatus(page, 'done');
+    assert.match(await page.textContent('#sae-summary'), /run 1 of 1 · step 40 of 40 · on CPU reference/, arch);
+    // The WebGPU kernels, on the software adapter: a few steps each.
+    await page.fill('#f-steps', '6');
+    await page.press('#f-steps', 'Tab');
+    await page.selectOption('#sae-engine', 'webgpu');
+    await page.click('#run');
+    await waitStatus(page, 'done', 180_000);
+    const summary = await page.textContent('#sae-summary');
+    assert.match(summary, /run 1 of 1 · step 6 of 6 · on .*SwiftShader|step 6 of 6 · on .*software adapter/i, `${arch}: ${summary}`);
+    assert.doesNotMatch(summary, /CPU reference/, arch);
+    assert.match(summary, /MMCS 0\.\d+/, arch);
+    assert.deepEqual(errors, [], arch);
+    await page.close();
+  }
+});
+
+test('a frontier sweep trains each run and draws its points', async () => {
+  const link = TINY.replace('steps=150', 'steps=30').replace('a.k=4', 'a.k=4&sweep=frontier:topk,relu_l1');
+  const { page, errors } = await open(link);
+  assert.match(await page.inputValue('#sae-sweep'), /^some:relu_l1,topk$/);
+  assert.equal(await page.isVisible('#sae-frontier-panel'), true);
+  await page.click('#run');
+  await waitStatus(page, 'done', 300_000);
+  assert.match(await page.textContent('#total-steps'), /300/);
+  assert.ok((await updates(page, '#sae-frontier-chart')) >= 2);
+  const data = await download(page, () => page.click('#sae-frontier-chart-data'));
+  const points = JSON.parse(data.bytes.toString('utf8')).points;
+  assert.equal(points.length, 10);
+  assert.deepEqual([...new Set(points.map((p) => p.architecture))], ['relu_l1', 'topk']);
+  assert.ok(points.every((p) => p.l0 >= 0 && p.normalized_mse >= 0));
+  assert.deepEqual(errors, []);
+  await page.close();
+});
+
+test('a shared link restores the controls, and changing the architecture shows its own fields', async () => {
+  const link = TINY.replace('a.kind=topk&a.k=4', 'a.kind=jumprelu&a.bandwidth=0.02').replace('seed=1', 'seed=77');
+  const { page } = await open(link);
+  assert.equal(await page.inputValue('#f-a-kind'), 'jumprelu');
+  assert.equal(await page.inputValue('#f-a-bandwidth'), '0.02');
+  assert.equal(await page.inputValue('#f-seed'), '77');
+  assert.equal(await page.inputValue('#sae-preset'), 'custom');
+  await page.selectOption('#f-a-kind', 'gated');
+  await page.waitForSelector('#f-a-l1_coefficient');
+  assert.equal(await page.locator('#f-a-bandwidth').count(), 0);
+  await page.waitForFunction(() => location.hash.includes('a.kind=gated'));
+  await page.fill('#f-d_sae', '96');
+  await page.press('#f-d_sae', 'Tab');
+  await page.waitForFunction(() => location.hash.includes('d_sae=96'));
+  const other = await ctx.newPage();
+  await other.goto(page.url());
+  await other.waitForSelector('#f-a-kind');
+  for (const id of ['#f-a-kind', '#f-a-l1_coefficient', '#f-d_sae', '#f-s-d', '#f-seed', '#f-batch_size']) {
+    assert.equal(await other.inputValue(id), await page.inputValue(id), id);
+  }
+  await other.close();
+  await page.close();
+});
+
+test('bad links show a clear message and fall back to defaults', async () => {
+  for (const [hash, want] of [
+    ['v=1&lab=sae&a.kind=resnet', /a\.kind=resnet/],
+    ['v=1&lab=sae&a.kind=topk&a.k=5000', /k = 5000/],
+    ['v=1&lab=sae&d_sae=many', /d_sae=many.*whole number/],
+    ['v=9&lab=sae', /newer/],
+  ]) {
+    const { page, errors } = await open(hash);
+    await page.waitForSelector('#error', { state: 'visible' });
+    assert.match(await page.textContent('#error'), want, hash);
+    assert.equal(await page.inputValue('#f-d_sae'), '1024', `${hash}: defaults restored`);
+    assert.equal(await page.isEnabled('#run'), true, `${hash}: the page still works`);
+    assert.deepEqual(errors, []);
+    await page.close();
+  }
+});
+
+test('invalid controls are named, marked and block the run until fixed', async () => {
+  const { page } = await open(TINY);
+  await page.fill('#f-a-k', '0');
+  await page.press('#f-a-k', 'Tab');
+  await page.waitForSelector('#error', { state: 'visible' });
+  assert.match(await page.textContent('#error'), /k = 0/);
+  assert.equal(await page.getAttribute('#f-a-k', 'aria-invalid'), 'true');
+  assert.equal(await page.isEnabled('#run'), false);
+  await page.fill('#f-a-k', '100');
+  await page.press('#f-a-k', 'Tab');
+  assert.match(await page.textContent('#error'), /k = 100/, 'k > d_sae is refused');
+  await page.fill('#f-a-k', '4');
+  await page.press('#f-a-k', 'Tab');
+  await page.waitForFunction(() => !document.querySelector('#run').disabled);
+  await page.close();
+});
+
+test('a diverging run stops, names the step, and the page keeps working', async () => {
+  const { page, errors } = await open(TINY + '&learning_rate=1e30&max_grad_norm=0');
+  await page.click('#run');
+  await waitStatus(page, 'error', 60_000);
+  assert.match(await page.textContent('#error'), /diverged at step \d+/);
+  await page.fill('#f-learning_rate', '0.001');
+  await page.press('#f-learning_rate', 'Tab');
+  await page.fill('#f-steps', '20');
+  await page.press('#f-steps', 'Tab');
+  await page.click('#run');
+  await waitStatus(page, 'done');
+  assert.deepEqual(errors, []);
+  await page.close();
+});
+
+test('without WebGPU small SAEs train on the CPU and large ones are refused by name', async () => {
+  const noGpu = await launch({ webgpu: false });
+  try {
+    const page = await noGpu.newPage();
+    const errors = watchErrors(page);
+    await page.goto(server.url + '#' + TINY.replace('steps=150', 'steps=30'));
+    await page.click('#run');
+    await waitStatus(page, 'done', 60_000);
+    assert.match(await page.textContent('#backend'), /CPU/);
+    assert.match(await page.textContent('#sae-summary'), /step 30 of 30/);
+    await page.goto(server.url + '#v=1&lab=sae');
+    await page.waitForFunction(() => document.querySelector('#f-d_sae')?.value === '1024');
+    await page.click('#run');
+    await waitStatus(page, 'error', 60_000);
+    assert.match(await page.textContent('#error'), /needs WebGPU: batch × d_in × d_sae/);
+    assert.deepEqual(errors, []);
+  } finally {
+    await noGpu.close();
+  }
+});
