@@ -175,37 +175,43 @@ pub fn SaePage(
                     has_result=Signal::derive(move || run.with(Option::is_some))
                     export=Callback::new(move |()| export())
                 />
-                <div class="buttons">
-                    <button
-                        id="export-saelens"
-                        disabled=move || !has_saelens()
-                        title="cfg.json and sae_weights.safetensors of the last finished SAE, as SAELens loads them"
-                        on:click=export_saelens
-                    >
-                        "Export SAE (SAELens)"
-                    </button>
-                </div>
-                <label class="field">
-                    <span class="name">"Engine"</span>
-                    <select
-                        id="sae-engine"
-                        on:change=move |ev| engine.set(SaeEngine::from_name(&event_target_value(&ev)))
-                    >
-                        {[
-                            (SaeEngine::Auto, "auto: WebGPU, or the CPU where it is faster"),
-                            (SaeEngine::Gpu, "WebGPU"),
-                            (SaeEngine::Cpu, "CPU reference"),
-                        ]
-                            .map(|(e, label)| {
-                                view! {
-                                    <option value=e.name() prop:selected=move || engine.get() == e>
-                                        {label}
-                                    </option>
-                                }
-                            })
-                            .collect_view()}
-                    </select>
-                </label>
+                <fieldset class="controls">
+                    <legend>"Engine and export"</legend>
+                    <label class="field">
+                        <span class="name">"Engine"</span>
+                        <select
+                            id="sae-engine"
+                            on:change=move |ev| engine.set(SaeEngine::from_name(&event_target_value(&ev)))
+                        >
+                            {[
+                                (SaeEngine::Auto, "auto"),
+                                (SaeEngine::Gpu, "WebGPU"),
+                                (SaeEngine::Cpu, "CPU reference"),
+                            ]
+                                .map(|(e, label)| {
+                                    view! {
+                                        <option value=e.name() prop:selected=move || engine.get() == e>
+                                            {label}
+                                        </option>
+                                    }
+                                })
+                                .collect_view()}
+                        </select>
+                        <small class="hint">
+                            "auto: WebGPU on a hardware adapter; the CPU reference where it is faster (software adapters, no WebGPU) and the run fits"
+                        </small>
+                    </label>
+                    <div class="buttons">
+                        <button
+                            id="export-saelens"
+                            disabled=move || !has_saelens()
+                            title="cfg.json and sae_weights.safetensors of the last finished SAE, as SAELens loads them"
+                            on:click=export_saelens
+                        >
+                            "Export SAE (SAELens)"
+                        </button>
+                    </div>
+                </fieldset>
                 <SaeControls form=form parsed=parsed />
             </aside>
             <section class="charts">
