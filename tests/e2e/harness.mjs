@@ -4,6 +4,7 @@ import http from 'node:http';
 import fs from 'node:fs';
 import path from 'node:path';
 import os from 'node:os';
+import assert from 'node:assert/strict';
 import { chromium } from 'playwright-core';
 
 const MIME = {
@@ -66,4 +67,32 @@ export function watchErrors(page) {
   const errors = [];
   page.on('pageerror', (e) => errors.push(String(e)));
   return errors;
+}
+
+/** The run's status word. */
+export const status = (page) => page.textContent('#status').then((s) => s.trim());
+/** How many times a chart has been drawn. */
+export const updates = (page, id) => page.getAttribute(id, 'data-updates').then(Number);
+
+/** Waits for the run's status; fails at once with the page's message if the run fails instead. */
+export async function waitStatus(page, want, timeout = 120_000) {
+  await page.waitForFunction(
+    (w) => {
+      const s = document.querySelector('#status')?.textContent.trim();
+      // Fail fast with the page's message instead of waiting out the timeout.
+      return s === w || (s === 'error' && w !== 'error');
+    },
+    want,
+    { timeout },
+  );
+  if (want !== 'error' && (await status(page)) === 'error') {
+    assert.fail(`the run failed: ${await page.textContent('#error')}`);
+  }
+}
+
+/** Clicks and returns the download it starts, as { name, bytes }. */
+export async function download(page, click) {
+  const [d] = await Promise.all([page.waitForEvent('download'), click()]);
+  const chunks = await (await d.createReadStream()).toArray();
+  return { name: d.suggestedFilename(), bytes: Buffer.concat(chunks) };
 }

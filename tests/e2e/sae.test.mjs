@@ -4,7 +4,7 @@
 // that gets a clear message while the page keeps working.
 import { test, before, after } from 'node:test';
 import assert from 'node:assert/strict';
-import { serveDist, launch, watchErrors } from './harness.mjs';
+import { serveDist, launch, watchErrors, status, updates, waitStatus, download } from './harness.mjs';
 
 let server;
 let ctx;
@@ -29,30 +29,6 @@ async function open(hash = '') {
   await page.goto(server.url + (hash ? `#${hash}` : ''));
   await page.waitForSelector('#status');
   return { page, errors };
-}
-
-const status = (page) => page.textContent('#status').then((s) => s.trim());
-const updates = (page, id) => page.getAttribute(id, 'data-updates').then(Number);
-
-async function waitStatus(page, want, timeout = 120_000) {
-  await page.waitForFunction(
-    (w) => {
-      const s = document.querySelector('#status')?.textContent.trim();
-      // Fail fast with the page's message instead of waiting out the timeout.
-      return s === w || (s === 'error' && w !== 'error');
-    },
-    want,
-    { timeout },
-  );
-  if (want !== 'error' && (await status(page)) === 'error') {
-    assert.fail(`the run failed: ${await page.textContent('#error')}`);
-  }
-}
-
-async function download(page, click) {
-  const [d] = await Promise.all([page.waitForEvent('download'), click()]);
-  const chunks = await (await d.createReadStream()).toArray();
-  return { name: d.suggestedFilename(), bytes: Buffer.concat(chunks) };
 }
 
 test('the lab switcher moves between the labs and each keeps its own link', async () => {

@@ -3,7 +3,7 @@
 // same state, and bad input gets a clear message while the page keeps working.
 import { test, before, after } from 'node:test';
 import assert from 'node:assert/strict';
-import { serveDist, launch, watchErrors } from './harness.mjs';
+import { serveDist, launch, watchErrors, status, updates, waitStatus } from './harness.mjs';
 
 let server;
 let ctx;
@@ -25,17 +25,6 @@ async function open(hash = '') {
   await page.goto(server.url + (hash ? `#${hash}` : ''));
   await page.waitForSelector('#status');
   return { page, errors };
-}
-
-const status = (page) => page.textContent('#status').then((s) => s.trim());
-const updates = (page, id) => page.getAttribute(id, 'data-updates').then(Number);
-
-async function waitStatus(page, want, timeout = 120_000) {
-  await page.waitForFunction(
-    (w) => document.querySelector('#status')?.textContent.trim() === w,
-    want,
-    { timeout },
-  );
 }
 
 test('the page loads with the intro preset and a WebGPU backend', async () => {

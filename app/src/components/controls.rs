@@ -14,20 +14,11 @@ pub fn Controls(
     parsed: Memo<Result<SuperpositionConfig, String>>,
 ) -> impl IntoView {
     let preset = Memo::new(move |_| parsed.with(|r| preset_name(r.as_ref().ok())));
-    let choose = move |ev| {
-        if let Ok(p) = Preset::from_name(&event_target_value(&ev)) {
+    let choose = move |name: String| {
+        if let Ok(p) = Preset::from_name(&name) {
             form.set(Form::from_config(&p.config()));
         }
     };
-    let options = Preset::ALL
-        .map(|p| {
-            view! {
-                <option value=p.name() prop:selected=move || preset.get() == p.name()>
-                    {p.name()}
-                </option>
-            }
-        })
-        .collect_view();
     let field = move |id: &'static str,
                       label: &'static str,
                       hint: &'static str,
@@ -38,17 +29,7 @@ pub fn Controls(
     view! {
         <fieldset class="controls">
             <legend>"Experiment"</legend>
-            <label class="field">
-                <span class="name">"Preset"</span>
-                <select id="preset" on:change=choose>
-                    {options}
-                    <Show when=move || preset.get() == "custom">
-                        <option value="custom" prop:selected=true>
-                            "custom"
-                        </option>
-                    </Show>
-                </select>
-            </label>
+            <PresetSelect id="preset" names=Preset::ALL.map(|p| p.name()).to_vec() current=preset choose=choose />
             {field("n_features", "Features", "n, the inputs to compress", |f: &Form| f.n_features.clone(), |f: &mut Form, v| f.n_features = v)}
             {field("n_hidden", "Hidden dims", "m, fewer than n for superposition", |f: &Form| f.n_hidden.clone(), |f: &mut Form, v| f.n_hidden = v)}
             <label class="field check">
@@ -69,6 +50,43 @@ pub fn Controls(
             {field("learning_rate", "Learning rate", "Adam", |f: &Form| f.learning_rate.clone(), |f: &mut Form, v| f.learning_rate = v)}
             {field("seed", "Seed", "data and initialisation", |f: &Form| f.seed.clone(), |f: &mut Form, v| f.seed = v)}
         </fieldset>
+    }
+}
+
+/// The preset menu: every preset by name, and "custom" while the controls match none.
+#[component]
+pub fn PresetSelect(
+    /// The menu's DOM id.
+    id: &'static str,
+    /// The presets' names, in menu order.
+    names: Vec<&'static str>,
+    /// The preset the controls match, or "custom".
+    current: Memo<&'static str>,
+    /// Loads the preset named.
+    choose: impl Fn(String) + 'static,
+) -> impl IntoView {
+    let options = names
+        .into_iter()
+        .map(|name| {
+            view! {
+                <option value=name prop:selected=move || current.get() == name>
+                    {name}
+                </option>
+            }
+        })
+        .collect_view();
+    view! {
+        <label class="field">
+            <span class="name">"Preset"</span>
+            <select id=id on:change=move |ev| choose(event_target_value(&ev))>
+                {options}
+                <Show when=move || current.get() == "custom">
+                    <option value="custom" prop:selected=true>
+                        "custom"
+                    </option>
+                </Show>
+            </select>
+        </label>
     }
 }
 

@@ -3,6 +3,7 @@
 //! architecture or source shows that kind's own hyper-parameters.
 
 use super::form::{self, Input, SaeForm, SweepChoice};
+use crate::components::controls::PresetSelect;
 use leptos::prelude::*;
 use mechlab_engine::sae::config::{SaeConfig, SaePreset, SAE_PRESETS};
 use mechlab_engine::sae::link::Sweep;
@@ -19,20 +20,11 @@ pub fn SaeControls(
     parsed: Parsed,
 ) -> impl IntoView {
     let preset = Memo::new(move |_| parsed.with(|r| form::preset_name(r.as_ref().ok())));
-    let choose = move |ev| {
-        if let Ok(p) = SaePreset::from_name(&event_target_value(&ev)) {
+    let choose = move |name: String| {
+        if let Ok(p) = SaePreset::from_name(&name) {
             form.set(SaeForm::new(&p.config(), &form::preset_sweep(p)));
         }
     };
-    let presets = SAE_PRESETS
-        .map(|p| {
-            view! {
-                <option value=p.name() prop:selected=move || preset.get() == p.name()>
-                    {p.name()}
-                </option>
-            }
-        })
-        .collect_view();
     let sweep = Memo::new(move |_| form.with(|f| f.sweep.clone()));
     let sweep_option = move |choice: SweepChoice, label: String| {
         let value = choice.value();
@@ -46,17 +38,12 @@ pub fn SaeControls(
     view! {
         <fieldset class="controls">
             <legend>"Experiment"</legend>
-            <label class="field">
-                <span class="name">"Preset"</span>
-                <select id="sae-preset" on:change=choose>
-                    {presets}
-                    <Show when=move || preset.get() == "custom">
-                        <option value="custom" prop:selected=true>
-                            "custom"
-                        </option>
-                    </Show>
-                </select>
-            </label>
+            <PresetSelect
+                id="sae-preset"
+                names=SAE_PRESETS.map(|p| p.name()).to_vec()
+                current=preset
+                choose=choose
+            />
             <label class="field">
                 <span class="name">"Train"</span>
                 <select
