@@ -260,6 +260,11 @@ pub const FIELDS: &[FieldInfo] = &[
         hint: "activations per step",
     },
     FieldInfo {
+        key: "shuffle_batches",
+        label: "Shuffle pool",
+        hint: "batches of activations mixed before training (0: none)",
+    },
+    FieldInfo {
         key: "steps",
         label: "Steps",
         hint: "training steps (per run of a sweep)",

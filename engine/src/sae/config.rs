@@ -265,6 +265,10 @@ pub struct SaeConfig {
     pub d_sae: u32,
     /// Activations per step.
     pub batch_size: u32,
+    /// Batches of activations pooled and mixed before training: each step draws its batch at
+    /// random from a pool of `shuffle_batches × batch_size` recent activations and refills the
+    /// drawn slots from the source (0 or 1: no pool, batches straight from the source).
+    pub shuffle_batches: u32,
     /// Training steps.
     pub steps: u32,
     /// Peak Adam learning rate.
@@ -352,6 +356,7 @@ impl SaePreset {
             architecture: Architecture::by_name("topk").expect("known"),
             d_sae: 1024,
             batch_size: 1024,
+            shuffle_batches: 0,
             steps: 3000,
             learning_rate: 1e-3,
             lr_warmup_steps: 100,
@@ -412,6 +417,9 @@ pub const MAX_D_SAE: u32 = 131_072;
 pub const MAX_K: u32 = 256;
 /// The most true features a ground-truth source may plant.
 pub const MAX_TRUE_FEATURES: u32 = 1 << 20;
+/// The most bytes of activations a shuffle pool may hold (the common browser limit on one
+/// buffer).
+pub const MAX_SHUFFLE_POOL_BYTES: u64 = 256 << 20;
 
 fn positive_finite(field: &'static str, v: f32) -> Result<()> {
     if v.is_finite() && v > 0.0 {
@@ -458,6 +466,11 @@ impl SaeConfig {
         }
     }
 
+    /// Rows of the shuffle pool, or `None` when batches come straight from the source.
+    pub fn shuffle_pool_rows(&self) -> Option<usize> {
+        (self.shuffle_batches > 1).then(|| self.shuffle_batches as usize * self.batch_size as usize)
+    }
+
     /// Checks every field, naming the first that is out of range.
     pub fn validate(&self) -> Result<()> {
         let d_in = self.d_in();
@@ -480,6 +493,21 @@ impl SaeConfig {
                 "batch_size",
                 self.batch_size,
                 "must be between 1 and 65536",
+            ));
+        }
+        let pool_bytes = self.shuffle_batches as u64 * self.batch_size as u64 * d_in as u64 * 4;
+        if self.shuffle_batches > 1 && pool_bytes > MAX_SHUFFLE_POOL_BYTES {
+            return Err(EngineError::invalid(
+                "shuffle_batches",
+                self.shuffle_batches,
+                format!(
+                    "a pool of {} × batch_size {} × d_in {d_in} activations takes {} MiB, over \
+                     the limit of {} MiB",
+                    self.shuffle_batches,
+                    self.batch_size,
+                    pool_bytes >> 20,
+                    MAX_SHUFFLE_POOL_BYTES >> 20
+                ),
             ));
         }
         if self.steps == 0 {
@@ -660,6 +688,13 @@ mod tests {
         assert!(bad(&|c| c.learning_rate = f32::NAN).contains("learning_rate"));
         assert!(bad(&|c| c.d_sae = 0).contains("d_sae"));
         assert!(bad(&|c| c.d_sae = MAX_D_SAE + 1).contains("d_sae"));
+        // A batch of 1024 × 64 activations takes 256 KiB: 1024 of them fill the 256 MiB pool.
+        let full = SaeConfig {
+            shuffle_batches: 1024,
+            ..SaeConfig::default()
+        };
+        full.validate().unwrap();
+        assert!(bad(&|c| c.shuffle_batches = 1025).contains("shuffle_batches = 1025"));
     }
 
     #[test]

@@ -305,6 +305,7 @@ mod tests {
             let mut cfg = SaeConfig {
                 architecture: Architecture::by_name(name).unwrap(),
                 learning_rate: 3.7e-4,
+                shuffle_batches: 3,
                 seed: u64::MAX,
                 ..SaeConfig::default()
             };
@@ -323,6 +324,8 @@ mod tests {
     fn short_links_take_the_defaults_of_the_kinds_they_name() {
         let (cfg, _) = decode("v=1&a.kind=jumprelu&a.bandwidth=0.1&d_sae=256").unwrap();
         assert_eq!(cfg.d_sae, 256);
+        // Links from before the shuffle pool leave it out: batches straight from the source.
+        assert_eq!(cfg.shuffle_batches, 0);
         match cfg.architecture {
             Architecture::JumpRelu { bandwidth, .. } => assert_eq!(bandwidth, 0.1),
             other => panic!("{other:?}"),

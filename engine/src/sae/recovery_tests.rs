@@ -20,6 +20,7 @@ fn small(arch: Architecture) -> SaeConfig {
         architecture: arch,
         d_sae: 80,
         batch_size: 256,
+        shuffle_batches: 0,
         steps: 1500,
         learning_rate: 3e-3,
         lr_warmup_steps: 50,

@@ -11,7 +11,7 @@ use super::metrics::{
     self, density_histogram, latent_table, FiringTracker, LatentRow, SaeMetrics, DENSE_DENSITY,
 };
 use super::params::{geometric_median, mean, SaeParams};
-use super::source::{self, ActivationSource};
+use super::source::{self, ActivationSource, ShuffleBuffer};
 use crate::error::{EngineError, Result};
 use serde::{Deserialize, Serialize};
 
@@ -241,6 +241,8 @@ pub struct CpuSaeTrainer {
     tracker: FiringTracker,
     step: u32,
     batch: Vec<f32>,
+    /// The pool batches are drawn from, when the config mixes them.
+    shuffle: Option<ShuffleBuffer>,
 }
 
 impl CpuSaeTrainer {
@@ -255,10 +257,15 @@ impl CpuSaeTrainer {
     pub fn with_source(cfg: &SaeConfig, mut source: Box<dyn ActivationSource>) -> Result<Self> {
         cfg.validate()?;
         let params = initial_params(cfg, source.as_mut())?;
+        let b = cfg.batch_size as usize;
+        let shuffle = cfg
+            .shuffle_pool_rows()
+            .map(|rows| ShuffleBuffer::new(source.as_mut(), rows, b, cfg.seed));
         Ok(Self {
             adam: Adam::new(&params, &cfg.architecture),
             tracker: FiringTracker::new(cfg.d_sae as usize, dead_tokens(&cfg.architecture)),
-            batch: vec![0.0; cfg.batch_size as usize * params.d_in],
+            batch: vec![0.0; b * params.d_in],
+            shuffle,
             params,
             source,
             cfg: cfg.clone(),
@@ -289,11 +296,15 @@ impl CpuSaeTrainer {
         Ok(())
     }
 
-    /// One step: a batch, the loss and gradient, clipping, Adam, and the bookkeeping.
+    /// One step: a batch (straight from the source, or drawn from the shuffle pool), the loss
+    /// and gradient, clipping, Adam, and the bookkeeping.
     pub fn step_once(&mut self) -> Result<StepReport> {
         let cfg = &self.cfg;
         let b = cfg.batch_size as usize;
-        self.source.next_batch(&mut self.batch);
+        match &mut self.shuffle {
+            Some(pool) => pool.next_batch(self.source.as_mut(), &mut self.batch),
+            None => self.source.next_batch(&mut self.batch),
+        }
         let s = self.params.input_scale;
         self.batch.iter_mut().for_each(|v| *v *= s);
         let dead = self.tracker.dead_mask(dead_tokens(&cfg.architecture));

@@ -1,7 +1,9 @@
 //! The GPU trainer: the shared training loop of [`crate::sae::train`] with every tensor on the
 //! device and one command encoder, one submit per step. Batches come from the host source and
-//! are uploaded scaled; nothing is read back but the per-step losses and firing counts when the
-//! caller asks for a report, and the parameters when it asks for them.
+//! are uploaded scaled; with a shuffle pool, the source's rows are uploaded as they come and a
+//! kernel gathers the scaled batch from a device-side pool and puts them in its place. Nothing
+//! is read back but the per-step losses and firing counts when the caller asks for a report,
+//! and the parameters when it asks for them.
 //!
 //! The TopK family (TopK and BatchTopK, with AuxK) trains through the sparse kernels: the
 //! encoder is dense, the decoder and every gradient touch only the active latents. The batch's
@@ -17,7 +19,7 @@ use super::config::{Architecture, SaeConfig};
 use super::kernels;
 use super::metrics::FiringTracker;
 use super::params::SaeParams;
-use super::source::{self, ActivationSource};
+use super::source::{self, ActivationSource, ShuffleSlots};
 use super::train::{
     dead_tokens, evaluate, initial_params, learning_rate, sparsity_coefficient, Evaluation,
     StepReport, BETA1, BETA2, EPS,
@@ -101,6 +103,17 @@ struct Buffers {
     threshold: wgpu::Buffer,
 }
 
+/// The shuffle pool on the device (one buffer: a pool over the device's binding limit is
+/// refused), with the slots the host draws for it, as the CPU trainer's `ShuffleBuffer` does.
+struct DeviceShuffle {
+    slots: ShuffleSlots,
+    /// `[pool_rows, d_in]`, unscaled.
+    pool: wgpu::Buffer,
+    /// The step's slots and fresh source rows (unscaled), uploaded before its submit.
+    slot_buf: wgpu::Buffer,
+    fresh: wgpu::Buffer,
+}
+
 /// Trains an SAE on the GPU.
 pub struct GpuSaeTrainer {
     gpu: Gpu,
@@ -124,7 +137,10 @@ pub struct GpuSaeTrainer {
     step: u32,
     pending: u32,
     tracker: FiringTracker,
+    /// The step's batch from the source: scaled and uploaded into `x`, or, with a shuffle
+    /// pool, uploaded unscaled as its fresh rows.
     host_x: Vec<f32>,
+    shuffle: Option<DeviceShuffle>,
     lrs: Vec<f32>,
     partial_offsets: Vec<u32>,
 }
@@ -203,6 +219,20 @@ impl GpuSaeTrainer {
         check.storage_buffer("the encoder and decoder weights", weights)?;
         check.storage_buffer("one chunk of pre-activations", (rows * d_sae * 4) as u64)?;
         let params = initial_params(cfg, source.as_mut())?;
+        let shuffle = match cfg.shuffle_pool_rows() {
+            Some(pool_rows) => {
+                check.storage_buffer("the shuffle pool", (pool_rows * d_in * 4) as u64)?;
+                let mut pool = vec![0f32; pool_rows * d_in];
+                source.next_batch(&mut pool);
+                Some(DeviceShuffle {
+                    slots: ShuffleSlots::new(pool_rows, batch, cfg.seed),
+                    pool: gpu.storage_from("sae shuffle pool", &pool)?,
+                    slot_buf: gpu.storage_zeroed::<u32>("sae shuffle slots", batch)?,
+                    fresh: gpu.storage_zeroed::<f32>("sae shuffle fresh", batch * d_in)?,
+                })
+            }
+            None => None,
+        };
         let mut lat = vec![0f32; LAT_SECTIONS * d_sae];
         for (section, t) in [
             &params.b_enc,
@@ -341,6 +371,7 @@ impl GpuSaeTrainer {
             step: 0,
             pending: 0,
             host_x: vec![0.0; batch * d_in],
+            shuffle,
             lrs: Vec::new(),
             partial_offsets,
         })
@@ -396,6 +427,9 @@ impl GpuSaeTrainer {
             &b.threshold,
         ];
         all.extend(b.grads.iter().chain(&b.m).chain(&b.v).chain(&b.pre));
+        if let Some(sh) = &self.shuffle {
+            all.extend([&sh.pool, &sh.slot_buf, &sh.fresh]);
+        }
         all.iter().map(|x| x.size()).sum()
     }
 
@@ -403,9 +437,11 @@ impl GpuSaeTrainer {
     /// maximum buffer and binding sizes).
     pub fn largest_buffer(&self) -> u64 {
         let b = &self.buf;
+        let pool = self.shuffle.as_ref().map_or(0, |sh| sh.pool.size());
         [&b.w_enc, &b.w_dec, &b.pre[0], &b.x, &b.list_scratch]
             .iter()
             .map(|x| x.size())
+            .chain([pool])
             .max()
             .unwrap_or(0)
     }
@@ -457,17 +493,46 @@ impl GpuSaeTrainer {
     /// Records and submits one training step.
     async fn step_once(&mut self) -> Result<()> {
         self.source.next_batch(&mut self.host_x);
-        let s = self.input_scale;
-        self.host_x.iter_mut().for_each(|v| *v *= s);
         let gpu = self.gpu.clone();
-        gpu.queue
-            .write_buffer(&self.buf.x, 0, bytemuck::cast_slice(&self.host_x));
+        match &mut self.shuffle {
+            // The kernel recorded below gathers the batch and scales it.
+            Some(sh) => {
+                let q = &gpu.queue;
+                q.write_buffer(&sh.fresh, 0, bytemuck::cast_slice(&self.host_x));
+                q.write_buffer(&sh.slot_buf, 0, bytemuck::cast_slice(sh.slots.draw()));
+            }
+            None => {
+                let s = self.input_scale;
+                self.host_x.iter_mut().for_each(|v| *v *= s);
+                gpu.queue
+                    .write_buffer(&self.buf.x, 0, bytemuck::cast_slice(&self.host_x));
+            }
+        }
         let lr = learning_rate(&self.cfg, self.step);
         let base = StepParams {
             coefficient: sparsity_coefficient(&self.cfg.architecture, self.step),
             ..self.base()
         };
         let mut enc = gpu.device.create_command_encoder(&Default::default());
+        if let Some(sh) = &self.shuffle {
+            let sb = kernels::GatherScatterBuffers {
+                slots: &sh.slot_buf,
+                fresh: &sh.fresh,
+                pool: &sh.pool,
+                x: &self.buf.x,
+            };
+            let rows = sh.slots.pool_rows();
+            kernels::gather_scatter(
+                &gpu,
+                &mut enc,
+                &sb,
+                self.batch,
+                self.d_in,
+                rows,
+                self.input_scale,
+            )
+            .await?;
+        }
         for gb in &self.buf.grads {
             enc.clear_buffer(gb, 0, None);
         }

@@ -30,6 +30,7 @@ fn cfg(d: u32, n_true: u32, d_sae: u32, batch: u32, k: u32, dead_tokens: u32) ->
         },
         d_sae,
         batch_size: batch,
+        shuffle_batches: 0,
         steps: 100,
         learning_rate: 1e-2,
         lr_warmup_steps: 3,
@@ -58,6 +59,14 @@ fn batch_topk(mut cfg: SaeConfig) -> SaeConfig {
         };
     }
     cfg
+}
+
+/// `cfg` drawing its batches from a shuffle pool of `batches` batches.
+fn shuffled(cfg: SaeConfig, batches: u32) -> SaeConfig {
+    SaeConfig {
+        shuffle_batches: batches,
+        ..cfg
+    }
 }
 
 /// Trains `steps` steps on both trainers from the same perturbed start and compares the losses
@@ -131,8 +140,13 @@ async fn compare(gpu: &Gpu, cfg: SaeConfig, steps: u32) -> SaeParams {
 
 async fn topk_matches_the_cpu_reference(gpu: &Gpu) {
     // Awkward shapes; dead_tokens so small that AuxK engages after the first steps.
-    compare(gpu, cfg(7, 20, 37, 13, 3, 20), 12).await;
+    let plain = compare(gpu, cfg(7, 20, 37, 13, 3, 20), 12).await;
     compare(gpu, cfg(5, 9, 11, 4, 1, 0), 8).await;
+    // Drawn from a pool of three batches, both trainers take the same slots; the pool changes
+    // what is trained on.
+    let mixed = compare(gpu, shuffled(cfg(7, 20, 37, 13, 3, 20), 3), 12).await;
+    assert_ne!(plain.w_enc, mixed.w_enc);
+    compare(gpu, shuffled(cfg(5, 9, 11, 4, 1, 0), 2), 8).await;
 }
 gpu_test!(
     gpu_sae_topk_training_matches_cpu_reference,
@@ -142,7 +156,11 @@ gpu_test!(
 async fn batch_topk_matches_the_cpu_reference(gpu: &Gpu) {
     // As for TopK; the k · batch winners spread unevenly over the rows, and the inference
     // threshold follows the CPU trainer's estimate.
-    for (c, steps) in [(cfg(7, 20, 37, 13, 3, 20), 12), (cfg(5, 9, 11, 4, 1, 0), 8)] {
+    for (c, steps) in [
+        (cfg(7, 20, 37, 13, 3, 20), 12),
+        (cfg(5, 9, 11, 4, 1, 0), 8),
+        (shuffled(cfg(7, 20, 37, 13, 3, 20), 3), 12),
+    ] {
         let p = compare(gpu, batch_topk(c), steps).await;
         assert!(p.batch_threshold > 0.0 && p.batch_threshold != 0.05);
     }
@@ -210,6 +228,7 @@ async fn dense_architectures_match_the_cpu_reference(gpu: &Gpu) {
         let mut c = cfg(7, 20, 37, 13, 3, 20);
         c.architecture = arch;
         compare(gpu, c.clone(), 10).await;
+        compare(gpu, shuffled(c.clone(), 3), 10).await;
         c.d_sae = 5;
         c.batch_size = 1;
         compare(gpu, c, 6).await;

@@ -1,6 +1,7 @@
 //! Sparse-autoencoder kernels, as building blocks for the GPU trainer: dense products
 //! ([`matmul`]), per-row TopK ([`topk`]), BatchTopK ([`batch_topk`]), products with sparse codes
-//! ([`sparse`]) and the sparse weight gradients through per-latent lists ([`transpose`]).
+//! ([`sparse`]), the sparse weight gradients through per-latent lists ([`transpose`]) and the
+//! shuffle pool's step ([`shuffle`]).
 //!
 //! Every function validates shapes and buffer sizes first, then records its dispatches into the
 //! caller's command encoder (in compute passes, in order), so a training step is one encoder and
@@ -16,6 +17,7 @@
 
 pub mod batch_topk;
 pub mod matmul;
+pub mod shuffle;
 pub mod sparse;
 pub mod topk;
 pub mod transpose;
@@ -25,6 +27,7 @@ pub use matmul::{
     decode_dense, encode, latent_grad_dense, matmul, weight_grad_dense, DecodeDenseBuffers,
     EncodeBuffers, LatentGradDenseBuffers, Matmul, WeightGradDenseBuffers,
 };
+pub use shuffle::{gather_scatter, GatherScatterBuffers};
 pub use sparse::{decode_sparse, latent_grad_sparse, DecodeSparseBuffers, LatentGradSparseBuffers};
 pub use topk::{topk_rows, topk_scratch_bytes, TopkBuffers, MAX_K};
 pub use transpose::{

@@ -1,10 +1,13 @@
 //! Where an SAE's training activations come from. A source produces batches of `d_in`
-//! activations; later language-model sources plug in through the same trait.
+//! activations; later language-model sources plug in through the same trait. A
+//! [`ShuffleBuffer`] mixes a source's batches before training.
 
 mod ground_truth;
+mod shuffle;
 mod superposition;
 
 pub use ground_truth::GroundTruthSource;
+pub use shuffle::{gather_scatter, ShuffleBuffer, ShuffleSlots};
 pub use superposition::SuperpositionSource;
 
 use super::config::SourceConfig;
