@@ -37,7 +37,7 @@ pub struct Opened<W> {
 
 /// What trains, per lab.
 enum Work {
-    Toy(Box<toy::ToyWork>),
+    Toy(toy::ToyWork),
     Sae(Box<sae::SaeWork>),
 }
 
@@ -261,7 +261,7 @@ async fn open(run: u32, job: &Job) -> Result<Session, String> {
     let (work, adapter, chunk, max_chunk) = match job {
         Job::Superposition(cfg) => {
             let o = toy::open(cfg, gpu).await?;
-            (Work::Toy(Box::new(o.work)), o.adapter, o.chunk, o.max_chunk)
+            (Work::Toy(o.work), o.adapter, o.chunk, o.max_chunk)
         }
         Job::Sae { runs, engine } => {
             let o = sae::open(runs, *engine, gpu).await?;

@@ -19,7 +19,7 @@ pub const CPU_FALLBACK_LIMIT: u64 = 2_000_000;
 /// The two ways to train.
 pub enum ToyWork {
     Gpu(Box<GpuToyTrainer>, SuperpositionConfig),
-    Cpu(CpuToyTrainer, SuperpositionConfig),
+    Cpu(Box<CpuToyTrainer>, SuperpositionConfig),
 }
 
 /// Builds the trainer: WebGPU when there is an adapter, else the CPU reference if the config is
@@ -57,7 +57,7 @@ pub async fn open(
             // A first guess of ~50 M multiply-adds a second; the loop corrects it at once.
             let per_step = (cost * 4).max(1) as f64;
             Ok(Opened {
-                work: ToyWork::Cpu(t, cfg.clone()),
+                work: ToyWork::Cpu(Box::new(t), cfg.clone()),
                 adapter: "CPU".into(),
                 chunk: (5e6 / per_step).clamp(1.0, 200.0),
                 max_chunk: 2000.0,
