@@ -144,3 +144,46 @@ fn a_sweep_link_trains_the_frontier_of_the_architectures_it_names() {
             .exists());
     }
 }
+
+#[test]
+fn a_short_config_file_takes_its_architectures_defaults() {
+    let dir = tmp("config");
+    std::fs::create_dir_all(&dir).unwrap();
+    let cfg = dir.join("short.json");
+    std::fs::write(
+        &cfg,
+        r#"{"architecture": {"kind": "gated"}, "source": {"kind": "ground_truth", "d": 8, "n_features": 20},
+            "d_sae": 32, "batch_size": 64, "steps": 3}"#,
+    )
+    .unwrap();
+    let out = dir.join("run");
+    let o = mechlab(&[
+        "sae",
+        "--config",
+        cfg.to_str().unwrap(),
+        "--engine",
+        "cpu",
+        "--out",
+        out.to_str().unwrap(),
+    ]);
+    assert!(o.status.success(), "{}", stderr(&o));
+    let m: serde_json::Value =
+        serde_json::from_slice(&std::fs::read(out.join("metrics.json")).unwrap()).unwrap();
+    assert_eq!(m["config"]["architecture"]["kind"], "gated");
+    assert_eq!(m["config"]["architecture"]["l1_coefficient"], 5.0);
+
+    std::fs::write(&cfg, r#"{"architecture": {"kind": "topk", "k": "many"}}"#).unwrap();
+    let o = mechlab(&[
+        "sae",
+        "--config",
+        cfg.to_str().unwrap(),
+        "--out",
+        out.to_str().unwrap(),
+    ]);
+    assert!(!o.status.success());
+    let err = stderr(&o);
+    assert!(
+        err.contains("is not a valid SAE config: `a.k=many`: must be a whole number"),
+        "{err}"
+    );
+}

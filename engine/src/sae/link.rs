@@ -278,6 +278,28 @@ pub fn from_pairs(pairs: &[(&str, &str)]) -> Result<(SaeConfig, Sweep)> {
     Ok((cfg, sweep))
 }
 
+/// A config from JSON (a config file): as a link, fields left out take the defaults of the
+/// architecture, source and magnitude kinds it names, and errors name the field.
+pub fn from_json(v: &Value) -> Result<SaeConfig> {
+    if !v.is_object() {
+        return Err(EngineError::BadLink(
+            "a config must be a JSON object".into(),
+        ));
+    }
+    let mut pairs = vec![];
+    flatten("", v, &mut pairs);
+    let borrowed: Vec<(&str, &str)> = pairs
+        .iter()
+        .map(|(k, v)| (k.as_str(), v.as_str()))
+        .collect();
+    if borrowed.iter().any(|(k, _)| *k == "sweep") {
+        return Err(EngineError::BadLink(
+            "unknown field `sweep`: a config file holds one SAE; use a link or the frontier preset for sweeps".into(),
+        ));
+    }
+    from_pairs(&borrowed).map(|(cfg, _)| cfg)
+}
+
 /// A config's fields as `(key, value)` pairs in the link's spelling and order: what the page's
 /// controls edit.
 pub fn pairs(cfg: &SaeConfig) -> Vec<(String, String)> {
@@ -351,6 +373,37 @@ mod tests {
         assert!(err("v=1&a.kind=topk&a.k=5000").contains("k = 5000"));
         assert!(err("v=1&a.kind=relu_l1&a.l1_coefficient=-2").contains("l1_coefficient = -2"));
         assert!(err("v=1&d_sae").contains("not a key=value"));
+    }
+
+    #[test]
+    fn json_configs_take_the_defaults_of_the_kinds_they_name() {
+        let v = serde_json::json!({
+            "architecture": { "kind": "jumprelu", "bandwidth": 0.1 },
+            "source": { "kind": "superposition", "n_hidden": 12 },
+            "d_sae": 96
+        });
+        let cfg = from_json(&v).unwrap();
+        assert_eq!(cfg.d_sae, 96);
+        assert_eq!(cfg.d_in(), 12);
+        match cfg.architecture {
+            Architecture::JumpRelu {
+                bandwidth,
+                l0_coefficient,
+                ..
+            } => assert_eq!((bandwidth, l0_coefficient), (0.1, 1.0)),
+            other => panic!("{other:?}"),
+        }
+        let full = SaePreset::SuperpositionHidden.config();
+        assert_eq!(
+            from_json(&serde_json::to_value(&full).unwrap()).unwrap(),
+            full
+        );
+        let bad = serde_json::json!({ "architecture": { "kind": "topk", "k": "many" } });
+        assert!(from_json(&bad)
+            .unwrap_err()
+            .to_string()
+            .contains("`a.k=many`"));
+        assert!(from_json(&serde_json::json!([1])).is_err());
     }
 
     #[test]
