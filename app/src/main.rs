@@ -33,8 +33,9 @@ impl Lab {
     /// The lab a hash's link is for: the SAE lab's links say `lab=sae`; the Superposition
     /// lab's (the first, older format) say nothing.
     fn of(hash: &str) -> Lab {
-        let body = hash.trim_start_matches('#');
-        if body.split('&').any(|kv| kv.trim() == "lab=sae") {
+        // The decoders' own pair parser, so a link opens the lab whose decoder reads it.
+        let pairs = mechlab_engine::experiment::link::fragment_pairs(hash).unwrap_or_default();
+        if pairs.contains(&("lab", "sae")) {
             Lab::Sae
         } else {
             Lab::Superposition

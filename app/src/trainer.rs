@@ -5,6 +5,8 @@
 //!
 //! The page thread only keeps histories and draws; nothing that scales with training runs here.
 
+use std::sync::Arc;
+
 use leptos::prelude::*;
 use mechlab_app::protocol::{FromWorker, Job, Progress, ToWorker, WORKER_LOADER};
 use wasm_bindgen::prelude::*;
@@ -64,8 +66,8 @@ struct Inner {
     broken: Option<String>,
     /// The page's current run (0 before the first); the worker stamps its messages with it.
     run: u32,
-    /// The current run's job.
-    current: Option<Job>,
+    /// The current run's job (shared, not copied, with each chunk's handler).
+    current: Option<Arc<Job>>,
     /// Pause was asked for and the worker has not yet said [`FromWorker::Paused`].
     pausing: bool,
 }
@@ -304,7 +306,7 @@ impl Runner {
         self.inner.update_value(|i| {
             i.run = run;
             i.pausing = false;
-            i.current = Some(job.clone());
+            i.current = Some(Arc::new(job.clone()));
         });
         self.clear();
         self.total.set(job.total_steps());

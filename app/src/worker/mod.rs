@@ -18,9 +18,6 @@ use web_sys::{DedicatedWorkerGlobalScope, MessageEvent};
 use crate::protocol::{FromWorker, Job, Progress, ToWorker, Update};
 use crate::sleep_ms;
 
-pub use sae::CPU_FALLBACK_LIMIT as SAE_CPU_FALLBACK_LIMIT;
-pub use toy::CPU_FALLBACK_LIMIT;
-
 /// Wall time one chunk should take: long enough to amortise readback, short enough that a
 /// pause or a reset waits for little.
 const TARGET_CHUNK_MS: f64 = 100.0;
