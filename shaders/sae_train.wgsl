@@ -27,6 +27,10 @@ struct TrainParams {
     coefficient: f32,  // the sparsity coefficient λ in force this step
     bandwidth: f32,    // JumpReLU's ε
     arch: u32,         // dense path: 0 ReLU + L1, 1 JumpReLU, 2 Gated
+    scaled_from: u32,  // adam: elements from here on get lr × lr_scale (JumpReLU's log θ)
+    lr_scale: f32,
+    _pad0: u32,
+    _pad1: u32,
 }
 
 @group(0) @binding(0) var<uniform> p: TrainParams;
@@ -279,7 +283,8 @@ fn adam(@builtin(global_invocation_id) gid: vec3<u32>, @builtin(num_workgroups) 
     let v = p.beta2 * d[i] + (1.0 - p.beta2) * g * g;
     c[i] = m;
     d[i] = v;
-    a[i] -= p.lr * (m / p.c1) / (sqrt(v / p.c2) + p.eps);
+    let lr = select(p.lr, p.lr * p.lr_scale, i >= p.scaled_from);
+    a[i] -= lr * (m / p.c1) / (sqrt(v / p.c2) + p.eps);
 }
 
 // ---- The dense path (ReLU + L1, JumpReLU, Gated). Per-latent tensors live in one buffer

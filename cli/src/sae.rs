@@ -165,8 +165,10 @@ async fn train_one(
         }
         bar.inc(r.len() as u64);
     }
-    let eval = t.evaluate(EVAL_SAMPLES).await.map_err(|e| e.to_string())?;
-    let params = t.params().await.map_err(|e| e.to_string())?;
+    let (eval, params) = t
+        .evaluate_with_params(EVAL_SAMPLES)
+        .await
+        .map_err(|e| e.to_string())?;
     std::fs::create_dir_all(dir).map_err(|e| format!("cannot create {}: {e}", dir.display()))?;
     let files =
         saelens::to_saelens(&params, cfg, saelens::SOURCE_HOOK_NAME).map_err(|e| e.to_string())?;

@@ -111,16 +111,34 @@ fn text_field(
     view! {
         <label class="field" class:invalid=invalid>
             <span class="name">{label}</span>
-            <input
-                id=id
-                type="text"
-                spellcheck="false"
-                autocomplete="off"
-                aria-invalid=move || if invalid() { "true" } else { "false" }
-                prop:value=move || form.with(get)
-                on:input=move |ev| form.update(|f| set(f, event_target_value(&ev)))
-            />
+            {text_input(
+                id.to_string(),
+                invalid,
+                move || form.with(get),
+                move |v| form.update(|f| set(f, v)),
+            )}
             <small class="hint">{hint}</small>
         </label>
+    }
+}
+
+/// The text box of a config field, shared by both labs: no spell-checking or autofill (values
+/// are numbers and names), and `aria-invalid` while the parse error names the field.
+pub fn text_input(
+    id: String,
+    invalid: impl Fn() -> bool + Send + Sync + 'static,
+    value: impl Fn() -> String + Send + Sync + 'static,
+    set: impl Fn(String) + 'static,
+) -> impl IntoView {
+    view! {
+        <input
+            id=id
+            type="text"
+            spellcheck="false"
+            autocomplete="off"
+            aria-invalid=move || if invalid() { "true" } else { "false" }
+            prop:value=value
+            on:input=move |ev| set(event_target_value(&ev))
+        />
     }
 }

@@ -3,7 +3,7 @@
 //! architecture or source shows that kind's own hyper-parameters.
 
 use super::form::{self, Input, SaeForm, SweepChoice};
-use crate::components::controls::PresetSelect;
+use crate::components::controls::{text_input, PresetSelect};
 use leptos::prelude::*;
 use mechlab_engine::sae::config::{SaeConfig, SaePreset, SAE_PRESETS};
 use mechlab_engine::sae::link::Sweep;
@@ -132,21 +132,7 @@ fn field(form: RwSignal<SaeForm>, parsed: Parsed, key: String) -> impl IntoView 
             }
             .into_any()
         }
-        Input::Text => {
-            let invalid = invalid.clone();
-            view! {
-                <input
-                    id=id
-                    type="text"
-                    spellcheck="false"
-                    autocomplete="off"
-                    aria-invalid=move || if invalid() { "true" } else { "false" }
-                    prop:value=value
-                    on:input=move |ev| set(event_target_value(&ev))
-                />
-            }
-            .into_any()
-        }
+        Input::Text => text_input(id, invalid.clone(), value, set).into_any(),
     };
     let check = input == Input::Check;
     view! {

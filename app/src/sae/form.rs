@@ -170,6 +170,11 @@ pub const FIELDS: &[FieldInfo] = &[
         hint: "steps over which λ rises from 0",
     },
     FieldInfo {
+        key: "a.threshold_lr_scale",
+        label: "θ learning-rate scale",
+        hint: "log θ's learning rate as a multiple of the shared one, so short runs can move thresholds far",
+    },
+    FieldInfo {
         key: "d_sae",
         label: "Latents (d_sae)",
         hint: "size of the dictionary",

@@ -132,27 +132,19 @@ impl SaeWork {
         let run_step = t.step();
         let done = run_step >= cfg.steps;
         self.since_eval_ms += chunk_ms;
-        let evaluation = if done {
-            Some(t.evaluate(FINAL_EVAL_SAMPLES).await?)
+        let (evaluation, saelens) = if done {
+            let (e, params) = t.evaluate_with_params(FINAL_EVAL_SAMPLES).await?;
+            let files = saelens::to_saelens(&params, &cfg, saelens::SOURCE_HOOK_NAME)?;
+            (Some(e), Some(files))
         } else if self.since_eval_ms >= EVAL_EVERY_MS {
             self.since_eval_ms = 0.0;
-            Some(t.evaluate(LIVE_EVAL_SAMPLES).await?)
+            (Some(t.evaluate(LIVE_EVAL_SAMPLES).await?), None)
         } else {
-            None
+            (None, None)
         };
         let finished = match (&evaluation, done) {
             (Some(e), true) => Some(FrontierPoint::new(&cfg, &e.metrics)),
             _ => None,
-        };
-        let saelens = if done {
-            let params = t.params().await?;
-            Some(saelens::to_saelens(
-                &params,
-                &cfg,
-                saelens::SOURCE_HOOK_NAME,
-            )?)
-        } else {
-            None
         };
         if done {
             // The next run starts from a fresh trainer; this one's buffers go now.

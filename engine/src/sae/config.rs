@@ -60,6 +60,11 @@ pub enum Architecture {
         initial_threshold: f32,
         /// Steps over which λ rises from 0 to its value.
         l0_warmup_steps: u32,
+        /// log θ's learning rate as a multiple of the shared one. Adam moves log θ by about
+        /// the learning rate per step, so in a run of a few thousand steps at 1e-3 a threshold
+        /// can change by a factor of a few at most; the anchors train for ~10⁵ steps and their
+        /// thresholds travel much further. The scale gives short runs the same reach.
+        threshold_lr_scale: f32,
     },
 }
 
@@ -96,6 +101,7 @@ impl Architecture {
                 bandwidth: 0.05,
                 initial_threshold: 0.1,
                 l0_warmup_steps: 500,
+                threshold_lr_scale: 10.0,
             },
             other => {
                 return Err(EngineError::invalid(
@@ -475,8 +481,13 @@ impl SaeConfig {
     pub fn validate(&self) -> Result<()> {
         let d_in = self.d_in();
         if d_in == 0 || d_in > MAX_D_IN {
+            // d_in is not a field of its own: name the source field that sets it.
+            let field = match self.source {
+                SourceConfig::GroundTruth { .. } => "d",
+                SourceConfig::Superposition { .. } => "n_hidden",
+            };
             return Err(EngineError::invalid(
-                "d_in",
+                field,
                 d_in,
                 format!("must be between 1 and {MAX_D_IN}"),
             ));
@@ -553,11 +564,13 @@ impl SaeConfig {
                 l0_coefficient,
                 bandwidth,
                 initial_threshold,
+                threshold_lr_scale,
                 ..
             } => {
                 non_negative_finite("l0_coefficient", *l0_coefficient)?;
                 positive_finite("bandwidth", *bandwidth)?;
                 positive_finite("initial_threshold", *initial_threshold)?;
+                positive_finite("threshold_lr_scale", *threshold_lr_scale)?;
             }
         }
         match &self.source {
@@ -695,6 +708,25 @@ mod tests {
         };
         full.validate().unwrap();
         assert!(bad(&|c| c.shuffle_batches = 1025).contains("shuffle_batches = 1025"));
+        // d_in comes from the source: the error names the source's own field.
+        let hidden = |c: &mut SaeConfig| {
+            c.source = SourceConfig::Superposition {
+                n_features: 20,
+                n_hidden: 0,
+                feature_probability: 0.05,
+                importance_decay: 1.0,
+                toy_steps: 10,
+            }
+        };
+        assert!(bad(&hidden).contains("n_hidden = 0"), "{}", bad(&hidden));
+        assert!(bad(&|c| c.architecture = Architecture::JumpRelu {
+            l0_coefficient: 1.0,
+            bandwidth: 0.05,
+            initial_threshold: 0.1,
+            l0_warmup_steps: 0,
+            threshold_lr_scale: 0.0,
+        })
+        .contains("threshold_lr_scale = 0"));
     }
 
     #[test]

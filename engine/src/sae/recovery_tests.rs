@@ -170,3 +170,26 @@ fn every_architecture_lowers_its_loss() {
         );
     }
 }
+
+/// λ must steer JumpReLU's L0 within a short run: the thresholds have to travel. With log θ at
+/// the shared learning rate they barely move in 600 steps and every λ ends near the same L0.
+#[test]
+fn jumprelu_l0_follows_its_coefficient() {
+    let l0 = |l0_coefficient: f32| {
+        let mut cfg = small(Architecture::JumpRelu {
+            l0_coefficient,
+            bandwidth: 0.05,
+            initial_threshold: 0.1,
+            l0_warmup_steps: 100,
+            threshold_lr_scale: 10.0,
+        });
+        cfg.steps = 600;
+        let mut t = CpuSaeTrainer::new(&cfg).unwrap();
+        t.run_steps(cfg.steps).unwrap();
+        t.evaluate(2048).metrics.reconstruction.l0
+    };
+    let (low, mid, high) = (l0(0.03), l0(0.3), l0(3.0));
+    eprintln!("JumpReLU L0 at λ 0.03, 0.3, 3: {low:.2}, {mid:.2}, {high:.2}");
+    assert!(low > mid && mid > high, "L0 {low}, {mid}, {high}");
+    assert!(high < 0.5 * low, "λ 0.03 → L0 {low}, λ 3 → L0 {high}");
+}

@@ -149,18 +149,36 @@ pub struct Evaluation {
     pub latents: Vec<LatentRow>,
 }
 
-/// Adam's moments, shaped like the parameters.
+/// Each trained tensor's learning rate as a multiple of the shared one, in
+/// [`super::params::TRAINED_TENSORS`] order: 1 except JumpReLU's log θ.
+pub fn learning_rate_scales(arch: &Architecture) -> [f32; 7] {
+    let mut scales = [1.0; 7];
+    if let Architecture::JumpRelu {
+        threshold_lr_scale, ..
+    } = *arch
+    {
+        scales[6] = threshold_lr_scale;
+    }
+    scales
+}
+
+/// Adam's moments, shaped like the parameters, and each tensor's learning-rate scale.
 #[derive(Debug, Clone)]
 pub struct Adam {
     m: SaeParams,
     v: SaeParams,
+    scales: [f32; 7],
 }
 
 impl Adam {
     /// Zero moments for `p`.
     pub fn new(p: &SaeParams, arch: &Architecture) -> Self {
         let z = SaeParams::zeros(p.d_in, p.d_sae, arch);
-        Self { m: z.clone(), v: z }
+        Self {
+            m: z.clone(),
+            v: z,
+            scales: learning_rate_scales(arch),
+        }
     }
 
     /// One update with gradient `g` at 1-based step `t`.
@@ -170,7 +188,9 @@ impl Adam {
         let gs = g.tensors();
         let ms = self.m.tensors_mut();
         let vs = self.v.tensors_mut();
-        for (((pt, gt), mt), vt) in p.tensors_mut().into_iter().zip(gs).zip(ms).zip(vs) {
+        let tensors = p.tensors_mut().into_iter().zip(gs).zip(ms).zip(vs);
+        for ((((pt, gt), mt), vt), scale) in tensors.zip(self.scales) {
+            let lr = lr * scale;
             for i in 0..pt.len() {
                 mt[i] = BETA1 * mt[i] + (1.0 - BETA1) * gt[i];
                 vt[i] = BETA2 * vt[i] + (1.0 - BETA2) * gt[i] * gt[i];

@@ -40,6 +40,18 @@ impl SaeTrainer {
         }
     }
 
+    /// The final state of a run: [`Self::evaluate`] and the parameters, which the GPU trainer
+    /// reads back from the device once for both.
+    pub async fn evaluate_with_params(
+        &mut self,
+        samples: usize,
+    ) -> Result<(Evaluation, SaeParams)> {
+        match self {
+            SaeTrainer::Cpu(t) => Ok((t.evaluate(samples), t.params().clone())),
+            SaeTrainer::Gpu(t) => t.evaluate_with_params(samples).await,
+        }
+    }
+
     /// The current parameters.
     pub async fn params(&self) -> Result<SaeParams> {
         match self {

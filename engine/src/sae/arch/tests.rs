@@ -139,6 +139,7 @@ fn jumprelu_gradient_matches_finite_differences_away_from_thresholds() {
         bandwidth: 1e-4,
         initial_threshold: 0.2,
         l0_warmup_steps: 0,
+        threshold_lr_scale: 1.0,
     };
     check(&arch, &["log_threshold"]);
 }
@@ -151,6 +152,7 @@ fn jumprelu_threshold_estimator_follows_the_paper() {
         bandwidth: 0.2,
         initial_threshold: 0.5,
         l0_warmup_steps: 0,
+        threshold_lr_scale: 1.0,
     };
     let mut p = SaeParams::zeros(1, 1, &arch);
     p.w_enc[0] = 1.0;

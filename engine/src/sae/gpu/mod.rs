@@ -21,8 +21,8 @@ use super::metrics::FiringTracker;
 use super::params::SaeParams;
 use super::source::{self, ActivationSource, ShuffleSlots};
 use super::train::{
-    dead_tokens, evaluate, initial_params, learning_rate, sparsity_coefficient, Evaluation,
-    StepReport, BETA1, BETA2, EPS,
+    dead_tokens, evaluate, initial_params, learning_rate, learning_rate_scales,
+    sparsity_coefficient, Evaluation, StepReport, BETA1, BETA2, EPS,
 };
 use crate::error::{EngineError, Result};
 use crate::gpu::Gpu;
@@ -486,6 +486,8 @@ impl GpuSaeTrainer {
                 Architecture::Gated { .. } => ARCH_GATED,
                 _ => ARCH_RELU,
             },
+            scaled_from: u32::MAX,
+            lr_scale: 1.0,
             ..Default::default()
         }
     }
@@ -974,12 +976,20 @@ impl GpuSaeTrainer {
         kx.record(&mut pass, Kernel::ReduceSum, &bg_norm, p, 1);
         let c1 = 1.0 - BETA1.powi(t as i32);
         let c2 = 1.0 - BETA2.powi(t as i32);
+        let log_threshold_scale = learning_rate_scales(&self.cfg.architecture)[6];
         for i in 0..4 {
             let p = StepParams {
                 count: shapes[i] as u32,
                 lr,
                 c1,
                 c2,
+                // log θ is the per-latent buffer's last trained section.
+                scaled_from: if i == 1 {
+                    ((LAT_TRAINED - 1) * d_sae) as u32
+                } else {
+                    u32::MAX
+                },
+                lr_scale: log_threshold_scale,
                 ..base
             };
             kx.record(&mut pass, Kernel::Adam, &bg_adam[i], p, shapes[i] as u32);
@@ -1136,15 +1146,24 @@ impl GpuSaeTrainer {
 
     /// Metrics on `samples` fresh inputs, computed from the parameters read back.
     pub async fn evaluate(&mut self, samples: usize) -> Result<Evaluation> {
+        Ok(self.evaluate_with_params(samples).await?.0)
+    }
+
+    /// [`Self::evaluate`] and the parameters it evaluated, read back from the device once.
+    pub async fn evaluate_with_params(
+        &mut self,
+        samples: usize,
+    ) -> Result<(Evaluation, SaeParams)> {
         let p = self.params().await?;
-        Ok(evaluate(
+        let e = evaluate(
             &self.cfg,
             self.step,
             &p,
             self.source.as_mut(),
             &self.tracker,
             samples,
-        ))
+        );
+        Ok((e, p))
     }
 }
 

@@ -42,6 +42,11 @@ pub struct StepParams {
     pub coefficient: f32,
     pub bandwidth: f32,
     pub arch: u32,
+    /// Adam: elements from this index on get `lr × lr_scale` (JumpReLU's log θ section).
+    pub scaled_from: u32,
+    pub lr_scale: f32,
+    /// The uniform block's size stays a multiple of 16 bytes.
+    pub _pad: [u32; 2],
 }
 
 /// The entry points of `sae_train.wgsl`.

@@ -219,6 +219,7 @@ async fn dense_architectures_match_the_cpu_reference(gpu: &Gpu) {
         bandwidth: 0.5,
         initial_threshold: 0.2,
         l0_warmup_steps: 3,
+        threshold_lr_scale: 10.0,
     };
     let gated = Architecture::Gated {
         l1_coefficient: 0.4,
@@ -256,6 +257,7 @@ async fn gradients_match_the_cpu_reference(gpu: &Gpu) {
             bandwidth: 0.5,
             initial_threshold: 0.2,
             l0_warmup_steps: 0,
+            threshold_lr_scale: 10.0,
         },
         Architecture::Gated {
             l1_coefficient: 0.4,
