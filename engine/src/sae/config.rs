@@ -63,7 +63,10 @@ pub enum Architecture {
         /// log θ's learning rate as a multiple of the shared one. Adam moves log θ by about
         /// the learning rate per step, so in a run of a few thousand steps at 1e-3 a threshold
         /// can change by a factor of a few at most; the anchors train for ~10⁵ steps and their
-        /// thresholds travel much further. The scale gives short runs the same reach.
+        /// thresholds travel much further. The scale gives short runs the same reach. Too large
+        /// a scale lets thresholds outrun the encoder early on and kill latents for good (on
+        /// the ground-truth preset: 3 recovers 424 of 512 features with 34% dead, 10 recovers
+        /// 228 with 61% dead).
         threshold_lr_scale: f32,
     },
 }
@@ -101,7 +104,7 @@ impl Architecture {
                 bandwidth: 0.05,
                 initial_threshold: 0.1,
                 l0_warmup_steps: 500,
-                threshold_lr_scale: 10.0,
+                threshold_lr_scale: 3.0,
             },
             other => {
                 return Err(EngineError::invalid(
