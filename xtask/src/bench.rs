@@ -39,7 +39,7 @@ struct Row {
 const BURN_MANIFEST: &str = "bench/burn-peer/Cargo.toml";
 
 /// Builds the burn peer (once; burn takes over ten minutes to compile cold).
-fn build_burn_peer() -> Result<std::path::PathBuf, String> {
+pub(crate) fn build_burn_peer() -> Result<std::path::PathBuf, String> {
     println!("building the burn peer (release; the first build takes over ten minutes)");
     crate::tools::run(&mut crate::tools::cmd(
         "cargo",

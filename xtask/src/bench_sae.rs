@@ -1,13 +1,17 @@
 //! `cargo xtask bench sae`: tokens per second of the SAE's TopK decoder (forward and backward)
-//! through the sparse kernels and through dense matmuls, of a whole GPU TopK training step, and
-//! of the CPU reference, at a small size (seconds on lavapipe) and at d_in 768, d_sae 32768,
-//! k 32, batch 4096 (on hardware GPUs, or with MECHLAB_BENCH_LARGE=1), with the GPU memory the
-//! trainer holds. Appended to bench/RESULTS.md with the adapter's name; nothing is asserted.
+//! through the sparse kernels and through dense matmuls, of a whole GPU TopK training step, of
+//! the same TopK SAE written with burn (the peer in bench/burn-peer, `sae-topk` mode), and of
+//! the GPU training step and the CPU reference for every architecture, at a small size (seconds
+//! on lavapipe) and at d_in 768, d_sae 32768, k 32, batch 4096 (on hardware GPUs, or with
+//! MECHLAB_BENCH_LARGE=1), with the GPU memory the trainer holds. Appended to bench/RESULTS.md
+//! with the adapter's name; nothing is asserted. MECHLAB_BENCH_NO_BURN=1 leaves burn out.
 
 use crate::tools::{output, root};
 use mechlab_engine::gpu::Gpu;
 use mechlab_engine::rng::{rng_normal, rng_unit};
-use mechlab_engine::sae::config::{Architecture, SaeConfig, SaePreset, SourceConfig};
+use mechlab_engine::sae::config::{
+    Architecture, SaeConfig, SaePreset, SourceConfig, ARCHITECTURE_NAMES,
+};
 use mechlab_engine::sae::gpu::GpuSaeTrainer;
 use mechlab_engine::sae::kernels as k;
 use mechlab_engine::sae::source::ReplaySource;
@@ -198,22 +202,23 @@ fn decoder_rates(gpu: &Gpu, s: &Size, rows: usize) -> Result<(f64, f64), String>
     Ok((sparse * rows as f64, dense * rows as f64))
 }
 
-fn config(s: &Size) -> SaeConfig {
+/// The benchmark's config at size `s` for the architecture called `name` (its defaults, with
+/// the size's k for the TopK family).
+fn config(s: &Size, name: &str) -> Result<SaeConfig, String> {
     let mut cfg = SaePreset::GroundTruth.config();
     if let SourceConfig::GroundTruth { d, n_features, .. } = &mut cfg.source {
         *d = s.d_in as u32;
         *n_features = (4 * s.d_in) as u32;
     }
-    cfg.architecture = Architecture::TopK {
-        k: s.k as u32,
-        k_aux: 0,
-        aux_coefficient: 1.0 / 32.0,
-        dead_tokens: 100_000,
-    };
+    cfg.architecture = Architecture::by_name(name).map_err(|e| e.to_string())?;
+    if let Architecture::TopK { k, .. } | Architecture::BatchTopK { k, .. } = &mut cfg.architecture
+    {
+        *k = s.k as u32;
+    }
     cfg.d_sae = s.d_sae as u32;
     cfg.batch_size = s.batch as u32;
     cfg.steps = 1 << 30;
-    cfg
+    Ok(cfg)
 }
 
 /// Pre-generated activations, so the timings are the SAE's and not the generator's.
@@ -232,9 +237,65 @@ struct Row {
     sparse: f64,
     dense: f64,
     step: f64,
+    /// burn's tokens/s and whether its `topk` was used (see [`burn_rate`]).
+    burn: Option<(f64, bool)>,
     cpu: Option<f64>,
     bytes: u64,
     largest: u64,
+}
+
+/// One architecture's training step at one size: GPU (None when the trainer refuses or fails)
+/// and CPU (small size only) tokens/s.
+struct ArchRow {
+    arch: &'static str,
+    size: &'static str,
+    gpu: Option<f64>,
+    cpu: Option<f64>,
+}
+
+/// A whole GPU training step, tokens/s, with the trainer's memory (total, largest buffer).
+fn gpu_step_rate(gpu: &Gpu, s: &Size, cfg: &SaeConfig) -> Result<(f64, u64, u64), String> {
+    let mut t = pollster::block_on(GpuSaeTrainer::with_source(gpu, cfg, replay(cfg, 4)?))
+        .map_err(|e| e.to_string())?;
+    let (bytes, largest) = (t.device_bytes(), t.largest_buffer());
+    let step = rate(|n| {
+        pollster::block_on(t.run_steps(n))
+            .map(|_| ())
+            .map_err(|e| e.to_string())
+    })?;
+    Ok((step * s.batch as f64, bytes, largest))
+}
+
+/// The CPU reference's training step, tokens/s.
+fn cpu_step_rate(s: &Size, cfg: &SaeConfig) -> Result<f64, String> {
+    let mut c = CpuSaeTrainer::with_source(cfg, replay(cfg, 4)?).map_err(|e| e.to_string())?;
+    Ok(rate(|n| c.run_steps(n).map(|_| ()).map_err(|e| e.to_string()))? * s.batch as f64)
+}
+
+/// The TopK SAE written with burn (bench/burn-peer `sae-topk`) on the first wgpu adapter:
+/// tokens/s, and whether burn's `topk` selected the latents (else a sort did, `topk` being wrong
+/// at that size).
+fn burn_rate(bin: &std::path::Path, s: &Size) -> Result<(f64, bool), String> {
+    let args = [s.d_in, s.d_sae, s.k, s.batch].map(|v| v.to_string());
+    let out = std::process::Command::new(bin)
+        .arg("sae-topk")
+        .args(&args)
+        .output()
+        .map_err(|e| format!("running the burn peer: {e}"))?;
+    if !out.status.success() {
+        return Err(format!(
+            "the burn peer failed: {}",
+            String::from_utf8_lossy(&out.stderr)
+        ));
+    }
+    let text = String::from_utf8_lossy(&out.stdout);
+    let line = text.lines().last().unwrap_or_default();
+    let v: serde_json::Value =
+        serde_json::from_str(line).map_err(|e| format!("burn peer output {line:?}: {e}"))?;
+    let rate = v["tokens_per_second"]
+        .as_f64()
+        .ok_or_else(|| format!("burn peer output {line:?} lacks tokens_per_second"))?;
+    Ok((rate, v["selection"] == "topk"))
 }
 
 /// Runs the SAE benchmark.
@@ -243,7 +304,19 @@ pub fn sae() -> Result<(), String> {
     let adapter = gpu.adapter_name();
     println!("adapter: {adapter}");
     let large = !gpu.is_software() || std::env::var("MECHLAB_BENCH_LARGE").is_ok();
+    let burn_bin = if std::env::var("MECHLAB_BENCH_NO_BURN").is_ok() {
+        None
+    } else {
+        match crate::bench::build_burn_peer() {
+            Ok(b) => Some(b),
+            Err(e) => {
+                println!("burn peer unavailable: {e}");
+                None
+            }
+        }
+    };
     let mut rows = Vec::new();
+    let mut arch_rows = Vec::new();
     for s in [&SMALL, &LARGE] {
         if s.name == "large" && !large {
             println!("large: skipped on a software adapter (MECHLAB_BENCH_LARGE=1 runs it)");
@@ -259,24 +332,45 @@ pub fn sae() -> Result<(), String> {
             / (4 * s.d_sae as u64)) as usize;
         let dec_rows = s.batch.min(fit);
         let (sparse, dense) = decoder_rates(&gpu, s, dec_rows)?;
-        let cfg = config(s);
-        let mut t = pollster::block_on(GpuSaeTrainer::with_source(&gpu, &cfg, replay(&cfg, 4)?))
-            .map_err(|e| e.to_string())?;
-        let bytes = t.device_bytes();
-        let largest = t.largest_buffer();
-        let step = rate(|n| {
-            pollster::block_on(t.run_steps(n))
-                .map(|_| ())
-                .map_err(|e| e.to_string())
-        })? * s.batch as f64;
-        drop(t);
-        let cpu = if s.name == "small" {
-            let mut c =
-                CpuSaeTrainer::with_source(&cfg, replay(&cfg, 4)?).map_err(|e| e.to_string())?;
-            Some(rate(|n| c.run_steps(n).map(|_| ()).map_err(|e| e.to_string()))? * s.batch as f64)
-        } else {
-            None
-        };
+        let (step, bytes, largest) = gpu_step_rate(&gpu, s, &config(s, "topk")?)?;
+        let burn = burn_bin.as_deref().and_then(|b| match burn_rate(b, s) {
+            Ok(r) => Some(r),
+            Err(e) => {
+                println!("{e}");
+                None
+            }
+        });
+        // Every architecture's whole training step; the CPU reference at the small size only.
+        for name in ARCHITECTURE_NAMES {
+            println!("  {name} training step ...");
+            let cfg = config(s, name)?;
+            let gpu_rate = if name == "topk" {
+                Some(step)
+            } else {
+                match gpu_step_rate(&gpu, s, &cfg) {
+                    Ok(r) => Some(r.0),
+                    Err(e) => {
+                        println!("  {name} on the GPU: {e}");
+                        None
+                    }
+                }
+            };
+            let cpu = if s.name == "small" {
+                Some(cpu_step_rate(s, &cfg)?)
+            } else {
+                None
+            };
+            arch_rows.push(ArchRow {
+                arch: name,
+                size: s.name,
+                gpu: gpu_rate,
+                cpu,
+            });
+        }
+        let cpu = arch_rows
+            .iter()
+            .find(|r| r.arch == "topk" && r.size == s.name)
+            .and_then(|r| r.cpu);
         rows.push(Row {
             size: format!(
                 "{} (d_in {}, d_sae {}, k {}, batch {})",
@@ -285,39 +379,90 @@ pub fn sae() -> Result<(), String> {
             sparse,
             dense,
             step,
+            burn,
             cpu,
             bytes,
             largest,
         });
     }
+    let fmt = |v: Option<f64>| v.map_or("—".to_string(), |v| format!("{v:.3e}"));
+    let ratio = |a: Option<f64>, b: Option<f64>| match (a, b) {
+        (Some(a), Some(b)) => format!("{:.1}×", a / b),
+        _ => "—".into(),
+    };
     let mut table = String::new();
     let commit = output("git", &["rev-parse", "--short", "HEAD"]).unwrap_or_default();
     let date = output("date", &["-u", "+%Y-%m-%d %H:%M UTC"]).unwrap_or_default();
     let _ = writeln!(
         table,
-        "\n## sae (TopK) — {} — commit {} — {}\n",
+        "\n## sae — {} — commit {} — {}\n",
         adapter,
         commit.trim(),
         date.trim()
     );
-    let _ = writeln!(table, "| size | sparse decoder fwd+bwd tokens/s | dense decoder fwd+bwd tokens/s | sparse/dense | GPU training step tokens/s | CPU reference tokens/s | GPU/CPU | GPU memory | largest buffer |");
-    let _ = writeln!(table, "|---|---:|---:|---:|---:|---:|---:|---:|---:|");
+    let _ = writeln!(table, "TopK:\n");
+    let _ = writeln!(table, "| size | sparse decoder fwd+bwd tokens/s | dense decoder fwd+bwd tokens/s | sparse/dense | GPU training step tokens/s | CPU reference tokens/s | burn tokens/s | GPU/CPU | GPU/burn | GPU memory | largest buffer |");
+    let _ = writeln!(
+        table,
+        "|---|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|"
+    );
     for r in &rows {
         let _ = writeln!(
             table,
-            "| {} | {:.3e} | {:.3e} | {:.1}× | {:.3e} | {} | {} | {:.1} MiB | {:.1} MiB |",
+            "| {} | {:.3e} | {:.3e} | {:.1}× | {:.3e} | {} | {} | {} | {} | {:.1} MiB | {:.1} MiB |",
             r.size,
             r.sparse,
             r.dense,
             r.sparse / r.dense,
             r.step,
-            r.cpu.map_or("—".into(), |c| format!("{c:.3e}")),
-            r.cpu.map_or("—".into(), |c| format!("{:.1}×", r.step / c)),
+            fmt(r.cpu),
+            fmt(r.burn.map(|b| b.0)),
+            ratio(Some(r.step), r.cpu),
+            ratio(Some(r.step), r.burn.map(|b| b.0)),
             r.bytes as f64 / (1 << 20) as f64,
             r.largest as f64 / (1 << 20) as f64,
         );
     }
-    let _ = writeln!(table, "\nActivations are replayed from memory so the generator is not timed. The burn peer for SAEs is not written yet.");
+    let _ = writeln!(table, "\nEvery architecture's training step (its default hyper-parameters; k as above for TopK and BatchTopK):\n");
+    let _ = writeln!(
+        table,
+        "| architecture | size | GPU training step tokens/s | CPU reference tokens/s | GPU/CPU |"
+    );
+    let _ = writeln!(table, "|---|---|---:|---:|---:|");
+    for r in &arch_rows {
+        let _ = writeln!(
+            table,
+            "| {} | {} | {} | {} | {} |",
+            r.arch,
+            r.size,
+            fmt(r.gpu),
+            fmt(r.cpu),
+            ratio(r.gpu, r.cpu),
+        );
+    }
+    let sorted: Vec<&str> = rows
+        .iter()
+        .filter(|r| r.burn.is_some_and(|b| !b.1))
+        .map(|r| r.size.split(' ').next().unwrap_or_default())
+        .collect();
+    let _ = writeln!(
+        table,
+        "\nActivations are replayed from memory so the generator is not timed. \
+         burn: burn 0.22 (wgpu backend, autodiff, Adam) on the first wgpu adapter, a TopK SAE as a \
+         framework user writes it (dense encoder and ReLU, each row's k-th value from `topk` \
+         masking the rest, dense decoder, MSE, backward, Adam, decoder rows renormalised after the \
+         step) on four replayed batches of Gaussian activations. It leaves out what mechlab's step \
+         also does (dead-latent tracking and AuxK once latents die, projecting the decoder \
+         gradient, reading the losses and firing counts back), which only favours burn.{}",
+        if sorted.is_empty() {
+            String::new()
+        } else {
+            format!(
+                " At {}, burn's `topk` gave wrong values on this adapter and the peer sorted instead.",
+                sorted.join(", ")
+            )
+        }
+    );
     print!("{table}");
     let path = root().join("bench/RESULTS.md");
     let mut existing =

@@ -1,8 +1,9 @@
-//! mechlab's build glue. `cargo xtask serve | test | bench | ci`: everything that installs
-//! tools, builds the app or runs suites lives here and nowhere else.
+//! mechlab's build glue. `cargo xtask serve | test | bench | oracle | ci`: everything that
+//! installs tools, builds the app or runs suites lives here and nowhere else.
 
 mod bench;
 mod bench_sae;
+mod oracle;
 mod suites;
 mod tools;
 
@@ -11,7 +12,8 @@ use std::process::ExitCode;
 const USAGE: &str = "usage: cargo xtask <command>
   serve            install what is missing, build the app (release) and serve it on http://127.0.0.1:8080
   test             install what is missing, then run every suite (native, GPU, browser, end-to-end)
-  bench [NAME]     benchmarks (NAME: superposition); results are appended to bench/RESULTS.md
+  bench [NAME]     benchmarks (NAME: superposition, sae); results are appended to bench/RESULTS.md
+  oracle           every hand-written gradient against burn's autodiff (builds the burn peer)
   ci               what CI runs: fmt --check, clippy -D warnings, then test";
 
 fn main() -> ExitCode {
@@ -20,6 +22,7 @@ fn main() -> ExitCode {
         Some("serve") => serve(),
         Some("test") => suites::run_all(),
         Some("bench") => bench::run(args.get(1).map(String::as_str)),
+        Some("oracle") => oracle::run(),
         Some("ci") => ci(),
         _ => {
             eprintln!("{USAGE}");

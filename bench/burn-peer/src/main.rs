@@ -1,119 +1,42 @@
-//! The toy model of superposition trained with burn 0.22 (wgpu backend, autodiff, Adam), batched
-//! over instances as a framework user would write it. `cargo xtask bench superposition` runs it
-//! beside mechlab's own kernels on the same adapter and prints the ratio.
+//! mechlab's peer written with burn 0.22 (wgpu backend, autodiff, Adam), as a framework user
+//! would write it: the benchmarks' reference point and an independent gradient oracle. Kept out
+//! of the workspace so no default build pays burn's compile time.
 //!
-//! Usage: mechlab-burn-peer N_FEATURES N_HIDDEN BATCH IMPORTANCE_DECAY P1,P2,... [R1,R2,...]
-//! Prints one JSON line: {"adapter": ..., "instance_steps_per_second": ..., "final_loss": ...}.
+//! Usage:
+//!   mechlab-burn-peer N_FEATURES N_HIDDEN BATCH IMPORTANCE_DECAY P1,P2,... [R1,R2,...]
+//!       train the toy model of superposition and print instance-steps/s (`superposition.rs`)
+//!   mechlab-burn-peer sae-topk D_IN D_SAE K BATCH
+//!       train a TopK SAE and print tokens/s (`sae_topk.rs`)
+//!   mechlab-burn-peer grad CASES.json
+//!       print burn autodiff's loss terms and gradients for each case (`grad.rs`)
 
-use burn::module::Param;
-use burn::optim::{AdamConfig, GradientsParams};
-use burn::prelude::*;
-use burn::tensor::activation::relu;
-use burn::tensor::Distribution;
-use std::time::{Duration, Instant};
-
-#[derive(Module, Debug)]
-struct Toy {
-    /// [instances, hidden, features]
-    w: Param<Tensor<3>>,
-    /// [instances, features]
-    b: Param<Tensor<2>>,
-}
-
-fn parse_list(s: &str) -> Vec<f32> {
-    s.split(',')
-        .filter(|v| !v.is_empty())
-        .map(|v| v.parse().expect("a number"))
-        .collect()
-}
+mod grad;
+mod sae_topk;
+mod superposition;
 
 fn main() {
     let args: Vec<String> = std::env::args().skip(1).collect();
-    let [nf, nh, batch, decay, probs, rest @ ..] = args.as_slice() else {
-        eprintln!("usage: mechlab-burn-peer N_FEATURES N_HIDDEN BATCH IMPORTANCE_DECAY P1,P2,... [R1,R2,...]");
+    let result = match args.first().map(String::as_str) {
+        Some("grad") => grad::run(&args[1..]),
+        Some("sae-topk") => sae_topk::run(&args[1..]),
+        _ => superposition::run(&args),
+    };
+    if let Err(e) = result {
+        eprintln!("mechlab-burn-peer: {e}");
         std::process::exit(2);
-    };
-    let (f, h, bsz): (usize, usize, usize) = (
-        nf.parse().unwrap(),
-        nh.parse().unwrap(),
-        batch.parse().unwrap(),
-    );
-    let decay: f32 = decay.parse().unwrap();
-    let probs = parse_list(probs);
-    let rel = rest
-        .first()
-        .map(|r| parse_list(r))
-        .unwrap_or_else(|| vec![1.0]);
-    // Instances: probability-major, as mechlab's config orders them.
-    let mut prob_rows = Vec::new();
-    let mut imp_rows = Vec::new();
-    for &p in &probs {
-        for &r in &rel {
-            prob_rows.push(p);
-            imp_rows
-                .extend((0..f).map(|i| decay.powi(i as i32) * if i == f - 1 { r } else { 1.0 }));
-        }
     }
-    let n = prob_rows.len();
+}
 
-    let device = Device::wgpu(Default::default()).autodiff();
-    let std = (2.0 / (f + h) as f64).sqrt();
-    let mut model = Toy {
-        w: Param::from_tensor(Tensor::random(
-            [n, h, f],
-            Distribution::Normal(0.0, std),
-            &device,
-        )),
-        b: Param::from_tensor(Tensor::zeros([n, f], &device)),
-    };
-    let prob = Tensor::<1>::from_floats(prob_rows.as_slice(), &device)
-        .reshape([n, 1, 1])
-        .expand([n, bsz, f]);
-    let imp = Tensor::<1>::from_floats(imp_rows.as_slice(), &device).reshape([n, 1, f]);
-    let mut optim = AdamConfig::new().init();
+/// A float tensor of `shape` from a flat row-major vector.
+pub(crate) fn tensor<const D: usize>(
+    values: Vec<f32>,
+    shape: [usize; D],
+    device: &burn::prelude::Device,
+) -> burn::prelude::Tensor<D> {
+    burn::prelude::Tensor::from_data(burn::tensor::TensorData::new(values, shape), device)
+}
 
-    let mut step = |model: Toy| -> (Toy, Tensor<1>) {
-        let keep =
-            Tensor::<3>::random([n, bsz, f], Distribution::Default, &device).lower(prob.clone());
-        let x = Tensor::<3>::random([n, bsz, f], Distribution::Default, &device) * keep.float();
-        let w = model.w.val();
-        let hidden = x.clone().matmul(w.clone().swap_dims(1, 2));
-        let out = relu(hidden.matmul(w) + model.b.val().unsqueeze_dim(1));
-        let err = (x - out).powf_scalar(2.0) * imp.clone();
-        let loss = err.sum_dim(2).mean_dim(1).sum();
-        let grads = GradientsParams::from_grads(loss.backward(), &model);
-        let model = optim.step(1e-3, model, grads);
-        (model, loss.detach())
-    };
-
-    // Warm-up (kernel compilation, autotuning), then double the step count until a measurement
-    // lasts long enough; reading the loss back synchronises with the device.
-    for _ in 0..5 {
-        model = step(model).0;
-    }
-    let mut steps = 10;
-    loop {
-        let t = Instant::now();
-        let mut last = None;
-        for _ in 0..steps {
-            let (m, l) = step(model);
-            model = m;
-            last = Some(l);
-        }
-        let loss: f32 = last.unwrap().into_scalar::<f32>();
-        let dt = t.elapsed();
-        if dt >= Duration::from_millis(1500) || steps >= 1 << 16 {
-            let rate = (steps * n) as f64 / dt.as_secs_f64();
-            println!(
-                "{}",
-                serde_json::json!({
-                    "instance_steps_per_second": rate,
-                    "final_loss": loss / n as f32,
-                    "instances": n,
-                })
-            );
-            return;
-        }
-        steps *= 2;
-    }
+/// A tensor's values, flat and row-major (reading them back waits for the device).
+pub(crate) fn values<const D: usize>(t: burn::prelude::Tensor<D>) -> Vec<f32> {
+    t.into_data().try_into_vec::<f32>().expect("an f32 tensor")
 }
