@@ -61,8 +61,19 @@ fn burn_rate(bin: &std::path::Path, cfg: &SuperpositionConfig) -> Result<f64, St
     if let Some(r) = &cfg.relative_importance {
         args.push(join(r.values()));
     }
+    let v = run_burn_peer(bin, &args)?;
+    v["instance_steps_per_second"]
+        .as_f64()
+        .ok_or_else(|| format!("burn peer output {v} lacks instance_steps_per_second"))
+}
+
+/// Runs the burn peer with `args` and parses the JSON line it prints last.
+pub(crate) fn run_burn_peer<S: AsRef<std::ffi::OsStr>>(
+    bin: &std::path::Path,
+    args: &[S],
+) -> Result<serde_json::Value, String> {
     let out = std::process::Command::new(bin)
-        .args(&args)
+        .args(args)
         .output()
         .map_err(|e| format!("running the burn peer: {e}"))?;
     if !out.status.success() {
@@ -73,11 +84,7 @@ fn burn_rate(bin: &std::path::Path, cfg: &SuperpositionConfig) -> Result<f64, St
     }
     let text = String::from_utf8_lossy(&out.stdout);
     let line = text.lines().last().unwrap_or_default();
-    let v: serde_json::Value =
-        serde_json::from_str(line).map_err(|e| format!("burn peer output {line:?}: {e}"))?;
-    v["instance_steps_per_second"]
-        .as_f64()
-        .ok_or_else(|| format!("burn peer output {line:?} lacks instance_steps_per_second"))
+    serde_json::from_str(line).map_err(|e| format!("burn peer output {line:?}: {e}"))
 }
 
 /// Times `n` steps at a time, doubling `n` until one measurement lasts MIN_TIME; returns

@@ -276,25 +276,12 @@ fn cpu_step_rate(s: &Size, cfg: &SaeConfig) -> Result<f64, String> {
 /// tokens/s, and whether burn's `topk` selected the latents (else a sort did, `topk` being wrong
 /// at that size).
 fn burn_rate(bin: &std::path::Path, s: &Size) -> Result<(f64, bool), String> {
-    let args = [s.d_in, s.d_sae, s.k, s.batch].map(|v| v.to_string());
-    let out = std::process::Command::new(bin)
-        .arg("sae-topk")
-        .args(&args)
-        .output()
-        .map_err(|e| format!("running the burn peer: {e}"))?;
-    if !out.status.success() {
-        return Err(format!(
-            "the burn peer failed: {}",
-            String::from_utf8_lossy(&out.stderr)
-        ));
-    }
-    let text = String::from_utf8_lossy(&out.stdout);
-    let line = text.lines().last().unwrap_or_default();
-    let v: serde_json::Value =
-        serde_json::from_str(line).map_err(|e| format!("burn peer output {line:?}: {e}"))?;
+    let mut args = vec!["sae-topk".to_string()];
+    args.extend([s.d_in, s.d_sae, s.k, s.batch].map(|v| v.to_string()));
+    let v = crate::bench::run_burn_peer(bin, &args)?;
     let rate = v["tokens_per_second"]
         .as_f64()
-        .ok_or_else(|| format!("burn peer output {line:?} lacks tokens_per_second"))?;
+        .ok_or_else(|| format!("burn peer output {v} lacks tokens_per_second"))?;
     Ok((rate, v["selection"] == "topk"))
 }
 

@@ -403,20 +403,7 @@ pub fn run() -> Result<(), String> {
         cases.len(),
         path.display()
     );
-    let out = std::process::Command::new(&bin)
-        .arg("grad")
-        .arg(&path)
-        .output()
-        .map_err(|e| format!("running the burn peer: {e}"))?;
-    if !out.status.success() {
-        return Err(format!(
-            "the burn peer failed: {}",
-            String::from_utf8_lossy(&out.stderr)
-        ));
-    }
-    let text = String::from_utf8_lossy(&out.stdout);
-    let line = text.lines().last().unwrap_or_default();
-    let got: Value = serde_json::from_str(line).map_err(|e| format!("burn peer output: {e}"))?;
+    let got = crate::bench::run_burn_peer(&bin, &[std::ffi::OsStr::new("grad"), path.as_os_str()])?;
     let results = got["results"].as_array().ok_or("no results")?;
     if results.len() != references.len() {
         return Err(format!(
