@@ -25,6 +25,10 @@ const LIVE_EVAL_SAMPLES: usize = 1024;
 const FINAL_EVAL_SAMPLES: usize = 4096;
 /// Training time between live evaluations.
 const EVAL_EVERY_MS: f64 = 1500.0;
+/// Live evaluations also come at each tenth of a run, so a run shorter than [`EVAL_EVERY_MS`]
+/// still draws a curve, unless training since the last one took less than this many times
+/// what that evaluation took (which bounds their share of the run's time).
+const EVAL_COST_RATIO: f64 = 4.0;
 
 /// A job's runs and the one training now.
 pub struct SaeWork {
@@ -33,6 +37,8 @@ pub struct SaeWork {
     trainer: Option<SaeTrainer>,
     gpu: Option<Gpu>,
     since_eval_ms: f64,
+    /// How long the last live evaluation took.
+    last_eval_ms: f64,
 }
 
 /// Checks every run and settles where they train (see [`SaeEngine`]); trainers open as each
@@ -97,6 +103,7 @@ pub async fn open(
             trainer: None,
             gpu,
             since_eval_ms: 0.0,
+            last_eval_ms: 0.0,
         },
         adapter,
         chunk: chunk.clamp(1.0, 20.0),
@@ -113,6 +120,7 @@ impl SaeWork {
         if self.trainer.is_none() {
             self.trainer = Some(self.open_trainer(&cfg).await?);
             self.since_eval_ms = 0.0;
+            self.last_eval_ms = 0.0;
         }
         let t = self.trainer.as_mut().expect("opened above");
         let reports = t.run_steps(n).await?;
@@ -136,9 +144,15 @@ impl SaeWork {
             let (e, params) = t.evaluate_with_params(FINAL_EVAL_SAMPLES).await?;
             let files = saelens::to_saelens(&params, &cfg, saelens::SOURCE_HOOK_NAME)?;
             (Some(e), Some(files))
-        } else if self.since_eval_ms >= EVAL_EVERY_MS {
+        } else if self.since_eval_ms >= EVAL_EVERY_MS
+            || (crossed_tenth(cfg.steps, run_step, trained)
+                && self.since_eval_ms >= EVAL_COST_RATIO * self.last_eval_ms)
+        {
+            let t0 = js_sys::Date::now();
+            let e = t.evaluate(LIVE_EVAL_SAMPLES).await?;
+            self.last_eval_ms = js_sys::Date::now() - t0;
             self.since_eval_ms = 0.0;
-            (Some(t.evaluate(LIVE_EVAL_SAMPLES).await?), None)
+            (Some(e), None)
         } else {
             (None, None)
         };
@@ -176,4 +190,30 @@ impl SaeWork {
 /// Multiply-adds of one of a step's matmuls: `batch × d_in × d_sae`.
 pub fn cpu_cost(cfg: &SaeConfig) -> u64 {
     cfg.batch_size as u64 * cfg.d_in() as u64 * cfg.d_sae as u64
+}
+
+/// Whether the last `trained` steps, ending at `step`, crossed a tenth of a `steps`-step run.
+fn crossed_tenth(steps: u32, step: u32, trained: u32) -> bool {
+    let tenth = (steps / 10).max(1);
+    step / tenth > step.saturating_sub(trained) / tenth
+}
+
+#[cfg(test)]
+mod tests {
+    use super::crossed_tenth;
+
+    #[test]
+    fn tenths_are_crossed_once_each() {
+        // 1000 steps in chunks of 7: one crossing per tenth, the last at the end.
+        let (mut step, mut crossings) = (0, 0);
+        while step < 1000 {
+            let n = 7.min(1000 - step);
+            step += n;
+            crossings += crossed_tenth(1000, step, n) as u32;
+        }
+        assert_eq!(crossings, 10);
+        // Runs shorter than ten steps cross at every step.
+        assert!(crossed_tenth(5, 1, 1) && crossed_tenth(5, 2, 1));
+        assert!(!crossed_tenth(1000, 150, 40));
+    }
 }
