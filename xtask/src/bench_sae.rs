@@ -266,6 +266,15 @@ fn gpu_step_rate(gpu: &Gpu, s: &Size, cfg: &SaeConfig) -> Result<(f64, u64, u64)
     Ok((step * s.batch as f64, bytes, largest))
 }
 
+/// Builds a trainer (buffers allocated and filled, nothing trained) and returns its memory
+/// (total, largest buffer), or why it was refused: whether the large size fits the limits
+/// without a step that takes minutes on a software adapter.
+fn large_memory(gpu: &Gpu, cfg: &SaeConfig) -> Result<(u64, u64), String> {
+    let t = pollster::block_on(GpuSaeTrainer::with_source(gpu, cfg, replay(cfg, 1)?))
+        .map_err(|e| e.to_string())?;
+    Ok((t.device_bytes(), t.largest_buffer()))
+}
+
 /// The CPU reference's training step, tokens/s.
 fn cpu_step_rate(s: &Size, cfg: &SaeConfig) -> Result<f64, String> {
     let mut c = CpuSaeTrainer::with_source(cfg, replay(cfg, 4)?).map_err(|e| e.to_string())?;
@@ -304,9 +313,16 @@ pub fn sae() -> Result<(), String> {
     };
     let mut rows = Vec::new();
     let mut arch_rows = Vec::new();
+    let mut memory_rows = Vec::new();
     for s in [&SMALL, &LARGE] {
         if s.name == "large" && !large {
-            println!("large: skipped on a software adapter (MECHLAB_BENCH_LARGE=1 runs it)");
+            println!(
+                "large: not timed on a software adapter (MECHLAB_BENCH_LARGE=1 times it); \
+                 building each architecture's trainer to measure its memory"
+            );
+            for name in ARCHITECTURE_NAMES {
+                memory_rows.push((name, large_memory(&gpu, &config(s, name)?)));
+            }
             continue;
         }
         println!(
@@ -426,6 +442,30 @@ pub fn sae() -> Result<(), String> {
             fmt(r.cpu),
             ratio(r.gpu, r.cpu),
         );
+    }
+    if !memory_rows.is_empty() {
+        let _ = writeln!(
+            table,
+            "\nThe large size (d_in {}, d_sae {}, k {}, batch {}), trainers built but not timed on \
+             this software adapter, against the limits {} MiB per buffer and {} MiB per binding:\n",
+            LARGE.d_in,
+            LARGE.d_sae,
+            LARGE.k,
+            LARGE.batch,
+            gpu.limits.max_buffer_size >> 20,
+            gpu.limits.max_storage_buffer_binding_size >> 20,
+        );
+        let _ = writeln!(table, "| architecture | GPU memory | largest buffer |");
+        let _ = writeln!(table, "|---|---:|---:|");
+        let mib = |b: u64| format!("{:.1} MiB", b as f64 / (1 << 20) as f64);
+        for (arch, m) in &memory_rows {
+            let _ = match m {
+                Ok((bytes, largest)) => {
+                    writeln!(table, "| {arch} | {} | {} |", mib(*bytes), mib(*largest))
+                }
+                Err(e) => writeln!(table, "| {arch} | refused: {e} | |"),
+            };
+        }
     }
     let sorted: Vec<&str> = rows
         .iter()
