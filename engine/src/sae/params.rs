@@ -47,6 +47,13 @@ pub const TRAINED_TENSORS: [&str; 7] = [
     "log_threshold",
 ];
 
+/// Where JumpReLU's log θ sits in [`TRAINED_TENSORS`] (it has its own learning-rate scale).
+pub const LOG_THRESHOLD: usize = 6;
+const _: () = assert!(matches!(
+    TRAINED_TENSORS[LOG_THRESHOLD].as_bytes(),
+    b"log_threshold"
+));
+
 impl SaeParams {
     /// Zeros of the right shapes for `architecture`.
     pub fn zeros(d_in: usize, d_sae: usize, architecture: &Architecture) -> Self {

@@ -157,7 +157,7 @@ pub fn learning_rate_scales(arch: &Architecture) -> [f32; 7] {
         threshold_lr_scale, ..
     } = *arch
     {
-        scales[6] = threshold_lr_scale;
+        scales[super::params::LOG_THRESHOLD] = threshold_lr_scale;
     }
     scales
 }

@@ -976,7 +976,8 @@ impl GpuSaeTrainer {
         kx.record(&mut pass, Kernel::ReduceSum, &bg_norm, p, 1);
         let c1 = 1.0 - BETA1.powi(t as i32);
         let c2 = 1.0 - BETA2.powi(t as i32);
-        let log_threshold_scale = learning_rate_scales(&self.cfg.architecture)[6];
+        let log_threshold_scale =
+            learning_rate_scales(&self.cfg.architecture)[super::params::LOG_THRESHOLD];
         for i in 0..4 {
             let p = StepParams {
                 count: shapes[i] as u32,
