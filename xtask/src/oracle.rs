@@ -119,20 +119,9 @@ impl SaeCase {
     }
 }
 
-/// Random parameters: every tensor N(0, 0.35²), positive encoder biases so most latents can
-/// fire, thresholds around 0.2 so latents sit on both sides of them.
+/// Random parameters as the finite-difference tests draw them.
 fn random_params(arch: &Architecture, s: &Shape, seed: u32) -> SaeParams {
-    let mut p = SaeParams::zeros(s.d_in, s.d_sae, arch);
-    for (t, tensor) in p.tensors_mut().into_iter().enumerate() {
-        for (i, v) in tensor.iter_mut().enumerate() {
-            *v = 0.35 * rng_normal(seed, t as u32, i as u32);
-        }
-    }
-    p.b_enc.iter_mut().for_each(|b| *b = b.abs() * 0.5);
-    p.log_threshold
-        .iter_mut()
-        .for_each(|t| *t = 0.2f32.ln() + 0.3 * *t);
-    p
+    SaeParams::random_for_checks(arch, s.d_in, s.d_sae, seed)
 }
 
 /// Sorted descending.

@@ -74,6 +74,29 @@ impl SaeParams {
         }
     }
 
+    /// Parameters for gradient checks (the finite-difference tests and `cargo xtask oracle`):
+    /// every tensor N(0, 0.35²) from `seed`, then positive encoder biases so most latents of
+    /// the dense architectures fire and their gradients are exercised, and thresholds around
+    /// 0.2 so latents sit on both sides of them.
+    pub fn random_for_checks(
+        architecture: &Architecture,
+        d_in: usize,
+        d_sae: usize,
+        seed: u32,
+    ) -> Self {
+        let mut p = Self::zeros(d_in, d_sae, architecture);
+        for (t, tensor) in p.tensors_mut().into_iter().enumerate() {
+            for (i, v) in tensor.iter_mut().enumerate() {
+                *v = 0.35 * rng_normal(seed, t as u32, i as u32);
+            }
+        }
+        p.b_enc.iter_mut().for_each(|b| *b = b.abs() * 0.5);
+        p.log_threshold
+            .iter_mut()
+            .for_each(|t| *t = 0.2f32.ln() + 0.3 * *t);
+        p
+    }
+
     /// The initialisation of the anchors: random decoder directions with the architecture's
     /// norm, `W_enc = W_decᵀ`, zero biases, `b_dec` as given (median or mean of a sample).
     pub fn init(cfg: &SaeConfig, b_dec: Vec<f32>, input_scale: f32) -> Self {

@@ -6,7 +6,7 @@
 //! fails if more than a few percent are skipped.
 
 use super::*;
-use crate::rng::{rng_normal, rng_unit};
+use crate::rng::rng_unit;
 use crate::sae::config::Architecture;
 use crate::sae::params::{SaeParams, TRAINED_TENSORS};
 
@@ -19,19 +19,7 @@ const ATOL: f32 = 3e-3;
 const RTOL: f32 = 2e-2;
 
 fn random_params(arch: &Architecture, seed: u32) -> SaeParams {
-    let mut p = SaeParams::zeros(D_IN, D_SAE, arch);
-    for (t, tensor) in p.tensors_mut().into_iter().enumerate() {
-        for (i, v) in tensor.iter_mut().enumerate() {
-            *v = 0.35 * rng_normal(seed, t as u32, i as u32);
-        }
-    }
-    // Positive biases keep most latents of the dense architectures alive, so their gradients
-    // are exercised; thresholds around 0.2 leave some latents on each side.
-    p.b_enc.iter_mut().for_each(|b| *b = b.abs() * 0.5);
-    p.log_threshold
-        .iter_mut()
-        .for_each(|t| *t = 0.2f32.ln() + 0.3 * *t);
-    p
+    SaeParams::random_for_checks(arch, D_IN, D_SAE, seed)
 }
 
 fn inputs(seed: u32) -> Vec<f32> {
