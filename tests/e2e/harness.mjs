@@ -5,6 +5,7 @@ import fs from 'node:fs';
 import path from 'node:path';
 import os from 'node:os';
 import assert from 'node:assert/strict';
+import { before, after } from 'node:test';
 import { chromium } from 'playwright-core';
 
 const MIME = {
@@ -95,4 +96,71 @@ export async function download(page, click) {
   const [d] = await Promise.all([page.waitForEvent('download'), click()]);
   const chunks = await (await d.createReadStream()).toArray();
   return { name: d.suggestedFilename(), bytes: Buffer.concat(chunks) };
+}
+
+/**
+ * One served app and one browser for a test file: registers the hooks that start and stop them,
+ * and returns { open(hash) → { page, errors }, newPage(), url() } (url: the served app's address).
+ */
+export function appSession() {
+  let server;
+  let ctx;
+  before(async () => {
+    server = await serveDist();
+    ctx = await launch();
+  });
+  after(async () => {
+    await ctx?.close();
+    await server?.close();
+  });
+  return {
+    url: () => server.url,
+    newPage: () => ctx.newPage(),
+    async open(hash = '') {
+      const page = await ctx.newPage();
+      const errors = watchErrors(page);
+      await page.goto(server.url + (hash ? `#${hash}` : ''));
+      await page.waitForSelector('#status');
+      return { page, errors };
+    },
+  };
+}
+
+/** Types into a control and leaves it, as a user does, so the page parses the new value. */
+export async function setField(page, selector, value) {
+  await page.fill(selector, value);
+  await page.press(selector, 'Tab');
+}
+
+/**
+ * Each bad link shows its message (matching the case's pattern), the control `field` is back at
+ * its default `value`, Run is enabled and the page threw nothing.
+ */
+export async function checkBadLinks(open, cases, field, value) {
+  for (const [hash, want] of cases) {
+    const { page, errors } = await open(hash);
+    await page.waitForSelector('#error', { state: 'visible' });
+    assert.match(await page.textContent('#error'), want, hash);
+    assert.equal(await page.inputValue(field), value, `${hash}: defaults restored`);
+    assert.equal(await page.isEnabled('#run'), true, `${hash}: the page still works`);
+    assert.deepEqual(errors, []);
+    await page.close();
+  }
+}
+
+/**
+ * Runs a config that diverges, expects the step named, then sets `fixes` ([selector, value]
+ * pairs), runs again to the end, and expects no page errors throughout.
+ */
+export async function checkDivergenceRecovers(page, errors, fixes) {
+  await page.click('#run');
+  await waitStatus(page, 'error', 60_000);
+  assert.match(await page.textContent('#error'), /diverged at step \d+/);
+  for (const [selector, value] of fixes) {
+    await setField(page, selector, value);
+  }
+  await page.click('#run');
+  await waitStatus(page, 'done');
+  assert.deepEqual(errors, []);
+  await page.close();
 }

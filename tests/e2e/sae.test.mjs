@@ -2,34 +2,21 @@
 // switcher, every architecture training in the browser, a frontier sweep drawing its points,
 // the latent table and the SAELens export, links that restore the controls, and bad input
 // that gets a clear message while the page keeps working.
-import { test, before, after } from 'node:test';
+import { test } from 'node:test';
 import assert from 'node:assert/strict';
-import { serveDist, launch, watchErrors, status, updates, waitStatus, download } from './harness.mjs';
+import {
+  appSession, launch, watchErrors, updates, waitStatus, download, setField, checkBadLinks,
+  checkDivergenceRecovers,
+} from './harness.mjs';
 
-let server;
-let ctx;
-before(async () => {
-  server = await serveDist();
-  ctx = await launch();
-});
-after(async () => {
-  await ctx?.close();
-  await server?.close();
-});
+const session = appSession();
+const open = session.open;
 
 // Planted features small enough to train in seconds on SwiftShader.
 const TINY =
   'v=1&lab=sae&a.kind=topk&a.k=4&s.kind=ground_truth&s.d=16&s.n_features=40&s.probability=0.05' +
   '&d_sae=64&batch_size=128&steps=150&lr_warmup_steps=10&seed=1';
 const ARCHITECTURES = ['relu_l1', 'topk', 'batch_topk', 'gated', 'jumprelu'];
-
-async function open(hash = '') {
-  const page = await ctx.newPage();
-  const errors = watchErrors(page);
-  await page.goto(server.url + (hash ? `#${hash}` : ''));
-  await page.waitForSelector('#status');
-  return { page, errors };
-}
 
 test('the lab switcher moves between the labs and each keeps its own link', async () => {
   const { page, errors } = await open();
@@ -98,8 +85,7 @@ test('every architecture trains in the browser, on the CPU reference and on WebG
     await waitStatus(page, 'done');
     assert.match(await page.textContent('#sae-summary'), /run 1 of 1 · step 40 of 40 · on CPU reference/, arch);
     // The WebGPU kernels, on the software adapter: a few steps each.
-    await page.fill('#f-steps', '6');
-    await page.press('#f-steps', 'Tab');
+    await setField(page, '#f-steps', '6');
     await page.selectOption('#sae-engine', 'webgpu');
     await page.click('#run');
     await waitStatus(page, 'done', 180_000);
@@ -141,10 +127,9 @@ test('a shared link restores the controls, and changing the architecture shows i
   await page.waitForSelector('#f-a-l1_coefficient');
   assert.equal(await page.locator('#f-a-bandwidth').count(), 0);
   await page.waitForFunction(() => location.hash.includes('a.kind=gated'));
-  await page.fill('#f-d_sae', '96');
-  await page.press('#f-d_sae', 'Tab');
+  await setField(page, '#f-d_sae', '96');
   await page.waitForFunction(() => location.hash.includes('d_sae=96'));
-  const other = await ctx.newPage();
+  const other = await session.newPage();
   await other.goto(page.url());
   await other.waitForSelector('#f-a-kind');
   for (const id of ['#f-a-kind', '#f-a-l1_coefficient', '#f-d_sae', '#f-s-d', '#f-seed', '#f-batch_size']) {
@@ -155,52 +140,36 @@ test('a shared link restores the controls, and changing the architecture shows i
 });
 
 test('bad links show a clear message and fall back to defaults', async () => {
-  for (const [hash, want] of [
-    ['v=1&lab=sae&a.kind=resnet', /a\.kind=resnet/],
-    ['v=1&lab=sae&a.kind=topk&a.k=5000', /k = 5000/],
-    ['v=1&lab=sae&d_sae=many', /d_sae=many.*whole number/],
-    ['v=9&lab=sae', /newer/],
-  ]) {
-    const { page, errors } = await open(hash);
-    await page.waitForSelector('#error', { state: 'visible' });
-    assert.match(await page.textContent('#error'), want, hash);
-    assert.equal(await page.inputValue('#f-d_sae'), '1024', `${hash}: defaults restored`);
-    assert.equal(await page.isEnabled('#run'), true, `${hash}: the page still works`);
-    assert.deepEqual(errors, []);
-    await page.close();
-  }
+  await checkBadLinks(
+    open,
+    [
+      ['v=1&lab=sae&a.kind=resnet', /a\.kind=resnet/],
+      ['v=1&lab=sae&a.kind=topk&a.k=5000', /k = 5000/],
+      ['v=1&lab=sae&d_sae=many', /d_sae=many.*whole number/],
+      ['v=9&lab=sae', /newer/],
+    ],
+    '#f-d_sae',
+    '1024',
+  );
 });
 
 test('invalid controls are named, marked and block the run until fixed', async () => {
   const { page } = await open(TINY);
-  await page.fill('#f-a-k', '0');
-  await page.press('#f-a-k', 'Tab');
+  await setField(page, '#f-a-k', '0');
   await page.waitForSelector('#error', { state: 'visible' });
   assert.match(await page.textContent('#error'), /k = 0/);
   assert.equal(await page.getAttribute('#f-a-k', 'aria-invalid'), 'true');
   assert.equal(await page.isEnabled('#run'), false);
-  await page.fill('#f-a-k', '100');
-  await page.press('#f-a-k', 'Tab');
+  await setField(page, '#f-a-k', '100');
   assert.match(await page.textContent('#error'), /k = 100/, 'k > d_sae is refused');
-  await page.fill('#f-a-k', '4');
-  await page.press('#f-a-k', 'Tab');
+  await setField(page, '#f-a-k', '4');
   await page.waitForFunction(() => !document.querySelector('#run').disabled);
   await page.close();
 });
 
 test('a diverging run stops, names the step, and the page keeps working', async () => {
   const { page, errors } = await open(TINY + '&learning_rate=1e30&max_grad_norm=0');
-  await page.click('#run');
-  await waitStatus(page, 'error', 60_000);
-  assert.match(await page.textContent('#error'), /diverged at step \d+/);
-  await page.fill('#f-learning_rate', '0.001');
-  await page.press('#f-learning_rate', 'Tab');
-  await page.fill('#f-steps', '20');
-  await page.press('#f-steps', 'Tab');
-  await page.click('#run');
-  await waitStatus(page, 'done');
-  assert.deepEqual(errors, []);
-  await page.close();
+  await checkDivergenceRecovers(page, errors, [['#f-learning_rate', '0.001'], ['#f-steps', '20']]);
 });
 
 test('without WebGPU small SAEs train on the CPU and large ones are refused by name', async () => {
@@ -208,12 +177,12 @@ test('without WebGPU small SAEs train on the CPU and large ones are refused by n
   try {
     const page = await noGpu.newPage();
     const errors = watchErrors(page);
-    await page.goto(server.url + '#' + TINY.replace('steps=150', 'steps=30'));
+    await page.goto(session.url() + '#' + TINY.replace('steps=150', 'steps=30'));
     await page.click('#run');
     await waitStatus(page, 'done', 60_000);
     assert.match(await page.textContent('#backend'), /CPU/);
     assert.match(await page.textContent('#sae-summary'), /step 30 of 30/);
-    await page.goto(server.url + '#v=1&lab=sae');
+    await page.goto(session.url() + '#v=1&lab=sae');
     await page.waitForFunction(() => document.querySelector('#f-d_sae')?.value === '1024');
     await page.click('#run');
     await waitStatus(page, 'error', 60_000);

@@ -1,31 +1,17 @@
 // The Superposition page as a user drives it, in headless Chromium on WebGPU (SwiftShader):
 // it loads, controls work, a run trains and the charts update, a shared link restores the
 // same state, and bad input gets a clear message while the page keeps working.
-import { test, before, after } from 'node:test';
+import { test } from 'node:test';
 import assert from 'node:assert/strict';
-import { serveDist, launch, watchErrors, status, updates, waitStatus } from './harness.mjs';
+import {
+  appSession, launch, watchErrors, status, updates, waitStatus, setField, checkBadLinks, checkDivergenceRecovers,
+} from './harness.mjs';
 
-let server;
-let ctx;
-before(async () => {
-  server = await serveDist();
-  ctx = await launch();
-});
-after(async () => {
-  await ctx?.close();
-  await server?.close();
-});
+const session = appSession();
+const open = session.open;
 
 // A config small enough to train in seconds on SwiftShader.
 const TINY = 'v=1&nf=5&nh=2&act=relu&imp=0.9&p=1,0.1,0.01&bs=64&steps=400&lr=0.01&seed=3';
-
-async function open(hash = '') {
-  const page = await ctx.newPage();
-  const errors = watchErrors(page);
-  await page.goto(server.url + (hash ? `#${hash}` : ''));
-  await page.waitForSelector('#status');
-  return { page, errors };
-}
 
 test('the page loads with the intro preset and a WebGPU backend', async () => {
   const { page, errors } = await open();
@@ -131,10 +117,10 @@ test('training runs in a worker and the page stays responsive while it trains', 
 });
 
 test('a training worker that cannot start is reported instead of hanging', async () => {
-  const page = await ctx.newPage();
+  const page = await session.newPage();
   const errors = watchErrors(page);
   await page.route('**/mechlab-worker*', (route) => route.abort());
-  await page.goto(server.url + '#' + TINY);
+  await page.goto(session.url() + '#' + TINY);
   await page.waitForSelector('#error', { state: 'visible', timeout: 30_000 });
   assert.match(await page.textContent('#error'), /training worker did not start/);
   assert.match(await page.textContent('#backend'), /unavailable/);
@@ -155,11 +141,10 @@ test('a shared link restores the same controls, and control changes update the l
   assert.equal(await page.inputValue('#feature_probability'), 'log:1:0.01:4');
   assert.equal(await page.inputValue('#learning_rate'), '0.005');
   assert.equal(await page.inputValue('#seed'), '42');
-  await page.fill('#seed', '43');
-  await page.press('#seed', 'Tab');
+  await setField(page, '#seed', '43');
   await page.waitForFunction(() => location.hash.includes('seed=43'));
   const shared = page.url();
-  const other = await ctx.newPage();
+  const other = await session.newPage();
   await other.goto(shared);
   await other.waitForSelector('#status');
   for (const id of ['#n_features', '#n_hidden', '#feature_probability', '#learning_rate', '#batch_size', '#steps']) {
@@ -171,48 +156,33 @@ test('a shared link restores the same controls, and control changes update the l
 });
 
 test('bad links show a clear message and fall back to defaults', async () => {
-  for (const [hash, want] of [
-    ['garbage', /bad link/i],
-    ['v=99&nf=5', /newer mechlab/],
-    ['v=1&nf=abc', /nf=abc/],
-    ['v=1&nf=100000000', /n_features/],
-  ]) {
-    const { page, errors } = await open(hash);
-    await page.waitForSelector('#error', { state: 'visible' });
-    assert.match(await page.textContent('#error'), want, hash);
-    assert.equal(await page.inputValue('#n_features'), '5', `${hash}: defaults restored`);
-    assert.equal(await page.isEnabled('#run'), true, `${hash}: the page still works`);
-    assert.deepEqual(errors, []);
-    await page.close();
-  }
+  await checkBadLinks(
+    open,
+    [
+      ['garbage', /bad link/i],
+      ['v=99&nf=5', /newer mechlab/],
+      ['v=1&nf=abc', /nf=abc/],
+      ['v=1&nf=100000000', /n_features/],
+    ],
+    '#n_features',
+    '5',
+  );
 });
 
 test('invalid controls are named and block the run until fixed', async () => {
   const { page } = await open(TINY);
-  await page.fill('#learning_rate', '-1');
-  await page.press('#learning_rate', 'Tab');
+  await setField(page, '#learning_rate', '-1');
   await page.waitForSelector('#error', { state: 'visible' });
   assert.match(await page.textContent('#error'), /learning_rate/);
   assert.equal(await page.isEnabled('#run'), false);
-  await page.fill('#learning_rate', '0.01');
-  await page.press('#learning_rate', 'Tab');
+  await setField(page, '#learning_rate', '0.01');
   await page.waitForFunction(() => !document.querySelector('#run').disabled);
   await page.close();
 });
 
 test('a diverging run stops, names the step, and the page keeps working', async () => {
   const { page, errors } = await open(TINY.replace('lr=0.01', 'lr=1e30'));
-  await page.click('#run');
-  await waitStatus(page, 'error', 60_000);
-  assert.match(await page.textContent('#error'), /diverged at step \d+/);
-  await page.fill('#learning_rate', '0.01');
-  await page.press('#learning_rate', 'Tab');
-  await page.fill('#steps', '50');
-  await page.press('#steps', 'Tab');
-  await page.click('#run');
-  await waitStatus(page, 'done');
-  assert.deepEqual(errors, []);
-  await page.close();
+  await checkDivergenceRecovers(page, errors, [['#learning_rate', '0.01'], ['#steps', '50']]);
 });
 
 test('charts export PNG and data', async () => {
@@ -240,7 +210,7 @@ test('without WebGPU the page says so and trains small presets on the CPU', asyn
   try {
     const page = await noGpu.newPage();
     const errors = watchErrors(page);
-    await page.goto(server.url + '#' + TINY.replace('steps=400', 'steps=30'));
+    await page.goto(session.url() + '#' + TINY.replace('steps=400', 'steps=30'));
     await page.click('#run');
     await waitStatus(page, 'done', 60_000);
     assert.match(await page.textContent('#backend'), /CPU/);
