@@ -109,14 +109,8 @@ fn load_config(args: &Args) -> Result<(SaeConfig, Sweep), String> {
             String::from_utf8(text).map_err(|_| format!("{} is not UTF-8 text", path.display()))?;
         let value: serde_json::Value = serde_json::from_str(&text)
             .map_err(|e| format!("{} is not valid JSON: {e}", path.display()))?;
-        let cfg = link::from_json(&value).map_err(|e| {
-            let why = match e {
-                // The link codec's errors say "bad link"; here the file is what is bad.
-                mechlab_engine::EngineError::BadLink(m) => m,
-                other => other.to_string(),
-            };
-            format!("{} is not a valid SAE config: {why}", path.display())
-        })?;
+        let cfg = link::from_json(&value)
+            .map_err(|e| format!("{} is not a valid SAE config: {e}", path.display()))?;
         (cfg, Sweep::Single)
     } else if let Some(l) = &args.link {
         link::decode(l).map_err(|e| e.to_string())?

@@ -282,7 +282,7 @@ pub fn from_pairs(pairs: &[(&str, &str)]) -> Result<(SaeConfig, Sweep)> {
 /// architecture, source and magnitude kinds it names, and errors name the field.
 pub fn from_json(v: &Value) -> Result<SaeConfig> {
     if !v.is_object() {
-        return Err(EngineError::BadLink(
+        return Err(EngineError::BadConfigFile(
             "a config must be a JSON object".into(),
         ));
     }
@@ -293,11 +293,18 @@ pub fn from_json(v: &Value) -> Result<SaeConfig> {
         .map(|(k, v)| (k.as_str(), v.as_str()))
         .collect();
     if borrowed.iter().any(|(k, _)| *k == "sweep") {
-        return Err(EngineError::BadLink(
+        return Err(EngineError::BadConfigFile(
             "unknown field `sweep`: a config file holds one SAE; use a link or the frontier preset for sweeps".into(),
         ));
     }
-    from_pairs(&borrowed).map(|(cfg, _)| cfg)
+    // The pairs go through the link decoder, whose errors say "bad link"; here the file is
+    // what is bad.
+    from_pairs(&borrowed)
+        .map(|(cfg, _)| cfg)
+        .map_err(|e| match e {
+            EngineError::BadLink(m) => EngineError::BadConfigFile(m),
+            other => other,
+        })
 }
 
 /// A config's fields as `(key, value)` pairs in the link's spelling and order: what the page's
@@ -399,10 +406,9 @@ mod tests {
             full
         );
         let bad = serde_json::json!({ "architecture": { "kind": "topk", "k": "many" } });
-        assert!(from_json(&bad)
-            .unwrap_err()
-            .to_string()
-            .contains("`a.k=many`"));
+        let err = from_json(&bad).unwrap_err().to_string();
+        assert!(err.contains("`a.k=many`"), "{err}");
+        assert!(!err.contains("link"), "{err}");
         assert!(from_json(&serde_json::json!([1])).is_err());
     }
 
