@@ -40,3 +40,53 @@ pub(crate) fn tensor<const D: usize>(
 pub(crate) fn values<const D: usize>(t: burn::prelude::Tensor<D>) -> Vec<f32> {
     t.into_data().try_into_vec::<f32>().expect("an f32 tensor")
 }
+
+/// One timed measurement of training steps.
+pub(crate) struct Timing {
+    /// Steps timed.
+    pub steps: usize,
+    /// Seconds they took.
+    pub seconds: f64,
+    /// The last step's loss.
+    pub loss: f32,
+}
+
+/// Runs `warmup` steps (kernel compilation, autotuning), then doubles the step count from
+/// `first` until one measurement lasts 1.5 s (or reaches 2^16 steps). Reading a loss back
+/// synchronises with the device, so it ends the warm-up and each measurement.
+pub(crate) fn time_steps<M>(
+    mut model: M,
+    warmup: usize,
+    first: usize,
+    mut step: impl FnMut(M) -> (M, burn::prelude::Tensor<1>),
+) -> Timing {
+    let mut last = None;
+    for _ in 0..warmup {
+        let (m, l) = step(model);
+        model = m;
+        last = Some(l);
+    }
+    if let Some(l) = last {
+        let _ = l.into_scalar::<f32>();
+    }
+    let mut steps = first.max(1);
+    loop {
+        let start = std::time::Instant::now();
+        let mut last = None;
+        for _ in 0..steps {
+            let (m, l) = step(model);
+            model = m;
+            last = Some(l);
+        }
+        let loss: f32 = last.expect("at least one step").into_scalar::<f32>();
+        let seconds = start.elapsed().as_secs_f64();
+        if seconds >= 1.5 || steps >= 1 << 16 {
+            return Timing {
+                steps,
+                seconds,
+                loss,
+            };
+        }
+        steps *= 2;
+    }
+}

@@ -16,7 +16,6 @@ use burn::optim::{AdamConfig, GradientsParams};
 use burn::prelude::*;
 use burn::tensor::activation::relu;
 use burn::tensor::Distribution;
-use std::time::{Duration, Instant};
 
 #[derive(Module, Debug)]
 struct TopKSae {
@@ -50,7 +49,7 @@ pub fn run(args: &[String]) -> Result<(), String> {
         Distribution::Normal(0.0, 1.0),
         &device,
     ));
-    let mut model = TopKSae {
+    let model = TopKSae {
         w_enc: Param::from_tensor(w_dec.clone().transpose().detach()),
         b_enc: Param::from_tensor(Tensor::zeros([n], &device)),
         w_dec: Param::from_tensor(w_dec.detach()),
@@ -70,7 +69,7 @@ pub fn run(args: &[String]) -> Result<(), String> {
     let mut optim = AdamConfig::new().init();
     let mut t = 0usize;
 
-    let mut step = |model: TopKSae| -> (TopKSae, Tensor<1>) {
+    let step = |model: TopKSae| -> (TopKSae, Tensor<1>) {
         let x = data[t % data.len()].clone();
         t += 1;
         let xc = x.clone() - model.b_dec.val().unsqueeze_dim(0);
@@ -93,36 +92,15 @@ pub fn run(args: &[String]) -> Result<(), String> {
         (model, loss.detach())
     };
 
-    // Warm-up (kernel compilation, autotuning), then double the step count until a measurement
-    // lasts long enough; reading the loss back synchronises with the device.
-    for _ in 0..3 {
-        let (m, l) = step(model);
-        model = m;
-        let _ = l.into_scalar::<f32>();
-    }
-    let mut steps = 1;
-    loop {
-        let start = Instant::now();
-        let mut last = None;
-        for _ in 0..steps {
-            let (m, l) = step(model);
-            model = m;
-            last = Some(l);
-        }
-        let loss: f32 = last.expect("at least one step").into_scalar::<f32>();
-        let dt = start.elapsed();
-        if dt >= Duration::from_millis(1500) || steps >= 1 << 16 {
-            println!(
-                "{}",
-                serde_json::json!({
-                    "tokens_per_second": (steps * batch) as f64 / dt.as_secs_f64(),
-                    "final_loss": loss,
-                    "steps": steps,
-                    "selection": if use_topk { "topk" } else { "sort" },
-                })
-            );
-            return Ok(());
-        }
-        steps *= 2;
-    }
+    let t = crate::time_steps(model, 3, 1, step);
+    println!(
+        "{}",
+        serde_json::json!({
+            "tokens_per_second": (t.steps * batch) as f64 / t.seconds,
+            "final_loss": t.loss,
+            "steps": t.steps,
+            "selection": if use_topk { "topk" } else { "sort" },
+        })
+    );
+    Ok(())
 }

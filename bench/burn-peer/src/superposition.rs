@@ -10,7 +10,6 @@ use burn::optim::{AdamConfig, GradientsParams};
 use burn::prelude::*;
 use burn::tensor::activation::relu;
 use burn::tensor::Distribution;
-use std::time::{Duration, Instant};
 
 #[derive(Module, Debug)]
 struct Toy {
@@ -59,7 +58,7 @@ pub fn run(args: &[String]) -> Result<(), String> {
 
     let device = Device::wgpu(Default::default()).autodiff();
     let std = (2.0 / (f + h) as f64).sqrt();
-    let mut model = Toy {
+    let model = Toy {
         w: Param::from_tensor(Tensor::random(
             [n, h, f],
             Distribution::Normal(0.0, std),
@@ -73,7 +72,7 @@ pub fn run(args: &[String]) -> Result<(), String> {
     let imp = Tensor::<1>::from_floats(imp_rows.as_slice(), &device).reshape([n, 1, f]);
     let mut optim = AdamConfig::new().init();
 
-    let mut step = |model: Toy| -> (Toy, Tensor<1>) {
+    let step = |model: Toy| -> (Toy, Tensor<1>) {
         let keep =
             Tensor::<3>::random([n, bsz, f], Distribution::Default, &device).lower(prob.clone());
         let x = Tensor::<3>::random([n, bsz, f], Distribution::Default, &device) * keep.float();
@@ -87,34 +86,14 @@ pub fn run(args: &[String]) -> Result<(), String> {
         (model, loss.detach())
     };
 
-    // Warm-up (kernel compilation, autotuning), then double the step count until a measurement
-    // lasts long enough; reading the loss back synchronises with the device.
-    for _ in 0..5 {
-        model = step(model).0;
-    }
-    let mut steps = 10;
-    loop {
-        let t = Instant::now();
-        let mut last = None;
-        for _ in 0..steps {
-            let (m, l) = step(model);
-            model = m;
-            last = Some(l);
-        }
-        let loss: f32 = last.unwrap().into_scalar::<f32>();
-        let dt = t.elapsed();
-        if dt >= Duration::from_millis(1500) || steps >= 1 << 16 {
-            let rate = (steps * n) as f64 / dt.as_secs_f64();
-            println!(
-                "{}",
-                serde_json::json!({
-                    "instance_steps_per_second": rate,
-                    "final_loss": loss / n as f32,
-                    "instances": n,
-                })
-            );
-            return Ok(());
-        }
-        steps *= 2;
-    }
+    let t = crate::time_steps(model, 5, 10, step);
+    println!(
+        "{}",
+        serde_json::json!({
+            "instance_steps_per_second": (t.steps * n) as f64 / t.seconds,
+            "final_loss": t.loss / n as f32,
+            "instances": n,
+        })
+    );
+    Ok(())
 }
