@@ -14,7 +14,7 @@ struct TrainParams {
     count: u32,        // elements of the generic kernels
     out_index: u32,    // where reduce_sum writes
     dead_tokens: u32,
-    flags: u32,        // bit 0: bdec_grad adds Σ_b g (main path); bit 1: relu gate on val
+    flags: u32,        // bit 0: bdec_grad adds Σ_b g (main path), bdec_dense its column term
     lr: f32,
     c1: f32,           // Adam bias corrections 1 − β₁ᵗ, 1 − β₂ᵗ
     c2: f32,
@@ -29,8 +29,8 @@ struct TrainParams {
     arch: u32,         // dense path: 0 ReLU + L1, 1 JumpReLU, 2 Gated
     scaled_from: u32,  // adam: elements from here on get lr × lr_scale (JumpReLU's log θ)
     lr_scale: f32,
-    _pad0: u32,
-    _pad1: u32,
+    rows: u32,         // rows this dispatch walks (a chunk of the batch on the dense path)
+    row0: u32,         // the first of them in the batch, for per-row outputs
 }
 
 @group(0) @binding(0) var<uniform> p: TrainParams;
@@ -57,11 +57,12 @@ fn centre(@builtin(global_invocation_id) gid: vec3<u32>, @builtin(num_workgroups
     c[id] = a[id] - b[id % p.d_in];
 }
 
-// a = x̂, b = x → c = g = 2 (x̂ − x) / B, d[row] = ‖x̂ − x‖² (one invocation per row).
+// a = x̂, b = x → c = g = 2 (x̂ − x) / B, d[row0 + row] = ‖x̂ − x‖² (one invocation per row of
+// the `rows` in a, b and c; B is the whole batch).
 @compute @workgroup_size(WG)
 fn recon_grad(@builtin(global_invocation_id) gid: vec3<u32>, @builtin(num_workgroups) nwg: vec3<u32>) {
     let row = flat_id(gid, nwg);
-    if (row >= p.batch) { return; }
+    if (row >= p.rows) { return; }
     var s = 0.0;
     let scale = 2.0 / f32(p.batch);
     for (var i = 0u; i < p.d_in; i++) {
@@ -70,7 +71,7 @@ fn recon_grad(@builtin(global_invocation_id) gid: vec3<u32>, @builtin(num_workgr
         s += err * err;
         c[j] = scale * err;
     }
-    d[row] = s;
+    d[p.row0 + row] = s;
 }
 
 var<workgroup> partial: array<f32, WG>;
@@ -309,12 +310,12 @@ fn row_norms(@builtin(global_invocation_id) gid: vec3<u32>, @builtin(num_workgro
     d[4u * p.d_sae + j] = sqrt(n);
 }
 
-// f from pre-activations, one invocation per element: a = pre → b = f; d = lat. Gated also
-// writes its gate activations ReLU(π_gate) to c.
+// f from pre-activations, one invocation per element of a chunk of `rows` rows: a = pre → b = f;
+// d = lat. Gated also writes its gate activations ReLU(π_gate) to c.
 @compute @workgroup_size(WG)
 fn act_forward(@builtin(global_invocation_id) gid: vec3<u32>, @builtin(num_workgroups) nwg: vec3<u32>) {
     let id = flat_id(gid, nwg);
-    if (id >= p.batch * p.d_sae) { return; }
+    if (id >= p.rows * p.d_sae) { return; }
     let j = id % p.d_sae;
     let n = p.d_sae;
     let v = a[id];
@@ -329,11 +330,13 @@ fn act_forward(@builtin(global_invocation_id) gid: vec3<u32>, @builtin(num_workg
     }
 }
 
-// The activation's backward, one invocation per latent walking down its column (adjacent
-// invocations read adjacent words): a = pre, b = f, c = gf → g_pre in place, d = lat,
-// e = glat. Adds Σ g_pre to b_enc's gradient and, for JumpReLU, θ's straight-through gradient
-// in log space; leaves in lat's section 5 the column statistic the penalty needs (Σ f for
-// ReLU + L1, the firing count for JumpReLU), and counts firings for the dead-latent tracker.
+// The activation's backward over a chunk of `rows` rows, one invocation per latent walking down
+// its column (adjacent invocations read adjacent words): a = pre, b = f, c = gf → g_pre in
+// place, d = lat, e = glat. Adds Σ g_pre to b_enc's gradient and, for JumpReLU, θ's
+// straight-through gradient in log space; adds to lat's section 5 (zeroed at the step's start)
+// the column statistic the penalty needs (Σ f for ReLU + L1, the firing count for JumpReLU),
+// and counts firings for the dead-latent tracker. Everything it leaves is a sum over rows, so
+// chunks add up to the batch.
 @compute @workgroup_size(WG)
 fn dense_col_backward(@builtin(global_invocation_id) gid: vec3<u32>, @builtin(num_workgroups) nwg: vec3<u32>) {
     let j = flat_id(gid, nwg);
@@ -346,7 +349,7 @@ fn dense_col_backward(@builtin(global_invocation_id) gid: vec3<u32>, @builtin(nu
     var g_theta = 0.0;
     var stat = 0.0;
     var fired = 0u;
-    for (var row = 0u; row < p.batch; row++) {
+    for (var row = 0u; row < p.rows; row++) {
         let i = row * n + j;
         let f = b[i];
         var g = c[i];
@@ -377,8 +380,8 @@ fn dense_col_backward(@builtin(global_invocation_id) gid: vec3<u32>, @builtin(nu
     }
     e[j] += g_bias;
     e[3u * n + j] += g_theta;
-    d[5u * n + j] = stat;
-    atomicStore(&counters[j], fired);
+    d[5u * n + j] += stat;
+    atomicAdd(&counters[j], fired);
 }
 
 // ReLU + L1's penalty gradient on the decoder, λ/B · (Σ_b f_j) · W_dec,j / ‖W_dec,j‖, one
@@ -397,7 +400,8 @@ fn penalty_decoder_grad(@builtin(global_invocation_id) gid: vec3<u32>, @builtin(
 // Gated's backward, one invocation per latent column: a = π_gate, b = f, c = the gradient at f
 // → the gradient at W_gate xc (in place), d = lat, e = the aux path's gradient at ReLU(π_gate).
 // The magnitude path gets gf where f fires; the gate gets the penalty λ/B ‖W_dec,j‖ and the aux
-// gradient where π_gate > 0. Per-latent sums go to lat's scratch sections 5–9.
+// gradient where π_gate > 0. Per-latent sums over the chunk's `rows` rows are added to lat's
+// scratch sections 5–9 (zeroed at the step's start).
 @compute @workgroup_size(WG)
 fn gated_col_backward(@builtin(global_invocation_id) gid: vec3<u32>, @builtin(num_workgroups) nwg: vec3<u32>) {
     let j = flat_id(gid, nwg);
@@ -413,7 +417,7 @@ fn gated_col_backward(@builtin(global_invocation_id) gid: vec3<u32>, @builtin(nu
     var g_rmag = 0.0;
     var g_col = 0.0;
     var fired = 0u;
-    for (var row = 0u; row < p.batch; row++) {
+    for (var row = 0u; row < p.rows; row++) {
         let i = row * n + j;
         let pre = a[i];
         var g = 0.0;
@@ -433,12 +437,12 @@ fn gated_col_backward(@builtin(global_invocation_id) gid: vec3<u32>, @builtin(nu
         c[i] = g;
         g_col += g;
     }
-    d[5u * n + j] = stat;
-    d[6u * n + j] = g_gate;
-    d[7u * n + j] = g_bmag;
-    d[8u * n + j] = g_rmag;
-    d[9u * n + j] = g_col;
-    atomicStore(&counters[j], fired);
+    d[5u * n + j] += stat;
+    d[6u * n + j] += g_gate;
+    d[7u * n + j] += g_bmag;
+    d[8u * n + j] += g_rmag;
+    d[9u * n + j] += g_col;
+    atomicAdd(&counters[j], fired);
 }
 
 // Adds Gated's per-latent sums into the gradient: d = lat, e = glat.
@@ -476,19 +480,22 @@ fn penalty_value(@builtin(local_invocation_id) lid: vec3<u32>) {
 }
 
 // b_dec's gradient on the dense path, one invocation per input dimension:
-// c[i] += Σ_b a[b, i] − Σ_j e[out_index + j] · b[j, i], with a = g, b = W_enc and e holding the
-// column sums of the gradient at W_enc xc from out_index (glat's first section for ReLU + L1
-// and JumpReLU, where it is exactly that; lat's section 9 for Gated).
+// c[i] += Σ_(row < rows) a[row, i] − (when flags bit 0) Σ_j e[out_index + j] · b[j, i], with
+// a = a chunk's g, b = W_enc and e holding the batch's column sums of the gradient at W_enc xc
+// from out_index (glat's first section for ReLU + L1 and JumpReLU, where it is exactly that;
+// lat's section 9 for Gated). Each chunk adds its rows; the last also adds the column term.
 @compute @workgroup_size(WG)
 fn bdec_dense(@builtin(global_invocation_id) gid: vec3<u32>, @builtin(num_workgroups) nwg: vec3<u32>) {
     let i = flat_id(gid, nwg);
     if (i >= p.d_in) { return; }
     var s = 0.0;
-    for (var row = 0u; row < p.batch; row++) {
+    for (var row = 0u; row < p.rows; row++) {
         s += a[row * p.d_in + i];
     }
-    for (var j = 0u; j < p.d_sae; j++) {
-        s -= e[p.out_index + j] * b[j * p.d_in + i];
+    if ((p.flags & 1u) != 0u) {
+        for (var j = 0u; j < p.d_sae; j++) {
+            s -= e[p.out_index + j] * b[j * p.d_in + i];
+        }
     }
     c[i] += s;
 }

@@ -10,7 +10,9 @@
 //! pre-activations are computed in row chunks no larger than the device's binding limit, so a
 //! 4096 × 32768 batch (512 MiB of pre-activations) trains under the browser's 256 MiB; TopK
 //! reuses one chunk buffer, BatchTopK keeps every chunk for its selection across the batch.
-//! ReLU + L1, JumpReLU and Gated train through dense matmuls.
+//! ReLU + L1, JumpReLU and Gated train through dense matmuls over the same row chunks: each
+//! chunk's activations and their gradients live only while the chunk is recorded, and every
+//! gradient and per-latent statistic is a sum over rows that the chunks add to.
 
 pub mod step;
 
@@ -45,8 +47,11 @@ fn fs<const N: usize>(bufs: [&wgpu::Buffer; N]) -> Bindings<'_> {
     b
 }
 
-/// Dispatches of the step kernels one step records, with room to spare.
+/// Dispatches of the step kernels one step records, with room to spare, besides the dense
+/// path's per chunk.
 const STEP_SLOTS: usize = 64;
+/// Step-kernel dispatches the dense path records per row chunk (at most).
+const DENSE_CHUNK_SLOTS: usize = 5;
 /// Steps whose losses stay on the device before a report must read them.
 pub const MAX_PENDING_STEPS: u32 = 1024;
 
@@ -55,7 +60,8 @@ struct Buffers {
     w_enc: wgpu::Buffer,
     /// [6, d_sae]: b_enc, r_mag, b_mag, log θ, then decoder norms and a column statistic.
     lat: wgpu::Buffer,
-    /// Dense path: activations and their gradient `[batch, d_sae]` (1 word on the TopK path).
+    /// Dense path: one chunk's activations and their gradient `[rows, d_sae]` (1 word on the
+    /// TopK path).
     f: wgpu::Buffer,
     gf: wgpu::Buffer,
     /// Gated: ReLU(π_gate), then (once decoded) the aux path's gradient at it.
@@ -68,6 +74,8 @@ struct Buffers {
     x: wgpu::Buffer,
     xc: wgpu::Buffer,
     x_chunk: wgpu::Buffer,
+    /// Dense path, when the batch takes more than one chunk: the chunk's rows of `xc`.
+    xc_chunk: wgpu::Buffer,
     /// Pre-activations: one chunk of rows (TopK, reused), every chunk of the batch (BatchTopK),
     /// or the whole batch (dense path).
     pre: Vec<wgpu::Buffer>,
@@ -87,6 +95,8 @@ struct Buffers {
     ag_val: wgpu::Buffer,
     agpre: wgpu::Buffer,
     row_loss: wgpu::Buffer,
+    /// Gated: the aux path's per-row loss (1 word otherwise).
+    aux_row_loss: wgpu::Buffer,
     losses: wgpu::Buffer,
     zero_bias: wgpu::Buffer,
     since: wgpu::Buffer,
@@ -203,17 +213,8 @@ impl GpuSaeTrainer {
         }
         let k_aux = if dense { 1 } else { cfg.k_aux() as usize };
         let rows = ((chunk_bytes / (4 * d_sae as u64)) as usize).clamp(1, batch);
-        if dense && rows < batch {
-            return Err(EngineError::LimitExceeded {
-                what: format!(
-                    "the dense {} path's activations (batch {batch} × d_sae {d_sae})",
-                    cfg.architecture.label()
-                ),
-                limit: "maxStorageBufferBindingSize",
-                requested: (batch * d_sae * 4) as u64,
-                allowed: chunk_bytes,
-            });
-        }
+        let chunks = batch.div_ceil(rows);
+        let gated = matches!(cfg.architecture, Architecture::Gated { .. });
         let check = gpu.check();
         let weights = (d_sae * d_in * 4) as u64;
         check.storage_buffer("the encoder and decoder weights", weights)?;
@@ -251,7 +252,7 @@ impl GpuSaeTrainer {
         // sections come first, so its scratch sections are never updated.
         let shapes = [d_sae * d_in, LAT_TRAINED * d_sae, d_sae * d_in, d_in];
         let lat_len = LAT_SECTIONS * d_sae;
-        let dense_len = if dense { batch * d_sae } else { 1 };
+        let dense_len = if dense { rows * d_sae } else { 1 };
         let n_partials: usize = shapes
             .iter()
             .map(|&n| n.div_ceil((WG * CHUNK) as usize))
@@ -267,14 +268,7 @@ impl GpuSaeTrainer {
             lat: gpu.storage_from("sae per-latent", &lat)?,
             f: z("sae f", dense_len)?,
             gf: z("sae gf", dense_len)?,
-            gate: z(
-                "sae gate",
-                if matches!(cfg.architecture, Architecture::Gated { .. }) {
-                    dense_len
-                } else {
-                    1
-                },
-            )?,
+            gate: z("sae gate", if gated { dense_len } else { 1 })?,
             w_dec: gpu.storage_from("sae w_dec", &params.w_dec)?,
             b_dec: gpu.storage_from("sae b_dec", &params.b_dec)?,
             grads: [
@@ -298,7 +292,11 @@ impl GpuSaeTrainer {
             x: z("sae x", batch * d_in)?,
             xc: z("sae xc", batch * d_in)?,
             x_chunk: z("sae x chunk", rows * d_in)?,
-            pre: (0..if batch_topk { batch.div_ceil(rows) } else { 1 })
+            xc_chunk: z(
+                "sae xc chunk",
+                if dense && chunks > 1 { rows * d_in } else { 1 },
+            )?,
+            pre: (0..if batch_topk { chunks } else { 1 })
                 .map(|_| z("sae pre", rows * d_sae))
                 .collect::<Result<_>>()?,
             idx_chunk: zu("sae idx chunk", if batch_topk { 1 } else { rows * k })?,
@@ -317,6 +315,7 @@ impl GpuSaeTrainer {
             ag_val: z("sae aux g_val", batch * k_aux)?,
             agpre: z("sae aux gpre", batch * k_aux)?,
             row_loss: z("sae row loss", batch)?,
+            aux_row_loss: z("sae aux row loss", if gated { batch } else { 1 })?,
             losses: z("sae losses", 3 * MAX_PENDING_STEPS as usize)?,
             zero_bias: z("sae zero bias", d_in)?,
             since: zu("sae since fired", d_sae)?,
@@ -350,7 +349,8 @@ impl GpuSaeTrainer {
             )?,
             threshold: gpu.storage_from("sae batch threshold", &[params.batch_threshold])?,
         };
-        let kernels = StepKernels::new(gpu, STEP_SLOTS).await?;
+        let slots = STEP_SLOTS + if dense { DENSE_CHUNK_SLOTS * chunks } else { 0 };
+        let kernels = StepKernels::new(gpu, slots).await?;
         Ok(Self {
             gpu: gpu.clone(),
             tracker: FiringTracker::new(d_sae, dead_tokens(&cfg.architecture)),
@@ -397,6 +397,7 @@ impl GpuSaeTrainer {
             &b.x,
             &b.xc,
             &b.x_chunk,
+            &b.xc_chunk,
             &b.idx_chunk,
             &b.val_chunk,
             &b.aidx_chunk,
@@ -413,6 +414,7 @@ impl GpuSaeTrainer {
             &b.ag_val,
             &b.agpre,
             &b.row_loss,
+            &b.aux_row_loss,
             &b.losses,
             &b.zero_bias,
             &b.since,
@@ -488,6 +490,8 @@ impl GpuSaeTrainer {
             },
             scaled_from: u32::MAX,
             lr_scale: 1.0,
+            rows: self.batch as u32,
+            row0: 0,
             ..Default::default()
         }
     }
@@ -768,7 +772,10 @@ impl GpuSaeTrainer {
     }
 
     /// ReLU + L1, JumpReLU and Gated: dense activations, matmul decoder and backward, the
-    /// activation's backward one latent column per invocation.
+    /// activation's backward one latent column per invocation, over row chunks. A chunk's
+    /// activations, their gradients and its reconstruction are spent before the next chunk
+    /// reuses their buffers; what outlives it (weight and per-latent gradients, the penalty's
+    /// column statistics, firing counts, per-row losses, b_dec's row sums) is summed over chunks.
     async fn record_dense(
         &mut self,
         gpu: &Gpu,
@@ -779,126 +786,170 @@ impl GpuSaeTrainer {
         let (batch, d_in, d_sae) = (self.batch, self.d_in, self.d_sae);
         let slot = self.pending;
         let gated = base.arch == ARCH_GATED;
-        // Gated's aux path reconstructs into e_hat and takes its output gradient in x_chunk,
-        // which the dense path (one chunk holding the whole batch) does not otherwise use.
-        let (x_aux, g_aux) = (&b.e_hat, &b.x_chunk);
-        let eb = kernels::EncodeBuffers {
-            x: &b.x,
-            w_enc: &b.w_enc,
-            b_enc: &b.lat,
-            b_dec: &b.b_dec,
-            pre: &b.pre[0],
-        };
-        kernels::encode(gpu, enc, &eb, batch, d_in, d_sae).await?;
+        let whole = self.rows_per_chunk == batch;
+        let f4 = 4u64;
+        // The per-latent scratch sections (5–9) gather sums over the chunks.
+        let scratch = (5 * d_sae) as u64 * f4;
+        enc.clear_buffer(&b.lat, scratch, Some(scratch));
         let kx = &mut self.kernels;
         {
-            let mut bg = fs([&b.pre[0], &b.f, &b.gate]);
-            bg.f[3] = Some(&b.lat);
-            let bg_act = kx.bind(gpu, &bg);
             let mut bg = fs([&b.w_dec]);
             bg.f[3] = Some(&b.lat);
             let bg_norms = kx.bind(gpu, &bg);
             let mut pass = enc.begin_compute_pass(&Default::default());
-            let n = (batch * d_sae) as u32;
-            kx.record(&mut pass, Kernel::ActForward, &bg_act, base, n);
             kx.record(&mut pass, Kernel::RowNorms, &bg_norms, base, d_sae as u32);
         }
-        let mut decodes = vec![(&b.f, &b.x_hat)];
-        if gated {
-            decodes.push((&b.gate, x_aux));
-        }
-        for (f, x_hat) in decodes {
-            let db = kernels::DecodeDenseBuffers {
-                f,
-                w_dec: &b.w_dec,
+        // Gated's aux path reconstructs into e_hat and takes its output gradient in x_hat, whose
+        // main reconstruction is spent by then.
+        let (x_aux, g_aux) = (&b.e_hat, &b.x_hat);
+        let mut row = 0;
+        while row < batch {
+            let rows = self.rows_per_chunk.min(batch - row);
+            let last = row + rows == batch;
+            let chunk = StepParams {
+                rows: rows as u32,
+                row0: row as u32,
+                ..base
+            };
+            // The chunk's inputs, centred and not; a batch in one chunk is read in place.
+            let (x, xc) = if whole {
+                (&b.x, &b.xc)
+            } else {
+                let (at, bytes) = ((row * d_in) as u64 * f4, (rows * d_in) as u64 * f4);
+                enc.copy_buffer_to_buffer(&b.x, at, &b.x_chunk, 0, bytes);
+                enc.copy_buffer_to_buffer(&b.xc, at, &b.xc_chunk, 0, bytes);
+                (&b.x_chunk, &b.xc_chunk)
+            };
+            let eb = kernels::EncodeBuffers {
+                x,
+                w_enc: &b.w_enc,
+                b_enc: &b.lat,
                 b_dec: &b.b_dec,
-                x_hat,
+                pre: &b.pre[0],
             };
-            kernels::decode_dense(gpu, enc, &db, batch, d_in, d_sae).await?;
-        }
-        {
-            let bg_recon = kx.bind(gpu, &fs([&b.x_hat, &b.x, &b.g, &b.row_loss]));
-            let bg_aux = kx.bind(gpu, &fs([x_aux, &b.x, g_aux, &b.row_loss]));
-            let bg_sum = kx.bind(gpu, &fs([&b.row_loss, &b.losses]));
-            let sum = |out_index| StepParams {
-                count: batch as u32,
-                out_index,
-                ..base
+            kernels::encode(gpu, enc, &eb, rows, d_in, d_sae).await?;
+            {
+                let mut bg = fs([&b.pre[0], &b.f, &b.gate]);
+                bg.f[3] = Some(&b.lat);
+                let bg_act = kx.bind(gpu, &bg);
+                let mut pass = enc.begin_compute_pass(&Default::default());
+                let n = (rows * d_sae) as u32;
+                kx.record(&mut pass, Kernel::ActForward, &bg_act, chunk, n);
+            }
+            let mut decodes = vec![(&b.f, &b.x_hat)];
+            if gated {
+                decodes.push((&b.gate, x_aux));
+            }
+            for (f, x_hat) in decodes {
+                let db = kernels::DecodeDenseBuffers {
+                    f,
+                    w_dec: &b.w_dec,
+                    b_dec: &b.b_dec,
+                    x_hat,
+                };
+                kernels::decode_dense(gpu, enc, &db, rows, d_in, d_sae).await?;
+            }
+            {
+                let bg_recon = kx.bind(gpu, &fs([&b.x_hat, x, &b.g, &b.row_loss]));
+                let bg_aux = kx.bind(gpu, &fs([x_aux, x, g_aux, &b.aux_row_loss]));
+                let mut pass = enc.begin_compute_pass(&Default::default());
+                let n = rows as u32;
+                kx.record(&mut pass, Kernel::ReconGrad, &bg_recon, chunk, n);
+                if gated {
+                    kx.record(&mut pass, Kernel::ReconGrad, &bg_aux, chunk, n);
+                }
+            }
+            let mut grads = vec![(&b.g, &b.gf)];
+            if gated {
+                // ReLU(π_gate) is spent once decoded; its buffer takes the aux gradient.
+                grads.push((g_aux, &b.gate));
+            }
+            for (g, gf) in grads {
+                let lb = kernels::LatentGradDenseBuffers {
+                    g,
+                    w_dec: &b.w_dec,
+                    gf,
+                };
+                kernels::latent_grad_dense(gpu, enc, &lb, rows, d_in, d_sae).await?;
+            }
+            {
+                let (col, last_f) = if gated {
+                    (Kernel::GatedColBackward, &b.gate)
+                } else {
+                    (Kernel::DenseColBackward, &b.grads[1])
+                };
+                let mut bg = fs([&b.pre[0], &b.f, &b.gf, &b.lat, last_f]);
+                bg.counters = Some(&b.counters);
+                let bg_col = kx.bind(gpu, &bg);
+                let mut pass = enc.begin_compute_pass(&Default::default());
+                kx.record(&mut pass, col, &bg_col, chunk, d_sae as u32);
+            }
+            for (coef, rows_in, grad) in [(&b.gf, xc, &b.grads[0]), (&b.f, &b.g, &b.grads[2])] {
+                let wb = kernels::WeightGradDenseBuffers {
+                    coef,
+                    rows: rows_in,
+                    grad,
+                };
+                kernels::weight_grad_dense(gpu, enc, &wb, rows, d_in, d_sae).await?;
+            }
+            // b_dec's gradient: this chunk's Σ g, and once the column sums of the gradient at
+            // W_enc xc are complete, their term (glat's b_enc section, or Gated's own).
+            let mut bg = fs([&b.g, &b.w_enc, &b.grads[3]]);
+            bg.f[4] = Some(if gated { &b.lat } else { &b.grads[1] });
+            let bg_bdec = kx.bind(gpu, &bg);
+            let p = StepParams {
+                out_index: if gated { 9 * d_sae as u32 } else { 0 },
+                flags: u32::from(last),
+                ..chunk
             };
             let mut pass = enc.begin_compute_pass(&Default::default());
-            kx.record(&mut pass, Kernel::ReconGrad, &bg_recon, base, batch as u32);
-            kx.record(&mut pass, Kernel::ReduceSum, &bg_sum, sum(3 * slot), 1);
-            if gated {
-                kx.record(&mut pass, Kernel::ReconGrad, &bg_aux, base, batch as u32);
-                kx.record(&mut pass, Kernel::ReduceSum, &bg_sum, sum(3 * slot + 2), 1);
-            }
+            kx.record(&mut pass, Kernel::BdecDense, &bg_bdec, p, d_in as u32);
+            row += rows;
         }
-        let mut grads = vec![(&b.g, &b.gf)];
-        if gated {
-            // ReLU(π_gate) is spent once decoded; its buffer takes the aux gradient.
-            grads.push((g_aux, &b.gate));
-        }
-        for (g, gf) in grads {
-            let lb = kernels::LatentGradDenseBuffers {
-                g,
-                w_dec: &b.w_dec,
-                gf,
-            };
-            kernels::latent_grad_dense(gpu, enc, &lb, batch, d_in, d_sae).await?;
-        }
-        {
-            let col = if gated {
-                Kernel::GatedColBackward
-            } else {
-                Kernel::DenseColBackward
-            };
-            let mut bg = if gated {
-                fs([&b.pre[0], &b.f, &b.gf, &b.lat, &b.gate])
-            } else {
-                fs([&b.pre[0], &b.f, &b.gf, &b.lat, &b.grads[1]])
-            };
-            bg.counters = Some(&b.counters);
-            let bg_col = kx.bind(gpu, &bg);
-            let mut bg = fs([&b.w_enc, &b.losses]);
-            bg.f[3] = Some(&b.lat);
-            let bg_pen = kx.bind(gpu, &bg);
-            let mut bg = fs([&b.w_dec, &b.grads[2]]);
-            bg.f[3] = Some(&b.lat);
-            let bg_pen_dec = kx.bind(gpu, &bg);
-            let mut bg = fs([]);
-            bg.f[3] = Some(&b.lat);
-            bg.f[4] = Some(&b.grads[1]);
-            let bg_lat = kx.bind(gpu, &bg);
-            let mut pass = enc.begin_compute_pass(&Default::default());
-            let n = d_sae as u32;
-            kx.record(&mut pass, col, &bg_col, base, n);
-            if gated {
-                kx.record(&mut pass, Kernel::GatedLatGrads, &bg_lat, base, n);
-            }
-            let value = StepParams {
-                out_index: 3 * slot + 1,
-                ..base
-            };
-            kx.record(&mut pass, Kernel::PenaltyValue, &bg_pen, value, 1);
-            if base.arch != ARCH_JUMP {
-                let w = (d_sae * d_in) as u32;
-                kx.record(&mut pass, Kernel::PenaltyDecoderGrad, &bg_pen_dec, base, w);
-            }
-        }
-        for (coef, rows, grad) in [(&b.gf, &b.xc, &b.grads[0]), (&b.f, &b.g, &b.grads[2])] {
-            let wb = kernels::WeightGradDenseBuffers { coef, rows, grad };
-            kernels::weight_grad_dense(gpu, enc, &wb, batch, d_in, d_sae).await?;
-        }
-        // The column sums of the gradient at W_enc xc: glat's b_enc section, or Gated's own.
-        let mut bg = fs([&b.g, &b.w_enc, &b.grads[3]]);
-        bg.f[4] = Some(if gated { &b.lat } else { &b.grads[1] });
-        let bg_bdec = kx.bind(gpu, &bg);
-        let p = StepParams {
-            out_index: if gated { 9 * d_sae as u32 } else { 0 },
+        let bg_sum = kx.bind(gpu, &fs([&b.row_loss, &b.losses]));
+        let bg_aux_sum = kx.bind(gpu, &fs([&b.aux_row_loss, &b.losses]));
+        let mut bg = fs([&b.w_enc, &b.losses]);
+        bg.f[3] = Some(&b.lat);
+        let bg_pen = kx.bind(gpu, &bg);
+        let mut bg = fs([&b.w_dec, &b.grads[2]]);
+        bg.f[3] = Some(&b.lat);
+        let bg_pen_dec = kx.bind(gpu, &bg);
+        let mut bg = fs([]);
+        bg.f[3] = Some(&b.lat);
+        bg.f[4] = Some(&b.grads[1]);
+        let bg_lat = kx.bind(gpu, &bg);
+        let sum = |out_index| StepParams {
+            count: batch as u32,
+            out_index,
             ..base
         };
         let mut pass = enc.begin_compute_pass(&Default::default());
-        kx.record(&mut pass, Kernel::BdecDense, &bg_bdec, p, d_in as u32);
+        kx.record(&mut pass, Kernel::ReduceSum, &bg_sum, sum(3 * slot), 1);
+        if gated {
+            kx.record(
+                &mut pass,
+                Kernel::ReduceSum,
+                &bg_aux_sum,
+                sum(3 * slot + 2),
+                1,
+            );
+            kx.record(
+                &mut pass,
+                Kernel::GatedLatGrads,
+                &bg_lat,
+                base,
+                d_sae as u32,
+            );
+        }
+        let value = StepParams {
+            out_index: 3 * slot + 1,
+            ..base
+        };
+        kx.record(&mut pass, Kernel::PenaltyValue, &bg_pen, value, 1);
+        if base.arch != ARCH_JUMP {
+            let w = (d_sae * d_in) as u32;
+            kx.record(&mut pass, Kernel::PenaltyDecoderGrad, &bg_pen_dec, base, w);
+        }
         Ok(())
     }
 

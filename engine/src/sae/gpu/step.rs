@@ -45,9 +45,14 @@ pub struct StepParams {
     /// Adam: elements from this index on get `lr × lr_scale` (JumpReLU's log θ section).
     pub scaled_from: u32,
     pub lr_scale: f32,
-    /// The uniform block's size stays a multiple of 16 bytes.
-    pub _pad: [u32; 2],
+    /// Rows this dispatch walks: the batch, or one chunk of it on the dense path.
+    pub rows: u32,
+    /// The first of those rows in the batch, where per-row outputs go.
+    pub row0: u32,
 }
+
+// The uniform block's size must stay a multiple of 16 bytes.
+const _: () = assert!(std::mem::size_of::<StepParams>() % 16 == 0);
 
 /// The entry points of `sae_train.wgsl`.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
