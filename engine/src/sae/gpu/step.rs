@@ -52,7 +52,7 @@ pub struct StepParams {
 }
 
 // The uniform block's size must stay a multiple of 16 bytes.
-const _: () = assert!(std::mem::size_of::<StepParams>() % 16 == 0);
+const _: () = assert!(std::mem::size_of::<StepParams>().is_multiple_of(16));
 
 /// The entry points of `sae_train.wgsl`.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
