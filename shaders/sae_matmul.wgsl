@@ -25,8 +25,10 @@ struct MatmulParams {
 const TILE: u32 = 64u;
 const TK: u32 = 16u;
 
-var<workgroup> a_tile: array<f32, 1024>; // [TK][TILE]
-var<workgroup> b_tile: array<f32, 1024>; // [TK][TILE]
+// [TK][16] vec4s: element (kk, m) of a tile at a_tile[kk * 16 + m % 16][m / 16], so each
+// invocation reads its four rows (or columns) at one k with one load.
+var<workgroup> a_tile: array<vec4<f32>, 256>;
+var<workgroup> b_tile: array<vec4<f32>, 256>;
 
 fn load_a(m: u32, k: u32) -> f32 {
     if (m >= mp.m || k >= mp.k) {
@@ -81,7 +83,7 @@ fn matmul(
                 mm = e / TK;
                 kk = e % TK;
             }
-            a_tile[kk * TILE + mm] = load_a(m0 + mm, k0 + kk);
+            a_tile[kk * 16u + mm % 16u][mm / 16u] = load_a(m0 + mm, k0 + kk);
             var nn: u32;
             if (TRANS_B) {
                 nn = e / TK;
@@ -90,14 +92,12 @@ fn matmul(
                 kk = e / TILE;
                 nn = e % TILE;
             }
-            b_tile[kk * TILE + nn] = load_b(k0 + kk, n0 + nn);
+            b_tile[kk * 16u + nn % 16u][nn / 16u] = load_b(k0 + kk, n0 + nn);
         }
         workgroupBarrier();
         for (var kk = 0u; kk < TK; kk++) {
-            let ab = kk * TILE + lid.y;
-            let bb = kk * TILE + lid.x;
-            let av = vec4(a_tile[ab], a_tile[ab + 16u], a_tile[ab + 32u], a_tile[ab + 48u]);
-            let bv = vec4(b_tile[bb], b_tile[bb + 16u], b_tile[bb + 32u], b_tile[bb + 48u]);
+            let av = a_tile[kk * 16u + lid.y];
+            let bv = b_tile[kk * 16u + lid.x];
             acc[0] += av.x * bv;
             acc[1] += av.y * bv;
             acc[2] += av.z * bv;
