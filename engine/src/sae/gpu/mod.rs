@@ -58,7 +58,8 @@ pub const MAX_PENDING_STEPS: u32 = 1024;
 /// Device buffers of one trainer.
 struct Buffers {
     w_enc: wgpu::Buffer,
-    /// [6, d_sae]: b_enc, r_mag, b_mag, log θ, then decoder norms and a column statistic.
+    /// [10, d_sae]: b_enc, r_mag, b_mag, log θ (trained), then the dense path's scratch:
+    /// decoder norms, the penalty's column statistic and Gated's per-latent sums.
     lat: wgpu::Buffer,
     /// Dense path: one chunk's activations and their gradient `[rows, d_sae]` (1 word on the
     /// TopK path).
@@ -76,8 +77,8 @@ struct Buffers {
     x_chunk: wgpu::Buffer,
     /// Dense path, when the batch takes more than one chunk: the chunk's rows of `xc`.
     xc_chunk: wgpu::Buffer,
-    /// Pre-activations: one chunk of rows (TopK, reused), every chunk of the batch (BatchTopK),
-    /// or the whole batch (dense path).
+    /// Pre-activations: one chunk of rows (TopK and the dense path, reused), or every chunk of
+    /// the batch (BatchTopK).
     pre: Vec<wgpu::Buffer>,
     idx_chunk: wgpu::Buffer,
     val_chunk: wgpu::Buffer,
