@@ -3,7 +3,9 @@
 //! the same TopK SAE written with burn (the peer in bench/burn-peer, `sae-topk` mode), and of
 //! the GPU training step and the CPU reference for every architecture, at a small size (seconds
 //! on lavapipe) and at d_in 768, d_sae 32768, k 32, batch 4096 (on hardware GPUs, or with
-//! MECHLAB_BENCH_LARGE=1), with the GPU memory the trainer holds. Appended to bench/RESULTS.md
+//! MECHLAB_BENCH_LARGE=1), with the GPU memory the trainer holds; on a software adapter the
+//! large size's trainers are built for their memory and its decoders timed on a few rows.
+//! Appended to bench/RESULTS.md
 //! with the adapter's name; nothing is asserted. MECHLAB_BENCH_NO_BURN=1 leaves burn out.
 
 use crate::tools::{output, root};
@@ -40,6 +42,10 @@ const LARGE: Size = Size {
     k: 32,
     batch: 4096,
 };
+
+/// Rows the decoders are timed on at the large size on a software adapter, where the dense
+/// decoder's three products over a whole batch would take minutes.
+const SOFTWARE_DECODER_ROWS: usize = 64;
 
 /// Runs `f(n)` (n repetitions, waited for), doubling n until a run is long enough; per second.
 fn rate(f: impl FnMut(u32) -> Result<(), String>) -> Result<f64, String> {
@@ -314,15 +320,18 @@ pub fn sae() -> Result<(), String> {
     let mut rows = Vec::new();
     let mut arch_rows = Vec::new();
     let mut memory_rows = Vec::new();
+    let mut large_decoder = None;
     for s in [&SMALL, &LARGE] {
         if s.name == "large" && !large {
             println!(
-                "large: not timed on a software adapter (MECHLAB_BENCH_LARGE=1 times it); \
-                 building each architecture's trainer to measure its memory"
+                "large: training steps not timed on a software adapter (MECHLAB_BENCH_LARGE=1 \
+                 times them); building each architecture's trainer to measure its memory, and \
+                 timing the decoders on {SOFTWARE_DECODER_ROWS} rows"
             );
             for name in ARCHITECTURE_NAMES {
                 memory_rows.push((name, large_memory(&gpu, &config(s, name)?)));
             }
+            large_decoder = Some(decoder_rates(&gpu, s, SOFTWARE_DECODER_ROWS)?);
             continue;
         }
         println!(
@@ -466,6 +475,18 @@ pub fn sae() -> Result<(), String> {
                 Err(e) => writeln!(table, "| {arch} | refused: {e} | |"),
             };
         }
+    }
+    if let Some((sparse, dense)) = large_decoder {
+        let _ = writeln!(
+            table,
+            "\nThe TopK decoder's forward + backward at the large size's d_sae {} and k {} (d_in \
+             {}), on {SOFTWARE_DECODER_ROWS} rows: sparse {sparse:.3e} tokens/s, dense \
+             {dense:.3e} tokens/s, sparse/dense {:.1}×.",
+            LARGE.d_sae,
+            LARGE.k,
+            LARGE.d_in,
+            sparse / dense
+        );
     }
     let sorted: Vec<&str> = rows
         .iter()
