@@ -45,7 +45,7 @@ const LARGE: Size = Size {
 
 /// Rows the decoders are timed on at the large size on a software adapter, where the dense
 /// decoder's three products over a whole batch would take minutes.
-const SOFTWARE_DECODER_ROWS: usize = 64;
+const SOFTWARE_DECODER_ROWS: usize = 256;
 
 /// Runs `f(n)` (n repetitions, waited for), doubling n until a run is long enough; per second.
 fn rate(f: impl FnMut(u32) -> Result<(), String>) -> Result<f64, String> {
