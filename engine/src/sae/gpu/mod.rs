@@ -803,6 +803,31 @@ impl GpuSaeTrainer {
         // Gated's aux path reconstructs into e_hat and takes its output gradient in x_hat, whose
         // main reconstruction is spent by then.
         let (x_aux, g_aux) = (&b.e_hat, &b.x_hat);
+        // The chunk's inputs, centred and not: copied into the chunk buffers before each chunk,
+        // or read in place when the batch is one chunk. Every chunk binds the same buffers.
+        let (x, xc) = if whole {
+            (&b.x, &b.xc)
+        } else {
+            (&b.x_chunk, &b.xc_chunk)
+        };
+        let mut bg = fs([&b.pre[0], &b.f, &b.gate]);
+        bg.f[3] = Some(&b.lat);
+        let bg_act = kx.bind(gpu, &bg);
+        let bg_recon = kx.bind(gpu, &fs([&b.x_hat, x, &b.g, &b.row_loss]));
+        let bg_aux = gated.then(|| kx.bind(gpu, &fs([x_aux, x, g_aux, &b.aux_row_loss])));
+        let (col, last_f) = if gated {
+            (Kernel::GatedColBackward, &b.gate)
+        } else {
+            (Kernel::DenseColBackward, &b.grads[1])
+        };
+        let mut bg = fs([&b.pre[0], &b.f, &b.gf, &b.lat, last_f]);
+        bg.counters = Some(&b.counters);
+        let bg_col = kx.bind(gpu, &bg);
+        // b_dec's gradient: each chunk's Σ g, and once the column sums of the gradient at
+        // W_enc xc are complete, their term (glat's b_enc section, or Gated's own).
+        let mut bg = fs([&b.g, &b.w_enc, &b.grads[3]]);
+        bg.f[4] = Some(if gated { &b.lat } else { &b.grads[1] });
+        let bg_bdec = kx.bind(gpu, &bg);
         let mut row = 0;
         while row < batch {
             let rows = self.rows_per_chunk.min(batch - row);
@@ -812,15 +837,11 @@ impl GpuSaeTrainer {
                 row0: row as u32,
                 ..base
             };
-            // The chunk's inputs, centred and not; a batch in one chunk is read in place.
-            let (x, xc) = if whole {
-                (&b.x, &b.xc)
-            } else {
+            if !whole {
                 let (at, bytes) = ((row * d_in) as u64 * f4, (rows * d_in) as u64 * f4);
-                enc.copy_buffer_to_buffer(&b.x, at, &b.x_chunk, 0, bytes);
-                enc.copy_buffer_to_buffer(&b.xc, at, &b.xc_chunk, 0, bytes);
-                (&b.x_chunk, &b.xc_chunk)
-            };
+                enc.copy_buffer_to_buffer(&b.x, at, x, 0, bytes);
+                enc.copy_buffer_to_buffer(&b.xc, at, xc, 0, bytes);
+            }
             let eb = kernels::EncodeBuffers {
                 x,
                 w_enc: &b.w_enc,
@@ -830,9 +851,6 @@ impl GpuSaeTrainer {
             };
             kernels::encode(gpu, enc, &eb, rows, d_in, d_sae).await?;
             {
-                let mut bg = fs([&b.pre[0], &b.f, &b.gate]);
-                bg.f[3] = Some(&b.lat);
-                let bg_act = kx.bind(gpu, &bg);
                 let mut pass = enc.begin_compute_pass(&Default::default());
                 let n = (rows * d_sae) as u32;
                 kx.record(&mut pass, Kernel::ActForward, &bg_act, chunk, n);
@@ -851,13 +869,11 @@ impl GpuSaeTrainer {
                 kernels::decode_dense(gpu, enc, &db, rows, d_in, d_sae).await?;
             }
             {
-                let bg_recon = kx.bind(gpu, &fs([&b.x_hat, x, &b.g, &b.row_loss]));
-                let bg_aux = kx.bind(gpu, &fs([x_aux, x, g_aux, &b.aux_row_loss]));
                 let mut pass = enc.begin_compute_pass(&Default::default());
                 let n = rows as u32;
                 kx.record(&mut pass, Kernel::ReconGrad, &bg_recon, chunk, n);
-                if gated {
-                    kx.record(&mut pass, Kernel::ReconGrad, &bg_aux, chunk, n);
+                if let Some(bg) = &bg_aux {
+                    kx.record(&mut pass, Kernel::ReconGrad, bg, chunk, n);
                 }
             }
             let mut grads = vec![(&b.g, &b.gf)];
@@ -874,14 +890,6 @@ impl GpuSaeTrainer {
                 kernels::latent_grad_dense(gpu, enc, &lb, rows, d_in, d_sae).await?;
             }
             {
-                let (col, last_f) = if gated {
-                    (Kernel::GatedColBackward, &b.gate)
-                } else {
-                    (Kernel::DenseColBackward, &b.grads[1])
-                };
-                let mut bg = fs([&b.pre[0], &b.f, &b.gf, &b.lat, last_f]);
-                bg.counters = Some(&b.counters);
-                let bg_col = kx.bind(gpu, &bg);
                 let mut pass = enc.begin_compute_pass(&Default::default());
                 kx.record(&mut pass, col, &bg_col, chunk, d_sae as u32);
             }
@@ -893,11 +901,6 @@ impl GpuSaeTrainer {
                 };
                 kernels::weight_grad_dense(gpu, enc, &wb, rows, d_in, d_sae).await?;
             }
-            // b_dec's gradient: this chunk's Σ g, and once the column sums of the gradient at
-            // W_enc xc are complete, their term (glat's b_enc section, or Gated's own).
-            let mut bg = fs([&b.g, &b.w_enc, &b.grads[3]]);
-            bg.f[4] = Some(if gated { &b.lat } else { &b.grads[1] });
-            let bg_bdec = kx.bind(gpu, &bg);
             let p = StepParams {
                 out_index: if gated { 9 * d_sae as u32 } else { 0 },
                 flags: u32::from(last),
@@ -908,17 +911,23 @@ impl GpuSaeTrainer {
             row += rows;
         }
         let bg_sum = kx.bind(gpu, &fs([&b.row_loss, &b.losses]));
-        let bg_aux_sum = kx.bind(gpu, &fs([&b.aux_row_loss, &b.losses]));
         let mut bg = fs([&b.w_enc, &b.losses]);
         bg.f[3] = Some(&b.lat);
         let bg_pen = kx.bind(gpu, &bg);
-        let mut bg = fs([&b.w_dec, &b.grads[2]]);
-        bg.f[3] = Some(&b.lat);
-        let bg_pen_dec = kx.bind(gpu, &bg);
-        let mut bg = fs([]);
-        bg.f[3] = Some(&b.lat);
-        bg.f[4] = Some(&b.grads[1]);
-        let bg_lat = kx.bind(gpu, &bg);
+        // Gated's aux loss and per-latent gradients; the decoder's penalty gradient (JumpReLU's
+        // L0 penalty has none).
+        let bg_gated = gated.then(|| {
+            let mut bg = fs([]);
+            bg.f[3] = Some(&b.lat);
+            bg.f[4] = Some(&b.grads[1]);
+            let aux_sum = kx.bind(gpu, &fs([&b.aux_row_loss, &b.losses]));
+            (aux_sum, kx.bind(gpu, &bg))
+        });
+        let bg_pen_dec = (base.arch != ARCH_JUMP).then(|| {
+            let mut bg = fs([&b.w_dec, &b.grads[2]]);
+            bg.f[3] = Some(&b.lat);
+            kx.bind(gpu, &bg)
+        });
         let sum = |out_index| StepParams {
             count: batch as u32,
             out_index,
@@ -926,30 +935,18 @@ impl GpuSaeTrainer {
         };
         let mut pass = enc.begin_compute_pass(&Default::default());
         kx.record(&mut pass, Kernel::ReduceSum, &bg_sum, sum(3 * slot), 1);
-        if gated {
-            kx.record(
-                &mut pass,
-                Kernel::ReduceSum,
-                &bg_aux_sum,
-                sum(3 * slot + 2),
-                1,
-            );
-            kx.record(
-                &mut pass,
-                Kernel::GatedLatGrads,
-                &bg_lat,
-                base,
-                d_sae as u32,
-            );
+        if let Some((aux_sum, lat)) = &bg_gated {
+            kx.record(&mut pass, Kernel::ReduceSum, aux_sum, sum(3 * slot + 2), 1);
+            kx.record(&mut pass, Kernel::GatedLatGrads, lat, base, d_sae as u32);
         }
         let value = StepParams {
             out_index: 3 * slot + 1,
             ..base
         };
         kx.record(&mut pass, Kernel::PenaltyValue, &bg_pen, value, 1);
-        if base.arch != ARCH_JUMP {
+        if let Some(bg) = &bg_pen_dec {
             let w = (d_sae * d_in) as u32;
-            kx.record(&mut pass, Kernel::PenaltyDecoderGrad, &bg_pen_dec, base, w);
+            kx.record(&mut pass, Kernel::PenaltyDecoderGrad, bg, base, w);
         }
         Ok(())
     }
