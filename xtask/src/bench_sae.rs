@@ -5,8 +5,8 @@
 //! on lavapipe) and at d_in 768, d_sae 32768, k 32, batch 4096 (on hardware GPUs, or with
 //! MECHLAB_BENCH_LARGE=1), with the GPU memory the trainer holds; on a software adapter the
 //! large size's trainers are built for their memory and its decoders timed on a few rows.
-//! Appended to bench/RESULTS.md
-//! with the adapter's name; nothing is asserted. MECHLAB_BENCH_NO_BURN=1 leaves burn out.
+//! Appended to bench/RESULTS.md with the adapter's name; nothing is asserted.
+//! MECHLAB_BENCH_NO_BURN=1 leaves burn out.
 
 use crate::tools::{output, root};
 use mechlab_engine::gpu::Gpu;
@@ -259,10 +259,15 @@ struct ArchRow {
     cpu: Option<f64>,
 }
 
+/// A GPU trainer on `batches` replayed batches.
+fn gpu_trainer(gpu: &Gpu, cfg: &SaeConfig, batches: usize) -> Result<GpuSaeTrainer, String> {
+    pollster::block_on(GpuSaeTrainer::with_source(gpu, cfg, replay(cfg, batches)?))
+        .map_err(|e| e.to_string())
+}
+
 /// A whole GPU training step, tokens/s, with the trainer's memory (total, largest buffer).
 fn gpu_step_rate(gpu: &Gpu, s: &Size, cfg: &SaeConfig) -> Result<(f64, u64, u64), String> {
-    let mut t = pollster::block_on(GpuSaeTrainer::with_source(gpu, cfg, replay(cfg, 4)?))
-        .map_err(|e| e.to_string())?;
+    let mut t = gpu_trainer(gpu, cfg, 4)?;
     let (bytes, largest) = (t.device_bytes(), t.largest_buffer());
     let step = rate(|n| {
         pollster::block_on(t.run_steps(n))
@@ -276,8 +281,7 @@ fn gpu_step_rate(gpu: &Gpu, s: &Size, cfg: &SaeConfig) -> Result<(f64, u64, u64)
 /// (total, largest buffer), or why it was refused: whether the large size fits the limits
 /// without a step that takes minutes on a software adapter.
 fn large_memory(gpu: &Gpu, cfg: &SaeConfig) -> Result<(u64, u64), String> {
-    let t = pollster::block_on(GpuSaeTrainer::with_source(gpu, cfg, replay(cfg, 1)?))
-        .map_err(|e| e.to_string())?;
+    let t = gpu_trainer(gpu, cfg, 1)?;
     Ok((t.device_bytes(), t.largest_buffer()))
 }
 
@@ -402,6 +406,7 @@ pub fn sae() -> Result<(), String> {
         (Some(a), Some(b)) => format!("{:.1}×", a / b),
         _ => "—".into(),
     };
+    let mib = |b: u64| format!("{:.1} MiB", b as f64 / (1 << 20) as f64);
     let mut table = String::new();
     let commit = output("git", &["rev-parse", "--short", "HEAD"]).unwrap_or_default();
     let date = output("date", &["-u", "+%Y-%m-%d %H:%M UTC"]).unwrap_or_default();
@@ -421,7 +426,7 @@ pub fn sae() -> Result<(), String> {
     for r in &rows {
         let _ = writeln!(
             table,
-            "| {} | {:.3e} | {:.3e} | {:.1}× | {:.3e} | {} | {} | {} | {} | {:.1} MiB | {:.1} MiB |",
+            "| {} | {:.3e} | {:.3e} | {:.1}× | {:.3e} | {} | {} | {} | {} | {} | {} |",
             r.size,
             r.sparse,
             r.dense,
@@ -431,8 +436,8 @@ pub fn sae() -> Result<(), String> {
             fmt(r.burn.map(|b| b.0)),
             ratio(Some(r.step), r.cpu),
             ratio(Some(r.step), r.burn.map(|b| b.0)),
-            r.bytes as f64 / (1 << 20) as f64,
-            r.largest as f64 / (1 << 20) as f64,
+            mib(r.bytes),
+            mib(r.largest),
         );
     }
     let _ = writeln!(table, "\nEvery architecture's training step (its default hyper-parameters; k as above for TopK and BatchTopK):\n");
@@ -466,7 +471,6 @@ pub fn sae() -> Result<(), String> {
         );
         let _ = writeln!(table, "| architecture | GPU memory | largest buffer |");
         let _ = writeln!(table, "|---|---:|---:|");
-        let mib = |b: u64| format!("{:.1} MiB", b as f64 / (1 << 20) as f64);
         for (arch, m) in &memory_rows {
             let _ = match m {
                 Ok((bytes, largest)) => {
