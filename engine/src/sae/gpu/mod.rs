@@ -218,7 +218,7 @@ impl GpuSaeTrainer {
         let gated = matches!(cfg.architecture, Architecture::Gated { .. });
         let check = gpu.check();
         let weights = (d_sae * d_in * 4) as u64;
-        check.storage_buffer("the encoder and decoder weights", weights)?;
+        check.storage_buffer("each weight matrix (encoder, decoder)", weights)?;
         check.storage_buffer("one chunk of pre-activations", (rows * d_sae * 4) as u64)?;
         let params = initial_params(cfg, source.as_mut())?;
         let shuffle = match cfg.shuffle_pool_rows() {
