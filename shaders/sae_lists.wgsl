@@ -5,9 +5,11 @@
 //   count                             counts[j] += 1 per entry (atomic)
 //   block_sums, scan_sums, scan_apply offsets = exclusive scan of counts (blocks of 1024)
 //   fill                              list[offsets[j] + --counts[j]] = e (atomic, any order)
-//   sort                              one workgroup per latent sorts its list ascending:
-//                                     in workgroup memory up to LOCAL entries, in place in
-//                                     storage beyond (same network, storage barriers)
+//   sort                              each list ascending: one workgroup per 256 latents,
+//                                     short lists by their latent's invocation, long ones by
+//                                     the workgroup in workgroup memory up to LOCAL entries,
+//                                     in place in storage beyond (same network, storage
+//                                     barriers)
 // scratch words: counts [d_sae] (zero again after fill), offsets [d_sae + 1], block sums
 // [blocks], list [entries].
 
@@ -178,30 +180,20 @@ fn pair(p: u32, size: u32, d: u32, flip: bool) -> vec2<u32> {
     return vec2(a, a + d);
 }
 
-@compute @workgroup_size(256)
-fn sort(
-    @builtin(workgroup_id) wid: vec3<u32>,
-    @builtin(num_workgroups) nwg: vec3<u32>,
-    @builtin(local_invocation_index) lid: u32,
-) {
-    let j = group_index(wid, nwg);
-    if (j >= lp.d_sae) {
-        return;
-    }
-    if (lid == 0u) {
-        shared_a = atomicLoad(&scratch[offsets_at() + j]);
-        shared_b = atomicLoad(&scratch[offsets_at() + j + 1u]);
-    }
-    let start = workgroupUniformLoad(&shared_a);
-    let c = workgroupUniformLoad(&shared_b) - start;
-    if (c <= 1u) {
-        return;
-    }
+// Lists of at most SHORT entries, almost all of them for sparse codes, are sorted by their own
+// invocation in private memory; longer ones are gathered and sorted by the whole workgroup.
+const SHORT: u32 = 32u;
+
+var<workgroup> long_count: atomic<u32>;
+var<workgroup> long_latents: array<u32, 256>;
+
+// Sorts list j (c entries from base) with the whole workgroup: in workgroup memory up to
+// LOCAL entries, in place in storage beyond. c and n2 must be uniform.
+fn sort_long(lid: u32, base: u32, c: u32) {
     var n2 = 2u;
     while (n2 < c) {
         n2 <<= 1u;
     }
-    let base = list_at() + start;
     if (c <= LOCAL) {
         for (var i = lid; i < n2; i += 256u) {
             local_list[i] = select(0xffffffffu, atomicLoad(&scratch[base + i]), i < c);
@@ -241,5 +233,57 @@ fn sort(
                 storageBarrier();
             }
         }
+    }
+    // The next list reuses local_list.
+    workgroupBarrier();
+}
+
+// One workgroup per 256 latents: each invocation insertion-sorts its latent's list when it is
+// short, and the workgroup then sorts the long ones one after another. Far fewer workgroups
+// than one per latent, which matters where a workgroup costs microseconds however little it
+// does (software adapters run each of its invocations as a coroutine).
+@compute @workgroup_size(256)
+fn sort(
+    @builtin(workgroup_id) wid: vec3<u32>,
+    @builtin(num_workgroups) nwg: vec3<u32>,
+    @builtin(local_invocation_index) lid: u32,
+) {
+    let j = group_index(wid, nwg) * 256u + lid;
+    if (lid == 0u) {
+        atomicStore(&long_count, 0u);
+    }
+    workgroupBarrier();
+    if (j < lp.d_sae) {
+        let start = atomicLoad(&scratch[offsets_at() + j]);
+        let c = atomicLoad(&scratch[offsets_at() + j + 1u]) - start;
+        let base = list_at() + start;
+        if (c > SHORT) {
+            long_latents[atomicAdd(&long_count, 1u)] = j;
+        } else if (c > 1u) {
+            var l: array<u32, 32>;
+            for (var i = 0u; i < c; i++) {
+                let v = atomicLoad(&scratch[base + i]);
+                var at = i;
+                while (at > 0u && l[at - 1u] > v) {
+                    l[at] = l[at - 1u];
+                    at -= 1u;
+                }
+                l[at] = v;
+            }
+            for (var i = 0u; i < c; i++) {
+                atomicStore(&scratch[base + i], l[i]);
+            }
+        }
+    }
+    let n_long = workgroupUniformLoad(&long_count);
+    for (var t = 0u; t < n_long; t++) {
+        if (lid == 0u) {
+            let jl = long_latents[t];
+            shared_a = atomicLoad(&scratch[offsets_at() + jl]);
+            shared_b = atomicLoad(&scratch[offsets_at() + jl + 1u]);
+        }
+        let start = workgroupUniformLoad(&shared_a);
+        let c = workgroupUniformLoad(&shared_b) - start;
+        sort_long(lid, list_at() + start, c);
     }
 }

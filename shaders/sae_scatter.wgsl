@@ -1,7 +1,7 @@
 // Per-latent weight gradients from the lists of sae_lists.wgsl:
 //   grad[j, :] += Σ_{e in list j} coef[e] · rows[e / k, :]   (and bias_grad[j] += Σ coef[e]
 //   with BIAS)
-// One workgroup per (latent, 256 columns) walks the latent's list, sorted by entry: each output
+// One invocation per (latent, column) walks the latent's list, sorted by entry: each output
 // element is one sum in increasing entry order added once to the old value, so the result is
 // the same bits on every run. Latents with empty lists return at once and touch nothing. The
 // host prepends BIAS and ROWS and declares `bias_grad` (with BIAS) and then `code_rows` (with
@@ -14,6 +14,9 @@ struct ScatterParams {
     d_sae: u32,
     list_at: u32,
     col_tiles: u32,
+    // Columns per latent in a workgroup: 64, 128 or 256 (the host's choice for d_in), so a
+    // workgroup serves 256 / width latents and narrow rows do not leave most lanes idle.
+    width: u32,
 }
 
 @group(0) @binding(0) var<uniform> sc: ScatterParams;
@@ -22,15 +25,12 @@ struct ScatterParams {
 @group(0) @binding(3) var<storage, read_write> rows: array<f32>;
 @group(0) @binding(4) var<storage, read_write> grad: array<f32>;
 
-var<workgroup> shared_a: u32;
-
 fn row_of(e: u32) -> u32 {
     if (ROWS) {
         return code_rows[e];
     }
     return e / sc.k;
 }
-var<workgroup> shared_b: u32;
 
 @compute @workgroup_size(256)
 fn accumulate(
@@ -39,21 +39,18 @@ fn accumulate(
     @builtin(local_invocation_index) lid: u32,
 ) {
     let g = group_index(wid, nwg);
-    let j = g / sc.col_tiles;
+    let j = (g / sc.col_tiles) * (256u / sc.width) + lid / sc.width;
     if (j >= sc.d_sae) {
         return;
     }
     let tile = g % sc.col_tiles;
-    if (lid == 0u) {
-        shared_a = lists[sc.d_sae + j];
-        shared_b = lists[sc.d_sae + j + 1u];
-    }
-    let start = sc.list_at + workgroupUniformLoad(&shared_a);
-    let end = sc.list_at + workgroupUniformLoad(&shared_b);
+    let lane = lid % sc.width;
+    let start = sc.list_at + lists[sc.d_sae + j];
+    let end = sc.list_at + lists[sc.d_sae + j + 1u];
     if (start == end) {
         return;
     }
-    let col = tile * 256u + lid;
+    let col = tile * sc.width + lane;
     if (col < sc.d_in) {
         var acc = 0.0;
         for (var p = start; p < end; p++) {
@@ -62,7 +59,7 @@ fn accumulate(
         }
         grad[j * sc.d_in + col] += acc;
     }
-    if (BIAS && tile == 0u && lid == 0u) {
+    if (BIAS && tile == 0u && lane == 0u) {
         var acc = 0.0;
         for (var p = start; p < end; p++) {
             acc += coef[lists[p]];

@@ -5,8 +5,8 @@
 // `mask` (binding 5 with a mask, a private stub without).
 //
 // One workgroup per row. Keys are relu_key(pre) (0 for ineligible latents), so "first in the
-// order" is "largest key, then lowest index", and the k winners are found by radix select
-// instead of a sort of the row:
+// order" is "largest key, then lowest index". For k <= LIST_K, list_select (at the end) does it
+// in one dispatch. Beyond, the k winners are found by radix select instead of a sort of the row:
 //   value_pass ×4   8 bits of the k-th largest key T at a time, most significant first, from a
 //                   histogram of the entries that match the bits found so far
 //   index_pass ×≤4  when T is tied and only r of its entries are taken, the r-th lowest index
@@ -215,6 +215,133 @@ fn gather(
         } else {
             idx_out[o] = sort_idx[lid];
             val_out[o] = key_value(key);
+        }
+    }
+}
+
+// ---- small k: one pass over the row with per-invocation lists ----
+//
+// For k <= LIST_K the row is read once: each of the LIST_WG invocations walks its strided
+// share of the row (ascending indices) and keeps its own first k entries in the output order in
+// private arrays, rejecting most entries with one compare against its k-th key. The lists are
+// then merged pairwise in log2(LIST_WG) rounds through workgroup memory. No atomics, and
+// 2·log2(LIST_WG) barriers instead of the radix passes' histograms: on software adapters, where
+// workgroup atomics are serialised and barriers switch coroutines, this is several times faster.
+
+const LIST_WG: u32 = 64u;
+const LIST_K: u32 = 32u;
+
+var<workgroup> list_key: array<u32, 1024>;
+var<workgroup> list_idx: array<u32, 1024>;
+var<workgroup> list_len: array<u32, 32>;
+
+@compute @workgroup_size(64)
+fn list_select(
+    @builtin(workgroup_id) wid: vec3<u32>,
+    @builtin(num_workgroups) nwg: vec3<u32>,
+    @builtin(local_invocation_index) lid: u32,
+) {
+    let row = group_index(wid, nwg);
+    // Uniform across the workgroup, so returning keeps the barriers below in uniform control.
+    if (row >= tp.batch) {
+        return;
+    }
+    let k = tp.k;
+    // A first read finds each invocation's largest key; the k-th largest of those maxima is a
+    // floor: at least k entries of the row reach it, so no entry below it is selected, and the
+    // second read inserts only the few entries at or above it.
+    var top = 0u;
+    for (var e = lid; e < tp.n; e += LIST_WG) {
+        top = max(top, key_at(row, e));
+    }
+    list_key[lid] = top;
+    workgroupBarrier();
+    var rank = 0u;
+    for (var j = 0u; j < LIST_WG; j++) {
+        let other = list_key[j];
+        rank += u32(other > top || (other == top && j < lid));
+    }
+    if (rank == k - 1u) {
+        list_len[0] = top;
+    }
+    let floor_key = workgroupUniformLoad(&list_len[0]);
+    var mk: array<u32, 32>;
+    var mi: array<u32, 32>;
+    var len = 0u;
+    // The key an entry must beat to enter the list: below the floor until the list is full,
+    // then its k-th key (entries arrive in ascending index, so a tie with it loses). Key 0
+    // (never selected) never enters.
+    var worst = max(floor_key, 1u) - 1u;
+    for (var e = lid; e < tp.n; e += LIST_WG) {
+        let key = key_at(row, e);
+        if (key > worst) {
+            // Insert after every entry with a key >= key (those have lower indices).
+            var at = min(len, k - 1u);
+            while (at > 0u && mk[at - 1u] < key) {
+                mk[at] = mk[at - 1u];
+                mi[at] = mi[at - 1u];
+                at -= 1u;
+            }
+            mk[at] = key;
+            mi[at] = e;
+            len = min(len + 1u, k);
+            if (len == k) {
+                worst = mk[k - 1u];
+            }
+        }
+    }
+    // Rounds: the upper half of the live invocations publishes its lists, the lower half merges
+    // its own with its partner's, keeping the first k.
+    for (var half = LIST_WG / 2u; half > 0u; half >>= 1u) {
+        if (lid >= half && lid < 2u * half) {
+            let slot = lid - half;
+            for (var j = 0u; j < len; j++) {
+                list_key[slot * LIST_K + j] = mk[j];
+                list_idx[slot * LIST_K + j] = mi[j];
+            }
+            list_len[slot] = len;
+        }
+        workgroupBarrier();
+        if (lid < half) {
+            let base = lid * LIST_K;
+            let other = list_len[lid];
+            var ok: array<u32, 32>;
+            var oi: array<u32, 32>;
+            var a = 0u;
+            var b = 0u;
+            var n_out = 0u;
+            while (n_out < k && (a < len || b < other)) {
+                var take_a = b >= other;
+                if (a < len && b < other) {
+                    take_a = before(mk[a], mi[a], list_key[base + b], list_idx[base + b]);
+                }
+                if (take_a) {
+                    ok[n_out] = mk[a];
+                    oi[n_out] = mi[a];
+                    a += 1u;
+                } else {
+                    ok[n_out] = list_key[base + b];
+                    oi[n_out] = list_idx[base + b];
+                    b += 1u;
+                }
+                n_out += 1u;
+            }
+            mk = ok;
+            mi = oi;
+            len = n_out;
+        }
+        workgroupBarrier();
+    }
+    if (lid == 0u) {
+        for (var j = 0u; j < k; j++) {
+            let o = row * k + j;
+            if (j < len) {
+                idx_out[o] = mi[j];
+                val_out[o] = key_value(mk[j]);
+            } else {
+                idx_out[o] = NO_LATENT;
+                val_out[o] = 0.0;
+            }
         }
     }
 }

@@ -1,6 +1,9 @@
 //! Per-row TopK of `ReLU(pre)` (host of `shaders/sae_topk.wgsl`), optionally restricted to a
-//! mask of eligible latents for AuxK. One workgroup per row: a radix select on the float bits
-//! finds the k-th value, then the k winners are gathered and bitonic-sorted in workgroup memory.
+//! mask of eligible latents for AuxK. One workgroup per row. For k up to 32 (the usual TopK and
+//! AuxK sizes) one dispatch reads the row twice, each invocation keeping its own first k in
+//! private memory above a floor taken from the invocations' maxima, then merges the lists. For
+//! larger k a radix select on the float bits finds the k-th value, then the k winners are
+//! gathered and bitonic-sorted in workgroup memory.
 
 use super::{bool_consts, check_buffer, dim, elements, params, Optional, Recorder, NO_LATENT};
 use crate::error::{EngineError, Result};
@@ -13,6 +16,9 @@ pub const MAX_K: usize = 256;
 
 /// Words of per-row state the kernel keeps between its passes.
 const STATE_WORDS: u64 = 8;
+
+/// The largest k the one-pass list kernel takes (`LIST_K` in the shader).
+const LIST_K: usize = 32;
 
 /// Bytes of the scratch buffer [`topk_rows`] needs for `batch` rows.
 pub fn topk_scratch_bytes(batch: usize) -> u64 {
@@ -40,9 +46,10 @@ pub struct TopkBuffers<'a> {
 /// the lowest-index latents not yet taken. With a mask, ineligible latents are never selected
 /// and missing slots are (`NO_LATENT`, 0). Requires `1 <= k <= min(n, MAX_K)`. NaN counts as 0.
 ///
-/// Dispatches (each one workgroup per row, reading the row once): 4 radix passes over the
-/// value bits, up to 4 over index bits (which return at once unless the k-th value is tied
-/// and only some of the tied latents are taken), and the gather-and-sort.
+/// Dispatches (each one workgroup per row): for `k <= 32` one (`list_select`); beyond, each
+/// reading the row once, 4 radix passes over the value bits, up to 4 over index bits (which
+/// return at once unless the k-th value is tied and only some of the tied latents are taken),
+/// and the gather-and-sort.
 pub async fn topk_rows(
     gpu: &Gpu,
     encoder: &mut wgpu::CommandEncoder,
@@ -77,6 +84,12 @@ pub async fn topk_rows(
     let mut rec = Recorder::new(gpu, "sae_topk", &consts, TOPK_WGSL, storage, &mask);
     let rows = batch as u64;
     let sort_n = k32.next_power_of_two();
+    if k <= LIST_K {
+        rec.dispatch("list_select", params(&[b, n32, k32, 0, 0, sort_n]), rows)
+            .await?;
+        rec.record(encoder);
+        return Ok(());
+    }
     for shift in [24u32, 16, 8, 0] {
         let first = (shift == 24) as u32;
         let p = params(&[b, n32, k32, shift, first, sort_n]);
@@ -198,7 +211,7 @@ mod tests {
     async fn small_rows(gpu: &Gpu) {
         for n in [1, 3, 37, 100, 129, 300] {
             let pre = rows(n as u32, n);
-            for k in [1, 2, 3, 37, 100, 129, 256, n] {
+            for k in [1, 2, 3, 16, 32, 33, 37, 100, 129, 256, n] {
                 if k <= n.min(MAX_K) {
                     check(gpu, "small", &pre, n, k, None).await;
                 }
@@ -219,6 +232,9 @@ mod tests {
         let pre = [distinct, tied].concat();
         check(gpu, "large k=256", &pre, n, 256, None).await;
         check(gpu, "large k=1", &pre, n, 1, None).await;
+        // The one-pass list kernel's sizes (k <= 32), with the same ties at the threshold.
+        check(gpu, "large k=32", &pre, n, 32, None).await;
+        check(gpu, "large k=17", &pre, n, 17, None).await;
     }
     gpu_test!(gpu_topk_large_rows_match_reference, large_rows);
 
@@ -230,7 +246,7 @@ mod tests {
             let none = vec![0u32; n];
             let all = vec![1u32; n];
             for mask in [&half, &few, &none, &all] {
-                for k in [1, 3, 36, n.min(MAX_K)] {
+                for k in [1, 3, 32, 36, n.min(MAX_K)] {
                     check(gpu, "masked", &pre, n, k, Some(mask)).await;
                 }
             }

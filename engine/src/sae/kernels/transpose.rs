@@ -1,6 +1,7 @@
 //! Sparse weight gradients through the transpose of the code (hosts of `shaders/sae_lists.wgsl`
 //! and `shaders/sae_scatter.wgsl`): per-latent lists of the entries that use each latent, then
-//! one workgroup per (latent, 256 columns) adds up its rows. Only active latents' rows are
+//! each latent's columns add up its rows, a workgroup serving 256 / width latents of `width`
+//! columns (64, 128 or 256, whichever is narrowest to cover d_in). Only active latents' rows are
 //! touched.
 //!
 //! Determinism: the lists are built with atomic counts and an atomic fill, so their order at
@@ -10,7 +11,9 @@
 //! entries in increasing `(b, t)`, added once to the old value: the result is the same bits on
 //! every run on a given device, and no floats are added atomically.
 //!
-//! Cost: one workgroup sorts a list of `c` entries in `O(c log² c)` and each gradient element
+//! Cost: a list of at most 32 entries is insertion-sorted by one invocation (one workgroup
+//! covers 256 latents, so sparse codes pay for d_sae/256 workgroups, not d_sae); one workgroup
+//! sorts a longer list of `c` entries in `O(c log² c)` and each gradient element
 //! sums `c` terms. For codes with distinct latents per row (TopK, BatchTopK, AuxK)
 //! `c <= batch`. On lavapipe, which abandons workgroups that run for about a second, one list
 //! of 65,536 entries sorts in about 0.15 s and one of 262,144 does not finish.
@@ -72,9 +75,9 @@ pub struct WeightGradSparseBuffers<'a> {
 /// `w_enc_grad[j, :] += Σ gpre[b,t] · xc[b, :]` and `b_enc_grad[j] += Σ gpre[b,t]` over the
 /// same entries, each sum in increasing `(b, t)` (see the module notes on determinism).
 ///
-/// Dispatches: building the lists (zero, count, a three-step scan, fill, sort per latent) in
-/// one pass, then one workgroup per (latent, 256 columns) for the decoder and, with `encoder`,
-/// another such pass for the encoder; workgroups of latents no entry uses return at once.
+/// Dispatches: building the lists (zero, count, a three-step scan, fill, sort) in
+/// one pass, then one invocation per (latent, column) for the decoder and, with `encoder`,
+/// another such pass for the encoder; invocations of latents no entry uses return at once.
 pub async fn weight_grad_sparse(
     gpu: &Gpu,
     encoder: &mut wgpu::CommandEncoder,
@@ -135,13 +138,18 @@ pub async fn weight_grad_sparse(
     lists.dispatch("scan_sums", lp, 1).await?;
     lists.dispatch("scan_apply", lp, blocks).await?;
     lists.dispatch("fill", lp, entries.div_ceil(256)).await?;
-    lists.dispatch("sort", lp, d_sae as u64).await?;
+    lists
+        .dispatch("sort", lp, (d_sae as u64).div_ceil(256))
+        .await?;
     lists.record(encoder);
 
     let list_at = (words - entries) as u32;
-    let col_tiles = d_in.div_ceil(256);
-    let latent_tiles = elements("latents × column tiles", &[d_sae, col_tiles])?;
-    let sp = params(&[k, d_in, d_sae, list_at, col_tiles]);
+    // Columns per latent in a workgroup: the narrowest of 64, 128, 256 that covers d_in.
+    let width = d_in.next_power_of_two().clamp(64, 256);
+    let col_tiles = d_in.div_ceil(width);
+    let latent_groups = d_sae.div_ceil(256 / width);
+    let latent_tiles = elements("latents × column tiles", &[latent_groups, col_tiles])?;
+    let sp = params(&[k, d_in, d_sae, list_at, col_tiles, width]);
     let mut jobs = vec![(buf.val, buf.g, buf.w_dec_grad, None)];
     if let Some(e) = &buf.encoder {
         jobs.push((e.gpre, e.xc, e.w_enc_grad, Some(e.b_enc_grad)));
@@ -364,6 +372,8 @@ mod tests {
             (3, 37, 129, 50),
             (64, 32, 300, 512),
             (5, 4, 7, 3000),
+            // Two latents of 128 columns per workgroup.
+            (20, 3, 100, 51),
         ] {
             let (batch, k, _, d_sae) = shape;
             let (idx, val) = test_code(batch as u32 + 10, batch, k, d_sae);
@@ -404,6 +414,36 @@ mod tests {
         }
     }
     gpu_test!(gpu_sparse_weight_grads_long_lists, long_lists);
+
+    async fn short_and_long_lists_together(gpu: &Gpu) {
+        // Latent j holds j entries (0..=69) spread over the rows: lists either side of the
+        // kernel's 32-entry split between sorting by one invocation and by the workgroup, in the
+        // same workgroup, and over 300 latents so a second workgroup has some too.
+        let d_sae = 300;
+        let mut idx: Vec<u32> = (0..70u32).flat_map(|j| (0..j).map(move |_| j)).collect();
+        idx.extend((0..(d_sae as u32 - 70)).map(|j| 70 + j));
+        let n = idx.len();
+        // Interleave the latents' entries with a fixed permutation.
+        let mut order: Vec<usize> = (0..n).collect();
+        order.sort_by_key(|&e| (e * 7919) % n);
+        let idx: Vec<u32> = order.iter().map(|&e| idx[e]).collect();
+        let (batch, k) = (n / 5, 5);
+        let shape = (batch, k, 9, d_sae);
+        let val = values(3, n);
+        let got = run(gpu, &idx[..batch * k], &val[..batch * k], None, shape).await;
+        check(
+            "short and long",
+            &got,
+            &idx[..batch * k],
+            &val[..batch * k],
+            None,
+            shape,
+        );
+    }
+    gpu_test!(
+        gpu_sparse_weight_grads_short_and_long_lists,
+        short_and_long_lists_together
+    );
 
     async fn deterministic_and_equal_to_dense(gpu: &Gpu) {
         // A TopK-like code (distinct latents per row): the sparse gradient is bitwise the same
