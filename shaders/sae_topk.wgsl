@@ -219,21 +219,30 @@ fn gather(
     }
 }
 
-// ---- small k: one pass over the row with per-invocation lists ----
+// ---- small k: one dispatch ----
 //
-// For k <= LIST_K the row is read once: each of the LIST_WG invocations walks its strided
-// share of the row (ascending indices) and keeps its own first k entries in the output order in
-// private arrays, rejecting most entries with one compare against its k-th key. The lists are
-// then merged pairwise in log2(LIST_WG) rounds through workgroup memory. No atomics, and
-// 2·log2(LIST_WG) barriers instead of the radix passes' histograms: on software adapters, where
-// workgroup atomics are serialised and barriers switch coroutines, this is several times faster.
+// For k <= LIST_K the row is read two or three times in one dispatch, with no histograms:
+//   1. each of the LIST_WG invocations finds the largest key of its strided share; the k-th
+//      largest of those maxima is a floor: at least k entries reach it, so none below it is
+//      selected;
+//   2. the entries at or above the floor (typically under 2k) go to workgroup memory, and each
+//      one's rank in the output order is counted directly; ranks below k are written out;
+//   3. only when more than CANDIDATES entries reach the floor (heavy ties, as in a row of
+//      zeros), each invocation keeps its own first k in private arrays, rejecting most entries
+//      with one compare against its k-th key, and the lists are merged pairwise in
+//      log2(LIST_WG) rounds through workgroup memory.
+// On software adapters, where workgroup atomics are serialised, barriers switch coroutines and
+// dynamically indexed private arrays live in memory, this is several times faster than the
+// radix passes.
 
 const LIST_WG: u32 = 64u;
 const LIST_K: u32 = 32u;
+const CANDIDATES: u32 = 256u;
 
 var<workgroup> list_key: array<u32, 1024>;
 var<workgroup> list_idx: array<u32, 1024>;
 var<workgroup> list_len: array<u32, 32>;
+var<workgroup> cand_count: atomic<u32>;
 
 @compute @workgroup_size(64)
 fn list_select(
@@ -247,14 +256,14 @@ fn list_select(
         return;
     }
     let k = tp.k;
-    // A first read finds each invocation's largest key; the k-th largest of those maxima is a
-    // floor: at least k entries of the row reach it, so no entry below it is selected, and the
-    // second read inserts only the few entries at or above it.
     var top = 0u;
     for (var e = lid; e < tp.n; e += LIST_WG) {
         top = max(top, key_at(row, e));
     }
     list_key[lid] = top;
+    if (lid == 0u) {
+        atomicStore(&cand_count, 0u);
+    }
     workgroupBarrier();
     var rank = 0u;
     for (var j = 0u; j < LIST_WG; j++) {
@@ -264,14 +273,51 @@ fn list_select(
     if (rank == k - 1u) {
         list_len[0] = top;
     }
-    let floor_key = workgroupUniformLoad(&list_len[0]);
+    // The key an entry must beat to be a candidate: just below the floor, and at least 0 (an
+    // ineligible latent, never selected). With fewer than k non-zero maxima the floor is 0 and
+    // every eligible entry is a candidate.
+    let worst0 = max(workgroupUniformLoad(&list_len[0]), 1u) - 1u;
+    for (var e = lid; e < tp.n; e += LIST_WG) {
+        let key = key_at(row, e);
+        if (key > worst0) {
+            let slot = atomicAdd(&cand_count, 1u);
+            if (slot < CANDIDATES) {
+                list_key[slot] = key;
+                list_idx[slot] = e;
+            }
+        }
+    }
+    workgroupBarrier();
+    if (lid == 0u) {
+        list_len[1] = atomicLoad(&cand_count);
+    }
+    let total = workgroupUniformLoad(&list_len[1]);
+    if (total <= CANDIDATES) {
+        for (var c = lid; c < total; c += LIST_WG) {
+            let key = list_key[c];
+            let e = list_idx[c];
+            var r = 0u;
+            for (var j = 0u; j < total; j++) {
+                r += u32(before(list_key[j], list_idx[j], key, e));
+            }
+            if (r < k) {
+                idx_out[row * k + r] = e;
+                val_out[row * k + r] = key_value(key);
+            }
+        }
+        // Fewer candidates than k only when every eligible entry is one.
+        for (var j = total + lid; j < k; j += LIST_WG) {
+            idx_out[row * k + j] = NO_LATENT;
+            val_out[row * k + j] = 0.0;
+        }
+        return;
+    }
     var mk: array<u32, 32>;
     var mi: array<u32, 32>;
     var len = 0u;
-    // The key an entry must beat to enter the list: below the floor until the list is full,
-    // then its k-th key (entries arrive in ascending index, so a tie with it loses). Key 0
-    // (never selected) never enters.
-    var worst = max(floor_key, 1u) - 1u;
+    // The key an entry must beat to enter the list: the candidates' bound until the list is
+    // full, then its k-th key (entries arrive in ascending index, so a tie with it loses).
+    var worst = worst0;
     for (var e = lid; e < tp.n; e += LIST_WG) {
         let key = key_at(row, e);
         if (key > worst) {

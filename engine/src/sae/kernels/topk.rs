@@ -1,9 +1,9 @@
 //! Per-row TopK of `ReLU(pre)` (host of `shaders/sae_topk.wgsl`), optionally restricted to a
 //! mask of eligible latents for AuxK. One workgroup per row. For k up to 32 (the usual TopK and
-//! AuxK sizes) one dispatch reads the row twice, each invocation keeping its own first k in
-//! private memory above a floor taken from the invocations' maxima, then merges the lists. For
-//! larger k a radix select on the float bits finds the k-th value, then the k winners are
-//! gathered and bitonic-sorted in workgroup memory.
+//! AuxK sizes) one dispatch takes a floor from the invocations' maxima, gathers the few entries
+//! at or above it and ranks them (rows with heavy ties at the floor fall back to per-invocation
+//! lists merged pairwise). For larger k a radix select on the float bits finds the k-th value,
+//! then the k winners are gathered and bitonic-sorted in workgroup memory.
 
 use super::{bool_consts, check_buffer, dim, elements, params, Optional, Recorder, NO_LATENT};
 use crate::error::{EngineError, Result};
