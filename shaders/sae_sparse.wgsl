@@ -1,7 +1,6 @@
 // Products with a sparse code (idx, val) [B, k] and the decoder W_dec [d_sae, d_in]:
-//   decode       dense = Σ_t val[b, t] · W_dec[idx[b, t], :] + b_dec, one workgroup per
-//                (row, 256 columns); the code is staged through workgroup memory 256 at a
-//                time and summed in increasing t
+//   decode       dense = Σ_t val[b, t] · W_dec[idx[b, t], :] + b_dec, one invocation per
+//                (row, column), 256 / width rows to a workgroup, summed in increasing t
 //   latent_grad  val[b, t] = W_dec[idx[b, t], :] · dense[b, :], one invocation per entry,
 //                summed in increasing column
 // Entries with idx = NO_LATENT (or any index past d_sae) contribute nothing and get 0. The
@@ -16,6 +15,8 @@ struct SparseParams {
     d_sae: u32,
     col_tiles: u32,
     groups: u32,
+    // Columns per row in a decode workgroup (64, 128 or 256), which serves 256 / width rows.
+    width: u32,
 }
 
 @group(0) @binding(0) var<uniform> sp: SparseParams;
@@ -24,11 +25,6 @@ struct SparseParams {
 @group(0) @binding(3) var<storage, read_write> w_dec: array<f32>;
 @group(0) @binding(4) var<storage, read_write> dense: array<f32>;
 
-var<workgroup> tile_idx: array<u32, 256>;
-var<workgroup> tile_val: array<f32, 256>;
-var<workgroup> span_start: u32;
-var<workgroup> span_end: u32;
-
 @compute @workgroup_size(256)
 fn decode(
     @builtin(workgroup_id) wid: vec3<u32>,
@@ -36,43 +32,25 @@ fn decode(
     @builtin(local_invocation_index) lid: u32,
 ) {
     let g = group_index(wid, nwg);
-    if (g >= sp.groups) {
+    let row = (g / sp.col_tiles) * (256u / sp.width) + lid / sp.width;
+    let col = (g % sp.col_tiles) * sp.width + lid % sp.width;
+    if (g >= sp.groups || row >= sp.batch || col >= sp.d_in) {
         return;
     }
-    let row = g / sp.col_tiles;
-    let col = (g % sp.col_tiles) * 256u + lid;
-    if (lid == 0u) {
-        if (ROWS) {
-            span_start = code_rows[sp.batch * sp.k + row];
-            span_end = code_rows[sp.batch * sp.k + row + 1u];
-        } else {
-            span_start = row * sp.k;
-            span_end = span_start + sp.k;
-        }
+    var start = row * sp.k;
+    var end = start + sp.k;
+    if (ROWS) {
+        start = code_rows[sp.batch * sp.k + row];
+        end = code_rows[sp.batch * sp.k + row + 1u];
     }
-    let start = workgroupUniformLoad(&span_start);
-    let end = workgroupUniformLoad(&span_end);
     var acc = 0.0;
-    for (var t0 = start; t0 < end; t0 += 256u) {
-        if (t0 + lid < end) {
-            tile_idx[lid] = code_idx[t0 + lid];
-            tile_val[lid] = code_val[t0 + lid];
+    for (var t = start; t < end; t++) {
+        let j = code_idx[t];
+        if (j < sp.d_sae) {
+            acc += code_val[t] * w_dec[j * sp.d_in + col];
         }
-        workgroupBarrier();
-        if (col < sp.d_in) {
-            let m = min(256u, end - t0);
-            for (var t = 0u; t < m; t++) {
-                let j = tile_idx[t];
-                if (j < sp.d_sae) {
-                    acc += tile_val[t] * w_dec[j * sp.d_in + col];
-                }
-            }
-        }
-        workgroupBarrier();
     }
-    if (col < sp.d_in) {
-        dense[row * sp.d_in + col] = acc + b_dec[col];
-    }
+    dense[row * sp.d_in + col] = acc + b_dec[col];
 }
 
 @compute @workgroup_size(64)

@@ -52,6 +52,14 @@ pub fn code_rows_len(batch: usize, entries: usize) -> usize {
     entries + batch + 1
 }
 
+/// Columns per row (or latent) in a 256-invocation workgroup for kernels with one invocation
+/// per element of d_in-wide rows: the narrowest of 64, 128 and 256 that covers `d_in`, so a
+/// workgroup serves 256 / width rows and narrow rows do not leave most invocations idle (on
+/// software adapters every invocation of a workgroup costs time, busy or not).
+fn row_width(d_in: u32) -> u32 {
+    d_in.next_power_of_two().clamp(64, 256)
+}
+
 const COMMON_WGSL: &str = include_str!("../../../../shaders/sae_common.wgsl");
 
 /// Every kernel's uniform block fits in 16 words; each shader declares the prefix it reads.

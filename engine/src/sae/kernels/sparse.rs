@@ -4,7 +4,9 @@
 //! With a row index ([`super::code_rows_len`]) the `batch · k` entries are spread over the rows
 //! as it says (BatchTopK's code) rather than `k` to a row.
 
-use super::{bool_consts, check_buffer, code_rows_len, dim, elements, params, Optional, Recorder};
+use super::{
+    bool_consts, check_buffer, code_rows_len, dim, elements, params, row_width, Optional, Recorder,
+};
 use crate::error::Result;
 use crate::gpu::Gpu;
 
@@ -60,7 +62,8 @@ pub struct DecodeSparseBuffers<'a> {
 }
 
 /// Records `x_hat[b, :] = Σ_t val[b, t] · w_dec[idx[b, t], :] + b_dec`, summed in increasing t
-/// (over the row's entries in the row index, when given). One workgroup per (row, 256 columns).
+/// (over the row's entries in the row index, when given). One invocation per (row, column),
+/// 256 / `row_width(d_in)` rows to a workgroup.
 pub async fn decode_sparse(
     gpu: &Gpu,
     encoder: &mut wgpu::CommandEncoder,
@@ -83,12 +86,13 @@ pub async fn decode_sparse(
     check_buffer(gpu, "w_dec", buf.w_dec, elements("w_dec", &[d_sae, d_in])?)?;
     check_buffer(gpu, "b_dec", buf.b_dec, d_in as u64)?;
     check_buffer(gpu, "x_hat", buf.x_hat, elements("x_hat", &[b, d_in])?)?;
-    let col_tiles = d_in.div_ceil(256);
-    let groups = elements("row tiles", &[b, col_tiles])?;
+    let width = row_width(d_in);
+    let col_tiles = d_in.div_ceil(width);
+    let groups = elements("row tiles", &[b.div_ceil(256 / width), col_tiles])?;
     let storage = vec![buf.idx, buf.val, buf.w_dec, buf.x_hat];
     let (consts, opt) = optional(Some(buf.b_dec), buf.rows);
     let mut rec = Recorder::new(gpu, "sae_sparse", &consts, SPARSE_WGSL, storage, &opt);
-    let p = params(&[b, k, d_in, d_sae, col_tiles, groups as u32]);
+    let p = params(&[b, k, d_in, d_sae, col_tiles, groups as u32, width]);
     rec.dispatch("decode", p, groups).await?;
     rec.record(encoder);
     Ok(())
@@ -245,15 +249,16 @@ mod tests {
     const RTOL: f32 = 1e-4;
 
     async fn matches_reference(gpu: &Gpu) {
-        // (batch, k, d_in, d_sae): k past one staging tile of 256, d_in past one column tile;
-        // each with k entries to a row and with entries spread unevenly (a row past one tile,
-        // empty rows, rows starting mid-tile).
+        // (batch, k, d_in, d_sae): rows of 64, 128 and 256 columns to a workgroup (with a
+        // partial last workgroup), d_in past one column tile, k past 256; each with k entries
+        // to a row and with entries spread unevenly (long rows, empty rows).
         for (batch, k, d_in, d_sae) in [
             (37, 5, 13, 100),
             (1, 1, 1, 1),
             (3, 37, 129, 50),
             (2, 300, 257, 40),
             (64, 32, 64, 512),
+            (9, 3, 100, 30),
         ] {
             for varied in [false, true] {
                 let (idx, val) = test_code(batch as u32, batch, k, d_sae);

@@ -18,7 +18,9 @@
 //! `c <= batch`. On lavapipe, which abandons workgroups that run for about a second, one list
 //! of 65,536 entries sorts in about 0.15 s and one of 262,144 does not finish.
 
-use super::{bool_consts, check_buffer, code_rows_len, dim, elements, params, Optional, Recorder};
+use super::{
+    bool_consts, check_buffer, code_rows_len, dim, elements, params, row_width, Optional, Recorder,
+};
 use crate::error::{EngineError, Result};
 use crate::gpu::Gpu;
 
@@ -144,8 +146,7 @@ pub async fn weight_grad_sparse(
     lists.record(encoder);
 
     let list_at = (words - entries) as u32;
-    // Columns per latent in a workgroup: the narrowest of 64, 128, 256 that covers d_in.
-    let width = d_in.next_power_of_two().clamp(64, 256);
+    let width = row_width(d_in);
     let col_tiles = d_in.div_ceil(width);
     let latent_groups = d_sae.div_ceil(256 / width);
     let latent_tiles = elements("latents × column tiles", &[latent_groups, col_tiles])?;
