@@ -17,6 +17,10 @@ struct ScatterParams {
     // Columns per latent in a workgroup: 64, 128 or 256 (the host's choice for d_in), so a
     // workgroup serves 256 / width latents and narrow rows do not leave most lanes idle.
     width: u32,
+    // Items (groups of 256 / width latents × column tiles) in all, and per workgroup (more
+    // than one only on software adapters, where each workgroup costs time to start).
+    items: u32,
+    span: u32,
 }
 
 @group(0) @binding(0) var<uniform> sc: ScatterParams;
@@ -39,11 +43,21 @@ fn accumulate(
     @builtin(local_invocation_index) lid: u32,
 ) {
     let g = group_index(wid, nwg);
-    let j = (g / sc.col_tiles) * (256u / sc.width) + lid / sc.width;
+    let first = g * sc.span;
+    let last = min(first + sc.span, sc.items);
+    for (var it = first; it < last; it++) {
+        accumulate_item(it, lid);
+    }
+}
+
+// Item `it` of the grid: latents (it / col_tiles) · 256 / width + lid / width, columns tile
+// it % col_tiles.
+fn accumulate_item(it: u32, lid: u32) {
+    let j = (it / sc.col_tiles) * (256u / sc.width) + lid / sc.width;
     if (j >= sc.d_sae) {
         return;
     }
-    let tile = g % sc.col_tiles;
+    let tile = it % sc.col_tiles;
     let lane = lid % sc.width;
     let start = sc.list_at + lists[sc.d_sae + j];
     let end = sc.list_at + lists[sc.d_sae + j + 1u];

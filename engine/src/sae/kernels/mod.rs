@@ -60,6 +60,21 @@ fn row_width(d_in: u32) -> u32 {
     d_in.next_power_of_two().clamp(64, 256)
 }
 
+/// Workgroups a software adapter is given for a grid of independent items: it runs a few
+/// workgroups at a time (one per CPU thread), and each costs microseconds to start and switch
+/// however little it does, so grids of thousands of near-empty workgroups cost more than
+/// their work. Hardware GPUs get one item per workgroup.
+const SOFTWARE_GROUPS: u64 = 256;
+
+/// Items each workgroup takes from a grid of `items` on this device (see [`SOFTWARE_GROUPS`]).
+fn items_per_group(gpu: &Gpu, items: u64) -> u64 {
+    if gpu.is_software() {
+        items.div_ceil(SOFTWARE_GROUPS).max(1)
+    } else {
+        1
+    }
+}
+
 const COMMON_WGSL: &str = include_str!("../../../../shaders/sae_common.wgsl");
 
 /// Every kernel's uniform block fits in 16 words; each shader declares the prefix it reads.

@@ -19,7 +19,8 @@
 //! of 65,536 entries sorts in about 0.15 s and one of 262,144 does not finish.
 
 use super::{
-    bool_consts, check_buffer, code_rows_len, dim, elements, params, row_width, Optional, Recorder,
+    bool_consts, check_buffer, code_rows_len, dim, elements, items_per_group, params, row_width,
+    Optional, Recorder,
 };
 use crate::error::{EngineError, Result};
 use crate::gpu::Gpu;
@@ -150,7 +151,17 @@ pub async fn weight_grad_sparse(
     let col_tiles = d_in.div_ceil(width);
     let latent_groups = d_sae.div_ceil(256 / width);
     let latent_tiles = elements("latents × column tiles", &[latent_groups, col_tiles])?;
-    let sp = params(&[k, d_in, d_sae, list_at, col_tiles, width]);
+    let span = items_per_group(gpu, latent_tiles);
+    let sp = params(&[
+        k,
+        d_in,
+        d_sae,
+        list_at,
+        col_tiles,
+        width,
+        latent_tiles as u32,
+        span as u32,
+    ]);
     let mut jobs = vec![(buf.val, buf.g, buf.w_dec_grad, None)];
     if let Some(e) = &buf.encoder {
         jobs.push((e.gpre, e.xc, e.w_enc_grad, Some(e.b_enc_grad)));
@@ -178,7 +189,8 @@ pub async fn weight_grad_sparse(
             storage,
             &optional,
         );
-        rec.dispatch("accumulate", sp, latent_tiles).await?;
+        rec.dispatch("accumulate", sp, latent_tiles.div_ceil(span))
+            .await?;
         rec.record(encoder);
     }
     Ok(())
