@@ -15,7 +15,8 @@
 //                   memory, a bitonic sort by (key desc, index asc), and the output
 // Each pass is its own dispatch and reads the row once, which bounds what one workgroup does
 // per dispatch. state holds 8 words a row: T's bits found so far, entries still to take among
-// those matching them, how many match, the index bits found so far, the index limit.
+// those matching them, how many match, the index bits found so far, the index limit; then, for
+// list_select with a mask, the eligible latents' count and list (n + 1 words).
 
 struct TopkParams {
     batch: u32,
@@ -48,6 +49,50 @@ fn key_at(row: u32, e: u32) -> u32 {
         return 0u;
     }
     return relu_key(pre[row * tp.n + e]);
+}
+
+// list_select with USE_MASK reads the eligible latents from a list in ascending order that
+// compact_mask writes after the per-row state: its length, then the latents. AuxK's mask
+// marks the dead latents, usually few, so the selection costs what they cost, not d_sae.
+fn eligible_at() -> u32 {
+    return tp.batch * 8u;
+}
+
+fn eligible_count() -> u32 {
+    if (USE_MASK) {
+        return state[eligible_at()];
+    }
+    return tp.n;
+}
+
+fn eligible(q: u32) -> u32 {
+    if (USE_MASK) {
+        return state[eligible_at() + 1u + q];
+    }
+    return q;
+}
+
+// One workgroup: the latents whose mask word is non-zero, ascending, after their count.
+@compute @workgroup_size(256)
+fn compact_mask(@builtin(local_invocation_index) lid: u32) {
+    var total = 0u;
+    for (var e0 = 0u; e0 < tp.n; e0 += WG) {
+        let e = e0 + lid;
+        var v = 0u;
+        if (USE_MASK && e < tp.n) {
+            v = u32(mask[e] != 0u);
+        }
+        let incl = scan256(lid, v, false);
+        if (v != 0u) {
+            state[eligible_at() + total + incl] = e;
+        }
+        total += scan_buf[255];
+        // The next scan overwrites scan_buf.
+        workgroupBarrier();
+    }
+    if (lid == 0u) {
+        state[eligible_at()] = total;
+    }
 }
 
 // Bits above the current 8-bit digit (none for the top digit).
@@ -256,9 +301,11 @@ fn list_select(
         return;
     }
     let k = tp.k;
+    let m = eligible_count();
+    let at = row * tp.n;
     var top = 0u;
-    for (var e = lid; e < tp.n; e += LIST_WG) {
-        top = max(top, key_at(row, e));
+    for (var q = lid; q < m; q += LIST_WG) {
+        top = max(top, relu_key(pre[at + eligible(q)]));
     }
     list_key[lid] = top;
     if (lid == 0u) {
@@ -273,12 +320,13 @@ fn list_select(
     if (rank == k - 1u) {
         list_len[0] = top;
     }
-    // The key an entry must beat to be a candidate: just below the floor, and at least 0 (an
-    // ineligible latent, never selected). With fewer than k non-zero maxima the floor is 0 and
-    // every eligible entry is a candidate.
+    // The key an entry must beat to be a candidate: just below the floor, and at least 0
+    // (eligible latents' keys are at least 1). With fewer than k non-zero maxima the floor is 0
+    // and every eligible entry is a candidate.
     let worst0 = max(workgroupUniformLoad(&list_len[0]), 1u) - 1u;
-    for (var e = lid; e < tp.n; e += LIST_WG) {
-        let key = key_at(row, e);
+    for (var q = lid; q < m; q += LIST_WG) {
+        let e = eligible(q);
+        let key = relu_key(pre[at + e]);
         if (key > worst0) {
             let slot = atomicAdd(&cand_count, 1u);
             if (slot < CANDIDATES) {
@@ -318,8 +366,9 @@ fn list_select(
     // The key an entry must beat to enter the list: the candidates' bound until the list is
     // full, then its k-th key (entries arrive in ascending index, so a tie with it loses).
     var worst = worst0;
-    for (var e = lid; e < tp.n; e += LIST_WG) {
-        let key = key_at(row, e);
+    for (var q = lid; q < m; q += LIST_WG) {
+        let e = eligible(q);
+        let key = relu_key(pre[at + e]);
         if (key > worst) {
             // Insert after every entry with a key >= key (those have lower indices).
             var at = min(len, k - 1u);

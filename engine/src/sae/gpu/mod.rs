@@ -324,7 +324,7 @@ impl GpuSaeTrainer {
             counters: zu("sae counters", d_sae + 1)?,
             topk_scratch: gpu.storage_zeroed::<u8>(
                 "sae topk scratch",
-                kernels::topk_scratch_bytes(rows) as usize,
+                kernels::topk_scratch_bytes(rows, d_sae) as usize,
             )?,
             list_scratch: gpu.storage_zeroed::<u8>(
                 "sae list scratch",

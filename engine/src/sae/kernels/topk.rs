@@ -20,9 +20,15 @@ const STATE_WORDS: u64 = 8;
 /// The largest k the one-pass list kernel takes (`LIST_K` in the shader).
 const LIST_K: usize = 32;
 
-/// Bytes of the scratch buffer [`topk_rows`] needs for `batch` rows.
-pub fn topk_scratch_bytes(batch: usize) -> u64 {
-    batch as u64 * STATE_WORDS * 4
+/// Words of the scratch buffer [`topk_rows`] needs: per-row state, then the list of eligible
+/// latents (its length, then up to `n` latents) that a masked small-k selection walks.
+fn scratch_words(batch: usize, n: usize) -> u64 {
+    batch as u64 * STATE_WORDS + n as u64 + 1
+}
+
+/// Bytes of the scratch buffer [`topk_rows`] needs for `batch` rows of `n` latents.
+pub fn topk_scratch_bytes(batch: usize, n: usize) -> u64 {
+    4 * scratch_words(batch, n)
 }
 
 /// Buffers of [`topk_rows`].
@@ -34,7 +40,7 @@ pub struct TopkBuffers<'a> {
     pub idx: &'a wgpu::Buffer,
     /// Output values `ReLU(pre)` at those indices, `[batch, k]`.
     pub val: &'a wgpu::Buffer,
-    /// Scratch of [`topk_scratch_bytes`]`(batch)` bytes; its contents do not matter.
+    /// Scratch of [`topk_scratch_bytes`]`(batch, n)` bytes; its contents do not matter.
     pub scratch: &'a wgpu::Buffer,
     /// Optional eligibility `[n]` (u32): only latents with a non-zero word can be selected.
     pub mask: Option<&'a wgpu::Buffer>,
@@ -46,7 +52,9 @@ pub struct TopkBuffers<'a> {
 /// the lowest-index latents not yet taken. With a mask, ineligible latents are never selected
 /// and missing slots are (`NO_LATENT`, 0). Requires `1 <= k <= min(n, MAX_K)`. NaN counts as 0.
 ///
-/// Dispatches (each one workgroup per row): for `k <= 32` one (`list_select`); beyond, each
+/// Dispatches (each one workgroup per row): for `k <= 32` one (`list_select`), after a
+/// one-workgroup pass listing the eligible latents when there is a mask, so that AuxK's
+/// selection walks only the dead latents; beyond, each
 /// reading the row once, 4 radix passes over the value bits, up to 4 over index bits (which
 /// return at once unless the k-th value is tied and only some of the tied latents are taken),
 /// and the gather-and-sort.
@@ -70,7 +78,7 @@ pub async fn topk_rows(
     check_buffer(gpu, "pre", buf.pre, elements("pre", &[b, n32])?)?;
     check_buffer(gpu, "idx", buf.idx, elements("idx", &[b, k32])?)?;
     check_buffer(gpu, "val", buf.val, elements("val", &[b, k32])?)?;
-    check_buffer(gpu, "scratch", buf.scratch, batch as u64 * STATE_WORDS)?;
+    check_buffer(gpu, "scratch", buf.scratch, scratch_words(batch, n))?;
     if let Some(mask) = buf.mask {
         check_buffer(gpu, "mask", mask, n as u64)?;
     }
@@ -85,8 +93,11 @@ pub async fn topk_rows(
     let rows = batch as u64;
     let sort_n = k32.next_power_of_two();
     if k <= LIST_K {
-        rec.dispatch("list_select", params(&[b, n32, k32, 0, 0, sort_n]), rows)
-            .await?;
+        let p = params(&[b, n32, k32, 0, 0, sort_n]);
+        if buf.mask.is_some() {
+            rec.dispatch("compact_mask", p, 1).await?;
+        }
+        rec.dispatch("list_select", p, rows).await?;
         rec.record(encoder);
         return Ok(());
     }
@@ -152,7 +163,7 @@ mod tests {
         let idx = gpu.storage_zeroed::<u32>("idx", batch * k).unwrap();
         let val = gpu.storage_zeroed::<f32>("val", batch * k).unwrap();
         let scratch = gpu
-            .storage_zeroed::<u8>("scratch", topk_scratch_bytes(batch) as usize)
+            .storage_zeroed::<u8>("scratch", topk_scratch_bytes(batch, n) as usize)
             .unwrap();
         let bmask = mask.map(|m| gpu.storage_from("mask", m).unwrap());
         let timer = Timer::start();
