@@ -47,7 +47,8 @@ pub struct BatchTopkBuffers<'a> {
 /// workgroup per 4096 entries) and a one-workgroup pick; the same over flat-index bits when the
 /// threshold value is tied (these return at once otherwise); then per chunk a count of each
 /// row's kept entries, a scan of the counts, and per chunk the compaction (one workgroup per
-/// row). Consecutive dispatches on one chunk share a compute pass.
+/// row, each invocation writing a contiguous run of latents). Consecutive dispatches on one
+/// chunk share a compute pass.
 pub async fn batch_topk(
     gpu: &Gpu,
     encoder: &mut wgpu::CommandEncoder,
@@ -221,8 +222,9 @@ mod tests {
     async fn matches_reference(gpu: &Gpu) {
         check(gpu, "one entry", &[0.5], 1, 1, 1).await;
         check(gpu, "all negative", &[-1.0, -2.0, -0.5, -3.0], 2, 1, 2).await;
-        // (batch, n, k, rows per chunk): rows past one scan tile, a row past one compaction
-        // tile, k = n, uneven last chunks and one row per chunk.
+        // (batch, n, k, rows per chunk): rows past one scan tile, rows of more latents than
+        // the compaction's 256 invocations (runs of two), k = n, uneven last chunks and one row
+        // per chunk.
         for (batch, n, k, per) in [
             (37, 100, 5, 37),
             (37, 100, 5, 10),
