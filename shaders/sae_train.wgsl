@@ -14,7 +14,7 @@ struct TrainParams {
     count: u32,        // elements of the generic kernels
     out_index: u32,    // where reduce_sum writes
     dead_tokens: u32,
-    flags: u32,        // bit 0: bdec_grad adds Σ_b g (main path), bdec_dense its column term
+    flags: u32,        // bit 0: bdec_grad adds its column term (the last chunk)
     lr: f32,
     c1: f32,           // Adam bias corrections 1 − β₁ᵗ, 1 − β₂ᵗ
     c2: f32,
@@ -103,29 +103,6 @@ fn entry_gpre(@builtin(global_invocation_id) gid: vec3<u32>, @builtin(num_workgr
     let id = flat_id(gid, nwg);
     if (id >= p.count) { return; }
     c[id] = select(0.0, a[id], b[id] > 0.0 && u[id] != NONE);
-}
-
-// b_dec's gradient, one invocation per input dimension i: d[i] += Σ_b a[b, i] (when flag bit 0)
-// − Σ_(b,t) b[b,t] · c[u[b,t], i], where a = g, b = g_pre per entry, c = W_enc, u = idx.
-@compute @workgroup_size(WG)
-fn bdec_grad(@builtin(global_invocation_id) gid: vec3<u32>, @builtin(num_workgroups) nwg: vec3<u32>) {
-    let i = flat_id(gid, nwg);
-    if (i >= p.d_in) { return; }
-    var s = 0.0;
-    if ((p.flags & 1u) != 0u) {
-        for (var row = 0u; row < p.batch; row++) {
-            s += a[row * p.d_in + i];
-        }
-    }
-    let n = p.batch * p.k;
-    for (var t = 0u; t < n; t++) {
-        let j = u[t];
-        let g = b[t];
-        if (j != NONE && g != 0.0) {
-            s -= g * c[j * p.d_in + i];
-        }
-    }
-    d[i] += s;
 }
 
 // Counts firings: one invocation per entry, a = val, u = idx → counters[idx] += 1.
@@ -479,13 +456,14 @@ fn penalty_value(@builtin(local_invocation_id) lid: vec3<u32>) {
     }
 }
 
-// b_dec's gradient on the dense path, one invocation per input dimension:
+// b_dec's gradient, one invocation per input dimension:
 // c[i] += Σ_(row < rows) a[row, i] − (when flags bit 0) Σ_j e[out_index + j] · b[j, i], with
 // a = a chunk's g, b = W_enc and e holding the batch's column sums of the gradient at W_enc xc
-// from out_index (glat's first section for ReLU + L1 and JumpReLU, where it is exactly that;
-// lat's section 9 for Gated). Each chunk adds its rows; the last also adds the column term.
+// from out_index: b_enc's gradient for the TopK family (main and AuxK entries), glat's first
+// section for ReLU + L1 and JumpReLU, where it is exactly that, lat's section 9 for Gated.
+// Each chunk adds its rows; the last also adds the column term.
 @compute @workgroup_size(WG)
-fn bdec_dense(@builtin(global_invocation_id) gid: vec3<u32>, @builtin(num_workgroups) nwg: vec3<u32>) {
+fn bdec_grad(@builtin(global_invocation_id) gid: vec3<u32>, @builtin(num_workgroups) nwg: vec3<u32>) {
     let i = flat_id(gid, nwg);
     if (i >= p.d_in) { return; }
     var s = 0.0;

@@ -727,12 +727,12 @@ impl GpuSaeTrainer {
             };
             kernels::weight_grad_sparse(gpu, enc, &wb, batch, width, d_in, d_sae).await?;
         }
-        let mut bg = fs([&b.g, &b.gpre, &b.w_enc, &b.grads[3]]);
-        bg.u[0] = Some(&b.idx);
+        // b_dec's gradient: Σ g, less the encoder's term Σ_(b,t) gpre · W_enc[idx] summed per
+        // latent first, which is b_enc's gradient (main and AuxK entries, just accumulated):
+        // d_sae products per input dimension instead of one per entry of both codes.
+        let mut bg = fs([&b.g, &b.w_enc, &b.grads[3]]);
+        bg.f[4] = Some(&b.grads[1]);
         let bg_bdec = kx.bind(gpu, &bg);
-        let mut bg = fs([&b.g, &b.agpre, &b.w_enc, &b.grads[3]]);
-        bg.u[0] = Some(&b.aidx);
-        let bg_abdec = kx.bind(gpu, &bg);
         let mut bg = fs([&b.val]);
         bg.u[0] = Some(&b.idx);
         bg.counters = Some(&b.counters);
@@ -742,19 +742,12 @@ impl GpuSaeTrainer {
             .then(|| kx.bind(gpu, &fs([&b.val, &b.threshold])));
         let mut pass = enc.begin_compute_pass(&Default::default());
         let di = d_in as u32;
-        kx.record(
-            &mut pass,
-            Kernel::BdecGrad,
-            &bg_bdec,
-            StepParams { flags: 1, ..base },
-            di,
-        );
-        let aux = StepParams {
-            flags: 0,
-            k: k_aux as u32,
+        let bdec = StepParams {
+            flags: 1,
+            out_index: 0,
             ..base
         };
-        kx.record(&mut pass, Kernel::BdecGrad, &bg_abdec, aux, di);
+        kx.record(&mut pass, Kernel::BdecGrad, &bg_bdec, bdec, di);
         let entries = StepParams {
             count: (batch * k) as u32,
             ..base
@@ -907,7 +900,7 @@ impl GpuSaeTrainer {
                 ..chunk
             };
             let mut pass = enc.begin_compute_pass(&Default::default());
-            kx.record(&mut pass, Kernel::BdecDense, &bg_bdec, p, d_in as u32);
+            kx.record(&mut pass, Kernel::BdecGrad, &bg_bdec, p, d_in as u32);
             row += rows;
         }
         let bg_sum = kx.bind(gpu, &fs([&b.row_loss, &b.losses]));

@@ -65,8 +65,6 @@ pub enum Kernel {
     ReduceSum,
     /// The TopK family's per-entry pre-activation gradient.
     EntryGpre,
-    /// `b_dec`'s gradient from the main and centring paths.
-    BdecGrad,
     /// Per-latent firing counts.
     FireCount,
     /// Tokens since firing, dead mask, window counts, dead count.
@@ -91,8 +89,8 @@ pub enum Kernel {
     PenaltyDecoderGrad,
     /// The sparsity penalty's value.
     PenaltyValue,
-    /// b_dec's gradient on the dense path.
-    BdecDense,
+    /// b_dec's gradient: Σ g less W_enc's column term.
+    BdecGrad,
     /// Gated's backward, per latent column.
     GatedColBackward,
     /// Gated's per-latent gradient sums into the gradient.
@@ -108,7 +106,6 @@ impl Kernel {
             Kernel::ReconGrad => "recon_grad",
             Kernel::ReduceSum => "reduce_sum",
             Kernel::EntryGpre => "entry_gpre",
-            Kernel::BdecGrad => "bdec_grad",
             Kernel::FireCount => "fire_count",
             Kernel::DeadUpdate => "dead_update",
             Kernel::AuxGrad => "aux_grad",
@@ -121,19 +118,18 @@ impl Kernel {
             Kernel::DenseColBackward => "dense_col_backward",
             Kernel::PenaltyDecoderGrad => "penalty_decoder_grad",
             Kernel::PenaltyValue => "penalty_value",
-            Kernel::BdecDense => "bdec_dense",
+            Kernel::BdecGrad => "bdec_grad",
             Kernel::GatedColBackward => "gated_col_backward",
             Kernel::GatedLatGrads => "gated_lat_grads",
             Kernel::ThresholdEma => "threshold_ema",
         }
     }
 
-    const ALL: [Kernel; 21] = [
+    const ALL: [Kernel; 20] = [
         Kernel::Centre,
         Kernel::ReconGrad,
         Kernel::ReduceSum,
         Kernel::EntryGpre,
-        Kernel::BdecGrad,
         Kernel::FireCount,
         Kernel::DeadUpdate,
         Kernel::AuxGrad,
@@ -146,7 +142,7 @@ impl Kernel {
         Kernel::DenseColBackward,
         Kernel::PenaltyDecoderGrad,
         Kernel::PenaltyValue,
-        Kernel::BdecDense,
+        Kernel::BdecGrad,
         Kernel::GatedColBackward,
         Kernel::GatedLatGrads,
         Kernel::ThresholdEma,
