@@ -7,7 +7,8 @@
 // An 8×8 workgroup computes a 64×64 tile of C, each invocation an 8×8 block strided by 8 so
 // that neighbouring invocations write neighbouring columns: 64 products per four vec4 loads
 // from workgroup memory, where those loads, not the arithmetic, bound software adapters. K
-// advances 16 at a time through workgroup memory. Every element sums its products in increasing k, one chain per element,
+// advances 16 at a time through workgroup memory. matmul_wide, at the end, is the variant for
+// software adapters. Every element sums its products in increasing k, one chain per element,
 // so results do not depend on the grid.
 
 struct MatmulParams {
@@ -164,4 +165,106 @@ fn matmul(
     store4(r0 + 48u, c0 + 32u, acc[13]);
     store4(r0 + 56u, c0, acc[14]);
     store4(r0 + 56u, c0 + 32u, acc[15]);
+}
+
+// ---- matmul_wide: software adapters ----
+//
+// The same product for adapters that run invocations as SIMD lanes on a CPU, where every
+// load from workgroup memory costs a loop over the lanes and arithmetic is cheap: each of 8×8
+// invocations computes a 16×16 block of a 128×128 tile, 64 products per vec4 load (four times
+// matmul's), K advancing 8 at a time. 256 accumulators an invocation would spill on a GPU,
+// hence two kernels. Same sums in the same order as matmul.
+
+const WIDE: u32 = 128u;
+const WIDE_K: u32 = 8u;
+
+// [WIDE_K][32] vec4s: slot kk * 32 + 4 y + h holds, at k-row kk, the rows (or columns)
+// y + 32 h + 8 c for c < 4.
+var<workgroup> a_wide: array<vec4<f32>, 256>;
+var<workgroup> b_wide: array<vec4<f32>, 256>;
+
+@compute @workgroup_size(8, 8)
+fn matmul_wide(
+    @builtin(workgroup_id) wid: vec3<u32>,
+    @builtin(num_workgroups) nwg: vec3<u32>,
+    @builtin(local_invocation_id) lid: vec3<u32>,
+    @builtin(local_invocation_index) li: u32,
+) {
+    let tile = group_index(wid, nwg);
+    if (tile >= mp.tiles) {
+        return;
+    }
+    let m0 = (tile / mp.tiles_n) * WIDE;
+    let n0 = (tile % mp.tiles_n) * WIDE;
+    var acc: array<vec4<f32>, 64>;
+    for (var k0 = 0u; k0 < mp.k; k0 += WIDE_K) {
+        for (var r = 0u; r < 4u; r++) {
+            let e = li + r * 64u;
+            // Slot s: k-row s / 32, rows (s % 32) / 4 + 32 (s % 4) + 8c. Neighbouring
+            // invocations read neighbouring addresses of each operand as stored.
+            let across = (e % 8u) * 32u + e / 8u;
+            var sa = across;
+            if (TRANS_A) {
+                sa = e;
+            }
+            let ka = k0 + sa / 32u;
+            let ma = m0 + (sa % 32u) / 4u + 32u * (sa % 4u);
+            a_wide[sa] = vec4(load_a(ma, ka), load_a(ma + 8u, ka), load_a(ma + 16u, ka), load_a(ma + 24u, ka));
+            var sb = e;
+            if (TRANS_B) {
+                sb = across;
+            }
+            let kb = k0 + sb / 32u;
+            let nb = n0 + (sb % 32u) / 4u + 32u * (sb % 4u);
+            b_wide[sb] = vec4(load_b(kb, nb), load_b(kb, nb + 8u), load_b(kb, nb + 16u), load_b(kb, nb + 24u));
+        }
+        workgroupBarrier();
+        for (var kk = 0u; kk < WIDE_K; kk++) {
+            let ab = kk * 32u + lid.y * 4u;
+            let bb = kk * 32u + lid.x * 4u;
+            let a0 = a_wide[ab + 0u];
+            let a1 = a_wide[ab + 1u];
+            let a2 = a_wide[ab + 2u];
+            let a3 = a_wide[ab + 3u];
+            let b0 = b_wide[bb + 0u];
+            let b1 = b_wide[bb + 1u];
+            let b2 = b_wide[bb + 2u];
+            let b3 = b_wide[bb + 3u];
+            acc[0] += a0.x * b0; acc[1] += a0.x * b1; acc[2] += a0.x * b2; acc[3] += a0.x * b3;
+            acc[4] += a0.y * b0; acc[5] += a0.y * b1; acc[6] += a0.y * b2; acc[7] += a0.y * b3;
+            acc[8] += a0.z * b0; acc[9] += a0.z * b1; acc[10] += a0.z * b2; acc[11] += a0.z * b3;
+            acc[12] += a0.w * b0; acc[13] += a0.w * b1; acc[14] += a0.w * b2; acc[15] += a0.w * b3;
+            acc[16] += a1.x * b0; acc[17] += a1.x * b1; acc[18] += a1.x * b2; acc[19] += a1.x * b3;
+            acc[20] += a1.y * b0; acc[21] += a1.y * b1; acc[22] += a1.y * b2; acc[23] += a1.y * b3;
+            acc[24] += a1.z * b0; acc[25] += a1.z * b1; acc[26] += a1.z * b2; acc[27] += a1.z * b3;
+            acc[28] += a1.w * b0; acc[29] += a1.w * b1; acc[30] += a1.w * b2; acc[31] += a1.w * b3;
+            acc[32] += a2.x * b0; acc[33] += a2.x * b1; acc[34] += a2.x * b2; acc[35] += a2.x * b3;
+            acc[36] += a2.y * b0; acc[37] += a2.y * b1; acc[38] += a2.y * b2; acc[39] += a2.y * b3;
+            acc[40] += a2.z * b0; acc[41] += a2.z * b1; acc[42] += a2.z * b2; acc[43] += a2.z * b3;
+            acc[44] += a2.w * b0; acc[45] += a2.w * b1; acc[46] += a2.w * b2; acc[47] += a2.w * b3;
+            acc[48] += a3.x * b0; acc[49] += a3.x * b1; acc[50] += a3.x * b2; acc[51] += a3.x * b3;
+            acc[52] += a3.y * b0; acc[53] += a3.y * b1; acc[54] += a3.y * b2; acc[55] += a3.y * b3;
+            acc[56] += a3.z * b0; acc[57] += a3.z * b1; acc[58] += a3.z * b2; acc[59] += a3.z * b3;
+            acc[60] += a3.w * b0; acc[61] += a3.w * b1; acc[62] += a3.w * b2; acc[63] += a3.w * b3;
+        }
+        workgroupBarrier();
+    }
+    let r0 = m0 + lid.y;
+    let c0 = n0 + lid.x;
+    store4(r0 + 0u, c0 + 0u, acc[0]); store4(r0 + 0u, c0 + 32u, acc[1]); store4(r0 + 0u, c0 + 64u, acc[2]); store4(r0 + 0u, c0 + 96u, acc[3]);
+    store4(r0 + 8u, c0 + 0u, acc[4]); store4(r0 + 8u, c0 + 32u, acc[5]); store4(r0 + 8u, c0 + 64u, acc[6]); store4(r0 + 8u, c0 + 96u, acc[7]);
+    store4(r0 + 16u, c0 + 0u, acc[8]); store4(r0 + 16u, c0 + 32u, acc[9]); store4(r0 + 16u, c0 + 64u, acc[10]); store4(r0 + 16u, c0 + 96u, acc[11]);
+    store4(r0 + 24u, c0 + 0u, acc[12]); store4(r0 + 24u, c0 + 32u, acc[13]); store4(r0 + 24u, c0 + 64u, acc[14]); store4(r0 + 24u, c0 + 96u, acc[15]);
+    store4(r0 + 32u, c0 + 0u, acc[16]); store4(r0 + 32u, c0 + 32u, acc[17]); store4(r0 + 32u, c0 + 64u, acc[18]); store4(r0 + 32u, c0 + 96u, acc[19]);
+    store4(r0 + 40u, c0 + 0u, acc[20]); store4(r0 + 40u, c0 + 32u, acc[21]); store4(r0 + 40u, c0 + 64u, acc[22]); store4(r0 + 40u, c0 + 96u, acc[23]);
+    store4(r0 + 48u, c0 + 0u, acc[24]); store4(r0 + 48u, c0 + 32u, acc[25]); store4(r0 + 48u, c0 + 64u, acc[26]); store4(r0 + 48u, c0 + 96u, acc[27]);
+    store4(r0 + 56u, c0 + 0u, acc[28]); store4(r0 + 56u, c0 + 32u, acc[29]); store4(r0 + 56u, c0 + 64u, acc[30]); store4(r0 + 56u, c0 + 96u, acc[31]);
+    store4(r0 + 64u, c0 + 0u, acc[32]); store4(r0 + 64u, c0 + 32u, acc[33]); store4(r0 + 64u, c0 + 64u, acc[34]); store4(r0 + 64u, c0 + 96u, acc[35]);
+    store4(r0 + 72u, c0 + 0u, acc[36]); store4(r0 + 72u, c0 + 32u, acc[37]); store4(r0 + 72u, c0 + 64u, acc[38]); store4(r0 + 72u, c0 + 96u, acc[39]);
+    store4(r0 + 80u, c0 + 0u, acc[40]); store4(r0 + 80u, c0 + 32u, acc[41]); store4(r0 + 80u, c0 + 64u, acc[42]); store4(r0 + 80u, c0 + 96u, acc[43]);
+    store4(r0 + 88u, c0 + 0u, acc[44]); store4(r0 + 88u, c0 + 32u, acc[45]); store4(r0 + 88u, c0 + 64u, acc[46]); store4(r0 + 88u, c0 + 96u, acc[47]);
+    store4(r0 + 96u, c0 + 0u, acc[48]); store4(r0 + 96u, c0 + 32u, acc[49]); store4(r0 + 96u, c0 + 64u, acc[50]); store4(r0 + 96u, c0 + 96u, acc[51]);
+    store4(r0 + 104u, c0 + 0u, acc[52]); store4(r0 + 104u, c0 + 32u, acc[53]); store4(r0 + 104u, c0 + 64u, acc[54]); store4(r0 + 104u, c0 + 96u, acc[55]);
+    store4(r0 + 112u, c0 + 0u, acc[56]); store4(r0 + 112u, c0 + 32u, acc[57]); store4(r0 + 112u, c0 + 64u, acc[58]); store4(r0 + 112u, c0 + 96u, acc[59]);
+    store4(r0 + 120u, c0 + 0u, acc[60]); store4(r0 + 120u, c0 + 32u, acc[61]); store4(r0 + 120u, c0 + 64u, acc[62]); store4(r0 + 120u, c0 + 96u, acc[63]);
 }

@@ -41,8 +41,28 @@ pub struct Matmul<'a> {
 /// Names of a product's buffers in error messages: a, b, c, bias, centre.
 type Names = [&'static str; 5];
 
-/// Records one tiled product (64×64 output tiles, a 2-D grid when there are many). Each output
-/// element is the sum over k in increasing order, then the bias, then the old value.
+/// The shader's two kernels: 64×64 output tiles of 8×8 blocks for GPUs, 128×128 tiles of
+/// 16×16 blocks for software adapters (fewer loads per product where each load loops over the
+/// SIMD lanes; too many accumulators for a GPU's registers).
+#[derive(Clone, Copy, Debug, PartialEq)]
+enum Tiling {
+    Gpu,
+    Wide,
+}
+
+impl Tiling {
+    fn for_device(gpu: &Gpu) -> Self {
+        if gpu.is_software() {
+            Tiling::Wide
+        } else {
+            Tiling::Gpu
+        }
+    }
+}
+
+/// Records one tiled product (output tiles of 64×64, or 128×128 on software adapters, a 2-D
+/// grid when there are many). Each output element is the sum over k in increasing order, then
+/// the bias, then the old value.
 pub async fn matmul(gpu: &Gpu, encoder: &mut wgpu::CommandEncoder, mm: &Matmul<'_>) -> Result<()> {
     matmul_named(gpu, encoder, mm, ["a", "b", "c", "bias", "centre"]).await
 }
@@ -52,6 +72,16 @@ async fn matmul_named(
     encoder: &mut wgpu::CommandEncoder,
     mm: &Matmul<'_>,
     names: Names,
+) -> Result<()> {
+    matmul_tiled(gpu, encoder, mm, names, Tiling::for_device(gpu)).await
+}
+
+async fn matmul_tiled(
+    gpu: &Gpu,
+    encoder: &mut wgpu::CommandEncoder,
+    mm: &Matmul<'_>,
+    names: Names,
+    tiling: Tiling,
 ) -> Result<()> {
     let (m, n, k) = (dim("m", mm.m)?, dim("n", mm.n)?, dim("k", mm.k)?);
     check_buffer(gpu, names[0], mm.a, elements(names[0], &[m, k])?)?;
@@ -63,8 +93,12 @@ async fn matmul_named(
     if let Some(centre) = mm.centre {
         check_buffer(gpu, names[4], centre, k as u64)?;
     }
-    let tiles_n = (n as u64).div_ceil(TILE);
-    let tiles = (m as u64).div_ceil(TILE) * tiles_n;
+    let (entry, tile) = match tiling {
+        Tiling::Gpu => ("matmul", TILE),
+        Tiling::Wide => ("matmul_wide", 2 * TILE),
+    };
+    let tiles_n = (n as u64).div_ceil(tile);
+    let tiles = (m as u64).div_ceil(tile) * tiles_n;
     let consts = bool_consts(&[
         ("TRANS_A", mm.trans_a),
         ("TRANS_B", mm.trans_b),
@@ -87,7 +121,7 @@ async fn matmul_named(
     let storage = vec![mm.a, mm.b, mm.c];
     let mut rec = Recorder::new(gpu, "sae_matmul", &consts, MATMUL_WGSL, storage, &optional);
     rec.dispatch(
-        "matmul",
+        entry,
         params(&[m, n, k, tiles_n as u32, tiles as u32]),
         tiles,
     )
@@ -457,12 +491,17 @@ mod tests {
     gpu_test!(gpu_dense_backward_matches_reference, dense_backward);
 
     async fn all_transposes(gpu: &Gpu) {
-        let (m, n, k) = (67, 70, 33);
+        // Past one tile of either kernel in m and n, k not a multiple of either's K step.
+        let (m, n, k) = (131, 140, 33);
         let a = values(11, m * k);
         let b = values(12, k * n);
         let ba = gpu.storage_from("a", &a).unwrap();
         let bb = gpu.storage_from("b", &b).unwrap();
-        for (ta, tb) in [(false, false), (true, false), (false, true), (true, true)] {
+        // Both kernels, whichever this adapter uses for the other tests.
+        let cases = [(false, false), (true, false), (false, true), (true, true)]
+            .into_iter()
+            .flat_map(|t| [(t, Tiling::Gpu), (t, Tiling::Wide)]);
+        for ((ta, tb), tiling) in cases {
             let c = gpu.storage_zeroed::<f32>("c", m * n).unwrap();
             run(gpu, async |enc: &mut wgpu::CommandEncoder| {
                 let mm = Matmul {
@@ -478,12 +517,13 @@ mod tests {
                     centre: None,
                     accumulate: false,
                 };
-                matmul(gpu, enc, &mm).await
+                matmul_tiled(gpu, enc, &mm, ["a", "b", "c", "bias", "centre"], tiling).await
             })
             .await;
             let got: Vec<f32> = gpu.read(&c, m * n).await.unwrap();
             let want = matmul_ref(&a, &b, (m, n, k), ta, tb);
-            assert_close(&format!("trans {ta} {tb}"), &got, &want, ATOL, RTOL);
+            let what = format!("{tiling:?} trans {ta} {tb}");
+            assert_close(&what, &got, &want, ATOL, RTOL);
         }
     }
     gpu_test!(gpu_matmul_all_transposes_match_reference, all_transposes);
