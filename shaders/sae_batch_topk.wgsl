@@ -246,9 +246,9 @@ fn scan_rows(@builtin(local_invocation_index) lid: u32) {
 
 // One workgroup per row of the chunk: writes its kept entries from the row's offset in
 // increasing latent order. Each invocation owns a contiguous run of the row's latents: it
-// counts its kept entries, one scan turns the counts into offsets, and it writes them. One
-// scan a row, where a scan per 256 latents costs a row of 4096 sixteen (barriers dominate on
-// software adapters).
+// counts its kept entries, one scan turns the counts into offsets, and it writes them: one
+// scan a row instead of one per 256 latents (sixteen for a row of 4096), and barriers are
+// what costs most on software adapters.
 @compute @workgroup_size(256)
 fn compact(
     @builtin(workgroup_id) wid: vec3<u32>,

@@ -187,8 +187,8 @@ const SHORT: u32 = 32u;
 var<workgroup> long_count: atomic<u32>;
 var<workgroup> long_latents: array<u32, 256>;
 
-// Sorts list j (c entries from base) with the whole workgroup: in workgroup memory up to
-// LOCAL entries, in place in storage beyond. c and n2 must be uniform.
+// Sorts the list of c entries at base with the whole workgroup: in workgroup memory up to
+// LOCAL entries, in place in storage beyond. c must be uniform.
 fn sort_long(lid: u32, base: u32, c: u32) {
     var n2 = 2u;
     while (n2 < c) {

@@ -371,14 +371,14 @@ fn list_select(
         let key = relu_key(pre[at + e]);
         if (key > worst) {
             // Insert after every entry with a key >= key (those have lower indices).
-            var at = min(len, k - 1u);
-            while (at > 0u && mk[at - 1u] < key) {
-                mk[at] = mk[at - 1u];
-                mi[at] = mi[at - 1u];
-                at -= 1u;
+            var pos = min(len, k - 1u);
+            while (pos > 0u && mk[pos - 1u] < key) {
+                mk[pos] = mk[pos - 1u];
+                mi[pos] = mi[pos - 1u];
+                pos -= 1u;
             }
-            mk[at] = key;
-            mi[at] = e;
+            mk[pos] = key;
+            mi[pos] = e;
             len = min(len + 1u, k);
             if (len == k) {
                 worst = mk[k - 1u];
