@@ -59,6 +59,40 @@ fn load_b(k: u32, n: u32) -> f32 {
     return b[k * mp.n + n];
 }
 
+// Tiles in workgroup memory hold vec4s: with `per_k` slots per k-row, slot s holds k-row
+// s / per_k and the rows (or columns) o + 8c for c < 4, o = (s % per_k) / g + 32 (s % g) with
+// g = per_k / 8. This returns (k-row, o).
+fn slot_origin(s: u32, per_k: u32) -> vec2<u32> {
+    let g = per_k / 8u;
+    return vec2(s / per_k, (s % per_k) / g + 32u * (s % g));
+}
+
+// The slots of A's and B's tiles that the tile's e-th fill goes to (256 slots a tile), dealt
+// out so that neighbouring invocations read neighbouring addresses of each operand as stored:
+// along k where the operand is stored k-minor, along rows (or columns) otherwise. Whole vec4
+// stores, since a dynamic component store costs a read-modify-write on some compilers.
+fn fill_slots(e: u32, per_k: u32) -> vec2<u32> {
+    let k_rows = 256u / per_k;
+    let across = (e % k_rows) * per_k + e / k_rows;
+    return vec2(select(across, e, TRANS_A), select(e, across, TRANS_B));
+}
+
+// A's four values of slot s of the tile at (m0, k0).
+fn a_slot(s: u32, per_k: u32, m0: u32, k0: u32) -> vec4<f32> {
+    let o = slot_origin(s, per_k);
+    let k = k0 + o.x;
+    let m = m0 + o.y;
+    return vec4(load_a(m, k), load_a(m + 8u, k), load_a(m + 16u, k), load_a(m + 24u, k));
+}
+
+// B's four values of slot s of the tile at (k0, n0).
+fn b_slot(s: u32, per_k: u32, k0: u32, n0: u32) -> vec4<f32> {
+    let o = slot_origin(s, per_k);
+    let k = k0 + o.x;
+    let n = n0 + o.y;
+    return vec4(load_b(k, n), load_b(k, n + 8u), load_b(k, n + 16u), load_b(k, n + 24u));
+}
+
 // Writes v to row m, columns n, n + 8, n + 16, n + 24 of C (those inside it), with the bias
 // and the old C when asked.
 fn store4(m: u32, n: u32, v: vec4<f32>) {
@@ -97,28 +131,10 @@ fn matmul(
     let n0 = (tile % mp.tiles_n) * TILE;
     var acc: array<vec4<f32>, 16>;
     for (var k0 = 0u; k0 < mp.k; k0 += TK) {
-        // Each invocation fills four slots of each tile with whole vec4s (a dynamic
-        // component store costs a read-modify-write on some compilers). Slot s holds k-row
-        // s / 16 and rows (or columns) base + 8c, c < 4, with base = (s % 16) / 2 + 32 (s % 2);
-        // the slots are dealt out so that neighbouring invocations read neighbouring addresses
-        // of the operand as stored.
         for (var r = 0u; r < 4u; r++) {
-            let e = li + r * 64u;
-            let across = (e % 16u) * 16u + e / 16u;
-            var sa = across;
-            if (TRANS_A) {
-                sa = e;
-            }
-            let ka = k0 + sa / 16u;
-            let ma = m0 + (sa % 16u) / 2u + 32u * (sa % 2u);
-            a_tile[sa] = vec4(load_a(ma, ka), load_a(ma + 8u, ka), load_a(ma + 16u, ka), load_a(ma + 24u, ka));
-            var sb = e;
-            if (TRANS_B) {
-                sb = across;
-            }
-            let kb = k0 + sb / 16u;
-            let nb = n0 + (sb % 16u) / 2u + 32u * (sb % 2u);
-            b_tile[sb] = vec4(load_b(kb, nb), load_b(kb, nb + 8u), load_b(kb, nb + 16u), load_b(kb, nb + 24u));
+            let sl = fill_slots(li + r * 64u, 16u);
+            a_tile[sl.x] = a_slot(sl.x, 16u, m0, k0);
+            b_tile[sl.y] = b_slot(sl.y, 16u, k0, n0);
         }
         workgroupBarrier();
         for (var kk = 0u; kk < TK; kk++) {
@@ -199,24 +215,9 @@ fn matmul_wide(
     var acc: array<vec4<f32>, 64>;
     for (var k0 = 0u; k0 < mp.k; k0 += WIDE_K) {
         for (var r = 0u; r < 4u; r++) {
-            let e = li + r * 64u;
-            // Slot s: k-row s / 32, rows (s % 32) / 4 + 32 (s % 4) + 8c. Neighbouring
-            // invocations read neighbouring addresses of each operand as stored.
-            let across = (e % 8u) * 32u + e / 8u;
-            var sa = across;
-            if (TRANS_A) {
-                sa = e;
-            }
-            let ka = k0 + sa / 32u;
-            let ma = m0 + (sa % 32u) / 4u + 32u * (sa % 4u);
-            a_wide[sa] = vec4(load_a(ma, ka), load_a(ma + 8u, ka), load_a(ma + 16u, ka), load_a(ma + 24u, ka));
-            var sb = e;
-            if (TRANS_B) {
-                sb = across;
-            }
-            let kb = k0 + sb / 32u;
-            let nb = n0 + (sb % 32u) / 4u + 32u * (sb % 4u);
-            b_wide[sb] = vec4(load_b(kb, nb), load_b(kb, nb + 8u), load_b(kb, nb + 16u), load_b(kb, nb + 24u));
+            let sl = fill_slots(li + r * 64u, 32u);
+            a_wide[sl.x] = a_slot(sl.x, 32u, m0, k0);
+            b_wide[sl.y] = b_slot(sl.y, 32u, k0, n0);
         }
         workgroupBarrier();
         for (var kk = 0u; kk < WIDE_K; kk++) {
