@@ -10,7 +10,6 @@ struct TrainParams {
     batch: u32,
     d_in: u32,
     d_sae: u32,
-    k: u32,            // entries per row of the (idx, val) lists this dispatch reads
     count: u32,        // elements of the generic kernels
     out_index: u32,    // where reduce_sum writes
     dead_tokens: u32,
@@ -31,6 +30,7 @@ struct TrainParams {
     lr_scale: f32,
     rows: u32,         // rows this dispatch walks (a chunk of the batch on the dense path)
     row0: u32,         // the first of them in the batch, for per-row outputs
+    _pad: u32,
 }
 
 @group(0) @binding(0) var<uniform> p: TrainParams;

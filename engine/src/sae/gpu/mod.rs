@@ -464,7 +464,6 @@ impl GpuSaeTrainer {
             batch: self.batch as u32,
             d_in: self.d_in as u32,
             d_sae: self.d_sae as u32,
-            k: self.k as u32,
             dead_tokens: dead_tokens(&self.cfg.architecture).min(u32::MAX as u64 - 1) as u32,
             beta1: BETA1,
             beta2: BETA2,

@@ -25,7 +25,6 @@ pub struct StepParams {
     pub batch: u32,
     pub d_in: u32,
     pub d_sae: u32,
-    pub k: u32,
     pub count: u32,
     pub out_index: u32,
     pub dead_tokens: u32,
@@ -49,6 +48,8 @@ pub struct StepParams {
     pub rows: u32,
     /// The first of those rows in the batch, where per-row outputs go.
     pub row0: u32,
+    /// Keeps the uniform block's size a multiple of 16 bytes.
+    pub _pad: u32,
 }
 
 // The uniform block's size must stay a multiple of 16 bytes.

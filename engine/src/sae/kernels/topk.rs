@@ -54,10 +54,9 @@ pub struct TopkBuffers<'a> {
 ///
 /// Dispatches (each one workgroup per row): for `k <= 32` one (`list_select`), after a
 /// one-workgroup pass listing the eligible latents when there is a mask, so that AuxK's
-/// selection walks only the dead latents; beyond, each
-/// reading the row once, 4 radix passes over the value bits, up to 4 over index bits (which
-/// return at once unless the k-th value is tied and only some of the tied latents are taken),
-/// and the gather-and-sort.
+/// selection walks only the dead latents; beyond, each reading the row once, 4 radix passes
+/// over the value bits, up to 4 over index bits (which return at once unless the k-th value is
+/// tied and only some of the tied latents are taken), and the gather-and-sort.
 pub async fn topk_rows(
     gpu: &Gpu,
     encoder: &mut wgpu::CommandEncoder,
