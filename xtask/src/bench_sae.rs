@@ -9,7 +9,7 @@
 //! MECHLAB_BENCH_NO_BURN=1 leaves burn out.
 
 use crate::tools::{output, root};
-use mechlab_engine::gpu::Gpu;
+use mechlab_engine::gpu::{Gpu, Recorder};
 use mechlab_engine::rng::{rng_normal, rng_unit};
 use mechlab_engine::sae::config::{
     Architecture, SaeConfig, SaePreset, SourceConfig, ARCHITECTURE_NAMES,
@@ -107,11 +107,11 @@ fn decoder_rates(gpu: &Gpu, s: &Size, rows: usize) -> Result<(f64, f64), String>
         )
         .map_err(|e| e.to_string())?;
     let sparse = rate(|reps| {
-        let mut enc = gpu.device.create_command_encoder(&Default::default());
+        let mut recorder = Recorder::new(gpu);
+        let mut rec = recorder.begin();
         for _ in 0..reps {
             e(pollster::block_on(k::decode_sparse(
-                gpu,
-                &mut enc,
+                &mut rec,
                 &k::DecodeSparseBuffers {
                     idx: &idx,
                     val: &val,
@@ -126,8 +126,7 @@ fn decoder_rates(gpu: &Gpu, s: &Size, rows: usize) -> Result<(f64, f64), String>
                 n,
             )))?;
             e(pollster::block_on(k::latent_grad_sparse(
-                gpu,
-                &mut enc,
+                &mut rec,
                 &k::LatentGradSparseBuffers {
                     idx: &idx,
                     g: &g,
@@ -141,8 +140,7 @@ fn decoder_rates(gpu: &Gpu, s: &Size, rows: usize) -> Result<(f64, f64), String>
                 n,
             )))?;
             e(pollster::block_on(k::weight_grad_sparse(
-                gpu,
-                &mut enc,
+                &mut rec,
                 &k::WeightGradSparseBuffers {
                     idx: &idx,
                     val: &val,
@@ -158,15 +156,15 @@ fn decoder_rates(gpu: &Gpu, s: &Size, rows: usize) -> Result<(f64, f64), String>
                 n,
             )))?;
         }
-        gpu.queue.submit([enc.finish()]);
+        rec.submit();
         wait(gpu)
     })?;
     let dense = rate(|reps| {
-        let mut enc = gpu.device.create_command_encoder(&Default::default());
+        let mut recorder = Recorder::new(gpu);
+        let mut rec = recorder.begin();
         for _ in 0..reps {
             e(pollster::block_on(k::decode_dense(
-                gpu,
-                &mut enc,
+                &mut rec,
                 &k::DecodeDenseBuffers {
                     f: &f,
                     w_dec: &w_dec,
@@ -178,8 +176,7 @@ fn decoder_rates(gpu: &Gpu, s: &Size, rows: usize) -> Result<(f64, f64), String>
                 n,
             )))?;
             e(pollster::block_on(k::latent_grad_dense(
-                gpu,
-                &mut enc,
+                &mut rec,
                 &k::LatentGradDenseBuffers {
                     g: &g,
                     w_dec: &w_dec,
@@ -190,8 +187,7 @@ fn decoder_rates(gpu: &Gpu, s: &Size, rows: usize) -> Result<(f64, f64), String>
                 n,
             )))?;
             e(pollster::block_on(k::weight_grad_dense(
-                gpu,
-                &mut enc,
+                &mut rec,
                 &k::WeightGradDenseBuffers {
                     coef: &f,
                     rows: &g,
@@ -202,7 +198,7 @@ fn decoder_rates(gpu: &Gpu, s: &Size, rows: usize) -> Result<(f64, f64), String>
                 n,
             )))?;
         }
-        gpu.queue.submit([enc.finish()]);
+        rec.submit();
         wait(gpu)
     })?;
     Ok((sparse * rows as f64, dense * rows as f64))

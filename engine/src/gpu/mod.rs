@@ -1,18 +1,23 @@
-//! The GPU context: one adapter, one device, a buffer pool and a pipeline cache.
+//! The GPU context: one adapter, one device, a buffer pool and the compiled programs; the one
+//! dispatch path ([`recorder`]), tensor views with their checks ([`tensor`]) and the limits
+//! checked before any dispatch.
 //!
 //! Everything that dispatches takes a `&Gpu` from its caller, so tests and benchmarks can hand in
 //! their own device. Nothing here blocks in the browser: readback is `map_async` plus an awaited
 //! channel, and native code drives the same futures with `pollster` at the edge.
 
-pub mod layout;
 mod limits;
-mod pipelines;
 mod pool;
+pub mod program;
 mod readback;
+pub mod recorder;
+pub mod tensor;
 
 pub use limits::LimitCheck;
-pub use pipelines::PipelineCache;
 pub use pool::BufferPool;
+pub use program::{Program, ProgramCache, ProgramSpec};
+pub use recorder::{grid, Recorder, Recording};
+pub use tensor::Tensor;
 
 use crate::error::{EngineError, Result};
 use std::sync::Arc;
@@ -32,7 +37,7 @@ pub struct Gpu {
     pub info: wgpu::AdapterInfo,
     /// The limits the device was created with (the adapter's own, so all of it is usable).
     pub limits: wgpu::Limits,
-    pipelines: Arc<PipelineCache>,
+    programs: Arc<ProgramCache>,
     pool: Arc<BufferPool>,
 }
 
@@ -82,7 +87,7 @@ impl Gpu {
             queue,
             info,
             limits,
-            pipelines: Arc::new(PipelineCache::default()),
+            programs: Arc::new(ProgramCache::default()),
             pool: Arc::new(BufferPool::default()),
         })
     }
@@ -100,9 +105,14 @@ impl Gpu {
         self.info.device_type == wgpu::DeviceType::Cpu
     }
 
-    /// The pipeline cache of this device.
-    pub fn pipelines(&self) -> &PipelineCache {
-        &self.pipelines
+    /// The compiled programs of this device.
+    pub fn programs(&self) -> &ProgramCache {
+        &self.programs
+    }
+
+    /// The program `spec` describes, compiled on first use (see [`ProgramCache::get`]).
+    pub async fn program(&self, spec: &ProgramSpec<'_>) -> Result<Arc<Program>> {
+        self.programs.get(self, spec).await
     }
 
     /// The buffer pool of this device.

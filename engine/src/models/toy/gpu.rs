@@ -5,7 +5,7 @@
 use super::{init_params, instance_table, BETA1, BETA2, EPS, NOT_DIVERGED};
 use crate::error::{EngineError, Result};
 use crate::experiment::superposition::SuperpositionConfig;
-use crate::gpu::{layout, Gpu};
+use crate::gpu::{grid, Gpu, Program, ProgramSpec, Recorder};
 use crate::rng::fold_seed;
 use std::sync::Arc;
 
@@ -30,7 +30,7 @@ struct ToyParams {
     _pad: [u32; 3],
 }
 
-/// Dispatches recorded into one command encoder before a submit.
+/// Fused dispatches recorded into one submit.
 const SLOTS: u32 = 64;
 /// The fused kernel keeps at most this many gradients per invocation in registers.
 const MAX_PARAMS_PER_INVOCATION: u32 = 64;
@@ -131,10 +131,10 @@ pub struct GpuToyTrainer {
     cfg: SuperpositionConfig,
     path: ToyPath,
     n_instances: u32,
+    program: Arc<Program>,
     pipelines: Vec<Arc<wgpu::ComputePipeline>>,
-    bind_group: wgpu::BindGroup,
-    uniform: wgpu::Buffer,
-    slot_stride: u64,
+    /// Records every submit; its bind group over `storage` is made once and reused.
+    recorder: Recorder,
     storage: Vec<wgpu::Buffer>,
     plan: Option<FusedPlan>,
     step: u32,
@@ -180,7 +180,8 @@ impl GpuToyTrainer {
         let loss = gpu.storage_zeroed::<f32>("toy loss", 2 * n as usize)?;
         let diverged = gpu.storage_from("toy diverged", &vec![NOT_DIVERGED; n as usize])?;
         let mut storage = vec![table, weights, moments, loss, diverged];
-        let (source, entries): (String, &[&str]) = match path {
+        // The constants vary by config; the bodies are fixed per path.
+        let (variant, body, entries): (String, &[&'static str], &[&str]) = match path {
             ToyPath::Fused => {
                 let plan = plan.as_ref().map_err(Clone::clone)?;
                 let consts = format!(
@@ -189,10 +190,7 @@ impl GpuToyTrainer {
                     plan.chunk,
                     plan.params_per_invocation
                 );
-                (
-                    format!("{consts}{RNG_WGSL}{COMMON_WGSL}{FUSED_WGSL}"),
-                    &["main"],
-                )
+                (consts, &[RNG_WGSL, COMMON_WGSL, FUSED_WGSL], &["main"])
             }
             ToyPath::General => {
                 storage.push(gpu.storage_from("toy step", &[0u32])?);
@@ -200,42 +198,33 @@ impl GpuToyTrainer {
                 storage.push(gpu.storage_zeroed::<f32>("toy hh", n as usize * b * 2 * h)?);
                 storage.push(gpu.storage_zeroed::<f32>("toy sample loss", n as usize * b)?);
                 (
-                    format!(
-                        "{}{RNG_WGSL}{COMMON_WGSL}{GENERAL_WGSL}",
-                        constants(cfg, wg)
-                    ),
+                    constants(cfg, wg),
+                    &[RNG_WGSL, COMMON_WGSL, GENERAL_WGSL],
                     &["fwd_bwd", "reduce_loss", "update", "advance"],
                 )
             }
         };
-        let usize_ = std::mem::size_of::<ToyParams>() as u64;
-        let (bgl, pl) =
-            layout::uniform_and_storage(&gpu.device, "toy", usize_, storage.len() as u32);
+        let program = gpu
+            .program(&ProgramSpec {
+                label: "toy",
+                variant: &variant,
+                body,
+                uniform_bytes: std::mem::size_of::<ToyParams>() as u64,
+                storage: storage.len() as u32,
+            })
+            .await?;
         let mut pipelines = Vec::new();
         for e in entries {
-            pipelines.push(gpu.pipelines().get(gpu, "toy", &source, e, &pl).await?);
+            pipelines.push(program.pipeline(gpu, e).await?);
         }
-        let slot_stride = crate::gpu::round_up(
-            usize_,
-            gpu.limits.min_uniform_buffer_offset_alignment as u64,
-        );
-        let uniform = gpu.device.create_buffer(&wgpu::BufferDescriptor {
-            label: Some("toy params"),
-            size: slot_stride * SLOTS as u64,
-            usage: wgpu::BufferUsages::UNIFORM | wgpu::BufferUsages::COPY_DST,
-            mapped_at_creation: false,
-        });
-        let refs: Vec<&wgpu::Buffer> = storage.iter().collect();
-        let bind_group = layout::bind(&gpu.device, "toy", &bgl, &uniform, usize_, &refs);
         Ok(Self {
             gpu: gpu.clone(),
             cfg: cfg.clone(),
             path,
             n_instances: n,
+            program,
             pipelines,
-            bind_group,
-            uniform,
-            slot_stride,
+            recorder: Recorder::new(gpu),
             storage,
             plan: plan.ok(),
             step: 0,
@@ -259,7 +248,7 @@ impl GpuToyTrainer {
 
     /// Bytes of GPU memory held by this trainer's buffers.
     pub fn gpu_bytes(&self) -> u64 {
-        self.storage.iter().map(wgpu::Buffer::size).sum::<u64>() + self.uniform.size()
+        self.storage.iter().map(wgpu::Buffer::size).sum::<u64>() + self.recorder.uniform_bytes()
     }
 
     fn params(&self, step0: u32, n_steps: u32) -> ToyParams {
@@ -288,35 +277,39 @@ impl GpuToyTrainer {
     /// Fails with [`EngineError::Diverged`] naming the step where an instance's loss first
     /// became non-finite; the weights before that step are kept.
     pub async fn run_steps(&mut self, n: u32) -> Result<StepReport> {
-        let loss_buf = &self.storage[3];
+        let storage: Vec<&wgpu::Buffer> = self.storage.iter().collect();
+        let per = self.steps_per_dispatch();
+        let base = self.params(self.step, 1);
         let mut done = 0;
         while done < n {
-            let mut enc = self.gpu.device.create_command_encoder(&Default::default());
+            let mut rec = self.recorder.begin();
             if done == 0 {
-                enc.clear_buffer(loss_buf, 0, None);
+                rec.clear(&self.storage[3], 0, None);
             }
-            let mut slot_data = Vec::new();
             match self.path {
                 ToyPath::Fused => {
-                    let per = self.steps_per_dispatch();
-                    let mut pass = enc.begin_compute_pass(&Default::default());
-                    pass.set_pipeline(&self.pipelines[0]);
-                    let mut slot = 0;
-                    while done < n && slot < SLOTS {
+                    let mut dispatches = 0;
+                    while done < n && dispatches < SLOTS {
                         let k = per.min(n - done);
-                        slot_data.push(self.params(self.step + done, k));
-                        pass.set_bind_group(
-                            0,
-                            &self.bind_group,
-                            &[(slot as u64 * self.slot_stride) as u32],
+                        let slot = rec.params(&ToyParams {
+                            step0: self.step + done,
+                            n_steps: k,
+                            ..base
+                        });
+                        rec.dispatch_at(
+                            &self.program,
+                            &self.pipelines[0],
+                            slot,
+                            &storage,
+                            (self.n_instances, 1),
                         );
-                        pass.dispatch_workgroups(self.n_instances, 1, 1);
                         done += k;
-                        slot += 1;
+                        dispatches += 1;
                     }
                 }
                 ToyPath::General => {
-                    slot_data.push(self.params(self.step, 1));
+                    // The step counter lives on the device, so every dispatch reads one block.
+                    let slot = rec.params(&base);
                     let c = &self.cfg;
                     let items = [
                         self.n_instances as u64 * c.batch_size as u64,
@@ -330,30 +323,19 @@ impl GpuToyTrainer {
                             .check()
                             .workgroups(&format!("the general toy path over {what}"), y as u64)?;
                     }
-                    let mut pass = enc.begin_compute_pass(&Default::default());
-                    pass.set_bind_group(0, &self.bind_group, &[0]);
                     // One step is four dispatches; a submit holds up to 256 steps.
                     let mut k = 0;
                     while done < n && k < 256 {
-                        for (pipe, &(x, y)) in self.pipelines[..3].iter().zip(&grids) {
-                            pass.set_pipeline(pipe);
-                            pass.dispatch_workgroups(x, y, 1);
+                        for (pipe, &g) in self.pipelines[..3].iter().zip(&grids) {
+                            rec.dispatch_at(&self.program, pipe, slot, &storage, g);
                         }
-                        pass.set_pipeline(&self.pipelines[3]);
-                        pass.dispatch_workgroups(1, 1, 1);
+                        rec.dispatch_at(&self.program, &self.pipelines[3], slot, &storage, (1, 1));
                         done += 1;
                         k += 1;
                     }
                 }
             }
-            let mut bytes = vec![0u8; self.slot_stride as usize * slot_data.len()];
-            for (i, p) in slot_data.iter().enumerate() {
-                let at = i * self.slot_stride as usize;
-                bytes[at..at + std::mem::size_of::<ToyParams>()]
-                    .copy_from_slice(bytemuck::bytes_of(p));
-            }
-            self.gpu.queue.write_buffer(&self.uniform, 0, &bytes);
-            self.gpu.queue.submit([enc.finish()]);
+            rec.submit();
         }
         self.step += n;
         let sums: Vec<f32> = self
@@ -388,16 +370,6 @@ impl GpuToyTrainer {
                 self.n_instances as usize * self.cfg.params_per_instance(),
             )
             .await
-    }
-}
-
-/// A 2-D grid for `groups` workgroups: wide along x, spilling into y past 65535.
-fn grid(groups: u64) -> (u32, u32) {
-    const MAX_X: u64 = 65_535;
-    if groups <= MAX_X {
-        (groups.max(1) as u32, 1)
-    } else {
-        (MAX_X as u32, groups.div_ceil(MAX_X) as u32)
     }
 }
 

@@ -27,7 +27,7 @@ use super::train::{
     sparsity_coefficient, Evaluation, StepReport, BETA1, BETA2, EPS,
 };
 use crate::error::{EngineError, Result};
-use crate::gpu::Gpu;
+use crate::gpu::{Gpu, Recorder, Recording};
 
 /// `arch` of the dense path's kernels (see sae_train.wgsl).
 const ARCH_RELU: u32 = 0;
@@ -47,11 +47,6 @@ fn fs<const N: usize>(bufs: [&wgpu::Buffer; N]) -> Bindings<'_> {
     b
 }
 
-/// Dispatches of the step kernels one step records, with room to spare, besides the dense
-/// path's per chunk.
-const STEP_SLOTS: usize = 64;
-/// Step-kernel dispatches the dense path records per row chunk (at most).
-const DENSE_CHUNK_SLOTS: usize = 5;
 /// Steps whose losses stay on the device before a report must read them.
 pub const MAX_PENDING_STEPS: u32 = 1024;
 
@@ -132,6 +127,9 @@ pub struct GpuSaeTrainer {
     source: Box<dyn ActivationSource>,
     buf: Buffers,
     kernels: StepKernels,
+    /// Records every step; kept across steps so they reuse its bind groups and uniform
+    /// buffer (taken out while a step records).
+    recorder: Option<Recorder>,
     input_scale: f32,
     d_in: usize,
     d_sae: usize,
@@ -350,8 +348,7 @@ impl GpuSaeTrainer {
             )?,
             threshold: gpu.storage_from("sae batch threshold", &[params.batch_threshold])?,
         };
-        let slots = STEP_SLOTS + if dense { DENSE_CHUNK_SLOTS * chunks } else { 0 };
-        let kernels = StepKernels::new(gpu, slots).await?;
+        let kernels = StepKernels::new(gpu).await?;
         Ok(Self {
             gpu: gpu.clone(),
             tracker: FiringTracker::new(d_sae, dead_tokens(&cfg.architecture)),
@@ -359,6 +356,7 @@ impl GpuSaeTrainer {
             source,
             buf,
             kernels,
+            recorder: Some(Recorder::new(gpu)),
             input_scale: params.input_scale,
             d_in,
             d_sae,
@@ -519,7 +517,22 @@ impl GpuSaeTrainer {
             coefficient: sparsity_coefficient(&self.cfg.architecture, self.step),
             ..self.base()
         };
-        let mut enc = gpu.device.create_command_encoder(&Default::default());
+        let mut recorder = self
+            .recorder
+            .take()
+            .expect("the recorder is put back after each step");
+        let recorded = self.record_step(&mut recorder, base, lr).await;
+        self.recorder = Some(recorder);
+        recorded?;
+        self.lrs.push(lr);
+        self.step += 1;
+        self.pending += 1;
+        Ok(())
+    }
+
+    /// Records one step's work (the batch already uploaded) and submits it.
+    async fn record_step(&self, recorder: &mut Recorder, base: StepParams, lr: f32) -> Result<()> {
+        let mut rec = recorder.begin();
         if let Some(sh) = &self.shuffle {
             let sb = kernels::GatherScatterBuffers {
                 slots: &sh.slot_buf,
@@ -528,51 +541,32 @@ impl GpuSaeTrainer {
                 x: &self.buf.x,
             };
             let rows = sh.slots.pool_rows();
-            kernels::gather_scatter(
-                &gpu,
-                &mut enc,
-                &sb,
-                self.batch,
-                self.d_in,
-                rows,
-                self.input_scale,
-            )
-            .await?;
+            kernels::gather_scatter(&mut rec, &sb, self.batch, self.d_in, rows, self.input_scale)
+                .await?;
         }
         for gb in &self.buf.grads {
-            enc.clear_buffer(gb, 0, None);
+            rec.clear(gb, 0, None);
         }
         {
             let b = &self.buf;
-            let bg = self.kernels.bind(&gpu, &fs([&b.x, &b.b_dec, &b.xc]));
-            let mut pass = enc.begin_compute_pass(&Default::default());
+            let bg = fs([&b.x, &b.b_dec, &b.xc]);
             let n = (self.batch * self.d_in) as u32;
-            self.kernels.record(&mut pass, Kernel::Centre, &bg, base, n);
+            self.kernels.record(&mut rec, Kernel::Centre, &bg, base, n);
         }
         if self.dense {
-            self.record_dense(&gpu, &mut enc, base).await?;
+            self.record_dense(&mut rec, base).await?;
         } else {
-            self.record_sparse(&gpu, &mut enc, base).await?;
+            self.record_sparse(&mut rec, base).await?;
         }
-        self.record_update(&gpu, &mut enc, base, lr);
-        self.kernels.upload(&gpu);
-        gpu.scoped(|| gpu.queue.submit([enc.finish()])).await?;
-        self.lrs.push(lr);
-        self.step += 1;
-        self.pending += 1;
-        Ok(())
+        self.record_update(&mut rec, base, lr);
+        rec.submit_scoped().await
     }
 
     /// The TopK family: encode in row chunks and select (per row for TopK, over the whole batch
     /// for BatchTopK), decode and differentiate only active latents, AuxK on the dead ones.
     /// Both architectures share everything past the selection, AuxK included; BatchTopK's code
     /// carries a row index, since its rows hold different numbers of latents.
-    async fn record_sparse(
-        &mut self,
-        gpu: &Gpu,
-        enc: &mut wgpu::CommandEncoder,
-        base: StepParams,
-    ) -> Result<()> {
+    async fn record_sparse(&self, rec: &mut Recording<'_>, base: StepParams) -> Result<()> {
         let b = &self.buf;
         let (batch, d_in, d_sae, k, k_aux) =
             (self.batch, self.d_in, self.d_sae, self.k, self.k_aux);
@@ -584,7 +578,7 @@ impl GpuSaeTrainer {
             // BatchTopK keeps every chunk's pre-activations for its selection over the batch;
             // TopK selects per chunk and reuses one buffer.
             let pre = &b.pre[chunk % b.pre.len()];
-            enc.copy_buffer_to_buffer(
+            rec.copy(
                 &b.x,
                 (row * d_in) as u64 * f4,
                 &b.x_chunk,
@@ -598,7 +592,7 @@ impl GpuSaeTrainer {
                 b_dec: &b.b_dec,
                 pre,
             };
-            kernels::encode(gpu, enc, &eb, rows, d_in, d_sae).await?;
+            kernels::encode(rec, &eb, rows, d_in, d_sae).await?;
             // (chunk's code, mask, width, the batch's code): AuxK's per-row selection over dead
             // latents, and TopK's own.
             let mut selections = vec![(
@@ -618,11 +612,11 @@ impl GpuSaeTrainer {
                     scratch: &b.topk_scratch,
                     mask,
                 };
-                kernels::topk_rows(gpu, enc, &tb, rows, d_sae, width).await?;
+                kernels::topk_rows(rec, &tb, rows, d_sae, width).await?;
                 let at = (row * width) as u64 * f4;
                 let bytes = (rows * width) as u64 * f4;
-                enc.copy_buffer_to_buffer(idx, 0, all_idx, at, bytes);
-                enc.copy_buffer_to_buffer(val, 0, all_val, at, bytes);
+                rec.copy(idx, 0, all_idx, at, bytes);
+                rec.copy(val, 0, all_val, at, bytes);
             }
             row += rows;
             chunk += 1;
@@ -637,7 +631,7 @@ impl GpuSaeTrainer {
                 rows: &b.code_rows,
                 scratch: &b.select_scratch,
             };
-            kernels::batch_topk(gpu, enc, &sb, batch, d_sae, k).await?;
+            kernels::batch_topk(rec, &sb, batch, d_sae, k).await?;
             Some(&b.code_rows)
         } else {
             None
@@ -656,26 +650,25 @@ impl GpuSaeTrainer {
                 x_hat: out,
                 rows,
             };
-            kernels::decode_sparse(gpu, enc, &db, batch, width, d_in, d_sae).await?;
+            kernels::decode_sparse(rec, &db, batch, width, d_in, d_sae).await?;
         }
         // Reconstruction and AuxK gradients at the outputs (AuxK's overwrites e_hat), losses.
-        let kx = &mut self.kernels;
+        let kx = &self.kernels;
         {
-            let bg_recon = kx.bind(gpu, &fs([&b.x_hat, &b.x, &b.g, &b.row_loss]));
-            let bg_sum = kx.bind(gpu, &fs([&b.row_loss, &b.losses]));
+            let bg_recon = fs([&b.x_hat, &b.x, &b.g, &b.row_loss]);
+            let bg_sum = fs([&b.row_loss, &b.losses]);
             let mut bg_aux = fs([&b.x, &b.x_hat, &b.e_hat, &b.row_loss]);
             bg_aux.counters = Some(&b.counters);
-            let bg_aux = kx.bind(gpu, &bg_aux);
+            let bg_aux = bg_aux;
             let sum = |out_index| StepParams {
                 count: batch as u32,
                 out_index,
                 ..base
             };
-            let mut pass = enc.begin_compute_pass(&Default::default());
-            kx.record(&mut pass, Kernel::ReconGrad, &bg_recon, base, batch as u32);
-            kx.record(&mut pass, Kernel::ReduceSum, &bg_sum, sum(3 * slot), 1);
-            kx.record(&mut pass, Kernel::AuxGrad, &bg_aux, base, batch as u32);
-            kx.record(&mut pass, Kernel::ReduceSum, &bg_sum, sum(3 * slot + 2), 1);
+            kx.record(rec, Kernel::ReconGrad, &bg_recon, base, batch as u32);
+            kx.record(rec, Kernel::ReduceSum, &bg_sum, sum(3 * slot), 1);
+            kx.record(rec, Kernel::AuxGrad, &bg_aux, base, batch as u32);
+            kx.record(rec, Kernel::ReduceSum, &bg_sum, sum(3 * slot + 2), 1);
         }
         for (idx, g, out, width, rows) in [
             (&b.idx, &b.g, &b.g_val, k, main_rows),
@@ -688,23 +681,22 @@ impl GpuSaeTrainer {
                 g_val: out,
                 rows,
             };
-            kernels::latent_grad_sparse(gpu, enc, &lb, batch, width, d_in, d_sae).await?;
+            kernels::latent_grad_sparse(rec, &lb, batch, width, d_in, d_sae).await?;
         }
         {
             let mut bg = fs([&b.g_val, &b.val, &b.gpre]);
             bg.u[0] = Some(&b.idx);
-            let bg_gpre = kx.bind(gpu, &bg);
+            let bg_gpre = bg;
             let mut bg = fs([&b.ag_val, &b.aval, &b.agpre]);
             bg.u[0] = Some(&b.aidx);
-            let bg_agpre = kx.bind(gpu, &bg);
+            let bg_agpre = bg;
             let n = |w: usize| StepParams {
                 count: (batch * w) as u32,
                 ..base
             };
-            let mut pass = enc.begin_compute_pass(&Default::default());
             let (nk, na) = ((batch * k) as u32, (batch * k_aux) as u32);
-            kx.record(&mut pass, Kernel::EntryGpre, &bg_gpre, n(k), nk);
-            kx.record(&mut pass, Kernel::EntryGpre, &bg_agpre, n(k_aux), na);
+            kx.record(rec, Kernel::EntryGpre, &bg_gpre, n(k), nk);
+            kx.record(rec, Kernel::EntryGpre, &bg_agpre, n(k_aux), na);
         }
         for (idx, val, g, gpre, width, rows) in [
             (&b.idx, &b.val, &b.g, &b.gpre, k, main_rows),
@@ -724,42 +716,39 @@ impl GpuSaeTrainer {
                 scratch: &b.list_scratch,
                 rows,
             };
-            kernels::weight_grad_sparse(gpu, enc, &wb, batch, width, d_in, d_sae).await?;
+            kernels::weight_grad_sparse(rec, &wb, batch, width, d_in, d_sae).await?;
         }
         // b_dec's gradient: Σ g, less the encoder's term Σ_(b,t) gpre · W_enc[idx] summed per
         // latent first, which is b_enc's gradient (main and AuxK entries, just accumulated):
         // d_sae products per input dimension instead of one per entry of both codes.
         let mut bg = fs([&b.g, &b.w_enc, &b.grads[3]]);
         bg.f[4] = Some(&b.grads[1]);
-        let bg_bdec = kx.bind(gpu, &bg);
+        let bg_bdec = bg;
         let mut bg = fs([&b.val]);
         bg.u[0] = Some(&b.idx);
         bg.counters = Some(&b.counters);
-        let bg_fire = kx.bind(gpu, &bg);
-        let bg_threshold = self
-            .batch_topk
-            .then(|| kx.bind(gpu, &fs([&b.val, &b.threshold])));
-        let mut pass = enc.begin_compute_pass(&Default::default());
+        let bg_fire = bg;
+        let bg_threshold = self.batch_topk.then(|| fs([&b.val, &b.threshold]));
         let di = d_in as u32;
         let bdec = StepParams {
             flags: 1,
             out_index: 0,
             ..base
         };
-        kx.record(&mut pass, Kernel::BdecGrad, &bg_bdec, bdec, di);
+        kx.record(rec, Kernel::BdecGrad, &bg_bdec, bdec, di);
         let entries = StepParams {
             count: (batch * k) as u32,
             ..base
         };
         kx.record(
-            &mut pass,
+            rec,
             Kernel::FireCount,
             &bg_fire,
             entries,
             (batch * k) as u32,
         );
         if let Some(bg) = &bg_threshold {
-            kx.record(&mut pass, Kernel::ThresholdEma, bg, entries, 1);
+            kx.record(rec, Kernel::ThresholdEma, bg, entries, 1);
         }
         Ok(())
     }
@@ -769,12 +758,7 @@ impl GpuSaeTrainer {
     /// activations, their gradients and its reconstruction are spent before the next chunk
     /// reuses their buffers; what outlives it (weight and per-latent gradients, the penalty's
     /// column statistics, firing counts, per-row losses, b_dec's row sums) is summed over chunks.
-    async fn record_dense(
-        &mut self,
-        gpu: &Gpu,
-        enc: &mut wgpu::CommandEncoder,
-        base: StepParams,
-    ) -> Result<()> {
+    async fn record_dense(&self, rec: &mut Recording<'_>, base: StepParams) -> Result<()> {
         let b = &self.buf;
         let (batch, d_in, d_sae) = (self.batch, self.d_in, self.d_sae);
         let slot = self.pending;
@@ -783,14 +767,13 @@ impl GpuSaeTrainer {
         let f4 = 4u64;
         // The per-latent scratch sections (5–9) gather sums over the chunks.
         let scratch = (5 * d_sae) as u64 * f4;
-        enc.clear_buffer(&b.lat, scratch, Some(scratch));
-        let kx = &mut self.kernels;
+        rec.clear(&b.lat, scratch, Some(scratch));
+        let kx = &self.kernels;
         {
             let mut bg = fs([&b.w_dec]);
             bg.f[3] = Some(&b.lat);
-            let bg_norms = kx.bind(gpu, &bg);
-            let mut pass = enc.begin_compute_pass(&Default::default());
-            kx.record(&mut pass, Kernel::RowNorms, &bg_norms, base, d_sae as u32);
+            let bg_norms = bg;
+            kx.record(rec, Kernel::RowNorms, &bg_norms, base, d_sae as u32);
         }
         // Gated's aux path reconstructs into e_hat and takes its output gradient in x_hat, whose
         // main reconstruction is spent by then.
@@ -804,9 +787,9 @@ impl GpuSaeTrainer {
         };
         let mut bg = fs([&b.pre[0], &b.f, &b.gate]);
         bg.f[3] = Some(&b.lat);
-        let bg_act = kx.bind(gpu, &bg);
-        let bg_recon = kx.bind(gpu, &fs([&b.x_hat, x, &b.g, &b.row_loss]));
-        let bg_aux = gated.then(|| kx.bind(gpu, &fs([x_aux, x, g_aux, &b.aux_row_loss])));
+        let bg_act = bg;
+        let bg_recon = fs([&b.x_hat, x, &b.g, &b.row_loss]);
+        let bg_aux = gated.then(|| fs([x_aux, x, g_aux, &b.aux_row_loss]));
         let (col, last_f) = if gated {
             (Kernel::GatedColBackward, &b.gate)
         } else {
@@ -814,12 +797,12 @@ impl GpuSaeTrainer {
         };
         let mut bg = fs([&b.pre[0], &b.f, &b.gf, &b.lat, last_f]);
         bg.counters = Some(&b.counters);
-        let bg_col = kx.bind(gpu, &bg);
+        let bg_col = bg;
         // b_dec's gradient: each chunk's Σ g, and once the column sums of the gradient at
         // W_enc xc are complete, their term (glat's b_enc section, or Gated's own).
         let mut bg = fs([&b.g, &b.w_enc, &b.grads[3]]);
         bg.f[4] = Some(if gated { &b.lat } else { &b.grads[1] });
-        let bg_bdec = kx.bind(gpu, &bg);
+        let bg_bdec = bg;
         let mut row = 0;
         while row < batch {
             let rows = self.rows_per_chunk.min(batch - row);
@@ -831,8 +814,8 @@ impl GpuSaeTrainer {
             };
             if !whole {
                 let (at, bytes) = ((row * d_in) as u64 * f4, (rows * d_in) as u64 * f4);
-                enc.copy_buffer_to_buffer(&b.x, at, x, 0, bytes);
-                enc.copy_buffer_to_buffer(&b.xc, at, xc, 0, bytes);
+                rec.copy(&b.x, at, x, 0, bytes);
+                rec.copy(&b.xc, at, xc, 0, bytes);
             }
             let eb = kernels::EncodeBuffers {
                 x,
@@ -841,11 +824,10 @@ impl GpuSaeTrainer {
                 b_dec: &b.b_dec,
                 pre: &b.pre[0],
             };
-            kernels::encode(gpu, enc, &eb, rows, d_in, d_sae).await?;
+            kernels::encode(rec, &eb, rows, d_in, d_sae).await?;
             {
-                let mut pass = enc.begin_compute_pass(&Default::default());
                 let n = (rows * d_sae) as u32;
-                kx.record(&mut pass, Kernel::ActForward, &bg_act, chunk, n);
+                kx.record(rec, Kernel::ActForward, &bg_act, chunk, n);
             }
             let mut decodes = vec![(&b.f, &b.x_hat)];
             if gated {
@@ -858,14 +840,13 @@ impl GpuSaeTrainer {
                     b_dec: &b.b_dec,
                     x_hat,
                 };
-                kernels::decode_dense(gpu, enc, &db, rows, d_in, d_sae).await?;
+                kernels::decode_dense(rec, &db, rows, d_in, d_sae).await?;
             }
             {
-                let mut pass = enc.begin_compute_pass(&Default::default());
                 let n = rows as u32;
-                kx.record(&mut pass, Kernel::ReconGrad, &bg_recon, chunk, n);
+                kx.record(rec, Kernel::ReconGrad, &bg_recon, chunk, n);
                 if let Some(bg) = &bg_aux {
-                    kx.record(&mut pass, Kernel::ReconGrad, bg, chunk, n);
+                    kx.record(rec, Kernel::ReconGrad, bg, chunk, n);
                 }
             }
             let mut grads = vec![(&b.g, &b.gf)];
@@ -879,11 +860,10 @@ impl GpuSaeTrainer {
                     w_dec: &b.w_dec,
                     gf,
                 };
-                kernels::latent_grad_dense(gpu, enc, &lb, rows, d_in, d_sae).await?;
+                kernels::latent_grad_dense(rec, &lb, rows, d_in, d_sae).await?;
             }
             {
-                let mut pass = enc.begin_compute_pass(&Default::default());
-                kx.record(&mut pass, col, &bg_col, chunk, d_sae as u32);
+                kx.record(rec, col, &bg_col, chunk, d_sae as u32);
             }
             for (coef, rows_in, grad) in [(&b.gf, xc, &b.grads[0]), (&b.f, &b.g, &b.grads[2])] {
                 let wb = kernels::WeightGradDenseBuffers {
@@ -891,109 +871,89 @@ impl GpuSaeTrainer {
                     rows: rows_in,
                     grad,
                 };
-                kernels::weight_grad_dense(gpu, enc, &wb, rows, d_in, d_sae).await?;
+                kernels::weight_grad_dense(rec, &wb, rows, d_in, d_sae).await?;
             }
             let p = StepParams {
                 out_index: if gated { 9 * d_sae as u32 } else { 0 },
                 flags: u32::from(last),
                 ..chunk
             };
-            let mut pass = enc.begin_compute_pass(&Default::default());
-            kx.record(&mut pass, Kernel::BdecGrad, &bg_bdec, p, d_in as u32);
+            kx.record(rec, Kernel::BdecGrad, &bg_bdec, p, d_in as u32);
             row += rows;
         }
-        let bg_sum = kx.bind(gpu, &fs([&b.row_loss, &b.losses]));
+        let bg_sum = fs([&b.row_loss, &b.losses]);
         let mut bg = fs([&b.w_enc, &b.losses]);
         bg.f[3] = Some(&b.lat);
-        let bg_pen = kx.bind(gpu, &bg);
+        let bg_pen = bg;
         // Gated's aux loss and per-latent gradients; the decoder's penalty gradient (JumpReLU's
         // L0 penalty has none).
         let bg_gated = gated.then(|| {
             let mut bg = fs([]);
             bg.f[3] = Some(&b.lat);
             bg.f[4] = Some(&b.grads[1]);
-            let aux_sum = kx.bind(gpu, &fs([&b.aux_row_loss, &b.losses]));
-            (aux_sum, kx.bind(gpu, &bg))
+            let aux_sum = fs([&b.aux_row_loss, &b.losses]);
+            (aux_sum, bg)
         });
         let bg_pen_dec = (base.arch != ARCH_JUMP).then(|| {
             let mut bg = fs([&b.w_dec, &b.grads[2]]);
             bg.f[3] = Some(&b.lat);
-            kx.bind(gpu, &bg)
+            bg
         });
         let sum = |out_index| StepParams {
             count: batch as u32,
             out_index,
             ..base
         };
-        let mut pass = enc.begin_compute_pass(&Default::default());
-        kx.record(&mut pass, Kernel::ReduceSum, &bg_sum, sum(3 * slot), 1);
+        kx.record(rec, Kernel::ReduceSum, &bg_sum, sum(3 * slot), 1);
         if let Some((aux_sum, lat)) = &bg_gated {
-            kx.record(&mut pass, Kernel::ReduceSum, aux_sum, sum(3 * slot + 2), 1);
-            kx.record(&mut pass, Kernel::GatedLatGrads, lat, base, d_sae as u32);
+            kx.record(rec, Kernel::ReduceSum, aux_sum, sum(3 * slot + 2), 1);
+            kx.record(rec, Kernel::GatedLatGrads, lat, base, d_sae as u32);
         }
         let value = StepParams {
             out_index: 3 * slot + 1,
             ..base
         };
-        kx.record(&mut pass, Kernel::PenaltyValue, &bg_pen, value, 1);
+        kx.record(rec, Kernel::PenaltyValue, &bg_pen, value, 1);
         if let Some(bg) = &bg_pen_dec {
             let w = (d_sae * d_in) as u32;
-            kx.record(&mut pass, Kernel::PenaltyDecoderGrad, bg, base, w);
+            kx.record(rec, Kernel::PenaltyDecoderGrad, bg, base, w);
         }
         Ok(())
     }
 
     /// What every path shares after the gradients: dead-latent bookkeeping, the decoder
     /// projection, clipping, Adam and the unit-norm decoder.
-    fn record_update(
-        &mut self,
-        gpu: &Gpu,
-        enc: &mut wgpu::CommandEncoder,
-        base: StepParams,
-        lr: f32,
-    ) {
+    fn record_update(&self, rec: &mut Recording<'_>, base: StepParams, lr: f32) {
         let b = &self.buf;
         let d_sae = self.d_sae;
         let t = self.step + 1;
         let unit = self.cfg.architecture.unit_norm_decoder();
-        enc.clear_buffer(&b.counters, (d_sae * 4) as u64, Some(4));
-        let kx = &mut self.kernels;
-        let bg_dead = kx.bind(
-            gpu,
-            &Bindings {
-                u: [Some(&b.since), Some(&b.mask_window)],
-                counters: Some(&b.counters),
-                ..Default::default()
-            },
-        );
-        let bg_project = kx.bind(gpu, &fs([&b.w_dec, &b.grads[2]]));
+        rec.clear(&b.counters, (d_sae * 4) as u64, Some(4));
+        let kx = &self.kernels;
+        let bg_dead = Bindings {
+            u: [Some(&b.since), Some(&b.mask_window)],
+            counters: Some(&b.counters),
+            ..Default::default()
+        };
+        let bg_project = fs([&b.w_dec, &b.grads[2]]);
         let params = [&b.w_enc, &b.lat, &b.w_dec, &b.b_dec];
         let shapes = self.shapes;
-        let bg_sq: Vec<_> = (0..4)
-            .map(|i| kx.bind(gpu, &fs([&b.grads[i], &b.partials])))
-            .collect();
-        let bg_norm = kx.bind(gpu, &fs([&b.partials, &b.norm2]));
+        let bg_sq: Vec<_> = (0..4).map(|i| fs([&b.grads[i], &b.partials])).collect();
+        let bg_norm = fs([&b.partials, &b.norm2]);
         let bg_adam: Vec<_> = (0..4)
             .map(|i| {
                 let bufs = [params[i], &b.grads[i], &b.m[i], &b.v[i], &b.norm2];
-                kx.bind(gpu, &fs(bufs))
+                fs(bufs)
             })
             .collect();
-        let bg_norm_dec = kx.bind(gpu, &fs([&b.w_dec]));
+        let bg_norm_dec = fs([&b.w_dec]);
         let n_partials: u32 = shapes
             .iter()
             .map(|&n| n.div_ceil((WG * CHUNK) as usize) as u32)
             .sum();
-        let mut pass = enc.begin_compute_pass(&Default::default());
-        kx.record(&mut pass, Kernel::DeadUpdate, &bg_dead, base, d_sae as u32);
+        kx.record(rec, Kernel::DeadUpdate, &bg_dead, base, d_sae as u32);
         if unit {
-            kx.record(
-                &mut pass,
-                Kernel::ProjectDecoder,
-                &bg_project,
-                base,
-                d_sae as u32,
-            );
+            kx.record(rec, Kernel::ProjectDecoder, &bg_project, base, d_sae as u32);
         }
         for i in 0..4 {
             let p = StepParams {
@@ -1001,20 +961,14 @@ impl GpuSaeTrainer {
                 out_index: self.partial_offsets[i],
                 ..base
             };
-            kx.record(
-                &mut pass,
-                Kernel::SumSquares,
-                &bg_sq[i],
-                p,
-                shapes[i] as u32,
-            );
+            kx.record(rec, Kernel::SumSquares, &bg_sq[i], p, shapes[i] as u32);
         }
         let p = StepParams {
             count: n_partials,
             out_index: 0,
             ..base
         };
-        kx.record(&mut pass, Kernel::ReduceSum, &bg_norm, p, 1);
+        kx.record(rec, Kernel::ReduceSum, &bg_norm, p, 1);
         let c1 = 1.0 - BETA1.powi(t as i32);
         let c2 = 1.0 - BETA2.powi(t as i32);
         let log_threshold_scale =
@@ -1034,11 +988,11 @@ impl GpuSaeTrainer {
                 lr_scale: log_threshold_scale,
                 ..base
             };
-            kx.record(&mut pass, Kernel::Adam, &bg_adam[i], p, shapes[i] as u32);
+            kx.record(rec, Kernel::Adam, &bg_adam[i], p, shapes[i] as u32);
         }
         if unit {
             kx.record(
-                &mut pass,
+                rec,
                 Kernel::NormalizeDecoder,
                 &bg_norm_dec,
                 base,

@@ -1,11 +1,11 @@
 //! Host side of `shaders/sae_train.wgsl`: the training step's own kernels (reconstruction
 //! gradient, the TopK family's per-entry gradients and AuxK, firing and dead-latent bookkeeping,
 //! decoder projection, clipping, Adam, BatchTopK's threshold estimate). One bind group layout
-//! serves every entry point; each recorded dispatch gets its own uniform slot, written once
-//! before the step is submitted.
+//! serves every entry point; each recorded dispatch gets its own parameter block in the step's
+//! recording.
 
 use crate::error::Result;
-use crate::gpu::{layout, Gpu};
+use crate::gpu::{grid, Gpu, Program, ProgramSpec, Recording};
 use crate::sae::train::THRESHOLD_RATE;
 use std::collections::HashMap;
 use std::sync::Arc;
@@ -163,58 +163,58 @@ pub struct Bindings<'a> {
     pub counters: Option<&'a wgpu::Buffer>,
 }
 
-/// The compiled step kernels and their uniform slots.
+/// The compiled step kernels and the dummies that fill unused bindings.
 pub struct StepKernels {
-    bgl: wgpu::BindGroupLayout,
+    program: Arc<Program>,
     pipelines: HashMap<Kernel, Arc<wgpu::ComputePipeline>>,
-    uniform: wgpu::Buffer,
-    stride: u64,
-    slots: Vec<StepParams>,
-    capacity: usize,
     dummies: Vec<wgpu::Buffer>,
 }
 
 impl StepKernels {
-    /// Compiles every entry point; `capacity` is the most dispatches one submit records.
-    pub async fn new(gpu: &Gpu, capacity: usize) -> Result<Self> {
-        let size = std::mem::size_of::<StepParams>() as u64;
-        let (bgl, pl) = layout::uniform_and_storage(&gpu.device, "sae step", size, N_STORAGE);
-        let source = format!(
+    /// Compiles every entry point.
+    pub async fn new(gpu: &Gpu) -> Result<Self> {
+        let constants = format!(
             "const WG: u32 = {WG}u;\nconst CHUNK: u32 = {CHUNK}u;\n\
-             const THRESHOLD_RATE: f32 = {THRESHOLD_RATE:?};\n{SOURCE}"
+             const THRESHOLD_RATE: f32 = {THRESHOLD_RATE:?};\n"
         );
+        let program = gpu
+            .program(&ProgramSpec {
+                label: "sae_train",
+                variant: &constants,
+                body: &[SOURCE],
+                uniform_bytes: std::mem::size_of::<StepParams>() as u64,
+                storage: N_STORAGE,
+            })
+            .await?;
         let mut pipelines = HashMap::new();
         for k in Kernel::ALL {
-            let p = gpu
-                .pipelines()
-                .get(gpu, "sae_train", &source, k.entry(), &pl)
-                .await?;
-            pipelines.insert(k, p);
+            pipelines.insert(k, program.pipeline(gpu, k.entry()).await?);
         }
-        let align = gpu.limits.min_uniform_buffer_offset_alignment as u64;
-        let stride = crate::gpu::round_up(size, align);
-        let uniform = gpu.device.create_buffer(&wgpu::BufferDescriptor {
-            label: Some("sae step uniforms"),
-            size: stride * capacity as u64,
-            usage: wgpu::BufferUsages::UNIFORM | wgpu::BufferUsages::COPY_DST,
-            mapped_at_creation: false,
-        });
         let dummies = (0..N_STORAGE)
             .map(|_| gpu.storage_zeroed::<u32>("sae step dummy", 4))
             .collect::<Result<Vec<_>>>()?;
         Ok(Self {
-            bgl,
+            program,
             pipelines,
-            uniform,
-            stride,
-            slots: Vec::new(),
-            capacity,
             dummies,
         })
     }
 
-    /// A bind group for `b`.
-    pub fn bind(&self, gpu: &Gpu, b: &Bindings) -> wgpu::BindGroup {
+    /// Adds `kernel` over `threads` invocations (or `groups` workgroups for the reductions)
+    /// with its own parameter block.
+    pub fn record(
+        &self,
+        rec: &mut Recording<'_>,
+        kernel: Kernel,
+        b: &Bindings,
+        params: StepParams,
+        threads: u32,
+    ) {
+        let groups = match kernel {
+            Kernel::ReduceSum | Kernel::PenaltyValue | Kernel::ThresholdEma => 1,
+            Kernel::SumSquares => threads.div_ceil(WG * CHUNK).max(1),
+            _ => threads.div_ceil(WG).max(1),
+        };
         let storage: Vec<&wgpu::Buffer> =
             b.f.iter()
                 .chain(b.u.iter())
@@ -222,53 +222,13 @@ impl StepKernels {
                 .zip(&self.dummies)
                 .map(|(x, d)| x.unwrap_or(d))
                 .collect();
-        layout::bind(
-            &gpu.device,
-            "sae step",
-            &self.bgl,
-            &self.uniform,
-            std::mem::size_of::<StepParams>() as u64,
+        let slot = rec.params(&params);
+        rec.dispatch_at(
+            &self.program,
+            &self.pipelines[&kernel],
+            slot,
             &storage,
-        )
-    }
-
-    /// Records `kernel` over `threads` invocations (or `groups` workgroups for the reductions)
-    /// with its own uniform slot. Panics only if more dispatches are recorded than `capacity`,
-    /// which is a bug in the step's plan, not bad input.
-    pub fn record(
-        &mut self,
-        pass: &mut wgpu::ComputePass,
-        kernel: Kernel,
-        bind_group: &wgpu::BindGroup,
-        params: StepParams,
-        threads: u32,
-    ) {
-        let slot = self.slots.len();
-        assert!(slot < self.capacity, "sae step: more dispatches than slots");
-        self.slots.push(params);
-        let groups = match kernel {
-            Kernel::ReduceSum | Kernel::PenaltyValue | Kernel::ThresholdEma => 1,
-            Kernel::SumSquares => threads.div_ceil(WG * CHUNK).max(1),
-            _ => threads.div_ceil(WG).max(1),
-        };
-        let x = groups.min(65_535);
-        let y = groups.div_ceil(x);
-        pass.set_pipeline(&self.pipelines[&kernel]);
-        pass.set_bind_group(0, bind_group, &[(slot as u64 * self.stride) as u32]);
-        pass.dispatch_workgroups(x, y, 1);
-    }
-
-    /// Writes the recorded slots' parameters; call before submitting the encoder.
-    pub fn upload(&mut self, gpu: &Gpu) {
-        let mut bytes = vec![0u8; self.slots.len() * self.stride as usize];
-        for (i, s) in self.slots.iter().enumerate() {
-            let at = i * self.stride as usize;
-            bytes[at..at + std::mem::size_of::<StepParams>()]
-                .copy_from_slice(bytemuck::bytes_of(s));
-        }
-        if !bytes.is_empty() {
-            gpu.queue.write_buffer(&self.uniform, 0, &bytes);
-        }
-        self.slots.clear();
+            grid(groups as u64),
+        );
     }
 }

@@ -4,9 +4,9 @@
 //! they won. The pre-activations may come in chunks of whole rows, one buffer each, so a batch
 //! larger than one binding still selects exactly.
 
-use super::{check_buffer, code_rows_len, dim, elements, params, Params, Recorder};
+use super::{check_buffer, code_rows_len, dim, elements, params, Kernel, Params};
 use crate::error::{EngineError, Result};
-use crate::gpu::Gpu;
+use crate::gpu::Recording;
 
 const BATCH_TOPK_WGSL: &str = include_str!("../../../../shaders/sae_batch_topk.wgsl");
 
@@ -50,13 +50,13 @@ pub struct BatchTopkBuffers<'a> {
 /// row, each invocation writing a contiguous run of latents). Consecutive dispatches on one
 /// chunk share a compute pass.
 pub async fn batch_topk(
-    gpu: &Gpu,
-    encoder: &mut wgpu::CommandEncoder,
+    rec: &mut Recording<'_>,
     buf: &BatchTopkBuffers<'_>,
     batch: usize,
     n: usize,
     k: usize,
 ) -> Result<()> {
+    let gpu = &rec.gpu().clone();
     let (b, n32) = (dim("batch", batch)?, dim("n", n)?);
     if k == 0 || k > n {
         return Err(EngineError::invalid(
@@ -131,13 +131,12 @@ pub async fn batch_topk(
     while at < plan.len() {
         let chunk = plan[at].0;
         let storage = vec![buf.pre[chunk], buf.scratch, buf.idx, buf.val, buf.rows];
-        let mut rec = Recorder::new(gpu, "sae_batch_topk", "", BATCH_TOPK_WGSL, storage, &[]);
+        let kern = Kernel::new(gpu, "sae_batch_topk", "", BATCH_TOPK_WGSL, storage, &[]).await?;
         while at < plan.len() && plan[at].0 == chunk {
             let (_, entry, params, groups) = plan[at];
-            rec.dispatch(entry, params, groups).await?;
+            kern.dispatch(rec, entry, params, groups).await?;
             at += 1;
         }
-        rec.record(encoder);
     }
     Ok(())
 }
@@ -161,6 +160,7 @@ pub fn batch_topk_ref(pre: &[f32], batch: usize, k: usize) -> (Vec<u32>, Vec<f32
 mod tests {
     use super::super::test_data::{values, Timer};
     use super::*;
+    use crate::gpu::{Gpu, Recorder};
     use crate::gpu_test;
 
     /// Runs the kernel on `pre` split into chunks of `per` rows and checks the code against the
@@ -181,7 +181,8 @@ mod tests {
             .storage_zeroed::<u8>("scratch", batch_topk_scratch_bytes() as usize)
             .unwrap();
         let timer = Timer::start();
-        let mut enc = gpu.device.create_command_encoder(&Default::default());
+        let mut recorder = Recorder::new(gpu);
+        let mut rec = recorder.begin();
         let b = BatchTopkBuffers {
             pre: &chunk_refs,
             rows_per_chunk: per,
@@ -190,8 +191,8 @@ mod tests {
             rows: &rows,
             scratch: &scratch,
         };
-        batch_topk(gpu, &mut enc, &b, batch, n, k).await.unwrap();
-        gpu.queue.submit([enc.finish()]);
+        batch_topk(&mut rec, &b, batch, n, k).await.unwrap();
+        rec.submit();
         let got_idx: Vec<u32> = gpu.read(&idx, keep).await.unwrap();
         let got_val: Vec<f32> = gpu.read(&val, keep).await.unwrap();
         let got_rows: Vec<u32> = gpu.read(&rows, rows_len).await.unwrap();
@@ -265,7 +266,8 @@ mod tests {
     async fn refuses_bad_shapes(gpu: &Gpu) {
         let buf = [0; 5].map(|_| gpu.storage_zeroed::<f32>("buf", 1024).unwrap());
         let [pre, idx, val, rows, scratch] = &buf;
-        let mut enc = gpu.device.create_command_encoder(&Default::default());
+        let mut recorder = Recorder::new(gpu);
+        let mut rec = recorder.begin();
         let mut b = BatchTopkBuffers {
             pre: &[pre],
             rows_per_chunk: 2,
@@ -274,16 +276,16 @@ mod tests {
             rows,
             scratch,
         };
-        let err = batch_topk(gpu, &mut enc, &b, 2, 10, 11).await.unwrap_err();
+        let err = batch_topk(&mut rec, &b, 2, 10, 11).await.unwrap_err();
         assert!(err.to_string().contains("k = 11"), "{err}");
-        let err = batch_topk(gpu, &mut enc, &b, 2, 1000, 5).await.unwrap_err();
+        let err = batch_topk(&mut rec, &b, 2, 1000, 5).await.unwrap_err();
         assert!(err.to_string().contains("pre"), "{err}");
-        let err = batch_topk(gpu, &mut enc, &b, 3, 10, 5).await.unwrap_err();
+        let err = batch_topk(&mut rec, &b, 3, 10, 5).await.unwrap_err();
         assert!(err.to_string().contains("needs 2"), "{err}");
         b.rows_per_chunk = 0;
-        let err = batch_topk(gpu, &mut enc, &b, 2, 10, 5).await.unwrap_err();
+        let err = batch_topk(&mut rec, &b, 2, 10, 5).await.unwrap_err();
         assert!(err.to_string().contains("rows_per_chunk"), "{err}");
-        gpu.queue.submit([enc.finish()]);
+        rec.submit();
     }
     gpu_test!(gpu_batch_topk_refuses_bad_shapes, refuses_bad_shapes);
 }

@@ -2,9 +2,9 @@
 //! dense decoder, and the dense gradients that the sparse kernels are checked against and that
 //! dense architectures (ReLU-L1, Gated, JumpReLU) use.
 
-use super::{bool_consts, check_buffer, dim, elements, params, Optional, Recorder};
+use super::{bool_consts, check_buffer, dim, elements, params, Kernel, Optional};
 use crate::error::Result;
-use crate::gpu::Gpu;
+use crate::gpu::{Gpu, Recording};
 
 const MATMUL_WGSL: &str = include_str!("../../../../shaders/sae_matmul.wgsl");
 const TILE: u64 = 64;
@@ -63,26 +63,22 @@ impl Tiling {
 /// Records one tiled product (output tiles of 64×64, or 128×128 on software adapters, a 2-D
 /// grid when there are many). Each output element is the sum over k in increasing order, then
 /// the bias, then the old value.
-pub async fn matmul(gpu: &Gpu, encoder: &mut wgpu::CommandEncoder, mm: &Matmul<'_>) -> Result<()> {
-    matmul_named(gpu, encoder, mm, ["a", "b", "c", "bias", "centre"]).await
+pub async fn matmul(rec: &mut Recording<'_>, mm: &Matmul<'_>) -> Result<()> {
+    matmul_named(rec, mm, ["a", "b", "c", "bias", "centre"]).await
 }
 
-async fn matmul_named(
-    gpu: &Gpu,
-    encoder: &mut wgpu::CommandEncoder,
-    mm: &Matmul<'_>,
-    names: Names,
-) -> Result<()> {
-    matmul_tiled(gpu, encoder, mm, names, Tiling::for_device(gpu)).await
+async fn matmul_named(rec: &mut Recording<'_>, mm: &Matmul<'_>, names: Names) -> Result<()> {
+    let tiling = Tiling::for_device(rec.gpu());
+    matmul_tiled(rec, mm, names, tiling).await
 }
 
 async fn matmul_tiled(
-    gpu: &Gpu,
-    encoder: &mut wgpu::CommandEncoder,
+    rec: &mut Recording<'_>,
     mm: &Matmul<'_>,
     names: Names,
     tiling: Tiling,
 ) -> Result<()> {
+    let gpu = &rec.gpu().clone();
     let (m, n, k) = (dim("m", mm.m)?, dim("n", mm.n)?, dim("k", mm.k)?);
     check_buffer(gpu, names[0], mm.a, elements(names[0], &[m, k])?)?;
     check_buffer(gpu, names[1], mm.b, elements(names[1], &[k, n])?)?;
@@ -119,14 +115,14 @@ async fn matmul_tiled(
         },
     ];
     let storage = vec![mm.a, mm.b, mm.c];
-    let mut rec = Recorder::new(gpu, "sae_matmul", &consts, MATMUL_WGSL, storage, &optional);
-    rec.dispatch(
+    let kern = Kernel::new(gpu, "sae_matmul", &consts, MATMUL_WGSL, storage, &optional).await?;
+    kern.dispatch(
+        rec,
         entry,
         params(&[m, n, k, tiles_n as u32, tiles as u32]),
         tiles,
     )
     .await?;
-    rec.record(encoder);
     Ok(())
 }
 
@@ -147,8 +143,7 @@ pub struct EncodeBuffers<'a> {
 
 /// Records `pre[b, j] = Σ_i w_enc[j, i] (x[b, i] − b_dec[i]) + b_enc[j]`.
 pub async fn encode(
-    gpu: &Gpu,
-    encoder: &mut wgpu::CommandEncoder,
+    rec: &mut Recording<'_>,
     buf: &EncodeBuffers<'_>,
     batch: usize,
     d_in: usize,
@@ -167,7 +162,7 @@ pub async fn encode(
         centre: Some(buf.b_dec),
         accumulate: false,
     };
-    matmul_named(gpu, encoder, &mm, ["x", "w_enc", "pre", "b_enc", "b_dec"]).await
+    matmul_named(rec, &mm, ["x", "w_enc", "pre", "b_enc", "b_dec"]).await
 }
 
 /// Buffers of [`decode_dense`].
@@ -185,8 +180,7 @@ pub struct DecodeDenseBuffers<'a> {
 
 /// Records `x_hat = f · w_dec + b_dec`.
 pub async fn decode_dense(
-    gpu: &Gpu,
-    encoder: &mut wgpu::CommandEncoder,
+    rec: &mut Recording<'_>,
     buf: &DecodeDenseBuffers<'_>,
     batch: usize,
     d_in: usize,
@@ -205,7 +199,7 @@ pub async fn decode_dense(
         centre: None,
         accumulate: false,
     };
-    matmul_named(gpu, encoder, &mm, ["f", "w_dec", "x_hat", "b_dec", "-"]).await
+    matmul_named(rec, &mm, ["f", "w_dec", "x_hat", "b_dec", "-"]).await
 }
 
 /// Buffers of [`latent_grad_dense`].
@@ -221,8 +215,7 @@ pub struct LatentGradDenseBuffers<'a> {
 
 /// Records `gf = g · w_decᵀ` (overwriting `gf`).
 pub async fn latent_grad_dense(
-    gpu: &Gpu,
-    encoder: &mut wgpu::CommandEncoder,
+    rec: &mut Recording<'_>,
     buf: &LatentGradDenseBuffers<'_>,
     batch: usize,
     d_in: usize,
@@ -241,7 +234,7 @@ pub async fn latent_grad_dense(
         centre: None,
         accumulate: false,
     };
-    matmul_named(gpu, encoder, &mm, ["g", "w_dec", "gf", "-", "-"]).await
+    matmul_named(rec, &mm, ["g", "w_dec", "gf", "-", "-"]).await
 }
 
 /// Buffers of [`weight_grad_dense`].
@@ -257,8 +250,7 @@ pub struct WeightGradDenseBuffers<'a> {
 
 /// Records `grad += coefᵀ · rows`: `gW_dec += fᵀ · g`, or `gW_enc += gpreᵀ · xc`.
 pub async fn weight_grad_dense(
-    gpu: &Gpu,
-    encoder: &mut wgpu::CommandEncoder,
+    rec: &mut Recording<'_>,
     buf: &WeightGradDenseBuffers<'_>,
     batch: usize,
     d_in: usize,
@@ -277,7 +269,7 @@ pub async fn weight_grad_dense(
         centre: None,
         accumulate: true,
     };
-    matmul_named(gpu, encoder, &mm, ["coef", "rows", "grad", "-", "-"]).await
+    matmul_named(rec, &mm, ["coef", "rows", "grad", "-", "-"]).await
 }
 
 /// CPU reference of the plain product `op(a) · op(b)` (see [`Matmul`] for the layouts), each
@@ -377,6 +369,7 @@ mod tests {
     use super::super::test_data::values;
     use super::*;
     use crate::error::EngineError;
+    use crate::gpu::{Gpu, Recorder, Recording};
     use crate::gpu_test;
     use crate::testing::assert_close;
 
@@ -397,11 +390,12 @@ mod tests {
 
     async fn run<F>(gpu: &Gpu, f: F)
     where
-        F: AsyncFnOnce(&mut wgpu::CommandEncoder) -> Result<()>,
+        F: AsyncFnOnce(&mut Recording<'_>) -> Result<()>,
     {
-        let mut enc = gpu.device.create_command_encoder(&Default::default());
-        f(&mut enc).await.unwrap();
-        gpu.queue.submit([enc.finish()]);
+        let mut recorder = Recorder::new(gpu);
+        let mut rec = recorder.begin();
+        f(&mut rec).await.unwrap();
+        rec.submit();
     }
 
     async fn encode_and_decode(gpu: &Gpu) {
@@ -420,7 +414,7 @@ mod tests {
             let bwd = gpu.storage_from("w_dec", &w_dec).unwrap();
             let pre = gpu.storage_zeroed::<f32>("pre", batch * d_sae).unwrap();
             let x_hat = gpu.storage_zeroed::<f32>("x_hat", batch * d_in).unwrap();
-            run(gpu, async |enc: &mut wgpu::CommandEncoder| {
+            run(gpu, async |rec: &mut Recording<'_>| {
                 let b = EncodeBuffers {
                     x: &bx,
                     w_enc: &bw,
@@ -428,14 +422,14 @@ mod tests {
                     b_dec: &bbd,
                     pre: &pre,
                 };
-                encode(gpu, enc, &b, batch, d_in, d_sae).await?;
+                encode(rec, &b, batch, d_in, d_sae).await?;
                 let b = DecodeDenseBuffers {
                     f: &bf,
                     w_dec: &bwd,
                     b_dec: &bbd,
                     x_hat: &x_hat,
                 };
-                decode_dense(gpu, enc, &b, batch, d_in, d_sae).await
+                decode_dense(rec, &b, batch, d_in, d_sae).await
             })
             .await;
             let what = format!("B={batch} d_in={d_in} d_sae={d_sae}");
@@ -463,19 +457,19 @@ mod tests {
             let bf = gpu.storage_from("f", &f).unwrap();
             let grad = gpu.storage_from("grad", &grad0).unwrap();
             let gf = gpu.storage_zeroed::<f32>("gf", batch * d_sae).unwrap();
-            run(gpu, async |enc: &mut wgpu::CommandEncoder| {
+            run(gpu, async |rec: &mut Recording<'_>| {
                 let b = LatentGradDenseBuffers {
                     g: &bg,
                     w_dec: &bw,
                     gf: &gf,
                 };
-                latent_grad_dense(gpu, enc, &b, batch, d_in, d_sae).await?;
+                latent_grad_dense(rec, &b, batch, d_in, d_sae).await?;
                 let b = WeightGradDenseBuffers {
                     coef: &bf,
                     rows: &bg,
                     grad: &grad,
                 };
-                weight_grad_dense(gpu, enc, &b, batch, d_in, d_sae).await
+                weight_grad_dense(rec, &b, batch, d_in, d_sae).await
             })
             .await;
             let what = format!("B={batch} d_in={d_in} d_sae={d_sae}");
@@ -503,7 +497,7 @@ mod tests {
             .flat_map(|t| [(t, Tiling::Gpu), (t, Tiling::Wide)]);
         for ((ta, tb), tiling) in cases {
             let c = gpu.storage_zeroed::<f32>("c", m * n).unwrap();
-            run(gpu, async |enc: &mut wgpu::CommandEncoder| {
+            run(gpu, async |rec: &mut Recording<'_>| {
                 let mm = Matmul {
                     a: &ba,
                     b: &bb,
@@ -517,7 +511,7 @@ mod tests {
                     centre: None,
                     accumulate: false,
                 };
-                matmul_tiled(gpu, enc, &mm, ["a", "b", "c", "bias", "centre"], tiling).await
+                matmul_tiled(rec, &mm, ["a", "b", "c", "bias", "centre"], tiling).await
             })
             .await;
             let got: Vec<f32> = gpu.read(&c, m * n).await.unwrap();
@@ -531,7 +525,8 @@ mod tests {
     async fn bad_shapes_are_refused(gpu: &Gpu) {
         let small = gpu.storage_zeroed::<f32>("small", 10).unwrap();
         let big = gpu.storage_zeroed::<f32>("big", 1000).unwrap();
-        let mut enc = gpu.device.create_command_encoder(&Default::default());
+        let mut recorder = Recorder::new(gpu);
+        let mut rec = recorder.begin();
         let b = EncodeBuffers {
             x: &big,
             w_enc: &big,
@@ -539,13 +534,13 @@ mod tests {
             b_dec: &small,
             pre: &big,
         };
-        let err = encode(gpu, &mut enc, &b, 2, 20, 5).await.unwrap_err();
+        let err = encode(&mut rec, &b, 2, 20, 5).await.unwrap_err();
         assert!(matches!(err, EngineError::InvalidConfig { .. }), "{err}");
         assert!(err.to_string().contains("b_dec"), "{err}");
-        let err = encode(gpu, &mut enc, &b, 0, 5, 5).await.unwrap_err();
+        let err = encode(&mut rec, &b, 0, 5, 5).await.unwrap_err();
         assert!(err.to_string().contains("at least 1"), "{err}");
         // Nothing was recorded, so the encoder is still usable.
-        gpu.queue.submit([enc.finish()]);
+        rec.submit();
     }
     gpu_test!(gpu_matmul_refuses_bad_shapes, bad_shapes_are_refused);
 }

@@ -3,9 +3,9 @@
 //! ([`sparse`]), the sparse weight gradients through per-latent lists ([`transpose`]) and the
 //! shuffle pool's step ([`shuffle`]).
 //!
-//! Every function validates shapes and buffer sizes first, then records its dispatches into the
-//! caller's command encoder (in compute passes, in order), so a training step is one encoder and
-//! one submit. Nothing is submitted or read back here. All tensors are f32 (indices u32),
+//! Every function validates shapes and buffer sizes first, then adds its dispatches to the
+//! caller's [`Recording`], so a training step is one recording and one submit. Nothing is
+//! submitted or read back here. All tensors are f32 (indices u32),
 //! row-major; weights are latent-major as in [`crate::sae::params`]. Each module
 //! holds a CPU reference of its kernels, which the `gpu_*` tests compare against. The buffers
 //! of one call must be distinct: every binding is read-write, and Chromium refuses a buffer
@@ -35,10 +35,10 @@ pub use transpose::{
     WeightGradSparseBuffers,
 };
 
-use crate::error::{EngineError, Result};
-use crate::gpu::{layout, Gpu};
+use crate::error::Result;
+use crate::gpu::tensor::{check_buffer, dim, elements};
+use crate::gpu::{Gpu, Program, ProgramSpec, Recording};
 use std::sync::Arc;
-use wgpu::util::DeviceExt;
 
 /// Marks an empty slot of a sparse code: a masked TopK found fewer than `k` eligible latents.
 /// Kernels reading codes skip it (and any index past `d_sae`).
@@ -81,18 +81,6 @@ const COMMON_WGSL: &str = include_str!("../../../../shaders/sae_common.wgsl");
 type Params = [u32; 16];
 const PARAMS_BYTES: u64 = 64;
 
-/// Widest grid along x; more workgroups spill into y.
-const MAX_X: u64 = 65_535;
-
-/// A 2-D grid holding at least `groups` workgroups (shaders skip the excess).
-fn grid(groups: u64) -> (u32, u32) {
-    if groups <= MAX_X {
-        (groups.max(1) as u32, 1)
-    } else {
-        (MAX_X as u32, groups.div_ceil(MAX_X) as u32)
-    }
-}
-
 /// Packs the leading words of a uniform block.
 fn params(words: &[u32]) -> Params {
     let mut p = [0; 16];
@@ -110,160 +98,60 @@ struct Optional<'a> {
     buffer: Option<&'a wgpu::Buffer>,
 }
 
-/// The dispatches of one kernel family: one shader source, one bind group over the same
-/// buffers, and one uniform slot per dispatch (dynamic offsets into a buffer made for this call).
-struct Recorder<'a> {
-    gpu: &'a Gpu,
-    label: &'static str,
-    source: String,
+/// A kernel specialised for one call: its program (the common helpers and `body` after
+/// `constants` and the optional bindings' declarations) and its storage bindings in order.
+struct Kernel<'a> {
+    program: Arc<Program>,
     storage: Vec<&'a wgpu::Buffer>,
-    bind_layout: wgpu::BindGroupLayout,
-    pipeline_layout: wgpu::PipelineLayout,
-    steps: Vec<(Arc<wgpu::ComputePipeline>, Params, (u32, u32))>,
 }
 
-impl<'a> Recorder<'a> {
-    /// `body` is the kernel's WGSL; `constants`, the declarations of `optional` and the common
-    /// helpers are prepended to it. `storage` are bindings 1.. in order, then the optional ones
-    /// that are given.
-    fn new(
-        gpu: &'a Gpu,
+impl<'a> Kernel<'a> {
+    /// `storage` are bindings 1.. in order, then the optional ones that are given.
+    async fn new(
+        gpu: &Gpu,
         label: &'static str,
         constants: &str,
-        body: &str,
+        body: &'static str,
         mut storage: Vec<&'a wgpu::Buffer>,
         optional: &[Optional<'a>],
-    ) -> Self {
-        let mut decls = String::new();
+    ) -> Result<Self> {
+        let mut variant = String::from(constants);
         for o in optional {
             let (name, elem) = (o.name, o.elem);
             match o.buffer {
                 Some(b) => {
                     storage.push(b);
                     let at = storage.len();
-                    decls += &format!(
+                    variant += &format!(
                         "@group(0) @binding({at}) var<storage, read_write> {name}: array<{elem}>;\n"
                     );
                 }
-                None => decls += &format!("var<private> {name}: array<{elem}, 1>;\n"),
+                None => variant += &format!("var<private> {name}: array<{elem}, 1>;\n"),
             }
         }
-        let (bind_layout, pipeline_layout) =
-            layout::uniform_and_storage(&gpu.device, label, PARAMS_BYTES, storage.len() as u32);
-        Self {
-            gpu,
-            label,
-            source: format!("{constants}{decls}{COMMON_WGSL}{body}"),
-            storage,
-            bind_layout,
-            pipeline_layout,
-            steps: Vec::new(),
-        }
-    }
-
-    /// Adds a dispatch of `entry` over `groups` workgroups, laid out by [`grid`].
-    async fn dispatch(&mut self, entry: &str, p: Params, groups: u64) -> Result<()> {
-        let (x, y) = grid(groups);
-        self.gpu.check().workgroups(
-            &format!("{}::{entry} (rows of the grid)", self.label),
-            y as u64,
-        )?;
-        let pipeline = self
-            .gpu
-            .pipelines()
-            .get(
-                self.gpu,
-                self.label,
-                &self.source,
-                entry,
-                &self.pipeline_layout,
-            )
+        let program = gpu
+            .program(&ProgramSpec {
+                label,
+                variant: &variant,
+                body: &[COMMON_WGSL, body],
+                uniform_bytes: PARAMS_BYTES,
+                storage: storage.len() as u32,
+            })
             .await?;
-        self.steps.push((pipeline, p, (x, y)));
-        Ok(())
+        Ok(Self { program, storage })
     }
 
-    /// Records the dispatches, in order, as one compute pass.
-    fn record(self, encoder: &mut wgpu::CommandEncoder) {
-        if self.steps.is_empty() {
-            return;
-        }
-        let align = self.gpu.limits.min_uniform_buffer_offset_alignment as u64;
-        let stride = crate::gpu::round_up(PARAMS_BYTES, align.max(1)) as usize;
-        let mut bytes = vec![0u8; stride * self.steps.len()];
-        for (i, (_, p, _)) in self.steps.iter().enumerate() {
-            bytes[i * stride..i * stride + PARAMS_BYTES as usize]
-                .copy_from_slice(bytemuck::cast_slice(p));
-        }
-        // A fresh buffer per call, filled at creation: calls recorded into one encoder never
-        // share uniforms, whatever the caller writes to the queue in between.
-        let uniform = self
-            .gpu
-            .device
-            .create_buffer_init(&wgpu::util::BufferInitDescriptor {
-                label: Some(self.label),
-                contents: &bytes,
-                usage: wgpu::BufferUsages::UNIFORM,
-            });
-        let bind = layout::bind(
-            &self.gpu.device,
-            self.label,
-            &self.bind_layout,
-            &uniform,
-            PARAMS_BYTES,
-            &self.storage,
-        );
-        let mut pass = encoder.begin_compute_pass(&wgpu::ComputePassDescriptor {
-            label: Some(self.label),
-            timestamp_writes: None,
-        });
-        for (i, (pipeline, _, (x, y))) in self.steps.iter().enumerate() {
-            pass.set_pipeline(pipeline);
-            pass.set_bind_group(0, &bind, &[(i * stride) as u32]);
-            pass.dispatch_workgroups(*x, *y, 1);
-        }
+    /// Adds a dispatch of `entry` over `groups` workgroups.
+    async fn dispatch(
+        &self,
+        rec: &mut Recording<'_>,
+        entry: &str,
+        p: Params,
+        groups: u64,
+    ) -> Result<()> {
+        rec.dispatch(&self.program, entry, &p, &self.storage, groups)
+            .await
     }
-}
-
-/// A dimension as the kernels index it: at least 1 and within u32.
-fn dim(field: &'static str, value: usize) -> Result<u32> {
-    if value == 0 {
-        return Err(EngineError::invalid(field, value, "must be at least 1"));
-    }
-    u32::try_from(value).map_err(|_| EngineError::invalid(field, value, "must fit in 32 bits"))
-}
-
-/// Elements of a tensor of the given dimensions; kernels index them with u32.
-fn elements(field: &'static str, dims: &[u32]) -> Result<u64> {
-    let n = dims.iter().map(|&d| d as u64).product::<u64>();
-    if n >= u32::MAX as u64 {
-        return Err(EngineError::invalid(
-            field,
-            n,
-            "too many elements for 32-bit indices",
-        ));
-    }
-    Ok(n)
-}
-
-/// Checks that `buffer` holds at least `words` 4-byte elements and can be bound as storage.
-fn check_buffer(gpu: &Gpu, field: &'static str, buffer: &wgpu::Buffer, words: u64) -> Result<()> {
-    let need = words * 4;
-    if buffer.size() < need {
-        return Err(EngineError::invalid(
-            field,
-            format!("a buffer of {} bytes", buffer.size()),
-            format!("needs at least {need} bytes ({words} elements)"),
-        ));
-    }
-    if !buffer.usage().contains(wgpu::BufferUsages::STORAGE) {
-        return Err(EngineError::invalid(
-            field,
-            format!("{:?}", buffer.usage()),
-            "must be a storage buffer",
-        ));
-    }
-    gpu.check().storage_buffer(field, buffer.size())
 }
 
 /// WGSL `const` declarations of booleans.

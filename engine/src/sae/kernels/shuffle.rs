@@ -4,9 +4,9 @@
 //! [`crate::sae::source::gather_scatter`] (the [`crate::sae::source::ShuffleBuffer`]'s step),
 //! and the slots come from the same [`crate::sae::source::ShuffleSlots`].
 
-use super::{check_buffer, dim, elements, params, Recorder};
+use super::{check_buffer, dim, elements, params, Kernel};
 use crate::error::{EngineError, Result};
-use crate::gpu::Gpu;
+use crate::gpu::Recording;
 
 const SHUFFLE_WGSL: &str = include_str!("../../../../shaders/sae_shuffle.wgsl");
 
@@ -27,14 +27,14 @@ pub struct GatherScatterBuffers<'a> {
 /// invocation per element of the batch. The slots must be distinct (a repeated slot would give
 /// a race); a slot past the pool is skipped.
 pub async fn gather_scatter(
-    gpu: &Gpu,
-    encoder: &mut wgpu::CommandEncoder,
+    rec: &mut Recording<'_>,
     buf: &GatherScatterBuffers<'_>,
     batch: usize,
     d: usize,
     pool_rows: usize,
     scale: f32,
 ) -> Result<()> {
+    let gpu = &rec.gpu().clone();
     let (b, d, rows) = (
         dim("batch", batch)?,
         dim("d_in", d)?,
@@ -53,10 +53,10 @@ pub async fn gather_scatter(
     check_buffer(gpu, "pool", buf.pool, elements("pool", &[rows, d])?)?;
     check_buffer(gpu, "x", buf.x, n)?;
     let storage = vec![buf.slots, buf.fresh, buf.pool, buf.x];
-    let mut rec = Recorder::new(gpu, "sae_shuffle", "", SHUFFLE_WGSL, storage, &[]);
+    let kern = Kernel::new(gpu, "sae_shuffle", "", SHUFFLE_WGSL, storage, &[]).await?;
     let p = params(&[b, d, rows, scale.to_bits()]);
-    rec.dispatch("gather_scatter", p, n.div_ceil(256)).await?;
-    rec.record(encoder);
+    kern.dispatch(rec, "gather_scatter", p, n.div_ceil(256))
+        .await?;
     Ok(())
 }
 
@@ -64,6 +64,7 @@ pub async fn gather_scatter(
 mod tests {
     use super::super::test_data::values;
     use super::*;
+    use crate::gpu::{Gpu, Recorder};
     use crate::gpu_test;
     use crate::sae::source::{ActivationSource, ReplaySource, ShuffleBuffer, ShuffleSlots};
 
@@ -105,17 +106,18 @@ mod tests {
                     .write_buffer(&bfresh, 0, bytemuck::cast_slice(&fresh));
                 gpu.queue
                     .write_buffer(&bslots, 0, bytemuck::cast_slice(slots.draw()));
-                let mut enc = gpu.device.create_command_encoder(&Default::default());
+                let mut recorder = Recorder::new(gpu);
+                let mut rec = recorder.begin();
                 let b = GatherScatterBuffers {
                     slots: &bslots,
                     fresh: &bfresh,
                     pool: &bpool,
                     x: &bx,
                 };
-                gather_scatter(gpu, &mut enc, &b, batch, d, pool_rows, scale)
+                gather_scatter(&mut rec, &b, batch, d, pool_rows, scale)
                     .await
                     .unwrap();
-                gpu.queue.submit([enc.finish()]);
+                rec.submit();
                 cpu.next_batch(&mut cpu_source, &mut want);
                 want.iter_mut().for_each(|v| *v *= scale);
                 let got: Vec<f32> = gpu.read(&bx, batch * d).await.unwrap();

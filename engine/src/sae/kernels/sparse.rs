@@ -5,10 +5,10 @@
 //! as it says (BatchTopK's code) rather than `k` to a row.
 
 use super::{
-    bool_consts, check_buffer, code_rows_len, dim, elements, params, row_width, Optional, Recorder,
+    bool_consts, check_buffer, code_rows_len, dim, elements, params, row_width, Kernel, Optional,
 };
 use crate::error::Result;
-use crate::gpu::Gpu;
+use crate::gpu::{Gpu, Recording};
 
 const SPARSE_WGSL: &str = include_str!("../../../../shaders/sae_sparse.wgsl");
 
@@ -65,14 +65,14 @@ pub struct DecodeSparseBuffers<'a> {
 /// (over the row's entries in the row index, when given). One invocation per (row, column),
 /// 256 / `row_width(d_in)` rows to a workgroup.
 pub async fn decode_sparse(
-    gpu: &Gpu,
-    encoder: &mut wgpu::CommandEncoder,
+    rec: &mut Recording<'_>,
     buf: &DecodeSparseBuffers<'_>,
     batch: usize,
     k: usize,
     d_in: usize,
     d_sae: usize,
 ) -> Result<()> {
+    let gpu = &rec.gpu().clone();
     let (b, k, d_in, d_sae) = (
         dim("batch", batch)?,
         dim("k", k)?,
@@ -91,10 +91,9 @@ pub async fn decode_sparse(
     let groups = elements("row tiles", &[b.div_ceil(256 / width), col_tiles])?;
     let storage = vec![buf.idx, buf.val, buf.w_dec, buf.x_hat];
     let (consts, opt) = optional(Some(buf.b_dec), buf.rows);
-    let mut rec = Recorder::new(gpu, "sae_sparse", &consts, SPARSE_WGSL, storage, &opt);
+    let kern = Kernel::new(gpu, "sae_sparse", &consts, SPARSE_WGSL, storage, &opt).await?;
     let p = params(&[b, k, d_in, d_sae, col_tiles, groups as u32, width]);
-    rec.dispatch("decode", p, groups).await?;
-    rec.record(encoder);
+    kern.dispatch(rec, "decode", p, groups).await?;
     Ok(())
 }
 
@@ -116,14 +115,14 @@ pub struct LatentGradSparseBuffers<'a> {
 /// Records `g_val[b, t] = w_dec[idx[b, t], :] · g[b, :]`, one invocation per entry summing in
 /// increasing column.
 pub async fn latent_grad_sparse(
-    gpu: &Gpu,
-    encoder: &mut wgpu::CommandEncoder,
+    rec: &mut Recording<'_>,
     buf: &LatentGradSparseBuffers<'_>,
     batch: usize,
     k: usize,
     d_in: usize,
     d_sae: usize,
 ) -> Result<()> {
+    let gpu = &rec.gpu().clone();
     let (b, k, d_in, d_sae) = (
         dim("batch", batch)?,
         dim("k", k)?,
@@ -138,10 +137,10 @@ pub async fn latent_grad_sparse(
     check_rows(gpu, buf.rows, b, entries)?;
     let storage = vec![buf.idx, buf.g_val, buf.w_dec, buf.g];
     let (consts, opt) = optional(None, buf.rows);
-    let mut rec = Recorder::new(gpu, "sae_sparse", &consts, SPARSE_WGSL, storage, &opt);
+    let kern = Kernel::new(gpu, "sae_sparse", &consts, SPARSE_WGSL, storage, &opt).await?;
     let p = params(&[b, k, d_in, d_sae, 0, 0]);
-    rec.dispatch("latent_grad", p, entries.div_ceil(64)).await?;
-    rec.record(encoder);
+    kern.dispatch(rec, "latent_grad", p, entries.div_ceil(64))
+        .await?;
     Ok(())
 }
 
@@ -241,6 +240,7 @@ pub(super) fn test_rows(seed: u32, batch: usize, k: usize) -> Vec<u32> {
 mod tests {
     use super::super::test_data::values;
     use super::*;
+    use crate::gpu::{Gpu, Recorder};
     use crate::gpu_test;
     use crate::testing::assert_close;
 
@@ -274,7 +274,8 @@ mod tests {
                 let bg = gpu.storage_from("g", &g).unwrap();
                 let x_hat = gpu.storage_zeroed::<f32>("x_hat", batch * d_in).unwrap();
                 let g_val = gpu.storage_zeroed::<f32>("g_val", batch * k).unwrap();
-                let mut enc = gpu.device.create_command_encoder(&Default::default());
+                let mut recorder = Recorder::new(gpu);
+                let mut rec = recorder.begin();
                 let b = DecodeSparseBuffers {
                     idx: &bidx,
                     val: &bval,
@@ -283,7 +284,7 @@ mod tests {
                     x_hat: &x_hat,
                     rows: brows.as_ref(),
                 };
-                decode_sparse(gpu, &mut enc, &b, batch, k, d_in, d_sae)
+                decode_sparse(&mut rec, &b, batch, k, d_in, d_sae)
                     .await
                     .unwrap();
                 let b = LatentGradSparseBuffers {
@@ -293,10 +294,10 @@ mod tests {
                     g_val: &g_val,
                     rows: brows.as_ref(),
                 };
-                latent_grad_sparse(gpu, &mut enc, &b, batch, k, d_in, d_sae)
+                latent_grad_sparse(&mut rec, &b, batch, k, d_in, d_sae)
                     .await
                     .unwrap();
-                gpu.queue.submit([enc.finish()]);
+                rec.submit();
                 let what = format!("B={batch} k={k} d_in={d_in} d_sae={d_sae} varied {varied}");
                 let rows = rows.as_deref();
                 let got: Vec<f32> = gpu.read(&x_hat, batch * d_in).await.unwrap();

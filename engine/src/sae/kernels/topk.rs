@@ -5,9 +5,9 @@
 //! lists merged pairwise). For larger k a radix select on the float bits finds the k-th value,
 //! then the k winners are gathered and bitonic-sorted in workgroup memory.
 
-use super::{bool_consts, check_buffer, dim, elements, params, Optional, Recorder, NO_LATENT};
+use super::{bool_consts, check_buffer, dim, elements, params, Kernel, Optional, NO_LATENT};
 use crate::error::{EngineError, Result};
-use crate::gpu::Gpu;
+use crate::gpu::Recording;
 
 const TOPK_WGSL: &str = include_str!("../../../../shaders/sae_topk.wgsl");
 
@@ -58,13 +58,13 @@ pub struct TopkBuffers<'a> {
 /// over the value bits, up to 4 over index bits (which return at once unless the k-th value is
 /// tied and only some of the tied latents are taken), and the gather-and-sort.
 pub async fn topk_rows(
-    gpu: &Gpu,
-    encoder: &mut wgpu::CommandEncoder,
+    rec: &mut Recording<'_>,
     buf: &TopkBuffers<'_>,
     batch: usize,
     n: usize,
     k: usize,
 ) -> Result<()> {
+    let gpu = &rec.gpu().clone();
     let (b, n32) = (dim("batch", batch)?, dim("n", n)?);
     if k == 0 || k > MAX_K || k > n {
         return Err(EngineError::invalid(
@@ -88,31 +88,29 @@ pub async fn topk_rows(
         elem: "u32",
         buffer: buf.mask,
     }];
-    let mut rec = Recorder::new(gpu, "sae_topk", &consts, TOPK_WGSL, storage, &mask);
+    let kern = Kernel::new(gpu, "sae_topk", &consts, TOPK_WGSL, storage, &mask).await?;
     let rows = batch as u64;
     let sort_n = k32.next_power_of_two();
     if k <= LIST_K {
         let p = params(&[b, n32, k32, 0, 0, sort_n]);
         if buf.mask.is_some() {
-            rec.dispatch("compact_mask", p, 1).await?;
+            kern.dispatch(rec, "compact_mask", p, 1).await?;
         }
-        rec.dispatch("list_select", p, rows).await?;
-        rec.record(encoder);
+        kern.dispatch(rec, "list_select", p, rows).await?;
         return Ok(());
     }
     for shift in [24u32, 16, 8, 0] {
         let first = (shift == 24) as u32;
         let p = params(&[b, n32, k32, shift, first, sort_n]);
-        rec.dispatch("value_pass", p, rows).await?;
+        kern.dispatch(rec, "value_pass", p, rows).await?;
     }
     let index_bits = 32 - (n32 - 1).leading_zeros();
     for pass in (0..index_bits.div_ceil(8)).rev() {
         let p = params(&[b, n32, k32, 8 * pass, 0, sort_n]);
-        rec.dispatch("index_pass", p, rows).await?;
+        kern.dispatch(rec, "index_pass", p, rows).await?;
     }
-    rec.dispatch("gather", params(&[b, n32, k32, 0, 0, sort_n]), rows)
+    kern.dispatch(rec, "gather", params(&[b, n32, k32, 0, 0, sort_n]), rows)
         .await?;
-    rec.record(encoder);
     Ok(())
 }
 
@@ -152,6 +150,7 @@ pub fn topk_ref(pre: &[f32], n: usize, k: usize, mask: Option<&[u32]>) -> (Vec<u
 mod tests {
     use super::super::test_data::{values, Timer};
     use super::*;
+    use crate::gpu::{Gpu, Recorder};
     use crate::gpu_test;
 
     /// Runs the kernel and asserts indices and values equal the reference exactly (values bit
@@ -166,7 +165,8 @@ mod tests {
             .unwrap();
         let bmask = mask.map(|m| gpu.storage_from("mask", m).unwrap());
         let timer = Timer::start();
-        let mut enc = gpu.device.create_command_encoder(&Default::default());
+        let mut recorder = Recorder::new(gpu);
+        let mut rec = recorder.begin();
         let b = TopkBuffers {
             pre: &bpre,
             idx: &idx,
@@ -174,8 +174,8 @@ mod tests {
             scratch: &scratch,
             mask: bmask.as_ref(),
         };
-        topk_rows(gpu, &mut enc, &b, batch, n, k).await.unwrap();
-        gpu.queue.submit([enc.finish()]);
+        topk_rows(&mut rec, &b, batch, n, k).await.unwrap();
+        rec.submit();
         let got_idx: Vec<u32> = gpu.read(&idx, batch * k).await.unwrap();
         let got_val: Vec<f32> = gpu.read(&val, batch * k).await.unwrap();
         if pre.len() >= 100_000 {
@@ -267,7 +267,8 @@ mod tests {
     async fn refuses_bad_shapes(gpu: &Gpu) {
         let buf = gpu.storage_zeroed::<f32>("buf", 4096).unwrap();
         let small = gpu.storage_zeroed::<f32>("small", 1).unwrap();
-        let mut enc = gpu.device.create_command_encoder(&Default::default());
+        let mut recorder = Recorder::new(gpu);
+        let mut rec = recorder.begin();
         let b = TopkBuffers {
             pre: &buf,
             idx: &buf,
@@ -276,16 +277,16 @@ mod tests {
             mask: None,
         };
         for (n, k) in [(100, 0), (100, 101), (1000, 257)] {
-            let err = topk_rows(gpu, &mut enc, &b, 2, n, k).await.unwrap_err();
+            let err = topk_rows(&mut rec, &b, 2, n, k).await.unwrap_err();
             assert!(err.to_string().contains("k = "), "{err}");
         }
         let b = TopkBuffers {
             scratch: &small,
             ..b
         };
-        let err = topk_rows(gpu, &mut enc, &b, 4, 100, 8).await.unwrap_err();
+        let err = topk_rows(&mut rec, &b, 4, 100, 8).await.unwrap_err();
         assert!(err.to_string().contains("scratch"), "{err}");
-        gpu.queue.submit([enc.finish()]);
+        rec.submit();
     }
     gpu_test!(gpu_topk_refuses_bad_shapes, refuses_bad_shapes);
 }

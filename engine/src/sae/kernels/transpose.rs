@@ -20,10 +20,10 @@
 
 use super::{
     bool_consts, check_buffer, code_rows_len, dim, elements, items_per_group, params, row_width,
-    Optional, Recorder,
+    Kernel, Optional,
 };
 use crate::error::{EngineError, Result};
-use crate::gpu::Gpu;
+use crate::gpu::Recording;
 
 const LISTS_WGSL: &str = include_str!("../../../../shaders/sae_lists.wgsl");
 const SCATTER_WGSL: &str = include_str!("../../../../shaders/sae_scatter.wgsl");
@@ -82,14 +82,14 @@ pub struct WeightGradSparseBuffers<'a> {
 /// one pass, then one invocation per (latent, column) for the decoder and, with `encoder`,
 /// another such pass for the encoder; invocations of latents no entry uses return at once.
 pub async fn weight_grad_sparse(
-    gpu: &Gpu,
-    encoder: &mut wgpu::CommandEncoder,
+    rec: &mut Recording<'_>,
     buf: &WeightGradSparseBuffers<'_>,
     batch: usize,
     k: usize,
     d_in: usize,
     d_sae: usize,
 ) -> Result<()> {
+    let gpu = &rec.gpu().clone();
     let (b, k, d_in, d_sae) = (
         dim("batch", batch)?,
         dim("k", k)?,
@@ -125,26 +125,30 @@ pub async fn weight_grad_sparse(
 
     let blocks = (d_sae as u64).div_ceil(SCAN_BLOCK);
     let lp = params(&[entries as u32, d_sae, blocks as u32, 0]);
-    let mut lists = Recorder::new(
+    let lists = Kernel::new(
         gpu,
         "sae_lists",
         "",
         LISTS_WGSL,
         vec![buf.idx, buf.scratch],
         &[],
-    );
+    )
+    .await?;
     lists
-        .dispatch("zero_counts", lp, (d_sae as u64).div_ceil(256))
+        .dispatch(rec, "zero_counts", lp, (d_sae as u64).div_ceil(256))
         .await?;
-    lists.dispatch("count", lp, entries.div_ceil(256)).await?;
-    lists.dispatch("block_sums", lp, blocks).await?;
-    lists.dispatch("scan_sums", lp, 1).await?;
-    lists.dispatch("scan_apply", lp, blocks).await?;
-    lists.dispatch("fill", lp, entries.div_ceil(256)).await?;
     lists
-        .dispatch("sort", lp, (d_sae as u64).div_ceil(256))
+        .dispatch(rec, "count", lp, entries.div_ceil(256))
         .await?;
-    lists.record(encoder);
+    lists.dispatch(rec, "block_sums", lp, blocks).await?;
+    lists.dispatch(rec, "scan_sums", lp, 1).await?;
+    lists.dispatch(rec, "scan_apply", lp, blocks).await?;
+    lists
+        .dispatch(rec, "fill", lp, entries.div_ceil(256))
+        .await?;
+    lists
+        .dispatch(rec, "sort", lp, (d_sae as u64).div_ceil(256))
+        .await?;
 
     let list_at = (words - entries) as u32;
     let width = row_width(d_in);
@@ -181,17 +185,17 @@ pub async fn weight_grad_sparse(
                 buffer: buf.rows,
             },
         ];
-        let mut rec = Recorder::new(
+        let kern = Kernel::new(
             gpu,
             "sae_scatter",
             &consts,
             SCATTER_WGSL,
             storage,
             &optional,
-        );
-        rec.dispatch("accumulate", sp, latent_tiles.div_ceil(span))
+        )
+        .await?;
+        kern.dispatch(rec, "accumulate", sp, latent_tiles.div_ceil(span))
             .await?;
-        rec.record(encoder);
     }
     Ok(())
 }
@@ -241,6 +245,7 @@ mod tests {
     use super::super::sparse::{test_code, test_rows};
     use super::super::test_data::{values, Timer};
     use super::*;
+    use crate::gpu::{Gpu, Recorder};
     use crate::gpu_test;
     use crate::sae::kernels::{weight_grad_dense, WeightGradDenseBuffers, NO_LATENT};
     use crate::testing::assert_close;
@@ -282,7 +287,8 @@ mod tests {
         let gb_enc = gpu.storage_from("gb_enc", &values(26, d_sae)).unwrap();
         let bytes = weight_grad_sparse_scratch_bytes(batch, k, d_sae) as usize;
         let scratch = gpu.storage_zeroed::<u8>("scratch", bytes).unwrap();
-        let mut enc = gpu.device.create_command_encoder(&Default::default());
+        let mut recorder = Recorder::new(gpu);
+        let mut rec = recorder.begin();
         let b = WeightGradSparseBuffers {
             idx: &bidx,
             val: &bval,
@@ -297,10 +303,10 @@ mod tests {
             scratch: &scratch,
             rows: brows.as_ref(),
         };
-        weight_grad_sparse(gpu, &mut enc, &b, batch, k, d_in, d_sae)
+        weight_grad_sparse(&mut rec, &b, batch, k, d_in, d_sae)
             .await
             .unwrap();
-        gpu.queue.submit([enc.finish()]);
+        rec.submit();
         Outputs {
             w_dec_grad: gpu.read(&gw_dec, d_sae * d_in).await.unwrap(),
             w_enc_grad: gpu.read(&gw_enc, d_sae * d_in).await.unwrap(),
@@ -484,16 +490,17 @@ mod tests {
         let bf = gpu.storage_from("f", &f).unwrap();
         let bg = gpu.storage_from("g", &values(21, batch * d_in)).unwrap();
         let grad = gpu.storage_from("grad", &values(24, d_sae * d_in)).unwrap();
-        let mut enc = gpu.device.create_command_encoder(&Default::default());
+        let mut recorder = Recorder::new(gpu);
+        let mut rec = recorder.begin();
         let b = WeightGradDenseBuffers {
             coef: &bf,
             rows: &bg,
             grad: &grad,
         };
-        weight_grad_dense(gpu, &mut enc, &b, batch, d_in, d_sae)
+        weight_grad_dense(&mut rec, &b, batch, d_in, d_sae)
             .await
             .unwrap();
-        gpu.queue.submit([enc.finish()]);
+        rec.submit();
         let dense: Vec<f32> = gpu.read(&grad, d_sae * d_in).await.unwrap();
         assert_close(
             "sparse vs dense gW_dec",

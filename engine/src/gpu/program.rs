@@ -1,0 +1,217 @@
+//! Compiled shaders and their layouts, cached per device.
+//!
+//! A [`Program`] is one WGSL source (a kernel's body with the constants and declarations its
+//! host prepends) with one bind-group layout: binding 0 a uniform block read at a dynamic
+//! offset, bindings 1..=n read-write storage buffers. Each entry point's pipeline is compiled on
+//! first use. Programs are cached by a short key (the shader's label, the text its host varies,
+//! the layout), so a dispatch never formats or hashes the whole source; the source is built only
+//! when the key is new.
+
+use super::Gpu;
+use crate::error::{EngineError, Result};
+use std::collections::HashMap;
+use std::sync::{Arc, Mutex};
+
+/// The largest uniform block a program may declare: one slot of the recorder's uniform buffer.
+pub const MAX_UNIFORM_BYTES: u64 = 256;
+
+/// What identifies a program: the label names the shader body (one body per label), `variant`
+/// is everything the host prepends to it (constants, optional bindings), then the layout.
+#[derive(Clone, PartialEq, Eq, Hash)]
+struct Key {
+    label: &'static str,
+    variant: String,
+    uniform_bytes: u64,
+    storage: u32,
+}
+
+/// How to build a program that is not cached yet.
+pub struct ProgramSpec<'a> {
+    /// The shader's name (in errors and debuggers); one shader body per label.
+    pub label: &'static str,
+    /// Text prepended to the body: the constants and declarations that specialise it.
+    pub variant: &'a str,
+    /// The rest of the source, in order (shared helpers, then the kernel's WGSL).
+    pub body: &'a [&'static str],
+    /// Size of the uniform block at binding 0.
+    pub uniform_bytes: u64,
+    /// Storage bindings 1..=storage.
+    pub storage: u32,
+}
+
+/// One compiled shader module with its layout and the pipelines of its entry points.
+pub struct Program {
+    label: &'static str,
+    module: wgpu::ShaderModule,
+    bind_layout: wgpu::BindGroupLayout,
+    pipeline_layout: wgpu::PipelineLayout,
+    uniform_bytes: u64,
+    storage: u32,
+    pipelines: Mutex<HashMap<String, Arc<wgpu::ComputePipeline>>>,
+}
+
+impl std::fmt::Debug for Program {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Program")
+            .field("label", &self.label)
+            .field("storage", &self.storage)
+            .finish()
+    }
+}
+
+impl Program {
+    /// The shader's label.
+    pub fn label(&self) -> &'static str {
+        self.label
+    }
+
+    /// Storage bindings a dispatch of this program binds.
+    pub fn storage_bindings(&self) -> u32 {
+        self.storage
+    }
+
+    /// Size of the uniform block at binding 0.
+    pub fn uniform_bytes(&self) -> u64 {
+        self.uniform_bytes
+    }
+
+    /// The bind-group layout every entry point shares.
+    pub fn bind_layout(&self) -> &wgpu::BindGroupLayout {
+        &self.bind_layout
+    }
+
+    /// The pipeline of `entry`, compiled on first use. Shader errors come back as
+    /// [`EngineError::Gpu`] with the compiler's message.
+    pub async fn pipeline(&self, gpu: &Gpu, entry: &str) -> Result<Arc<wgpu::ComputePipeline>> {
+        if let Some(p) = self.pipelines.lock().expect("program poisoned").get(entry) {
+            return Ok(p.clone());
+        }
+        let pipeline = gpu
+            .scoped(|| {
+                gpu.device
+                    .create_compute_pipeline(&wgpu::ComputePipelineDescriptor {
+                        label: Some(self.label),
+                        layout: Some(&self.pipeline_layout),
+                        module: &self.module,
+                        entry_point: Some(entry),
+                        compilation_options: Default::default(),
+                        cache: None,
+                    })
+            })
+            .await
+            .map_err(|e| EngineError::Gpu(format!("compiling {}::{entry}: {e}", self.label)))?;
+        let pipeline = Arc::new(pipeline);
+        self.pipelines
+            .lock()
+            .expect("program poisoned")
+            .insert(entry.to_string(), pipeline.clone());
+        Ok(pipeline)
+    }
+}
+
+/// The programs of one device.
+#[derive(Default)]
+pub struct ProgramCache {
+    map: Mutex<HashMap<Key, Arc<Program>>>,
+}
+
+impl ProgramCache {
+    /// The program `spec` describes, compiled when its key is new.
+    pub async fn get(&self, gpu: &Gpu, spec: &ProgramSpec<'_>) -> Result<Arc<Program>> {
+        if spec.uniform_bytes == 0 || spec.uniform_bytes > MAX_UNIFORM_BYTES {
+            return Err(EngineError::Gpu(format!(
+                "{}: a uniform block of {} bytes (1 to {MAX_UNIFORM_BYTES} allowed)",
+                spec.label, spec.uniform_bytes
+            )));
+        }
+        let key = Key {
+            label: spec.label,
+            variant: spec.variant.to_string(),
+            uniform_bytes: spec.uniform_bytes,
+            storage: spec.storage,
+        };
+        if let Some(p) = self.map.lock().expect("program cache poisoned").get(&key) {
+            return Ok(p.clone());
+        }
+        let mut source = String::from(spec.variant);
+        for part in spec.body {
+            source.push_str(part);
+        }
+        let (bind_layout, pipeline_layout) =
+            layouts(&gpu.device, spec.label, spec.uniform_bytes, spec.storage);
+        let module = gpu
+            .scoped(|| {
+                gpu.device
+                    .create_shader_module(wgpu::ShaderModuleDescriptor {
+                        label: Some(spec.label),
+                        source: wgpu::ShaderSource::Wgsl(source.into()),
+                    })
+            })
+            .await
+            .map_err(|e| EngineError::Gpu(format!("compiling {}: {e}", spec.label)))?;
+        let program = Arc::new(Program {
+            label: spec.label,
+            module,
+            bind_layout,
+            pipeline_layout,
+            uniform_bytes: spec.uniform_bytes,
+            storage: spec.storage,
+            pipelines: Mutex::default(),
+        });
+        self.map
+            .lock()
+            .expect("program cache poisoned")
+            .insert(key, program.clone());
+        Ok(program)
+    }
+
+    /// Number of compiled programs.
+    pub fn len(&self) -> usize {
+        self.map.lock().expect("program cache poisoned").len()
+    }
+
+    /// True when nothing has been compiled yet.
+    pub fn is_empty(&self) -> bool {
+        self.len() == 0
+    }
+}
+
+/// Binding 0: a uniform with a dynamic offset (one slot per recorded dispatch); bindings
+/// 1..=n_storage: read-write storage buffers.
+fn layouts(
+    device: &wgpu::Device,
+    label: &str,
+    uniform_bytes: u64,
+    n_storage: u32,
+) -> (wgpu::BindGroupLayout, wgpu::PipelineLayout) {
+    let mut entries = vec![wgpu::BindGroupLayoutEntry {
+        binding: 0,
+        visibility: wgpu::ShaderStages::COMPUTE,
+        ty: wgpu::BindingType::Buffer {
+            ty: wgpu::BufferBindingType::Uniform,
+            has_dynamic_offset: true,
+            min_binding_size: wgpu::BufferSize::new(uniform_bytes),
+        },
+        count: None,
+    }];
+    entries.extend((1..=n_storage).map(|binding| wgpu::BindGroupLayoutEntry {
+        binding,
+        visibility: wgpu::ShaderStages::COMPUTE,
+        ty: wgpu::BindingType::Buffer {
+            ty: wgpu::BufferBindingType::Storage { read_only: false },
+            has_dynamic_offset: false,
+            min_binding_size: None,
+        },
+        count: None,
+    }));
+    let bgl = device.create_bind_group_layout(&wgpu::BindGroupLayoutDescriptor {
+        label: Some(label),
+        entries: &entries,
+    });
+    let pl = device.create_pipeline_layout(&wgpu::PipelineLayoutDescriptor {
+        label: Some(label),
+        bind_group_layouts: &[Some(&bgl)],
+        immediate_size: 0,
+    });
+    (bgl, pl)
+}
