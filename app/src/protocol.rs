@@ -9,13 +9,13 @@
 //! and the page drops what comes from a run it has since restarted or reset. Messages arrive in
 //! the order they were posted, in both directions.
 
+use mechlab_engine::experiment::frontier::FrontierPoint;
 use mechlab_engine::experiment::superposition::SuperpositionConfig;
+use mechlab_engine::io::saelens::SaeLensFiles;
 use mechlab_engine::metrics::superposition::SuperpositionMetrics;
-use mechlab_engine::sae::arch::Loss;
-use mechlab_engine::sae::config::SaeConfig;
-use mechlab_engine::sae::frontier::FrontierPoint;
-use mechlab_engine::sae::saelens::SaeLensFiles;
-use mechlab_engine::sae::train::Evaluation;
+use mechlab_engine::models::sae::arch::Loss;
+use mechlab_engine::models::sae::config::SaeConfig;
+use mechlab_engine::models::sae::train::Evaluation;
 use serde::{Deserialize, Serialize};
 use wasm_bindgen::JsValue;
 

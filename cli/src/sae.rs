@@ -4,14 +4,14 @@
 
 use clap::{ArgGroup, ValueEnum};
 use indicatif::{ProgressBar, ProgressStyle};
+use mechlab_engine::experiment::frontier::{self, FrontierPoint};
+use mechlab_engine::experiment::sae_link::{self as link, Sweep};
 use mechlab_engine::gpu::Gpu;
-use mechlab_engine::sae::config::{Architecture, SaeConfig, SaePreset};
-use mechlab_engine::sae::frontier::{self, FrontierPoint};
-use mechlab_engine::sae::gpu::GpuSaeTrainer;
-use mechlab_engine::sae::link::{self, Sweep};
-use mechlab_engine::sae::saelens;
-use mechlab_engine::sae::train::{CpuSaeTrainer, Evaluation};
-use mechlab_engine::sae::trainer::SaeTrainer as Trainer;
+use mechlab_engine::io::saelens;
+use mechlab_engine::models::sae::config::{Architecture, SaeConfig, SaePreset};
+use mechlab_engine::models::sae::gpu::GpuSaeTrainer;
+use mechlab_engine::models::sae::train::{CpuSaeTrainer, Evaluation};
+use mechlab_engine::models::sae::trainer::SaeTrainer as Trainer;
 use std::path::{Path, PathBuf};
 
 /// Inputs the final metrics are measured on.

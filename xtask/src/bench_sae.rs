@@ -9,15 +9,15 @@
 //! MECHLAB_BENCH_NO_BURN=1 leaves burn out.
 
 use crate::tools::{output, root};
+use mechlab_engine::data::ReplaySource;
 use mechlab_engine::gpu::{Gpu, Recorder};
-use mechlab_engine::rng::{rng_normal, rng_unit};
-use mechlab_engine::sae::config::{
+use mechlab_engine::models::sae::config::{
     Architecture, SaeConfig, SaePreset, SourceConfig, ARCHITECTURE_NAMES,
 };
-use mechlab_engine::sae::gpu::GpuSaeTrainer;
-use mechlab_engine::sae::kernels as k;
-use mechlab_engine::sae::source::ReplaySource;
-use mechlab_engine::sae::train::CpuSaeTrainer;
+use mechlab_engine::models::sae::gpu::GpuSaeTrainer;
+use mechlab_engine::models::sae::kernels as k;
+use mechlab_engine::models::sae::train::CpuSaeTrainer;
+use mechlab_engine::rng::{rng_normal, rng_unit};
 use std::fmt::Write as _;
 
 struct Size {
@@ -225,7 +225,7 @@ fn config(s: &Size, name: &str) -> Result<SaeConfig, String> {
 
 /// Pre-generated activations, so the timings are the SAE's and not the generator's.
 fn replay(cfg: &SaeConfig, batches: usize) -> Result<Box<ReplaySource>, String> {
-    let mut src = mechlab_engine::sae::source::build(&cfg.source, 0).map_err(|e| e.to_string())?;
+    let mut src = mechlab_engine::data::build(&cfg.source, 0).map_err(|e| e.to_string())?;
     let d = cfg.d_in() as usize;
     let mut data = vec![0f32; batches * cfg.batch_size as usize * d];
     src.next_batch(&mut data);

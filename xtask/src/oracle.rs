@@ -14,12 +14,12 @@
 
 use crate::tools::root;
 use mechlab_engine::experiment::superposition::{Axis, Preset, SuperpositionConfig};
+use mechlab_engine::models::sae::arch::{self, Ctx};
+use mechlab_engine::models::sae::config::Architecture;
+use mechlab_engine::models::sae::params::{SaeParams, TRAINED_TENSORS};
 use mechlab_engine::models::toy::cpu::CpuToyTrainer;
 use mechlab_engine::models::toy::{instance_table, sample_feature};
 use mechlab_engine::rng::{fold_seed, rng_normal, rng_unit};
-use mechlab_engine::sae::arch::{self, Ctx};
-use mechlab_engine::sae::config::Architecture;
-use mechlab_engine::sae::params::{SaeParams, TRAINED_TENSORS};
 use serde_json::{json, Value};
 use std::fmt::Write as _;
 
@@ -372,7 +372,7 @@ pub fn run() -> Result<(), String> {
     let mut cases = Vec::new();
     let mut references = Vec::new();
     for s in &SHAPES {
-        for name in mechlab_engine::sae::config::ARCHITECTURE_NAMES {
+        for name in mechlab_engine::models::sae::config::ARCHITECTURE_NAMES {
             let c = sae_case(name, s)?;
             cases.push(sae_json(&c));
             references.push((c.name.clone(), sae_reference(&c)));

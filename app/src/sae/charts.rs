@@ -5,7 +5,7 @@ use super::view::SaeRun;
 use crate::charts::canvas::{axes, series, Plot, Scale, INK, SMALL};
 use crate::charts::{CSV, EMPTY, JSON};
 use crate::components::chart_panel::ChartSpec;
-use mechlab_engine::sae::config::ARCHITECTURE_NAMES;
+use mechlab_engine::models::sae::config::ARCHITECTURE_NAMES;
 use web_sys::HtmlCanvasElement;
 
 /// Every chart on the SAE page.
@@ -417,5 +417,5 @@ fn frontier(p: &Plot, run: &SaeRun) {
 
 /// An architecture's display name.
 fn label(name: &str) -> &'static str {
-    mechlab_engine::sae::config::Architecture::by_name(name).map_or("?", |a| a.label())
+    mechlab_engine::models::sae::config::Architecture::by_name(name).map_or("?", |a| a.label())
 }

@@ -5,8 +5,8 @@
 use super::form::{self, Input, SaeForm, SweepChoice};
 use crate::components::controls::{text_input, PresetSelect};
 use leptos::prelude::*;
-use mechlab_engine::sae::config::{SaeConfig, SaePreset, SAE_PRESETS};
-use mechlab_engine::sae::link::Sweep;
+use mechlab_engine::experiment::sae_link::Sweep;
+use mechlab_engine::models::sae::config::{SaeConfig, SaePreset, SAE_PRESETS};
 
 /// The parsed controls, or why they do not parse.
 pub type Parsed = Memo<Result<(SaeConfig, Sweep), String>>;

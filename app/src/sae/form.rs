@@ -6,10 +6,10 @@
 //! another architecture, source or magnitude kind swaps that group's fields for the new kind's
 //! defaults.
 
-use mechlab_engine::sae::config::{
+use mechlab_engine::experiment::sae_link::{self as link, Sweep};
+use mechlab_engine::models::sae::config::{
     Architecture, SaeConfig, SaePreset, ARCHITECTURE_NAMES, SAE_PRESETS,
 };
-use mechlab_engine::sae::link::{self, Sweep};
 use mechlab_engine::EngineError;
 
 /// What Run trains.
@@ -417,7 +417,7 @@ impl SaeForm {
         let sweep = self.sweep.sweep(&cfg);
         if let Sweep::Frontier(names) = &sweep {
             // Every run of the sweep must be valid too (k = 32 needs d_sae ≥ 32).
-            mechlab_engine::sae::frontier::runs(&cfg, names)?;
+            mechlab_engine::experiment::frontier::runs(&cfg, names)?;
         }
         Ok((cfg, sweep))
     }

@@ -18,9 +18,9 @@ use controls::SaeControls;
 use form::SaeForm;
 use leptos::prelude::*;
 use mechlab_app::protocol::{Job, SaeEngine};
-use mechlab_engine::sae::config::SaeConfig;
-use mechlab_engine::sae::frontier;
-use mechlab_engine::sae::link::{self, Sweep};
+use mechlab_engine::experiment::frontier;
+use mechlab_engine::experiment::sae_link::{self as link, Sweep};
+use mechlab_engine::models::sae::config::SaeConfig;
 use view::SaeRun;
 
 /// The job Run trains for a config and sweep.

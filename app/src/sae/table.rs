@@ -6,7 +6,7 @@ use super::view::SaeRun;
 use crate::charts::canvas::fmt;
 use crate::download;
 use leptos::prelude::*;
-use mechlab_engine::sae::metrics::LatentRow;
+use mechlab_engine::metrics::sae::LatentRow;
 
 /// Rows shown at once; the export has them all.
 const SHOWN: usize = 100;

@@ -5,11 +5,11 @@ use std::sync::Arc;
 
 use crate::trainer::{History, RunEvent};
 use mechlab_app::protocol::{Job, SaeUpdate, Update};
-use mechlab_engine::sae::arch::Loss;
-use mechlab_engine::sae::config::SaeConfig;
-use mechlab_engine::sae::frontier::FrontierPoint;
-use mechlab_engine::sae::saelens::SaeLensFiles;
-use mechlab_engine::sae::train::Evaluation;
+use mechlab_engine::experiment::frontier::FrontierPoint;
+use mechlab_engine::io::saelens::SaeLensFiles;
+use mechlab_engine::models::sae::arch::Loss;
+use mechlab_engine::models::sae::config::SaeConfig;
+use mechlab_engine::models::sae::train::Evaluation;
 use serde::Serialize;
 
 /// A chunk's training figures.

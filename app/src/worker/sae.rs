@@ -3,14 +3,14 @@
 //! reports the mean loss; an evaluation (metrics, density histogram, latent table) follows
 //! every second or so of training and at the end of each run, with the run's frontier point.
 
+use mechlab_engine::experiment::frontier::FrontierPoint;
 use mechlab_engine::gpu::Gpu;
-use mechlab_engine::sae::arch::Loss;
-use mechlab_engine::sae::config::SaeConfig;
-use mechlab_engine::sae::frontier::FrontierPoint;
-use mechlab_engine::sae::gpu::GpuSaeTrainer;
-use mechlab_engine::sae::saelens;
-use mechlab_engine::sae::train::CpuSaeTrainer;
-use mechlab_engine::sae::trainer::SaeTrainer;
+use mechlab_engine::io::saelens;
+use mechlab_engine::models::sae::arch::Loss;
+use mechlab_engine::models::sae::config::SaeConfig;
+use mechlab_engine::models::sae::gpu::GpuSaeTrainer;
+use mechlab_engine::models::sae::train::CpuSaeTrainer;
+use mechlab_engine::models::sae::trainer::SaeTrainer;
 use mechlab_engine::EngineError;
 
 use super::Opened;

@@ -1,5 +1,7 @@
 //! Experiment configs, share links and result bundles.
 
+pub mod frontier;
 pub mod link;
 pub mod results;
+pub mod sae_link;
 pub mod superposition;

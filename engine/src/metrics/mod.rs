@@ -1,3 +1,4 @@
-//! Measures computed from trained models.
+//! Measures computed from trained models, per lab.
 
+pub mod sae;
 pub mod superposition;

@@ -1,3 +1,5 @@
-//! Models: each with its CPU reference and GPU trainers.
+//! Models, one folder each with its config, CPU reference, GPU trainers and the kernels only it
+//! uses: the toy model of superposition ([`toy`]) and sparse autoencoders ([`sae`]).
 
+pub mod sae;
 pub mod toy;

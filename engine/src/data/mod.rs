@@ -1,0 +1,124 @@
+//! Where an SAE's training activations come from. A source produces batches of `d_in`
+//! activations; later language-model sources plug in through the same trait. A
+//! [`ShuffleBuffer`] mixes a source's batches before training.
+
+mod ground_truth;
+mod shuffle;
+mod superposition;
+
+pub use ground_truth::GroundTruthSource;
+pub use shuffle::{gather_scatter, ShuffleBuffer, ShuffleSlots};
+pub use superposition::SuperpositionSource;
+
+use crate::error::Result;
+use crate::models::sae::config::SourceConfig;
+
+/// Cross-entropy loss recovered: how much of a language model's loss the SAE's reconstruction
+/// keeps, `(CE_zero_ablated − CE_reconstructed) / (CE_zero_ablated − CE_clean)`.
+#[derive(Debug, Clone, Copy, PartialEq, serde::Serialize, serde::Deserialize)]
+pub struct CeLossRecovered {
+    /// The model's loss with its own activations.
+    pub clean: f32,
+    /// The loss with the activations replaced by the SAE's reconstruction.
+    pub reconstructed: f32,
+    /// The loss with the activations zeroed.
+    pub zero_ablated: f32,
+}
+
+impl CeLossRecovered {
+    /// The recovered fraction (1 is perfect, 0 is no better than zeros).
+    pub fn fraction(&self) -> f32 {
+        (self.zero_ablated - self.reconstructed) / (self.zero_ablated - self.clean)
+    }
+}
+
+/// A stream of activation batches.
+pub trait ActivationSource {
+    /// Dimension of one activation vector.
+    fn d_in(&self) -> usize;
+
+    /// Writes the next `out.len() / d_in` activations into `out`, row-major.
+    fn next_batch(&mut self, out: &mut [f32]);
+
+    /// The planted features, `[n_features, d_in]` row-major, when the source knows them.
+    fn true_features(&self) -> Option<&[f32]> {
+        None
+    }
+
+    /// The settings that generated the data, as written next to the results.
+    fn describe(&self) -> serde_json::Value;
+
+    /// Sources inside a language model run it with the SAE spliced in (`reconstruct` maps a
+    /// batch of activations to their reconstructions) and report the loss recovered. Sources
+    /// without a downstream model return `None`.
+    fn ce_loss_recovered(
+        &mut self,
+        _reconstruct: &mut dyn FnMut(&[f32]) -> Vec<f32>,
+    ) -> Option<CeLossRecovered> {
+        None
+    }
+}
+
+/// Builds the source a config asks for.
+pub fn build(cfg: &SourceConfig, seed: u64) -> Result<Box<dyn ActivationSource>> {
+    Ok(match cfg {
+        SourceConfig::GroundTruth { .. } => Box::new(GroundTruthSource::new(cfg, seed)?),
+        SourceConfig::Superposition { .. } => Box::new(SuperpositionSource::new(cfg, seed)?),
+    })
+}
+
+/// Replays a fixed set of activations in order, cycling: for training on a stored activation
+/// dataset, and for benchmarks that should time the SAE, not the generator.
+#[derive(Debug, Clone)]
+pub struct ReplaySource {
+    data: Vec<f32>,
+    d: usize,
+    pos: usize,
+}
+
+impl ReplaySource {
+    /// Wraps `data`, rows of `d` activations (a trailing partial row is dropped).
+    pub fn new(mut data: Vec<f32>, d: usize) -> crate::error::Result<Self> {
+        let rows = data.len() / d.max(1);
+        if d == 0 || rows == 0 {
+            return Err(crate::error::EngineError::invalid(
+                "activations",
+                data.len(),
+                format!("need at least one row of {d}"),
+            ));
+        }
+        data.truncate(rows * d);
+        Ok(Self { data, d, pos: 0 })
+    }
+}
+
+impl ActivationSource for ReplaySource {
+    fn d_in(&self) -> usize {
+        self.d
+    }
+
+    fn next_batch(&mut self, out: &mut [f32]) {
+        for row in out.chunks_exact_mut(self.d) {
+            row.copy_from_slice(&self.data[self.pos..self.pos + self.d]);
+            self.pos = (self.pos + self.d) % self.data.len();
+        }
+    }
+
+    fn describe(&self) -> serde_json::Value {
+        serde_json::json!({ "kind": "replay", "rows": self.data.len() / self.d, "d": self.d })
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn replay_cycles_through_its_rows() {
+        let mut s = ReplaySource::new(vec![1.0, 2.0, 3.0, 4.0, 5.0], 2).unwrap();
+        let mut out = vec![0.0; 6];
+        s.next_batch(&mut out);
+        assert_eq!(out, vec![1.0, 2.0, 3.0, 4.0, 1.0, 2.0]);
+        assert!(ReplaySource::new(vec![1.0], 2).is_err());
+    }
+}

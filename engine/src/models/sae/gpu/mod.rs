@@ -1,0 +1,1166 @@
+//! The GPU trainer: the shared training loop of [`crate::models::sae::train`] with every tensor on the
+//! device and one command encoder, one submit per step. Batches come from the host source and
+//! are uploaded scaled; with a shuffle pool, the source's rows are uploaded as they come and a
+//! kernel gathers the scaled batch from a device-side pool and puts them in its place. Nothing
+//! is read back but the per-step losses and firing counts when the caller asks for a report,
+//! and the parameters when it asks for them.
+//!
+//! The TopK family (TopK and BatchTopK, with AuxK) trains through the sparse kernels: the
+//! encoder is dense, the decoder and every gradient touch only the active latents. The batch's
+//! pre-activations are computed in row chunks no larger than the device's binding limit, so a
+//! 4096 × 32768 batch (512 MiB of pre-activations) trains under the browser's 256 MiB; TopK
+//! reuses one chunk buffer, BatchTopK keeps every chunk for its selection across the batch.
+//! ReLU + L1, JumpReLU and Gated train through dense matmuls over the same row chunks: each
+//! chunk's activations and their gradients live only while the chunk is recorded, and every
+//! gradient and per-latent statistic is a sum over rows that the chunks add to.
+
+pub mod step;
+
+use self::step::{Bindings, Kernel, StepKernels, StepParams, CHUNK, WG};
+use super::config::{Architecture, SaeConfig};
+use super::kernels;
+use super::params::SaeParams;
+use super::train::{
+    dead_tokens, evaluate, initial_params, learning_rate, learning_rate_scales,
+    sparsity_coefficient, Evaluation, StepReport, ADAM,
+};
+use crate::data::{self as source, ActivationSource, ShuffleSlots};
+use crate::error::{EngineError, Result};
+use crate::gpu::{Gpu, Recorder, Recording};
+use crate::metrics::sae::FiringTracker;
+
+/// `arch` of the dense path's kernels (see sae_train.wgsl).
+const ARCH_RELU: u32 = 0;
+const ARCH_JUMP: u32 = 1;
+const ARCH_GATED: u32 = 2;
+/// Sections of the per-latent buffer: b_enc, r_mag, b_mag, log θ (trained), then scratch (see
+/// sae_train.wgsl).
+const LAT_SECTIONS: usize = 10;
+const LAT_TRAINED: usize = 4;
+
+/// Bindings with the f32 places filled in order.
+fn fs<const N: usize>(bufs: [&wgpu::Buffer; N]) -> Bindings<'_> {
+    let mut b = Bindings::default();
+    for (slot, buf) in b.f.iter_mut().zip(bufs) {
+        *slot = Some(buf);
+    }
+    b
+}
+
+/// Steps whose losses stay on the device before a report must read them.
+pub const MAX_PENDING_STEPS: u32 = 1024;
+
+/// Device buffers of one trainer.
+struct Buffers {
+    w_enc: wgpu::Buffer,
+    /// [10, d_sae]: b_enc, r_mag, b_mag, log θ (trained), then the dense path's scratch:
+    /// decoder norms, the penalty's column statistic and Gated's per-latent sums.
+    lat: wgpu::Buffer,
+    /// Dense path: one chunk's activations and their gradient `[rows, d_sae]` (1 word on the
+    /// TopK path).
+    f: wgpu::Buffer,
+    gf: wgpu::Buffer,
+    /// Gated: ReLU(π_gate), then (once decoded) the aux path's gradient at it.
+    gate: wgpu::Buffer,
+    w_dec: wgpu::Buffer,
+    b_dec: wgpu::Buffer,
+    grads: [wgpu::Buffer; 4],
+    m: [wgpu::Buffer; 4],
+    v: [wgpu::Buffer; 4],
+    x: wgpu::Buffer,
+    xc: wgpu::Buffer,
+    x_chunk: wgpu::Buffer,
+    /// Dense path, when the batch takes more than one chunk: the chunk's rows of `xc`.
+    xc_chunk: wgpu::Buffer,
+    /// Pre-activations: one chunk of rows (TopK and the dense path, reused), or every chunk of
+    /// the batch (BatchTopK).
+    pre: Vec<wgpu::Buffer>,
+    idx_chunk: wgpu::Buffer,
+    val_chunk: wgpu::Buffer,
+    aidx_chunk: wgpu::Buffer,
+    aval_chunk: wgpu::Buffer,
+    idx: wgpu::Buffer,
+    val: wgpu::Buffer,
+    aidx: wgpu::Buffer,
+    aval: wgpu::Buffer,
+    x_hat: wgpu::Buffer,
+    e_hat: wgpu::Buffer,
+    g: wgpu::Buffer,
+    g_val: wgpu::Buffer,
+    gpre: wgpu::Buffer,
+    ag_val: wgpu::Buffer,
+    agpre: wgpu::Buffer,
+    row_loss: wgpu::Buffer,
+    /// Gated: the aux path's per-row loss (1 word otherwise).
+    aux_row_loss: wgpu::Buffer,
+    losses: wgpu::Buffer,
+    zero_bias: wgpu::Buffer,
+    since: wgpu::Buffer,
+    mask_window: wgpu::Buffer,
+    counters: wgpu::Buffer,
+    topk_scratch: wgpu::Buffer,
+    list_scratch: wgpu::Buffer,
+    partials: wgpu::Buffer,
+    norm2: wgpu::Buffer,
+    /// BatchTopK: the main code's row index, the selection's scratch and the inference
+    /// threshold (1 word each on the other paths).
+    code_rows: wgpu::Buffer,
+    select_scratch: wgpu::Buffer,
+    threshold: wgpu::Buffer,
+}
+
+/// The shuffle pool on the device (one buffer: a pool over the device's binding limit is
+/// refused), with the slots the host draws for it, as the CPU trainer's `ShuffleBuffer` does.
+struct DeviceShuffle {
+    slots: ShuffleSlots,
+    /// `[pool_rows, d_in]`, unscaled.
+    pool: wgpu::Buffer,
+    /// The step's slots and fresh source rows (unscaled), uploaded before its submit.
+    slot_buf: wgpu::Buffer,
+    fresh: wgpu::Buffer,
+}
+
+/// Trains an SAE on the GPU.
+pub struct GpuSaeTrainer {
+    gpu: Gpu,
+    cfg: SaeConfig,
+    source: Box<dyn ActivationSource>,
+    buf: Buffers,
+    kernels: StepKernels,
+    /// Records every step; kept across steps so they reuse its bind groups and uniform
+    /// buffer (taken out while a step records).
+    recorder: Option<Recorder>,
+    input_scale: f32,
+    d_in: usize,
+    d_sae: usize,
+    batch: usize,
+    k: usize,
+    k_aux: usize,
+    rows_per_chunk: usize,
+    /// Trains through dense activations (ReLU + L1, JumpReLU, Gated) rather than sparse codes.
+    dense: bool,
+    /// Selects over the whole batch (BatchTopK) rather than per row.
+    batch_topk: bool,
+    /// Elements of the four trained buffers, as Adam sees them.
+    shapes: [usize; 4],
+    step: u32,
+    pending: u32,
+    tracker: FiringTracker,
+    /// The step's batch from the source: scaled and uploaded into `x`, or, with a shuffle
+    /// pool, uploaded unscaled as its fresh rows.
+    host_x: Vec<f32>,
+    shuffle: Option<DeviceShuffle>,
+    lrs: Vec<f32>,
+    partial_offsets: Vec<u32>,
+}
+
+/// Bytes one chunk of pre-activations may take: one binding, one buffer, and the common
+/// browser limit of 256 MiB.
+fn chunk_limit(gpu: &Gpu) -> u64 {
+    (gpu.limits.max_storage_buffer_binding_size)
+        .min(gpu.limits.max_buffer_size)
+        .min(256 << 20)
+}
+
+impl GpuSaeTrainer {
+    /// Validates the config against the device, builds the source, initialises the SAE and
+    /// uploads it.
+    pub async fn new(gpu: &Gpu, cfg: &SaeConfig) -> Result<Self> {
+        cfg.validate()?;
+        let source = source::build(&cfg.source, cfg.seed)?;
+        Self::with_source(gpu, cfg, source).await
+    }
+
+    /// As [`GpuSaeTrainer::new`], on a given source.
+    pub async fn with_source(
+        gpu: &Gpu,
+        cfg: &SaeConfig,
+        source: Box<dyn ActivationSource>,
+    ) -> Result<Self> {
+        Self::build(gpu, cfg, source, chunk_limit(gpu)).await
+    }
+
+    async fn build(
+        gpu: &Gpu,
+        cfg: &SaeConfig,
+        mut source: Box<dyn ActivationSource>,
+        chunk_bytes: u64,
+    ) -> Result<Self> {
+        cfg.validate()?;
+        let (dense, batch_topk, k) = match cfg.architecture {
+            Architecture::TopK { k, .. } => (false, false, k as usize),
+            Architecture::BatchTopK { k, .. } => (false, true, k as usize),
+            Architecture::ReluL1 { .. }
+            | Architecture::JumpRelu { .. }
+            | Architecture::Gated { .. } => (true, false, 1),
+        };
+        let (d_in, d_sae, batch) = (
+            cfg.d_in() as usize,
+            cfg.d_sae as usize,
+            cfg.batch_size as usize,
+        );
+        if batch_topk && (batch * d_sae) as u64 >= u32::MAX as u64 {
+            return Err(EngineError::invalid(
+                "batch_size",
+                batch,
+                format!(
+                    "BatchTopK on the GPU selects among batch × d_sae = {} pre-activations, \
+                     which must fit 32-bit indices",
+                    batch * d_sae
+                ),
+            ));
+        }
+        let k_aux = if dense { 1 } else { cfg.k_aux() as usize };
+        let rows = ((chunk_bytes / (4 * d_sae as u64)) as usize).clamp(1, batch);
+        let chunks = batch.div_ceil(rows);
+        let gated = matches!(cfg.architecture, Architecture::Gated { .. });
+        let check = gpu.check();
+        let weights = (d_sae * d_in * 4) as u64;
+        check.storage_buffer("each weight matrix (encoder, decoder)", weights)?;
+        check.storage_buffer("one chunk of pre-activations", (rows * d_sae * 4) as u64)?;
+        let params = initial_params(cfg, source.as_mut())?;
+        let shuffle = match cfg.shuffle_pool_rows() {
+            Some(pool_rows) => {
+                check.storage_buffer("the shuffle pool", (pool_rows * d_in * 4) as u64)?;
+                let mut pool = vec![0f32; pool_rows * d_in];
+                source.next_batch(&mut pool);
+                Some(DeviceShuffle {
+                    slots: ShuffleSlots::new(pool_rows, batch, cfg.seed),
+                    pool: gpu.storage_from("sae shuffle pool", &pool)?,
+                    slot_buf: gpu.storage_zeroed::<u32>("sae shuffle slots", batch)?,
+                    fresh: gpu.storage_zeroed::<f32>("sae shuffle fresh", batch * d_in)?,
+                })
+            }
+            None => None,
+        };
+        let mut lat = vec![0f32; LAT_SECTIONS * d_sae];
+        for (section, t) in [
+            &params.b_enc,
+            &params.r_mag,
+            &params.b_mag,
+            &params.log_threshold,
+        ]
+        .into_iter()
+        .enumerate()
+        {
+            lat[section * d_sae..section * d_sae + t.len()].copy_from_slice(t);
+        }
+        let z = |what: &str, n: usize| gpu.storage_zeroed::<f32>(what, n.max(1));
+        let zu = |what: &str, n: usize| gpu.storage_zeroed::<u32>(what, n.max(1));
+        // The trained tensors as Adam and clipping see them; the per-latent buffer's trained
+        // sections come first, so its scratch sections are never updated.
+        let shapes = [d_sae * d_in, LAT_TRAINED * d_sae, d_sae * d_in, d_in];
+        let lat_len = LAT_SECTIONS * d_sae;
+        let dense_len = if dense { rows * d_sae } else { 1 };
+        let n_partials: usize = shapes
+            .iter()
+            .map(|&n| n.div_ceil((WG * CHUNK) as usize))
+            .sum();
+        let mut partial_offsets = Vec::new();
+        let mut at = 0u32;
+        for &n in &shapes {
+            partial_offsets.push(at);
+            at += n.div_ceil((WG * CHUNK) as usize) as u32;
+        }
+        let buf = Buffers {
+            w_enc: gpu.storage_from("sae w_enc", &params.w_enc)?,
+            lat: gpu.storage_from("sae per-latent", &lat)?,
+            f: z("sae f", dense_len)?,
+            gf: z("sae gf", dense_len)?,
+            gate: z("sae gate", if gated { dense_len } else { 1 })?,
+            w_dec: gpu.storage_from("sae w_dec", &params.w_dec)?,
+            b_dec: gpu.storage_from("sae b_dec", &params.b_dec)?,
+            grads: [
+                z("sae g w_enc", shapes[0])?,
+                z("sae g per-latent", lat_len)?,
+                z("sae g w_dec", shapes[2])?,
+                z("sae g b_dec", shapes[3])?,
+            ],
+            m: [
+                z("sae m w_enc", shapes[0])?,
+                z("sae m per-latent", lat_len)?,
+                z("sae m w_dec", shapes[2])?,
+                z("sae m b_dec", shapes[3])?,
+            ],
+            v: [
+                z("sae v w_enc", shapes[0])?,
+                z("sae v per-latent", lat_len)?,
+                z("sae v w_dec", shapes[2])?,
+                z("sae v b_dec", shapes[3])?,
+            ],
+            x: z("sae x", batch * d_in)?,
+            xc: z("sae xc", batch * d_in)?,
+            x_chunk: z("sae x chunk", rows * d_in)?,
+            xc_chunk: z(
+                "sae xc chunk",
+                if dense && chunks > 1 { rows * d_in } else { 1 },
+            )?,
+            pre: (0..if batch_topk { chunks } else { 1 })
+                .map(|_| z("sae pre", rows * d_sae))
+                .collect::<Result<_>>()?,
+            idx_chunk: zu("sae idx chunk", if batch_topk { 1 } else { rows * k })?,
+            val_chunk: z("sae val chunk", if batch_topk { 1 } else { rows * k })?,
+            aidx_chunk: zu("sae aux idx chunk", rows * k_aux)?,
+            aval_chunk: z("sae aux val chunk", rows * k_aux)?,
+            idx: zu("sae idx", batch * k)?,
+            val: z("sae val", batch * k)?,
+            aidx: zu("sae aux idx", batch * k_aux)?,
+            aval: z("sae aux val", batch * k_aux)?,
+            x_hat: z("sae x_hat", batch * d_in)?,
+            e_hat: z("sae e_hat", batch * d_in)?,
+            g: z("sae g", batch * d_in)?,
+            g_val: z("sae g_val", batch * k)?,
+            gpre: z("sae gpre", batch * k)?,
+            ag_val: z("sae aux g_val", batch * k_aux)?,
+            agpre: z("sae aux gpre", batch * k_aux)?,
+            row_loss: z("sae row loss", batch)?,
+            aux_row_loss: z("sae aux row loss", if gated { batch } else { 1 })?,
+            losses: z("sae losses", 3 * MAX_PENDING_STEPS as usize)?,
+            zero_bias: z("sae zero bias", d_in)?,
+            since: zu("sae since fired", d_sae)?,
+            mask_window: zu("sae dead mask and window", 2 * d_sae)?,
+            counters: zu("sae counters", d_sae + 1)?,
+            topk_scratch: gpu.storage_zeroed::<u8>(
+                "sae topk scratch",
+                kernels::topk_scratch_bytes(rows, d_sae) as usize,
+            )?,
+            list_scratch: gpu.storage_zeroed::<u8>(
+                "sae list scratch",
+                kernels::weight_grad_sparse_scratch_bytes(batch, k.max(k_aux), d_sae) as usize,
+            )?,
+            partials: z("sae grad partials", n_partials)?,
+            norm2: z("sae grad norm", 1)?,
+            code_rows: zu(
+                "sae code rows",
+                if batch_topk {
+                    kernels::code_rows_len(batch, batch * k)
+                } else {
+                    1
+                },
+            )?,
+            select_scratch: gpu.storage_zeroed::<u8>(
+                "sae batch topk scratch",
+                if batch_topk {
+                    kernels::batch_topk_scratch_bytes() as usize
+                } else {
+                    4
+                },
+            )?,
+            threshold: gpu.storage_from("sae batch threshold", &[params.batch_threshold])?,
+        };
+        let kernels = StepKernels::new(gpu).await?;
+        Ok(Self {
+            gpu: gpu.clone(),
+            tracker: FiringTracker::new(d_sae, dead_tokens(&cfg.architecture)),
+            cfg: cfg.clone(),
+            source,
+            buf,
+            kernels,
+            recorder: Some(Recorder::new(gpu)),
+            input_scale: params.input_scale,
+            d_in,
+            d_sae,
+            batch,
+            k,
+            k_aux,
+            rows_per_chunk: rows,
+            dense,
+            batch_topk,
+            shapes,
+            step: 0,
+            pending: 0,
+            host_x: vec![0.0; batch * d_in],
+            shuffle,
+            lrs: Vec::new(),
+            partial_offsets,
+        })
+    }
+
+    /// Steps completed.
+    pub fn step(&self) -> u32 {
+        self.step
+    }
+
+    /// Bytes of every buffer this trainer holds on the device (the step kernels' few uniform
+    /// and scratch bytes aside).
+    pub fn device_bytes(&self) -> u64 {
+        let b = &self.buf;
+        let mut all: Vec<&wgpu::Buffer> = vec![
+            &b.w_enc,
+            &b.lat,
+            &b.f,
+            &b.gf,
+            &b.gate,
+            &b.w_dec,
+            &b.b_dec,
+            &b.x,
+            &b.xc,
+            &b.x_chunk,
+            &b.xc_chunk,
+            &b.idx_chunk,
+            &b.val_chunk,
+            &b.aidx_chunk,
+            &b.aval_chunk,
+            &b.idx,
+            &b.val,
+            &b.aidx,
+            &b.aval,
+            &b.x_hat,
+            &b.e_hat,
+            &b.g,
+            &b.g_val,
+            &b.gpre,
+            &b.ag_val,
+            &b.agpre,
+            &b.row_loss,
+            &b.aux_row_loss,
+            &b.losses,
+            &b.zero_bias,
+            &b.since,
+            &b.mask_window,
+            &b.counters,
+            &b.topk_scratch,
+            &b.list_scratch,
+            &b.partials,
+            &b.norm2,
+            &b.code_rows,
+            &b.select_scratch,
+            &b.threshold,
+        ];
+        all.extend(b.grads.iter().chain(&b.m).chain(&b.v).chain(&b.pre));
+        if let Some(sh) = &self.shuffle {
+            all.extend([&sh.pool, &sh.slot_buf, &sh.fresh]);
+        }
+        all.iter().map(|x| x.size()).sum()
+    }
+
+    /// The largest single buffer this trainer holds, in bytes (what must fit the device's
+    /// maximum buffer and binding sizes).
+    pub fn largest_buffer(&self) -> u64 {
+        let b = &self.buf;
+        let pool = self.shuffle.as_ref().map_or(0, |sh| sh.pool.size());
+        [&b.w_enc, &b.w_dec, &b.pre[0], &b.x, &b.list_scratch]
+            .iter()
+            .map(|x| x.size())
+            .chain([pool])
+            .max()
+            .unwrap_or(0)
+    }
+
+    /// Rows of pre-activations computed per chunk (the whole batch when it fits one binding).
+    pub fn rows_per_chunk(&self) -> usize {
+        self.rows_per_chunk
+    }
+
+    /// The source, for its ground truth and description.
+    pub fn source(&self) -> &dyn ActivationSource {
+        self.source.as_ref()
+    }
+
+    fn base(&self) -> StepParams {
+        StepParams {
+            batch: self.batch as u32,
+            d_in: self.d_in as u32,
+            d_sae: self.d_sae as u32,
+            dead_tokens: dead_tokens(&self.cfg.architecture).min(u32::MAX as u64 - 1) as u32,
+            beta1: ADAM.beta1,
+            beta2: ADAM.beta2,
+            eps: ADAM.eps,
+            max_norm: self.cfg.max_grad_norm,
+            k_aux: self.k_aux.max(1) as f32,
+            aux_coefficient: match self.cfg.architecture {
+                Architecture::TopK {
+                    aux_coefficient, ..
+                }
+                | Architecture::BatchTopK {
+                    aux_coefficient, ..
+                } => aux_coefficient,
+                _ => 0.0,
+            },
+            bandwidth: match self.cfg.architecture {
+                Architecture::JumpRelu { bandwidth, .. } => bandwidth,
+                _ => 1.0,
+            },
+            arch: match self.cfg.architecture {
+                Architecture::JumpRelu { .. } => ARCH_JUMP,
+                Architecture::Gated { .. } => ARCH_GATED,
+                _ => ARCH_RELU,
+            },
+            scaled_from: u32::MAX,
+            lr_scale: 1.0,
+            rows: self.batch as u32,
+            row0: 0,
+            ..Default::default()
+        }
+    }
+
+    /// Records and submits one training step.
+    async fn step_once(&mut self) -> Result<()> {
+        self.source.next_batch(&mut self.host_x);
+        let gpu = self.gpu.clone();
+        match &mut self.shuffle {
+            // The kernel recorded below gathers the batch and scales it.
+            Some(sh) => {
+                let q = &gpu.queue;
+                q.write_buffer(&sh.fresh, 0, bytemuck::cast_slice(&self.host_x));
+                q.write_buffer(&sh.slot_buf, 0, bytemuck::cast_slice(sh.slots.draw()));
+            }
+            None => {
+                let s = self.input_scale;
+                self.host_x.iter_mut().for_each(|v| *v *= s);
+                gpu.queue
+                    .write_buffer(&self.buf.x, 0, bytemuck::cast_slice(&self.host_x));
+            }
+        }
+        let lr = learning_rate(&self.cfg, self.step);
+        let base = StepParams {
+            coefficient: sparsity_coefficient(&self.cfg.architecture, self.step),
+            ..self.base()
+        };
+        let mut recorder = self
+            .recorder
+            .take()
+            .expect("the recorder is put back after each step");
+        let recorded = self.record_step(&mut recorder, base, lr).await;
+        self.recorder = Some(recorder);
+        recorded?;
+        self.lrs.push(lr);
+        self.step += 1;
+        self.pending += 1;
+        Ok(())
+    }
+
+    /// Records one step's work (the batch already uploaded) and submits it.
+    async fn record_step(&self, recorder: &mut Recorder, base: StepParams, lr: f32) -> Result<()> {
+        let mut rec = recorder.begin();
+        if let Some(sh) = &self.shuffle {
+            let sb = kernels::GatherScatterBuffers {
+                slots: &sh.slot_buf,
+                fresh: &sh.fresh,
+                pool: &sh.pool,
+                x: &self.buf.x,
+            };
+            let rows = sh.slots.pool_rows();
+            kernels::gather_scatter(&mut rec, &sb, self.batch, self.d_in, rows, self.input_scale)
+                .await?;
+        }
+        for gb in &self.buf.grads {
+            rec.clear(gb, 0, None);
+        }
+        {
+            let b = &self.buf;
+            let bg = fs([&b.x, &b.b_dec, &b.xc]);
+            let n = (self.batch * self.d_in) as u32;
+            self.kernels.record(&mut rec, Kernel::Centre, &bg, base, n);
+        }
+        if self.dense {
+            self.record_dense(&mut rec, base).await?;
+        } else {
+            self.record_sparse(&mut rec, base).await?;
+        }
+        self.record_update(&mut rec, base, lr);
+        rec.submit_scoped().await
+    }
+
+    /// The TopK family: encode in row chunks and select (per row for TopK, over the whole batch
+    /// for BatchTopK), decode and differentiate only active latents, AuxK on the dead ones.
+    /// Both architectures share everything past the selection, AuxK included; BatchTopK's code
+    /// carries a row index, since its rows hold different numbers of latents.
+    async fn record_sparse(&self, rec: &mut Recording<'_>, base: StepParams) -> Result<()> {
+        let b = &self.buf;
+        let (batch, d_in, d_sae, k, k_aux) =
+            (self.batch, self.d_in, self.d_sae, self.k, self.k_aux);
+        let slot = self.pending;
+        let f4 = 4u64;
+        let (mut row, mut chunk) = (0, 0);
+        while row < batch {
+            let rows = self.rows_per_chunk.min(batch - row);
+            // BatchTopK keeps every chunk's pre-activations for its selection over the batch;
+            // TopK selects per chunk and reuses one buffer.
+            let pre = &b.pre[chunk % b.pre.len()];
+            rec.copy(
+                &b.x,
+                (row * d_in) as u64 * f4,
+                &b.x_chunk,
+                0,
+                (rows * d_in) as u64 * f4,
+            );
+            let eb = kernels::EncodeBuffers {
+                x: &b.x_chunk,
+                w_enc: &b.w_enc,
+                b_enc: &b.lat,
+                b_dec: &b.b_dec,
+                pre,
+            };
+            kernels::encode(rec, &eb, rows, d_in, d_sae).await?;
+            // (chunk's code, mask, width, the batch's code): AuxK's per-row selection over dead
+            // latents, and TopK's own.
+            let mut selections = vec![(
+                (&b.aidx_chunk, &b.aval_chunk),
+                Some(&b.mask_window),
+                k_aux,
+                (&b.aidx, &b.aval),
+            )];
+            if !self.batch_topk {
+                selections.push(((&b.idx_chunk, &b.val_chunk), None, k, (&b.idx, &b.val)));
+            }
+            for ((idx, val), mask, width, (all_idx, all_val)) in selections {
+                let tb = kernels::TopkBuffers {
+                    pre,
+                    idx,
+                    val,
+                    scratch: &b.topk_scratch,
+                    mask,
+                };
+                kernels::topk_rows(rec, &tb, rows, d_sae, width).await?;
+                let at = (row * width) as u64 * f4;
+                let bytes = (rows * width) as u64 * f4;
+                rec.copy(idx, 0, all_idx, at, bytes);
+                rec.copy(val, 0, all_val, at, bytes);
+            }
+            row += rows;
+            chunk += 1;
+        }
+        let main_rows = if self.batch_topk {
+            let pre: Vec<&wgpu::Buffer> = b.pre.iter().collect();
+            let sb = kernels::BatchTopkBuffers {
+                pre: &pre,
+                rows_per_chunk: self.rows_per_chunk,
+                idx: &b.idx,
+                val: &b.val,
+                rows: &b.code_rows,
+                scratch: &b.select_scratch,
+            };
+            kernels::batch_topk(rec, &sb, batch, d_sae, k).await?;
+            Some(&b.code_rows)
+        } else {
+            None
+        };
+        // The main code (k entries a row on average) and AuxK's (k_aux a row) through the same
+        // sparse kernels, the main one with its row index.
+        for (idx, val, bias, out, width, rows) in [
+            (&b.idx, &b.val, &b.b_dec, &b.x_hat, k, main_rows),
+            (&b.aidx, &b.aval, &b.zero_bias, &b.e_hat, k_aux, None),
+        ] {
+            let db = kernels::DecodeSparseBuffers {
+                idx,
+                val,
+                w_dec: &b.w_dec,
+                b_dec: bias,
+                x_hat: out,
+                rows,
+            };
+            kernels::decode_sparse(rec, &db, batch, width, d_in, d_sae).await?;
+        }
+        // Reconstruction and AuxK gradients at the outputs (AuxK's overwrites e_hat), losses.
+        let kx = &self.kernels;
+        {
+            let bg_recon = fs([&b.x_hat, &b.x, &b.g, &b.row_loss]);
+            let bg_sum = fs([&b.row_loss, &b.losses]);
+            let mut bg_aux = fs([&b.x, &b.x_hat, &b.e_hat, &b.row_loss]);
+            bg_aux.counters = Some(&b.counters);
+            let bg_aux = bg_aux;
+            let sum = |out_index| StepParams {
+                count: batch as u32,
+                out_index,
+                ..base
+            };
+            kx.record(rec, Kernel::ReconGrad, &bg_recon, base, batch as u32);
+            kx.record(rec, Kernel::ReduceSum, &bg_sum, sum(3 * slot), 1);
+            kx.record(rec, Kernel::AuxGrad, &bg_aux, base, batch as u32);
+            kx.record(rec, Kernel::ReduceSum, &bg_sum, sum(3 * slot + 2), 1);
+        }
+        for (idx, g, out, width, rows) in [
+            (&b.idx, &b.g, &b.g_val, k, main_rows),
+            (&b.aidx, &b.e_hat, &b.ag_val, k_aux, None),
+        ] {
+            let lb = kernels::LatentGradSparseBuffers {
+                idx,
+                g,
+                w_dec: &b.w_dec,
+                g_val: out,
+                rows,
+            };
+            kernels::latent_grad_sparse(rec, &lb, batch, width, d_in, d_sae).await?;
+        }
+        {
+            let mut bg = fs([&b.g_val, &b.val, &b.gpre]);
+            bg.u[0] = Some(&b.idx);
+            let bg_gpre = bg;
+            let mut bg = fs([&b.ag_val, &b.aval, &b.agpre]);
+            bg.u[0] = Some(&b.aidx);
+            let bg_agpre = bg;
+            let n = |w: usize| StepParams {
+                count: (batch * w) as u32,
+                ..base
+            };
+            let (nk, na) = ((batch * k) as u32, (batch * k_aux) as u32);
+            kx.record(rec, Kernel::EntryGpre, &bg_gpre, n(k), nk);
+            kx.record(rec, Kernel::EntryGpre, &bg_agpre, n(k_aux), na);
+        }
+        for (idx, val, g, gpre, width, rows) in [
+            (&b.idx, &b.val, &b.g, &b.gpre, k, main_rows),
+            (&b.aidx, &b.aval, &b.e_hat, &b.agpre, k_aux, None),
+        ] {
+            let wb = kernels::WeightGradSparseBuffers {
+                idx,
+                val,
+                g,
+                w_dec_grad: &b.grads[2],
+                encoder: Some(kernels::EncoderGradBuffers {
+                    gpre,
+                    xc: &b.xc,
+                    w_enc_grad: &b.grads[0],
+                    b_enc_grad: &b.grads[1],
+                }),
+                scratch: &b.list_scratch,
+                rows,
+            };
+            kernels::weight_grad_sparse(rec, &wb, batch, width, d_in, d_sae).await?;
+        }
+        // b_dec's gradient: Σ g, less the encoder's term Σ_(b,t) gpre · W_enc[idx] summed per
+        // latent first, which is b_enc's gradient (main and AuxK entries, just accumulated):
+        // d_sae products per input dimension instead of one per entry of both codes.
+        let mut bg = fs([&b.g, &b.w_enc, &b.grads[3]]);
+        bg.f[4] = Some(&b.grads[1]);
+        let bg_bdec = bg;
+        let mut bg = fs([&b.val]);
+        bg.u[0] = Some(&b.idx);
+        bg.counters = Some(&b.counters);
+        let bg_fire = bg;
+        let bg_threshold = self.batch_topk.then(|| fs([&b.val, &b.threshold]));
+        let di = d_in as u32;
+        let bdec = StepParams {
+            flags: 1,
+            out_index: 0,
+            ..base
+        };
+        kx.record(rec, Kernel::BdecGrad, &bg_bdec, bdec, di);
+        let entries = StepParams {
+            count: (batch * k) as u32,
+            ..base
+        };
+        kx.record(
+            rec,
+            Kernel::FireCount,
+            &bg_fire,
+            entries,
+            (batch * k) as u32,
+        );
+        if let Some(bg) = &bg_threshold {
+            kx.record(rec, Kernel::ThresholdEma, bg, entries, 1);
+        }
+        Ok(())
+    }
+
+    /// ReLU + L1, JumpReLU and Gated: dense activations, matmul decoder and backward, the
+    /// activation's backward one latent column per invocation, over row chunks. A chunk's
+    /// activations, their gradients and its reconstruction are spent before the next chunk
+    /// reuses their buffers; what outlives it (weight and per-latent gradients, the penalty's
+    /// column statistics, firing counts, per-row losses, b_dec's row sums) is summed over chunks.
+    async fn record_dense(&self, rec: &mut Recording<'_>, base: StepParams) -> Result<()> {
+        let b = &self.buf;
+        let (batch, d_in, d_sae) = (self.batch, self.d_in, self.d_sae);
+        let slot = self.pending;
+        let gated = base.arch == ARCH_GATED;
+        let whole = self.rows_per_chunk == batch;
+        let f4 = 4u64;
+        // The per-latent scratch sections (5–9) gather sums over the chunks.
+        let scratch = (5 * d_sae) as u64 * f4;
+        rec.clear(&b.lat, scratch, Some(scratch));
+        let kx = &self.kernels;
+        {
+            let mut bg = fs([&b.w_dec]);
+            bg.f[3] = Some(&b.lat);
+            let bg_norms = bg;
+            kx.record(rec, Kernel::RowNorms, &bg_norms, base, d_sae as u32);
+        }
+        // Gated's aux path reconstructs into e_hat and takes its output gradient in x_hat, whose
+        // main reconstruction is spent by then.
+        let (x_aux, g_aux) = (&b.e_hat, &b.x_hat);
+        // The chunk's inputs, centred and not: copied into the chunk buffers before each chunk,
+        // or read in place when the batch is one chunk. Every chunk binds the same buffers.
+        let (x, xc) = if whole {
+            (&b.x, &b.xc)
+        } else {
+            (&b.x_chunk, &b.xc_chunk)
+        };
+        let mut bg = fs([&b.pre[0], &b.f, &b.gate]);
+        bg.f[3] = Some(&b.lat);
+        let bg_act = bg;
+        let bg_recon = fs([&b.x_hat, x, &b.g, &b.row_loss]);
+        let bg_aux = gated.then(|| fs([x_aux, x, g_aux, &b.aux_row_loss]));
+        let (col, last_f) = if gated {
+            (Kernel::GatedColBackward, &b.gate)
+        } else {
+            (Kernel::DenseColBackward, &b.grads[1])
+        };
+        let mut bg = fs([&b.pre[0], &b.f, &b.gf, &b.lat, last_f]);
+        bg.counters = Some(&b.counters);
+        let bg_col = bg;
+        // b_dec's gradient: each chunk's Σ g, and once the column sums of the gradient at
+        // W_enc xc are complete, their term (glat's b_enc section, or Gated's own).
+        let mut bg = fs([&b.g, &b.w_enc, &b.grads[3]]);
+        bg.f[4] = Some(if gated { &b.lat } else { &b.grads[1] });
+        let bg_bdec = bg;
+        let mut row = 0;
+        while row < batch {
+            let rows = self.rows_per_chunk.min(batch - row);
+            let last = row + rows == batch;
+            let chunk = StepParams {
+                rows: rows as u32,
+                row0: row as u32,
+                ..base
+            };
+            if !whole {
+                let (at, bytes) = ((row * d_in) as u64 * f4, (rows * d_in) as u64 * f4);
+                rec.copy(&b.x, at, x, 0, bytes);
+                rec.copy(&b.xc, at, xc, 0, bytes);
+            }
+            let eb = kernels::EncodeBuffers {
+                x,
+                w_enc: &b.w_enc,
+                b_enc: &b.lat,
+                b_dec: &b.b_dec,
+                pre: &b.pre[0],
+            };
+            kernels::encode(rec, &eb, rows, d_in, d_sae).await?;
+            {
+                let n = (rows * d_sae) as u32;
+                kx.record(rec, Kernel::ActForward, &bg_act, chunk, n);
+            }
+            let mut decodes = vec![(&b.f, &b.x_hat)];
+            if gated {
+                decodes.push((&b.gate, x_aux));
+            }
+            for (f, x_hat) in decodes {
+                let db = kernels::DecodeDenseBuffers {
+                    f,
+                    w_dec: &b.w_dec,
+                    b_dec: &b.b_dec,
+                    x_hat,
+                };
+                kernels::decode_dense(rec, &db, rows, d_in, d_sae).await?;
+            }
+            {
+                let n = rows as u32;
+                kx.record(rec, Kernel::ReconGrad, &bg_recon, chunk, n);
+                if let Some(bg) = &bg_aux {
+                    kx.record(rec, Kernel::ReconGrad, bg, chunk, n);
+                }
+            }
+            let mut grads = vec![(&b.g, &b.gf)];
+            if gated {
+                // ReLU(π_gate) is spent once decoded; its buffer takes the aux gradient.
+                grads.push((g_aux, &b.gate));
+            }
+            for (g, gf) in grads {
+                let lb = kernels::LatentGradDenseBuffers {
+                    g,
+                    w_dec: &b.w_dec,
+                    gf,
+                };
+                kernels::latent_grad_dense(rec, &lb, rows, d_in, d_sae).await?;
+            }
+            {
+                kx.record(rec, col, &bg_col, chunk, d_sae as u32);
+            }
+            for (coef, rows_in, grad) in [(&b.gf, xc, &b.grads[0]), (&b.f, &b.g, &b.grads[2])] {
+                let wb = kernels::WeightGradDenseBuffers {
+                    coef,
+                    rows: rows_in,
+                    grad,
+                };
+                kernels::weight_grad_dense(rec, &wb, rows, d_in, d_sae).await?;
+            }
+            let p = StepParams {
+                out_index: if gated { 9 * d_sae as u32 } else { 0 },
+                flags: u32::from(last),
+                ..chunk
+            };
+            kx.record(rec, Kernel::BdecGrad, &bg_bdec, p, d_in as u32);
+            row += rows;
+        }
+        let bg_sum = fs([&b.row_loss, &b.losses]);
+        let mut bg = fs([&b.w_enc, &b.losses]);
+        bg.f[3] = Some(&b.lat);
+        let bg_pen = bg;
+        // Gated's aux loss and per-latent gradients; the decoder's penalty gradient (JumpReLU's
+        // L0 penalty has none).
+        let bg_gated = gated.then(|| {
+            let mut bg = fs([]);
+            bg.f[3] = Some(&b.lat);
+            bg.f[4] = Some(&b.grads[1]);
+            let aux_sum = fs([&b.aux_row_loss, &b.losses]);
+            (aux_sum, bg)
+        });
+        let bg_pen_dec = (base.arch != ARCH_JUMP).then(|| {
+            let mut bg = fs([&b.w_dec, &b.grads[2]]);
+            bg.f[3] = Some(&b.lat);
+            bg
+        });
+        let sum = |out_index| StepParams {
+            count: batch as u32,
+            out_index,
+            ..base
+        };
+        kx.record(rec, Kernel::ReduceSum, &bg_sum, sum(3 * slot), 1);
+        if let Some((aux_sum, lat)) = &bg_gated {
+            kx.record(rec, Kernel::ReduceSum, aux_sum, sum(3 * slot + 2), 1);
+            kx.record(rec, Kernel::GatedLatGrads, lat, base, d_sae as u32);
+        }
+        let value = StepParams {
+            out_index: 3 * slot + 1,
+            ..base
+        };
+        kx.record(rec, Kernel::PenaltyValue, &bg_pen, value, 1);
+        if let Some(bg) = &bg_pen_dec {
+            let w = (d_sae * d_in) as u32;
+            kx.record(rec, Kernel::PenaltyDecoderGrad, bg, base, w);
+        }
+        Ok(())
+    }
+
+    /// What every path shares after the gradients: dead-latent bookkeeping, the decoder
+    /// projection, clipping, Adam and the unit-norm decoder.
+    fn record_update(&self, rec: &mut Recording<'_>, base: StepParams, lr: f32) {
+        let b = &self.buf;
+        let d_sae = self.d_sae;
+        let t = self.step + 1;
+        let unit = self.cfg.architecture.unit_norm_decoder();
+        rec.clear(&b.counters, (d_sae * 4) as u64, Some(4));
+        let kx = &self.kernels;
+        let bg_dead = Bindings {
+            u: [Some(&b.since), Some(&b.mask_window)],
+            counters: Some(&b.counters),
+            ..Default::default()
+        };
+        let bg_project = fs([&b.w_dec, &b.grads[2]]);
+        let params = [&b.w_enc, &b.lat, &b.w_dec, &b.b_dec];
+        let shapes = self.shapes;
+        let bg_sq: Vec<_> = (0..4).map(|i| fs([&b.grads[i], &b.partials])).collect();
+        let bg_norm = fs([&b.partials, &b.norm2]);
+        let bg_adam: Vec<_> = (0..4)
+            .map(|i| {
+                let bufs = [params[i], &b.grads[i], &b.m[i], &b.v[i], &b.norm2];
+                fs(bufs)
+            })
+            .collect();
+        let bg_norm_dec = fs([&b.w_dec]);
+        let n_partials: u32 = shapes
+            .iter()
+            .map(|&n| n.div_ceil((WG * CHUNK) as usize) as u32)
+            .sum();
+        kx.record(rec, Kernel::DeadUpdate, &bg_dead, base, d_sae as u32);
+        if unit {
+            kx.record(rec, Kernel::ProjectDecoder, &bg_project, base, d_sae as u32);
+        }
+        for i in 0..4 {
+            let p = StepParams {
+                count: shapes[i] as u32,
+                out_index: self.partial_offsets[i],
+                ..base
+            };
+            kx.record(rec, Kernel::SumSquares, &bg_sq[i], p, shapes[i] as u32);
+        }
+        let p = StepParams {
+            count: n_partials,
+            out_index: 0,
+            ..base
+        };
+        kx.record(rec, Kernel::ReduceSum, &bg_norm, p, 1);
+        let (c1, c2) = ADAM.bias_corrections(t);
+        let log_threshold_scale =
+            learning_rate_scales(&self.cfg.architecture)[super::params::LOG_THRESHOLD];
+        for i in 0..4 {
+            let p = StepParams {
+                count: shapes[i] as u32,
+                lr,
+                c1,
+                c2,
+                // log θ is the per-latent buffer's last trained section.
+                scaled_from: if i == 1 {
+                    ((LAT_TRAINED - 1) * d_sae) as u32
+                } else {
+                    u32::MAX
+                },
+                lr_scale: log_threshold_scale,
+                ..base
+            };
+            kx.record(rec, Kernel::Adam, &bg_adam[i], p, shapes[i] as u32);
+        }
+        if unit {
+            kx.record(
+                rec,
+                Kernel::NormalizeDecoder,
+                &bg_norm_dec,
+                base,
+                d_sae as u32,
+            );
+        }
+    }
+
+    /// Runs up to `n` steps (fewer if the run ends) and reports each, reading back the losses
+    /// and firing counts once at the end.
+    pub async fn run_steps(&mut self, n: u32) -> Result<Vec<StepReport>> {
+        let n = n.min(self.cfg.steps.saturating_sub(self.step));
+        let mut out = Vec::new();
+        let mut left = n;
+        while left > 0 {
+            let chunk = left.min(MAX_PENDING_STEPS - self.pending);
+            for _ in 0..chunk {
+                self.step_once().await?;
+            }
+            left -= chunk;
+            out.extend(self.report().await?);
+        }
+        Ok(out)
+    }
+
+    /// Reads the pending steps' losses and the firing window back.
+    async fn report(&mut self) -> Result<Vec<StepReport>> {
+        let n = self.pending as usize;
+        if n == 0 {
+            return Ok(vec![]);
+        }
+        let losses: Vec<f32> = self.gpu.read(&self.buf.losses, 3 * n).await?;
+        let window: Vec<u32> = self.gpu.read(&self.buf.mask_window, 2 * self.d_sae).await?;
+        let fired: Vec<u64> = window[self.d_sae..].iter().map(|&c| c as u64).collect();
+        let total: u64 = fired.iter().sum();
+        self.tracker.record_counts(&fired, (n * self.batch) as u64);
+        let mut enc = self.gpu.device.create_command_encoder(&Default::default());
+        enc.clear_buffer(&self.buf.mask_window, (self.d_sae * 4) as u64, None);
+        self.gpu.queue.submit([enc.finish()]);
+        let first = self.step - n as u32;
+        let l0 = total as f32 / (n * self.batch) as f32;
+        let mut out = Vec::with_capacity(n);
+        for i in 0..n {
+            // Reconstruction and AuxK come as batch sums; the penalty kernel averages itself.
+            let loss = super::arch::Loss {
+                reconstruction: losses[3 * i] / self.batch as f32,
+                sparsity: losses[3 * i + 1],
+                auxiliary: losses[3 * i + 2] / self.batch as f32,
+            };
+            if !loss.total().is_finite() {
+                return Err(EngineError::Diverged {
+                    step: first + i as u32,
+                    instance: 0,
+                    value: loss.total().to_string(),
+                });
+            }
+            out.push(StepReport {
+                step: first + i as u32 + 1,
+                loss,
+                lr: self.lrs[i],
+                l0,
+            });
+        }
+        self.pending = 0;
+        self.lrs.clear();
+        Ok(out)
+    }
+
+    /// Replaces the parameters (they must have this config's shapes); Adam's moments stay.
+    pub async fn set_params(&mut self, p: &SaeParams) -> Result<()> {
+        let like = self.params().await?;
+        super::train::check_shapes(&like, p)?;
+        let n = self.d_sae;
+        let mut lat: Vec<f32> = self.gpu.read(&self.buf.lat, LAT_SECTIONS * n).await?;
+        for (section, t) in [&p.b_enc, &p.r_mag, &p.b_mag, &p.log_threshold]
+            .into_iter()
+            .enumerate()
+        {
+            lat[section * n..section * n + t.len()].copy_from_slice(t);
+        }
+        let q = &self.gpu.queue;
+        q.write_buffer(&self.buf.w_enc, 0, bytemuck::cast_slice(&p.w_enc));
+        q.write_buffer(&self.buf.w_dec, 0, bytemuck::cast_slice(&p.w_dec));
+        q.write_buffer(&self.buf.b_dec, 0, bytemuck::cast_slice(&p.b_dec));
+        q.write_buffer(&self.buf.lat, 0, bytemuck::cast_slice(&lat));
+        q.write_buffer(
+            &self.buf.threshold,
+            0,
+            bytemuck::bytes_of(&p.batch_threshold),
+        );
+        self.input_scale = p.input_scale;
+        Ok(())
+    }
+
+    /// The gradient of the last step as the optimiser saw it (after the TopK family's and
+    /// Gated's decoder projection, before clipping), shaped like the parameters.
+    pub async fn last_gradient(&self) -> Result<SaeParams> {
+        let (n, d) = (self.d_sae, self.d_in);
+        let mut g = SaeParams::zeros(d, n, &self.cfg.architecture);
+        g.w_enc = self.gpu.read(&self.buf.grads[0], n * d).await?;
+        g.w_dec = self.gpu.read(&self.buf.grads[2], n * d).await?;
+        g.b_dec = self.gpu.read(&self.buf.grads[3], d).await?;
+        let lat: Vec<f32> = self.gpu.read(&self.buf.grads[1], LAT_TRAINED * n).await?;
+        g.b_enc = lat[..n].to_vec();
+        for (section, t) in [&mut g.r_mag, &mut g.b_mag, &mut g.log_threshold]
+            .into_iter()
+            .enumerate()
+        {
+            if !t.is_empty() {
+                t.copy_from_slice(&lat[(section + 1) * n..(section + 2) * n]);
+            }
+        }
+        Ok(g)
+    }
+
+    /// The parameters, read back (trained on scaled inputs; see [`SaeParams::folded`]).
+    pub async fn params(&self) -> Result<SaeParams> {
+        let mut p = SaeParams::zeros(self.d_in, self.d_sae, &self.cfg.architecture);
+        p.w_enc = self
+            .gpu
+            .read(&self.buf.w_enc, self.d_sae * self.d_in)
+            .await?;
+        let lat: Vec<f32> = self
+            .gpu
+            .read(&self.buf.lat, LAT_TRAINED * self.d_sae)
+            .await?;
+        let n = self.d_sae;
+        p.b_enc = lat[..n].to_vec();
+        for (section, t) in [&mut p.r_mag, &mut p.b_mag, &mut p.log_threshold]
+            .into_iter()
+            .enumerate()
+        {
+            if !t.is_empty() {
+                t.copy_from_slice(&lat[(section + 1) * n..(section + 2) * n]);
+            }
+        }
+        p.w_dec = self
+            .gpu
+            .read(&self.buf.w_dec, self.d_sae * self.d_in)
+            .await?;
+        p.b_dec = self.gpu.read(&self.buf.b_dec, self.d_in).await?;
+        let threshold: Vec<f32> = self.gpu.read(&self.buf.threshold, 1).await?;
+        p.batch_threshold = threshold[0];
+        p.input_scale = self.input_scale;
+        Ok(p)
+    }
+
+    /// Metrics on `samples` fresh inputs, computed from the parameters read back.
+    pub async fn evaluate(&mut self, samples: usize) -> Result<Evaluation> {
+        Ok(self.evaluate_with_params(samples).await?.0)
+    }
+
+    /// [`Self::evaluate`] and the parameters it evaluated, read back from the device once.
+    pub async fn evaluate_with_params(
+        &mut self,
+        samples: usize,
+    ) -> Result<(Evaluation, SaeParams)> {
+        let p = self.params().await?;
+        let e = evaluate(
+            &self.cfg,
+            self.step,
+            &p,
+            self.source.as_mut(),
+            &self.tracker,
+            samples,
+        );
+        Ok((e, p))
+    }
+}
+
+#[cfg(test)]
+mod tests;

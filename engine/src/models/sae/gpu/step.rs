@@ -1,0 +1,234 @@
+//! Host side of `shaders/sae_step.wgsl`: the training step's own kernels (reconstruction
+//! gradient, the TopK family's per-entry gradients and AuxK, firing and dead-latent bookkeeping,
+//! decoder projection, clipping, Adam, BatchTopK's threshold estimate). One bind group layout
+//! serves every entry point; each recorded dispatch gets its own parameter block in the step's
+//! recording.
+
+use crate::error::Result;
+use crate::gpu::{grid, Gpu, Program, ProgramSpec, Recording};
+use crate::models::sae::train::THRESHOLD_RATE;
+use std::collections::HashMap;
+use std::sync::Arc;
+
+const SOURCE: &str = include_str!("../../../../../shaders/sae_step.wgsl");
+/// Invocations per workgroup (WebGPU guarantees 256).
+pub const WG: u32 = 256;
+/// Elements each invocation of `sum_squares` folds in before the tree.
+pub const CHUNK: u32 = 16;
+/// f32 arrays, u32 arrays and the atomic counters: the shared layout's storage bindings.
+const N_STORAGE: u32 = 8;
+
+/// The uniform block of every step kernel (matches `TrainParams` in the shader).
+#[repr(C)]
+#[derive(Clone, Copy, Debug, Default, bytemuck::Pod, bytemuck::Zeroable)]
+pub struct StepParams {
+    pub batch: u32,
+    pub d_in: u32,
+    pub d_sae: u32,
+    pub count: u32,
+    pub out_index: u32,
+    pub dead_tokens: u32,
+    pub flags: u32,
+    pub lr: f32,
+    pub c1: f32,
+    pub c2: f32,
+    pub max_norm: f32,
+    pub aux_coefficient: f32,
+    pub k_aux: f32,
+    pub beta1: f32,
+    pub beta2: f32,
+    pub eps: f32,
+    pub coefficient: f32,
+    pub bandwidth: f32,
+    pub arch: u32,
+    /// Adam: elements from this index on get `lr × lr_scale` (JumpReLU's log θ section).
+    pub scaled_from: u32,
+    pub lr_scale: f32,
+    /// Rows this dispatch walks: the batch, or one chunk of it on the dense path.
+    pub rows: u32,
+    /// The first of those rows in the batch, where per-row outputs go.
+    pub row0: u32,
+    /// Keeps the uniform block's size a multiple of 16 bytes.
+    pub _pad: u32,
+}
+
+// The uniform block's size must stay a multiple of 16 bytes.
+const _: () = assert!(std::mem::size_of::<StepParams>().is_multiple_of(16));
+
+/// The entry points of `sae_train.wgsl`.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
+pub enum Kernel {
+    /// `c = a − b` broadcast over rows.
+    Centre,
+    /// Reconstruction gradient and per-row loss.
+    ReconGrad,
+    /// One-workgroup sum into `b[out_index]`.
+    ReduceSum,
+    /// The TopK family's per-entry pre-activation gradient.
+    EntryGpre,
+    /// Per-latent firing counts.
+    FireCount,
+    /// Tokens since firing, dead mask, window counts, dead count.
+    DeadUpdate,
+    /// AuxK's residual gradient.
+    AuxGrad,
+    /// Removes the radial part of decoder-row gradients.
+    ProjectDecoder,
+    /// Rescales decoder rows to unit norm.
+    NormalizeDecoder,
+    /// Chunked sums of squares.
+    SumSquares,
+    /// Adam with global-norm clipping.
+    Adam,
+    /// Decoder row norms (dense path).
+    RowNorms,
+    /// The dense path's activation.
+    ActForward,
+    /// The dense path's activation backward, per latent column.
+    DenseColBackward,
+    /// ReLU + L1's penalty gradient on the decoder.
+    PenaltyDecoderGrad,
+    /// The sparsity penalty's value.
+    PenaltyValue,
+    /// b_dec's gradient: Σ g less W_enc's column term.
+    BdecGrad,
+    /// Gated's backward, per latent column.
+    GatedColBackward,
+    /// Gated's per-latent gradient sums into the gradient.
+    GatedLatGrads,
+    /// BatchTopK's running threshold from the smallest positive kept activation.
+    ThresholdEma,
+}
+
+impl Kernel {
+    fn entry(self) -> &'static str {
+        match self {
+            Kernel::Centre => "centre",
+            Kernel::ReconGrad => "recon_grad",
+            Kernel::ReduceSum => "reduce_sum",
+            Kernel::EntryGpre => "entry_gpre",
+            Kernel::FireCount => "fire_count",
+            Kernel::DeadUpdate => "dead_update",
+            Kernel::AuxGrad => "aux_grad",
+            Kernel::ProjectDecoder => "project_decoder",
+            Kernel::NormalizeDecoder => "normalize_decoder",
+            Kernel::SumSquares => "sum_squares",
+            Kernel::Adam => "adam",
+            Kernel::RowNorms => "row_norms",
+            Kernel::ActForward => "act_forward",
+            Kernel::DenseColBackward => "dense_col_backward",
+            Kernel::PenaltyDecoderGrad => "penalty_decoder_grad",
+            Kernel::PenaltyValue => "penalty_value",
+            Kernel::BdecGrad => "bdec_grad",
+            Kernel::GatedColBackward => "gated_col_backward",
+            Kernel::GatedLatGrads => "gated_lat_grads",
+            Kernel::ThresholdEma => "threshold_ema",
+        }
+    }
+
+    const ALL: [Kernel; 20] = [
+        Kernel::Centre,
+        Kernel::ReconGrad,
+        Kernel::ReduceSum,
+        Kernel::EntryGpre,
+        Kernel::FireCount,
+        Kernel::DeadUpdate,
+        Kernel::AuxGrad,
+        Kernel::ProjectDecoder,
+        Kernel::NormalizeDecoder,
+        Kernel::SumSquares,
+        Kernel::Adam,
+        Kernel::RowNorms,
+        Kernel::ActForward,
+        Kernel::DenseColBackward,
+        Kernel::PenaltyDecoderGrad,
+        Kernel::PenaltyValue,
+        Kernel::BdecGrad,
+        Kernel::GatedColBackward,
+        Kernel::GatedLatGrads,
+        Kernel::ThresholdEma,
+    ];
+}
+
+/// Buffers bound to one dispatch: up to five f32 arrays, two u32 arrays and the counters.
+/// Unused places take a small dummy buffer of their own: WebGPU refuses one buffer bound to
+/// two writable bindings of a dispatch, so every buffer in a bind group must be distinct.
+#[derive(Default)]
+pub struct Bindings<'a> {
+    /// Bindings 1–5.
+    pub f: [Option<&'a wgpu::Buffer>; 5],
+    /// Bindings 6–7.
+    pub u: [Option<&'a wgpu::Buffer>; 2],
+    /// Binding 8.
+    pub counters: Option<&'a wgpu::Buffer>,
+}
+
+/// The compiled step kernels and the dummies that fill unused bindings.
+pub struct StepKernels {
+    program: Arc<Program>,
+    pipelines: HashMap<Kernel, Arc<wgpu::ComputePipeline>>,
+    dummies: Vec<wgpu::Buffer>,
+}
+
+impl StepKernels {
+    /// Compiles every entry point.
+    pub async fn new(gpu: &Gpu) -> Result<Self> {
+        let constants = format!(
+            "const WG: u32 = {WG}u;\nconst CHUNK: u32 = {CHUNK}u;\n\
+             const THRESHOLD_RATE: f32 = {THRESHOLD_RATE:?};\n"
+        );
+        let program = gpu
+            .program(&ProgramSpec {
+                label: "sae_step",
+                variant: &constants,
+                body: &[SOURCE],
+                uniform_bytes: std::mem::size_of::<StepParams>() as u64,
+                storage: N_STORAGE,
+            })
+            .await?;
+        let mut pipelines = HashMap::new();
+        for k in Kernel::ALL {
+            pipelines.insert(k, program.pipeline(gpu, k.entry()).await?);
+        }
+        let dummies = (0..N_STORAGE)
+            .map(|_| gpu.storage_zeroed::<u32>("sae step dummy", 4))
+            .collect::<Result<Vec<_>>>()?;
+        Ok(Self {
+            program,
+            pipelines,
+            dummies,
+        })
+    }
+
+    /// Adds `kernel` over `threads` invocations (or `groups` workgroups for the reductions)
+    /// with its own parameter block.
+    pub fn record(
+        &self,
+        rec: &mut Recording<'_>,
+        kernel: Kernel,
+        b: &Bindings,
+        params: StepParams,
+        threads: u32,
+    ) {
+        let groups = match kernel {
+            Kernel::ReduceSum | Kernel::PenaltyValue | Kernel::ThresholdEma => 1,
+            Kernel::SumSquares => threads.div_ceil(WG * CHUNK).max(1),
+            _ => threads.div_ceil(WG).max(1),
+        };
+        let storage: Vec<&wgpu::Buffer> =
+            b.f.iter()
+                .chain(b.u.iter())
+                .chain(std::iter::once(&b.counters))
+                .zip(&self.dummies)
+                .map(|(x, d)| x.unwrap_or(d))
+                .collect();
+        let slot = rec.params(&params);
+        rec.dispatch_at(
+            &self.program,
+            &self.pipelines[&kernel],
+            slot,
+            &storage,
+            grid(groups as u64),
+        );
+    }
+}

@@ -1,0 +1,15 @@
+//! Sparse autoencoders: five architectures sharing one training loop, on the CPU reference and
+//! the GPU. Their activation sources live in [`crate::data`], their metrics in
+//! [`crate::metrics::sae`], SAELens import and export in [`crate::io::saelens`], links and
+//! sweeps in [`crate::experiment`].
+
+pub mod arch;
+pub mod config;
+pub mod gpu;
+pub mod kernels;
+pub mod params;
+pub mod train;
+pub mod trainer;
+
+#[cfg(test)]
+mod recovery_tests;
