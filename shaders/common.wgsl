@@ -1,4 +1,5 @@
-// Shared by the SAE kernels (the host prepends it to each): indexing over 2-D grids, the
+// Host: engine/src/kernels/mod.rs (prepended to every kernel of kernels/ and models/sae/kernels/).
+// Shared by the general and SAE kernels (the host prepends it to each): indexing over 2-D grids, the
 // sortable key of ReLU(x), and a scan across a 256-invocation workgroup.
 
 // An empty slot of a sparse code (a masked TopK with fewer eligible latents than k).

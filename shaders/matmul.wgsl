@@ -1,4 +1,5 @@
-// The SAE's dense products: C[M, N] = op(A)[M, K] · op(B)[K, N], plus bias[n] with BIAS, plus
+// Host: engine/src/kernels/matmul.rs (CPU reference: matmul_ref there).
+// Dense products: C[M, N] = op(A)[M, K] · op(B)[K, N], plus bias[n] with BIAS, plus
 // the old C with ACCUMULATE; with CENTRE, A's elements less centre[k] (the encoder's x - b_dec).
 // op(A)(m, k) is A[m, k], or A[k, m] with TRANS_A (likewise B), so transposed operands are read
 // in place. The host prepends TRANS_A, TRANS_B, CENTRE, BIAS and ACCUMULATE, and declares

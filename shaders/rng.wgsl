@@ -1,3 +1,4 @@
+// Host: engine/src/rng.rs (its CPU twin), prepended by engine/src/models/toy/gpu.rs.
 // Counter-based random numbers, bit-identical to engine/src/rng.rs: data is a pure function of
 // (seed, instance, step, sample, feature, stream), so GPU and CPU runs draw the same batches.
 

@@ -1,3 +1,4 @@
+// Host: engine/src/models/sae/kernels/batch_topk.rs (CPU reference: batch_topk_ref there).
 // BatchTopK: the `keep` largest entries of ReLU(pre) over the whole [B, n] matrix, ties by
 // lower flat index, written as a sparse code in row-major order.
 //
@@ -5,7 +6,7 @@
 // exceed one binding still selects exactly); every dispatch but the picks reads one chunk,
 // `base` being the flat index of its first entry.
 //
-// A global radix select over keys relu_key(pre), like sae_topk.wgsl's but across workgroups:
+// A global radix select over keys relu_key(pre), like topk.wgsl's but across workgroups:
 //   init                  zero the histogram, state: nothing found, keep entries to take
 //   hist_value, pick_value ×4   each workgroup histograms 4096 entries of a chunk into global
 //                         memory (atomics on counts, so the order of adds does not matter);

@@ -1,5 +1,5 @@
-// One step of the shuffle pool (host: engine/src/sae/kernels/shuffle.rs; CPU reference:
-// gather_scatter in engine/src/sae/source/shuffle.rs), one invocation per element of the batch:
+// Host: engine/src/models/sae/kernels/shuffle.rs (CPU reference: gather_scatter in engine/src/data/shuffle.rs).
+// One step of the shuffle pool, one invocation per element of the batch:
 //   x[i, c] = pool[slots[i], c] · scale, then pool[slots[i], c] = fresh[i, c]
 // The slots of one step are distinct, so each pool element is read, then overwritten, by one
 // invocation only: the batch leaves the pool before the fresh rows take its place.

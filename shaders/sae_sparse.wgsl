@@ -1,3 +1,4 @@
+// Host: engine/src/models/sae/kernels/sparse.rs (CPU references there).
 // Products with a sparse code (idx, val) [B, k] and the decoder W_dec [d_sae, d_in]:
 //   decode       dense = Σ_t val[b, t] · W_dec[idx[b, t], :] + b_dec, one invocation per
 //                (row, column), 256 / width rows to a workgroup, summed in increasing t

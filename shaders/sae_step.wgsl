@@ -1,3 +1,4 @@
+// Host: engine/src/models/sae/gpu/step.rs (CPU reference: engine/src/models/sae/train.rs and arch/).
 // The SAE training step's own kernels: everything between the shared building blocks of
 // sae_*.wgsl (encode, top-k, sparse decode and backward): the reconstruction gradient, the
 // TopK family's per-entry gradients and AuxK, firing and dead-latent bookkeeping, the decoder

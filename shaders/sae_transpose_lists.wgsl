@@ -1,3 +1,4 @@
+// Host: engine/src/models/sae/kernels/transpose.rs (CPU reference: weight_grad_sparse_ref there).
 // The transpose of a sparse code: for each latent j, the list of entries e = b·k + t with
 // idx[e] = j, in increasing e. A counting sort, then a sort of each list so that the order does
 // not depend on the order in which atomics landed:

@@ -1,3 +1,4 @@
+// Host: engine/src/kernels/topk.rs (CPU reference: topk_ref there).
 // Per-row TopK of ReLU(pre): for each row of pre [B, n], the k entries first in the order
 // (value descending, index ascending), written as idx [B, k] and val [B, k] in that order.
 // With USE_MASK only latents whose mask word is non-zero are eligible; slots left over when

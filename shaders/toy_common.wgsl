@@ -1,3 +1,4 @@
+// Host: engine/src/models/toy/gpu.rs (CPU reference: engine/src/models/toy/cpu.rs).
 // Shared by the toy-model kernels. The host prepends the constants F (features), H (hidden),
 // P = H*F + F (parameters per instance) and RELU, then rng.wgsl, then this file.
 

@@ -1,3 +1,4 @@
+// Host: engine/src/models/toy/gpu.rs (CPU reference: engine/src/models/toy/cpu.rs).
 // Fused training of toy models: one workgroup per instance runs n_steps full steps (data,
 // forward, backward, Adam) with W and b resident in workgroup memory. The host also prepends
 // WG (invocations), C (samples per chunk) and PPT (parameters owned per invocation).

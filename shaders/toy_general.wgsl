@@ -1,3 +1,4 @@
+// Host: engine/src/models/toy/gpu.rs (CPU reference: engine/src/models/toy/cpu.rs).
 // The general toy-model path, for models too large for workgroup memory: one step is four
 // dispatches over global scratch, recorded back to back in one pass.
 //   fwd_bwd      one invocation per (instance, sample): x, h, g = dL/dpre, gh = W g, the loss

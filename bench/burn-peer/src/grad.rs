@@ -13,7 +13,7 @@
 //!
 //! Prints one JSON line `{"results": [{"name", "loss": {...}, "grads": {tensor: [...]}}]}`.
 //!
-//! The losses follow the definitions in engine/src/sae/arch/*.rs and engine/src/models/toy/cpu.rs.
+//! The losses follow the definitions in engine/src/models/sae/arch/*.rs and engine/src/models/toy/cpu.rs.
 //! Selections (TopK, BatchTopK, AuxK, Gated's gate, JumpReLU's step) are masks computed here from
 //! detached values (k-th largest values from burn's sort); the only hand-made derivatives are
 //! JumpReLU's straight-through estimators for θ, written with the detach trick `(θ − sg(θ)) · c`,
@@ -234,7 +234,7 @@ fn sae(case: &Value, device: &Device) -> Result<(Value, Value), String> {
     Ok((loss, Value::Object(out)))
 }
 
-/// AuxK (Gao et al.), as engine/src/sae/arch/mod.rs defines it: the top `k_aux` dead latents of
+/// AuxK (Gao et al.), as engine/src/models/sae/arch/mod.rs defines it: the top `k_aux` dead latents of
 /// `ReLU(pre)` per row reconstruct the detached residual `x − x̂` through `W_dec` without
 /// `b_dec`, scaled by `aux_coefficient · min(n_dead / k_aux, 1)`.
 fn aux_k(

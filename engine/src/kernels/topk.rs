@@ -1,4 +1,4 @@
-//! Per-row TopK of `ReLU(pre)` (host of `shaders/sae_topk.wgsl`), optionally restricted to a
+//! Per-row TopK of `ReLU(pre)` (host of `shaders/topk.wgsl`), optionally restricted to a
 //! mask of eligible latents for AuxK. One workgroup per row. For k up to 32 (the usual TopK and
 //! AuxK sizes) one dispatch takes a floor from the invocations' maxima, gathers the few entries
 //! at or above it and ranks them (rows with heavy ties at the floor fall back to per-invocation

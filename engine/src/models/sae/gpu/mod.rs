@@ -29,12 +29,12 @@ use crate::error::{EngineError, Result};
 use crate::gpu::{Gpu, Recorder, Recording};
 use crate::metrics::sae::FiringTracker;
 
-/// `arch` of the dense path's kernels (see sae_train.wgsl).
+/// `arch` of the dense path's kernels (see sae_step.wgsl).
 const ARCH_RELU: u32 = 0;
 const ARCH_JUMP: u32 = 1;
 const ARCH_GATED: u32 = 2;
 /// Sections of the per-latent buffer: b_enc, r_mag, b_mag, log θ (trained), then scratch (see
-/// sae_train.wgsl).
+/// sae_step.wgsl).
 const LAT_SECTIONS: usize = 10;
 const LAT_TRAINED: usize = 4;
 

@@ -55,7 +55,7 @@ pub struct StepParams {
 // The uniform block's size must stay a multiple of 16 bytes.
 const _: () = assert!(std::mem::size_of::<StepParams>().is_multiple_of(16));
 
-/// The entry points of `sae_train.wgsl`.
+/// The entry points of `sae_step.wgsl`.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
 pub enum Kernel {
     /// `c = a − b` broadcast over rows.

@@ -127,7 +127,7 @@ pub async fn weight_grad_sparse(
     let lp = params(&[entries as u32, d_sae, blocks as u32, 0]);
     let lists = Kernel::new(
         gpu,
-        "sae_lists",
+        "sae_transpose_lists",
         "",
         LISTS_WGSL,
         vec![buf.idx, buf.scratch],
@@ -187,7 +187,7 @@ pub async fn weight_grad_sparse(
         ];
         let kern = Kernel::new(
             gpu,
-            "sae_scatter",
+            "sae_transpose_scatter",
             &consts,
             SCATTER_WGSL,
             storage,
