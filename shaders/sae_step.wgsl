@@ -1,11 +1,11 @@
 // Host: engine/src/models/sae/gpu/step.rs (CPU reference: engine/src/models/sae/train.rs and arch/).
-// The SAE training step's own kernels: everything between the shared building blocks of
-// sae_*.wgsl (encode, top-k, sparse decode and backward): the reconstruction gradient, the
-// TopK family's per-entry gradients and AuxK, firing and dead-latent bookkeeping, the decoder
-// projection, gradient clipping and Adam, and BatchTopK's threshold estimate. Every entry
-// point shares one bind group layout: five f32 arrays, two u32 arrays and one atomic counter
-// array, bound per dispatch. The host prepends WG (invocations per workgroup), CHUNK and
-// THRESHOLD_RATE.
+// The SAE training step's own kernels: everything between the shared building blocks
+// (encode, top-k, sparse decode and backward, and the optimiser of adam.wgsl): the
+// reconstruction gradient, the TopK family's per-entry gradients and AuxK, firing and
+// dead-latent bookkeeping, the decoder projection, the dense path's activations and penalties,
+// and BatchTopK's threshold estimate. Every entry point shares one bind group layout: five f32
+// arrays, two u32 arrays and one atomic counter array, bound per dispatch. The host prepends
+// WG (invocations per workgroup) and THRESHOLD_RATE.
 
 struct TrainParams {
     batch: u32,
@@ -15,23 +15,15 @@ struct TrainParams {
     out_index: u32,    // where reduce_sum writes
     dead_tokens: u32,
     flags: u32,        // bit 0: bdec_grad adds its column term (the last chunk)
-    lr: f32,
-    c1: f32,           // Adam bias corrections 1 − β₁ᵗ, 1 − β₂ᵗ
-    c2: f32,
-    max_norm: f32,     // gradient clipping (0: none)
     aux_coefficient: f32,
     k_aux: f32,
-    beta1: f32,
-    beta2: f32,
-    eps: f32,
     coefficient: f32,  // the sparsity coefficient λ in force this step
     bandwidth: f32,    // JumpReLU's ε
     arch: u32,         // dense path: 0 ReLU + L1, 1 JumpReLU, 2 Gated
-    scaled_from: u32,  // adam: elements from here on get lr × lr_scale (JumpReLU's log θ)
-    lr_scale: f32,
     rows: u32,         // rows this dispatch walks (a chunk of the batch on the dense path)
     row0: u32,         // the first of them in the batch, for per-row outputs
-    _pad: u32,
+    _pad0: u32,
+    _pad1: u32,
 }
 
 @group(0) @binding(0) var<uniform> p: TrainParams;
@@ -220,50 +212,6 @@ fn normalize_decoder(@builtin(global_invocation_id) gid: vec3<u32>, @builtin(num
             a[j * p.d_in + i] /= n;
         }
     }
-}
-
-// Sums of squares of a gradient tensor in chunks: a = gradient [count] → b[out_index + wg] =
-// the chunk's Σ g², one workgroup per chunk of WG·CHUNK elements.
-@compute @workgroup_size(WG)
-fn sum_squares(@builtin(local_invocation_id) lid: vec3<u32>, @builtin(workgroup_id) wid: vec3<u32>, @builtin(num_workgroups) nwg: vec3<u32>) {
-    let chunk = wid.x + wid.y * nwg.x;
-    let start = chunk * WG * CHUNK;
-    var s = 0.0;
-    for (var t = 0u; t < CHUNK; t++) {
-        let i = start + t * WG + lid.x;
-        if (i < p.count) {
-            s += a[i] * a[i];
-        }
-    }
-    partial[lid.x] = s;
-    workgroupBarrier();
-    for (var stride = WG / 2u; stride > 0u; stride /= 2u) {
-        if (lid.x < stride) {
-            partial[lid.x] += partial[lid.x + stride];
-        }
-        workgroupBarrier();
-    }
-    if (lid.x == 0u) {
-        b[p.out_index + chunk] = partial[0];
-    }
-}
-
-// Adam with global-norm clipping: a = parameters, b = gradient, c = m, d = v, e[0] = ‖g‖².
-@compute @workgroup_size(WG)
-fn adam(@builtin(global_invocation_id) gid: vec3<u32>, @builtin(num_workgroups) nwg: vec3<u32>) {
-    let i = flat_id(gid, nwg);
-    if (i >= p.count) { return; }
-    let norm = sqrt(e[0]);
-    var g = b[i];
-    if (p.max_norm > 0.0 && norm > p.max_norm) {
-        g *= p.max_norm / norm;
-    }
-    let m = p.beta1 * c[i] + (1.0 - p.beta1) * g;
-    let v = p.beta2 * d[i] + (1.0 - p.beta2) * g * g;
-    c[i] = m;
-    d[i] = v;
-    let lr = select(p.lr, p.lr * p.lr_scale, i >= p.scaled_from);
-    a[i] -= lr * (m / p.c1) / (sqrt(v / p.c2) + p.eps);
 }
 
 // ---- The dense path (ReLU + L1, JumpReLU, Gated). Per-latent tensors live in one buffer

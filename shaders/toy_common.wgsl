@@ -44,11 +44,10 @@ fn is_finite(v: f32) -> bool {
     return v == v && abs(v) <= 3.4028234e38;
 }
 
-// One Adam step on one parameter; returns the new value and updates m, v in place.
+// One Adam step on one parameter (adam_update.wgsl, prepended by the host); returns the new
+// value and updates m, v in place.
 fn adam(w: f32, g: f32, m: ptr<function, f32>, v: ptr<function, f32>, t: u32, params: ToyParams) -> f32 {
-    *m = params.beta1 * *m + (1.0 - params.beta1) * g;
-    *v = params.beta2 * *v + (1.0 - params.beta2) * g * g;
     let c1 = 1.0 - pow(params.beta1, f32(t));
     let c2 = 1.0 - pow(params.beta2, f32(t));
-    return w - params.lr * (*m / c1) / (sqrt(*v / c2) + params.eps);
+    return adam_update(w, g, m, v, params.lr, c1, c2, params.beta1, params.beta2, params.eps, 0.0);
 }

@@ -14,9 +14,11 @@
 //! in a fixed order, so a given device gives the same bits on every run; only integer counts use
 //! atomics, and orders that depend on them are sorted away before any float is summed.
 
+pub mod adam;
 pub mod matmul;
 pub mod topk;
 
+pub use adam::{adam, adam_scratch_words, AdamStep, AdamTensor};
 pub use matmul::{matmul, Matmul};
 pub use topk::{topk_rows, topk_scratch_bytes, TopkBuffers, MAX_K};
 

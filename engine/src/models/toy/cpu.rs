@@ -1,12 +1,11 @@
 //! The CPU reference trainer: the model, its hand-written backward pass and Adam, written for
 //! clarity. The GPU trainers are tested against it, and the app falls back to it without WebGPU.
 
-use super::{
-    diverged_error, init_params, instance_table, sample_feature, BETA1, BETA2, EPS, NOT_DIVERGED,
-};
+use super::{diverged_error, init_params, instance_table, sample_feature, ADAM, NOT_DIVERGED};
 use crate::error::Result;
 use crate::experiment::superposition::SuperpositionConfig;
 use crate::rng::fold_seed;
+use crate::train::adam;
 
 /// Trains every instance of a config on the CPU.
 pub struct CpuToyTrainer {
@@ -144,16 +143,16 @@ impl CpuToyTrainer {
                 }
                 total += loss;
                 done += 1;
-                let t = (step + 1) as i32;
-                let (c1, c2) = (1.0 - BETA1.powi(t), 1.0 - BETA2.powi(t));
-                for j in 0..p {
-                    let idx = i * p + j;
-                    self.m[idx] = BETA1 * self.m[idx] + (1.0 - BETA1) * grad[j];
-                    self.v[idx] = BETA2 * self.v[idx] + (1.0 - BETA2) * grad[j] * grad[j];
-                    let mhat = self.m[idx] / c1;
-                    let vhat = self.v[idx] / c2;
-                    self.params[idx] -= self.cfg.learning_rate * mhat / (vhat.sqrt() + EPS);
-                }
+                let at = i * p..(i + 1) * p;
+                adam::step(
+                    &ADAM,
+                    &mut self.params[at.clone()],
+                    &grad,
+                    &mut self.m[at.clone()],
+                    &mut self.v[at],
+                    self.cfg.learning_rate,
+                    step + 1,
+                );
             }
             means[i] = if done > 0 {
                 total / done as f32

@@ -2,10 +2,11 @@
 //! instance, many steps per dispatch) and `shaders/toy_general.wgsl` (four dispatches a step, any
 //! size). Both draw the same data as the CPU reference in `cpu.rs` and are tested against it.
 
-use super::{init_params, instance_table, BETA1, BETA2, EPS, NOT_DIVERGED};
+use super::{init_params, instance_table, ADAM, NOT_DIVERGED};
 use crate::error::{EngineError, Result};
 use crate::experiment::superposition::SuperpositionConfig;
 use crate::gpu::{grid, Gpu, Program, ProgramSpec, Recorder};
+use crate::kernels::adam::ADAM_UPDATE_WGSL;
 use crate::rng::fold_seed;
 use std::sync::Arc;
 
@@ -190,7 +191,11 @@ impl GpuToyTrainer {
                     plan.chunk,
                     plan.params_per_invocation
                 );
-                (consts, &[RNG_WGSL, COMMON_WGSL, FUSED_WGSL], &["main"])
+                (
+                    consts,
+                    &[RNG_WGSL, ADAM_UPDATE_WGSL, COMMON_WGSL, FUSED_WGSL],
+                    &["main"],
+                )
             }
             ToyPath::General => {
                 storage.push(gpu.storage_from("toy step", &[0u32])?);
@@ -199,7 +204,7 @@ impl GpuToyTrainer {
                 storage.push(gpu.storage_zeroed::<f32>("toy sample loss", n as usize * b)?);
                 (
                     constants(cfg, wg),
-                    &[RNG_WGSL, COMMON_WGSL, GENERAL_WGSL],
+                    &[RNG_WGSL, ADAM_UPDATE_WGSL, COMMON_WGSL, GENERAL_WGSL],
                     &["fwd_bwd", "reduce_loss", "update", "advance"],
                 )
             }
@@ -259,9 +264,9 @@ impl GpuToyTrainer {
             n_steps,
             seed: fold_seed(self.cfg.seed),
             lr: self.cfg.learning_rate,
-            beta1: BETA1,
-            beta2: BETA2,
-            eps: EPS,
+            beta1: ADAM.beta1,
+            beta2: ADAM.beta2,
+            eps: ADAM.eps,
             _pad: [0; 3],
         }
     }

@@ -10,13 +10,10 @@ pub mod gpu;
 use crate::error::{EngineError, Result};
 use crate::experiment::superposition::{InstanceSpec, SuperpositionConfig};
 use crate::rng::{fold_seed, rng_normal, rng_unit};
+use crate::train::adam::AdamConfig;
 
-/// Adam's first-moment decay.
-pub const BETA1: f32 = 0.9;
-/// Adam's second-moment decay.
-pub const BETA2: f32 = 0.999;
-/// Adam's epsilon.
-pub const EPS: f32 = 1e-8;
+/// The optimiser's settings (Adam, β₁ 0.9, β₂ 0.999, ε 1e-8, no weight decay).
+pub const ADAM: AdamConfig = AdamConfig::DEFAULT;
 /// Stream key for initialisation, so init draws never coincide with data draws.
 const INIT_STREAM: u32 = 0x1417_0000;
 /// Marks an instance that has not diverged.

@@ -16,7 +16,7 @@
 
 pub mod step;
 
-use self::step::{Bindings, Kernel, StepKernels, StepParams, CHUNK, WG};
+use self::step::{Bindings, Kernel, StepKernels, StepParams};
 use super::config::{Architecture, SaeConfig};
 use super::kernels;
 use super::params::SaeParams;
@@ -27,6 +27,7 @@ use super::train::{
 use crate::data::{self as source, ActivationSource, ShuffleSlots};
 use crate::error::{EngineError, Result};
 use crate::gpu::{Gpu, Recorder, Recording};
+use crate::kernels::adam::{adam_scratch_words, AdamStep, AdamTensor};
 use crate::metrics::sae::FiringTracker;
 
 /// `arch` of the dense path's kernels (see sae_step.wgsl).
@@ -100,8 +101,8 @@ struct Buffers {
     counters: wgpu::Buffer,
     topk_scratch: wgpu::Buffer,
     list_scratch: wgpu::Buffer,
-    partials: wgpu::Buffer,
-    norm2: wgpu::Buffer,
+    /// Adam's partial sums of squares and the gradient's global norm².
+    adam_scratch: wgpu::Buffer,
     /// BatchTopK: the main code's row index, the selection's scratch and the inference
     /// threshold (1 word each on the other paths).
     code_rows: wgpu::Buffer,
@@ -151,7 +152,6 @@ pub struct GpuSaeTrainer {
     host_x: Vec<f32>,
     shuffle: Option<DeviceShuffle>,
     lrs: Vec<f32>,
-    partial_offsets: Vec<u32>,
 }
 
 /// Bytes one chunk of pre-activations may take: one binding, one buffer, and the common
@@ -252,16 +252,6 @@ impl GpuSaeTrainer {
         let shapes = [d_sae * d_in, LAT_TRAINED * d_sae, d_sae * d_in, d_in];
         let lat_len = LAT_SECTIONS * d_sae;
         let dense_len = if dense { rows * d_sae } else { 1 };
-        let n_partials: usize = shapes
-            .iter()
-            .map(|&n| n.div_ceil((WG * CHUNK) as usize))
-            .sum();
-        let mut partial_offsets = Vec::new();
-        let mut at = 0u32;
-        for &n in &shapes {
-            partial_offsets.push(at);
-            at += n.div_ceil((WG * CHUNK) as usize) as u32;
-        }
         let buf = Buffers {
             w_enc: gpu.storage_from("sae w_enc", &params.w_enc)?,
             lat: gpu.storage_from("sae per-latent", &lat)?,
@@ -328,8 +318,7 @@ impl GpuSaeTrainer {
                 "sae list scratch",
                 kernels::weight_grad_sparse_scratch_bytes(batch, k.max(k_aux), d_sae) as usize,
             )?,
-            partials: z("sae grad partials", n_partials)?,
-            norm2: z("sae grad norm", 1)?,
+            adam_scratch: z("sae adam scratch", adam_scratch_words(&shapes))?,
             code_rows: zu(
                 "sae code rows",
                 if batch_topk {
@@ -372,7 +361,6 @@ impl GpuSaeTrainer {
             host_x: vec![0.0; batch * d_in],
             shuffle,
             lrs: Vec::new(),
-            partial_offsets,
         })
     }
 
@@ -421,8 +409,7 @@ impl GpuSaeTrainer {
             &b.counters,
             &b.topk_scratch,
             &b.list_scratch,
-            &b.partials,
-            &b.norm2,
+            &b.adam_scratch,
             &b.code_rows,
             &b.select_scratch,
             &b.threshold,
@@ -463,10 +450,6 @@ impl GpuSaeTrainer {
             d_in: self.d_in as u32,
             d_sae: self.d_sae as u32,
             dead_tokens: dead_tokens(&self.cfg.architecture).min(u32::MAX as u64 - 1) as u32,
-            beta1: ADAM.beta1,
-            beta2: ADAM.beta2,
-            eps: ADAM.eps,
-            max_norm: self.cfg.max_grad_norm,
             k_aux: self.k_aux.max(1) as f32,
             aux_coefficient: match self.cfg.architecture {
                 Architecture::TopK {
@@ -486,8 +469,6 @@ impl GpuSaeTrainer {
                 Architecture::Gated { .. } => ARCH_GATED,
                 _ => ARCH_RELU,
             },
-            scaled_from: u32::MAX,
-            lr_scale: 1.0,
             rows: self.batch as u32,
             row0: 0,
             ..Default::default()
@@ -558,7 +539,7 @@ impl GpuSaeTrainer {
         } else {
             self.record_sparse(&mut rec, base).await?;
         }
-        self.record_update(&mut rec, base, lr);
+        self.record_update(&mut rec, base, lr).await?;
         rec.submit_scoped().await
     }
 
@@ -923,10 +904,14 @@ impl GpuSaeTrainer {
 
     /// What every path shares after the gradients: dead-latent bookkeeping, the decoder
     /// projection, clipping, Adam and the unit-norm decoder.
-    fn record_update(&self, rec: &mut Recording<'_>, base: StepParams, lr: f32) {
+    async fn record_update(
+        &self,
+        rec: &mut Recording<'_>,
+        base: StepParams,
+        lr: f32,
+    ) -> Result<()> {
         let b = &self.buf;
         let d_sae = self.d_sae;
-        let t = self.step + 1;
         let unit = self.cfg.architecture.unit_norm_decoder();
         rec.clear(&b.counters, (d_sae * 4) as u64, Some(4));
         let kx = &self.kernels;
@@ -935,61 +920,38 @@ impl GpuSaeTrainer {
             counters: Some(&b.counters),
             ..Default::default()
         };
-        let bg_project = fs([&b.w_dec, &b.grads[2]]);
-        let params = [&b.w_enc, &b.lat, &b.w_dec, &b.b_dec];
-        let shapes = self.shapes;
-        let bg_sq: Vec<_> = (0..4).map(|i| fs([&b.grads[i], &b.partials])).collect();
-        let bg_norm = fs([&b.partials, &b.norm2]);
-        let bg_adam: Vec<_> = (0..4)
-            .map(|i| {
-                let bufs = [params[i], &b.grads[i], &b.m[i], &b.v[i], &b.norm2];
-                fs(bufs)
-            })
-            .collect();
-        let bg_norm_dec = fs([&b.w_dec]);
-        let n_partials: u32 = shapes
-            .iter()
-            .map(|&n| n.div_ceil((WG * CHUNK) as usize) as u32)
-            .sum();
         kx.record(rec, Kernel::DeadUpdate, &bg_dead, base, d_sae as u32);
         if unit {
+            let bg_project = fs([&b.w_dec, &b.grads[2]]);
             kx.record(rec, Kernel::ProjectDecoder, &bg_project, base, d_sae as u32);
         }
-        for i in 0..4 {
-            let p = StepParams {
-                count: shapes[i] as u32,
-                out_index: self.partial_offsets[i],
-                ..base
-            };
-            kx.record(rec, Kernel::SumSquares, &bg_sq[i], p, shapes[i] as u32);
-        }
-        let p = StepParams {
-            count: n_partials,
-            out_index: 0,
-            ..base
-        };
-        kx.record(rec, Kernel::ReduceSum, &bg_norm, p, 1);
-        let (c1, c2) = ADAM.bias_corrections(t);
+        let params = [&b.w_enc, &b.lat, &b.w_dec, &b.b_dec];
         let log_threshold_scale =
             learning_rate_scales(&self.cfg.architecture)[super::params::LOG_THRESHOLD];
-        for i in 0..4 {
-            let p = StepParams {
-                count: shapes[i] as u32,
-                lr,
-                c1,
-                c2,
-                // log θ is the per-latent buffer's last trained section.
-                scaled_from: if i == 1 {
-                    ((LAT_TRAINED - 1) * d_sae) as u32
+        let tensors: Vec<AdamTensor> = (0..4)
+            .map(|i| {
+                let t = AdamTensor::new(params[i], &b.grads[i], &b.m[i], &b.v[i], self.shapes[i]);
+                if i == 1 {
+                    // log θ is the per-latent buffer's last trained section.
+                    AdamTensor {
+                        scaled_from: (LAT_TRAINED - 1) * d_sae,
+                        lr_scale: log_threshold_scale,
+                        ..t
+                    }
                 } else {
-                    u32::MAX
-                },
-                lr_scale: log_threshold_scale,
-                ..base
-            };
-            kx.record(rec, Kernel::Adam, &bg_adam[i], p, shapes[i] as u32);
-        }
+                    t
+                }
+            })
+            .collect();
+        let step = AdamStep {
+            cfg: ADAM,
+            lr,
+            t: self.step + 1,
+            max_norm: self.cfg.max_grad_norm,
+        };
+        crate::kernels::adam(rec, &tensors, &b.adam_scratch, &step).await?;
         if unit {
+            let bg_norm_dec = fs([&b.w_dec]);
             kx.record(
                 rec,
                 Kernel::NormalizeDecoder,
@@ -998,6 +960,7 @@ impl GpuSaeTrainer {
                 d_sae as u32,
             );
         }
+        Ok(())
     }
 
     /// Runs up to `n` steps (fewer if the run ends) and reports each, reading back the losses

@@ -1,6 +1,7 @@
 //! Host side of `shaders/sae_step.wgsl`: the training step's own kernels (reconstruction
 //! gradient, the TopK family's per-entry gradients and AuxK, firing and dead-latent bookkeeping,
-//! decoder projection, clipping, Adam, BatchTopK's threshold estimate). One bind group layout
+//! decoder projection, the dense path's activations and penalties, BatchTopK's threshold
+//! estimate; the optimiser is [`crate::kernels::adam`]). One bind group layout
 //! serves every entry point; each recorded dispatch gets its own parameter block in the step's
 //! recording.
 
@@ -13,8 +14,6 @@ use std::sync::Arc;
 const SOURCE: &str = include_str!("../../../../../shaders/sae_step.wgsl");
 /// Invocations per workgroup (WebGPU guarantees 256).
 pub const WG: u32 = 256;
-/// Elements each invocation of `sum_squares` folds in before the tree.
-pub const CHUNK: u32 = 16;
 /// f32 arrays, u32 arrays and the atomic counters: the shared layout's storage bindings.
 const N_STORAGE: u32 = 8;
 
@@ -29,27 +28,17 @@ pub struct StepParams {
     pub out_index: u32,
     pub dead_tokens: u32,
     pub flags: u32,
-    pub lr: f32,
-    pub c1: f32,
-    pub c2: f32,
-    pub max_norm: f32,
     pub aux_coefficient: f32,
     pub k_aux: f32,
-    pub beta1: f32,
-    pub beta2: f32,
-    pub eps: f32,
     pub coefficient: f32,
     pub bandwidth: f32,
     pub arch: u32,
-    /// Adam: elements from this index on get `lr × lr_scale` (JumpReLU's log θ section).
-    pub scaled_from: u32,
-    pub lr_scale: f32,
     /// Rows this dispatch walks: the batch, or one chunk of it on the dense path.
     pub rows: u32,
     /// The first of those rows in the batch, where per-row outputs go.
     pub row0: u32,
     /// Keeps the uniform block's size a multiple of 16 bytes.
-    pub _pad: u32,
+    pub _pad: [u32; 2],
 }
 
 // The uniform block's size must stay a multiple of 16 bytes.
@@ -76,10 +65,6 @@ pub enum Kernel {
     ProjectDecoder,
     /// Rescales decoder rows to unit norm.
     NormalizeDecoder,
-    /// Chunked sums of squares.
-    SumSquares,
-    /// Adam with global-norm clipping.
-    Adam,
     /// Decoder row norms (dense path).
     RowNorms,
     /// The dense path's activation.
@@ -112,8 +97,6 @@ impl Kernel {
             Kernel::AuxGrad => "aux_grad",
             Kernel::ProjectDecoder => "project_decoder",
             Kernel::NormalizeDecoder => "normalize_decoder",
-            Kernel::SumSquares => "sum_squares",
-            Kernel::Adam => "adam",
             Kernel::RowNorms => "row_norms",
             Kernel::ActForward => "act_forward",
             Kernel::DenseColBackward => "dense_col_backward",
@@ -126,7 +109,7 @@ impl Kernel {
         }
     }
 
-    const ALL: [Kernel; 20] = [
+    const ALL: [Kernel; 18] = [
         Kernel::Centre,
         Kernel::ReconGrad,
         Kernel::ReduceSum,
@@ -136,8 +119,6 @@ impl Kernel {
         Kernel::AuxGrad,
         Kernel::ProjectDecoder,
         Kernel::NormalizeDecoder,
-        Kernel::SumSquares,
-        Kernel::Adam,
         Kernel::RowNorms,
         Kernel::ActForward,
         Kernel::DenseColBackward,
@@ -173,10 +154,8 @@ pub struct StepKernels {
 impl StepKernels {
     /// Compiles every entry point.
     pub async fn new(gpu: &Gpu) -> Result<Self> {
-        let constants = format!(
-            "const WG: u32 = {WG}u;\nconst CHUNK: u32 = {CHUNK}u;\n\
-             const THRESHOLD_RATE: f32 = {THRESHOLD_RATE:?};\n"
-        );
+        let constants =
+            format!("const WG: u32 = {WG}u;\nconst THRESHOLD_RATE: f32 = {THRESHOLD_RATE:?};\n");
         let program = gpu
             .program(&ProgramSpec {
                 label: "sae_step",
@@ -212,7 +191,6 @@ impl StepKernels {
     ) {
         let groups = match kernel {
             Kernel::ReduceSum | Kernel::PenaltyValue | Kernel::ThresholdEma => 1,
-            Kernel::SumSquares => threads.div_ceil(WG * CHUNK).max(1),
             _ => threads.div_ceil(WG).max(1),
         };
         let storage: Vec<&wgpu::Buffer> =
