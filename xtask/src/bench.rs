@@ -17,11 +17,14 @@ const MIN_TIME: Duration = Duration::from_millis(1500);
 /// Runs the named benchmark (default: all).
 pub fn run(name: Option<&str>) -> Result<(), String> {
     match name {
-        None => superposition().and_then(|_| crate::bench_sae::sae()),
+        None => superposition()
+            .and_then(|_| crate::bench_sae::sae())
+            .and_then(|_| crate::bench_dispatch::dispatch()),
         Some("superposition") => superposition(),
         Some("sae") => crate::bench_sae::sae(),
+        Some("dispatch") => crate::bench_dispatch::dispatch(),
         Some(other) => Err(format!(
-            "unknown benchmark `{other}`; available: superposition, sae"
+            "unknown benchmark `{other}`; available: superposition, sae, dispatch"
         )),
     }
 }

@@ -202,10 +202,13 @@ impl Recording<'_> {
         groups: u64,
     ) -> Result<()> {
         let g = grid(groups);
-        self.gpu().check().workgroups(
-            &format!("{}::{entry} (rows of the grid)", program.label()),
-            g.1 as u64,
-        )?;
+        // The message is formatted only for a grid the device cannot take.
+        if g.1 > self.gpu().limits.max_compute_workgroups_per_dimension {
+            self.gpu().check().workgroups(
+                &format!("{}::{entry} (rows of the grid)", program.label()),
+                g.1 as u64,
+            )?;
+        }
         let pipeline = program.pipeline(&self.rec.gpu, entry).await?;
         let slot = self.params(params);
         self.dispatch_at(program, &pipeline, slot, storage, g);
