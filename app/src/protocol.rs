@@ -16,6 +16,7 @@ use mechlab_engine::metrics::superposition::SuperpositionMetrics;
 use mechlab_engine::models::sae::arch::Loss;
 use mechlab_engine::models::sae::config::SaeConfig;
 use mechlab_engine::models::sae::train::Evaluation;
+use mechlab_engine::train::engine::EngineChoice;
 use serde::{Deserialize, Serialize};
 use wasm_bindgen::JsValue;
 
@@ -51,41 +52,8 @@ pub enum Job {
         /// The runs.
         runs: Vec<SaeConfig>,
         /// Where they train.
-        engine: SaeEngine,
+        engine: EngineChoice,
     },
-}
-
-/// Where the worker trains SAEs.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Default, Serialize, Deserialize)]
-pub enum SaeEngine {
-    /// WebGPU on a hardware adapter; on a software adapter (SwiftShader) or without WebGPU,
-    /// the CPU reference when the config is small enough for it, since there it is faster.
-    #[default]
-    Auto,
-    /// WebGPU, whatever the adapter.
-    Gpu,
-    /// The CPU reference.
-    Cpu,
-}
-
-impl SaeEngine {
-    /// The menu value.
-    pub fn name(self) -> &'static str {
-        match self {
-            SaeEngine::Auto => "auto",
-            SaeEngine::Gpu => "webgpu",
-            SaeEngine::Cpu => "cpu",
-        }
-    }
-
-    /// The engine a menu value names (auto for anything else).
-    pub fn from_name(s: &str) -> Self {
-        match s {
-            "webgpu" => SaeEngine::Gpu,
-            "cpu" => SaeEngine::Cpu,
-            _ => SaeEngine::Auto,
-        }
-    }
 }
 
 impl Job {

@@ -27,6 +27,15 @@ enum Command {
     SaeInspect(sae::InspectArgs),
 }
 
+/// Parses `--engine` (auto, gpu, cpu).
+fn engine_choice(s: &str) -> Result<mechlab_engine::train::engine::EngineChoice, String> {
+    use mechlab_engine::train::engine::EngineChoice;
+    EngineChoice::ALL
+        .into_iter()
+        .find(|e| e.name() == s)
+        .ok_or_else(|| format!("`{s}` is not an engine; choose auto, gpu or cpu"))
+}
+
 fn main() -> ExitCode {
     let cli = Cli::parse();
     let result = match cli.command {

@@ -2,7 +2,7 @@
 //! writes a SAELens folder, `metrics.json` and, for planted features, `ground_truth.safetensors`.
 //! `mechlab sae-inspect DIR` reads a SAELens folder back and reports what it holds.
 
-use clap::{ArgGroup, ValueEnum};
+use clap::ArgGroup;
 use indicatif::{ProgressBar, ProgressStyle};
 use mechlab_engine::experiment::frontier::{self, FrontierPoint};
 use mechlab_engine::experiment::sae_link::{self as link, Sweep};
@@ -12,6 +12,7 @@ use mechlab_engine::models::sae::config::{Architecture, SaeConfig, SaePreset};
 use mechlab_engine::models::sae::gpu::GpuSaeTrainer;
 use mechlab_engine::models::sae::train::{CpuSaeTrainer, Evaluation};
 use mechlab_engine::models::sae::trainer::SaeTrainer as Trainer;
+use mechlab_engine::train::engine::{place, EngineChoice, Request};
 use std::path::{Path, PathBuf};
 
 /// Inputs the final metrics are measured on.
@@ -43,46 +44,55 @@ pub struct Args {
     /// Which implementation trains: auto uses the GPU on a hardware adapter and the CPU
     /// reference on software rasterizers (lavapipe), where it is faster. Every architecture
     /// trains on both.
-    #[arg(long, value_enum, default_value_t = Engine::Auto)]
-    engine: Engine,
+    #[arg(long, value_parser = crate::engine_choice, default_value = "auto")]
+    engine: EngineChoice,
     /// The folder to write (created if missing).
     #[arg(long)]
     out: PathBuf,
 }
 
-#[derive(Clone, Copy, PartialEq, Eq, ValueEnum)]
-enum Engine {
-    Auto,
-    Gpu,
-    Cpu,
-}
-
-/// Opens the trainer `engine` asks for; returns it with the name of what runs it.
+/// Opens the trainer where [`place`] puts it; returns it with the name of what runs it.
 async fn trainer(
     cfg: &SaeConfig,
-    engine: Engine,
-    gpu: &mut Option<Gpu>,
+    engine: EngineChoice,
+    gpu: &mut Option<Result<Gpu, String>>,
 ) -> Result<(Trainer, String), String> {
-    let cpu = || -> Result<(Trainer, String), String> {
-        let t = CpuSaeTrainer::new(cfg).map_err(|e| e.to_string())?;
-        Ok((Trainer::Cpu(Box::new(t)), "CPU reference".into()))
+    if engine != EngineChoice::Cpu && gpu.is_none() {
+        *gpu = Some(Gpu::new().await.map_err(|e| e.to_string()));
+    }
+    let adapter = match gpu.as_ref() {
+        Some(Ok(g)) => Ok((g, g.adapter_name())),
+        Some(Err(why)) => Err(why.clone()),
+        None => Err("not opened (--engine cpu)".to_string()),
     };
-    if engine == Engine::Cpu {
-        return cpu();
+    let request = Request {
+        choice: engine,
+        // Natively the CPU reference takes any config the engine accepts.
+        cpu_too_large: None,
+        // A software rasterizer (lavapipe, SwiftShader) runs the GPU kernels on the CPU, about
+        // 25 times slower than the CPU reference for the ground-truth preset here.
+        cpu_faster_on_software: true,
+        gpu_name: "a GPU adapter",
+    };
+    let placement = place(
+        &request,
+        adapter
+            .as_ref()
+            .map(|(g, n)| (*g, n.as_str()))
+            .map_err(String::as_str),
+    )?;
+    match adapter {
+        Ok((g, _)) if placement.gpu => {
+            let t = GpuSaeTrainer::new(g, cfg)
+                .await
+                .map_err(|e| e.to_string())?;
+            Ok((Trainer::Gpu(Box::new(t)), placement.runs_on))
+        }
+        _ => {
+            let t = CpuSaeTrainer::new(cfg).map_err(|e| e.to_string())?;
+            Ok((Trainer::Cpu(Box::new(t)), placement.runs_on))
+        }
     }
-    if gpu.is_none() {
-        *gpu = Some(Gpu::new().await.map_err(|e| e.to_string())?);
-    }
-    let g = gpu.as_ref().expect("opened above");
-    // A software rasterizer (lavapipe, SwiftShader) runs the GPU kernels on the CPU, about 25
-    // times slower than the CPU reference for the ground-truth preset here; auto avoids it.
-    if engine == Engine::Auto && g.is_software() {
-        return cpu();
-    }
-    let t = GpuSaeTrainer::new(g, cfg)
-        .await
-        .map_err(|e| e.to_string())?;
-    Ok((Trainer::Gpu(Box::new(t)), g.adapter_name()))
 }
 
 /// A SAELens folder to read back.
@@ -137,8 +147,8 @@ fn load_config(args: &Args) -> Result<(SaeConfig, Sweep), String> {
 /// Trains one SAE with a progress bar and writes its folder; returns its evaluation.
 async fn train_one(
     cfg: &SaeConfig,
-    engine: Engine,
-    gpu: &mut Option<Gpu>,
+    engine: EngineChoice,
+    gpu: &mut Option<Result<Gpu, String>>,
     dir: &Path,
     bar: &ProgressBar,
 ) -> Result<Evaluation, String> {

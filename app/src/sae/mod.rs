@@ -17,14 +17,31 @@ use charts::SaeChart;
 use controls::SaeControls;
 use form::SaeForm;
 use leptos::prelude::*;
-use mechlab_app::protocol::{Job, SaeEngine};
+use mechlab_app::protocol::Job;
 use mechlab_engine::experiment::frontier;
 use mechlab_engine::experiment::sae_link::{self as link, Sweep};
 use mechlab_engine::models::sae::config::SaeConfig;
+use mechlab_engine::train::engine::EngineChoice;
 use view::SaeRun;
 
 /// The job Run trains for a config and sweep.
-fn job(cfg: &SaeConfig, sweep: &Sweep, engine: SaeEngine) -> Result<Job, String> {
+/// The engine menu's value for a choice (the GPU is WebGPU in the browser).
+fn engine_menu_value(e: EngineChoice) -> &'static str {
+    match e {
+        EngineChoice::Gpu => "webgpu",
+        other => other.name(),
+    }
+}
+
+/// The choice a menu value names (auto for anything else).
+fn engine_from_menu(value: &str) -> EngineChoice {
+    EngineChoice::ALL
+        .into_iter()
+        .find(|&e| engine_menu_value(e) == value)
+        .unwrap_or_default()
+}
+
+fn job(cfg: &SaeConfig, sweep: &Sweep, engine: EngineChoice) -> Result<Job, String> {
     let runs = match sweep {
         Sweep::Single => vec![cfg.clone()],
         Sweep::Frontier(names) => frontier::runs(cfg, names).map_err(|e| e.to_string())?,
@@ -83,7 +100,7 @@ pub fn SaePage(
             .or_else(|| link_error.get())
     });
     // Where to train is the device's business, not the experiment's: it stays out of the link.
-    let engine = RwSignal::new(SaeEngine::Auto);
+    let engine = RwSignal::new(EngineChoice::Auto);
     let job_signal = Signal::derive(move || {
         parsed
             .get()
@@ -181,16 +198,16 @@ pub fn SaePage(
                         <span class="name">"Engine"</span>
                         <select
                             id="sae-engine"
-                            on:change=move |ev| engine.set(SaeEngine::from_name(&event_target_value(&ev)))
+                            on:change=move |ev| engine.set(engine_from_menu(&event_target_value(&ev)))
                         >
                             {[
-                                (SaeEngine::Auto, "auto"),
-                                (SaeEngine::Gpu, "WebGPU"),
-                                (SaeEngine::Cpu, "CPU reference"),
+                                (EngineChoice::Auto, "auto"),
+                                (EngineChoice::Gpu, "WebGPU"),
+                                (EngineChoice::Cpu, "CPU reference"),
                             ]
                                 .map(|(e, label)| {
                                     view! {
-                                        <option value=e.name() prop:selected=move || engine.get() == e>
+                                        <option value=engine_menu_value(e) prop:selected=move || engine.get() == e>
                                             {label}
                                         </option>
                                     }

@@ -14,7 +14,8 @@ use mechlab_engine::models::sae::trainer::SaeTrainer;
 use mechlab_engine::EngineError;
 
 use super::Opened;
-use crate::protocol::{SaeEngine, SaeUpdate, Update};
+use crate::protocol::{SaeUpdate, Update};
+use mechlab_engine::train::engine::{place, EngineChoice, Request};
 
 /// Largest `batch × d_in × d_sae` (multiply-adds of one matmul of a step) the CPU fallback
 /// takes on: about a tenth of a second a step in wasm.
@@ -41,11 +42,11 @@ pub struct SaeWork {
     last_eval_ms: f64,
 }
 
-/// Checks every run and settles where they train (see [`SaeEngine`]); trainers open as each
+/// Checks every run and settles where they train (see [`place`]); trainers open as each
 /// run starts.
 pub async fn open(
     runs: &[SaeConfig],
-    engine: SaeEngine,
+    engine: EngineChoice,
     gpu: Result<(Gpu, String), String>,
 ) -> Result<Opened<SaeWork>, String> {
     let Some(first) = runs.first() else {
@@ -59,36 +60,35 @@ pub async fn open(
         .map(|c| (c, cpu_cost(c)))
         .max_by_key(|p| p.1)
         .expect("runs is not empty");
-    let fits_cpu = cost <= CPU_FALLBACK_LIMIT;
-    let too_big = |why: &str| {
+    let cpu_too_large = (cost > CPU_FALLBACK_LIMIT).then(|| {
         format!(
             "this run needs WebGPU: batch × d_in × d_sae = {cost} ({} × {} × {}) is more than the \
              CPU reference's {CPU_FALLBACK_LIMIT} in a browser tab; shrink the batch or the \
-             dictionary{why}",
+             dictionary",
             cfg.batch_size,
             cfg.d_in(),
             cfg.d_sae
         )
-    };
-    let (gpu, adapter) = match (engine, gpu) {
-        (SaeEngine::Cpu, _) if !fits_cpu => return Err(too_big(", or train on WebGPU")),
-        (SaeEngine::Cpu, _) => (None, "CPU reference".to_string()),
-        (SaeEngine::Gpu, Err(why)) => return Err(format!("WebGPU is not available: {why}")),
-        (SaeEngine::Gpu, Ok((g, name))) => (Some(g), name),
+    });
+    let request = Request {
+        choice: engine,
+        cpu_too_large,
         // A software adapter runs the kernels on the CPU, one dispatch at a time: the CPU
         // reference is many times faster wherever it can take the config.
-        (SaeEngine::Auto, Ok((g, _))) if g.is_software() && fits_cpu => (
-            None,
-            "CPU reference (faster than this software adapter)".to_string(),
-        ),
-        (SaeEngine::Auto, Ok((g, name))) => (Some(g), name),
-        (SaeEngine::Auto, Err(why)) if !fits_cpu => {
-            return Err(too_big(&format!(
-                ", or open the page in a browser with WebGPU ({why})"
-            )))
-        }
-        (SaeEngine::Auto, Err(_)) => (None, "CPU reference".to_string()),
+        cpu_faster_on_software: true,
+        gpu_name: "WebGPU",
     };
+    let placement = place(
+        &request,
+        gpu.as_ref()
+            .map(|(g, n)| (g, n.as_str()))
+            .map_err(String::as_str),
+    )?;
+    let gpu = match gpu {
+        Ok((g, _)) if placement.gpu => Some(g),
+        _ => None,
+    };
+    let adapter = placement.runs_on;
     // A step costs a few matmuls of batch × d_in × d_sae; the loop corrects the guess at once.
     let work = cpu_cost(first).max(1) as f64;
     let chunk = if gpu.is_some() {

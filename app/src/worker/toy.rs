@@ -11,6 +11,7 @@ use mechlab_engine::EngineError;
 
 use super::Opened;
 use crate::protocol::{ToyUpdate, Update};
+use mechlab_engine::train::engine::{place, EngineChoice, Request};
 
 /// Largest `instances × params × batch` the CPU fallback takes on; beyond it one step takes
 /// seconds and a run would never finish.
@@ -22,15 +23,36 @@ pub enum ToyWork {
     Cpu(Box<CpuToyTrainer>, SuperpositionConfig),
 }
 
-/// Builds the trainer: WebGPU when there is an adapter, else the CPU reference if the config is
-/// small enough.
+/// Builds the trainer where [`place`] puts it: WebGPU when there is an adapter, else the CPU
+/// reference if the config is small enough.
 pub async fn open(
     cfg: &SuperpositionConfig,
     gpu: Result<(Gpu, String), String>,
 ) -> Result<Opened<ToyWork>, String> {
     cfg.validate().map_err(|e| e.to_string())?;
+    let cost = cpu_cost(cfg);
+    let request = Request {
+        // The page has no engine menu yet: the GPU when there is one, else the CPU reference.
+        choice: EngineChoice::Auto,
+        cpu_too_large: (cost > CPU_FALLBACK_LIMIT).then(|| {
+            format!(
+                "this run needs WebGPU: instances × parameters × batch = {cost} is more than the \
+                 CPU fallback's {CPU_FALLBACK_LIMIT}; shrink the sweep, the model or the batch"
+            )
+        }),
+        // The fused kernel keeps each instance in workgroup memory and beats the CPU reference
+        // on software adapters too.
+        cpu_faster_on_software: false,
+        gpu_name: "WebGPU",
+    };
+    let placement = place(
+        &request,
+        gpu.as_ref()
+            .map(|(g, n)| (g, n.as_str()))
+            .map_err(String::as_str),
+    )?;
     match gpu {
-        Ok((gpu, name)) => {
+        Ok((gpu, _)) if placement.gpu => {
             let t = GpuToyTrainer::new(&gpu, cfg, None)
                 .await
                 .map_err(|e| e.to_string())?;
@@ -39,26 +61,18 @@ pub async fn open(
             let chunk = (2e6 / step_work(cfg) as f64).clamp(1.0, 50.0);
             Ok(Opened {
                 work: ToyWork::Gpu(Box::new(t), cfg.clone()),
-                adapter: name,
+                adapter: placement.runs_on,
                 chunk,
                 max_chunk: 5000.0,
             })
         }
-        Err(why) => {
-            let cost = cpu_cost(cfg);
-            if cost > CPU_FALLBACK_LIMIT {
-                return Err(format!(
-                    "this run needs WebGPU: instances × parameters × batch = {cost} is more than the \
-                     CPU fallback's {CPU_FALLBACK_LIMIT}; shrink the sweep, the model or the batch, or \
-                     open the page in a browser with WebGPU ({why})"
-                ));
-            }
+        _ => {
             let t = CpuToyTrainer::new(cfg).map_err(|e| e.to_string())?;
             // A first guess of ~50 M multiply-adds a second; the loop corrects it at once.
             let per_step = (cost * 4).max(1) as f64;
             Ok(Opened {
                 work: ToyWork::Cpu(Box::new(t), cfg.clone()),
-                adapter: "CPU".into(),
+                adapter: placement.runs_on,
                 chunk: (5e6 / per_step).clamp(1.0, 200.0),
                 max_chunk: 2000.0,
             })
