@@ -33,9 +33,10 @@ impl Lab {
     /// The lab a hash's link is for: the SAE lab's links say `lab=sae`; the Superposition
     /// lab's (the first, older format) say nothing.
     fn of(hash: &str) -> Lab {
-        // The decoders' own pair parser, so a link opens the lab whose decoder reads it.
-        let pairs = mechlab_engine::experiment::link::fragment_pairs(hash).unwrap_or_default();
-        if pairs.contains(&("lab", "sae")) {
+        // The codec's own pair parser, so a link opens the lab whose decoder reads it.
+        use mechlab_engine::experiment::link;
+        let pairs = link::fragment_pairs(hash).unwrap_or_default();
+        if link::lab_of(&pairs) == Some("sae") {
             Lab::Sae
         } else {
             Lab::Superposition

@@ -3,7 +3,7 @@
 //! The controls hold text, not numbers, so that a half-typed or wrong value stays on screen with a
 //! message instead of snapping back; [`Form::parse`] turns the text into a validated config.
 
-use mechlab_engine::experiment::link;
+use mechlab_engine::experiment::link::LinkConfig;
 use mechlab_engine::experiment::superposition::{Axis, Preset, SuperpositionConfig};
 use mechlab_engine::EngineError;
 
@@ -36,7 +36,7 @@ impl Form {
     /// The controls' text for a config, spelled exactly as the share link spells it.
     pub fn from_config(c: &SuperpositionConfig) -> Self {
         // The link codec owns the axis syntax; borrowing its output keeps the two from drifting.
-        let encoded = link::encode(c);
+        let encoded = c.to_link();
         let field = |key: &str| {
             encoded
                 .split('&')
@@ -147,7 +147,7 @@ pub fn from_hash(hash: &str) -> (SuperpositionConfig, Option<String>) {
     if hash.trim_start_matches('#').trim().is_empty() {
         return (Preset::Intro.config(), None);
     }
-    match link::decode(hash) {
+    match SuperpositionConfig::from_link(hash) {
         Ok(c) => (c, None),
         Err(e) => (SuperpositionConfig::default(), Some(e.to_string())),
     }
@@ -155,7 +155,7 @@ pub fn from_hash(hash: &str) -> (SuperpositionConfig, Option<String>) {
 
 /// Writes the config into the hash without a reload or a history entry.
 pub fn write_hash(cfg: &SuperpositionConfig) {
-    write_fragment(&link::encode(cfg));
+    write_fragment(&cfg.to_link());
 }
 
 /// Writes a link fragment into the hash without a reload or a history entry.
@@ -175,7 +175,7 @@ pub fn write_fragment(fragment: &str) {
 
 /// The page's address with the config's link as the hash.
 pub fn share_url(cfg: Option<&SuperpositionConfig>) -> String {
-    share_url_for(cfg.map(link::encode).as_deref())
+    share_url_for(cfg.map(LinkConfig::to_link).as_deref())
 }
 
 /// The page's address with `fragment` as the hash (the address as it is when `None`).

@@ -1,5 +1,6 @@
 //! `mechlab`: runs mechlab experiments natively on the best GPU adapter.
 
+mod common;
 mod sae;
 mod superposition;
 
@@ -25,15 +26,6 @@ enum Command {
     Sae(sae::Args),
     /// Read a SAELens folder back and print what it holds.
     SaeInspect(sae::InspectArgs),
-}
-
-/// Parses `--engine` (auto, gpu, cpu).
-fn engine_choice(s: &str) -> Result<mechlab_engine::train::engine::EngineChoice, String> {
-    use mechlab_engine::train::engine::EngineChoice;
-    EngineChoice::ALL
-        .into_iter()
-        .find(|e| e.name() == s)
-        .ok_or_else(|| format!("`{s}` is not an engine; choose auto, gpu or cpu"))
 }
 
 fn main() -> ExitCode {

@@ -2,8 +2,8 @@
 //! writes a SAELens folder, `metrics.json` and, for planted features, `ground_truth.safetensors`.
 //! `mechlab sae-inspect DIR` reads a SAELens folder back and reports what it holds.
 
-use clap::ArgGroup;
-use indicatif::{ProgressBar, ProgressStyle};
+use crate::common::{bar, read_config, ConfigArgs};
+use indicatif::ProgressBar;
 use mechlab_engine::experiment::frontier::{self, FrontierPoint};
 use mechlab_engine::experiment::sae_link::{self as link, Sweep};
 use mechlab_engine::gpu::Gpu;
@@ -20,32 +20,15 @@ const EVAL_SAMPLES: usize = 8192;
 
 /// Where the run's config comes from, and where its results go.
 #[derive(clap::Args)]
-#[command(group(ArgGroup::new("from").required(true).args(["preset", "config", "link"])))]
 pub struct Args {
-    /// A preset: ground-truth, frontier, superposition-hidden.
-    #[arg(long)]
-    preset: Option<String>,
-    /// A JSON file holding a config (fields left out take their defaults).
-    #[arg(long)]
-    config: Option<PathBuf>,
-    /// A share link copied from the app (the whole URL or just its fragment).
-    #[arg(long)]
-    link: Option<String>,
+    /// The config (presets: ground-truth, frontier, superposition-hidden), overrides and
+    /// engine (every architecture trains on both).
+    #[command(flatten)]
+    common: ConfigArgs,
     /// Train this architecture (relu_l1, topk, batch_topk, gated, jumprelu) with its defaults
     /// instead of the config's; for `frontier`, sweep only this one.
     #[arg(long)]
     architecture: Option<String>,
-    /// Override the number of training steps.
-    #[arg(long)]
-    steps: Option<u32>,
-    /// Override the seed.
-    #[arg(long)]
-    seed: Option<u64>,
-    /// Which implementation trains: auto uses the GPU on a hardware adapter and the CPU
-    /// reference on software rasterizers (lavapipe), where it is faster. Every architecture
-    /// trains on both.
-    #[arg(long, value_parser = crate::engine_choice, default_value = "auto")]
-    engine: EngineChoice,
     /// The folder to write (created if missing).
     #[arg(long)]
     out: PathBuf,
@@ -104,7 +87,8 @@ pub struct InspectArgs {
 
 /// The config and what to train: one SAE, or the frontier of the architectures named.
 fn load_config(args: &Args) -> Result<(SaeConfig, Sweep), String> {
-    let (mut cfg, mut sweep) = if let Some(name) = &args.preset {
+    let c = &args.common;
+    let (mut cfg, mut sweep) = if let Some(name) = &c.preset {
         let preset = SaePreset::from_name(name).map_err(|e| e.to_string())?;
         let sweep = if preset == SaePreset::Frontier {
             Sweep::all()
@@ -112,17 +96,9 @@ fn load_config(args: &Args) -> Result<(SaeConfig, Sweep), String> {
             Sweep::Single
         };
         (preset.config(), sweep)
-    } else if let Some(path) = &args.config {
-        let text =
-            std::fs::read(path).map_err(|e| format!("cannot read {}: {e}", path.display()))?;
-        let text =
-            String::from_utf8(text).map_err(|_| format!("{} is not UTF-8 text", path.display()))?;
-        let value: serde_json::Value = serde_json::from_str(&text)
-            .map_err(|e| format!("{} is not valid JSON: {e}", path.display()))?;
-        let cfg = link::from_json(&value)
-            .map_err(|e| format!("{} is not a valid SAE config: {e}", path.display()))?;
-        (cfg, Sweep::Single)
-    } else if let Some(l) = &args.link {
+    } else if let Some(path) = &c.config {
+        (read_config::<SaeConfig>(path)?, Sweep::Single)
+    } else if let Some(l) = &c.link {
         link::decode(l).map_err(|e| e.to_string())?
     } else {
         unreachable!("clap requires one source")
@@ -134,10 +110,10 @@ fn load_config(args: &Args) -> Result<(SaeConfig, Sweep), String> {
             sweep = Sweep::Frontier(vec![cfg.architecture.name()]);
         }
     }
-    if let Some(s) = args.steps {
+    if let Some(s) = c.steps {
         cfg.steps = s;
     }
-    if let Some(s) = args.seed {
+    if let Some(s) = c.seed {
         cfg.seed = s;
     }
     cfg.validate().map_err(|e| e.to_string())?;
@@ -208,24 +184,13 @@ fn write(path: &Path, bytes: &[u8]) -> Result<(), String> {
     std::fs::write(path, bytes).map_err(|e| format!("cannot write {}: {e}", path.display()))
 }
 
-fn bar(len: u64) -> ProgressBar {
-    let bar = ProgressBar::new(len);
-    bar.set_style(
-        ProgressStyle::with_template(
-            "{spinner} [{elapsed_precise}] {wide_bar} {pos}/{len} steps, ETA {eta} {msg}",
-        )
-        .expect("static template"),
-    );
-    bar
-}
-
 /// Runs `mechlab sae`.
 pub async fn run(args: Args) -> Result<(), String> {
     let (cfg, sweep) = load_config(&args)?;
     let mut gpu = None;
     let Sweep::Frontier(names) = sweep else {
         let b = bar(cfg.steps as u64);
-        let eval = train_one(&cfg, args.engine, &mut gpu, &args.out, &b).await?;
+        let eval = train_one(&cfg, args.common.engine, &mut gpu, &args.out, &b).await?;
         b.finish();
         print_summary(&cfg, &eval);
         eprintln!("wrote {}", args.out.display());
@@ -240,7 +205,7 @@ pub async fn run(args: Args) -> Result<(), String> {
         let dir = args
             .out
             .join(format!("{}-{}", run.architecture.name(), knob));
-        let eval = train_one(run, args.engine, &mut gpu, &dir, &b).await?;
+        let eval = train_one(run, args.common.engine, &mut gpu, &dir, &b).await?;
         let mut point = serde_json::to_value(FrontierPoint::new(run, &eval.metrics))
             .map_err(|e| e.to_string())?;
         point["dir"] = dir

@@ -1,70 +1,54 @@
 //! `mechlab superposition`: one config from a preset, a JSON file or a share link; a progress
 //! bar; the result bundle as JSON.
 
-use clap::{ArgGroup, ValueEnum};
-use indicatif::{ProgressBar, ProgressStyle};
-use mechlab_engine::experiment::link;
+use crate::common::{bar, read_config, ConfigArgs};
+use clap::ValueEnum;
+use mechlab_engine::experiment::link::LinkConfig;
 use mechlab_engine::experiment::results::SuperpositionResult;
 use mechlab_engine::experiment::superposition::{Preset, SuperpositionConfig};
 use mechlab_engine::gpu::Gpu;
 use mechlab_engine::models::toy::cpu::CpuToyTrainer;
 use mechlab_engine::models::toy::gpu::{GpuToyTrainer, ToyPath};
+use mechlab_engine::train::engine::{place, EngineChoice, Request};
 use std::path::PathBuf;
 
 /// Where the run's config comes from, and where its results go.
 #[derive(clap::Args)]
-#[command(group(ArgGroup::new("source").required(true).args(["preset", "config", "link"])))]
 pub struct Args {
-    /// A preset: intro, sparsity-sweep, dimensionality, phase-diagram.
-    #[arg(long)]
-    preset: Option<String>,
-    /// A JSON file holding a config (fields left out take their defaults).
-    #[arg(long)]
-    config: Option<PathBuf>,
-    /// A share link copied from the app (the whole URL or just its fragment).
-    #[arg(long)]
-    link: Option<String>,
-    /// Override the number of training steps.
-    #[arg(long)]
-    steps: Option<u32>,
-    /// Override the seed.
-    #[arg(long)]
-    seed: Option<u64>,
-    /// Which implementation trains: auto picks the fused GPU kernel when the model fits it.
-    #[arg(long, value_enum, default_value_t = Engine::Auto)]
-    engine: Engine,
+    /// The config (presets: intro, sparsity-sweep, dimensionality, phase-diagram), overrides
+    /// and engine.
+    #[command(flatten)]
+    common: ConfigArgs,
+    /// The GPU path: the fused kernel (one workgroup per instance, when the model fits it) or
+    /// the general one; by default the fused one when it fits.
+    #[arg(long, value_enum)]
+    path: Option<GpuPath>,
     /// Where to write the results (JSON).
     #[arg(long)]
     out: PathBuf,
 }
 
 #[derive(Clone, Copy, ValueEnum)]
-enum Engine {
-    Auto,
+enum GpuPath {
     Fused,
     General,
-    Cpu,
 }
 
 fn load_config(args: &Args) -> Result<SuperpositionConfig, String> {
-    let mut cfg = if let Some(name) = &args.preset {
+    let c = &args.common;
+    let mut cfg = if let Some(name) = &c.preset {
         Preset::from_name(name).map_err(|e| e.to_string())?.config()
-    } else if let Some(path) = &args.config {
-        let text =
-            std::fs::read(path).map_err(|e| format!("cannot read {}: {e}", path.display()))?;
-        let text =
-            String::from_utf8(text).map_err(|_| format!("{} is not UTF-8 text", path.display()))?;
-        serde_json::from_str(&text)
-            .map_err(|e| format!("{} is not a valid config: {e}", path.display()))?
-    } else if let Some(l) = &args.link {
-        link::decode(l).map_err(|e| e.to_string())?
+    } else if let Some(path) = &c.config {
+        read_config::<SuperpositionConfig>(path)?
+    } else if let Some(l) = &c.link {
+        SuperpositionConfig::from_link(l).map_err(|e| e.to_string())?
     } else {
         unreachable!("clap requires one source")
     };
-    if let Some(s) = args.steps {
+    if let Some(s) = c.steps {
         cfg.steps = s;
     }
-    if let Some(s) = args.seed {
+    if let Some(s) = c.seed {
         cfg.seed = s;
     }
     cfg.validate().map_err(|e| e.to_string())?;
@@ -74,34 +58,40 @@ fn load_config(args: &Args) -> Result<SuperpositionConfig, String> {
 /// Runs the command; the error string is printed on stderr and the process exits non-zero.
 pub async fn run(args: Args) -> Result<(), String> {
     let cfg = load_config(&args)?;
-    let bar = ProgressBar::new(cfg.steps as u64);
-    bar.set_style(
-        ProgressStyle::with_template(
-            "{spinner} [{elapsed_precise}] {wide_bar} {pos}/{len} steps, ETA {eta} {msg}",
-        )
-        .expect("static template"),
-    );
+    let bar = bar(cfg.steps as u64);
     let chunk = (cfg.steps / 100).clamp(1, 1000);
-    let (params, losses, adapter) = match args.engine {
-        Engine::Cpu => {
-            let mut t = CpuToyTrainer::new(&cfg).map_err(|e| e.to_string())?;
-            let mut losses = Vec::new();
-            while t.step() < cfg.steps {
-                losses = t.run_steps(chunk.min(cfg.steps - t.step()));
-                t.check_diverged().map_err(|e| e.to_string())?;
-                bar.set_position(t.step() as u64);
-            }
-            (t.params().to_vec(), losses, "CPU reference".to_string())
-        }
-        engine => {
-            let gpu = Gpu::new().await.map_err(|e| e.to_string())?;
-            bar.println(format!("adapter: {}", gpu.adapter_name()));
-            let path = match engine {
-                Engine::Fused => Some(ToyPath::Fused),
-                Engine::General => Some(ToyPath::General),
-                _ => None,
-            };
-            let mut t = GpuToyTrainer::new(&gpu, &cfg, path)
+    let gpu = match args.common.engine {
+        EngineChoice::Cpu => None,
+        _ => Some(Gpu::new().await.map_err(|e| e.to_string())),
+    };
+    let adapter = match &gpu {
+        Some(Ok(g)) => Ok((g, g.adapter_name())),
+        Some(Err(why)) => Err(why.clone()),
+        None => Err("not opened (--engine cpu)".to_string()),
+    };
+    let request = Request {
+        choice: args.common.engine,
+        cpu_too_large: None,
+        // The fused kernel keeps each instance in workgroup memory and beats the CPU reference
+        // on software adapters too.
+        cpu_faster_on_software: false,
+        gpu_name: "a GPU adapter",
+    };
+    let placement = place(
+        &request,
+        adapter
+            .as_ref()
+            .map(|(g, n)| (*g, n.as_str()))
+            .map_err(String::as_str),
+    )?;
+    bar.println(format!("training on {}", placement.runs_on));
+    let (params, losses) = match adapter {
+        Ok((gpu, _)) if placement.gpu => {
+            let path = args.path.map(|p| match p {
+                GpuPath::Fused => ToyPath::Fused,
+                GpuPath::General => ToyPath::General,
+            });
+            let mut t = GpuToyTrainer::new(gpu, &cfg, path)
                 .await
                 .map_err(|e| e.to_string())?;
             bar.set_message(format!("({:?} path)", t.path()));
@@ -114,13 +104,20 @@ pub async fn run(args: Args) -> Result<(), String> {
                 losses = r.mean_loss;
                 bar.set_position(r.step as u64);
             }
-            (
-                t.params_flat().await.map_err(|e| e.to_string())?,
-                losses,
-                gpu.adapter_name(),
-            )
+            (t.params_flat().await.map_err(|e| e.to_string())?, losses)
+        }
+        _ => {
+            let mut t = CpuToyTrainer::new(&cfg).map_err(|e| e.to_string())?;
+            let mut losses = Vec::new();
+            while t.step() < cfg.steps {
+                losses = t.run_steps(chunk.min(cfg.steps - t.step()));
+                t.check_diverged().map_err(|e| e.to_string())?;
+                bar.set_position(t.step() as u64);
+            }
+            (t.params().to_vec(), losses)
         }
     };
+    let adapter = placement.runs_on;
     bar.finish();
     let result = SuperpositionResult::new(&cfg, cfg.steps, adapter, &params, &losses);
     let json = serde_json::to_string_pretty(&result).map_err(|e| e.to_string())?;

@@ -5,3 +5,6 @@ pub mod link;
 pub mod results;
 pub mod sae_link;
 pub mod superposition;
+
+/// Every lab's name, as links spell it in `lab=`.
+pub const LABS: [&str; 2] = ["superposition", "sae"];

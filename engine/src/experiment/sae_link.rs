@@ -1,10 +1,12 @@
-//! The SAE lab's share link: every config field as a readable `key=value` pair, nested fields
-//! dotted (`a.` for the architecture, `s.` for the source), versioned with `v=`:
+//! The SAE lab's spelling in the one link codec ([`crate::experiment::link`]): every config
+//! field as a readable `key=value` pair, nested fields dotted (`a.` for the architecture, `s.`
+//! for the source), and the sweep a link may carry:
 //! `v=1&lab=sae&a.kind=topk&a.k=16&…&s.kind=ground_truth&s.d=64&…&d_sae=1024&seed=0`.
 //!
 //! Fields a link leaves out take the defaults of the architecture or source kind it names, so
 //! a short hand-written link works; a field this build does not know is refused by name.
 
+use super::link::{self, LinkConfig};
 use crate::error::{EngineError, Result};
 use crate::models::sae::config::{
     Architecture, Magnitude, SaeConfig, SaePreset, SourceConfig, ARCHITECTURE_NAMES,
@@ -12,66 +14,42 @@ use crate::models::sae::config::{
 use serde_json::Value;
 
 /// The link format this build writes and reads.
-pub const SAE_LINK_VERSION: u32 = 1;
+pub const SAE_LINK_VERSION: u32 = link::LINK_VERSION;
 
-const ALIASES: [(&str, &str); 2] = [("architecture", "a"), ("source", "s")];
+impl LinkConfig for SaeConfig {
+    const LAB: &'static str = "sae";
+    const TITLE: &'static str = "SAE";
+    const WRITES_LAB: bool = true;
+    const ALIASES: &'static [(&'static str, &'static str)] =
+        &[("architecture", "a"), ("source", "s")];
+    const EXTRA_KEYS: &'static [&'static str] = &["sweep"];
 
-fn flatten(prefix: &str, v: &Value, out: &mut Vec<(String, String)>) {
-    match v {
-        Value::Object(m) => {
-            for (k, v) in m {
-                let k = ALIASES
-                    .iter()
-                    .find(|(long, _)| prefix.is_empty() && long == k)
-                    .map_or(k.as_str(), |(_, short)| short);
-                let key = if prefix.is_empty() {
-                    k.to_string()
-                } else {
-                    format!("{prefix}.{k}")
-                };
-                flatten(&key, v, out);
+    fn set_kind(&mut self, key: &str, kind: &str) -> Result<()> {
+        match key {
+            "a.kind" => {
+                self.architecture = Architecture::by_name(kind)
+                    .map_err(|e| EngineError::BadLink(format!("`a.kind={kind}`: {e}")))?
             }
+            "s.kind" => self.source = default_source(kind)?,
+            "s.magnitude.kind" => match &mut self.source {
+                SourceConfig::GroundTruth { magnitude, .. } => {
+                    *magnitude = default_magnitude(kind)?
+                }
+                _ => return Err(EngineError::BadLink(format!("unknown field `{key}`"))),
+            },
+            _ => return Err(EngineError::BadLink(format!("unknown field `{key}`"))),
         }
-        Value::String(s) => out.push((prefix.to_string(), s.clone())),
-        // Configs hold f32s, which serde widens to f64 (0.02 becomes 0.019999999552965164);
-        // the f32's own shortest spelling reads back to the same value.
-        Value::Number(n) if n.is_f64() => {
-            let v = n.as_f64().unwrap_or(f64::NAN);
-            let short = v as f32;
-            let text = if short as f64 == v {
-                short.to_string()
-            } else {
-                v.to_string()
-            };
-            out.push((prefix.to_string(), text))
-        }
-        other => out.push((prefix.to_string(), other.to_string())),
+        Ok(())
+    }
+
+    fn validate(&self) -> Result<()> {
+        SaeConfig::validate(self)
     }
 }
 
 /// Encodes a config as a link fragment (without the leading `#`).
 pub fn encode(cfg: &SaeConfig) -> String {
-    let body: Vec<String> = pairs(cfg).iter().map(|(k, v)| format!("{k}={v}")).collect();
-    format!("v={SAE_LINK_VERSION}&lab=sae&{}", body.join("&"))
-}
-
-fn typed(s: &str) -> Value {
-    if let Ok(u) = s.parse::<u64>() {
-        return u.into();
-    }
-    if let Ok(i) = s.parse::<i64>() {
-        return i.into();
-    }
-    if let Ok(f) = s.parse::<f64>() {
-        if let Some(n) = serde_json::Number::from_f64(f) {
-            return Value::Number(n);
-        }
-    }
-    match s {
-        "true" => true.into(),
-        "false" => false.into(),
-        _ => Value::String(s.to_string()),
-    }
+    link::encode(cfg, &[])
 }
 
 fn default_source(kind: &str) -> Result<SourceConfig> {
@@ -99,44 +77,6 @@ fn default_magnitude(kind: &str) -> Result<Magnitude> {
             "`s.magnitude.kind={other}`: expected uniform, folded_normal or constant"
         ))),
     }
-}
-
-fn set_path(root: &mut Value, key: &str, value: Value) -> Result<()> {
-    let unknown = || EngineError::BadLink(format!("unknown field `{key}`"));
-    let parts: Vec<&str> = key.split('.').collect();
-    let mut node = root;
-    for (i, part) in parts.iter().enumerate() {
-        let part = match (i, *part) {
-            (0, "a") => "architecture",
-            (0, "s") => "source",
-            (_, p) => p,
-        };
-        let obj = node.as_object_mut().ok_or_else(unknown)?;
-        if i + 1 == parts.len() {
-            let old = obj.get(part).ok_or_else(unknown)?;
-            check_type(key, old, &value)?;
-            obj.insert(part.to_string(), value);
-            return Ok(());
-        }
-        node = obj.get_mut(part).ok_or_else(unknown)?;
-    }
-    Ok(())
-}
-
-/// Refuses a value of another type than the field's default holds, naming the field (serde's
-/// own message would not say which field it was).
-fn check_type(key: &str, old: &Value, new: &Value) -> Result<()> {
-    let why = match old {
-        Value::Number(n) if n.is_u64() && !new.is_u64() => "must be a whole number",
-        Value::Number(_) if !new.is_number() => "must be a number",
-        Value::Bool(_) if !new.is_boolean() => "must be true or false",
-        _ => return Ok(()),
-    };
-    let shown = match new {
-        Value::String(s) => s.clone(),
-        other => other.to_string(),
-    };
-    Err(EngineError::BadLink(format!("`{key}={shown}`: {why}")))
 }
 
 /// What a link trains: one SAE, or the MSE-vs-L0 frontier over the sparsity sweeps of some
@@ -198,47 +138,19 @@ impl Sweep {
 /// Encodes a config and its sweep as a link fragment (without the leading `#`).
 pub fn encode_experiment(cfg: &SaeConfig, sweep: &Sweep) -> String {
     match sweep.encode() {
-        Some(s) => format!("{}&sweep={s}", encode(cfg)),
+        Some(s) => link::encode(cfg, &[("sweep", s)]),
         None => encode(cfg),
     }
 }
 
 /// Decodes a whole URL, a fragment or a query string into a validated config and its sweep.
 pub fn decode(link: &str) -> Result<(SaeConfig, Sweep)> {
-    let pairs = crate::experiment::link::fragment_pairs(link)?;
-    let get = |key: &str| pairs.iter().find(|(k, _)| *k == key).map(|(_, v)| *v);
-    match get("v") {
-        None => {
-            return Err(EngineError::BadLink(
-                "the link has no version (`v=`); it may be truncated".into(),
-            ))
-        }
-        Some(v) => match v.parse::<u32>() {
-            Ok(SAE_LINK_VERSION) => {}
-            Ok(n) if n > SAE_LINK_VERSION => {
-                return Err(EngineError::BadLink(format!(
-                    "the link is version {n}, newer than this build reads ({SAE_LINK_VERSION}); update mechlab"
-                )))
-            }
-            _ => return Err(EngineError::BadLink(format!("`v={v}` is not a link version"))),
-        },
-    }
-    if let Some(lab) = get("lab") {
-        if lab != "sae" {
-            return Err(EngineError::BadLink(format!(
-                "this link is for the {lab} lab, not the SAE lab"
-            )));
-        }
-    }
-    let body: Vec<(&str, &str)> = pairs
-        .iter()
-        .copied()
-        .filter(|(k, _)| *k != "v" && *k != "lab")
-        .collect();
-    from_pairs(&body).map_err(|e| match e {
-        EngineError::BadLink(_) => e,
-        other => EngineError::BadLink(other.to_string()),
-    })
+    let d = link::decode::<SaeConfig>(link)?;
+    let sweep = match d.extra.iter().find(|(k, _)| *k == "sweep") {
+        Some((_, v)) => Sweep::decode(v)?,
+        None => Sweep::Single,
+    };
+    Ok((d.config, sweep))
 }
 
 /// The config and sweep that `key=value` pairs in the link's spelling describe (`a.k`,
@@ -251,72 +163,19 @@ pub fn from_pairs(pairs: &[(&str, &str)]) -> Result<(SaeConfig, Sweep)> {
         .map(Sweep::decode)
         .transpose()?
         .unwrap_or_default();
-    // Start from the defaults of the kinds the link names, then overlay its fields.
-    let mut cfg = SaeConfig::default();
-    if let Some(kind) = get("a.kind") {
-        cfg.architecture = Architecture::by_name(kind)
-            .map_err(|e| EngineError::BadLink(format!("`a.kind={kind}`: {e}")))?;
-    }
-    if let Some(kind) = get("s.kind") {
-        cfg.source = default_source(kind)?;
-    }
-    if let (Some(kind), SourceConfig::GroundTruth { magnitude, .. }) =
-        (get("s.magnitude.kind"), &mut cfg.source)
-    {
-        *magnitude = default_magnitude(kind)?;
-    }
-    let mut root = serde_json::to_value(&cfg).expect("configs serialise");
-    for &(k, v) in pairs {
-        if k == "sweep" || k.ends_with("kind") {
-            continue;
-        }
-        set_path(&mut root, k, typed(v.trim()))?;
-    }
-    let cfg: SaeConfig = serde_json::from_value(root)
-        .map_err(|e| EngineError::BadLink(format!("a field has the wrong type: {e}")))?;
-    cfg.validate()?;
-    Ok((cfg, sweep))
+    Ok((link::from_pairs(pairs)?, sweep))
 }
 
 /// A config from JSON (a config file): as a link, fields left out take the defaults of the
 /// architecture, source and magnitude kinds it names, and errors name the field.
 pub fn from_json(v: &Value) -> Result<SaeConfig> {
-    if !v.is_object() {
-        return Err(EngineError::BadConfigFile(
-            "a config must be a JSON object".into(),
-        ));
-    }
-    let mut pairs = vec![];
-    flatten("", v, &mut pairs);
-    let borrowed: Vec<(&str, &str)> = pairs
-        .iter()
-        .map(|(k, v)| (k.as_str(), v.as_str()))
-        .collect();
-    if borrowed.iter().any(|(k, _)| *k == "sweep") {
-        return Err(EngineError::BadConfigFile(
-            "unknown field `sweep`: a config file holds one SAE; use a link or the frontier preset for sweeps".into(),
-        ));
-    }
-    // The pairs go through the link decoder, whose errors say "bad link"; here the file is
-    // what is bad.
-    from_pairs(&borrowed)
-        .map(|(cfg, _)| cfg)
-        .map_err(|e| match e {
-            EngineError::BadLink(m) => EngineError::BadConfigFile(m),
-            other => other,
-        })
+    link::from_json(v)
 }
 
 /// A config's fields as `(key, value)` pairs in the link's spelling and order: what the page's
 /// controls edit.
 pub fn pairs(cfg: &SaeConfig) -> Vec<(String, String)> {
-    let mut out = vec![];
-    flatten(
-        "",
-        &serde_json::to_value(cfg).expect("configs serialise"),
-        &mut out,
-    );
-    out
+    link::pairs(cfg)
 }
 
 #[cfg(test)]
@@ -441,5 +300,18 @@ mod tests {
             matches!(err, EngineError::InvalidConfig { field: "k", .. }),
             "{err}"
         );
+    }
+
+    #[test]
+    fn links_saved_before_the_shared_codec_open_and_are_written_again_unchanged() {
+        // What the SAE lab's own codec wrote for its presets (commit 015629d).
+        let saved = [
+            (SaePreset::GroundTruth, "v=1&lab=sae&a.aux_coefficient=0.03125&a.dead_tokens=100000&a.k=16&a.k_aux=0&a.kind=topk&b_dec_geometric_median=true&batch_size=1024&d_sae=1024&learning_rate=0.001&lr_decay_fraction=0.2&lr_warmup_steps=100&max_grad_norm=1&normalize_activations=true&seed=0&shuffle_batches=0&s.d=64&s.group_coherence=1&s.group_size=1&s.kind=ground_truth&s.magnitude.high=1.5&s.magnitude.kind=uniform&s.magnitude.low=0.5&s.n_features=512&s.probability=0.015625&steps=3000"),
+            (SaePreset::SuperpositionHidden, "v=1&lab=sae&a.aux_coefficient=0.03125&a.dead_tokens=100000&a.k=4&a.k_aux=0&a.kind=topk&b_dec_geometric_median=true&batch_size=1024&d_sae=80&learning_rate=0.001&lr_decay_fraction=0.2&lr_warmup_steps=100&max_grad_norm=1&normalize_activations=true&seed=0&shuffle_batches=0&s.feature_probability=0.05&s.importance_decay=1&s.kind=superposition&s.n_features=40&s.n_hidden=10&s.toy_steps=4000&steps=2000"),
+        ];
+        for (preset, link) in saved {
+            assert_eq!(decode(link).unwrap(), (preset.config(), Sweep::Single));
+            assert_eq!(encode(&preset.config()), link);
+        }
     }
 }

@@ -114,6 +114,105 @@ pub struct InstanceSpec {
     pub relative_importance: Option<f32>,
 }
 
+impl crate::experiment::link::LinkConfig for SuperpositionConfig {
+    const LAB: &'static str = "superposition";
+    const TITLE: &'static str = "Superposition";
+    const WRITES_LAB: bool = false;
+    const ALIASES: &'static [(&'static str, &'static str)] = &[
+        ("n_features", "nf"),
+        ("n_hidden", "nh"),
+        ("relu", "act"),
+        ("importance_decay", "imp"),
+        ("feature_probability", "p"),
+        ("relative_importance", "ri"),
+        ("batch_size", "bs"),
+        ("learning_rate", "lr"),
+    ];
+    const FIELD_ORDER: &'static [&'static str] = &[
+        "n_features",
+        "n_hidden",
+        "relu",
+        "importance_decay",
+        "feature_probability",
+        "relative_importance",
+        "batch_size",
+        "steps",
+        "learning_rate",
+        "seed",
+    ];
+
+    fn encode_field(key: &str, value: &serde_json::Value) -> Option<String> {
+        match key {
+            "act" => Some(if value.as_bool()? { "relu" } else { "linear" }.into()),
+            "p" | "ri" => serde_json::from_value::<Axis>(value.clone())
+                .ok()
+                .map(|a| a.link_text()),
+            _ => None,
+        }
+    }
+
+    fn decode_field(key: &str, text: &str) -> Option<Result<serde_json::Value>> {
+        let bad = |why: &str| EngineError::BadLink(format!("`{key}={text}`: {why}"));
+        match key {
+            "act" => Some(match text {
+                "relu" => Ok(true.into()),
+                "linear" => Ok(false.into()),
+                _ => Err(bad("the activation must be relu or linear")),
+            }),
+            "p" | "ri" => Some(
+                Axis::from_link_text(key, text)
+                    .map(|a| serde_json::to_value(a).expect("axes serialise")),
+            ),
+            _ => None,
+        }
+    }
+
+    fn validate(&self) -> Result<()> {
+        SuperpositionConfig::validate(self)
+    }
+}
+
+impl Axis {
+    /// The link's spelling: `1,0.3,0.1`, or `log:FROM:TO:COUNT` (`lin:` for even spacing).
+    pub fn link_text(&self) -> String {
+        match self {
+            Axis::List(v) => v.iter().map(f32::to_string).collect::<Vec<_>>().join(","),
+            Axis::Range {
+                from,
+                to,
+                count,
+                log,
+            } => format!("{}:{from}:{to}:{count}", if *log { "log" } else { "lin" }),
+        }
+    }
+
+    /// Reads [`Axis::link_text`]'s spelling; errors name `key`.
+    pub fn from_link_text(key: &str, s: &str) -> Result<Axis> {
+        let bad = |why: &str| EngineError::BadLink(format!("`{key}={s}`: {why}"));
+        let parts: Vec<&str> = s.split(':').collect();
+        match parts.as_slice() {
+            [kind @ ("log" | "lin"), from, to, count] => Ok(Axis::Range {
+                from: from.parse().map_err(|_| bad("the start is not a number"))?,
+                to: to.parse().map_err(|_| bad("the end is not a number"))?,
+                count: count
+                    .parse()
+                    .map_err(|_| bad("the count is not a whole number"))?,
+                log: *kind == "log",
+            }),
+            [list] => list
+                .split(',')
+                .filter(|v| !v.is_empty())
+                .map(|v| {
+                    v.parse::<f32>()
+                        .map_err(|_| bad(&format!("`{v}` is not a number")))
+                })
+                .collect::<Result<Vec<_>>>()
+                .map(Axis::List),
+            _ => Err(bad("expected a comma-separated list or log:FROM:TO:COUNT")),
+        }
+    }
+}
+
 /// Upper bounds that keep a config meaningful before any device limit is consulted.
 pub const MAX_FEATURES: u32 = 16_384;
 /// The largest hidden size accepted.

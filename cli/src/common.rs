@@ -1,0 +1,67 @@
+//! What every lab's command shares: where the config comes from (`--preset | --config |
+//! --link`), the overrides (`--steps`, `--seed`), where it trains (`--engine`), reading a
+//! config file the way the link codec reads links, and the progress bar.
+
+use clap::ArgGroup;
+use indicatif::{ProgressBar, ProgressStyle};
+use mechlab_engine::experiment::link::{self, LinkConfig};
+use mechlab_engine::train::engine::EngineChoice;
+use std::path::{Path, PathBuf};
+
+/// The config's source and the overrides, the same for every lab.
+#[derive(clap::Args)]
+#[command(group(ArgGroup::new("from").required(true).args(["preset", "config", "link"])))]
+pub struct ConfigArgs {
+    /// A preset, by name (each lab lists its own).
+    #[arg(long)]
+    pub preset: Option<String>,
+    /// A JSON file holding a config; fields left out take their defaults (for fields with
+    /// kinds, such as an SAE's architecture, the defaults of the kind it names).
+    #[arg(long)]
+    pub config: Option<PathBuf>,
+    /// A share link copied from the app (the whole URL or just its fragment).
+    #[arg(long)]
+    pub link: Option<String>,
+    /// Override the number of training steps.
+    #[arg(long)]
+    pub steps: Option<u32>,
+    /// Override the seed.
+    #[arg(long)]
+    pub seed: Option<u64>,
+    /// Where it trains: auto (the GPU on a hardware adapter; the CPU reference where the lab
+    /// measured it faster, such as lavapipe for SAEs, or when no adapter opens), gpu or cpu.
+    #[arg(long, value_parser = engine_choice, default_value = "auto")]
+    pub engine: EngineChoice,
+}
+
+/// Parses `--engine`.
+fn engine_choice(s: &str) -> Result<EngineChoice, String> {
+    EngineChoice::ALL
+        .into_iter()
+        .find(|e| e.name() == s)
+        .ok_or_else(|| format!("`{s}` is not an engine; choose auto, gpu or cpu"))
+}
+
+/// Reads a JSON config file as the link codec reads a link: fields left out take their
+/// defaults, and errors name the file and the field.
+pub fn read_config<C: LinkConfig>(path: &Path) -> Result<C, String> {
+    let text = std::fs::read(path).map_err(|e| format!("cannot read {}: {e}", path.display()))?;
+    let text =
+        String::from_utf8(text).map_err(|_| format!("{} is not UTF-8 text", path.display()))?;
+    let value: serde_json::Value = serde_json::from_str(&text)
+        .map_err(|e| format!("{} is not valid JSON: {e}", path.display()))?;
+    link::from_json(&value)
+        .map_err(|e| format!("{} is not a valid {} config: {e}", path.display(), C::TITLE))
+}
+
+/// A progress bar over `len` steps.
+pub fn bar(len: u64) -> ProgressBar {
+    let bar = ProgressBar::new(len);
+    bar.set_style(
+        ProgressStyle::with_template(
+            "{spinner} [{elapsed_precise}] {wide_bar} {pos}/{len} steps, ETA {eta} {msg}",
+        )
+        .expect("static template"),
+    );
+    bar
+}
