@@ -29,7 +29,21 @@ enum Command {
 }
 
 fn main() -> ExitCode {
-    let cli = Cli::parse();
+    use clap::{CommandFactory, FromArgMatches};
+    use mechlab_engine::experiment::fields::help;
+    use mechlab_engine::experiment::link::LinkConfig;
+    use mechlab_engine::experiment::superposition::SuperpositionConfig;
+    use mechlab_engine::models::sae::config::SaeConfig;
+    // `--help` lists each lab's config fields from the engine's field tables.
+    let command = Cli::command()
+        .mut_subcommand("superposition", |c| {
+            c.after_long_help(help(SuperpositionConfig::FIELDS))
+        })
+        .mut_subcommand("sae", |c| c.after_long_help(help(SaeConfig::FIELDS)));
+    let cli = match Cli::from_arg_matches(&command.get_matches()) {
+        Ok(cli) => cli,
+        Err(e) => e.exit(),
+    };
     let result = match cli.command {
         Command::Superposition(args) => pollster::block_on(superposition::run(args)),
         Command::Sae(args) => pollster::block_on(sae::run(args)),

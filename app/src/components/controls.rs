@@ -3,7 +3,8 @@
 
 use crate::state::{preset_name, Form};
 use leptos::prelude::*;
-use mechlab_engine::experiment::superposition::{Preset, SuperpositionConfig};
+use mechlab_engine::experiment::fields::Field;
+use mechlab_engine::experiment::superposition::{fields, Preset, SuperpositionConfig};
 
 /// The experiment's controls.
 #[component]
@@ -19,19 +20,16 @@ pub fn Controls(
             form.set(Form::from_config(&p.config()));
         }
     };
-    let field = move |id: &'static str,
-                      label: &'static str,
-                      hint: &'static str,
-                      get: fn(&Form) -> String,
-                      set: fn(&mut Form, String)| {
-        text_field(form, parsed, id, label, hint, get, set)
+    // Headings and hints from the engine's field table; the control's id is the field's name.
+    let field = move |f: Field, get: fn(&Form) -> String, set: fn(&mut Form, String)| {
+        text_field(form, parsed, f.name, f.label, f.hint, get, set)
     };
     view! {
         <fieldset class="controls">
             <legend>"Experiment"</legend>
             <PresetSelect id="preset" names=Preset::ALL.map(|p| p.name()).to_vec() current=preset choose=choose />
-            {field("n_features", "Features", "n, the inputs to compress", |f: &Form| f.n_features.clone(), |f: &mut Form, v| f.n_features = v)}
-            {field("n_hidden", "Hidden dims", "m, fewer than n for superposition", |f: &Form| f.n_hidden.clone(), |f: &mut Form, v| f.n_hidden = v)}
+            {field(fields::N_FEATURES, |f: &Form| f.n_features.clone(), |f: &mut Form, v| f.n_features = v)}
+            {field(fields::N_HIDDEN, |f: &Form| f.n_hidden.clone(), |f: &mut Form, v| f.n_hidden = v)}
             <label class="field check">
                 <input
                     id="relu"
@@ -39,16 +37,16 @@ pub fn Controls(
                     prop:checked=move || form.with(|f| f.relu)
                     on:change=move |ev| form.update(|f| f.relu = event_target_checked(&ev))
                 />
-                <span class="name">"ReLU output"</span>
-                <small class="hint">"unchecked: the linear model"</small>
+                <span class="name">{fields::RELU.label}</span>
+                <small class="hint">{fields::RELU.hint}</small>
             </label>
-            {field("importance_decay", "Importance decay", "feature i has importance decayⁱ", |f: &Form| f.importance_decay.clone(), |f: &mut Form, v| f.importance_decay = v)}
-            {field("feature_probability", "Feature probability", "1 − sparsity: 1,0.3,0.1 or log:1:0.001:7", |f: &Form| f.feature_probability.clone(), |f: &mut Form, v| f.feature_probability = v)}
-            {field("relative_importance", "Relative importance", "of the last feature, swept: e.g. log:0.1:10:20; empty for none", |f: &Form| f.relative_importance.clone(), |f: &mut Form, v| f.relative_importance = v)}
-            {field("batch_size", "Batch size", "samples per step", |f: &Form| f.batch_size.clone(), |f: &mut Form, v| f.batch_size = v)}
-            {field("steps", "Steps", "training steps", |f: &Form| f.steps.clone(), |f: &mut Form, v| f.steps = v)}
-            {field("learning_rate", "Learning rate", "Adam", |f: &Form| f.learning_rate.clone(), |f: &mut Form, v| f.learning_rate = v)}
-            {field("seed", "Seed", "data and initialisation", |f: &Form| f.seed.clone(), |f: &mut Form, v| f.seed = v)}
+            {field(fields::IMPORTANCE_DECAY, |f: &Form| f.importance_decay.clone(), |f: &mut Form, v| f.importance_decay = v)}
+            {field(fields::FEATURE_PROBABILITY, |f: &Form| f.feature_probability.clone(), |f: &mut Form, v| f.feature_probability = v)}
+            {field(fields::RELATIVE_IMPORTANCE, |f: &Form| f.relative_importance.clone(), |f: &mut Form, v| f.relative_importance = v)}
+            {field(fields::BATCH_SIZE, |f: &Form| f.batch_size.clone(), |f: &mut Form, v| f.batch_size = v)}
+            {field(fields::STEPS, |f: &Form| f.steps.clone(), |f: &mut Form, v| f.steps = v)}
+            {field(fields::LEARNING_RATE, |f: &Form| f.learning_rate.clone(), |f: &mut Form, v| f.learning_rate = v)}
+            {field(fields::SEED, |f: &Form| f.seed.clone(), |f: &mut Form, v| f.seed = v)}
         </fieldset>
     }
 }

@@ -2,14 +2,17 @@
 //!
 //! The form holds the config as the share link spells it (`a.k`, `s.magnitude.low`, …): the
 //! controls are made from the config's own fields, so every field has one and none can drift
-//! from the link, and [`SaeForm::parse`] is the link's own decoder and validation. Choosing
+//! from the link, their headings and hints come from the engine's field table, and
+//! [`SaeForm::parse`] is the link's own decoder and validation. Choosing
 //! another architecture, source or magnitude kind swaps that group's fields for the new kind's
 //! defaults.
 
+use mechlab_engine::experiment::fields;
 use mechlab_engine::experiment::sae_link::{self as link, Sweep};
 use mechlab_engine::models::sae::config::{
     Architecture, SaeConfig, SaePreset, ARCHITECTURE_NAMES, SAE_PRESETS,
 };
+use mechlab_engine::models::sae::fields::SAE_FIELDS;
 use mechlab_engine::EngineError;
 
 /// What Run trains.
@@ -85,16 +88,6 @@ pub enum Input {
     Menu(&'static [(&'static str, &'static str)]),
 }
 
-/// A control's heading and hint.
-pub struct FieldInfo {
-    /// The link's key.
-    pub key: &'static str,
-    /// Heading.
-    pub label: &'static str,
-    /// One line of help.
-    pub hint: &'static str,
-}
-
 const ARCHITECTURES: &[(&str, &str)] = &[
     ("relu_l1", "ReLU + L1"),
     ("topk", "TopK"),
@@ -110,205 +103,6 @@ const MAGNITUDES: &[(&str, &str)] = &[
     ("uniform", "uniform"),
     ("folded_normal", "folded normal"),
     ("constant", "constant"),
-];
-
-/// Every field in the order the controls show them; fields a config lacks are skipped.
-pub const FIELDS: &[FieldInfo] = &[
-    FieldInfo {
-        key: "a.kind",
-        label: "Architecture",
-        hint: "how latents are chosen and penalised",
-    },
-    FieldInfo {
-        key: "a.k",
-        label: "k",
-        hint: "latents kept per input (TopK) or on average (BatchTopK)",
-    },
-    FieldInfo {
-        key: "a.k_aux",
-        label: "k_aux",
-        hint: "dead latents AuxK reconstructs the residual from; 0 for d_in / 2",
-    },
-    FieldInfo {
-        key: "a.aux_coefficient",
-        label: "AuxK coefficient",
-        hint: "weight of the AuxK loss (Gao et al.: 1/32)",
-    },
-    FieldInfo {
-        key: "a.dead_tokens",
-        label: "Dead after",
-        hint: "inputs without firing before a latent counts as dead",
-    },
-    FieldInfo {
-        key: "a.l1_coefficient",
-        label: "λ (L1)",
-        hint: "sparsity penalty on activations × decoder norms",
-    },
-    FieldInfo {
-        key: "a.l1_warmup_steps",
-        label: "λ warm-up",
-        hint: "steps over which λ rises from 0",
-    },
-    FieldInfo {
-        key: "a.l0_coefficient",
-        label: "λ (L0)",
-        hint: "penalty on the number of active latents",
-    },
-    FieldInfo {
-        key: "a.bandwidth",
-        label: "Bandwidth ε",
-        hint: "width of the straight-through estimator's rectangle kernel",
-    },
-    FieldInfo {
-        key: "a.initial_threshold",
-        label: "Initial θ",
-        hint: "every latent's starting threshold",
-    },
-    FieldInfo {
-        key: "a.l0_warmup_steps",
-        label: "λ warm-up",
-        hint: "steps over which λ rises from 0",
-    },
-    FieldInfo {
-        key: "a.threshold_lr_scale",
-        label: "θ learning-rate scale",
-        hint: "log θ's learning rate as a multiple of the shared one, so short runs can move thresholds far",
-    },
-    FieldInfo {
-        key: "d_sae",
-        label: "Latents (d_sae)",
-        hint: "size of the dictionary",
-    },
-    FieldInfo {
-        key: "s.kind",
-        label: "Source",
-        hint: "where the activations come from",
-    },
-    FieldInfo {
-        key: "s.d",
-        label: "d",
-        hint: "dimension of the activations (the SAE's d_in)",
-    },
-    FieldInfo {
-        key: "s.n_features",
-        label: "Features",
-        hint: "true features planted (ground truth) or the toy model's inputs",
-    },
-    FieldInfo {
-        key: "s.n_hidden",
-        label: "Hidden dims",
-        hint: "the toy model's hidden size (the SAE's d_in)",
-    },
-    FieldInfo {
-        key: "s.probability",
-        label: "Feature probability",
-        hint: "each feature (or group) fires with this probability",
-    },
-    FieldInfo {
-        key: "s.feature_probability",
-        label: "Feature probability",
-        hint: "1 − sparsity of the toy model's inputs",
-    },
-    FieldInfo {
-        key: "s.importance_decay",
-        label: "Importance decay",
-        hint: "toy feature i has importance decayⁱ",
-    },
-    FieldInfo {
-        key: "s.toy_steps",
-        label: "Toy model steps",
-        hint: "the toy model trains this long first, then is frozen",
-    },
-    FieldInfo {
-        key: "s.magnitude.kind",
-        label: "Magnitudes",
-        hint: "how strongly an active feature fires",
-    },
-    FieldInfo {
-        key: "s.magnitude.low",
-        label: "Low",
-        hint: "smallest magnitude",
-    },
-    FieldInfo {
-        key: "s.magnitude.high",
-        label: "High",
-        hint: "largest magnitude",
-    },
-    FieldInfo {
-        key: "s.magnitude.mean",
-        label: "Mean",
-        hint: "of the normal before folding",
-    },
-    FieldInfo {
-        key: "s.magnitude.std",
-        label: "Std",
-        hint: "of the normal before folding",
-    },
-    FieldInfo {
-        key: "s.magnitude.value",
-        label: "Value",
-        hint: "every active feature's magnitude",
-    },
-    FieldInfo {
-        key: "s.group_size",
-        label: "Group size",
-        hint: "features that fire together (1: independent)",
-    },
-    FieldInfo {
-        key: "s.group_coherence",
-        label: "Group coherence",
-        hint: "chance each member fires with its group",
-    },
-    FieldInfo {
-        key: "batch_size",
-        label: "Batch size",
-        hint: "activations per step",
-    },
-    FieldInfo {
-        key: "shuffle_batches",
-        label: "Shuffle pool",
-        hint: "batches of activations mixed before training (0: none)",
-    },
-    FieldInfo {
-        key: "steps",
-        label: "Steps",
-        hint: "training steps (per run of a sweep)",
-    },
-    FieldInfo {
-        key: "learning_rate",
-        label: "Learning rate",
-        hint: "Adam's peak",
-    },
-    FieldInfo {
-        key: "lr_warmup_steps",
-        label: "LR warm-up",
-        hint: "steps of linear warm-up",
-    },
-    FieldInfo {
-        key: "lr_decay_fraction",
-        label: "LR decay",
-        hint: "final fraction of the run decaying to 0",
-    },
-    FieldInfo {
-        key: "max_grad_norm",
-        label: "Gradient clip",
-        hint: "global norm; 0 for none",
-    },
-    FieldInfo {
-        key: "normalize_activations",
-        label: "Normalise inputs",
-        hint: "scale to mean norm √d_in (folded back on export)",
-    },
-    FieldInfo {
-        key: "b_dec_geometric_median",
-        label: "b_dec at geometric median",
-        hint: "else the mean",
-    },
-    FieldInfo {
-        key: "seed",
-        label: "Seed",
-        hint: "data, initialisation and shuffle",
-    },
 ];
 
 /// How `key`'s control shows it, given its current text.
@@ -330,7 +124,7 @@ pub fn dom_id(key: &str) -> String {
 /// Every control's text.
 #[derive(Debug, Clone, PartialEq)]
 pub struct SaeForm {
-    /// `(key, text)` per field, in [`FIELDS`] order.
+    /// `(key, text)` per field, in [`SAE_FIELDS`] order.
     pub fields: Vec<(String, String)>,
     /// What Run trains.
     pub sweep: SweepChoice,
@@ -423,24 +217,21 @@ impl SaeForm {
     }
 }
 
-/// Fields in [`FIELDS`] order (unknown ones last, as they came).
+/// Fields in [`SAE_FIELDS`] order (unknown ones last, as they came).
 fn ordered(mut fields: Vec<(String, String)>) -> Vec<(String, String)> {
     let rank = |k: &str| {
-        FIELDS
+        SAE_FIELDS
             .iter()
             .position(|f| f.key == k)
-            .unwrap_or(FIELDS.len())
+            .unwrap_or(SAE_FIELDS.len())
     };
     fields.sort_by_key(|(k, _)| rank(k));
     fields
 }
 
-/// The heading and hint of `key`.
+/// The heading and hint of `key` (the engine's field table).
 pub fn info(key: &str) -> (&'static str, &'static str) {
-    FIELDS
-        .iter()
-        .find(|f| f.key == key)
-        .map_or(("", ""), |f| (f.label, f.hint))
+    fields::find(SAE_FIELDS, key).map_or(("", ""), |f| (f.label, f.hint))
 }
 
 /// The preset a config and sweep are exactly, or `"custom"`.

@@ -11,6 +11,7 @@
 //! with its type checked, then validates. Errors name the field as the link spells it. The same
 //! path reads JSON config files ([`from_json`]), so `--config` means the same for every lab.
 
+use super::fields::Field;
 use crate::error::{EngineError, Result};
 use serde::de::DeserializeOwned;
 use serde::Serialize;
@@ -31,6 +32,8 @@ pub trait LinkConfig: Serialize + DeserializeOwned + Default {
     const ALIASES: &'static [(&'static str, &'static str)] = &[];
     /// Link keys that are not config fields; the lab reads them itself (such as `sweep`).
     const EXTRA_KEYS: &'static [&'static str] = &[];
+    /// Every field's key, error name, label, hint and range, in the page's order.
+    const FIELDS: &'static [Field];
     /// The order of top-level fields in a link, where a lab's links had one before this codec
     /// (fields not listed follow in name order, as the config's serde form has them).
     const FIELD_ORDER: &'static [&'static str] = &[];

@@ -1,5 +1,6 @@
 //! Experiment configs, share links and result bundles.
 
+pub mod fields;
 pub mod frontier;
 pub mod link;
 pub mod results;

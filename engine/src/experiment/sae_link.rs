@@ -23,6 +23,8 @@ impl LinkConfig for SaeConfig {
     const ALIASES: &'static [(&'static str, &'static str)] =
         &[("architecture", "a"), ("source", "s")];
     const EXTRA_KEYS: &'static [&'static str] = &["sweep"];
+    const FIELDS: &'static [crate::experiment::fields::Field] =
+        crate::models::sae::fields::SAE_FIELDS;
 
     fn set_kind(&mut self, key: &str, kind: &str) -> Result<()> {
         match key {

@@ -128,6 +128,7 @@ impl crate::experiment::link::LinkConfig for SuperpositionConfig {
         ("batch_size", "bs"),
         ("learning_rate", "lr"),
     ];
+    const FIELDS: &'static [crate::experiment::fields::Field] = fields::ALL;
     const FIELD_ORDER: &'static [&'static str] = &[
         "n_features",
         "n_hidden",
@@ -220,6 +221,124 @@ pub const MAX_HIDDEN: u32 = 4_096;
 /// The most instances in one run.
 pub const MAX_INSTANCES: usize = 65_535;
 
+/// The fields: link key, the name errors use, label, hint and range, in the page's order.
+pub mod fields {
+    use super::{MAX_FEATURES, MAX_HIDDEN};
+    use crate::experiment::fields::{Field, Range};
+
+    /// `nf`.
+    pub const N_FEATURES: Field = Field {
+        key: "nf",
+        name: "n_features",
+        label: "Features",
+        hint: "n, the inputs to compress",
+        range: Range::Whole {
+            min: 1,
+            max: MAX_FEATURES as u64,
+        },
+    };
+    /// `nh`.
+    pub const N_HIDDEN: Field = Field {
+        key: "nh",
+        name: "n_hidden",
+        label: "Hidden dims",
+        hint: "m, fewer than n for superposition",
+        range: Range::Whole {
+            min: 1,
+            max: MAX_HIDDEN as u64,
+        },
+    };
+    /// `act`.
+    pub const RELU: Field = Field {
+        key: "act",
+        name: "relu",
+        label: "ReLU output",
+        hint: "unchecked: the linear model",
+        range: Range::Text("relu or linear"),
+    };
+    /// `imp`.
+    pub const IMPORTANCE_DECAY: Field = Field {
+        key: "imp",
+        name: "importance_decay",
+        label: "Importance decay",
+        hint: "feature i has importance decayⁱ",
+        range: Range::Positive,
+    };
+    /// `p`.
+    pub const FEATURE_PROBABILITY: Field = Field {
+        key: "p",
+        name: "feature_probability",
+        label: "Feature probability",
+        hint: "1 − sparsity: 1,0.3,0.1 or log:1:0.001:7",
+        range: Range::Text("a list or lin:FROM:TO:COUNT / log:FROM:TO:COUNT, each value in (0, 1]"),
+    };
+    /// `ri`.
+    pub const RELATIVE_IMPORTANCE: Field = Field {
+        key: "ri",
+        name: "relative_importance",
+        label: "Relative importance",
+        hint: "of the last feature, swept: e.g. log:0.1:10:20; empty for none",
+        range: Range::Text(
+            "a list or lin:FROM:TO:COUNT / log:FROM:TO:COUNT, each value in (0, 1000000]",
+        ),
+    };
+    /// `bs`.
+    pub const BATCH_SIZE: Field = Field {
+        key: "bs",
+        name: "batch_size",
+        label: "Batch size",
+        hint: "samples per step",
+        range: Range::Whole {
+            min: 1,
+            max: 65_536,
+        },
+    };
+    /// `steps`.
+    pub const STEPS: Field = Field {
+        key: "steps",
+        name: "steps",
+        label: "Steps",
+        hint: "training steps",
+        range: Range::Whole {
+            min: 1,
+            max: 10_000_000,
+        },
+    };
+    /// `lr`.
+    pub const LEARNING_RATE: Field = Field {
+        key: "lr",
+        name: "learning_rate",
+        label: "Learning rate",
+        hint: "Adam",
+        range: Range::Positive,
+    };
+    /// `seed`.
+    pub const SEED: Field = Field {
+        key: "seed",
+        name: "seed",
+        label: "Seed",
+        hint: "data and initialisation",
+        range: Range::Whole {
+            min: 0,
+            max: u64::MAX,
+        },
+    };
+
+    /// Every field, in the page's order.
+    pub const ALL: &[Field] = &[
+        N_FEATURES,
+        N_HIDDEN,
+        RELU,
+        IMPORTANCE_DECAY,
+        FEATURE_PROBABILITY,
+        RELATIVE_IMPORTANCE,
+        BATCH_SIZE,
+        STEPS,
+        LEARNING_RATE,
+        SEED,
+    ];
+}
+
 impl SuperpositionConfig {
     /// The instances this config trains, probability-major.
     pub fn instances(&self) -> Vec<InstanceSpec> {
@@ -260,27 +379,9 @@ impl SuperpositionConfig {
 
     /// Checks every field; the error names the field, its value and the valid range.
     pub fn validate(&self) -> Result<()> {
-        if self.n_features == 0 || self.n_features > MAX_FEATURES {
-            return Err(EngineError::invalid(
-                "n_features",
-                self.n_features,
-                format!("must be between 1 and {MAX_FEATURES}"),
-            ));
-        }
-        if self.n_hidden == 0 || self.n_hidden > MAX_HIDDEN {
-            return Err(EngineError::invalid(
-                "n_hidden",
-                self.n_hidden,
-                format!("must be between 1 and {MAX_HIDDEN}"),
-            ));
-        }
-        if !(self.importance_decay.is_finite() && self.importance_decay > 0.0) {
-            return Err(EngineError::invalid(
-                "importance_decay",
-                self.importance_decay,
-                "must be a positive number",
-            ));
-        }
+        fields::N_FEATURES.check_whole(self.n_features as u64)?;
+        fields::N_HIDDEN.check_whole(self.n_hidden as u64)?;
+        fields::IMPORTANCE_DECAY.check_real(self.importance_decay)?;
         check_axis("feature_probability", &self.feature_probability, 0.0, 1.0)?;
         if let Some(r) = &self.relative_importance {
             check_axis("relative_importance", r, 0.0, 1e6)?;
@@ -300,27 +401,9 @@ impl SuperpositionConfig {
                 format!("at most {MAX_INSTANCES} instances per run"),
             ));
         }
-        if self.batch_size == 0 || self.batch_size > 65_536 {
-            return Err(EngineError::invalid(
-                "batch_size",
-                self.batch_size,
-                "must be between 1 and 65536",
-            ));
-        }
-        if self.steps == 0 || self.steps > 10_000_000 {
-            return Err(EngineError::invalid(
-                "steps",
-                self.steps,
-                "must be between 1 and 10000000",
-            ));
-        }
-        if !(self.learning_rate.is_finite() && self.learning_rate > 0.0) {
-            return Err(EngineError::invalid(
-                "learning_rate",
-                self.learning_rate,
-                "must be a positive number",
-            ));
-        }
+        fields::BATCH_SIZE.check_whole(self.batch_size as u64)?;
+        fields::STEPS.check_whole(self.steps as u64)?;
+        fields::LEARNING_RATE.check_real(self.learning_rate)?;
         Ok(())
     }
 

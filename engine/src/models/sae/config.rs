@@ -1,6 +1,7 @@
 //! The SAE lab's config: architecture, source, optimiser and schedule, shared by the page, the
 //! CLI and the share link, with the presets and the validation every entry point runs first.
 
+use super::fields as f;
 use crate::error::{EngineError, Result};
 use serde::{Deserialize, Serialize};
 
@@ -430,30 +431,6 @@ pub const MAX_TRUE_FEATURES: u32 = 1 << 20;
 /// buffer).
 pub const MAX_SHUFFLE_POOL_BYTES: u64 = 256 << 20;
 
-fn positive_finite(field: &'static str, v: f32) -> Result<()> {
-    if v.is_finite() && v > 0.0 {
-        Ok(())
-    } else {
-        Err(EngineError::invalid(field, v, "must be a positive number"))
-    }
-}
-
-fn non_negative_finite(field: &'static str, v: f32) -> Result<()> {
-    if v.is_finite() && v >= 0.0 {
-        Ok(())
-    } else {
-        Err(EngineError::invalid(field, v, "must be zero or positive"))
-    }
-}
-
-fn probability(field: &'static str, v: f32) -> Result<()> {
-    if v.is_finite() && v > 0.0 && v <= 1.0 {
-        Ok(())
-    } else {
-        Err(EngineError::invalid(field, v, "must be in (0, 1]"))
-    }
-}
-
 impl SaeConfig {
     /// The SAE's input dimension.
     pub fn d_in(&self) -> u32 {
@@ -483,32 +460,13 @@ impl SaeConfig {
     /// Checks every field, naming the first that is out of range.
     pub fn validate(&self) -> Result<()> {
         let d_in = self.d_in();
-        if d_in == 0 || d_in > MAX_D_IN {
-            // d_in is not a field of its own: name the source field that sets it.
-            let field = match self.source {
-                SourceConfig::GroundTruth { .. } => "d",
-                SourceConfig::Superposition { .. } => "n_hidden",
-            };
-            return Err(EngineError::invalid(
-                field,
-                d_in,
-                format!("must be between 1 and {MAX_D_IN}"),
-            ));
+        // d_in is not a field of its own: the source field that sets it is checked.
+        match self.source {
+            SourceConfig::GroundTruth { .. } => f::S_D.check_whole(d_in as u64)?,
+            SourceConfig::Superposition { .. } => f::S_N_HIDDEN.check_whole(d_in as u64)?,
         }
-        if self.d_sae == 0 || self.d_sae > MAX_D_SAE {
-            return Err(EngineError::invalid(
-                "d_sae",
-                self.d_sae,
-                format!("must be between 1 and {MAX_D_SAE}"),
-            ));
-        }
-        if self.batch_size == 0 || self.batch_size > 65_536 {
-            return Err(EngineError::invalid(
-                "batch_size",
-                self.batch_size,
-                "must be between 1 and 65536",
-            ));
-        }
+        f::D_SAE.check_whole(self.d_sae as u64)?;
+        f::BATCH_SIZE.check_whole(self.batch_size as u64)?;
         let pool_bytes = self.shuffle_batches as u64 * self.batch_size as u64 * d_in as u64 * 4;
         if self.shuffle_batches > 1 && pool_bytes > MAX_SHUFFLE_POOL_BYTES {
             return Err(EngineError::invalid(
@@ -524,22 +482,14 @@ impl SaeConfig {
                 ),
             ));
         }
-        if self.steps == 0 {
-            return Err(EngineError::invalid("steps", 0, "must be at least 1"));
-        }
-        positive_finite("learning_rate", self.learning_rate)?;
-        if !(0.0..=1.0).contains(&self.lr_decay_fraction) {
-            return Err(EngineError::invalid(
-                "lr_decay_fraction",
-                self.lr_decay_fraction,
-                "must be in [0, 1]",
-            ));
-        }
-        non_negative_finite("max_grad_norm", self.max_grad_norm)?;
+        f::STEPS.check_whole(self.steps as u64)?;
+        f::LEARNING_RATE.check_real(self.learning_rate)?;
+        f::LR_DECAY_FRACTION.check_real(self.lr_decay_fraction)?;
+        f::MAX_GRAD_NORM.check_real(self.max_grad_norm)?;
         match &self.architecture {
             Architecture::ReluL1 { l1_coefficient, .. }
             | Architecture::Gated { l1_coefficient, .. } => {
-                non_negative_finite("l1_coefficient", *l1_coefficient)?
+                f::A_L1_COEFFICIENT.check_real(*l1_coefficient)?
             }
             Architecture::TopK {
                 k, aux_coefficient, ..
@@ -554,14 +504,9 @@ impl SaeConfig {
                         format!("must be between 1 and d_sae = {}", self.d_sae),
                     ));
                 }
-                if *k > MAX_K {
-                    return Err(EngineError::invalid(
-                        "k",
-                        k,
-                        format!("the TopK kernel supports k up to {MAX_K}"),
-                    ));
-                }
-                non_negative_finite("aux_coefficient", *aux_coefficient)?;
+                // The TopK kernels' own bound.
+                f::A_K.check_whole(*k as u64)?;
+                f::A_AUX_COEFFICIENT.check_real(*aux_coefficient)?;
             }
             Architecture::JumpRelu {
                 l0_coefficient,
@@ -570,10 +515,10 @@ impl SaeConfig {
                 threshold_lr_scale,
                 ..
             } => {
-                non_negative_finite("l0_coefficient", *l0_coefficient)?;
-                positive_finite("bandwidth", *bandwidth)?;
-                positive_finite("initial_threshold", *initial_threshold)?;
-                positive_finite("threshold_lr_scale", *threshold_lr_scale)?;
+                f::A_L0_COEFFICIENT.check_real(*l0_coefficient)?;
+                f::A_BANDWIDTH.check_real(*bandwidth)?;
+                f::A_INITIAL_THRESHOLD.check_real(*initial_threshold)?;
+                f::A_THRESHOLD_LR_SCALE.check_real(*threshold_lr_scale)?;
             }
         }
         match &self.source {
@@ -585,13 +530,7 @@ impl SaeConfig {
                 group_size,
                 group_coherence,
             } => {
-                if *n_features == 0 || *n_features > MAX_TRUE_FEATURES {
-                    return Err(EngineError::invalid(
-                        "n_features",
-                        n_features,
-                        format!("must be between 1 and {MAX_TRUE_FEATURES}"),
-                    ));
-                }
+                f::S_N_FEATURES.check_whole(*n_features as u64)?;
                 if (*n_features as u64) * (*d as u64) > 1 << 26 {
                     return Err(EngineError::invalid(
                         "n_features",
@@ -599,11 +538,11 @@ impl SaeConfig {
                         format!("{n_features} features × d = {d} is over 2^26 numbers"),
                     ));
                 }
-                probability("probability", *p)?;
+                f::S_PROBABILITY.check_real(*p)?;
                 match *magnitude {
                     Magnitude::Uniform { low, high } => {
-                        non_negative_finite("magnitude.low", low)?;
-                        positive_finite("magnitude.high", high)?;
+                        f::MAG_LOW.check_real(low)?;
+                        f::MAG_HIGH.check_real(high)?;
                         if low > high {
                             return Err(EngineError::invalid(
                                 "magnitude.low",
@@ -613,10 +552,10 @@ impl SaeConfig {
                         }
                     }
                     Magnitude::FoldedNormal { mean, std } => {
-                        non_negative_finite("magnitude.mean", mean)?;
-                        positive_finite("magnitude.std", std)?;
+                        f::MAG_MEAN.check_real(mean)?;
+                        f::MAG_STD.check_real(std)?;
                     }
-                    Magnitude::Constant { value } => positive_finite("magnitude.value", value)?,
+                    Magnitude::Constant { value } => f::MAG_VALUE.check_real(value)?,
                 }
                 if *group_size == 0 || *group_size > *n_features {
                     return Err(EngineError::invalid(
@@ -625,7 +564,7 @@ impl SaeConfig {
                         "must be between 1 and n_features",
                     ));
                 }
-                probability("group_coherence", *group_coherence)?;
+                f::S_GROUP_COHERENCE.check_real(*group_coherence)?;
             }
             SourceConfig::Superposition {
                 n_features,
@@ -634,13 +573,7 @@ impl SaeConfig {
                 importance_decay,
                 toy_steps,
             } => {
-                if *n_features == 0 || *n_features > 4096 {
-                    return Err(EngineError::invalid(
-                        "n_features",
-                        n_features,
-                        "must be between 1 and 4096",
-                    ));
-                }
+                f::S_TOY_N_FEATURES.check_whole(*n_features as u64)?;
                 if *n_hidden > *n_features {
                     return Err(EngineError::invalid(
                         "n_hidden",
@@ -648,11 +581,9 @@ impl SaeConfig {
                         "must not exceed n_features",
                     ));
                 }
-                probability("feature_probability", *feature_probability)?;
-                positive_finite("importance_decay", *importance_decay)?;
-                if *toy_steps == 0 {
-                    return Err(EngineError::invalid("toy_steps", 0, "must be at least 1"));
-                }
+                f::S_FEATURE_PROBABILITY.check_real(*feature_probability)?;
+                f::S_IMPORTANCE_DECAY.check_real(*importance_decay)?;
+                f::S_TOY_STEPS.check_whole(*toy_steps as u64)?;
             }
         }
         Ok(())

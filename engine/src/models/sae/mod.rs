@@ -5,6 +5,7 @@
 
 pub mod arch;
 pub mod config;
+pub mod fields;
 pub mod gpu;
 pub mod kernels;
 pub mod params;
