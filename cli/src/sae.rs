@@ -13,6 +13,7 @@ use mechlab_engine::models::sae::gpu::GpuSaeTrainer;
 use mechlab_engine::models::sae::train::{CpuSaeTrainer, Evaluation};
 use mechlab_engine::models::sae::trainer::SaeTrainer as Trainer;
 use mechlab_engine::train::engine::{place, EngineChoice, Request};
+use mechlab_engine::train::trainer::train_to_end;
 use std::path::{Path, PathBuf};
 
 /// Inputs the final metrics are measured on.
@@ -132,8 +133,7 @@ async fn train_one(
     bar.println(format!("{}: {engine_name}", cfg.architecture.label()));
     let chunk = (cfg.steps / 200).clamp(1, 100);
     let mut last = None;
-    while t.step() < cfg.steps {
-        let r = t.run_steps(chunk).await.map_err(|e| e.to_string())?;
+    train_to_end(&mut t, chunk, |_, r| {
         if let Some(r) = r.last() {
             bar.set_message(format!(
                 "{} loss {:.4} L0 {:.1}",
@@ -144,7 +144,9 @@ async fn train_one(
             last = Some(*r);
         }
         bar.inc(r.len() as u64);
-    }
+    })
+    .await
+    .map_err(|e| e.to_string())?;
     let (eval, params) = t
         .evaluate_with_params(EVAL_SAMPLES)
         .await

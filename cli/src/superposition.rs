@@ -9,7 +9,9 @@ use mechlab_engine::experiment::superposition::{Preset, SuperpositionConfig};
 use mechlab_engine::gpu::Gpu;
 use mechlab_engine::models::toy::cpu::CpuToyTrainer;
 use mechlab_engine::models::toy::gpu::{GpuToyTrainer, ToyPath};
+use mechlab_engine::models::toy::ToyTrainer;
 use mechlab_engine::train::engine::{place, EngineChoice, Request};
+use mechlab_engine::train::trainer::{train_to_end, Trainer};
 use std::path::PathBuf;
 
 /// Where the run's config comes from, and where its results go.
@@ -85,38 +87,27 @@ pub async fn run(args: Args) -> Result<(), String> {
             .map_err(String::as_str),
     )?;
     bar.println(format!("training on {}", placement.runs_on));
-    let (params, losses) = match adapter {
+    let mut t = match adapter {
         Ok((gpu, _)) if placement.gpu => {
             let path = args.path.map(|p| match p {
                 GpuPath::Fused => ToyPath::Fused,
                 GpuPath::General => ToyPath::General,
             });
-            let mut t = GpuToyTrainer::new(gpu, &cfg, path)
+            let t = GpuToyTrainer::new(gpu, &cfg, path)
                 .await
                 .map_err(|e| e.to_string())?;
             bar.set_message(format!("({:?} path)", t.path()));
-            let mut losses = Vec::new();
-            while t.step() < cfg.steps {
-                let r = t
-                    .run_steps(chunk.min(cfg.steps - t.step()))
-                    .await
-                    .map_err(|e| e.to_string())?;
-                losses = r.mean_loss;
-                bar.set_position(r.step as u64);
-            }
-            (t.params_flat().await.map_err(|e| e.to_string())?, losses)
+            ToyTrainer::Gpu(Box::new(t))
         }
-        _ => {
-            let mut t = CpuToyTrainer::new(&cfg).map_err(|e| e.to_string())?;
-            let mut losses = Vec::new();
-            while t.step() < cfg.steps {
-                losses = t.run_steps(chunk.min(cfg.steps - t.step()));
-                t.check_diverged().map_err(|e| e.to_string())?;
-                bar.set_position(t.step() as u64);
-            }
-            (t.params().to_vec(), losses)
-        }
+        _ => ToyTrainer::Cpu(Box::new(
+            CpuToyTrainer::new(&cfg).map_err(|e| e.to_string())?,
+        )),
     };
+    let losses = train_to_end(&mut t, chunk, |t, _| bar.set_position(t.step() as u64))
+        .await
+        .map_err(|e| e.to_string())?
+        .unwrap_or_default();
+    let params = t.params_flat().await.map_err(|e| e.to_string())?;
     let adapter = placement.runs_on;
     bar.finish();
     let result = SuperpositionResult::new(&cfg, cfg.steps, adapter, &params, &losses);

@@ -6,7 +6,8 @@ use mechlab_engine::gpu::Gpu;
 use mechlab_engine::metrics::superposition::superposition_metrics;
 use mechlab_engine::models::toy::cpu::CpuToyTrainer;
 use mechlab_engine::models::toy::gpu::GpuToyTrainer;
-use mechlab_engine::models::toy::unflatten;
+use mechlab_engine::models::toy::{unflatten, ToyTrainer};
+use mechlab_engine::train::trainer::Trainer;
 use mechlab_engine::EngineError;
 
 use super::Opened;
@@ -17,10 +18,10 @@ use mechlab_engine::train::engine::{place, EngineChoice, Request};
 /// seconds and a run would never finish.
 pub const CPU_FALLBACK_LIMIT: u64 = 2_000_000;
 
-/// The two ways to train.
-pub enum ToyWork {
-    Gpu(Box<GpuToyTrainer>, SuperpositionConfig),
-    Cpu(Box<CpuToyTrainer>, SuperpositionConfig),
+/// The trainer (CPU reference or GPU) and its config.
+pub struct ToyWork {
+    trainer: ToyTrainer,
+    cfg: SuperpositionConfig,
 }
 
 /// Builds the trainer where [`place`] puts it: WebGPU when there is an adapter, else the CPU
@@ -60,7 +61,10 @@ pub async fn open(
             // diagram); the loop grows the chunk fourfold per chunk on fast GPUs.
             let chunk = (2e6 / step_work(cfg) as f64).clamp(1.0, 50.0);
             Ok(Opened {
-                work: ToyWork::Gpu(Box::new(t), cfg.clone()),
+                work: ToyWork {
+                    trainer: ToyTrainer::Gpu(Box::new(t)),
+                    cfg: cfg.clone(),
+                },
                 adapter: placement.runs_on,
                 chunk,
                 max_chunk: 5000.0,
@@ -71,7 +75,10 @@ pub async fn open(
             // A first guess of ~50 M multiply-adds a second; the loop corrects it at once.
             let per_step = (cost * 4).max(1) as f64;
             Ok(Opened {
-                work: ToyWork::Cpu(Box::new(t), cfg.clone()),
+                work: ToyWork {
+                    trainer: ToyTrainer::Cpu(Box::new(t)),
+                    cfg: cfg.clone(),
+                },
                 adapter: placement.runs_on,
                 chunk: (5e6 / per_step).clamp(1.0, 200.0),
                 max_chunk: 2000.0,
@@ -83,17 +90,9 @@ pub async fn open(
 impl ToyWork {
     /// Trains `n` steps; returns them with the chunk's losses, weights and measures.
     pub async fn advance(&mut self, n: u32) -> Result<(u32, Update), EngineError> {
-        let (losses, params, cfg) = match self {
-            ToyWork::Gpu(t, cfg) => {
-                let l = t.run_steps(n).await?.mean_loss;
-                (l, t.params_flat().await?, &*cfg)
-            }
-            ToyWork::Cpu(t, cfg) => {
-                let l = t.run_steps(n);
-                t.check_diverged()?;
-                (l, t.params().to_vec(), &*cfg)
-            }
-        };
+        let losses = self.trainer.run_steps(n).await?;
+        let params = self.trainer.params_flat().await?;
+        let cfg = &self.cfg;
         let (h, f) = (cfg.n_hidden as usize, cfg.n_features as usize);
         let metrics = params
             .chunks(cfg.params_per_instance())

@@ -264,6 +264,11 @@ impl CpuSaeTrainer {
         })
     }
 
+    /// The config it trains.
+    pub fn config(&self) -> &SaeConfig {
+        &self.cfg
+    }
+
     /// Steps completed.
     pub fn step(&self) -> u32 {
         self.step

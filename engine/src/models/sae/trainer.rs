@@ -6,6 +6,7 @@ use super::params::SaeParams;
 use super::train::{CpuSaeTrainer, Evaluation, StepReport};
 use crate::data::ActivationSource;
 use crate::error::Result;
+use crate::train::trainer::Trainer;
 
 /// A CPU or GPU SAE trainer.
 pub enum SaeTrainer {
@@ -66,5 +67,25 @@ impl SaeTrainer {
             SaeTrainer::Cpu(t) => t.source(),
             SaeTrainer::Gpu(t) => t.source(),
         }
+    }
+}
+
+impl Trainer for SaeTrainer {
+    /// Each step's figures.
+    type Report = Vec<StepReport>;
+
+    fn step(&self) -> u32 {
+        SaeTrainer::step(self)
+    }
+
+    fn total_steps(&self) -> u32 {
+        match self {
+            SaeTrainer::Cpu(t) => t.config().steps,
+            SaeTrainer::Gpu(t) => t.config().steps,
+        }
+    }
+
+    async fn run_steps(&mut self, n: u32) -> Result<Vec<StepReport>> {
+        SaeTrainer::run_steps(self, n).await
     }
 }

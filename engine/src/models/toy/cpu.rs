@@ -43,7 +43,12 @@ impl CpuToyTrainer {
         })
     }
 
-    /// Steps taken so far.
+    /// The config it trains.
+    pub fn config(&self) -> &SuperpositionConfig {
+        &self.cfg
+    }
+
+    /// Steps completed.
     pub fn step(&self) -> u32 {
         self.step
     }

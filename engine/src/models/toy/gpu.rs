@@ -246,6 +246,11 @@ impl GpuToyTrainer {
         self.plan
     }
 
+    /// The config it trains.
+    pub fn config(&self) -> &SuperpositionConfig {
+        &self.cfg
+    }
+
     /// Steps completed.
     pub fn step(&self) -> u32 {
         self.step

@@ -6,6 +6,9 @@
 
 pub mod cpu;
 pub mod gpu;
+mod trainer;
+
+pub use trainer::ToyTrainer;
 
 use crate::error::{EngineError, Result};
 use crate::experiment::superposition::{InstanceSpec, SuperpositionConfig};

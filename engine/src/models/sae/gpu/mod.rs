@@ -364,6 +364,11 @@ impl GpuSaeTrainer {
         })
     }
 
+    /// The config it trains.
+    pub fn config(&self) -> &SaeConfig {
+        &self.cfg
+    }
+
     /// Steps completed.
     pub fn step(&self) -> u32 {
         self.step
