@@ -3,17 +3,17 @@
 //! layer), trained live on WebGPU with the CPU reference as a fallback.
 //!
 //! The app is a thin composition: the address's hash says which lab and which experiment;
-//! each lab's page (`superposition`, `sae`) holds its controls, its run and its charts, with
-//! `trainer` as the page's side of the training worker (which the crate's library holds, with
-//! the messages between the two), `charts` the drawing, `components` what the labs share.
+//! each lab's folder (`labs/superposition`, `labs/sae`) holds its page, form, controls, charts
+//! and view. What labs share: `trainer` (the page's side of the training worker, which the
+//! crate's library holds with the messages between the two), `charts` (the canvas tools),
+//! `components` (chart panel, run bar, preset and field controls) and `url` (the hash).
 
 mod charts;
 mod components;
 mod download;
-mod sae;
-mod state;
-mod superposition;
+mod labs;
 mod trainer;
+mod url;
 
 use leptos::prelude::*;
 
@@ -54,9 +54,9 @@ impl Lab {
 /// The app: the lab switcher and the lab the address names.
 #[component]
 fn App() -> impl IntoView {
-    let hash = RwSignal::new(state::location_hash());
+    let hash = RwSignal::new(url::location_hash());
     let _ = window_event_listener(leptos::ev::hashchange, move |_| {
-        hash.set(state::location_hash())
+        hash.set(url::location_hash())
     });
     let resized = RwSignal::new(0u32);
     let _ = window_event_listener(leptos::ev::resize, move |_| resized.update(|n| *n += 1));
@@ -89,10 +89,10 @@ fn App() -> impl IntoView {
         // A new lab mounts a fresh page (and its worker); the last one's goes with it.
         {move || match lab.get() {
             Lab::Superposition => {
-                view! { <superposition::SuperpositionPage hash=hash.read_only() resized=resized /> }
+                view! { <labs::superposition::SuperpositionPage hash=hash.read_only() resized=resized /> }
                     .into_any()
             }
-            Lab::Sae => view! { <sae::SaePage hash=hash.read_only() resized=resized /> }.into_any(),
+            Lab::Sae => view! { <labs::sae::SaePage hash=hash.read_only() resized=resized /> }.into_any(),
         }}
     }
 }

@@ -1,4 +1,5 @@
-//! The page's parts: the config controls, the run bar with progress, and a chart panel.
+//! The parts every lab's page uses: the chart panel with its exports, the run bar with
+//! progress, and the preset picker and field text box.
 
 pub mod chart_panel;
 pub mod controls;

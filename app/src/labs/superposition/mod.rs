@@ -3,12 +3,16 @@
 
 use std::sync::Arc;
 
-use crate::charts::{Chart, ChartInput};
+mod charts;
+mod controls;
+pub mod form;
+
+use self::charts::{Chart, ChartInput};
+use self::controls::Controls;
+use self::form::{self as state, Form};
 use crate::components::chart_panel::ChartPanel;
-use crate::components::controls::Controls;
 use crate::components::progress::{BackendLine, ErrorLine, RunPanel};
 use crate::download;
-use crate::state::{self, Form};
 use crate::trainer::{History, RunEvent, Runner};
 use leptos::prelude::*;
 use mechlab_app::protocol::{Job, Update as ChunkUpdate};

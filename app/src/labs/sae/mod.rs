@@ -11,8 +11,8 @@ mod view;
 use crate::components::chart_panel::ChartPanel;
 use crate::components::progress::{BackendLine, ErrorLine, RunPanel};
 use crate::download;
-use crate::state;
 use crate::trainer::Runner;
+use crate::url;
 use charts::SaeChart;
 use controls::SaeControls;
 use form::SaeForm;
@@ -70,7 +70,7 @@ pub fn SaePage(
     Effect::new(move |loaded: Option<()>| {
         if let Ok((cfg, sweep)) = parsed.get() {
             if loaded.is_some() || link_error.with_untracked(Option::is_none) {
-                state::write_fragment(&link::encode_experiment(&cfg, &sweep));
+                url::write_fragment(&link::encode_experiment(&cfg, &sweep));
                 if loaded.is_some() {
                     link_error.set(None);
                 }
@@ -181,7 +181,7 @@ pub fn SaePage(
                     runner=runner
                     job=job_signal
                     share_url=Callback::new(move |()| {
-                        state::share_url_for(
+                        url::share_url_for(
                             parsed
                                 .get_untracked()
                                 .ok()

@@ -1,11 +1,12 @@
 //! Feature norms ‖Wᵢ‖ as bars per instance, each bar coloured by how much the feature shares its
 //! direction with others (black: a dimension of its own, yellow: superposed), as in the paper.
 
-use super::canvas::{
+use super::{label, per_instance_json, ChartInput};
+use crate::charts::canvas::{
     grid, inferno, legend_height, pick, subset_note, Plot, Scale, FAINT, INK, SMALL,
 };
-use super::{label, per_instance_json, ChartInput, EMPTY};
-use crate::superposition::Snapshot;
+use crate::charts::EMPTY;
+use crate::labs::superposition::Snapshot;
 use serde_json::{json, Value};
 
 const MAX_CELLS: usize = 32;

@@ -2,9 +2,9 @@
 //! density (y), each cell coloured by `classify_phase` of its instance's current weights, so the
 //! diagram fills in as training goes.
 
-use super::canvas::{pick, Plot, FONT, INK, SMALL};
 use super::{per_instance_json, ChartInput};
-use crate::superposition::Snapshot;
+use crate::charts::canvas::{pick, Plot, FONT, INK, SMALL};
+use crate::labs::superposition::Snapshot;
 use mechlab_engine::experiment::superposition::SuperpositionConfig;
 use mechlab_engine::metrics::superposition::{classify_phase, Phase};
 use serde_json::{json, Value};

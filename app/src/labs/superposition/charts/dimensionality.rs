@@ -2,9 +2,10 @@
 //! hidden-dimensions-per-feature line and guides at the fractions the paper finds features stick
 //! to (1, 3/4, 2/3, 1/2, 2/5, 1/3).
 
-use super::canvas::{axes, Plot, Scale, INK, SMALL};
-use super::{per_instance_json, ChartInput, EMPTY};
-use crate::superposition::Snapshot;
+use super::{per_instance_json, ChartInput};
+use crate::charts::canvas::{axes, Plot, Scale, INK, SMALL};
+use crate::charts::EMPTY;
+use crate::labs::superposition::Snapshot;
 use serde_json::{json, Value};
 
 const HEIGHT: f64 = 320.0;

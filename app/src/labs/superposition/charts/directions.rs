@@ -1,11 +1,12 @@
 //! With two hidden dimensions, each feature's column of W is an arrow in the plane: the paper's
 //! pictures of antipodal pairs and pentagons. Darker arrows are more important features.
 
-use super::canvas::{
+use super::{label, per_instance_json, ChartInput};
+use crate::charts::canvas::{
     css, grid, legend_height, pick, subset_note, viridis, Plot, FAINT, INK, SMALL,
 };
-use super::{label, per_instance_json, ChartInput, EMPTY};
-use crate::superposition::Snapshot;
+use crate::charts::EMPTY;
+use crate::labs::superposition::Snapshot;
 use serde_json::{json, Value};
 
 const MAX_CELLS: usize = 32;

@@ -1,8 +1,9 @@
 //! Loss curves: one line per instance on a log-scale y axis, with a legend naming each by its
 //! feature probability (and relative importance when swept).
 
-use super::canvas::{axes, pick, series, Plot, Scale, INK, SMALL};
-use super::{label, ChartInput, EMPTY};
+use super::{label, ChartInput};
+use crate::charts::canvas::{axes, pick, series, Plot, Scale, INK, SMALL};
+use crate::charts::EMPTY;
 
 /// Lines drawn at most; past this a spread-out subset stands for the sweep.
 const MAX_LINES: usize = 64;

@@ -1,8 +1,9 @@
-//! The experiment's config as the controls edit it, and its home in the URL hash.
+//! The Superposition config as the controls edit it, and its home in the URL hash.
 //!
 //! The controls hold text, not numbers, so that a half-typed or wrong value stays on screen with a
 //! message instead of snapping back; [`Form::parse`] turns the text into a validated config.
 
+use crate::url;
 use mechlab_engine::experiment::link::LinkConfig;
 use mechlab_engine::experiment::superposition::{Axis, Preset, SuperpositionConfig};
 use mechlab_engine::EngineError;
@@ -134,13 +135,6 @@ pub fn preset_name(cfg: Option<&SuperpositionConfig>) -> &'static str {
         .map_or("custom", Preset::name)
 }
 
-/// The page address's hash, with its `#` (empty when there is none).
-pub fn location_hash() -> String {
-    web_sys::window()
-        .and_then(|w| w.location().hash().ok())
-        .unwrap_or_default()
-}
-
 /// The config in a hash: the intro preset when there is none, and the defaults plus the
 /// decoder's message when the link is bad (the page keeps working either way).
 pub fn from_hash(hash: &str) -> (SuperpositionConfig, Option<String>) {
@@ -155,46 +149,12 @@ pub fn from_hash(hash: &str) -> (SuperpositionConfig, Option<String>) {
 
 /// Writes the config into the hash without a reload or a history entry.
 pub fn write_hash(cfg: &SuperpositionConfig) {
-    write_fragment(&cfg.to_link());
-}
-
-/// Writes a link fragment into the hash without a reload or a history entry.
-pub fn write_fragment(fragment: &str) {
-    let Some(window) = web_sys::window() else {
-        return;
-    };
-    let url = format!("#{fragment}");
-    if window.location().hash().ok().as_deref() == Some(url.as_str()) {
-        return;
-    }
-    if let Ok(history) = window.history() {
-        // Replace, not push: every keystroke is a change, and Back should leave the page.
-        let _ = history.replace_state_with_url(&wasm_bindgen::JsValue::NULL, "", Some(&url));
-    }
+    url::write_fragment(&cfg.to_link());
 }
 
 /// The page's address with the config's link as the hash.
 pub fn share_url(cfg: Option<&SuperpositionConfig>) -> String {
-    share_url_for(cfg.map(LinkConfig::to_link).as_deref())
-}
-
-/// The page's address with `fragment` as the hash (the address as it is when `None`).
-pub fn share_url_for(fragment: Option<&str>) -> String {
-    let Some(loc) = web_sys::window().map(|w| w.location()) else {
-        return String::new();
-    };
-    match fragment {
-        Some(f) => {
-            let base = format!(
-                "{}{}{}",
-                loc.origin().unwrap_or_default(),
-                loc.pathname().unwrap_or_default(),
-                loc.search().unwrap_or_default()
-            );
-            format!("{base}#{f}")
-        }
-        None => loc.href().unwrap_or_default(),
-    }
+    url::share_url_for(cfg.map(LinkConfig::to_link).as_deref())
 }
 
 #[cfg(test)]

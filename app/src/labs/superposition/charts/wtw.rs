@@ -1,9 +1,10 @@
 //! WᵀW per instance as small-multiple heatmaps (−1 blue … +1 red), with the bias as a strip
 //! under each: the paper's picture of which features interfere and how the bias cancels it.
 
-use super::canvas::{diverging, grid, legend_height, pick, subset_note, Plot, INK, SMALL};
-use super::{label, per_instance_json, ChartInput, EMPTY};
-use crate::superposition::Snapshot;
+use super::{label, per_instance_json, ChartInput};
+use crate::charts::canvas::{diverging, grid, legend_height, pick, subset_note, Plot, INK, SMALL};
+use crate::charts::EMPTY;
+use crate::labs::superposition::Snapshot;
 use serde_json::{json, Value};
 
 /// Instances drawn at most; past this a spread-out subset.
