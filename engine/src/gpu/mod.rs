@@ -6,6 +6,7 @@
 //! their own device. Nothing here blocks in the browser: readback is `map_async` plus an awaited
 //! channel, and native code drives the same futures with `pollster` at the edge.
 
+pub mod arena;
 mod limits;
 mod pool;
 pub mod program;
@@ -13,6 +14,7 @@ mod readback;
 pub mod recorder;
 pub mod tensor;
 
+pub use arena::{Arena, ArenaLayout, View};
 pub use limits::LimitCheck;
 pub use pool::BufferPool;
 pub use program::{Program, ProgramCache, ProgramSpec};
@@ -180,7 +182,17 @@ impl Gpu {
 
     /// Reads `len` elements of `T` from the start of `src`, without blocking the browser thread.
     pub async fn read<T: bytemuck::Pod>(&self, src: &wgpu::Buffer, len: usize) -> Result<Vec<T>> {
-        readback::read(self, src, len).await
+        readback::read(self, src, 0, len).await
+    }
+
+    /// Reads `len` elements of `T` from byte `offset` of `src` (a multiple of 4).
+    pub async fn read_at<T: bytemuck::Pod>(
+        &self,
+        src: &wgpu::Buffer,
+        offset: u64,
+        len: usize,
+    ) -> Result<Vec<T>> {
+        readback::read(self, src, offset, len).await
     }
 
     /// Runs `f` inside a validation and out-of-memory error scope, turning anything the device

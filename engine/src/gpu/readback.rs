@@ -4,18 +4,20 @@
 use super::Gpu;
 use crate::error::{EngineError, Result};
 
+/// Reads `len` elements of `T` from byte `offset` of `src` (a multiple of 4).
 pub(super) async fn read<T: bytemuck::Pod>(
     gpu: &Gpu,
     src: &wgpu::Buffer,
+    offset: u64,
     len: usize,
 ) -> Result<Vec<T>> {
     let bytes = (len * std::mem::size_of::<T>()) as u64;
     if bytes == 0 {
         return Ok(Vec::new());
     }
-    if bytes > src.size() {
+    if !offset.is_multiple_of(4) || offset + bytes > src.size() {
         return Err(EngineError::Readback(format!(
-            "asked for {bytes} bytes from a buffer of {}",
+            "asked for {bytes} bytes at offset {offset} from a buffer of {}",
             src.size()
         )));
     }
@@ -26,7 +28,7 @@ pub(super) async fn read<T: bytemuck::Pod>(
         wgpu::BufferUsages::MAP_READ | wgpu::BufferUsages::COPY_DST,
     );
     let mut enc = gpu.device.create_command_encoder(&Default::default());
-    enc.copy_buffer_to_buffer(src, 0, &staging, 0, super::round_up(bytes, 4));
+    enc.copy_buffer_to_buffer(src, offset, &staging, 0, super::round_up(bytes, 4));
     gpu.queue.submit([enc.finish()]);
 
     let (tx, rx) = futures_channel::oneshot::channel();

@@ -14,6 +14,7 @@
 //! Bind groups keep their buffers alive, so the cache lives and dies with its recorder: a
 //! trainer's buffers are freed when the trainer (and its recorder) is dropped.
 
+use super::arena::View;
 use super::program::{Program, MAX_UNIFORM_BYTES};
 use super::Gpu;
 use crate::error::Result;
@@ -36,7 +37,10 @@ pub fn grid(groups: u64) -> (u32, u32) {
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub struct Slot(u32);
 
-type BindKey = (wgpu::BindGroupLayout, Vec<wgpu::Buffer>);
+/// A storage binding: a buffer, a byte offset and a size (`None`: to the end).
+type Binding = (wgpu::Buffer, u64, Option<u64>);
+
+type BindKey = (wgpu::BindGroupLayout, Vec<Binding>);
 
 /// What recordings share across submits: the uniform buffer and the bind groups.
 pub struct Recorder {
@@ -98,7 +102,7 @@ impl Recorder {
         self.bind_groups.clear();
     }
 
-    fn bind_group(&mut self, program: &Program, storage: &[wgpu::Buffer]) -> wgpu::BindGroup {
+    fn bind_group(&mut self, program: &Program, storage: &[Binding]) -> wgpu::BindGroup {
         let key = (program.bind_layout().clone(), storage.to_vec());
         if let Some(bg) = self.bind_groups.get(&key) {
             return bg.clone();
@@ -112,15 +116,16 @@ impl Recorder {
                 size: wgpu::BufferSize::new(program.uniform_bytes()),
             }),
         }];
-        entries.extend(
-            storage
-                .iter()
-                .enumerate()
-                .map(|(i, b)| wgpu::BindGroupEntry {
-                    binding: i as u32 + 1,
-                    resource: b.as_entire_binding(),
+        entries.extend(storage.iter().enumerate().map(|(i, (b, offset, size))| {
+            wgpu::BindGroupEntry {
+                binding: i as u32 + 1,
+                resource: wgpu::BindingResource::Buffer(wgpu::BufferBinding {
+                    buffer: b,
+                    offset: *offset,
+                    size: size.and_then(wgpu::BufferSize::new),
                 }),
-        );
+            }
+        }));
         let bg = self
             .gpu
             .device
@@ -139,7 +144,7 @@ enum Op {
     Dispatch {
         program: Arc<Program>,
         pipeline: Arc<wgpu::ComputePipeline>,
-        storage: Vec<wgpu::Buffer>,
+        storage: Vec<Binding>,
         slot: Slot,
         grid: (u32, u32),
     },
@@ -179,6 +184,19 @@ impl Recording<'_> {
             .count()
     }
 
+    /// The grid for `groups` workgroups, refused when the device cannot take it (the message
+    /// is formatted only then).
+    fn checked_grid(&self, program: &Program, entry: &str, groups: u64) -> Result<(u32, u32)> {
+        let g = grid(groups);
+        if g.1 > self.gpu().limits.max_compute_workgroups_per_dimension {
+            self.gpu().check().workgroups(
+                &format!("{}::{entry} (rows of the grid)", program.label()),
+                g.1 as u64,
+            )?;
+        }
+        Ok(g)
+    }
+
     /// Stores a parameter block for the dispatches that follow; several may share one slot.
     pub fn params<P: bytemuck::Pod>(&mut self, p: &P) -> Slot {
         let bytes = bytemuck::bytes_of(p);
@@ -201,14 +219,7 @@ impl Recording<'_> {
         storage: &[&wgpu::Buffer],
         groups: u64,
     ) -> Result<()> {
-        let g = grid(groups);
-        // The message is formatted only for a grid the device cannot take.
-        if g.1 > self.gpu().limits.max_compute_workgroups_per_dimension {
-            self.gpu().check().workgroups(
-                &format!("{}::{entry} (rows of the grid)", program.label()),
-                g.1 as u64,
-            )?;
-        }
+        let g = self.checked_grid(program, entry, groups)?;
         let pipeline = program.pipeline(&self.rec.gpu, entry).await?;
         let slot = self.params(params);
         self.dispatch_at(program, &pipeline, slot, storage, g);
@@ -229,10 +240,51 @@ impl Recording<'_> {
         self.ops.push(Op::Dispatch {
             program: program.clone(),
             pipeline: pipeline.clone(),
-            storage: storage.iter().map(|&b| b.clone()).collect(),
+            storage: storage.iter().map(|&b| (b.clone(), 0, None)).collect(),
             slot,
             grid,
         });
+    }
+
+    /// As [`Recording::dispatch`], binding tensors inside buffers ([`View`]s of an arena);
+    /// each view's offset must be a multiple of the device's storage-offset alignment, as
+    /// [`super::ArenaLayout`] places them.
+    pub async fn dispatch_views<P: bytemuck::Pod>(
+        &mut self,
+        program: &Arc<Program>,
+        entry: &str,
+        params: &P,
+        views: &[View<'_>],
+        groups: u64,
+    ) -> Result<()> {
+        let align = self.gpu().limits.min_storage_buffer_offset_alignment as u64;
+        for v in views {
+            if !v.offset.is_multiple_of(align) || v.offset + v.bytes() > v.buffer.size() {
+                return Err(crate::EngineError::invalid(
+                    "view",
+                    format!("{} bytes at offset {}", v.bytes(), v.offset),
+                    format!(
+                        "must lie in its buffer of {} bytes at a multiple of {align}",
+                        v.buffer.size()
+                    ),
+                ));
+            }
+        }
+        let g = self.checked_grid(program, entry, groups)?;
+        let pipeline = program.pipeline(&self.rec.gpu, entry).await?;
+        let slot = self.params(params);
+        debug_assert_eq!(views.len() as u32, program.storage_bindings());
+        self.ops.push(Op::Dispatch {
+            program: program.clone(),
+            pipeline,
+            storage: views
+                .iter()
+                .map(|v| (v.buffer.clone(), v.offset, Some(v.bytes())))
+                .collect(),
+            slot,
+            grid: g,
+        });
+        Ok(())
     }
 
     /// Copies `size` bytes between buffers, in order with the dispatches.

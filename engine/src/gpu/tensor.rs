@@ -63,20 +63,16 @@ pub struct Tensor<'a> {
 }
 
 impl<'a> Tensor<'a> {
-    /// Views `buffer` as a tensor of `shape`: each dimension at least 1 and within u32, the
-    /// element count within 32-bit indices, and the buffer a bindable storage buffer large
-    /// enough to hold it. Errors name the tensor.
+    /// Views `buffer` as a tensor of `dims` (checked by [`dim`] where they came from the
+    /// caller): the element count within 32-bit indices, and the buffer a bindable storage
+    /// buffer large enough to hold it. Errors name the tensor.
     pub fn new(
         gpu: &Gpu,
         name: &'static str,
         buffer: &'a wgpu::Buffer,
-        shape: &[usize],
+        dims: &[u32],
     ) -> Result<Self> {
-        let dims = shape
-            .iter()
-            .map(|&d| dim(name, d))
-            .collect::<Result<Vec<_>>>()?;
-        let len = elements(name, &dims)?;
+        let len = elements(name, dims)?;
         check_buffer(gpu, name, buffer, len)?;
         Ok(Self { buffer, name, len })
     }

@@ -2,8 +2,9 @@
 //! read transposed in place, an optional bias per column, an optional centre subtracted from
 //! A's rows, and optional accumulation into C; [`matmul_ref`] is its CPU reference.
 
-use super::{bool_consts, check_buffer, dim, elements, params, Kernel, Optional};
+use super::{bool_consts, dim, params, Kernel, Optional};
 use crate::error::Result;
+use crate::gpu::Tensor;
 use crate::gpu::{Gpu, Recording};
 
 const MATMUL_WGSL: &str = include_str!("../../../shaders/matmul.wgsl");
@@ -84,14 +85,14 @@ async fn matmul_tiled(
 ) -> Result<()> {
     let gpu = &rec.gpu().clone();
     let (m, n, k) = (dim("m", mm.m)?, dim("n", mm.n)?, dim("k", mm.k)?);
-    check_buffer(gpu, names[0], mm.a, elements(names[0], &[m, k])?)?;
-    check_buffer(gpu, names[1], mm.b, elements(names[1], &[k, n])?)?;
-    check_buffer(gpu, names[2], mm.c, elements(names[2], &[m, n])?)?;
+    Tensor::new(gpu, names[0], mm.a, &[m, k])?;
+    Tensor::new(gpu, names[1], mm.b, &[k, n])?;
+    Tensor::new(gpu, names[2], mm.c, &[m, n])?;
     if let Some(bias) = mm.bias {
-        check_buffer(gpu, names[3], bias, n as u64)?;
+        Tensor::new(gpu, names[3], bias, &[n])?;
     }
     if let Some(centre) = mm.centre {
-        check_buffer(gpu, names[4], centre, k as u64)?;
+        Tensor::new(gpu, names[4], centre, &[k])?;
     }
     let (entry, tile) = match tiling {
         Tiling::Gpu => ("matmul", TILE),

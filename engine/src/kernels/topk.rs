@@ -5,9 +5,10 @@
 //! lists merged pairwise). For larger k a radix select on the float bits finds the k-th value,
 //! then the k winners are gathered and bitonic-sorted in workgroup memory.
 
-use super::{bool_consts, check_buffer, dim, elements, params, Kernel, Optional, NO_LATENT};
+use super::{bool_consts, check_buffer, dim, params, Kernel, Optional, NO_LATENT};
 use crate::error::{EngineError, Result};
 use crate::gpu::Recording;
+use crate::gpu::Tensor;
 
 const TOPK_WGSL: &str = include_str!("../../../shaders/topk.wgsl");
 
@@ -74,12 +75,12 @@ pub async fn topk_rows(
         ));
     }
     let k32 = k as u32;
-    check_buffer(gpu, "pre", buf.pre, elements("pre", &[b, n32])?)?;
-    check_buffer(gpu, "idx", buf.idx, elements("idx", &[b, k32])?)?;
-    check_buffer(gpu, "val", buf.val, elements("val", &[b, k32])?)?;
+    Tensor::new(gpu, "pre", buf.pre, &[b, n32])?;
+    Tensor::new(gpu, "idx", buf.idx, &[b, k32])?;
+    Tensor::new(gpu, "val", buf.val, &[b, k32])?;
     check_buffer(gpu, "scratch", buf.scratch, scratch_words(batch, n))?;
     if let Some(mask) = buf.mask {
-        check_buffer(gpu, "mask", mask, n as u64)?;
+        Tensor::new(gpu, "mask", mask, &[n32])?;
     }
     let consts = bool_consts(&[("USE_MASK", buf.mask.is_some())]);
     let storage = vec![buf.pre, buf.idx, buf.val, buf.scratch];

@@ -6,6 +6,7 @@
 
 use crate::error::{EngineError, Result};
 use crate::gpu::Recording;
+use crate::gpu::Tensor;
 use crate::kernels::{check_buffer, dim, elements, params, Kernel};
 
 const SHUFFLE_WGSL: &str = include_str!("../../../../../shaders/sae_shuffle.wgsl");
@@ -48,9 +49,9 @@ pub async fn gather_scatter(
         ));
     }
     let n = elements("x", &[b, d])?;
-    check_buffer(gpu, "slots", buf.slots, b as u64)?;
+    Tensor::new(gpu, "slots", buf.slots, &[b])?;
     check_buffer(gpu, "fresh", buf.fresh, n)?;
-    check_buffer(gpu, "pool", buf.pool, elements("pool", &[rows, d])?)?;
+    Tensor::new(gpu, "pool", buf.pool, &[rows, d])?;
     check_buffer(gpu, "x", buf.x, n)?;
     let storage = vec![buf.slots, buf.fresh, buf.pool, buf.x];
     let kern = Kernel::new(gpu, "sae_shuffle", "", SHUFFLE_WGSL, storage, &[]).await?;

@@ -6,6 +6,7 @@
 
 use super::code_rows_len;
 use crate::error::Result;
+use crate::gpu::Tensor;
 use crate::gpu::{Gpu, Recording};
 use crate::kernels::{
     bool_consts, check_buffer, dim, elements, params, row_width, Kernel, Optional,
@@ -84,9 +85,9 @@ pub async fn decode_sparse(
     check_buffer(gpu, "idx", buf.idx, entries)?;
     check_buffer(gpu, "val", buf.val, entries)?;
     check_rows(gpu, buf.rows, b, entries)?;
-    check_buffer(gpu, "w_dec", buf.w_dec, elements("w_dec", &[d_sae, d_in])?)?;
-    check_buffer(gpu, "b_dec", buf.b_dec, d_in as u64)?;
-    check_buffer(gpu, "x_hat", buf.x_hat, elements("x_hat", &[b, d_in])?)?;
+    Tensor::new(gpu, "w_dec", buf.w_dec, &[d_sae, d_in])?;
+    Tensor::new(gpu, "b_dec", buf.b_dec, &[d_in])?;
+    Tensor::new(gpu, "x_hat", buf.x_hat, &[b, d_in])?;
     let width = row_width(d_in);
     let col_tiles = d_in.div_ceil(width);
     let groups = elements("row tiles", &[b.div_ceil(256 / width), col_tiles])?;
@@ -132,8 +133,8 @@ pub async fn latent_grad_sparse(
     );
     let entries = elements("idx", &[b, k])?;
     check_buffer(gpu, "idx", buf.idx, entries)?;
-    check_buffer(gpu, "g", buf.g, elements("g", &[b, d_in])?)?;
-    check_buffer(gpu, "w_dec", buf.w_dec, elements("w_dec", &[d_sae, d_in])?)?;
+    Tensor::new(gpu, "g", buf.g, &[b, d_in])?;
+    Tensor::new(gpu, "w_dec", buf.w_dec, &[d_sae, d_in])?;
     check_buffer(gpu, "g_val", buf.g_val, entries)?;
     check_rows(gpu, buf.rows, b, entries)?;
     let storage = vec![buf.idx, buf.g_val, buf.w_dec, buf.g];
