@@ -5,7 +5,8 @@
 use clap::ArgGroup;
 use indicatif::{ProgressBar, ProgressStyle};
 use mechlab_engine::experiment::link::{self, LinkConfig};
-use mechlab_engine::train::engine::EngineChoice;
+use mechlab_engine::gpu::Gpu;
+use mechlab_engine::train::engine::{place, Adapter, EngineChoice, Placement, Request};
 use std::path::{Path, PathBuf};
 
 /// The config's source and the overrides, the same for every lab.
@@ -40,6 +41,40 @@ fn engine_choice(s: &str) -> Result<EngineChoice, String> {
         .into_iter()
         .find(|e| e.name() == s)
         .ok_or_else(|| format!("`{s}` is not an engine; choose auto, gpu or cpu"))
+}
+
+/// The adapter `engine` may train on, opened once per process and kept in `cache` (no adapter
+/// is opened for `--engine cpu`).
+pub async fn adapter(engine: EngineChoice, cache: &mut Option<Adapter>) -> &Adapter {
+    if cache.is_none() {
+        *cache = Some(match engine {
+            EngineChoice::Cpu => Err("not opened (--engine cpu)".to_string()),
+            _ => Gpu::new()
+                .await
+                .map(|g| {
+                    let name = g.adapter_name();
+                    (g, name)
+                })
+                .map_err(|e| e.to_string()),
+        });
+    }
+    cache.as_ref().expect("set above")
+}
+
+/// Where a run of a lab trains natively ([`place`], the CPU reference taking any config):
+/// `cpu_faster_on_software` as the lab measured it.
+pub fn placement(
+    engine: EngineChoice,
+    adapter: &Adapter,
+    cpu_faster_on_software: bool,
+) -> Result<Placement, String> {
+    let request = Request {
+        choice: engine,
+        cpu_too_large: None,
+        cpu_faster_on_software,
+        gpu_name: "a GPU adapter",
+    };
+    place(&request, adapter)
 }
 
 /// Reads a JSON config file as the link codec reads a link: fields left out take their

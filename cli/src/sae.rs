@@ -2,17 +2,16 @@
 //! writes a SAELens folder, `metrics.json` and, for planted features, `ground_truth.safetensors`.
 //! `mechlab sae-inspect DIR` reads a SAELens folder back and reports what it holds.
 
-use crate::common::{bar, read_config, ConfigArgs};
+use crate::common::{adapter, bar, placement, read_config, ConfigArgs};
 use indicatif::ProgressBar;
 use mechlab_engine::experiment::frontier::{self, FrontierPoint};
 use mechlab_engine::experiment::sae_link::{self as link, Sweep};
-use mechlab_engine::gpu::Gpu;
 use mechlab_engine::io::saelens;
 use mechlab_engine::models::sae::config::{Architecture, SaeConfig, SaePreset};
 use mechlab_engine::models::sae::gpu::GpuSaeTrainer;
 use mechlab_engine::models::sae::train::{CpuSaeTrainer, Evaluation};
 use mechlab_engine::models::sae::trainer::SaeTrainer as Trainer;
-use mechlab_engine::train::engine::{place, EngineChoice, Request};
+use mechlab_engine::train::engine::{Adapter, EngineChoice};
 use mechlab_engine::train::trainer::train_to_end;
 use std::path::{Path, PathBuf};
 
@@ -35,48 +34,27 @@ pub struct Args {
     out: PathBuf,
 }
 
-/// Opens the trainer where [`place`] puts it; returns it with the name of what runs it.
+/// Opens the trainer where [`placement`] puts it; returns it with the name of what runs it.
 async fn trainer(
     cfg: &SaeConfig,
     engine: EngineChoice,
-    gpu: &mut Option<Result<Gpu, String>>,
+    cache: &mut Option<Adapter>,
 ) -> Result<(Trainer, String), String> {
-    if engine != EngineChoice::Cpu && gpu.is_none() {
-        *gpu = Some(Gpu::new().await.map_err(|e| e.to_string()));
-    }
-    let adapter = match gpu.as_ref() {
-        Some(Ok(g)) => Ok((g, g.adapter_name())),
-        Some(Err(why)) => Err(why.clone()),
-        None => Err("not opened (--engine cpu)".to_string()),
-    };
-    let request = Request {
-        choice: engine,
-        // Natively the CPU reference takes any config the engine accepts.
-        cpu_too_large: None,
-        // A software rasterizer (lavapipe, SwiftShader) runs the GPU kernels on the CPU, about
-        // 25 times slower than the CPU reference for the ground-truth preset here.
-        cpu_faster_on_software: true,
-        gpu_name: "a GPU adapter",
-    };
-    let placement = place(
-        &request,
-        adapter
-            .as_ref()
-            .map(|(g, n)| (*g, n.as_str()))
-            .map_err(String::as_str),
-    )?;
-    match adapter {
-        Ok((g, _)) if placement.gpu => {
-            let t = GpuSaeTrainer::new(g, cfg)
+    let adapter = adapter(engine, cache).await;
+    // A software rasterizer (lavapipe, SwiftShader) runs the GPU kernels on the CPU, about 25
+    // times slower than the CPU reference for the ground-truth preset here.
+    let placement = placement(engine, adapter, true)?;
+    let t = match placement.chosen(adapter) {
+        Some(g) => Trainer::Gpu(Box::new(
+            GpuSaeTrainer::new(g, cfg)
                 .await
-                .map_err(|e| e.to_string())?;
-            Ok((Trainer::Gpu(Box::new(t)), placement.runs_on))
-        }
-        _ => {
-            let t = CpuSaeTrainer::new(cfg).map_err(|e| e.to_string())?;
-            Ok((Trainer::Cpu(Box::new(t)), placement.runs_on))
-        }
-    }
+                .map_err(|e| e.to_string())?,
+        )),
+        None => Trainer::Cpu(Box::new(
+            CpuSaeTrainer::new(cfg).map_err(|e| e.to_string())?,
+        )),
+    };
+    Ok((t, placement.runs_on))
 }
 
 /// A SAELens folder to read back.
@@ -125,7 +103,7 @@ fn load_config(args: &Args) -> Result<(SaeConfig, Sweep), String> {
 async fn train_one(
     cfg: &SaeConfig,
     engine: EngineChoice,
-    gpu: &mut Option<Result<Gpu, String>>,
+    gpu: &mut Option<Adapter>,
     dir: &Path,
     bar: &ProgressBar,
 ) -> Result<Evaluation, String> {

@@ -1,16 +1,14 @@
 //! `mechlab superposition`: one config from a preset, a JSON file or a share link; a progress
 //! bar; the result bundle as JSON.
 
-use crate::common::{bar, read_config, ConfigArgs};
+use crate::common::{adapter, bar, placement, read_config, ConfigArgs};
 use clap::ValueEnum;
 use mechlab_engine::experiment::link::LinkConfig;
 use mechlab_engine::experiment::results::SuperpositionResult;
 use mechlab_engine::experiment::superposition::{Preset, SuperpositionConfig};
-use mechlab_engine::gpu::Gpu;
 use mechlab_engine::models::toy::cpu::CpuToyTrainer;
 use mechlab_engine::models::toy::gpu::{GpuToyTrainer, ToyPath};
 use mechlab_engine::models::toy::ToyTrainer;
-use mechlab_engine::train::engine::{place, EngineChoice, Request};
 use mechlab_engine::train::trainer::{train_to_end, Trainer};
 use std::path::PathBuf;
 
@@ -62,33 +60,14 @@ pub async fn run(args: Args) -> Result<(), String> {
     let cfg = load_config(&args)?;
     let bar = bar(cfg.steps as u64);
     let chunk = (cfg.steps / 100).clamp(1, 1000);
-    let gpu = match args.common.engine {
-        EngineChoice::Cpu => None,
-        _ => Some(Gpu::new().await.map_err(|e| e.to_string())),
-    };
-    let adapter = match &gpu {
-        Some(Ok(g)) => Ok((g, g.adapter_name())),
-        Some(Err(why)) => Err(why.clone()),
-        None => Err("not opened (--engine cpu)".to_string()),
-    };
-    let request = Request {
-        choice: args.common.engine,
-        cpu_too_large: None,
-        // The fused kernel keeps each instance in workgroup memory and beats the CPU reference
-        // on software adapters too.
-        cpu_faster_on_software: false,
-        gpu_name: "a GPU adapter",
-    };
-    let placement = place(
-        &request,
-        adapter
-            .as_ref()
-            .map(|(g, n)| (*g, n.as_str()))
-            .map_err(String::as_str),
-    )?;
+    let mut cache = None;
+    let adapter = adapter(args.common.engine, &mut cache).await;
+    // The fused kernel keeps each instance in workgroup memory and beats the CPU reference on
+    // software adapters too.
+    let placement = placement(args.common.engine, adapter, false)?;
     bar.println(format!("training on {}", placement.runs_on));
-    let mut t = match adapter {
-        Ok((gpu, _)) if placement.gpu => {
+    let mut t = match placement.chosen(adapter) {
+        Some(gpu) => {
             let path = args.path.map(|p| match p {
                 GpuPath::Fused => ToyPath::Fused,
                 GpuPath::General => ToyPath::General,
@@ -99,7 +78,7 @@ pub async fn run(args: Args) -> Result<(), String> {
             bar.set_message(format!("({:?} path)", t.path()));
             ToyTrainer::Gpu(Box::new(t))
         }
-        _ => ToyTrainer::Cpu(Box::new(
+        None => ToyTrainer::Cpu(Box::new(
             CpuToyTrainer::new(&cfg).map_err(|e| e.to_string())?,
         )),
     };

@@ -218,11 +218,16 @@ fn superposition() -> Result<(), String> {
         table,
         "\nburn: burn 0.22 (wgpu backend, autodiff, Adam), batched over instances, on the first wgpu adapter."
     );
+    append_results(&table)
+}
+
+/// Prints a benchmark's table and appends it to bench/RESULTS.md.
+pub(crate) fn append_results(table: &str) -> Result<(), String> {
     print!("{table}");
     let path = root().join("bench/RESULTS.md");
     let mut existing =
         std::fs::read_to_string(&path).unwrap_or_else(|_| "# Benchmark results\n".into());
-    existing.push_str(&table);
+    existing.push_str(table);
     std::fs::create_dir_all(root().join("bench")).map_err(|e| e.to_string())?;
     std::fs::write(&path, existing).map_err(|e| format!("writing {}: {e}", path.display()))?;
     println!("appended to {}", path.display());

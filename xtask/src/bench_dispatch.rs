@@ -7,7 +7,8 @@
 //! kernel (an 8 × 8 × 8 matmul from `shaders/matmul.wgsl`) over the same rotating buffers.
 //! Appended to bench/RESULTS.md with the adapter's name; nothing is asserted.
 
-use crate::tools::{output, root};
+use crate::tools::output;
+use mechlab_engine::gpu::program::layouts;
 use mechlab_engine::gpu::{Gpu, Recorder};
 use mechlab_engine::kernels::{matmul, Matmul};
 use std::collections::HashMap;
@@ -135,7 +136,8 @@ fn per_call_step(
              const CENTRE: bool = false;\nconst BIAS: bool = false;\nconst ACCUMULATE: bool = false;\n";
         let decls = "var<private> bias: array<f32, 1>;\nvar<private> centre: array<f32, 1>;\n";
         let source = format!("{constants}{decls}{COMMON_WGSL}{MATMUL_WGSL}");
-        let (bgl, pl) = layouts(&gpu.device, 64, 3);
+        // The same layouts the engine's programs have, made anew on every call as before.
+        let (bgl, pl) = layouts(&gpu.device, "per call", 64, 3);
         let key = (format!("matmul\n{source}"), entry.to_string());
         let pipeline = cache
             .entry(key)
@@ -200,45 +202,6 @@ fn per_call_step(
     gpu.queue.submit([encoder.finish()]);
 }
 
-/// Binding 0 a dynamic-offset uniform, then read-write storage buffers (the layout the old
-/// path created on every call).
-fn layouts(
-    device: &wgpu::Device,
-    uniform_size: u64,
-    n_storage: u32,
-) -> (wgpu::BindGroupLayout, wgpu::PipelineLayout) {
-    let mut entries = vec![wgpu::BindGroupLayoutEntry {
-        binding: 0,
-        visibility: wgpu::ShaderStages::COMPUTE,
-        ty: wgpu::BindingType::Buffer {
-            ty: wgpu::BufferBindingType::Uniform,
-            has_dynamic_offset: true,
-            min_binding_size: wgpu::BufferSize::new(uniform_size),
-        },
-        count: None,
-    }];
-    entries.extend((1..=n_storage).map(|binding| wgpu::BindGroupLayoutEntry {
-        binding,
-        visibility: wgpu::ShaderStages::COMPUTE,
-        ty: wgpu::BindingType::Buffer {
-            ty: wgpu::BufferBindingType::Storage { read_only: false },
-            has_dynamic_offset: false,
-            min_binding_size: None,
-        },
-        count: None,
-    }));
-    let bgl = device.create_bind_group_layout(&wgpu::BindGroupLayoutDescriptor {
-        label: Some("per call"),
-        entries: &entries,
-    });
-    let pl = device.create_pipeline_layout(&wgpu::PipelineLayoutDescriptor {
-        label: Some("per call"),
-        bind_group_layouts: &[Some(&bgl)],
-        immediate_size: 0,
-    });
-    (bgl, pl)
-}
-
 /// Runs the benchmark and appends its table to bench/RESULTS.md.
 pub fn dispatch() -> Result<(), String> {
     let gpu = pollster::block_on(Gpu::new()).map_err(|e| e.to_string())?;
@@ -294,12 +257,5 @@ pub fn dispatch() -> Result<(), String> {
         "Bind groups the recorder created over the whole run: {} (one per operand set).",
         recorder.bind_groups_created()
     );
-    print!("{table}");
-    let path = root().join("bench/RESULTS.md");
-    let mut existing =
-        std::fs::read_to_string(&path).unwrap_or_else(|_| "# Benchmark results\n".into());
-    existing.push_str(&table);
-    std::fs::write(&path, existing).map_err(|e| format!("writing {}: {e}", path.display()))?;
-    println!("appended to {}", path.display());
-    Ok(())
+    crate::bench::append_results(&table)
 }

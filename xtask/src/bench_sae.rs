@@ -8,7 +8,7 @@
 //! Appended to bench/RESULTS.md with the adapter's name; nothing is asserted.
 //! MECHLAB_BENCH_NO_BURN=1 leaves burn out.
 
-use crate::tools::{output, root};
+use crate::tools::output;
 use mechlab_engine::data::ReplaySource;
 use mechlab_engine::gpu::{Gpu, Recorder};
 use mechlab_engine::models::sae::config::{
@@ -511,12 +511,5 @@ pub fn sae() -> Result<(), String> {
             )
         }
     );
-    print!("{table}");
-    let path = root().join("bench/RESULTS.md");
-    let mut existing =
-        std::fs::read_to_string(&path).unwrap_or_else(|_| "# Benchmark results\n".into());
-    existing.push_str(&table);
-    std::fs::write(&path, existing).map_err(|e| format!("writing {}: {e}", path.display()))?;
-    println!("appended to {}", path.display());
-    Ok(())
+    crate::bench::append_results(&table)
 }

@@ -15,7 +15,7 @@ use mechlab_engine::EngineError;
 
 use super::Opened;
 use crate::protocol::{SaeUpdate, Update};
-use mechlab_engine::train::engine::{place, EngineChoice, Request};
+use mechlab_engine::train::engine::{place, Adapter, EngineChoice, Request};
 
 /// Largest `batch × d_in × d_sae` (multiply-adds of one matmul of a step) the CPU fallback
 /// takes on: about a tenth of a second a step in wasm.
@@ -47,7 +47,7 @@ pub struct SaeWork {
 pub async fn open(
     runs: &[SaeConfig],
     engine: EngineChoice,
-    gpu: Result<(Gpu, String), String>,
+    gpu: Adapter,
 ) -> Result<Opened<SaeWork>, String> {
     let Some(first) = runs.first() else {
         return Err("the job has no runs".into());
@@ -78,16 +78,8 @@ pub async fn open(
         cpu_faster_on_software: true,
         gpu_name: "WebGPU",
     };
-    let placement = place(
-        &request,
-        gpu.as_ref()
-            .map(|(g, n)| (g, n.as_str()))
-            .map_err(String::as_str),
-    )?;
-    let gpu = match gpu {
-        Ok((g, _)) if placement.gpu => Some(g),
-        _ => None,
-    };
+    let placement = place(&request, &gpu)?;
+    let gpu = placement.chosen(&gpu).cloned();
     let adapter = placement.runs_on;
     // A step costs a few matmuls of batch × d_in × d_sae; the loop corrects the guess at once.
     let work = cpu_cost(first).max(1) as f64;

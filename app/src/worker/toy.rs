@@ -2,7 +2,6 @@
 //! or on the CPU reference when there is none and the config is small.
 
 use mechlab_engine::experiment::superposition::SuperpositionConfig;
-use mechlab_engine::gpu::Gpu;
 use mechlab_engine::metrics::superposition::superposition_metrics;
 use mechlab_engine::models::toy::cpu::CpuToyTrainer;
 use mechlab_engine::models::toy::gpu::GpuToyTrainer;
@@ -12,7 +11,7 @@ use mechlab_engine::EngineError;
 
 use super::Opened;
 use crate::protocol::{ToyUpdate, Update};
-use mechlab_engine::train::engine::{place, EngineChoice, Request};
+use mechlab_engine::train::engine::{place, Adapter, EngineChoice, Request};
 
 /// Largest `instances × params × batch` the CPU fallback takes on; beyond it one step takes
 /// seconds and a run would never finish.
@@ -26,10 +25,7 @@ pub struct ToyWork {
 
 /// Builds the trainer where [`place`] puts it: WebGPU when there is an adapter, else the CPU
 /// reference if the config is small enough.
-pub async fn open(
-    cfg: &SuperpositionConfig,
-    gpu: Result<(Gpu, String), String>,
-) -> Result<Opened<ToyWork>, String> {
+pub async fn open(cfg: &SuperpositionConfig, gpu: Adapter) -> Result<Opened<ToyWork>, String> {
     cfg.validate().map_err(|e| e.to_string())?;
     let cost = cpu_cost(cfg);
     let request = Request {
@@ -46,15 +42,10 @@ pub async fn open(
         cpu_faster_on_software: false,
         gpu_name: "WebGPU",
     };
-    let placement = place(
-        &request,
-        gpu.as_ref()
-            .map(|(g, n)| (g, n.as_str()))
-            .map_err(String::as_str),
-    )?;
-    match gpu {
-        Ok((gpu, _)) if placement.gpu => {
-            let t = GpuToyTrainer::new(&gpu, cfg, None)
+    let placement = place(&request, &gpu)?;
+    match placement.chosen(&gpu) {
+        Some(gpu) => {
+            let t = GpuToyTrainer::new(gpu, cfg, None)
                 .await
                 .map_err(|e| e.to_string())?;
             // Start small when a step is big (software adapters take seconds for the phase
@@ -70,7 +61,7 @@ pub async fn open(
                 max_chunk: 5000.0,
             })
         }
-        _ => {
+        None => {
             let t = CpuToyTrainer::new(cfg).map_err(|e| e.to_string())?;
             // A first guess of ~50 M multiply-adds a second; the loop corrects it at once.
             let per_step = (cost * 4).max(1) as f64;

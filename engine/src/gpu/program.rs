@@ -176,9 +176,9 @@ impl ProgramCache {
     }
 }
 
-/// Binding 0: a uniform with a dynamic offset (one slot per recorded dispatch); bindings
-/// 1..=n_storage: read-write storage buffers.
-fn layouts(
+/// The layouts every program has. Binding 0: a uniform with a dynamic offset (one slot per
+/// recorded dispatch); bindings 1..=n_storage: read-write storage buffers.
+pub fn layouts(
     device: &wgpu::Device,
     label: &str,
     uniform_bytes: u64,

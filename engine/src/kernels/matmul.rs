@@ -161,9 +161,9 @@ pub fn matmul_ref(
 
 #[cfg(test)]
 mod tests {
-    use super::super::test_data::values;
+    use super::super::test_data::{record, values};
     use super::*;
-    use crate::gpu::{Gpu, Recorder, Recording};
+    use crate::gpu::{Gpu, Recording};
     use crate::gpu_test;
     use crate::testing::assert_close;
 
@@ -171,16 +171,6 @@ mod tests {
     /// association (fused multiply-adds) than the reference: 2e-5 absolute + 1e-4 relative.
     const ATOL: f32 = 2e-5;
     const RTOL: f32 = 1e-4;
-
-    async fn run<F>(gpu: &Gpu, f: F)
-    where
-        F: AsyncFnOnce(&mut Recording<'_>) -> Result<()>,
-    {
-        let mut recorder = Recorder::new(gpu);
-        let mut rec = recorder.begin();
-        f(&mut rec).await.unwrap();
-        rec.submit();
-    }
 
     async fn all_transposes(gpu: &Gpu) {
         // Past one tile of either kernel in m and n, k not a multiple of either's K step.
@@ -195,7 +185,7 @@ mod tests {
             .flat_map(|t| [(t, Tiling::Gpu), (t, Tiling::Wide)]);
         for ((ta, tb), tiling) in cases {
             let c = gpu.storage_zeroed::<f32>("c", m * n).unwrap();
-            run(gpu, async |rec: &mut Recording<'_>| {
+            record(gpu, async |rec: &mut Recording<'_>| {
                 let mm = Matmul {
                     a: &ba,
                     b: &bb,

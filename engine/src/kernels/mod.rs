@@ -164,6 +164,17 @@ pub(crate) mod test_data {
         }
     }
 
+    /// Adds what `f` records to one recording and submits it; an error fails the test.
+    pub async fn record<F>(gpu: &crate::gpu::Gpu, f: F)
+    where
+        F: AsyncFnOnce(&mut crate::gpu::Recording<'_>) -> crate::error::Result<()>,
+    {
+        let mut recorder = crate::gpu::Recorder::new(gpu);
+        let mut rec = recorder.begin();
+        f(&mut rec).await.unwrap();
+        rec.submit();
+    }
+
     /// `n` values in [-1, 1) from a hash of (seed, i): reproducible, no RNG state.
     pub fn values(seed: u32, n: usize) -> Vec<f32> {
         (0..n as u32)

@@ -59,9 +59,26 @@ pub struct Placement {
     pub runs_on: String,
 }
 
-/// Settles where the run trains. `gpu` is the adapter with its display name, or why there is
-/// none. Fails, naming the reason and what to change, when what was asked cannot run.
-pub fn place(req: &Request, gpu: Result<(&Gpu, &str), &str>) -> Result<Placement, String> {
+/// An adapter opened with the name the page and the CLI show for it, or why none opened.
+pub type Adapter = Result<(Gpu, String), String>;
+
+impl Placement {
+    /// The device to train on, when the placement is the GPU.
+    pub fn chosen<'a>(&self, adapter: &'a Adapter) -> Option<&'a Gpu> {
+        match adapter {
+            Ok((g, _)) if self.gpu => Some(g),
+            _ => None,
+        }
+    }
+}
+
+/// Settles where the run trains, given the adapter (or why there is none). Fails, naming the
+/// reason and what to change, when what was asked cannot run.
+pub fn place(req: &Request, adapter: &Adapter) -> Result<Placement, String> {
+    let gpu = adapter
+        .as_ref()
+        .map(|(g, n)| (g, n.as_str()))
+        .map_err(String::as_str);
     let cpu = |runs_on: &str| {
         Ok(Placement {
             gpu: false,
@@ -121,16 +138,28 @@ mod tests {
 
     #[test]
     fn without_an_adapter_auto_falls_back_to_the_cpu_or_says_why_not() {
-        let p = place(&request(EngineChoice::Auto, false), Err("no adapter")).unwrap();
+        let p = place(
+            &request(EngineChoice::Auto, false),
+            &Err("no adapter".into()),
+        )
+        .unwrap();
         assert_eq!((p.gpu, p.runs_on.as_str()), (false, "CPU reference"));
-        let e = place(&request(EngineChoice::Auto, true), Err("no adapter")).unwrap_err();
+        let e = place(
+            &request(EngineChoice::Auto, true),
+            &Err("no adapter".into()),
+        )
+        .unwrap_err();
         assert_eq!(
             e,
             "this run needs WebGPU: it is large, or open the page in a browser with WebGPU (no adapter)"
         );
-        let e = place(&request(EngineChoice::Gpu, false), Err("no adapter")).unwrap_err();
+        let e = place(
+            &request(EngineChoice::Gpu, false),
+            &Err("no adapter".into()),
+        )
+        .unwrap_err();
         assert_eq!(e, "WebGPU is not available: no adapter");
-        let e = place(&request(EngineChoice::Cpu, true), Err("no adapter")).unwrap_err();
+        let e = place(&request(EngineChoice::Cpu, true), &Err("no adapter".into())).unwrap_err();
         assert_eq!(e, "this run needs WebGPU: it is large, or train on WebGPU");
     }
 
@@ -140,7 +169,7 @@ mod tests {
                 cpu_faster_on_software: faster,
                 ..request(choice, too_large)
             };
-            place(&req, Ok((gpu, "the adapter"))).unwrap()
+            place(&req, &Ok((gpu.clone(), "the adapter".into()))).unwrap()
         };
         let auto = with(EngineChoice::Auto, false, true);
         if gpu.is_software() {

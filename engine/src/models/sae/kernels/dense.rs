@@ -223,7 +223,7 @@ mod tests {
     use crate::error::EngineError;
     use crate::gpu::{Gpu, Recorder, Recording};
     use crate::gpu_test;
-    use crate::kernels::test_data::values;
+    use crate::kernels::test_data::{record, values};
     use crate::testing::assert_close;
 
     /// Tolerance of products summing a few hundred terms of magnitude ≤ 1 in f32, in another
@@ -241,16 +241,6 @@ mod tests {
         (130, 7, 3),
     ];
 
-    async fn run<F>(gpu: &Gpu, f: F)
-    where
-        F: AsyncFnOnce(&mut Recording<'_>) -> Result<()>,
-    {
-        let mut recorder = Recorder::new(gpu);
-        let mut rec = recorder.begin();
-        f(&mut rec).await.unwrap();
-        rec.submit();
-    }
-
     async fn encode_and_decode(gpu: &Gpu) {
         for (batch, d_in, d_sae) in SHAPES {
             let x = values(1, batch * d_in);
@@ -267,7 +257,7 @@ mod tests {
             let bwd = gpu.storage_from("w_dec", &w_dec).unwrap();
             let pre = gpu.storage_zeroed::<f32>("pre", batch * d_sae).unwrap();
             let x_hat = gpu.storage_zeroed::<f32>("x_hat", batch * d_in).unwrap();
-            run(gpu, async |rec: &mut Recording<'_>| {
+            record(gpu, async |rec: &mut Recording<'_>| {
                 let b = EncodeBuffers {
                     x: &bx,
                     w_enc: &bw,
@@ -310,7 +300,7 @@ mod tests {
             let bf = gpu.storage_from("f", &f).unwrap();
             let grad = gpu.storage_from("grad", &grad0).unwrap();
             let gf = gpu.storage_zeroed::<f32>("gf", batch * d_sae).unwrap();
-            run(gpu, async |rec: &mut Recording<'_>| {
+            record(gpu, async |rec: &mut Recording<'_>| {
                 let b = LatentGradDenseBuffers {
                     g: &bg,
                     w_dec: &bw,
