@@ -31,6 +31,47 @@ macro_rules! gpu_test {
     };
 }
 
+/// Lets the browser's event loop run (a zero-delay timer) so a long CPU test on the page's main
+/// thread does not starve ChromeDriver, which gives up on a renderer silent for 30 s; does
+/// nothing natively.
+pub async fn yield_now() {
+    #[cfg(target_arch = "wasm32")]
+    {
+        let promise = js_sys::Promise::new(&mut |resolve, _| {
+            let global = js_sys::global();
+            let set_timeout = js_sys::Reflect::get(&global, &"setTimeout".into())
+                .ok()
+                .and_then(|f| wasm_bindgen::JsCast::dyn_into::<js_sys::Function>(f).ok());
+            match set_timeout {
+                Some(f) => {
+                    let _ = f.call2(&global, &resolve, &0.into());
+                }
+                None => {
+                    let _ = resolve.call0(&wasm_bindgen::JsValue::UNDEFINED);
+                }
+            }
+        });
+        let _ = wasm_bindgen_futures::JsFuture::from(promise).await;
+    }
+}
+
+/// Declares an async test without a GPU, for native (`pollster`) and browser alike.
+#[macro_export]
+macro_rules! cpu_test {
+    ($name:ident, $body:path) => {
+        #[cfg(not(target_arch = "wasm32"))]
+        #[test]
+        fn $name() {
+            pollster::block_on($body())
+        }
+        #[cfg(target_arch = "wasm32")]
+        #[wasm_bindgen_test::wasm_bindgen_test]
+        async fn $name() {
+            $body().await
+        }
+    };
+}
+
 /// Asserts `|a - b| <= atol + rtol |b|` elementwise, naming the first index that fails.
 pub fn assert_close(what: &str, a: &[f32], b: &[f32], atol: f32, rtol: f32) {
     assert_eq!(a.len(), b.len(), "{what}: lengths differ");
