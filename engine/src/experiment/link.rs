@@ -34,9 +34,26 @@ pub trait LinkConfig: Serialize + DeserializeOwned + Default {
     const EXTRA_KEYS: &'static [&'static str] = &[];
     /// Every field's key, error name, label, hint and range, in the page's order.
     const FIELDS: &'static [Field];
-    /// The order of top-level fields in a link, where a lab's links had one before this codec
-    /// (fields not listed follow in name order, as the config's serde form has them).
-    const FIELD_ORDER: &'static [&'static str] = &[];
+    /// Whether links list top-level fields in [`LinkConfig::FIELDS`] order (by field name), as
+    /// a lab's links did before this codec; otherwise in name order, as the config's serde form
+    /// has them.
+    const LINK_IN_FIELD_ORDER: bool = false;
+
+    /// The link key of a top-level field, when the lab shortens it ([`LinkConfig::ALIASES`]).
+    fn short_key(field: &str) -> Option<&'static str> {
+        Self::ALIASES
+            .iter()
+            .find(|(long, _)| *long == field)
+            .map(|(_, short)| *short)
+    }
+
+    /// The top-level field a shortened link key names.
+    fn field_of(key: &str) -> Option<&'static str> {
+        Self::ALIASES
+            .iter()
+            .find(|(_, short)| *short == key)
+            .map(|(long, _)| *long)
+    }
 
     /// The spelling of a field that has its own (by link key), from its serde form.
     fn encode_field(_key: &str, _value: &Value) -> Option<String> {
@@ -161,16 +178,13 @@ fn flatten<C: LinkConfig>(prefix: &str, v: &Value, out: &mut Vec<(String, String
     match v {
         Value::Object(m) => {
             let mut fields: Vec<(&String, &Value)> = m.iter().collect();
-            if prefix.is_empty() {
-                let rank = |k: &str| C::FIELD_ORDER.iter().position(|f| *f == k);
+            if prefix.is_empty() && C::LINK_IN_FIELD_ORDER {
+                let rank = |k: &str| C::FIELDS.iter().position(|f| f.name == k);
                 fields.sort_by_key(|(k, _)| rank(k).unwrap_or(usize::MAX));
             }
             for (k, v) in fields {
                 let key = if prefix.is_empty() {
-                    C::ALIASES
-                        .iter()
-                        .find(|(long, _)| long == k)
-                        .map_or(k.clone(), |(_, short)| short.to_string())
+                    C::short_key(k).map_or(k.clone(), str::to_string)
                 } else {
                     format!("{prefix}.{k}")
                 };
@@ -221,10 +235,7 @@ fn set_path<C: LinkConfig>(root: &mut Value, key: &str, value: Value, checked: b
     let mut node = root;
     for (i, part) in parts.iter().enumerate() {
         let part = if i == 0 {
-            C::ALIASES
-                .iter()
-                .find(|(_, short)| short == part)
-                .map_or(*part, |(long, _)| long)
+            C::field_of(part).unwrap_or(part)
         } else {
             part
         };

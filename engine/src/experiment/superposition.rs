@@ -118,29 +118,17 @@ impl crate::experiment::link::LinkConfig for SuperpositionConfig {
     const LAB: &'static str = "superposition";
     const TITLE: &'static str = "Superposition";
     const WRITES_LAB: bool = false;
-    const ALIASES: &'static [(&'static str, &'static str)] = &[
-        ("n_features", "nf"),
-        ("n_hidden", "nh"),
-        ("relu", "act"),
-        ("importance_decay", "imp"),
-        ("feature_probability", "p"),
-        ("relative_importance", "ri"),
-        ("batch_size", "bs"),
-        ("learning_rate", "lr"),
-    ];
     const FIELDS: &'static [crate::experiment::fields::Field] = fields::ALL;
-    const FIELD_ORDER: &'static [&'static str] = &[
-        "n_features",
-        "n_hidden",
-        "relu",
-        "importance_decay",
-        "feature_probability",
-        "relative_importance",
-        "batch_size",
-        "steps",
-        "learning_rate",
-        "seed",
-    ];
+    const LINK_IN_FIELD_ORDER: bool = true;
+
+    // The short link keys (`nf`, `lr`) are the field table's keys.
+    fn short_key(field: &str) -> Option<&'static str> {
+        fields::ALL.iter().find(|f| f.name == field).map(|f| f.key)
+    }
+
+    fn field_of(key: &str) -> Option<&'static str> {
+        fields::ALL.iter().find(|f| f.key == key).map(|f| f.name)
+    }
 
     fn encode_field(key: &str, value: &serde_json::Value) -> Option<String> {
         match key {

@@ -102,11 +102,12 @@ impl Recorder {
         self.bind_groups.clear();
     }
 
-    fn bind_group(&mut self, program: &Program, storage: &[Binding]) -> wgpu::BindGroup {
-        let key = (program.bind_layout().clone(), storage.to_vec());
+    fn bind_group(&mut self, program: &Program, storage: Vec<Binding>) -> wgpu::BindGroup {
+        let key = (program.bind_layout().clone(), storage);
         if let Some(bg) = self.bind_groups.get(&key) {
             return bg.clone();
         }
+        let storage = &key.1;
         let uniform = self.uniform.as_ref().expect("reserved before binding");
         let mut entries = vec![wgpu::BindGroupEntry {
             binding: 0,
@@ -236,11 +237,23 @@ impl Recording<'_> {
         storage: &[&wgpu::Buffer],
         grid: (u32, u32),
     ) {
+        let storage = storage.iter().map(|&b| (b.clone(), 0, None)).collect();
+        self.push_dispatch(program, pipeline.clone(), slot, storage, grid);
+    }
+
+    fn push_dispatch(
+        &mut self,
+        program: &Arc<Program>,
+        pipeline: Arc<wgpu::ComputePipeline>,
+        slot: Slot,
+        storage: Vec<Binding>,
+        grid: (u32, u32),
+    ) {
         debug_assert_eq!(storage.len() as u32, program.storage_bindings());
         self.ops.push(Op::Dispatch {
             program: program.clone(),
-            pipeline: pipeline.clone(),
-            storage: storage.iter().map(|&b| (b.clone(), 0, None)).collect(),
+            pipeline,
+            storage,
             slot,
             grid,
         });
@@ -273,17 +286,11 @@ impl Recording<'_> {
         let g = self.checked_grid(program, entry, groups)?;
         let pipeline = program.pipeline(&self.rec.gpu, entry).await?;
         let slot = self.params(params);
-        debug_assert_eq!(views.len() as u32, program.storage_bindings());
-        self.ops.push(Op::Dispatch {
-            program: program.clone(),
-            pipeline,
-            storage: views
-                .iter()
-                .map(|v| (v.buffer.clone(), v.offset, Some(v.bytes())))
-                .collect(),
-            slot,
-            grid: g,
-        });
+        let storage = views
+            .iter()
+            .map(|v| (v.buffer.clone(), v.offset, Some(v.bytes())))
+            .collect();
+        self.push_dispatch(program, pipeline, slot, storage, g);
         Ok(())
     }
 
@@ -356,7 +363,7 @@ impl Recording<'_> {
                         grid,
                     }) = next
                     {
-                        let bg = rec.bind_group(&program, &storage);
+                        let bg = rec.bind_group(&program, storage);
                         pass.set_pipeline(&pipeline);
                         pass.set_bind_group(0, &bg, &[(slot.0 as u64 * stride) as u32]);
                         pass.dispatch_workgroups(grid.0, grid.1, 1);

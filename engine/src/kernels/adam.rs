@@ -7,8 +7,8 @@
 //! reduction of those partial sums to the global norm², one update per tensor. Every sum is in
 //! a fixed order, so the step is the same bits on every run of a device.
 
-use super::{check_buffer, elements};
-use crate::error::{EngineError, Result};
+use super::{check_buffer, dim};
+use crate::error::Result;
 use crate::gpu::{Gpu, ProgramSpec, Recording};
 use crate::train::adam::AdamConfig;
 
@@ -116,10 +116,7 @@ pub async fn adam<'a>(
     let words = adam_scratch_words(&tensors.iter().map(|t| t.len).collect::<Vec<_>>());
     check_buffer(&gpu, "adam scratch", scratch, words as u64)?;
     for t in tensors {
-        let n = elements("adam tensor", &[u32::try_from(t.len).unwrap_or(u32::MAX)])?;
-        if n == 0 {
-            return Err(EngineError::invalid("adam tensor", 0, "must be at least 1"));
-        }
+        let n = dim("adam tensor", t.len)? as u64;
         for (name, b) in [("param", t.param), ("grad", t.grad), ("m", t.m), ("v", t.v)] {
             check_buffer(&gpu, name, b, n)?;
         }
