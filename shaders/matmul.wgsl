@@ -21,8 +21,8 @@ struct MatmulParams {
 }
 
 @group(0) @binding(0) var<uniform> mp: MatmulParams;
-@group(0) @binding(1) var<storage, read_write> a: array<f32>;
-@group(0) @binding(2) var<storage, read_write> b: array<f32>;
+@group(0) @binding(1) var<storage, read> a: array<f32>;
+@group(0) @binding(2) var<storage, read> b: array<f32>;
 @group(0) @binding(3) var<storage, read_write> c: array<f32>;
 
 const TILE: u32 = 64u;

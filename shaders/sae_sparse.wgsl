@@ -21,9 +21,9 @@ struct SparseParams {
 }
 
 @group(0) @binding(0) var<uniform> sp: SparseParams;
-@group(0) @binding(1) var<storage, read_write> code_idx: array<u32>;
+@group(0) @binding(1) var<storage, read> code_idx: array<u32>;
 @group(0) @binding(2) var<storage, read_write> code_val: array<f32>;
-@group(0) @binding(3) var<storage, read_write> w_dec: array<f32>;
+@group(0) @binding(3) var<storage, read> w_dec: array<f32>;
 @group(0) @binding(4) var<storage, read_write> dense: array<f32>;
 
 @compute @workgroup_size(256)

@@ -8,7 +8,7 @@
 //! Appended to bench/RESULTS.md with the adapter's name; nothing is asserted.
 
 use crate::tools::output;
-use mechlab_engine::gpu::program::layouts;
+use mechlab_engine::gpu::program::{layouts, read_only_bindings};
 use mechlab_engine::gpu::{Gpu, Recorder};
 use mechlab_engine::kernels::{matmul, Matmul};
 use std::collections::HashMap;
@@ -50,9 +50,9 @@ fn operands(gpu: &Gpu) -> Result<Vec<Operands>, String> {
 
 fn product(o: &Operands) -> Matmul<'_> {
     Matmul {
-        a: &o.a,
-        b: &o.b,
-        c: &o.c,
+        a: (&o.a).into(),
+        b: (&o.b).into(),
+        c: (&o.c).into(),
         m: SIZE,
         n: SIZE,
         k: SIZE,
@@ -130,6 +130,9 @@ fn per_call_step(
         ("matmul_wide", 128)
     };
     let mut encoder = gpu.device.create_command_encoder(&Default::default());
+    // Which bindings are read-only is the shader's, the same on every call: found once here so
+    // the peer pays only for what the old path did.
+    let read_only = read_only_bindings("per call", MATMUL_WGSL, 3).expect("matmul's bindings");
     for i in 0..DISPATCHES {
         let o = &ops[i % ops.len()];
         let constants = "const TRANS_A: bool = false;\nconst TRANS_B: bool = false;\n\
@@ -137,7 +140,7 @@ fn per_call_step(
         let decls = "var<private> bias: array<f32, 1>;\nvar<private> centre: array<f32, 1>;\n";
         let source = format!("{constants}{decls}{COMMON_WGSL}{MATMUL_WGSL}");
         // The same layouts the engine's programs have, made anew on every call as before.
-        let (bgl, pl) = layouts(&gpu.device, "per call", 64, 3);
+        let (bgl, pl) = layouts(&gpu.device, "per call", 64, 3, read_only);
         let key = (format!("matmul\n{source}"), entry.to_string());
         let pipeline = cache
             .entry(key)

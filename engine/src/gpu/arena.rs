@@ -8,7 +8,7 @@
 //!
 //! The gaps that alignment leaves hold zeros in every mirror, so Adam leaves them at zero.
 
-use super::Gpu;
+use super::{Gpu, View};
 use crate::error::{EngineError, Result};
 use crate::kernels::adam::AdamTensor;
 use std::sync::Arc;
@@ -127,33 +127,6 @@ impl ArenaLayout {
                     && parts.iter().zip(&want).all(|(p, w)| *w == "*" || p == w)
             })
             .collect()
-    }
-}
-
-/// A tensor inside a buffer, as a kernel binds it.
-#[derive(Debug, Clone, Copy)]
-pub struct View<'a> {
-    /// The buffer.
-    pub buffer: &'a wgpu::Buffer,
-    /// Where the tensor starts, in bytes (a multiple of the storage-offset alignment).
-    pub offset: u64,
-    /// Its elements.
-    pub len: usize,
-}
-
-impl<'a> View<'a> {
-    /// The whole buffer as a view of its 4-byte elements.
-    pub fn whole(buffer: &'a wgpu::Buffer) -> Self {
-        Self {
-            buffer,
-            offset: 0,
-            len: (buffer.size() / 4) as usize,
-        }
-    }
-
-    /// Its bytes.
-    pub fn bytes(&self) -> u64 {
-        self.len as u64 * 4
     }
 }
 

@@ -14,12 +14,12 @@ mod readback;
 pub mod recorder;
 pub mod tensor;
 
-pub use arena::{Arena, ArenaLayout, View};
+pub use arena::{Arena, ArenaLayout};
 pub use limits::LimitCheck;
 pub use pool::BufferPool;
 pub use program::{Program, ProgramCache, ProgramSpec};
 pub use recorder::{grid, Recorder, Recording};
-pub use tensor::Tensor;
+pub use tensor::{Tensor, View};
 
 use crate::error::{EngineError, Result};
 use std::sync::Arc;

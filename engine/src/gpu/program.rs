@@ -2,7 +2,10 @@
 //!
 //! A [`Program`] is one WGSL source (a kernel's body with the constants and declarations its
 //! host prepends) with one bind-group layout: binding 0 a uniform block read at a dynamic
-//! offset, bindings 1..=n read-write storage buffers. Each entry point's pipeline is compiled on
+//! offset, bindings 1..=n storage buffers, each read-only or read-write as the source declares
+//! it (`var<storage, read>` or `var<storage, read_write>`). Read-only bindings let one buffer
+//! be bound several times in a dispatch (two tensors of a parameter arena), which WebGPU
+//! refuses for writable bindings. Each entry point's pipeline is compiled on
 //! first use. Programs are cached by a short key (the shader's label, the text its host varies,
 //! the layout), so a dispatch never formats or hashes the whole source; the source is built only
 //! when the key is new.
@@ -137,8 +140,14 @@ impl ProgramCache {
         for part in spec.body {
             source.push_str(part);
         }
-        let (bind_layout, pipeline_layout) =
-            layouts(&gpu.device, spec.label, spec.uniform_bytes, spec.storage);
+        let read_only = read_only_bindings(spec.label, &source, spec.storage)?;
+        let (bind_layout, pipeline_layout) = layouts(
+            &gpu.device,
+            spec.label,
+            spec.uniform_bytes,
+            spec.storage,
+            read_only,
+        );
         let module = gpu
             .scoped(|| {
                 gpu.device
@@ -176,13 +185,62 @@ impl ProgramCache {
     }
 }
 
+/// The storage bindings (1..=n_storage) that `source` declares `var<storage, read>`, as a bit
+/// mask (bit i for binding i). A binding declared by several variables (one per entry point)
+/// must have one access mode; a binding outside 1..=n_storage is refused.
+pub fn read_only_bindings(label: &str, source: &str, n_storage: u32) -> Result<u64> {
+    let bad = |why: String| EngineError::Gpu(format!("{label}: {why}"));
+    let (mut read_only, mut read_write) = (0u64, 0u64);
+    let mut rest = source;
+    while let Some(at) = rest.find("@binding(") {
+        rest = &rest[at + "@binding(".len()..];
+        let close = rest
+            .find(')')
+            .ok_or_else(|| bad("unclosed @binding(".into()))?;
+        let binding: u32 = rest[..close]
+            .trim()
+            .parse()
+            .map_err(|_| bad(format!("@binding({}) is not a number", &rest[..close])))?;
+        let decl: String = rest[close + 1..]
+            .split(':')
+            .next()
+            .unwrap_or("")
+            .chars()
+            .filter(|c| !c.is_whitespace())
+            .collect();
+        if !decl.starts_with("var<storage") {
+            continue;
+        }
+        if binding == 0 || binding > n_storage || binding >= 64 {
+            return Err(bad(format!(
+                "storage @binding({binding}) outside 1..={n_storage}"
+            )));
+        }
+        // `var<storage>` without an access mode is read-only.
+        if decl.starts_with("var<storage,read>") || decl.starts_with("var<storage>") {
+            read_only |= 1 << binding;
+        } else {
+            read_write |= 1 << binding;
+        }
+    }
+    if read_only & read_write != 0 {
+        return Err(bad(format!(
+            "@binding({}) is declared both read-only and read-write",
+            (read_only & read_write).trailing_zeros()
+        )));
+    }
+    Ok(read_only)
+}
+
 /// The layouts every program has. Binding 0: a uniform with a dynamic offset (one slot per
-/// recorded dispatch); bindings 1..=n_storage: read-write storage buffers.
+/// recorded dispatch); bindings 1..=n_storage: storage buffers, read-only where bit `binding`
+/// of `read_only` is set.
 pub fn layouts(
     device: &wgpu::Device,
     label: &str,
     uniform_bytes: u64,
     n_storage: u32,
+    read_only: u64,
 ) -> (wgpu::BindGroupLayout, wgpu::PipelineLayout) {
     let mut entries = vec![wgpu::BindGroupLayoutEntry {
         binding: 0,
@@ -198,7 +256,9 @@ pub fn layouts(
         binding,
         visibility: wgpu::ShaderStages::COMPUTE,
         ty: wgpu::BindingType::Buffer {
-            ty: wgpu::BufferBindingType::Storage { read_only: false },
+            ty: wgpu::BufferBindingType::Storage {
+                read_only: read_only & (1 << binding) != 0,
+            },
             has_dynamic_offset: false,
             min_binding_size: None,
         },
@@ -214,4 +274,27 @@ pub fn layouts(
         immediate_size: 0,
     });
     (bgl, pl)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::read_only_bindings;
+
+    #[test]
+    fn storage_access_is_read_from_the_declarations() {
+        let src = "@group(0) @binding(0) var<uniform> p: P;
+@group(0) @binding(1) var<storage, read> a: array<f32>;
+@group(0) @binding(2) var<storage,read_write> b: array<f32>;
+@group(0) @binding( 3 ) var<storage , read> c: array<u32>;
+// Another entry point's name for binding 1, with the same access.
+@group(0) @binding(1) var<storage, read> x: array<f32>;
+@group(0) @binding(4) var<storage> d: array<f32>;";
+        assert_eq!(read_only_bindings("t", src, 4).unwrap(), 0b11010);
+        let both = "@binding(1) var<storage, read> a: array<f32>;\n\
+                    @binding(1) var<storage, read_write> b: array<f32>;";
+        let err = read_only_bindings("t", both, 1).unwrap_err().to_string();
+        assert!(err.contains("@binding(1)") && err.contains("both"), "{err}");
+        let outside = "@binding(3) var<storage, read> a: array<f32>;";
+        assert!(read_only_bindings("t", outside, 2).is_err());
+    }
 }

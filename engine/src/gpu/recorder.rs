@@ -14,8 +14,8 @@
 //! Bind groups keep their buffers alive, so the cache lives and dies with its recorder: a
 //! trainer's buffers are freed when the trainer (and its recorder) is dropped.
 
-use super::arena::View;
 use super::program::{Program, MAX_UNIFORM_BYTES};
+use super::tensor::{check_view, View};
 use super::Gpu;
 use crate::error::Result;
 use std::collections::HashMap;
@@ -270,17 +270,9 @@ impl Recording<'_> {
         views: &[View<'_>],
         groups: u64,
     ) -> Result<()> {
-        let align = self.gpu().limits.min_storage_buffer_offset_alignment as u64;
         for v in views {
-            if !v.offset.is_multiple_of(align) || v.offset + v.bytes() > v.buffer.size() {
-                return Err(crate::EngineError::invalid(
-                    "view",
-                    format!("{} bytes at offset {}", v.bytes(), v.offset),
-                    format!(
-                        "must lie in its buffer of {} bytes at a multiple of {align}",
-                        v.buffer.size()
-                    ),
-                ));
+            if !v.is_whole() {
+                check_view(self.gpu(), "view", v, 0)?;
             }
         }
         let g = self.checked_grid(program, entry, groups)?;
@@ -288,7 +280,10 @@ impl Recording<'_> {
         let slot = self.params(params);
         let storage = views
             .iter()
-            .map(|v| (v.buffer.clone(), v.offset, Some(v.bytes())))
+            .map(|v| {
+                let size = (!v.is_whole()).then(|| v.bytes());
+                (v.buffer.clone(), v.offset, size)
+            })
             .collect();
         self.push_dispatch(program, pipeline, slot, storage, g);
         Ok(())

@@ -4,8 +4,7 @@
 
 use super::{bool_consts, dim, params, Kernel, Optional};
 use crate::error::Result;
-use crate::gpu::Tensor;
-use crate::gpu::{Gpu, Recording};
+use crate::gpu::{Gpu, Recording, Tensor, View};
 
 const MATMUL_WGSL: &str = include_str!("../../../shaders/matmul.wgsl");
 const TILE: u64 = 64;
@@ -16,11 +15,11 @@ const TILE: u64 = 64;
 #[derive(Clone, Copy)]
 pub struct Matmul<'a> {
     /// Left operand: `[M, K]`, or `[K, M]` with `trans_a`.
-    pub a: &'a wgpu::Buffer,
+    pub a: View<'a>,
     /// Right operand: `[K, N]`, or `[N, K]` with `trans_b`.
-    pub b: &'a wgpu::Buffer,
+    pub b: View<'a>,
     /// Output `[M, N]`.
-    pub c: &'a wgpu::Buffer,
+    pub c: View<'a>,
     /// Rows of the output.
     pub m: usize,
     /// Columns of the output.
@@ -32,9 +31,9 @@ pub struct Matmul<'a> {
     /// `b` is stored transposed.
     pub trans_b: bool,
     /// Added to every row of the product, `[N]`.
-    pub bias: Option<&'a wgpu::Buffer>,
+    pub bias: Option<View<'a>>,
     /// Subtracted from `op(a)`'s every row before the product, `[K]`.
-    pub centre: Option<&'a wgpu::Buffer>,
+    pub centre: Option<View<'a>>,
     /// Add to `c` instead of overwriting it.
     pub accumulate: bool,
 }
@@ -112,11 +111,13 @@ async fn matmul_tiled(
             name: "bias",
             elem: "f32",
             buffer: mm.bias,
+            writes: false,
         },
         Optional {
             name: "centre",
             elem: "f32",
             buffer: mm.centre,
+            writes: false,
         },
     ];
     let storage = vec![mm.a, mm.b, mm.c];
@@ -187,9 +188,9 @@ mod tests {
             let c = gpu.storage_zeroed::<f32>("c", m * n).unwrap();
             record(gpu, async |rec: &mut Recording<'_>| {
                 let mm = Matmul {
-                    a: &ba,
-                    b: &bb,
-                    c: &c,
+                    a: (&ba).into(),
+                    b: (&bb).into(),
+                    c: (&c).into(),
                     m,
                     n,
                     k,
@@ -209,4 +210,92 @@ mod tests {
         }
     }
     gpu_test!(gpu_matmul_all_transposes_match_reference, all_transposes);
+
+    /// A linear layer as the transformer binds it: the weight and its bias are two tensors of
+    /// one arena buffer, bound as two views in the same dispatch, at sizes that leave alignment
+    /// gaps between them. Then one tensor bound twice (W·Wᵀ), which only read-only inputs
+    /// allow: Chromium refuses overlapping bindings when one is writable.
+    async fn weight_and_bias_from_one_arena(gpu: &Gpu) {
+        use crate::gpu::{Arena, ArenaLayout};
+        use std::sync::Arc;
+        let (m, n, k) = (37, 70, 19);
+        let tensors: [(&str, &[usize]); 3] = [("W_in", &[k, n]), ("b_in", &[n]), ("W_out", &[3])];
+        let layout = Arc::new(ArenaLayout::for_device(gpu, &tensors).unwrap());
+        assert_eq!(layout.buffer_lens().len(), 1, "one buffer holds both");
+        let arena = Arena::zeroed(gpu, "params", layout).unwrap();
+        let (w, bias) = (values(21, k * n), values(22, n));
+        arena.write(gpu, "W_in", &w).unwrap();
+        arena.write(gpu, "b_in", &bias).unwrap();
+        let x = values(23, m * k);
+        let bx = gpu.storage_from("x", &x).unwrap();
+        let c = gpu.storage_zeroed::<f32>("c", m * n).unwrap();
+        record(gpu, async |rec: &mut Recording<'_>| {
+            let mm = Matmul {
+                a: (&bx).into(),
+                b: arena.view("W_in")?,
+                c: (&c).into(),
+                m,
+                n,
+                k,
+                trans_a: false,
+                trans_b: false,
+                bias: Some(arena.view("b_in")?),
+                centre: None,
+                accumulate: false,
+            };
+            matmul(rec, &mm).await
+        })
+        .await;
+        let got: Vec<f32> = gpu.read(&c, m * n).await.unwrap();
+        let mut want = matmul_ref(&x, &w, (m, n, k), false, false);
+        for (i, v) in want.iter_mut().enumerate() {
+            *v += bias[i % n];
+        }
+        assert_close("x·W_in + b_in", &got, &want, ATOL, RTOL);
+        let gram = gpu.storage_zeroed::<f32>("gram", k * k).unwrap();
+        record(gpu, async |rec: &mut Recording<'_>| {
+            let w_in = arena.view("W_in")?;
+            let mm = Matmul {
+                a: w_in,
+                b: w_in,
+                c: (&gram).into(),
+                m: k,
+                n: k,
+                k: n,
+                trans_a: false,
+                trans_b: true,
+                bias: None,
+                centre: None,
+                accumulate: false,
+            };
+            matmul(rec, &mm).await
+        })
+        .await;
+        let got: Vec<f32> = gpu.read(&gram, k * k).await.unwrap();
+        let want = matmul_ref(&w, &w, (k, k, n), false, true);
+        assert_close("W_in·W_inᵀ", &got, &want, ATOL, RTOL);
+        // A view too small for its shape is refused with its name before anything is recorded.
+        let mut recorder = crate::gpu::Recorder::new(gpu);
+        let mut rec = recorder.begin();
+        let mm = Matmul {
+            a: (&bx).into(),
+            b: arena.view("b_in").unwrap(),
+            c: (&c).into(),
+            m,
+            n,
+            k,
+            trans_a: false,
+            trans_b: false,
+            bias: None,
+            centre: None,
+            accumulate: false,
+        };
+        let err = matmul(&mut rec, &mm).await.unwrap_err().to_string();
+        assert!(err.contains("invalid config: b = "), "{err}");
+        assert_eq!(rec.dispatches(), 0);
+    }
+    gpu_test!(
+        gpu_matmul_weight_and_bias_from_one_arena,
+        weight_and_bias_from_one_arena
+    );
 }

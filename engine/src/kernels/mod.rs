@@ -6,9 +6,11 @@
 //!
 //! Every function validates shapes and buffer sizes first, then adds its dispatches to the
 //! caller's [`Recording`], so a training step is one recording and one submit. Nothing is
-//! submitted or read back here. All tensors are f32 (indices u32), row-major. The buffers of
-//! one call must be distinct: every binding is read-write, and Chromium refuses a buffer
-//! bound twice in one dispatch ("writable storage buffer binding aliasing").
+//! submitted or read back here. All tensors are f32 (indices u32), row-major, bound as
+//! [`View`]s: whole buffers, or tensors of a parameter arena. Inputs a kernel only reads are
+//! declared `var<storage, read>`, so several views of one buffer (an arena's weight and bias)
+//! may be bound to them in one dispatch; a buffer a kernel writes must appear in no other
+//! binding of the call (Chromium refuses "writable storage buffer binding aliasing").
 //!
 //! Determinism: no kernel adds floats with atomics. Every output element is one chain of adds
 //! in a fixed order, so a given device gives the same bits on every run; only integer counts use
@@ -24,7 +26,7 @@ pub use topk::{topk_rows, topk_scratch_bytes, TopkBuffers, MAX_K};
 
 use crate::error::Result;
 pub(crate) use crate::gpu::tensor::{check_buffer, dim, elements};
-use crate::gpu::{Gpu, Program, ProgramSpec, Recording};
+use crate::gpu::{Gpu, Program, ProgramSpec, Recording, View};
 use std::sync::Arc;
 
 /// Marks an empty slot of a sparse code: a masked TopK found fewer than `k` eligible latents.
@@ -68,41 +70,46 @@ pub(crate) fn params(words: &[u32]) -> Params {
 }
 
 /// A storage binding that some variants of a kernel go without. Given, it is declared after the
-/// fixed bindings; absent, as a one-element private array that the specialised shader never
-/// reads. (Binding some other buffer of the call in its place would alias a writable binding,
-/// which WebGPU implementations may refuse.)
+/// fixed bindings (read-only unless the kernel writes it); absent, as a one-element private
+/// array that the specialised shader never touches. (Binding some other buffer of the call in
+/// its place could alias a writable binding, which WebGPU implementations may refuse.)
 pub(crate) struct Optional<'a> {
     pub name: &'static str,
     pub elem: &'static str,
-    pub buffer: Option<&'a wgpu::Buffer>,
+    pub buffer: Option<View<'a>>,
+    /// The kernel writes it.
+    pub writes: bool,
 }
 
 /// A kernel specialised for one call: its program (the common helpers and `body` after
 /// `constants` and the optional bindings' declarations) and its storage bindings in order.
 pub(crate) struct Kernel<'a> {
     program: Arc<Program>,
-    storage: Vec<&'a wgpu::Buffer>,
+    storage: Vec<View<'a>>,
 }
 
 impl<'a> Kernel<'a> {
-    /// `storage` are bindings 1.. in order, then the optional ones that are given.
-    pub(crate) async fn new(
+    /// `storage` (buffers or views) are bindings 1.. in order, then the optional ones that are
+    /// given.
+    pub(crate) async fn new<S: Into<View<'a>>>(
         gpu: &Gpu,
         label: &'static str,
         constants: &str,
         body: &'static str,
-        mut storage: Vec<&'a wgpu::Buffer>,
+        storage: Vec<S>,
         optional: &[Optional<'a>],
     ) -> Result<Self> {
+        let mut storage: Vec<View<'a>> = storage.into_iter().map(Into::into).collect();
         let mut variant = String::from(constants);
         for o in optional {
             let (name, elem) = (o.name, o.elem);
+            let access = if o.writes { "read_write" } else { "read" };
             match o.buffer {
                 Some(b) => {
                     storage.push(b);
                     let at = storage.len();
                     variant += &format!(
-                        "@group(0) @binding({at}) var<storage, read_write> {name}: array<{elem}>;\n"
+                        "@group(0) @binding({at}) var<storage, {access}> {name}: array<{elem}>;\n"
                     );
                 }
                 None => variant += &format!("var<private> {name}: array<{elem}, 1>;\n"),
@@ -128,7 +135,7 @@ impl<'a> Kernel<'a> {
         p: Params,
         groups: u64,
     ) -> Result<()> {
-        rec.dispatch(&self.program, entry, &p, &self.storage, groups)
+        rec.dispatch_views(&self.program, entry, &p, &self.storage, groups)
             .await
     }
 }

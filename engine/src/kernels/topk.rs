@@ -8,7 +8,7 @@
 use super::{bool_consts, check_buffer, dim, params, Kernel, Optional, NO_LATENT};
 use crate::error::{EngineError, Result};
 use crate::gpu::Recording;
-use crate::gpu::Tensor;
+use crate::gpu::{Tensor, View};
 
 const TOPK_WGSL: &str = include_str!("../../../shaders/topk.wgsl");
 
@@ -87,7 +87,8 @@ pub async fn topk_rows(
     let mask = [Optional {
         name: "mask",
         elem: "u32",
-        buffer: buf.mask,
+        buffer: buf.mask.map(View::from),
+        writes: false,
     }];
     let kern = Kernel::new(gpu, "topk", &consts, TOPK_WGSL, storage, &mask).await?;
     let rows = batch as u64;
@@ -151,7 +152,7 @@ pub fn topk_ref(pre: &[f32], n: usize, k: usize, mask: Option<&[u32]>) -> (Vec<u
 mod tests {
     use super::super::test_data::{values, Timer};
     use super::*;
-    use crate::gpu::{Gpu, Recorder};
+    use crate::gpu::{Gpu, Recorder, View};
     use crate::gpu_test;
 
     /// Runs the kernel and asserts indices and values equal the reference exactly (values bit

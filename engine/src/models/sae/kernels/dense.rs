@@ -31,16 +31,16 @@ pub async fn encode(
     d_sae: usize,
 ) -> Result<()> {
     let mm = Matmul {
-        a: buf.x,
-        b: buf.w_enc,
-        c: buf.pre,
+        a: buf.x.into(),
+        b: buf.w_enc.into(),
+        c: buf.pre.into(),
         m: batch,
         n: d_sae,
         k: d_in,
         trans_a: false,
         trans_b: true,
-        bias: Some(buf.b_enc),
-        centre: Some(buf.b_dec),
+        bias: Some(buf.b_enc.into()),
+        centre: Some(buf.b_dec.into()),
         accumulate: false,
     };
     matmul_named(rec, &mm, ["x", "w_enc", "pre", "b_enc", "b_dec"]).await
@@ -68,15 +68,15 @@ pub async fn decode_dense(
     d_sae: usize,
 ) -> Result<()> {
     let mm = Matmul {
-        a: buf.f,
-        b: buf.w_dec,
-        c: buf.x_hat,
+        a: buf.f.into(),
+        b: buf.w_dec.into(),
+        c: buf.x_hat.into(),
         m: batch,
         n: d_in,
         k: d_sae,
         trans_a: false,
         trans_b: false,
-        bias: Some(buf.b_dec),
+        bias: Some(buf.b_dec.into()),
         centre: None,
         accumulate: false,
     };
@@ -103,9 +103,9 @@ pub async fn latent_grad_dense(
     d_sae: usize,
 ) -> Result<()> {
     let mm = Matmul {
-        a: buf.g,
-        b: buf.w_dec,
-        c: buf.gf,
+        a: buf.g.into(),
+        b: buf.w_dec.into(),
+        c: buf.gf.into(),
         m: batch,
         n: d_sae,
         k: d_in,
@@ -138,9 +138,9 @@ pub async fn weight_grad_dense(
     d_sae: usize,
 ) -> Result<()> {
     let mm = Matmul {
-        a: buf.coef,
-        b: buf.rows,
-        c: buf.grad,
+        a: buf.coef.into(),
+        b: buf.rows.into(),
+        c: buf.grad.into(),
         m: d_sae,
         n: d_in,
         k: batch,

@@ -7,7 +7,7 @@
 use super::code_rows_len;
 use crate::error::Result;
 use crate::gpu::Tensor;
-use crate::gpu::{Gpu, Recording};
+use crate::gpu::{Gpu, Recording, View};
 use crate::kernels::{
     bool_consts, check_buffer, dim, elements, params, row_width, Kernel, Optional,
 };
@@ -24,12 +24,14 @@ fn optional<'a>(
         Optional {
             name: "b_dec",
             elem: "f32",
-            buffer: b_dec,
+            buffer: b_dec.map(View::from),
+            writes: false,
         },
         Optional {
             name: "code_rows",
             elem: "u32",
-            buffer: rows,
+            buffer: rows.map(View::from),
+            writes: false,
         },
     ];
     (consts, bindings)

@@ -20,7 +20,7 @@
 
 use super::code_rows_len;
 use crate::error::{EngineError, Result};
-use crate::gpu::Recording;
+use crate::gpu::{Recording, View};
 use crate::kernels::{
     bool_consts, check_buffer, dim, elements, items_per_group, params, row_width, Kernel, Optional,
 };
@@ -177,12 +177,14 @@ pub async fn weight_grad_sparse(
             Optional {
                 name: "bias_grad",
                 elem: "f32",
-                buffer: bias,
+                buffer: bias.map(View::from),
+                writes: true,
             },
             Optional {
                 name: "code_rows",
                 elem: "u32",
-                buffer: buf.rows,
+                buffer: buf.rows.map(View::from),
+                writes: false,
             },
         ];
         let kern = Kernel::new(
