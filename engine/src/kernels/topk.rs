@@ -152,7 +152,7 @@ pub fn topk_ref(pre: &[f32], n: usize, k: usize, mask: Option<&[u32]>) -> (Vec<u
 mod tests {
     use super::super::test_data::{values, Timer};
     use super::*;
-    use crate::gpu::{Gpu, Recorder, View};
+    use crate::gpu::{Gpu, Recorder};
     use crate::gpu_test;
 
     /// Runs the kernel and asserts indices and values equal the reference exactly (values bit
