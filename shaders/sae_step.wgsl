@@ -4,8 +4,8 @@
 // reconstruction gradient, the TopK family's per-entry gradients and AuxK, firing and
 // dead-latent bookkeeping, the decoder projection, the dense path's activations and penalties,
 // and BatchTopK's threshold estimate. Every entry point shares one bind group layout: five f32
-// arrays, two u32 arrays and one atomic counter array, bound per dispatch. The host prepends
-// WG (invocations per workgroup) and THRESHOLD_RATE.
+// slots, two u32 slots and one atomic counter array, bound per dispatch and named per entry
+// point (below). The host prepends WG (invocations per workgroup) and THRESHOLD_RATE.
 
 struct TrainParams {
     batch: u32,
@@ -27,13 +27,46 @@ struct TrainParams {
 }
 
 @group(0) @binding(0) var<uniform> p: TrainParams;
-@group(0) @binding(1) var<storage, read_write> a: array<f32>;
-@group(0) @binding(2) var<storage, read_write> b: array<f32>;
-@group(0) @binding(3) var<storage, read_write> c: array<f32>;
-@group(0) @binding(4) var<storage, read_write> d: array<f32>;
-@group(0) @binding(5) var<storage, read_write> e: array<f32>;
-@group(0) @binding(6) var<storage, read_write> u: array<u32>;
-@group(0) @binding(7) var<storage, read_write> w: array<u32>;
+// Every entry point binds the same eight storage slots; each names the slots it uses with
+// variables of its own (a slot may have several names, one per role, never two in one entry
+// point). The host's `step::Kernel` lists each entry point's buffers in slot order.
+//
+// Slot 1: x, values, g_val, val, w_dec, pre, g_chunk
+@group(0) @binding(1) var<storage, read_write> x: array<f32>;
+@group(0) @binding(1) var<storage, read_write> values: array<f32>;
+@group(0) @binding(1) var<storage, read_write> g_val: array<f32>;
+@group(0) @binding(1) var<storage, read_write> val: array<f32>;
+@group(0) @binding(1) var<storage, read_write> w_dec: array<f32>;
+@group(0) @binding(1) var<storage, read_write> pre: array<f32>;
+@group(0) @binding(1) var<storage, read_write> g_chunk: array<f32>;
+// Slot 2: b_dec, x_hat, sums, code_val, threshold, w_dec_grad, f, w_enc
+@group(0) @binding(2) var<storage, read_write> b_dec: array<f32>;
+@group(0) @binding(2) var<storage, read_write> x_hat: array<f32>;
+@group(0) @binding(2) var<storage, read_write> sums: array<f32>;
+@group(0) @binding(2) var<storage, read_write> code_val: array<f32>;
+@group(0) @binding(2) var<storage, read_write> threshold: array<f32>;
+@group(0) @binding(2) var<storage, read_write> w_dec_grad: array<f32>;
+@group(0) @binding(2) var<storage, read_write> f: array<f32>;
+@group(0) @binding(2) var<storage, read_write> w_enc: array<f32>;
+// Slot 3: xc, g_x_hat, g_pre, e_hat, gate, gf, b_dec_grad
+@group(0) @binding(3) var<storage, read_write> xc: array<f32>;
+@group(0) @binding(3) var<storage, read_write> g_x_hat: array<f32>;
+@group(0) @binding(3) var<storage, read_write> g_pre: array<f32>;
+@group(0) @binding(3) var<storage, read_write> e_hat: array<f32>;
+@group(0) @binding(3) var<storage, read_write> gate: array<f32>;
+@group(0) @binding(3) var<storage, read_write> gf: array<f32>;
+@group(0) @binding(3) var<storage, read_write> b_dec_grad: array<f32>;
+// Slot 4: row_loss, lat (the per-latent buffer, sections below)
+@group(0) @binding(4) var<storage, read_write> row_loss: array<f32>;
+@group(0) @binding(4) var<storage, read_write> lat: array<f32>;
+// Slot 5: glat (lat's gradient), g_aux_gate, col_sums
+@group(0) @binding(5) var<storage, read_write> glat: array<f32>;
+@group(0) @binding(5) var<storage, read_write> g_aux_gate: array<f32>;
+@group(0) @binding(5) var<storage, read_write> col_sums: array<f32>;
+// Slot 6: idx, since; slot 7: mask_window; slot 8: counters
+@group(0) @binding(6) var<storage, read_write> idx: array<u32>;
+@group(0) @binding(6) var<storage, read_write> since: array<u32>;
+@group(0) @binding(7) var<storage, read_write> mask_window: array<u32>;
 @group(0) @binding(8) var<storage, read_write> counters: array<atomic<u32>>;
 
 const NONE: u32 = 0xffffffffu;
@@ -42,16 +75,16 @@ fn flat_id(gid: vec3<u32>, nwg: vec3<u32>) -> u32 {
     return gid.x + gid.y * nwg.x * WG;
 }
 
-// a = x [B, d], b = b_dec [d] → c = x − b_dec.
+// xc = x − b_dec, x [B, d], b_dec [d].
 @compute @workgroup_size(WG)
 fn centre(@builtin(global_invocation_id) gid: vec3<u32>, @builtin(num_workgroups) nwg: vec3<u32>) {
     let id = flat_id(gid, nwg);
     if (id >= p.batch * p.d_in) { return; }
-    c[id] = a[id] - b[id % p.d_in];
+    xc[id] = x[id] - b_dec[id % p.d_in];
 }
 
-// a = x̂, b = x → c = g = 2 (x̂ − x) / B, d[row0 + row] = ‖x̂ − x‖² (one invocation per row of
-// the `rows` in a, b and c; B is the whole batch).
+// g_x_hat = 2 (x̂ − x) / B, row_loss[row0 + row] = ‖x̂ − x‖² (one invocation per row of the
+// `rows` in x, x_hat and g_x_hat; B is the whole batch).
 @compute @workgroup_size(WG)
 fn recon_grad(@builtin(global_invocation_id) gid: vec3<u32>, @builtin(num_workgroups) nwg: vec3<u32>) {
     let row = flat_id(gid, nwg);
@@ -60,21 +93,22 @@ fn recon_grad(@builtin(global_invocation_id) gid: vec3<u32>, @builtin(num_workgr
     let scale = 2.0 / f32(p.batch);
     for (var i = 0u; i < p.d_in; i++) {
         let j = row * p.d_in + i;
-        let err = a[j] - b[j];
+        let err = x_hat[j] - x[j];
         s += err * err;
-        c[j] = scale * err;
+        g_x_hat[j] = scale * err;
     }
-    d[p.row0 + row] = s;
+    row_loss[p.row0 + row] = s;
 }
 
 var<workgroup> partial: array<f32, WG>;
 
-// One workgroup: b[out_index] = Σ a[0..count] (a fixed summation order, so it is deterministic).
+// One workgroup: sums[out_index] = Σ values[0..count] (a fixed summation order, so it is
+// deterministic).
 @compute @workgroup_size(WG)
 fn reduce_sum(@builtin(local_invocation_id) lid: vec3<u32>) {
     var s = 0.0;
     for (var i = lid.x; i < p.count; i += WG) {
-        s += a[i];
+        s += values[i];
     }
     partial[lid.x] = s;
     workgroupBarrier();
@@ -85,56 +119,57 @@ fn reduce_sum(@builtin(local_invocation_id) lid: vec3<u32>) {
         workgroupBarrier();
     }
     if (lid.x == 0u) {
-        b[p.out_index] = partial[0];
+        sums[p.out_index] = partial[0];
     }
 }
 
-// Per-entry gradient of the TopK family: a = g_val [n], b = val [n] → c = g_pre, zero where
-// the latent did not fire (ReLU's derivative, and padding entries).
+// Per-entry gradient of the TopK family: g_pre = g_val [n], zero where the latent did not fire
+// (code_val ≤ 0: ReLU's derivative) and at padding entries (idx = NONE).
 @compute @workgroup_size(WG)
 fn entry_gpre(@builtin(global_invocation_id) gid: vec3<u32>, @builtin(num_workgroups) nwg: vec3<u32>) {
     let id = flat_id(gid, nwg);
     if (id >= p.count) { return; }
-    c[id] = select(0.0, a[id], b[id] > 0.0 && u[id] != NONE);
+    g_pre[id] = select(0.0, g_val[id], code_val[id] > 0.0 && idx[id] != NONE);
 }
 
-// Counts firings: one invocation per entry, a = val, u = idx → counters[idx] += 1.
+// Counts firings: one invocation per entry, counters[idx] += 1 where val > 0.
 @compute @workgroup_size(WG)
 fn fire_count(@builtin(global_invocation_id) gid: vec3<u32>, @builtin(num_workgroups) nwg: vec3<u32>) {
     let id = flat_id(gid, nwg);
     if (id >= p.count) { return; }
-    let j = u[id];
-    if (j != NONE && a[id] > 0.0) {
+    let j = idx[id];
+    if (j != NONE && val[id] > 0.0) {
         atomicAdd(&counters[j], 1u);
     }
 }
 
-// One invocation per latent: u = tokens since fired, w = [dead mask (d_sae) | window firings
-// (d_sae)], counters = [firings this step (d_sae) | dead count (1)]. Saturates instead of
+// One invocation per latent: since = tokens since fired, mask_window = [dead mask (d_sae) |
+// window firings (d_sae)], counters = [firings this step (d_sae) | dead count (1)]. Saturates instead of
 // wrapping so a latent dead for billions of tokens stays dead.
 @compute @workgroup_size(WG)
 fn dead_update(@builtin(global_invocation_id) gid: vec3<u32>, @builtin(num_workgroups) nwg: vec3<u32>) {
     let j = flat_id(gid, nwg);
     if (j >= p.d_sae) { return; }
     let fired = atomicExchange(&counters[j], 0u);
-    var since = u[j];
+    var tokens = since[j];
     if (fired > 0u) {
-        since = 0u;
+        tokens = 0u;
     } else {
-        since = select(since + p.batch, NONE, since > NONE - p.batch);
+        tokens = select(tokens + p.batch, NONE, tokens > NONE - p.batch);
     }
-    u[j] = since;
-    w[p.d_sae + j] += fired;
-    let dead = since > p.dead_tokens;
-    w[j] = select(0u, 1u, dead);
+    since[j] = tokens;
+    mask_window[p.d_sae + j] += fired;
+    let dead = tokens > p.dead_tokens;
+    mask_window[j] = select(0u, 1u, dead);
     if (dead) {
         atomicAdd(&counters[p.d_sae], 1u);
     }
 }
 
-// AuxK's gradient at the residual, one invocation per row: a = x, b = x̂ (main), c = ê (aux
-// reconstruction, no b_dec) → c becomes g_aux = s · 2 (ê − e) / B with e = x − x̂ and
-// s = coefficient · min(n_dead / k_aux, 1); d[row] = s · ‖ê − e‖². counters[d_sae] = n_dead.
+// AuxK's gradient at the residual, one invocation per row: x, x_hat (main), e_hat (the aux
+// reconstruction, no b_dec) → e_hat becomes g_aux = s · 2 (ê − e) / B with e = x − x̂ and
+// s = coefficient · min(n_dead / k_aux, 1); row_loss[row] = s · ‖ê − e‖². counters[d_sae] =
+// n_dead.
 @compute @workgroup_size(WG)
 fn aux_grad(@builtin(global_invocation_id) gid: vec3<u32>, @builtin(num_workgroups) nwg: vec3<u32>) {
     let row = flat_id(gid, nwg);
@@ -144,22 +179,23 @@ fn aux_grad(@builtin(global_invocation_id) gid: vec3<u32>, @builtin(num_workgrou
     var sum = 0.0;
     for (var i = 0u; i < p.d_in; i++) {
         let j = row * p.d_in + i;
-        let err = c[j] - (a[j] - b[j]);
+        let err = e_hat[j] - (x[j] - x_hat[j]);
         sum += err * err;
-        c[j] = s * 2.0 * err / f32(p.batch);
+        e_hat[j] = s * 2.0 * err / f32(p.batch);
     }
-    d[row] = s * sum;
+    row_loss[row] = s * sum;
 }
 
-// BatchTopK's inference threshold, one workgroup: m = the smallest positive of a[0..count] (the
-// kept activations), then b[0] = (1 − r) b[0] + r m, or m while b[0] is still 0. A batch with
+// BatchTopK's inference threshold, one workgroup: m = the smallest positive of val[0..count]
+// (the kept activations), then threshold[0] = (1 − r) threshold[0] + r m, or m while it is
+// still 0. A batch with
 // nothing positive leaves it alone. 0 stands for "none yet" in the reduction, since every
 // candidate is positive.
 @compute @workgroup_size(WG)
 fn threshold_ema(@builtin(local_invocation_id) lid: vec3<u32>) {
     var m = 0.0;
     for (var i = lid.x; i < p.count; i += WG) {
-        let v = a[i];
+        let v = val[i];
         if (v > 0.0 && (m == 0.0 || v < m)) {
             m = v;
         }
@@ -176,40 +212,39 @@ fn threshold_ema(@builtin(local_invocation_id) lid: vec3<u32>) {
         workgroupBarrier();
     }
     if (lid.x == 0u && partial[0] > 0.0) {
-        let t = b[0];
+        let t = threshold[0];
         let r = THRESHOLD_RATE;
-        b[0] = select(partial[0], (1.0 - r) * t + r * partial[0], t > 0.0);
+        threshold[0] = select(partial[0], (1.0 - r) * t + r * partial[0], t > 0.0);
     }
 }
 
-// Removes each decoder row's gradient component along the (unit) row; one invocation per row:
-// a = W_dec, b = its gradient.
+// Removes each decoder row's gradient component along the (unit) row; one invocation per row.
 @compute @workgroup_size(WG)
 fn project_decoder(@builtin(global_invocation_id) gid: vec3<u32>, @builtin(num_workgroups) nwg: vec3<u32>) {
     let j = flat_id(gid, nwg);
     if (j >= p.d_sae) { return; }
     var along = 0.0;
     for (var i = 0u; i < p.d_in; i++) {
-        along += a[j * p.d_in + i] * b[j * p.d_in + i];
+        along += w_dec[j * p.d_in + i] * w_dec_grad[j * p.d_in + i];
     }
     for (var i = 0u; i < p.d_in; i++) {
-        b[j * p.d_in + i] -= along * a[j * p.d_in + i];
+        w_dec_grad[j * p.d_in + i] -= along * w_dec[j * p.d_in + i];
     }
 }
 
-// Scales decoder rows back to unit norm; a = W_dec.
+// Scales decoder rows back to unit norm.
 @compute @workgroup_size(WG)
 fn normalize_decoder(@builtin(global_invocation_id) gid: vec3<u32>, @builtin(num_workgroups) nwg: vec3<u32>) {
     let j = flat_id(gid, nwg);
     if (j >= p.d_sae) { return; }
     var n = 0.0;
     for (var i = 0u; i < p.d_in; i++) {
-        n += a[j * p.d_in + i] * a[j * p.d_in + i];
+        n += w_dec[j * p.d_in + i] * w_dec[j * p.d_in + i];
     }
     n = sqrt(n);
     if (n > 0.0) {
         for (var i = 0u; i < p.d_in; i++) {
-            a[j * p.d_in + i] /= n;
+            w_dec[j * p.d_in + i] /= n;
         }
     }
 }
@@ -224,41 +259,40 @@ const ARCH_RELU: u32 = 0u;
 const ARCH_JUMP: u32 = 1u;
 const ARCH_GATED: u32 = 2u;
 
-// Decoder row norms into lat's section 4; a = W_dec, d = lat. One invocation per latent.
+// Decoder row norms into lat's section 4. One invocation per latent.
 @compute @workgroup_size(WG)
 fn row_norms(@builtin(global_invocation_id) gid: vec3<u32>, @builtin(num_workgroups) nwg: vec3<u32>) {
     let j = flat_id(gid, nwg);
     if (j >= p.d_sae) { return; }
     var n = 0.0;
     for (var i = 0u; i < p.d_in; i++) {
-        n += a[j * p.d_in + i] * a[j * p.d_in + i];
+        n += w_dec[j * p.d_in + i] * w_dec[j * p.d_in + i];
     }
-    d[4u * p.d_sae + j] = sqrt(n);
+    lat[4u * p.d_sae + j] = sqrt(n);
 }
 
-// f from pre-activations, one invocation per element of a chunk of `rows` rows: a = pre → b = f;
-// d = lat. Gated also writes its gate activations ReLU(π_gate) to c.
+// f from pre-activations, one invocation per element of a chunk of `rows` rows. Gated also
+// writes its gate activations ReLU(π_gate) to gate.
 @compute @workgroup_size(WG)
 fn act_forward(@builtin(global_invocation_id) gid: vec3<u32>, @builtin(num_workgroups) nwg: vec3<u32>) {
     let id = flat_id(gid, nwg);
     if (id >= p.rows * p.d_sae) { return; }
     let j = id % p.d_sae;
     let n = p.d_sae;
-    let v = a[id];
+    let v = pre[id];
     if (p.arch == ARCH_GATED) {
-        let mag = exp(d[n + j]) * (v - d[j]) + d[2u * n + j];
-        b[id] = select(0.0, max(mag, 0.0), v > 0.0);
-        c[id] = max(v, 0.0);
+        let mag = exp(lat[n + j]) * (v - lat[j]) + lat[2u * n + j];
+        f[id] = select(0.0, max(mag, 0.0), v > 0.0);
+        gate[id] = max(v, 0.0);
     } else if (p.arch == ARCH_JUMP) {
-        b[id] = select(0.0, v, v > exp(d[3u * p.d_sae + j]));
+        f[id] = select(0.0, v, v > exp(lat[3u * p.d_sae + j]));
     } else {
-        b[id] = max(v, 0.0);
+        f[id] = max(v, 0.0);
     }
 }
 
 // The activation's backward over a chunk of `rows` rows, one invocation per latent walking down
-// its column (adjacent invocations read adjacent words): a = pre, b = f, c = gf → g_pre in
-// place, d = lat, e = glat. Adds Σ g_pre to b_enc's gradient and, for JumpReLU, θ's
+// its column (adjacent invocations read adjacent words): pre, f, gf → g_pre in gf's place. Adds Σ g_pre to b_enc's gradient and, for JumpReLU, θ's
 // straight-through gradient in log space; adds to lat's section 5 (zeroed at the step's start)
 // the column statistic the penalty needs (Σ f for ReLU + L1, the firing count for JumpReLU),
 // and counts firings for the dead-latent tracker. Everything it leaves is a sum over rows, so
@@ -269,62 +303,62 @@ fn dense_col_backward(@builtin(global_invocation_id) gid: vec3<u32>, @builtin(nu
     if (j >= p.d_sae) { return; }
     let n = p.d_sae;
     let scale = p.coefficient / f32(p.batch);
-    let norm = d[4u * n + j];
-    let theta = exp(d[3u * n + j]);
+    let norm = lat[4u * n + j];
+    let theta = exp(lat[3u * n + j]);
     var g_bias = 0.0;
     var g_theta = 0.0;
     var stat = 0.0;
     var fired = 0u;
     for (var row = 0u; row < p.rows; row++) {
         let i = row * n + j;
-        let f = b[i];
-        var g = c[i];
+        let fi = f[i];
+        var g = gf[i];
         if (p.arch == ARCH_JUMP) {
-            let u = (a[i] - theta) / p.bandwidth;
+            let u = (pre[i] - theta) / p.bandwidth;
             if (abs(u) < 0.5) {
                 let k = 1.0 / p.bandwidth;
                 g_theta += theta * (-theta * k * g - k * scale);
             }
-            if (f != 0.0) {
+            if (fi != 0.0) {
                 stat += 1.0;
             } else {
                 g = 0.0;
             }
         } else {
-            if (f > 0.0) {
+            if (fi > 0.0) {
                 g += scale * norm;
-                stat += f;
+                stat += fi;
             } else {
                 g = 0.0;
             }
         }
-        if (f != 0.0) {
+        if (fi != 0.0) {
             fired += 1u;
         }
-        c[i] = g;
+        gf[i] = g;
         g_bias += g;
     }
-    e[j] += g_bias;
-    e[3u * n + j] += g_theta;
-    d[5u * n + j] += stat;
+    glat[j] += g_bias;
+    glat[3u * n + j] += g_theta;
+    lat[5u * n + j] += stat;
     atomicAdd(&counters[j], fired);
 }
 
 // ReLU + L1's penalty gradient on the decoder, λ/B · (Σ_b f_j) · W_dec,j / ‖W_dec,j‖, one
-// invocation per weight: a = W_dec, b = its gradient, d = lat.
+// invocation per weight.
 @compute @workgroup_size(WG)
 fn penalty_decoder_grad(@builtin(global_invocation_id) gid: vec3<u32>, @builtin(num_workgroups) nwg: vec3<u32>) {
     let id = flat_id(gid, nwg);
     if (id >= p.d_sae * p.d_in) { return; }
     let j = id / p.d_in;
-    let norm = d[4u * p.d_sae + j];
+    let norm = lat[4u * p.d_sae + j];
     if (norm > 0.0) {
-        b[id] += p.coefficient / f32(p.batch) * d[5u * p.d_sae + j] * a[id] / norm;
+        w_dec_grad[id] += p.coefficient / f32(p.batch) * lat[5u * p.d_sae + j] * w_dec[id] / norm;
     }
 }
 
-// Gated's backward, one invocation per latent column: a = π_gate, b = f, c = the gradient at f
-// → the gradient at W_gate xc (in place), d = lat, e = the aux path's gradient at ReLU(π_gate).
+// Gated's backward, one invocation per latent column: pre = π_gate, f, gf = the gradient at f
+// → the gradient at W_gate xc (in place), g_aux_gate = the aux path's gradient at ReLU(π_gate).
 // The magnitude path gets gf where f fires; the gate gets the penalty λ/B ‖W_dec,j‖ and the aux
 // gradient where π_gate > 0. Per-latent sums over the chunk's `rows` rows are added to lat's
 // scratch sections 5–9 (zeroed at the step's start).
@@ -334,9 +368,9 @@ fn gated_col_backward(@builtin(global_invocation_id) gid: vec3<u32>, @builtin(nu
     if (j >= p.d_sae) { return; }
     let n = p.d_sae;
     let scale = p.coefficient / f32(p.batch);
-    let norm = d[4u * n + j];
-    let b_gate = d[j];
-    let e_r = exp(d[n + j]);
+    let norm = lat[4u * n + j];
+    let b_gate = lat[j];
+    let e_r = exp(lat[n + j]);
     var stat = 0.0;
     var g_gate = 0.0;
     var g_bmag = 0.0;
@@ -345,52 +379,52 @@ fn gated_col_backward(@builtin(global_invocation_id) gid: vec3<u32>, @builtin(nu
     var fired = 0u;
     for (var row = 0u; row < p.rows; row++) {
         let i = row * n + j;
-        let pre = a[i];
+        let pi = pre[i];
         var g = 0.0;
-        if (b[i] > 0.0) {
-            let gm = c[i];
+        if (f[i] > 0.0) {
+            let gm = gf[i];
             g_bmag += gm;
-            g_rmag += gm * e_r * (pre - b_gate);
+            g_rmag += gm * e_r * (pi - b_gate);
             g += gm * e_r;
             fired += 1u;
         }
-        if (pre > 0.0) {
-            let ga = scale * norm + e[i];
+        if (pi > 0.0) {
+            let ga = scale * norm + g_aux_gate[i];
             g_gate += ga;
             g += ga;
-            stat += pre;
+            stat += pi;
         }
-        c[i] = g;
+        gf[i] = g;
         g_col += g;
     }
-    d[5u * n + j] += stat;
-    d[6u * n + j] += g_gate;
-    d[7u * n + j] += g_bmag;
-    d[8u * n + j] += g_rmag;
-    d[9u * n + j] += g_col;
+    lat[5u * n + j] += stat;
+    lat[6u * n + j] += g_gate;
+    lat[7u * n + j] += g_bmag;
+    lat[8u * n + j] += g_rmag;
+    lat[9u * n + j] += g_col;
     atomicAdd(&counters[j], fired);
 }
 
-// Adds Gated's per-latent sums into the gradient: d = lat, e = glat.
+// Adds Gated's per-latent sums (lat's scratch) into the gradient glat.
 @compute @workgroup_size(WG)
 fn gated_lat_grads(@builtin(global_invocation_id) gid: vec3<u32>, @builtin(num_workgroups) nwg: vec3<u32>) {
     let j = flat_id(gid, nwg);
     if (j >= p.d_sae) { return; }
     let n = p.d_sae;
-    e[j] += d[6u * n + j];
-    e[2u * n + j] += d[7u * n + j];
-    e[n + j] += d[8u * n + j];
+    glat[j] += lat[6u * n + j];
+    glat[2u * n + j] += lat[7u * n + j];
+    glat[n + j] += lat[8u * n + j];
 }
 
-// The sparsity penalty's value into b[out_index]: λ/B Σ_j stat_j · (‖W_dec,j‖ for ReLU + L1,
-// 1 for JumpReLU); d = lat. One workgroup.
+// The sparsity penalty's value into sums[out_index]: λ/B Σ_j stat_j · (‖W_dec,j‖ for ReLU + L1,
+// 1 for JumpReLU). One workgroup.
 @compute @workgroup_size(WG)
 fn penalty_value(@builtin(local_invocation_id) lid: vec3<u32>) {
     let n = p.d_sae;
     var s = 0.0;
     for (var j = lid.x; j < n; j += WG) {
-        let w = select(d[4u * n + j], 1.0, p.arch == ARCH_JUMP);
-        s += d[5u * n + j] * w;
+        let w = select(lat[4u * n + j], 1.0, p.arch == ARCH_JUMP);
+        s += lat[5u * n + j] * w;
     }
     partial[lid.x] = s;
     workgroupBarrier();
@@ -401,14 +435,14 @@ fn penalty_value(@builtin(local_invocation_id) lid: vec3<u32>) {
         workgroupBarrier();
     }
     if (lid.x == 0u) {
-        b[p.out_index] = p.coefficient * partial[0] / f32(p.batch);
+        sums[p.out_index] = p.coefficient * partial[0] / f32(p.batch);
     }
 }
 
 // b_dec's gradient, one invocation per input dimension:
-// c[i] += Σ_(row < rows) a[row, i] − (when flags bit 0) Σ_j e[out_index + j] · b[j, i], with
-// a = a chunk's g, b = W_enc and e holding the batch's column sums of the gradient at W_enc xc
-// from out_index: b_enc's gradient for the TopK family (main and AuxK entries), glat's first
+// b_dec_grad[i] += Σ_(row < rows) g_chunk[row, i] − (when flags bit 0)
+// Σ_j col_sums[out_index + j] · w_enc[j, i], with g_chunk a chunk's g and col_sums holding the
+// batch's column sums of the gradient at W_enc xc from out_index: b_enc's gradient for the TopK family (main and AuxK entries), glat's first
 // section for ReLU + L1 and JumpReLU, where it is exactly that, lat's section 9 for Gated.
 // Each chunk adds its rows; the last also adds the column term.
 @compute @workgroup_size(WG)
@@ -417,12 +451,12 @@ fn bdec_grad(@builtin(global_invocation_id) gid: vec3<u32>, @builtin(num_workgro
     if (i >= p.d_in) { return; }
     var s = 0.0;
     for (var row = 0u; row < p.rows; row++) {
-        s += a[row * p.d_in + i];
+        s += g_chunk[row * p.d_in + i];
     }
     if ((p.flags & 1u) != 0u) {
         for (var j = 0u; j < p.d_sae; j++) {
-            s -= e[p.out_index + j] * b[j * p.d_in + i];
+            s -= col_sums[p.out_index + j] * w_enc[j * p.d_in + i];
         }
     }
-    c[i] += s;
+    b_dec_grad[i] += s;
 }

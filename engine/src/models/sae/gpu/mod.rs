@@ -641,7 +641,7 @@ impl GpuSaeTrainer {
         // Reconstruction and AuxK gradients at the outputs (AuxK's overwrites e_hat), losses.
         let kx = &self.kernels;
         {
-            let bg_recon = fs([&b.x_hat, &b.x, &b.g, &b.row_loss]);
+            let bg_recon = fs([&b.x, &b.x_hat, &b.g, &b.row_loss]);
             let bg_sum = fs([&b.row_loss, &b.losses]);
             let mut bg_aux = fs([&b.x, &b.x_hat, &b.e_hat, &b.row_loss]);
             bg_aux.counters = Some(&b.counters);
@@ -774,8 +774,8 @@ impl GpuSaeTrainer {
         let mut bg = fs([&b.pre[0], &b.f, &b.gate]);
         bg.f[3] = Some(&b.lat);
         let bg_act = bg;
-        let bg_recon = fs([&b.x_hat, x, &b.g, &b.row_loss]);
-        let bg_aux = gated.then(|| fs([x_aux, x, g_aux, &b.aux_row_loss]));
+        let bg_recon = fs([x, &b.x_hat, &b.g, &b.row_loss]);
+        let bg_aux = gated.then(|| fs([x, x_aux, g_aux, &b.aux_row_loss]));
         let (col, last_f) = if gated {
             (Kernel::GatedColBackward, &b.gate)
         } else {

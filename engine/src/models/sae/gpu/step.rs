@@ -44,44 +44,51 @@ pub struct StepParams {
 // The uniform block's size must stay a multiple of 16 bytes.
 const _: () = assert!(std::mem::size_of::<StepParams>().is_multiple_of(16));
 
-/// The entry points of `sae_step.wgsl`.
+/// The entry points of `sae_step.wgsl`, each with the buffers it binds in slot order (f32
+/// slots 1–5, then u32 slots 6–7, then the counters; a number says where slots are skipped),
+/// as the shader names them.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
 pub enum Kernel {
-    /// `c = a − b` broadcast over rows.
+    /// `xc = x − b_dec` broadcast over rows. Slots: x, b_dec, xc.
     Centre,
-    /// Reconstruction gradient and per-row loss.
+    /// Reconstruction gradient and per-row loss. Slots: x, x_hat, g_x_hat, row_loss.
     ReconGrad,
-    /// One-workgroup sum into `b[out_index]`.
+    /// One-workgroup sum into `sums[out_index]`. Slots: values, sums.
     ReduceSum,
-    /// The TopK family's per-entry pre-activation gradient.
+    /// The TopK family's per-entry pre-activation gradient. Slots: g_val, code_val, g_pre;
+    /// idx.
     EntryGpre,
-    /// Per-latent firing counts.
+    /// Per-latent firing counts. Slots: val; idx; counters.
     FireCount,
-    /// Tokens since firing, dead mask, window counts, dead count.
+    /// Tokens since firing, dead mask, window counts, dead count. Slots: since, mask_window,
+    /// counters.
     DeadUpdate,
-    /// AuxK's residual gradient.
+    /// AuxK's residual gradient. Slots: x, x_hat, e_hat, row_loss; counters.
     AuxGrad,
-    /// Removes the radial part of decoder-row gradients.
+    /// Removes the radial part of decoder-row gradients. Slots: w_dec, w_dec_grad.
     ProjectDecoder,
-    /// Rescales decoder rows to unit norm.
+    /// Rescales decoder rows to unit norm. Slot: w_dec.
     NormalizeDecoder,
-    /// Decoder row norms (dense path).
+    /// Decoder row norms (dense path). Slots: w_dec, 4: lat.
     RowNorms,
-    /// The dense path's activation.
+    /// The dense path's activation. Slots: pre, f, gate, lat.
     ActForward,
-    /// The dense path's activation backward, per latent column.
+    /// The dense path's activation backward, per latent column. Slots: pre, f, gf, lat, glat;
+    /// counters.
     DenseColBackward,
-    /// ReLU + L1's penalty gradient on the decoder.
+    /// ReLU + L1's penalty gradient on the decoder. Slots: w_dec, w_dec_grad, 4: lat.
     PenaltyDecoderGrad,
-    /// The sparsity penalty's value.
+    /// The sparsity penalty's value. Slots: 2: sums, 4: lat.
     PenaltyValue,
-    /// b_dec's gradient: Σ g less W_enc's column term.
+    /// b_dec's gradient: Σ g less W_enc's column term. Slots: g_chunk, w_enc, b_dec_grad,
+    /// 5: col_sums.
     BdecGrad,
-    /// Gated's backward, per latent column.
+    /// Gated's backward, per latent column. Slots: pre, f, gf, lat, g_aux_gate; counters.
     GatedColBackward,
-    /// Gated's per-latent gradient sums into the gradient.
+    /// Gated's per-latent gradient sums into the gradient. Slots: 4: lat, 5: glat.
     GatedLatGrads,
-    /// BatchTopK's running threshold from the smallest positive kept activation.
+    /// BatchTopK's running threshold from the smallest positive kept activation. Slots: val,
+    /// threshold.
     ThresholdEma,
 }
 
