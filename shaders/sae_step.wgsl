@@ -56,17 +56,18 @@ struct TrainParams {
 @group(0) @binding(3) var<storage, read_write> gate: array<f32>;
 @group(0) @binding(3) var<storage, read_write> gf: array<f32>;
 @group(0) @binding(3) var<storage, read_write> b_dec_grad: array<f32>;
-// Slot 4: row_loss, lat (the per-latent buffer, sections below)
+// Slot 4: row_loss, lat (the per-latent parameters, sections below)
 @group(0) @binding(4) var<storage, read_write> row_loss: array<f32>;
 @group(0) @binding(4) var<storage, read_write> lat: array<f32>;
 // Slot 5: glat (lat's gradient), g_aux_gate, col_sums
 @group(0) @binding(5) var<storage, read_write> glat: array<f32>;
 @group(0) @binding(5) var<storage, read_write> g_aux_gate: array<f32>;
 @group(0) @binding(5) var<storage, read_write> col_sums: array<f32>;
-// Slot 6: idx, since; slot 7: mask_window; slot 8: counters
+// Slot 6: idx, since; slot 7: mask_window, lat_scratch; slot 8: counters
 @group(0) @binding(6) var<storage, read_write> idx: array<u32>;
 @group(0) @binding(6) var<storage, read_write> since: array<u32>;
 @group(0) @binding(7) var<storage, read_write> mask_window: array<u32>;
+@group(0) @binding(7) var<storage, read_write> lat_scratch: array<f32>;
 @group(0) @binding(8) var<storage, read_write> counters: array<atomic<u32>>;
 
 const NONE: u32 = 0xffffffffu;
@@ -249,17 +250,17 @@ fn normalize_decoder(@builtin(global_invocation_id) gid: vec3<u32>, @builtin(num
     }
 }
 
-// ---- The dense path (ReLU + L1, JumpReLU, Gated). Per-latent tensors live in one buffer
-// `lat` [10, d_sae]: b_enc (b_gate), r_mag, b_mag, log θ (trained), then scratch: decoder norms,
-// the penalty's column statistic, Gated's per-latent gradient sums (b_gate, b_mag, r_mag) and
-// its column sums of the gradient at W_gate xc. Gradients share the layout (`glat`, trained
-// sections only).
+// ---- The dense path (ReLU + L1, JumpReLU, Gated). The per-latent parameters are one view
+// `lat` [4, d_sae] of the parameter arena (packed back to back): b_enc (b_gate), r_mag, b_mag,
+// log θ; their gradient `glat` has the same layout. `lat_scratch` [6, d_sae] holds what the
+// step gathers per latent: decoder norms, the penalty's column statistic, Gated's per-latent
+// gradient sums (b_gate, b_mag, r_mag) and its column sums of the gradient at W_gate xc.
 
 const ARCH_RELU: u32 = 0u;
 const ARCH_JUMP: u32 = 1u;
 const ARCH_GATED: u32 = 2u;
 
-// Decoder row norms into lat's section 4. One invocation per latent.
+// Decoder row norms into lat_scratch's section 0. One invocation per latent.
 @compute @workgroup_size(WG)
 fn row_norms(@builtin(global_invocation_id) gid: vec3<u32>, @builtin(num_workgroups) nwg: vec3<u32>) {
     let j = flat_id(gid, nwg);
@@ -268,7 +269,7 @@ fn row_norms(@builtin(global_invocation_id) gid: vec3<u32>, @builtin(num_workgro
     for (var i = 0u; i < p.d_in; i++) {
         n += w_dec[j * p.d_in + i] * w_dec[j * p.d_in + i];
     }
-    lat[4u * p.d_sae + j] = sqrt(n);
+    lat_scratch[j] = sqrt(n);
 }
 
 // f from pre-activations, one invocation per element of a chunk of `rows` rows. Gated also
@@ -292,10 +293,11 @@ fn act_forward(@builtin(global_invocation_id) gid: vec3<u32>, @builtin(num_workg
 }
 
 // The activation's backward over a chunk of `rows` rows, one invocation per latent walking down
-// its column (adjacent invocations read adjacent words): pre, f, gf → g_pre in gf's place. Adds Σ g_pre to b_enc's gradient and, for JumpReLU, θ's
-// straight-through gradient in log space; adds to lat's section 5 (zeroed at the step's start)
-// the column statistic the penalty needs (Σ f for ReLU + L1, the firing count for JumpReLU),
-// and counts firings for the dead-latent tracker. Everything it leaves is a sum over rows, so
+// its column (adjacent invocations read adjacent words): pre, f, gf → g_pre in gf's place.
+// Adds Σ g_pre to b_enc's gradient and, for JumpReLU, θ's straight-through gradient in log
+// space; adds to lat_scratch's section 1 (zeroed at the step's start) the column statistic the
+// penalty needs (Σ f for ReLU + L1, the firing count for JumpReLU), and counts firings for the
+// dead-latent tracker. Everything it leaves is a sum over rows, so
 // chunks add up to the batch.
 @compute @workgroup_size(WG)
 fn dense_col_backward(@builtin(global_invocation_id) gid: vec3<u32>, @builtin(num_workgroups) nwg: vec3<u32>) {
@@ -303,7 +305,7 @@ fn dense_col_backward(@builtin(global_invocation_id) gid: vec3<u32>, @builtin(nu
     if (j >= p.d_sae) { return; }
     let n = p.d_sae;
     let scale = p.coefficient / f32(p.batch);
-    let norm = lat[4u * n + j];
+    let norm = lat_scratch[j];
     let theta = exp(lat[3u * n + j]);
     var g_bias = 0.0;
     var g_theta = 0.0;
@@ -340,7 +342,7 @@ fn dense_col_backward(@builtin(global_invocation_id) gid: vec3<u32>, @builtin(nu
     }
     glat[j] += g_bias;
     glat[3u * n + j] += g_theta;
-    lat[5u * n + j] += stat;
+    lat_scratch[n + j] += stat;
     atomicAdd(&counters[j], fired);
 }
 
@@ -351,24 +353,24 @@ fn penalty_decoder_grad(@builtin(global_invocation_id) gid: vec3<u32>, @builtin(
     let id = flat_id(gid, nwg);
     if (id >= p.d_sae * p.d_in) { return; }
     let j = id / p.d_in;
-    let norm = lat[4u * p.d_sae + j];
+    let norm = lat_scratch[j];
     if (norm > 0.0) {
-        w_dec_grad[id] += p.coefficient / f32(p.batch) * lat[5u * p.d_sae + j] * w_dec[id] / norm;
+        w_dec_grad[id] += p.coefficient / f32(p.batch) * lat_scratch[p.d_sae + j] * w_dec[id] / norm;
     }
 }
 
 // Gated's backward, one invocation per latent column: pre = π_gate, f, gf = the gradient at f
 // → the gradient at W_gate xc (in place), g_aux_gate = the aux path's gradient at ReLU(π_gate).
 // The magnitude path gets gf where f fires; the gate gets the penalty λ/B ‖W_dec,j‖ and the aux
-// gradient where π_gate > 0. Per-latent sums over the chunk's `rows` rows are added to lat's
-// scratch sections 5–9 (zeroed at the step's start).
+// gradient where π_gate > 0. Per-latent sums over the chunk's `rows` rows are added to
+// lat_scratch's sections 1–5 (zeroed at the step's start).
 @compute @workgroup_size(WG)
 fn gated_col_backward(@builtin(global_invocation_id) gid: vec3<u32>, @builtin(num_workgroups) nwg: vec3<u32>) {
     let j = flat_id(gid, nwg);
     if (j >= p.d_sae) { return; }
     let n = p.d_sae;
     let scale = p.coefficient / f32(p.batch);
-    let norm = lat[4u * n + j];
+    let norm = lat_scratch[j];
     let b_gate = lat[j];
     let e_r = exp(lat[n + j]);
     var stat = 0.0;
@@ -397,11 +399,11 @@ fn gated_col_backward(@builtin(global_invocation_id) gid: vec3<u32>, @builtin(nu
         gf[i] = g;
         g_col += g;
     }
-    lat[5u * n + j] += stat;
-    lat[6u * n + j] += g_gate;
-    lat[7u * n + j] += g_bmag;
-    lat[8u * n + j] += g_rmag;
-    lat[9u * n + j] += g_col;
+    lat_scratch[n + j] += stat;
+    lat_scratch[2u * n + j] += g_gate;
+    lat_scratch[3u * n + j] += g_bmag;
+    lat_scratch[4u * n + j] += g_rmag;
+    lat_scratch[5u * n + j] += g_col;
     atomicAdd(&counters[j], fired);
 }
 
@@ -411,9 +413,9 @@ fn gated_lat_grads(@builtin(global_invocation_id) gid: vec3<u32>, @builtin(num_w
     let j = flat_id(gid, nwg);
     if (j >= p.d_sae) { return; }
     let n = p.d_sae;
-    glat[j] += lat[6u * n + j];
-    glat[2u * n + j] += lat[7u * n + j];
-    glat[n + j] += lat[8u * n + j];
+    glat[j] += lat_scratch[2u * n + j];
+    glat[2u * n + j] += lat_scratch[3u * n + j];
+    glat[n + j] += lat_scratch[4u * n + j];
 }
 
 // The sparsity penalty's value into sums[out_index]: λ/B Σ_j stat_j · (‖W_dec,j‖ for ReLU + L1,
@@ -423,8 +425,8 @@ fn penalty_value(@builtin(local_invocation_id) lid: vec3<u32>) {
     let n = p.d_sae;
     var s = 0.0;
     for (var j = lid.x; j < n; j += WG) {
-        let w = select(lat[4u * n + j], 1.0, p.arch == ARCH_JUMP);
-        s += lat[5u * n + j] * w;
+        let w = select(lat_scratch[j], 1.0, p.arch == ARCH_JUMP);
+        s += lat_scratch[n + j] * w;
     }
     partial[lid.x] = s;
     workgroupBarrier();
@@ -442,8 +444,9 @@ fn penalty_value(@builtin(local_invocation_id) lid: vec3<u32>) {
 // b_dec's gradient, one invocation per input dimension:
 // b_dec_grad[i] += Σ_(row < rows) g_chunk[row, i] − (when flags bit 0)
 // Σ_j col_sums[out_index + j] · w_enc[j, i], with g_chunk a chunk's g and col_sums holding the
-// batch's column sums of the gradient at W_enc xc from out_index: b_enc's gradient for the TopK family (main and AuxK entries), glat's first
-// section for ReLU + L1 and JumpReLU, where it is exactly that, lat's section 9 for Gated.
+// batch's column sums of the gradient at W_enc xc from out_index: b_enc's gradient for the
+// TopK family (main and AuxK entries), glat's first section for ReLU + L1 and JumpReLU, where
+// it is exactly that, lat_scratch's section 5 for Gated.
 // Each chunk adds its rows; the last also adds the column term.
 @compute @workgroup_size(WG)
 fn bdec_grad(@builtin(global_invocation_id) gid: vec3<u32>, @builtin(num_workgroups) nwg: vec3<u32>) {

@@ -113,11 +113,11 @@ fn decoder_rates(gpu: &Gpu, s: &Size, rows: usize) -> Result<(f64, f64), String>
             e(pollster::block_on(k::decode_sparse(
                 &mut rec,
                 &k::DecodeSparseBuffers {
-                    idx: &idx,
-                    val: &val,
-                    w_dec: &w_dec,
-                    b_dec: &b_dec,
-                    x_hat: &x_hat,
+                    idx: (&idx).into(),
+                    val: (&val).into(),
+                    w_dec: (&w_dec).into(),
+                    b_dec: (&b_dec).into(),
+                    x_hat: (&x_hat).into(),
                     rows: None,
                 },
                 rows,
@@ -128,10 +128,10 @@ fn decoder_rates(gpu: &Gpu, s: &Size, rows: usize) -> Result<(f64, f64), String>
             e(pollster::block_on(k::latent_grad_sparse(
                 &mut rec,
                 &k::LatentGradSparseBuffers {
-                    idx: &idx,
-                    g: &g,
-                    w_dec: &w_dec,
-                    g_val: &g_val,
+                    idx: (&idx).into(),
+                    g: (&g).into(),
+                    w_dec: (&w_dec).into(),
+                    g_val: (&g_val).into(),
                     rows: None,
                 },
                 rows,
@@ -142,12 +142,12 @@ fn decoder_rates(gpu: &Gpu, s: &Size, rows: usize) -> Result<(f64, f64), String>
             e(pollster::block_on(k::weight_grad_sparse(
                 &mut rec,
                 &k::WeightGradSparseBuffers {
-                    idx: &idx,
-                    val: &val,
-                    g: &g,
-                    w_dec_grad: &gw,
+                    idx: (&idx).into(),
+                    val: (&val).into(),
+                    g: (&g).into(),
+                    w_dec_grad: (&gw).into(),
                     encoder: None,
-                    scratch: &scratch,
+                    scratch: (&scratch).into(),
                     rows: None,
                 },
                 rows,
@@ -166,10 +166,10 @@ fn decoder_rates(gpu: &Gpu, s: &Size, rows: usize) -> Result<(f64, f64), String>
             e(pollster::block_on(k::decode_dense(
                 &mut rec,
                 &k::DecodeDenseBuffers {
-                    f: &f,
-                    w_dec: &w_dec,
-                    b_dec: &b_dec,
-                    x_hat: &x_hat,
+                    f: (&f).into(),
+                    w_dec: (&w_dec).into(),
+                    b_dec: (&b_dec).into(),
+                    x_hat: (&x_hat).into(),
                 },
                 rows,
                 d,
@@ -178,9 +178,9 @@ fn decoder_rates(gpu: &Gpu, s: &Size, rows: usize) -> Result<(f64, f64), String>
             e(pollster::block_on(k::latent_grad_dense(
                 &mut rec,
                 &k::LatentGradDenseBuffers {
-                    g: &g,
-                    w_dec: &w_dec,
-                    gf: &gf,
+                    g: (&g).into(),
+                    w_dec: (&w_dec).into(),
+                    gf: (&gf).into(),
                 },
                 rows,
                 d,
@@ -189,9 +189,9 @@ fn decoder_rates(gpu: &Gpu, s: &Size, rows: usize) -> Result<(f64, f64), String>
             e(pollster::block_on(k::weight_grad_dense(
                 &mut rec,
                 &k::WeightGradDenseBuffers {
-                    coef: &f,
-                    rows: &g,
-                    grad: &gw,
+                    coef: (&f).into(),
+                    rows: (&g).into(),
+                    grad: (&gw).into(),
                 },
                 rows,
                 d,

@@ -41,46 +41,75 @@ impl ArenaLayout {
     /// multiple of `align_bytes`. A tensor larger than one buffer, a repeated name or an empty
     /// shape is refused by name.
     pub fn new(tensors: &[(&str, &[usize])], max_bytes: u64, align_bytes: u64) -> Result<Self> {
+        let groups: Vec<&[(&str, &[usize])]> = tensors.chunks(1).collect();
+        Self::grouped(&groups, max_bytes, align_bytes)
+    }
+
+    /// As [`ArenaLayout::new`], with the tensors of each group packed back to back (no
+    /// alignment gap) in one buffer, so a kernel can bind a group as one view and index its
+    /// tensors at a fixed stride ([`Arena::span`]): an SAE's per-latent tensors, or a layer's
+    /// W_Q, W_K, W_V for one fused product. Groups start at the alignment.
+    pub fn grouped(
+        groups: &[&[(&str, &[usize])]],
+        max_bytes: u64,
+        align_bytes: u64,
+    ) -> Result<Self> {
         let align = (align_bytes.max(4) / 4) as usize;
         let max = (max_bytes / 4) as usize;
-        let mut entries: Vec<Entry> = Vec::with_capacity(tensors.len());
+        let mut entries: Vec<Entry> = Vec::new();
         let mut buffers: Vec<usize> = Vec::new();
-        for &(name, shape) in tensors {
-            if entries.iter().any(|e| e.name == name) {
-                return Err(EngineError::invalid("tensor", name, "is named twice"));
+        for group in groups {
+            let mut total = 0usize;
+            for &(name, shape) in group.iter() {
+                if entries.iter().any(|e| e.name == name)
+                    || group.iter().filter(|(n, _)| *n == name).count() > 1
+                {
+                    return Err(EngineError::invalid("tensor", name, "is named twice"));
+                }
+                let len: usize = shape.iter().product();
+                if len == 0 {
+                    return Err(EngineError::invalid(
+                        "tensor",
+                        format!("{name} {shape:?}"),
+                        "has no elements",
+                    ));
+                }
+                total += len;
             }
-            let len: usize = shape.iter().product();
-            if len == 0 {
-                return Err(EngineError::invalid(
-                    "tensor",
-                    format!("{name} {shape:?}"),
-                    "has no elements",
-                ));
-            }
-            if len > max {
+            if total > max {
+                let names: Vec<&str> = group.iter().map(|(n, _)| *n).collect();
+                let shapes: Vec<&[usize]> = group.iter().map(|(_, s)| *s).collect();
                 return Err(EngineError::LimitExceeded {
-                    what: format!("tensor {name} {shape:?}"),
+                    what: if names.len() == 1 {
+                        format!("tensor {} {:?}", names[0], shapes[0])
+                    } else {
+                        format!("tensors {} (packed together)", names.join(", "))
+                    },
                     limit: "maxStorageBufferBindingSize",
-                    requested: len as u64 * 4,
+                    requested: total as u64 * 4,
                     allowed: max as u64 * 4,
                 });
             }
             let start = buffers.last().map(|&used| used.div_ceil(align) * align);
-            let (buffer, offset) = match start {
-                Some(at) if at + len <= max => (buffers.len() - 1, at),
+            let (buffer, mut offset) = match start {
+                Some(at) if at + total <= max => (buffers.len() - 1, at),
                 _ => {
                     buffers.push(0);
                     (buffers.len() - 1, 0)
                 }
             };
-            buffers[buffer] = offset + len;
-            entries.push(Entry {
-                name: name.to_string(),
-                shape: shape.to_vec(),
-                buffer,
-                offset,
-                len,
-            });
+            for &(name, shape) in group.iter() {
+                let len: usize = shape.iter().product();
+                entries.push(Entry {
+                    name: name.to_string(),
+                    shape: shape.to_vec(),
+                    buffer,
+                    offset,
+                    len,
+                });
+                offset += len;
+            }
+            buffers[buffer] = offset;
         }
         Ok(Self { entries, buffers })
     }
@@ -88,13 +117,19 @@ impl ArenaLayout {
     /// [`ArenaLayout::new`] with this device's binding limit (at most 256 MiB, the common
     /// browser limit) and storage-offset alignment.
     pub fn for_device(gpu: &Gpu, tensors: &[(&str, &[usize])]) -> Result<Self> {
+        let groups: Vec<&[(&str, &[usize])]> = tensors.chunks(1).collect();
+        Self::for_device_grouped(gpu, &groups)
+    }
+
+    /// [`ArenaLayout::grouped`] with this device's limits, as [`ArenaLayout::for_device`].
+    pub fn for_device_grouped(gpu: &Gpu, groups: &[&[(&str, &[usize])]]) -> Result<Self> {
         let max = gpu
             .limits
             .max_storage_buffer_binding_size
             .min(gpu.limits.max_buffer_size)
             .min(256 << 20);
         let align = gpu.limits.min_storage_buffer_offset_alignment as u64;
-        Self::new(tensors, max, align)
+        Self::grouped(groups, max, align)
     }
 
     /// The tensor called `name`; the error names it.
@@ -174,6 +209,41 @@ impl Arena {
             buffer: &self.buffers[e.buffer],
             offset: e.offset as u64 * 4,
             len: e.len,
+        })
+    }
+
+    /// The tensors `first` to `last` (in layout order, packed back to back by
+    /// [`ArenaLayout::grouped`]) as one view; tensors with gaps between them are refused.
+    pub fn span(&self, first: &str, last: &str) -> Result<View<'_>> {
+        let entries = self.layout.entries();
+        let at = |name: &str| {
+            entries
+                .iter()
+                .position(|e| e.name == name)
+                .ok_or_else(|| EngineError::invalid("tensor", name, "is not in the model"))
+        };
+        let (i, j) = (at(first)?, at(last)?);
+        if j < i {
+            return Err(EngineError::invalid(
+                "span",
+                last,
+                format!("comes before {first}"),
+            ));
+        }
+        for pair in entries[i..=j].windows(2) {
+            if pair[1].buffer != pair[0].buffer || pair[1].offset != pair[0].offset + pair[0].len {
+                return Err(EngineError::invalid(
+                    "span",
+                    format!("{first}..{last}"),
+                    format!("{} does not follow {} directly", pair[1].name, pair[0].name),
+                ));
+            }
+        }
+        let e = &entries[i];
+        Ok(View {
+            buffer: &self.buffers[e.buffer],
+            offset: e.offset as u64 * 4,
+            len: entries[i..=j].iter().map(|e| e.len).sum(),
         })
     }
 
@@ -314,7 +384,27 @@ mod tests {
             .to_string();
         assert!(too_big.contains("tensor x") && too_big.contains("maxStorageBufferBindingSize"));
         assert!(ArenaLayout::new(&[("x", &[1]), ("x", &[2])], 400, 64).is_err());
+        // A group packs back to back and moves to a new buffer whole.
+        let w: [(&str, &[usize]); 1] = [("w", &[70])];
+        let lat: [(&str, &[usize]); 3] = [("b", &[5]), ("r", &[5]), ("t", &[5])];
+        let g = ArenaLayout::grouped(&[&w, &lat], 400, 64).unwrap();
+        let at = |n: &str| {
+            let e = g.entry(n).unwrap();
+            (e.buffer, e.offset)
+        };
+        assert_eq!((at("b"), at("r"), at("t")), ((0, 80), (0, 85), (0, 90)));
+        let g = ArenaLayout::grouped(&[&w, &lat, &lat[..0]], 320, 64).unwrap();
+        assert_eq!((at_of(&g, "b"), at_of(&g, "t")), ((1, 0), (1, 10)));
+        let too_big = ArenaLayout::grouped(&[&lat], 56, 64)
+            .unwrap_err()
+            .to_string();
+        assert!(too_big.contains("b, r, t"), "{too_big}");
         assert!(ArenaLayout::new(&[("x", &[0, 3])], 400, 64).is_err());
+    }
+
+    fn at_of(l: &ArenaLayout, name: &str) -> (usize, usize) {
+        let e = l.entry(name).unwrap();
+        (e.buffer, e.offset)
     }
 
     /// Doubles a view in place: a dispatch that binds a tensor at its offset.
@@ -344,6 +434,10 @@ fn double(@builtin(global_invocation_id) id: vec3<u32>) {
             params.write(gpu, name, h).unwrap();
         }
         assert!(params.write(gpu, "b", &[1.0]).is_err());
+        // Separately aligned tensors are no span; one tensor is.
+        let err = params.span("b", "log_theta").unwrap_err().to_string();
+        assert!(err.contains("does not follow"), "{err}");
+        assert_eq!(params.span("b", "b").unwrap().len, 5);
         // A kernel bound to the middle tensor at its offset touches it alone.
         let program = gpu
             .program(&ProgramSpec {

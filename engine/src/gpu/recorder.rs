@@ -163,6 +163,18 @@ enum Op {
     },
 }
 
+/// Views as bind-group entries: a whole buffer without an offset or size, as
+/// [`Recording::dispatch`] binds it, so both paths share bind groups.
+fn bindings(views: &[View<'_>]) -> Vec<Binding> {
+    views
+        .iter()
+        .map(|v| {
+            let size = (!v.is_whole()).then(|| v.bytes());
+            (v.buffer.clone(), v.offset, size)
+        })
+        .collect()
+}
+
 /// One submit's dispatches, copies and clears, in order (see the module doc).
 pub struct Recording<'r> {
     rec: &'r mut Recorder,
@@ -223,22 +235,22 @@ impl Recording<'_> {
         let g = self.checked_grid(program, entry, groups)?;
         let pipeline = program.pipeline(&self.rec.gpu, entry).await?;
         let slot = self.params(params);
-        self.dispatch_at(program, &pipeline, slot, storage, g);
+        let storage = storage.iter().map(|&b| (b.clone(), 0, None)).collect();
+        self.push_dispatch(program, pipeline, slot, storage, g);
         Ok(())
     }
 
     /// Adds a dispatch of a pipeline already fetched from `program`, reading parameter block
-    /// `slot`, over a grid the caller has checked.
+    /// `slot`, over a grid the caller has checked, binding views the caller has checked.
     pub fn dispatch_at(
         &mut self,
         program: &Arc<Program>,
         pipeline: &Arc<wgpu::ComputePipeline>,
         slot: Slot,
-        storage: &[&wgpu::Buffer],
+        storage: &[View<'_>],
         grid: (u32, u32),
     ) {
-        let storage = storage.iter().map(|&b| (b.clone(), 0, None)).collect();
-        self.push_dispatch(program, pipeline.clone(), slot, storage, grid);
+        self.push_dispatch(program, pipeline.clone(), slot, bindings(storage), grid);
     }
 
     fn push_dispatch(
@@ -278,14 +290,7 @@ impl Recording<'_> {
         let g = self.checked_grid(program, entry, groups)?;
         let pipeline = program.pipeline(&self.rec.gpu, entry).await?;
         let slot = self.params(params);
-        let storage = views
-            .iter()
-            .map(|v| {
-                let size = (!v.is_whole()).then(|| v.bytes());
-                (v.buffer.clone(), v.offset, size)
-            })
-            .collect();
-        self.push_dispatch(program, pipeline, slot, storage, g);
+        self.push_dispatch(program, pipeline, slot, bindings(views), g);
         Ok(())
     }
 

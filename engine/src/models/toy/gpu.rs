@@ -5,7 +5,7 @@
 use super::{init_params, instance_table, ADAM, NOT_DIVERGED};
 use crate::error::{EngineError, Result};
 use crate::experiment::superposition::SuperpositionConfig;
-use crate::gpu::{grid, Gpu, Program, ProgramSpec, Recorder};
+use crate::gpu::{grid, Gpu, Program, ProgramSpec, Recorder, View};
 use crate::kernels::adam::ADAM_UPDATE_WGSL;
 use crate::rng::fold_seed;
 use std::sync::Arc;
@@ -287,7 +287,7 @@ impl GpuToyTrainer {
     /// Fails with [`EngineError::Diverged`] naming the step where an instance's loss first
     /// became non-finite; the weights before that step are kept.
     pub async fn run_steps(&mut self, n: u32) -> Result<StepReport> {
-        let storage: Vec<&wgpu::Buffer> = self.storage.iter().collect();
+        let storage: Vec<View> = self.storage.iter().map(View::whole).collect();
         let per = self.steps_per_dispatch();
         let base = self.params(self.step, 1);
         let mut done = 0;

@@ -19,28 +19,78 @@ pub mod step;
 use self::step::{Bindings, Kernel, StepKernels, StepParams};
 use super::config::{Architecture, SaeConfig};
 use super::kernels;
-use super::params::SaeParams;
+use super::params::{SaeParams, TRAINED_TENSORS};
 use super::train::{
     dead_tokens, evaluate, initial_params, learning_rate, learning_rate_scales,
     sparsity_coefficient, Evaluation, StepReport, ADAM,
 };
 use crate::data::{self as source, ActivationSource, ShuffleSlots};
 use crate::error::{EngineError, Result};
-use crate::gpu::{Gpu, Recorder, Recording};
-use crate::kernels::adam::{adam_scratch_words, AdamStep, AdamTensor};
+use crate::gpu::{Arena, ArenaLayout, Gpu, Recorder, Recording, View};
+use crate::kernels::adam::{adam_scratch_words, AdamStep};
 use crate::metrics::sae::FiringTracker;
+use std::sync::Arc;
 
 /// `arch` of the dense path's kernels (see sae_step.wgsl).
 const ARCH_RELU: u32 = 0;
 const ARCH_JUMP: u32 = 1;
 const ARCH_GATED: u32 = 2;
-/// Sections of the per-latent buffer: b_enc, r_mag, b_mag, log θ (trained), then scratch (see
-/// sae_step.wgsl).
-const LAT_SECTIONS: usize = 10;
-const LAT_TRAINED: usize = 4;
+/// Sections of `lat_scratch`, what the dense path gathers per latent (see sae_step.wgsl).
+const LAT_SCRATCH_SECTIONS: usize = 6;
+
+/// The per-latent tensors, packed back to back in this order so the step kernels bind them as
+/// one view `lat` [4, d_sae] and index them by section; every architecture has all four (zeros
+/// where it does not use one), so the sections never move.
+const PER_LATENT: [&str; 4] = ["b_enc", "r_mag", "b_mag", "log_threshold"];
+
+/// The parameter arena's layout: the decoder, its bias, the encoder, then the per-latent group,
+/// log θ last so Adam can give it its own rate (a scaled tensor ends its buffer). Names are
+/// [`SaeParams`]' fields (latent-major: `w_enc` is `[d_sae, d_in]`, SAELens's `W_enc`
+/// transposed).
+fn layout(gpu: &Gpu, d_in: usize, d_sae: usize) -> Result<ArenaLayout> {
+    let (w, b, n) = ([d_sae, d_in], [d_in], [d_sae]);
+    let dec: [(&str, &[usize]); 1] = [("w_dec", &w)];
+    let b_dec: [(&str, &[usize]); 1] = [("b_dec", &b)];
+    let enc: [(&str, &[usize]); 1] = [("w_enc", &w)];
+    let lat = PER_LATENT.map(|name| (name, &n[..]));
+    ArenaLayout::for_device_grouped(gpu, &[&dec, &b_dec, &enc, &lat])
+}
+
+/// One arena's tensors (the parameters, or their gradient) as the kernels bind them.
+#[derive(Clone, Copy)]
+struct Tensors<'a> {
+    w_enc: View<'a>,
+    b_enc: View<'a>,
+    /// The per-latent group [4, d_sae], b_enc first.
+    lat: View<'a>,
+    w_dec: View<'a>,
+    b_dec: View<'a>,
+}
+
+impl<'a> Tensors<'a> {
+    fn of(arena: &'a Arena) -> Result<Self> {
+        Ok(Self {
+            w_enc: arena.view("w_enc")?,
+            b_enc: arena.view("b_enc")?,
+            lat: arena.span(PER_LATENT[0], PER_LATENT[3])?,
+            w_dec: arena.view("w_dec")?,
+            b_dec: arena.view("b_dec")?,
+        })
+    }
+}
+
+/// Writes `p`'s trained tensors into `arena` by name; those its architecture lacks stay zero.
+fn write_params(gpu: &Gpu, arena: &Arena, p: &SaeParams) -> Result<()> {
+    for (name, t) in TRAINED_TENSORS.iter().zip(p.tensors()) {
+        if !t.is_empty() {
+            arena.write(gpu, name, t)?;
+        }
+    }
+    Ok(())
+}
 
 /// Bindings with the f32 places filled in order.
-fn fs<const N: usize>(bufs: [&wgpu::Buffer; N]) -> Bindings<'_> {
+fn fs<const N: usize>(bufs: [View<'_>; N]) -> Bindings<'_> {
     let mut b = Bindings::default();
     for (slot, buf) in b.f.iter_mut().zip(bufs) {
         *slot = Some(buf);
@@ -53,21 +103,21 @@ pub const MAX_PENDING_STEPS: u32 = 1024;
 
 /// Device buffers of one trainer.
 struct Buffers {
-    w_enc: wgpu::Buffer,
-    /// [10, d_sae]: b_enc, r_mag, b_mag, log θ (trained), then the dense path's scratch:
-    /// decoder norms, the penalty's column statistic and Gated's per-latent sums.
-    lat: wgpu::Buffer,
+    /// The trained tensors by name (see [`layout`]); their gradient and Adam's moments mirror
+    /// it.
+    params: Arena,
+    grads: Arena,
+    m: Arena,
+    v: Arena,
+    /// [6, d_sae]: the dense path's per-latent scratch: decoder norms, the penalty's column
+    /// statistic and Gated's per-latent sums.
+    lat_scratch: wgpu::Buffer,
     /// Dense path: one chunk's activations and their gradient `[rows, d_sae]` (1 word on the
     /// TopK path).
     f: wgpu::Buffer,
     gf: wgpu::Buffer,
     /// Gated: ReLU(π_gate), then (once decoded) the aux path's gradient at it.
     gate: wgpu::Buffer,
-    w_dec: wgpu::Buffer,
-    b_dec: wgpu::Buffer,
-    grads: [wgpu::Buffer; 4],
-    m: [wgpu::Buffer; 4],
-    v: [wgpu::Buffer; 4],
     x: wgpu::Buffer,
     xc: wgpu::Buffer,
     x_chunk: wgpu::Buffer,
@@ -142,8 +192,6 @@ pub struct GpuSaeTrainer {
     dense: bool,
     /// Selects over the whole batch (BatchTopK) rather than per row.
     batch_topk: bool,
-    /// Elements of the four trained buffers, as Adam sees them.
-    shapes: [usize; 4],
     step: u32,
     pending: u32,
     tracker: FiringTracker,
@@ -233,51 +281,21 @@ impl GpuSaeTrainer {
             }
             None => None,
         };
-        let mut lat = vec![0f32; LAT_SECTIONS * d_sae];
-        for (section, t) in [
-            &params.b_enc,
-            &params.r_mag,
-            &params.b_mag,
-            &params.log_threshold,
-        ]
-        .into_iter()
-        .enumerate()
-        {
-            lat[section * d_sae..section * d_sae + t.len()].copy_from_slice(t);
-        }
         let z = |what: &str, n: usize| gpu.storage_zeroed::<f32>(what, n.max(1));
         let zu = |what: &str, n: usize| gpu.storage_zeroed::<u32>(what, n.max(1));
-        // The trained tensors as Adam and clipping see them; the per-latent buffer's trained
-        // sections come first, so its scratch sections are never updated.
-        let shapes = [d_sae * d_in, LAT_TRAINED * d_sae, d_sae * d_in, d_in];
-        let lat_len = LAT_SECTIONS * d_sae;
+        let arena = Arena::zeroed(gpu, "sae params", Arc::new(layout(gpu, d_in, d_sae)?))?;
+        write_params(gpu, &arena, &params)?;
         let dense_len = if dense { rows * d_sae } else { 1 };
+        let adam_lens: Vec<usize> = arena.layout().buffer_lens().to_vec();
         let buf = Buffers {
-            w_enc: gpu.storage_from("sae w_enc", &params.w_enc)?,
-            lat: gpu.storage_from("sae per-latent", &lat)?,
+            grads: arena.mirror(gpu, "sae grads")?,
+            m: arena.mirror(gpu, "sae adam m")?,
+            v: arena.mirror(gpu, "sae adam v")?,
+            params: arena,
+            lat_scratch: z("sae per-latent scratch", LAT_SCRATCH_SECTIONS * d_sae)?,
             f: z("sae f", dense_len)?,
             gf: z("sae gf", dense_len)?,
             gate: z("sae gate", if gated { dense_len } else { 1 })?,
-            w_dec: gpu.storage_from("sae w_dec", &params.w_dec)?,
-            b_dec: gpu.storage_from("sae b_dec", &params.b_dec)?,
-            grads: [
-                z("sae g w_enc", shapes[0])?,
-                z("sae g per-latent", lat_len)?,
-                z("sae g w_dec", shapes[2])?,
-                z("sae g b_dec", shapes[3])?,
-            ],
-            m: [
-                z("sae m w_enc", shapes[0])?,
-                z("sae m per-latent", lat_len)?,
-                z("sae m w_dec", shapes[2])?,
-                z("sae m b_dec", shapes[3])?,
-            ],
-            v: [
-                z("sae v w_enc", shapes[0])?,
-                z("sae v per-latent", lat_len)?,
-                z("sae v w_dec", shapes[2])?,
-                z("sae v b_dec", shapes[3])?,
-            ],
             x: z("sae x", batch * d_in)?,
             xc: z("sae xc", batch * d_in)?,
             x_chunk: z("sae x chunk", rows * d_in)?,
@@ -318,7 +336,7 @@ impl GpuSaeTrainer {
                 "sae list scratch",
                 kernels::weight_grad_sparse_scratch_bytes(batch, k.max(k_aux), d_sae) as usize,
             )?,
-            adam_scratch: z("sae adam scratch", adam_scratch_words(&shapes))?,
+            adam_scratch: z("sae adam scratch", adam_scratch_words(&adam_lens))?,
             code_rows: zu(
                 "sae code rows",
                 if batch_topk {
@@ -355,7 +373,6 @@ impl GpuSaeTrainer {
             rows_per_chunk: rows,
             dense,
             batch_topk,
-            shapes,
             step: 0,
             pending: 0,
             host_x: vec![0.0; batch * d_in],
@@ -379,13 +396,10 @@ impl GpuSaeTrainer {
     pub fn device_bytes(&self) -> u64 {
         let b = &self.buf;
         let mut all: Vec<&wgpu::Buffer> = vec![
-            &b.w_enc,
-            &b.lat,
+            &b.lat_scratch,
             &b.f,
             &b.gf,
             &b.gate,
-            &b.w_dec,
-            &b.b_dec,
             &b.x,
             &b.xc,
             &b.x_chunk,
@@ -419,7 +433,10 @@ impl GpuSaeTrainer {
             &b.select_scratch,
             &b.threshold,
         ];
-        all.extend(b.grads.iter().chain(&b.m).chain(&b.v).chain(&b.pre));
+        all.extend(b.pre.iter());
+        for arena in [&b.params, &b.grads, &b.m, &b.v] {
+            all.extend(arena.buffers());
+        }
         if let Some(sh) = &self.shuffle {
             all.extend([&sh.pool, &sh.slot_buf, &sh.fresh]);
         }
@@ -431,8 +448,9 @@ impl GpuSaeTrainer {
     pub fn largest_buffer(&self) -> u64 {
         let b = &self.buf;
         let pool = self.shuffle.as_ref().map_or(0, |sh| sh.pool.size());
-        [&b.w_enc, &b.w_dec, &b.pre[0], &b.x, &b.list_scratch]
-            .iter()
+        [&b.pre[0], &b.x, &b.list_scratch]
+            .into_iter()
+            .chain(b.params.buffers())
             .map(|x| x.size())
             .chain([pool])
             .max()
@@ -530,12 +548,13 @@ impl GpuSaeTrainer {
             kernels::gather_scatter(&mut rec, &sb, self.batch, self.d_in, rows, self.input_scale)
                 .await?;
         }
-        for gb in &self.buf.grads {
+        for gb in self.buf.grads.buffers() {
             rec.clear(gb, 0, None);
         }
         {
             let b = &self.buf;
-            let bg = fs([&b.x, &b.b_dec, &b.xc]);
+            let p = Tensors::of(&b.params)?;
+            let bg = fs([(&b.x).into(), p.b_dec, (&b.xc).into()]);
             let n = (self.batch * self.d_in) as u32;
             self.kernels.record(&mut rec, Kernel::Centre, &bg, base, n);
         }
@@ -554,6 +573,7 @@ impl GpuSaeTrainer {
     /// carries a row index, since its rows hold different numbers of latents.
     async fn record_sparse(&self, rec: &mut Recording<'_>, base: StepParams) -> Result<()> {
         let b = &self.buf;
+        let (p, g_all) = (Tensors::of(&b.params)?, Tensors::of(&b.grads)?);
         let (batch, d_in, d_sae, k, k_aux) =
             (self.batch, self.d_in, self.d_sae, self.k, self.k_aux);
         let slot = self.pending;
@@ -572,11 +592,11 @@ impl GpuSaeTrainer {
                 (rows * d_in) as u64 * f4,
             );
             let eb = kernels::EncodeBuffers {
-                x: &b.x_chunk,
-                w_enc: &b.w_enc,
-                b_enc: &b.lat,
-                b_dec: &b.b_dec,
-                pre,
+                x: (&b.x_chunk).into(),
+                w_enc: p.w_enc,
+                b_enc: p.b_enc,
+                b_dec: p.b_dec,
+                pre: pre.into(),
             };
             kernels::encode(rec, &eb, rows, d_in, d_sae).await?;
             // (chunk's code, mask, width, the batch's code): AuxK's per-row selection over dead
@@ -625,26 +645,33 @@ impl GpuSaeTrainer {
         // The main code (k entries a row on average) and AuxK's (k_aux a row) through the same
         // sparse kernels, the main one with its row index.
         for (idx, val, bias, out, width, rows) in [
-            (&b.idx, &b.val, &b.b_dec, &b.x_hat, k, main_rows),
-            (&b.aidx, &b.aval, &b.zero_bias, &b.e_hat, k_aux, None),
+            (&b.idx, &b.val, p.b_dec, &b.x_hat, k, main_rows),
+            (
+                &b.aidx,
+                &b.aval,
+                (&b.zero_bias).into(),
+                &b.e_hat,
+                k_aux,
+                None,
+            ),
         ] {
             let db = kernels::DecodeSparseBuffers {
-                idx,
-                val,
-                w_dec: &b.w_dec,
+                idx: idx.into(),
+                val: val.into(),
+                w_dec: p.w_dec,
                 b_dec: bias,
-                x_hat: out,
-                rows,
+                x_hat: out.into(),
+                rows: rows.map(View::from),
             };
             kernels::decode_sparse(rec, &db, batch, width, d_in, d_sae).await?;
         }
         // Reconstruction and AuxK gradients at the outputs (AuxK's overwrites e_hat), losses.
         let kx = &self.kernels;
         {
-            let bg_recon = fs([&b.x, &b.x_hat, &b.g, &b.row_loss]);
-            let bg_sum = fs([&b.row_loss, &b.losses]);
-            let mut bg_aux = fs([&b.x, &b.x_hat, &b.e_hat, &b.row_loss]);
-            bg_aux.counters = Some(&b.counters);
+            let bg_recon = fs([&b.x, &b.x_hat, &b.g, &b.row_loss].map(View::from));
+            let bg_sum = fs([&b.row_loss, &b.losses].map(View::from));
+            let mut bg_aux = fs([&b.x, &b.x_hat, &b.e_hat, &b.row_loss].map(View::from));
+            bg_aux.counters = Some((&b.counters).into());
             let bg_aux = bg_aux;
             let sum = |out_index| StepParams {
                 count: batch as u32,
@@ -661,20 +688,20 @@ impl GpuSaeTrainer {
             (&b.aidx, &b.e_hat, &b.ag_val, k_aux, None),
         ] {
             let lb = kernels::LatentGradSparseBuffers {
-                idx,
-                g,
-                w_dec: &b.w_dec,
-                g_val: out,
-                rows,
+                idx: idx.into(),
+                g: g.into(),
+                w_dec: p.w_dec,
+                g_val: out.into(),
+                rows: rows.map(View::from),
             };
             kernels::latent_grad_sparse(rec, &lb, batch, width, d_in, d_sae).await?;
         }
         {
-            let mut bg = fs([&b.g_val, &b.val, &b.gpre]);
-            bg.u[0] = Some(&b.idx);
+            let mut bg = fs([&b.g_val, &b.val, &b.gpre].map(View::from));
+            bg.u[0] = Some((&b.idx).into());
             let bg_gpre = bg;
-            let mut bg = fs([&b.ag_val, &b.aval, &b.agpre]);
-            bg.u[0] = Some(&b.aidx);
+            let mut bg = fs([&b.ag_val, &b.aval, &b.agpre].map(View::from));
+            bg.u[0] = Some((&b.aidx).into());
             let bg_agpre = bg;
             let n = |w: usize| StepParams {
                 count: (batch * w) as u32,
@@ -689,32 +716,34 @@ impl GpuSaeTrainer {
             (&b.aidx, &b.aval, &b.e_hat, &b.agpre, k_aux, None),
         ] {
             let wb = kernels::WeightGradSparseBuffers {
-                idx,
-                val,
-                g,
-                w_dec_grad: &b.grads[2],
+                idx: idx.into(),
+                val: val.into(),
+                g: g.into(),
+                w_dec_grad: g_all.w_dec,
                 encoder: Some(kernels::EncoderGradBuffers {
-                    gpre,
-                    xc: &b.xc,
-                    w_enc_grad: &b.grads[0],
-                    b_enc_grad: &b.grads[1],
+                    gpre: gpre.into(),
+                    xc: (&b.xc).into(),
+                    w_enc_grad: g_all.w_enc,
+                    b_enc_grad: g_all.b_enc,
                 }),
-                scratch: &b.list_scratch,
-                rows,
+                scratch: (&b.list_scratch).into(),
+                rows: rows.map(View::from),
             };
             kernels::weight_grad_sparse(rec, &wb, batch, width, d_in, d_sae).await?;
         }
         // b_dec's gradient: Σ g, less the encoder's term Σ_(b,t) gpre · W_enc[idx] summed per
         // latent first, which is b_enc's gradient (main and AuxK entries, just accumulated):
         // d_sae products per input dimension instead of one per entry of both codes.
-        let mut bg = fs([&b.g, &b.w_enc, &b.grads[3]]);
-        bg.f[4] = Some(&b.grads[1]);
+        let mut bg = fs([(&b.g).into(), p.w_enc, g_all.b_dec]);
+        bg.f[4] = Some(g_all.b_enc);
         let bg_bdec = bg;
-        let mut bg = fs([&b.val]);
-        bg.u[0] = Some(&b.idx);
-        bg.counters = Some(&b.counters);
+        let mut bg = fs([(&b.val).into()]);
+        bg.u[0] = Some((&b.idx).into());
+        bg.counters = Some((&b.counters).into());
         let bg_fire = bg;
-        let bg_threshold = self.batch_topk.then(|| fs([&b.val, &b.threshold]));
+        let bg_threshold = self
+            .batch_topk
+            .then(|| fs([&b.val, &b.threshold].map(View::from)));
         let di = d_in as u32;
         let bdec = StepParams {
             flags: 1,
@@ -746,18 +775,19 @@ impl GpuSaeTrainer {
     /// column statistics, firing counts, per-row losses, b_dec's row sums) is summed over chunks.
     async fn record_dense(&self, rec: &mut Recording<'_>, base: StepParams) -> Result<()> {
         let b = &self.buf;
+        let (p, g_all) = (Tensors::of(&b.params)?, Tensors::of(&b.grads)?);
         let (batch, d_in, d_sae) = (self.batch, self.d_in, self.d_sae);
         let slot = self.pending;
         let gated = base.arch == ARCH_GATED;
         let whole = self.rows_per_chunk == batch;
         let f4 = 4u64;
-        // The per-latent scratch sections (5–9) gather sums over the chunks.
-        let scratch = (5 * d_sae) as u64 * f4;
-        rec.clear(&b.lat, scratch, Some(scratch));
+        // The per-latent scratch gathers sums over the chunks.
+        rec.clear(&b.lat_scratch, 0, None);
+        let scratch = View::from(&b.lat_scratch);
         let kx = &self.kernels;
         {
-            let mut bg = fs([&b.w_dec]);
-            bg.f[3] = Some(&b.lat);
+            let mut bg = fs([p.w_dec]);
+            bg.u[1] = Some(scratch);
             let bg_norms = bg;
             kx.record(rec, Kernel::RowNorms, &bg_norms, base, d_sae as u32);
         }
@@ -771,23 +801,28 @@ impl GpuSaeTrainer {
         } else {
             (&b.x_chunk, &b.xc_chunk)
         };
-        let mut bg = fs([&b.pre[0], &b.f, &b.gate]);
-        bg.f[3] = Some(&b.lat);
+        let mut bg = fs([&b.pre[0], &b.f, &b.gate].map(View::from));
+        bg.f[3] = Some(p.lat);
         let bg_act = bg;
-        let bg_recon = fs([x, &b.x_hat, &b.g, &b.row_loss]);
-        let bg_aux = gated.then(|| fs([x, x_aux, g_aux, &b.aux_row_loss]));
+        let bg_recon = fs([x, &b.x_hat, &b.g, &b.row_loss].map(View::from));
+        let bg_aux = gated.then(|| fs([x, x_aux, g_aux, &b.aux_row_loss].map(View::from)));
+        // Slot 5: the aux path's gradient at ReLU(π_gate) for Gated, glat otherwise.
         let (col, last_f) = if gated {
-            (Kernel::GatedColBackward, &b.gate)
+            (Kernel::GatedColBackward, View::from(&b.gate))
         } else {
-            (Kernel::DenseColBackward, &b.grads[1])
+            (Kernel::DenseColBackward, g_all.lat)
         };
-        let mut bg = fs([&b.pre[0], &b.f, &b.gf, &b.lat, last_f]);
-        bg.counters = Some(&b.counters);
+        let mut bg = fs([&b.pre[0], &b.f, &b.gf].map(View::from));
+        bg.f[3] = Some(p.lat);
+        bg.f[4] = Some(last_f);
+        bg.u[1] = Some(scratch);
+        bg.counters = Some((&b.counters).into());
         let bg_col = bg;
         // b_dec's gradient: each chunk's Σ g, and once the column sums of the gradient at
-        // W_enc xc are complete, their term (glat's b_enc section, or Gated's own).
-        let mut bg = fs([&b.g, &b.w_enc, &b.grads[3]]);
-        bg.f[4] = Some(if gated { &b.lat } else { &b.grads[1] });
+        // W_enc xc are complete, their term (glat's b_enc section, or Gated's own in
+        // lat_scratch).
+        let mut bg = fs([(&b.g).into(), p.w_enc, g_all.b_dec]);
+        bg.f[4] = Some(if gated { scratch } else { g_all.b_enc });
         let bg_bdec = bg;
         let mut row = 0;
         while row < batch {
@@ -804,11 +839,11 @@ impl GpuSaeTrainer {
                 rec.copy(&b.xc, at, xc, 0, bytes);
             }
             let eb = kernels::EncodeBuffers {
-                x,
-                w_enc: &b.w_enc,
-                b_enc: &b.lat,
-                b_dec: &b.b_dec,
-                pre: &b.pre[0],
+                x: x.into(),
+                w_enc: p.w_enc,
+                b_enc: p.b_enc,
+                b_dec: p.b_dec,
+                pre: (&b.pre[0]).into(),
             };
             kernels::encode(rec, &eb, rows, d_in, d_sae).await?;
             {
@@ -821,10 +856,10 @@ impl GpuSaeTrainer {
             }
             for (f, x_hat) in decodes {
                 let db = kernels::DecodeDenseBuffers {
-                    f,
-                    w_dec: &b.w_dec,
-                    b_dec: &b.b_dec,
-                    x_hat,
+                    f: f.into(),
+                    w_dec: p.w_dec,
+                    b_dec: p.b_dec,
+                    x_hat: x_hat.into(),
                 };
                 kernels::decode_dense(rec, &db, rows, d_in, d_sae).await?;
             }
@@ -842,47 +877,48 @@ impl GpuSaeTrainer {
             }
             for (g, gf) in grads {
                 let lb = kernels::LatentGradDenseBuffers {
-                    g,
-                    w_dec: &b.w_dec,
-                    gf,
+                    g: g.into(),
+                    w_dec: p.w_dec,
+                    gf: gf.into(),
                 };
                 kernels::latent_grad_dense(rec, &lb, rows, d_in, d_sae).await?;
             }
             {
                 kx.record(rec, col, &bg_col, chunk, d_sae as u32);
             }
-            for (coef, rows_in, grad) in [(&b.gf, xc, &b.grads[0]), (&b.f, &b.g, &b.grads[2])] {
+            for (coef, rows_in, grad) in [(&b.gf, xc, g_all.w_enc), (&b.f, &b.g, g_all.w_dec)] {
                 let wb = kernels::WeightGradDenseBuffers {
-                    coef,
-                    rows: rows_in,
+                    coef: coef.into(),
+                    rows: rows_in.into(),
                     grad,
                 };
                 kernels::weight_grad_dense(rec, &wb, rows, d_in, d_sae).await?;
             }
-            let p = StepParams {
-                out_index: if gated { 9 * d_sae as u32 } else { 0 },
+            let bdec = StepParams {
+                out_index: if gated { 5 * d_sae as u32 } else { 0 },
                 flags: u32::from(last),
                 ..chunk
             };
-            kx.record(rec, Kernel::BdecGrad, &bg_bdec, p, d_in as u32);
+            kx.record(rec, Kernel::BdecGrad, &bg_bdec, bdec, d_in as u32);
             row += rows;
         }
-        let bg_sum = fs([&b.row_loss, &b.losses]);
-        let mut bg = fs([&b.w_enc, &b.losses]);
-        bg.f[3] = Some(&b.lat);
+        let bg_sum = fs([&b.row_loss, &b.losses].map(View::from));
+        let mut bg = Bindings::default();
+        bg.f[1] = Some((&b.losses).into());
+        bg.u[1] = Some(scratch);
         let bg_pen = bg;
         // Gated's aux loss and per-latent gradients; the decoder's penalty gradient (JumpReLU's
         // L0 penalty has none).
         let bg_gated = gated.then(|| {
-            let mut bg = fs([]);
-            bg.f[3] = Some(&b.lat);
-            bg.f[4] = Some(&b.grads[1]);
-            let aux_sum = fs([&b.aux_row_loss, &b.losses]);
+            let mut bg = Bindings::default();
+            bg.f[4] = Some(g_all.lat);
+            bg.u[1] = Some(scratch);
+            let aux_sum = fs([&b.aux_row_loss, &b.losses].map(View::from));
             (aux_sum, bg)
         });
         let bg_pen_dec = (base.arch != ARCH_JUMP).then(|| {
-            let mut bg = fs([&b.w_dec, &b.grads[2]]);
-            bg.f[3] = Some(&b.lat);
+            let mut bg = fs([p.w_dec, g_all.w_dec]);
+            bg.u[1] = Some(scratch);
             bg
         });
         let sum = |out_index| StepParams {
@@ -921,33 +957,25 @@ impl GpuSaeTrainer {
         rec.clear(&b.counters, (d_sae * 4) as u64, Some(4));
         let kx = &self.kernels;
         let bg_dead = Bindings {
-            u: [Some(&b.since), Some(&b.mask_window)],
-            counters: Some(&b.counters),
+            u: [Some((&b.since).into()), Some((&b.mask_window).into())],
+            counters: Some((&b.counters).into()),
             ..Default::default()
         };
         kx.record(rec, Kernel::DeadUpdate, &bg_dead, base, d_sae as u32);
+        let (p, g_all) = (Tensors::of(&b.params)?, Tensors::of(&b.grads)?);
         if unit {
-            let bg_project = fs([&b.w_dec, &b.grads[2]]);
+            let bg_project = fs([p.w_dec, g_all.w_dec]);
             kx.record(rec, Kernel::ProjectDecoder, &bg_project, base, d_sae as u32);
         }
-        let params = [&b.w_enc, &b.lat, &b.w_dec, &b.b_dec];
+        // JumpReLU's log θ has a rate of its own.
         let log_threshold_scale =
             learning_rate_scales(&self.cfg.architecture)[super::params::LOG_THRESHOLD];
-        let tensors: Vec<AdamTensor> = (0..4)
-            .map(|i| {
-                let t = AdamTensor::new(params[i], &b.grads[i], &b.m[i], &b.v[i], self.shapes[i]);
-                if i == 1 {
-                    // log θ is the per-latent buffer's last trained section.
-                    AdamTensor {
-                        scaled_from: (LAT_TRAINED - 1) * d_sae,
-                        lr_scale: log_threshold_scale,
-                        ..t
-                    }
-                } else {
-                    t
-                }
-            })
-            .collect();
+        let tensors = b.params.adam_tensors(
+            &b.grads,
+            &b.m,
+            &b.v,
+            &[("log_threshold", log_threshold_scale)],
+        )?;
         let step = AdamStep {
             cfg: ADAM,
             lr,
@@ -956,7 +984,7 @@ impl GpuSaeTrainer {
         };
         crate::kernels::adam(rec, &tensors, &b.adam_scratch, &step).await?;
         if unit {
-            let bg_norm_dec = fs([&b.w_dec]);
+            let bg_norm_dec = fs([p.w_dec]);
             kx.record(
                 rec,
                 Kernel::NormalizeDecoder,
@@ -1032,20 +1060,8 @@ impl GpuSaeTrainer {
     pub async fn set_params(&mut self, p: &SaeParams) -> Result<()> {
         let like = self.params().await?;
         super::train::check_shapes(&like, p)?;
-        let n = self.d_sae;
-        let mut lat: Vec<f32> = self.gpu.read(&self.buf.lat, LAT_SECTIONS * n).await?;
-        for (section, t) in [&p.b_enc, &p.r_mag, &p.b_mag, &p.log_threshold]
-            .into_iter()
-            .enumerate()
-        {
-            lat[section * n..section * n + t.len()].copy_from_slice(t);
-        }
-        let q = &self.gpu.queue;
-        q.write_buffer(&self.buf.w_enc, 0, bytemuck::cast_slice(&p.w_enc));
-        q.write_buffer(&self.buf.w_dec, 0, bytemuck::cast_slice(&p.w_dec));
-        q.write_buffer(&self.buf.b_dec, 0, bytemuck::cast_slice(&p.b_dec));
-        q.write_buffer(&self.buf.lat, 0, bytemuck::cast_slice(&lat));
-        q.write_buffer(
+        write_params(&self.gpu, &self.buf.params, p)?;
+        self.gpu.queue.write_buffer(
             &self.buf.threshold,
             0,
             bytemuck::bytes_of(&p.batch_threshold),
@@ -1057,53 +1073,30 @@ impl GpuSaeTrainer {
     /// The gradient of the last step as the optimiser saw it (after the TopK family's and
     /// Gated's decoder projection, before clipping), shaped like the parameters.
     pub async fn last_gradient(&self) -> Result<SaeParams> {
-        let (n, d) = (self.d_sae, self.d_in);
-        let mut g = SaeParams::zeros(d, n, &self.cfg.architecture);
-        g.w_enc = self.gpu.read(&self.buf.grads[0], n * d).await?;
-        g.w_dec = self.gpu.read(&self.buf.grads[2], n * d).await?;
-        g.b_dec = self.gpu.read(&self.buf.grads[3], d).await?;
-        let lat: Vec<f32> = self.gpu.read(&self.buf.grads[1], LAT_TRAINED * n).await?;
-        g.b_enc = lat[..n].to_vec();
-        for (section, t) in [&mut g.r_mag, &mut g.b_mag, &mut g.log_threshold]
-            .into_iter()
-            .enumerate()
-        {
-            if !t.is_empty() {
-                t.copy_from_slice(&lat[(section + 1) * n..(section + 2) * n]);
-            }
-        }
-        Ok(g)
+        self.read_tensors(&self.buf.grads).await
     }
 
     /// The parameters, read back (trained on scaled inputs; see [`SaeParams::folded`]).
     pub async fn params(&self) -> Result<SaeParams> {
-        let mut p = SaeParams::zeros(self.d_in, self.d_sae, &self.cfg.architecture);
-        p.w_enc = self
-            .gpu
-            .read(&self.buf.w_enc, self.d_sae * self.d_in)
-            .await?;
-        let lat: Vec<f32> = self
-            .gpu
-            .read(&self.buf.lat, LAT_TRAINED * self.d_sae)
-            .await?;
-        let n = self.d_sae;
-        p.b_enc = lat[..n].to_vec();
-        for (section, t) in [&mut p.r_mag, &mut p.b_mag, &mut p.log_threshold]
-            .into_iter()
-            .enumerate()
-        {
-            if !t.is_empty() {
-                t.copy_from_slice(&lat[(section + 1) * n..(section + 2) * n]);
-            }
-        }
-        p.w_dec = self
-            .gpu
-            .read(&self.buf.w_dec, self.d_sae * self.d_in)
-            .await?;
-        p.b_dec = self.gpu.read(&self.buf.b_dec, self.d_in).await?;
+        let mut p = self.read_tensors(&self.buf.params).await?;
         let threshold: Vec<f32> = self.gpu.read(&self.buf.threshold, 1).await?;
         p.batch_threshold = threshold[0];
         p.input_scale = self.input_scale;
+        Ok(p)
+    }
+
+    /// The tensors of `arena` (the parameters or their gradient) by name, those this
+    /// architecture lacks left empty.
+    async fn read_tensors(&self, arena: &Arena) -> Result<SaeParams> {
+        let mut p = SaeParams::zeros(self.d_in, self.d_sae, &self.cfg.architecture);
+        let mut all = arena.read_all(&self.gpu).await?;
+        for (name, t) in TRAINED_TENSORS.iter().zip(p.tensors_mut()) {
+            if !t.is_empty() {
+                let at = all.iter().position(|(n, _, _)| n == name);
+                let at = at.ok_or_else(|| EngineError::invalid("tensor", name, "missing"))?;
+                *t = std::mem::take(&mut all[at].2);
+            }
+        }
         Ok(p)
     }
 

@@ -6,7 +6,7 @@
 //! recording.
 
 use crate::error::Result;
-use crate::gpu::{grid, Gpu, Program, ProgramSpec, Recording};
+use crate::gpu::{grid, Gpu, Program, ProgramSpec, Recording, View};
 use crate::models::sae::train::THRESHOLD_RATE;
 use std::collections::HashMap;
 use std::sync::Arc;
@@ -138,17 +138,19 @@ impl Kernel {
     ];
 }
 
-/// Buffers bound to one dispatch: up to five f32 arrays, two u32 arrays and the counters.
-/// Unused places take a small dummy buffer of their own: WebGPU refuses one buffer bound to
-/// two writable bindings of a dispatch, so every buffer in a bind group must be distinct.
+/// Tensors bound to one dispatch: up to five f32 slots, two more slots (u32, or the dense
+/// path's f32 scratch in slot 7) and the counters. Unused places take a small dummy buffer of
+/// their own: WebGPU refuses overlapping bindings when one is writable, and every binding here
+/// is, so views in one bind group must not overlap (views of one arena's distinct tensors
+/// may share its buffer).
 #[derive(Default)]
 pub struct Bindings<'a> {
-    /// Bindings 1–5.
-    pub f: [Option<&'a wgpu::Buffer>; 5],
-    /// Bindings 6–7.
-    pub u: [Option<&'a wgpu::Buffer>; 2],
-    /// Binding 8.
-    pub counters: Option<&'a wgpu::Buffer>,
+    /// Slots 1–5.
+    pub f: [Option<View<'a>>; 5],
+    /// Slots 6–7.
+    pub u: [Option<View<'a>>; 2],
+    /// Slot 8.
+    pub counters: Option<View<'a>>,
 }
 
 /// The compiled step kernels and the dummies that fill unused bindings.
@@ -200,12 +202,12 @@ impl StepKernels {
             Kernel::ReduceSum | Kernel::PenaltyValue | Kernel::ThresholdEma => 1,
             _ => threads.div_ceil(WG).max(1),
         };
-        let storage: Vec<&wgpu::Buffer> =
+        let storage: Vec<View> =
             b.f.iter()
                 .chain(b.u.iter())
                 .chain(std::iter::once(&b.counters))
                 .zip(&self.dummies)
-                .map(|(x, d)| x.unwrap_or(d))
+                .map(|(x, d)| x.unwrap_or(View::whole(d)))
                 .collect();
         let slot = rec.params(&params);
         rec.dispatch_at(

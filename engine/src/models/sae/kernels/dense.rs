@@ -4,22 +4,22 @@
 //! use. The CPU references beside them are built on [`matmul_ref`].
 
 use crate::error::Result;
-use crate::gpu::Recording;
+use crate::gpu::{Recording, View};
 use crate::kernels::matmul::{matmul_named, matmul_ref, Matmul};
 
 /// Buffers of [`encode`].
 #[derive(Clone, Copy)]
 pub struct EncodeBuffers<'a> {
     /// Inputs `[batch, d_in]`.
-    pub x: &'a wgpu::Buffer,
+    pub x: View<'a>,
     /// Encoder `[d_sae, d_in]`.
-    pub w_enc: &'a wgpu::Buffer,
+    pub w_enc: View<'a>,
     /// Encoder bias `[d_sae]`.
-    pub b_enc: &'a wgpu::Buffer,
+    pub b_enc: View<'a>,
     /// Decoder bias `[d_in]`, subtracted from the inputs.
-    pub b_dec: &'a wgpu::Buffer,
+    pub b_dec: View<'a>,
     /// Output pre-activations `[batch, d_sae]`.
-    pub pre: &'a wgpu::Buffer,
+    pub pre: View<'a>,
 }
 
 /// Records `pre[b, j] = Σ_i w_enc[j, i] (x[b, i] − b_dec[i]) + b_enc[j]`.
@@ -31,16 +31,16 @@ pub async fn encode(
     d_sae: usize,
 ) -> Result<()> {
     let mm = Matmul {
-        a: buf.x.into(),
-        b: buf.w_enc.into(),
-        c: buf.pre.into(),
+        a: buf.x,
+        b: buf.w_enc,
+        c: buf.pre,
         m: batch,
         n: d_sae,
         k: d_in,
         trans_a: false,
         trans_b: true,
-        bias: Some(buf.b_enc.into()),
-        centre: Some(buf.b_dec.into()),
+        bias: Some(buf.b_enc),
+        centre: Some(buf.b_dec),
         accumulate: false,
     };
     matmul_named(rec, &mm, ["x", "w_enc", "pre", "b_enc", "b_dec"]).await
@@ -50,13 +50,13 @@ pub async fn encode(
 #[derive(Clone, Copy)]
 pub struct DecodeDenseBuffers<'a> {
     /// Latent activations `[batch, d_sae]`.
-    pub f: &'a wgpu::Buffer,
+    pub f: View<'a>,
     /// Decoder `[d_sae, d_in]`.
-    pub w_dec: &'a wgpu::Buffer,
+    pub w_dec: View<'a>,
     /// Decoder bias `[d_in]`.
-    pub b_dec: &'a wgpu::Buffer,
+    pub b_dec: View<'a>,
     /// Output reconstruction `[batch, d_in]`.
-    pub x_hat: &'a wgpu::Buffer,
+    pub x_hat: View<'a>,
 }
 
 /// Records `x_hat = f · w_dec + b_dec`.
@@ -68,15 +68,15 @@ pub async fn decode_dense(
     d_sae: usize,
 ) -> Result<()> {
     let mm = Matmul {
-        a: buf.f.into(),
-        b: buf.w_dec.into(),
-        c: buf.x_hat.into(),
+        a: buf.f,
+        b: buf.w_dec,
+        c: buf.x_hat,
         m: batch,
         n: d_in,
         k: d_sae,
         trans_a: false,
         trans_b: false,
-        bias: Some(buf.b_dec.into()),
+        bias: Some(buf.b_dec),
         centre: None,
         accumulate: false,
     };
@@ -87,11 +87,11 @@ pub async fn decode_dense(
 #[derive(Clone, Copy)]
 pub struct LatentGradDenseBuffers<'a> {
     /// Gradient of the loss at the reconstruction, `[batch, d_in]`.
-    pub g: &'a wgpu::Buffer,
+    pub g: View<'a>,
     /// Decoder `[d_sae, d_in]`.
-    pub w_dec: &'a wgpu::Buffer,
+    pub w_dec: View<'a>,
     /// Output gradient at the latent activations, `[batch, d_sae]`.
-    pub gf: &'a wgpu::Buffer,
+    pub gf: View<'a>,
 }
 
 /// Records `gf = g · w_decᵀ` (overwriting `gf`).
@@ -103,9 +103,9 @@ pub async fn latent_grad_dense(
     d_sae: usize,
 ) -> Result<()> {
     let mm = Matmul {
-        a: buf.g.into(),
-        b: buf.w_dec.into(),
-        c: buf.gf.into(),
+        a: buf.g,
+        b: buf.w_dec,
+        c: buf.gf,
         m: batch,
         n: d_sae,
         k: d_in,
@@ -122,11 +122,11 @@ pub async fn latent_grad_dense(
 #[derive(Clone, Copy)]
 pub struct WeightGradDenseBuffers<'a> {
     /// Per-latent coefficients `[batch, d_sae]`: `f` for the decoder, `gpre` for the encoder.
-    pub coef: &'a wgpu::Buffer,
+    pub coef: View<'a>,
     /// Rows `[batch, d_in]`: `g` for the decoder, the centred input `xc` for the encoder.
-    pub rows: &'a wgpu::Buffer,
+    pub rows: View<'a>,
     /// Gradient `[d_sae, d_in]`, added to.
-    pub grad: &'a wgpu::Buffer,
+    pub grad: View<'a>,
 }
 
 /// Records `grad += coefᵀ · rows`: `gW_dec += fᵀ · g`, or `gW_enc += gpreᵀ · xc`.
@@ -138,9 +138,9 @@ pub async fn weight_grad_dense(
     d_sae: usize,
 ) -> Result<()> {
     let mm = Matmul {
-        a: buf.coef.into(),
-        b: buf.rows.into(),
-        c: buf.grad.into(),
+        a: buf.coef,
+        b: buf.rows,
+        c: buf.grad,
         m: d_sae,
         n: d_in,
         k: batch,
@@ -259,18 +259,18 @@ mod tests {
             let x_hat = gpu.storage_zeroed::<f32>("x_hat", batch * d_in).unwrap();
             record(gpu, async |rec: &mut Recording<'_>| {
                 let b = EncodeBuffers {
-                    x: &bx,
-                    w_enc: &bw,
-                    b_enc: &bbe,
-                    b_dec: &bbd,
-                    pre: &pre,
+                    x: (&bx).into(),
+                    w_enc: (&bw).into(),
+                    b_enc: (&bbe).into(),
+                    b_dec: (&bbd).into(),
+                    pre: (&pre).into(),
                 };
                 encode(rec, &b, batch, d_in, d_sae).await?;
                 let b = DecodeDenseBuffers {
-                    f: &bf,
-                    w_dec: &bwd,
-                    b_dec: &bbd,
-                    x_hat: &x_hat,
+                    f: (&bf).into(),
+                    w_dec: (&bwd).into(),
+                    b_dec: (&bbd).into(),
+                    x_hat: (&x_hat).into(),
                 };
                 decode_dense(rec, &b, batch, d_in, d_sae).await
             })
@@ -302,15 +302,15 @@ mod tests {
             let gf = gpu.storage_zeroed::<f32>("gf", batch * d_sae).unwrap();
             record(gpu, async |rec: &mut Recording<'_>| {
                 let b = LatentGradDenseBuffers {
-                    g: &bg,
-                    w_dec: &bw,
-                    gf: &gf,
+                    g: (&bg).into(),
+                    w_dec: (&bw).into(),
+                    gf: (&gf).into(),
                 };
                 latent_grad_dense(rec, &b, batch, d_in, d_sae).await?;
                 let b = WeightGradDenseBuffers {
-                    coef: &bf,
-                    rows: &bg,
-                    grad: &grad,
+                    coef: (&bf).into(),
+                    rows: (&bg).into(),
+                    grad: (&grad).into(),
                 };
                 weight_grad_dense(rec, &b, batch, d_in, d_sae).await
             })
@@ -333,11 +333,11 @@ mod tests {
         let mut recorder = Recorder::new(gpu);
         let mut rec = recorder.begin();
         let b = EncodeBuffers {
-            x: &big,
-            w_enc: &big,
-            b_enc: &big,
-            b_dec: &small,
-            pre: &big,
+            x: (&big).into(),
+            w_enc: (&big).into(),
+            b_enc: (&big).into(),
+            b_dec: (&small).into(),
+            pre: (&big).into(),
         };
         let err = encode(&mut rec, &b, 2, 20, 5).await.unwrap_err();
         assert!(matches!(err, EngineError::InvalidConfig { .. }), "{err}");

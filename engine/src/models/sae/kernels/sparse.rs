@@ -8,29 +8,24 @@ use super::code_rows_len;
 use crate::error::Result;
 use crate::gpu::Tensor;
 use crate::gpu::{Gpu, Recording, View};
-use crate::kernels::{
-    bool_consts, check_buffer, dim, elements, params, row_width, Kernel, Optional,
-};
+use crate::kernels::{bool_consts, dim, elements, params, row_width, Kernel, Optional};
 
 const SPARSE_WGSL: &str = include_str!("../../../../../shaders/sae_sparse.wgsl");
 
 /// The optional bindings: the decoder bias, which only `decode` reads, and the row index.
-fn optional<'a>(
-    b_dec: Option<&'a wgpu::Buffer>,
-    rows: Option<&'a wgpu::Buffer>,
-) -> (String, [Optional<'a>; 2]) {
+fn optional<'a>(b_dec: Option<View<'a>>, rows: Option<View<'a>>) -> (String, [Optional<'a>; 2]) {
     let consts = bool_consts(&[("ROWS", rows.is_some())]);
     let bindings = [
         Optional {
             name: "b_dec",
             elem: "f32",
-            buffer: b_dec.map(View::from),
+            buffer: b_dec,
             writes: false,
         },
         Optional {
             name: "code_rows",
             elem: "u32",
-            buffer: rows.map(View::from),
+            buffer: rows,
             writes: false,
         },
     ];
@@ -38,11 +33,11 @@ fn optional<'a>(
 }
 
 /// Checks a code's row index, when it has one.
-fn check_rows(gpu: &Gpu, rows: Option<&wgpu::Buffer>, batch: u32, entries: u64) -> Result<()> {
+fn check_rows(gpu: &Gpu, rows: Option<View<'_>>, batch: u32, entries: u64) -> Result<()> {
     match rows {
         Some(r) => {
             let words = code_rows_len(batch as usize, entries as usize) as u64;
-            check_buffer(gpu, "rows", r, words)
+            Tensor::flat(gpu, "rows", r, words).map(|_| ())
         }
         None => Ok(()),
     }
@@ -52,17 +47,17 @@ fn check_rows(gpu: &Gpu, rows: Option<&wgpu::Buffer>, batch: u32, entries: u64) 
 #[derive(Clone, Copy)]
 pub struct DecodeSparseBuffers<'a> {
     /// Latent indices `[batch, k]` (u32).
-    pub idx: &'a wgpu::Buffer,
+    pub idx: View<'a>,
     /// Latent values `[batch, k]`.
-    pub val: &'a wgpu::Buffer,
+    pub val: View<'a>,
     /// Decoder `[d_sae, d_in]`.
-    pub w_dec: &'a wgpu::Buffer,
+    pub w_dec: View<'a>,
     /// Decoder bias `[d_in]`.
-    pub b_dec: &'a wgpu::Buffer,
+    pub b_dec: View<'a>,
     /// Output reconstruction `[batch, d_in]`.
-    pub x_hat: &'a wgpu::Buffer,
+    pub x_hat: View<'a>,
     /// The code's row index when its rows hold varying numbers of entries.
-    pub rows: Option<&'a wgpu::Buffer>,
+    pub rows: Option<View<'a>>,
 }
 
 /// Records `x_hat[b, :] = Σ_t val[b, t] · w_dec[idx[b, t], :] + b_dec`, summed in increasing t
@@ -84,8 +79,8 @@ pub async fn decode_sparse(
         dim("d_sae", d_sae)?,
     );
     let entries = elements("idx", &[b, k])?;
-    check_buffer(gpu, "idx", buf.idx, entries)?;
-    check_buffer(gpu, "val", buf.val, entries)?;
+    Tensor::flat(gpu, "idx", buf.idx, entries)?;
+    Tensor::flat(gpu, "val", buf.val, entries)?;
     check_rows(gpu, buf.rows, b, entries)?;
     Tensor::new(gpu, "w_dec", buf.w_dec, &[d_sae, d_in])?;
     Tensor::new(gpu, "b_dec", buf.b_dec, &[d_in])?;
@@ -105,15 +100,15 @@ pub async fn decode_sparse(
 #[derive(Clone, Copy)]
 pub struct LatentGradSparseBuffers<'a> {
     /// Latent indices `[batch, k]` (u32).
-    pub idx: &'a wgpu::Buffer,
+    pub idx: View<'a>,
     /// Gradient of the loss at the reconstruction, `[batch, d_in]`.
-    pub g: &'a wgpu::Buffer,
+    pub g: View<'a>,
     /// Decoder `[d_sae, d_in]`.
-    pub w_dec: &'a wgpu::Buffer,
+    pub w_dec: View<'a>,
     /// Output gradient at the code's values, `[batch, k]` (0 at empty slots).
-    pub g_val: &'a wgpu::Buffer,
+    pub g_val: View<'a>,
     /// The code's row index when its rows hold varying numbers of entries.
-    pub rows: Option<&'a wgpu::Buffer>,
+    pub rows: Option<View<'a>>,
 }
 
 /// Records `g_val[b, t] = w_dec[idx[b, t], :] · g[b, :]`, one invocation per entry summing in
@@ -134,10 +129,10 @@ pub async fn latent_grad_sparse(
         dim("d_sae", d_sae)?,
     );
     let entries = elements("idx", &[b, k])?;
-    check_buffer(gpu, "idx", buf.idx, entries)?;
+    Tensor::flat(gpu, "idx", buf.idx, entries)?;
     Tensor::new(gpu, "g", buf.g, &[b, d_in])?;
     Tensor::new(gpu, "w_dec", buf.w_dec, &[d_sae, d_in])?;
-    check_buffer(gpu, "g_val", buf.g_val, entries)?;
+    Tensor::flat(gpu, "g_val", buf.g_val, entries)?;
     check_rows(gpu, buf.rows, b, entries)?;
     let storage = vec![buf.idx, buf.g_val, buf.w_dec, buf.g];
     let (consts, opt) = optional(None, buf.rows);
@@ -281,22 +276,22 @@ mod tests {
                 let mut recorder = Recorder::new(gpu);
                 let mut rec = recorder.begin();
                 let b = DecodeSparseBuffers {
-                    idx: &bidx,
-                    val: &bval,
-                    w_dec: &bw,
-                    b_dec: &bb,
-                    x_hat: &x_hat,
-                    rows: brows.as_ref(),
+                    idx: (&bidx).into(),
+                    val: (&bval).into(),
+                    w_dec: (&bw).into(),
+                    b_dec: (&bb).into(),
+                    x_hat: (&x_hat).into(),
+                    rows: brows.as_ref().map(View::from),
                 };
                 decode_sparse(&mut rec, &b, batch, k, d_in, d_sae)
                     .await
                     .unwrap();
                 let b = LatentGradSparseBuffers {
-                    idx: &bidx,
-                    g: &bg,
-                    w_dec: &bw,
-                    g_val: &g_val,
-                    rows: brows.as_ref(),
+                    idx: (&bidx).into(),
+                    g: (&bg).into(),
+                    w_dec: (&bw).into(),
+                    g_val: (&g_val).into(),
+                    rows: brows.as_ref().map(View::from),
                 };
                 latent_grad_sparse(&mut rec, &b, batch, k, d_in, d_sae)
                     .await

@@ -20,9 +20,9 @@
 
 use super::code_rows_len;
 use crate::error::{EngineError, Result};
-use crate::gpu::{Recording, View};
+use crate::gpu::{Recording, Tensor, View};
 use crate::kernels::{
-    bool_consts, check_buffer, dim, elements, items_per_group, params, row_width, Kernel, Optional,
+    bool_consts, dim, elements, items_per_group, params, row_width, Kernel, Optional,
 };
 
 const LISTS_WGSL: &str = include_str!("../../../../../shaders/sae_transpose_lists.wgsl");
@@ -45,32 +45,32 @@ pub fn weight_grad_sparse_scratch_bytes(batch: usize, k: usize, d_sae: usize) ->
 #[derive(Clone, Copy)]
 pub struct EncoderGradBuffers<'a> {
     /// Gradient at each entry's pre-activation, `[batch, k]`.
-    pub gpre: &'a wgpu::Buffer,
+    pub gpre: View<'a>,
     /// Centred inputs `x − b_dec`, `[batch, d_in]`.
-    pub xc: &'a wgpu::Buffer,
+    pub xc: View<'a>,
     /// Encoder gradient `[d_sae, d_in]`, added to.
-    pub w_enc_grad: &'a wgpu::Buffer,
+    pub w_enc_grad: View<'a>,
     /// Encoder-bias gradient `[d_sae]`, added to.
-    pub b_enc_grad: &'a wgpu::Buffer,
+    pub b_enc_grad: View<'a>,
 }
 
 /// Buffers of [`weight_grad_sparse`].
 #[derive(Clone, Copy)]
 pub struct WeightGradSparseBuffers<'a> {
     /// Latent indices `[batch, k]` (u32); `NO_LATENT` slots are skipped.
-    pub idx: &'a wgpu::Buffer,
+    pub idx: View<'a>,
     /// Latent values `[batch, k]`.
-    pub val: &'a wgpu::Buffer,
+    pub val: View<'a>,
     /// Gradient of the loss at the reconstruction, `[batch, d_in]`.
-    pub g: &'a wgpu::Buffer,
+    pub g: View<'a>,
     /// Decoder gradient `[d_sae, d_in]`, added to.
-    pub w_dec_grad: &'a wgpu::Buffer,
+    pub w_dec_grad: View<'a>,
     /// The encoder's gradients, when wanted.
     pub encoder: Option<EncoderGradBuffers<'a>>,
     /// Scratch of [`weight_grad_sparse_scratch_bytes`] bytes; its contents do not matter.
-    pub scratch: &'a wgpu::Buffer,
+    pub scratch: View<'a>,
     /// The code's row index ([`code_rows_len`]) when its rows hold varying numbers of entries.
-    pub rows: Option<&'a wgpu::Buffer>,
+    pub rows: Option<View<'a>>,
 }
 
 /// Records the sparse weight gradients of a code `(idx, val)`:
@@ -99,19 +99,19 @@ pub async fn weight_grad_sparse(
     let entries = elements("idx", &[b, k])?;
     let rows = elements("g", &[b, d_in])?;
     let weights = elements("w_dec_grad", &[d_sae, d_in])?;
-    check_buffer(gpu, "idx", buf.idx, entries)?;
-    check_buffer(gpu, "val", buf.val, entries)?;
-    check_buffer(gpu, "g", buf.g, rows)?;
-    check_buffer(gpu, "w_dec_grad", buf.w_dec_grad, weights)?;
+    Tensor::flat(gpu, "idx", buf.idx, entries)?;
+    Tensor::flat(gpu, "val", buf.val, entries)?;
+    Tensor::flat(gpu, "g", buf.g, rows)?;
+    Tensor::flat(gpu, "w_dec_grad", buf.w_dec_grad, weights)?;
     if let Some(r) = buf.rows {
         let words = code_rows_len(batch, entries as usize) as u64;
-        check_buffer(gpu, "rows", r, words)?;
+        Tensor::flat(gpu, "rows", r, words)?;
     }
     if let Some(e) = &buf.encoder {
-        check_buffer(gpu, "gpre", e.gpre, entries)?;
-        check_buffer(gpu, "xc", e.xc, rows)?;
-        check_buffer(gpu, "w_enc_grad", e.w_enc_grad, weights)?;
-        check_buffer(gpu, "b_enc_grad", e.b_enc_grad, d_sae as u64)?;
+        Tensor::flat(gpu, "gpre", e.gpre, entries)?;
+        Tensor::flat(gpu, "xc", e.xc, rows)?;
+        Tensor::flat(gpu, "w_enc_grad", e.w_enc_grad, weights)?;
+        Tensor::flat(gpu, "b_enc_grad", e.b_enc_grad, d_sae as u64)?;
     }
     let words = scratch_words(b as u64, k as u64, d_sae as u64);
     if words >= u32::MAX as u64 {
@@ -121,7 +121,7 @@ pub async fn weight_grad_sparse(
             "too many words for 32-bit indices",
         ));
     }
-    check_buffer(gpu, "scratch", buf.scratch, words)?;
+    Tensor::flat(gpu, "scratch", buf.scratch, words)?;
 
     let blocks = (d_sae as u64).div_ceil(SCAN_BLOCK);
     let lp = params(&[entries as u32, d_sae, blocks as u32, 0]);
@@ -177,13 +177,13 @@ pub async fn weight_grad_sparse(
             Optional {
                 name: "bias_grad",
                 elem: "f32",
-                buffer: bias.map(View::from),
+                buffer: bias,
                 writes: true,
             },
             Optional {
                 name: "code_rows",
                 elem: "u32",
-                buffer: buf.rows.map(View::from),
+                buffer: buf.rows,
                 writes: false,
             },
         ];
@@ -292,18 +292,18 @@ mod tests {
         let mut recorder = Recorder::new(gpu);
         let mut rec = recorder.begin();
         let b = WeightGradSparseBuffers {
-            idx: &bidx,
-            val: &bval,
-            g: &bg,
-            w_dec_grad: &gw_dec,
+            idx: (&bidx).into(),
+            val: (&bval).into(),
+            g: (&bg).into(),
+            w_dec_grad: (&gw_dec).into(),
             encoder: Some(EncoderGradBuffers {
-                gpre: &bgpre,
-                xc: &bxc,
-                w_enc_grad: &gw_enc,
-                b_enc_grad: &gb_enc,
+                gpre: (&bgpre).into(),
+                xc: (&bxc).into(),
+                w_enc_grad: (&gw_enc).into(),
+                b_enc_grad: (&gb_enc).into(),
             }),
-            scratch: &scratch,
-            rows: brows.as_ref(),
+            scratch: (&scratch).into(),
+            rows: brows.as_ref().map(View::from),
         };
         weight_grad_sparse(&mut rec, &b, batch, k, d_in, d_sae)
             .await
@@ -495,9 +495,9 @@ mod tests {
         let mut recorder = Recorder::new(gpu);
         let mut rec = recorder.begin();
         let b = WeightGradDenseBuffers {
-            coef: &bf,
-            rows: &bg,
-            grad: &grad,
+            coef: (&bf).into(),
+            rows: (&bg).into(),
+            grad: (&grad).into(),
         };
         weight_grad_dense(&mut rec, &b, batch, d_in, d_sae)
             .await
