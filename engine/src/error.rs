@@ -30,10 +30,11 @@ pub enum EngineError {
     /// A share link could not be decoded.
     #[error("bad link: {0}")]
     BadLink(String),
-    /// A config file (JSON) could not be read as a config; the message names the field, and
-    /// the caller, which knows the file, says which.
+    /// A config written by hand (a JSON config file, or the page's controls) could not be read
+    /// as a config; the message names the field, and the caller, which knows where the text
+    /// came from, says so.
     #[error("{0}")]
-    BadConfigFile(String),
+    BadConfig(String),
     /// Training produced a non-finite loss.
     #[error("training diverged at step {step} (instance {instance}): the loss became {value}; lower the learning rate")]
     Diverged {

@@ -39,6 +39,13 @@ pub fn PresetSelect(
     }
 }
 
+/// Whether a parse error is about the field with link key `key` and name `name`: validation
+/// says "invalid config: <name> = …", the link codec "`<key>=…`" (both labs' controls read
+/// their text through it).
+pub fn error_names_field(error: &str, key: &str, name: &str) -> bool {
+    error.contains(&format!("config: {name} =")) || error.contains(&format!("`{key}="))
+}
+
 /// The text box of a config field, shared by both labs: no spell-checking or autofill (values
 /// are numbers and names), and `aria-invalid` while the parse error names the field.
 pub fn text_input(

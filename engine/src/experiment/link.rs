@@ -243,7 +243,17 @@ fn set_path<C: LinkConfig>(root: &mut Value, key: &str, value: Value, checked: b
         if i + 1 == parts.len() {
             let old = obj.get(part).ok_or_else(|| unknown_field(key))?;
             if checked {
-                check_type(key, old, &value)?;
+                if let Some(why) = type_error(old, &value) {
+                    let shown = match &value {
+                        Value::String(s) => s.clone(),
+                        other => other.to_string(),
+                    };
+                    // A shortened key also names its field, as the page's controls do.
+                    let field = C::field_of(parts[0]).map_or(String::new(), |f| format!(" ({f})"));
+                    return Err(EngineError::BadLink(format!(
+                        "`{key}={shown}`{field}: {why}"
+                    )));
+                }
             }
             obj.insert(part.to_string(), value);
             return Ok(());
@@ -253,20 +263,15 @@ fn set_path<C: LinkConfig>(root: &mut Value, key: &str, value: Value, checked: b
     Ok(())
 }
 
-/// Refuses a value of another type than the field's default holds, naming the field (serde's
-/// own message would not say which field it was).
-fn check_type(key: &str, old: &Value, new: &Value) -> Result<()> {
-    let why = match old {
-        Value::Number(n) if n.is_u64() && !new.is_u64() => "must be a whole number",
-        Value::Number(_) if !new.is_number() => "must be a number",
-        Value::Bool(_) if !new.is_boolean() => "must be true or false",
-        _ => return Ok(()),
-    };
-    let shown = match new {
-        Value::String(s) => s.clone(),
-        other => other.to_string(),
-    };
-    Err(EngineError::BadLink(format!("`{key}={shown}`: {why}")))
+/// Why a value of another type than the field's default holds is refused (the caller names the
+/// field; serde's own message would not say which field it was).
+fn type_error(old: &Value, new: &Value) -> Option<&'static str> {
+    match old {
+        Value::Number(n) if n.is_u64() && !new.is_u64() => Some("must be a whole number"),
+        Value::Number(_) if !new.is_number() => Some("must be a number"),
+        Value::Bool(_) if !new.is_boolean() => Some("must be true or false"),
+        _ => None,
+    }
 }
 
 /// The config that `key=value` pairs in the link's spelling describe (without `v` and `lab`):
@@ -349,7 +354,7 @@ pub fn decode<C: LinkConfig>(link: &str) -> Result<Decoded<'_, C>> {
 /// the kinds it names, and errors name the field (as the link spells it) without saying "link".
 pub fn from_json<C: LinkConfig>(v: &Value) -> Result<C> {
     if !v.is_object() {
-        return Err(EngineError::BadConfigFile(
+        return Err(EngineError::BadConfig(
             "a config must be a JSON object".into(),
         ));
     }
@@ -360,12 +365,19 @@ pub fn from_json<C: LinkConfig>(v: &Value) -> Result<C> {
         .map(|(k, v)| (k.as_str(), v.as_str()))
         .collect();
     if let Some((k, _)) = borrowed.iter().find(|(k, _)| C::EXTRA_KEYS.contains(k)) {
-        return Err(EngineError::BadConfigFile(format!(
+        return Err(EngineError::BadConfig(format!(
             "unknown field `{k}`: a config file holds one run; use a link or a preset for sweeps"
         )));
     }
-    from_pairs::<C>(&borrowed).map_err(|e| match e {
-        EngineError::BadLink(m) => EngineError::BadConfigFile(m),
+    from_fields::<C>(&borrowed)
+}
+
+/// The config that text written by hand describes, as `(link key, text)` pairs (a config file's
+/// fields, or the page's controls): [`from_pairs`], with the messages naming a field as they
+/// are, not as a bad link.
+pub fn from_fields<C: LinkConfig>(pairs: &[(&str, &str)]) -> Result<C> {
+    from_pairs::<C>(pairs).map_err(|e| match e {
+        EngineError::BadLink(m) => EngineError::BadConfig(m),
         other => other,
     })
 }

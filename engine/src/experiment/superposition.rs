@@ -178,7 +178,8 @@ impl Axis {
     /// Reads [`Axis::link_text`]'s spelling; errors name `key`.
     pub fn from_link_text(key: &str, s: &str) -> Result<Axis> {
         let bad = |why: &str| EngineError::BadLink(format!("`{key}={s}`: {why}"));
-        let parts: Vec<&str> = s.split(':').collect();
+        // Spaces around parts are allowed: people type `1, 0.3, 0.1` into the page's controls.
+        let parts: Vec<&str> = s.split(':').map(str::trim).collect();
         match parts.as_slice() {
             [kind @ ("log" | "lin"), from, to, count] => Ok(Axis::Range {
                 from: from.parse().map_err(|_| bad("the start is not a number"))?,
@@ -190,6 +191,7 @@ impl Axis {
             }),
             [list] => list
                 .split(',')
+                .map(str::trim)
                 .filter(|v| !v.is_empty())
                 .map(|v| {
                     v.parse::<f32>()

@@ -3,7 +3,7 @@
 //! architecture or source shows that kind's own hyper-parameters.
 
 use super::form::{self, Input, SaeForm, SweepChoice};
-use crate::components::controls::{text_input, PresetSelect};
+use crate::components::controls::{error_names_field, text_input, PresetSelect};
 use leptos::prelude::*;
 use mechlab_engine::experiment::sae_link::Sweep;
 use mechlab_engine::models::sae::config::{SaeConfig, SaePreset, SAE_PRESETS};
@@ -88,9 +88,9 @@ fn field(form: RwSignal<SaeForm>, parsed: Parsed, key: String) -> impl IntoView 
         let key = key.clone();
         move || {
             parsed.with(|r| {
-                r.as_ref().err().is_some_and(|e| {
-                    e.contains(&format!("config: {last} =")) || e.contains(&format!("`{key}="))
-                })
+                r.as_ref()
+                    .err()
+                    .is_some_and(|e| error_names_field(e, &key, &last))
             })
         }
     };

@@ -207,7 +207,7 @@ impl SaeForm {
             .iter()
             .map(|(k, v)| (k.as_str(), v.as_str()))
             .collect();
-        let (cfg, _) = link::from_pairs(&pairs)?;
+        let cfg: SaeConfig = mechlab_engine::experiment::link::from_fields(&pairs)?;
         let sweep = self.sweep.sweep(&cfg);
         if let Sweep::Frontier(names) = &sweep {
             // Every run of the sweep must be valid too (k = 32 needs d_sae ≥ 32).

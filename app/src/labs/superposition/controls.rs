@@ -3,7 +3,7 @@
 //! parses it, shows what is wrong, and writes every valid change into the link.
 
 use super::form::{preset_name, Form};
-use crate::components::controls::{text_input, PresetSelect};
+use crate::components::controls::{error_names_field, text_input, PresetSelect};
 use leptos::prelude::*;
 use mechlab_engine::experiment::fields::Field;
 use mechlab_engine::experiment::superposition::{fields, Preset, SuperpositionConfig};
@@ -24,7 +24,7 @@ pub fn Controls(
     };
     // Headings and hints from the engine's field table; the control's id is the field's name.
     let field = move |f: Field, get: fn(&Form) -> String, set: fn(&mut Form, String)| {
-        text_field(form, parsed, f.name, f.label, f.hint, get, set)
+        text_field(form, parsed, f, get, set)
     };
     view! {
         <fieldset class="controls">
@@ -57,18 +57,16 @@ pub fn Controls(
 fn text_field(
     form: RwSignal<Form>,
     parsed: Memo<Result<SuperpositionConfig, String>>,
-    id: &'static str,
-    label: &'static str,
-    hint: &'static str,
+    f: Field,
     get: fn(&Form) -> String,
     set: fn(&mut Form, String),
 ) -> impl IntoView {
-    // Engine messages read "invalid config: <field> = <value>: <why>".
+    let (id, key, label, hint) = (f.name, f.key, f.label, f.hint);
     let invalid = move || {
         parsed.with(|r| {
             r.as_ref()
                 .err()
-                .is_some_and(|e| e.contains(&format!("config: {id} =")))
+                .is_some_and(|e| error_names_field(e, key, id))
         })
     };
     view! {

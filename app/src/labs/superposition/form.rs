@@ -4,8 +4,9 @@
 //! message instead of snapping back; [`Form::parse`] turns the text into a validated config.
 
 use crate::url;
-use mechlab_engine::experiment::link::LinkConfig;
-use mechlab_engine::experiment::superposition::{Axis, Preset, SuperpositionConfig};
+use mechlab_engine::experiment::fields::Field;
+use mechlab_engine::experiment::link::{self, LinkConfig};
+use mechlab_engine::experiment::superposition::{fields, Preset, SuperpositionConfig};
 use mechlab_engine::EngineError;
 
 /// Every control's current text (and the one checkbox).
@@ -36,96 +37,55 @@ pub struct Form {
 impl Form {
     /// The controls' text for a config, spelled exactly as the share link spells it.
     pub fn from_config(c: &SuperpositionConfig) -> Self {
-        // The link codec owns the axis syntax; borrowing its output keeps the two from drifting.
-        let encoded = c.to_link();
-        let field = |key: &str| {
-            encoded
-                .split('&')
-                .find_map(|kv| kv.strip_prefix(key).and_then(|v| v.strip_prefix('=')))
+        // The link codec owns every field's spelling (the axis syntax above all).
+        let pairs = link::pairs(c);
+        let text = |f: Field| {
+            pairs
+                .iter()
+                .find(|(k, _)| k == f.key)
+                .map(|(_, v)| v.clone())
                 .unwrap_or_default()
-                .to_string()
         };
         Self {
-            n_features: c.n_features.to_string(),
-            n_hidden: c.n_hidden.to_string(),
+            n_features: text(fields::N_FEATURES),
+            n_hidden: text(fields::N_HIDDEN),
             relu: c.relu,
-            importance_decay: c.importance_decay.to_string(),
-            feature_probability: field("p"),
-            relative_importance: field("ri"),
-            batch_size: c.batch_size.to_string(),
-            steps: c.steps.to_string(),
-            learning_rate: c.learning_rate.to_string(),
-            seed: c.seed.to_string(),
+            importance_decay: text(fields::IMPORTANCE_DECAY),
+            feature_probability: text(fields::FEATURE_PROBABILITY),
+            relative_importance: text(fields::RELATIVE_IMPORTANCE),
+            batch_size: text(fields::BATCH_SIZE),
+            steps: text(fields::STEPS),
+            learning_rate: text(fields::LEARNING_RATE),
+            seed: text(fields::SEED),
         }
     }
 
-    /// The config the controls describe, validated; the error names the first bad field.
+    /// The config the controls describe, read by the link codec as a link's fields are, and
+    /// validated; the error names the first bad field.
     pub fn parse(&self) -> Result<SuperpositionConfig, EngineError> {
-        let rel = self.relative_importance.trim();
-        let cfg = SuperpositionConfig {
-            n_features: whole("n_features", &self.n_features)?,
-            n_hidden: whole("n_hidden", &self.n_hidden)?,
-            relu: self.relu,
-            importance_decay: number("importance_decay", &self.importance_decay)?,
-            feature_probability: parse_axis("feature_probability", &self.feature_probability)?,
-            relative_importance: if rel.is_empty() {
-                None
-            } else {
-                Some(parse_axis("relative_importance", rel)?)
-            },
-            batch_size: whole("batch_size", &self.batch_size)?,
-            steps: whole("steps", &self.steps)?,
-            learning_rate: number("learning_rate", &self.learning_rate)?,
-            seed: whole("seed", &self.seed)?,
-        };
-        cfg.validate()?;
-        Ok(cfg)
-    }
-}
-
-fn whole<T: std::str::FromStr>(field: &'static str, s: &str) -> Result<T, EngineError> {
-    s.trim()
-        .parse()
-        .map_err(|_| EngineError::invalid(field, s, "must be a whole number"))
-}
-
-fn number(field: &'static str, s: &str) -> Result<f32, EngineError> {
-    s.trim()
-        .parse()
-        .map_err(|_| EngineError::invalid(field, s, "must be a number"))
-}
-
-/// Reads the link's axis syntax: `1,0.3,0.1` or `log:FROM:TO:COUNT` (or `lin:`).
-pub fn parse_axis(field: &'static str, s: &str) -> Result<Axis, EngineError> {
-    let s = s.trim();
-    let bad = |why: String| EngineError::invalid(field, s, why);
-    let parts: Vec<&str> = s.split(':').map(str::trim).collect();
-    match parts.as_slice() {
-        [kind @ ("log" | "lin"), from, to, count] => Ok(Axis::Range {
-            from: from
-                .parse()
-                .map_err(|_| bad(format!("the start `{from}` is not a number")))?,
-            to: to
-                .parse()
-                .map_err(|_| bad(format!("the end `{to}` is not a number")))?,
-            count: count
-                .parse()
-                .map_err(|_| bad(format!("the count `{count}` is not a whole number")))?,
-            log: *kind == "log",
-        }),
-        [list] => list
-            .split(',')
-            .map(str::trim)
-            .filter(|v| !v.is_empty())
-            .map(|v| {
-                v.parse::<f32>()
-                    .map_err(|_| bad(format!("`{v}` is not a number")))
-            })
-            .collect::<Result<Vec<_>, _>>()
-            .map(Axis::List),
-        _ => Err(bad(
-            "expected a comma-separated list like 1,0.3,0.1 or log:FROM:TO:COUNT".into(),
-        )),
+        let act = if self.relu { "relu" } else { "linear" };
+        let mut pairs = vec![
+            (fields::N_FEATURES.key, self.n_features.as_str()),
+            (fields::N_HIDDEN.key, self.n_hidden.as_str()),
+            (fields::RELU.key, act),
+            (fields::IMPORTANCE_DECAY.key, self.importance_decay.as_str()),
+            (
+                fields::FEATURE_PROBABILITY.key,
+                self.feature_probability.as_str(),
+            ),
+            (fields::BATCH_SIZE.key, self.batch_size.as_str()),
+            (fields::STEPS.key, self.steps.as_str()),
+            (fields::LEARNING_RATE.key, self.learning_rate.as_str()),
+            (fields::SEED.key, self.seed.as_str()),
+        ];
+        // No relative importance is the field left out, as links leave it out.
+        if !self.relative_importance.trim().is_empty() {
+            pairs.push((
+                fields::RELATIVE_IMPORTANCE.key,
+                self.relative_importance.as_str(),
+            ));
+        }
+        link::from_fields(&pairs)
     }
 }
 
@@ -176,11 +136,9 @@ mod tests {
         f.learning_rate = "-1".into();
         assert!(f.parse().unwrap_err().to_string().contains("learning_rate"));
         f.learning_rate = "abc".into();
-        assert!(f
-            .parse()
-            .unwrap_err()
-            .to_string()
-            .contains("learning_rate = abc"));
+        let err = f.parse().unwrap_err().to_string();
+        assert!(err.contains("`lr=abc` (learning_rate)"), "{err}");
+        assert!(!err.contains("bad link"), "{err}");
         f.learning_rate = "0.01".into();
         f.feature_probability = "1,x".into();
         assert!(f
@@ -190,6 +148,18 @@ mod tests {
             .contains("`x` is not a number"));
         f.feature_probability = "log:1:0.01:4".into();
         assert_eq!(f.parse().unwrap().n_instances(), 4);
+        f.feature_probability = " 1, 0.3 ,0.1 ".into();
+        assert_eq!(f.parse().unwrap().n_instances(), 3);
+        // No relative importance unless the control has one.
+        let phase = Preset::ALL
+            .into_iter()
+            .map(|p| p.config())
+            .find(|c| c.relative_importance.is_some())
+            .unwrap();
+        let mut f = Form::from_config(&phase);
+        assert!(!f.relative_importance.is_empty());
+        f.relative_importance = " ".into();
+        assert_eq!(f.parse().unwrap().relative_importance, None);
     }
 
     #[test]
