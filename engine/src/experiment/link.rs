@@ -248,8 +248,11 @@ fn set_path<C: LinkConfig>(root: &mut Value, key: &str, value: Value, checked: b
                         Value::String(s) => s.clone(),
                         other => other.to_string(),
                     };
-                    // A shortened key also names its field, as the page's controls do.
-                    let field = C::field_of(parts[0]).map_or(String::new(), |f| format!(" ({f})"));
+                    // A shortened top-level key also names its field, as the page's controls do.
+                    let field = match parts.as_slice() {
+                        [top] => C::field_of(top).map_or(String::new(), |f| format!(" ({f})")),
+                        _ => String::new(),
+                    };
                     return Err(EngineError::BadLink(format!(
                         "`{key}={shown}`{field}: {why}"
                     )));
