@@ -3,3 +3,4 @@
 
 pub mod sae;
 pub mod toy;
+pub mod transformer;

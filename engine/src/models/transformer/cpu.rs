@@ -1,0 +1,445 @@
+//! The CPU reference forward pass, written as TransformerLens's `HookedTransformer` computes
+//! it, capturing each hook point by its TransformerLens name: the reference the GPU kernels are
+//! tested against, and the path without WebGPU. Activations are row-major with TransformerLens's
+//! shapes: `[batch, pos, d]`, `hook_q|k|v|z` `[batch, pos, head, d_head]`, `hook_attn_scores`
+//! and `hook_pattern` `[batch, head, query_pos, key_pos]`, `hook_scale` `[batch, pos, 1]`.
+//! Sums run in f32 in increasing index order.
+
+use super::config::{Activation, LN_EPS};
+use super::params::TransformerParams;
+use crate::error::{EngineError, Result};
+
+/// Captured activations by hook name, in the order the forward pass reaches them.
+#[derive(Debug, Clone, Default)]
+pub struct Hooks {
+    entries: Vec<(String, Vec<usize>, Vec<f32>)>,
+}
+
+impl Hooks {
+    /// The activation at `name` with its shape, when it was captured.
+    pub fn get(&self, name: &str) -> Option<(&[usize], &[f32])> {
+        self.entries
+            .iter()
+            .find(|(n, _, _)| n == name)
+            .map(|(_, s, v)| (s.as_slice(), v.as_slice()))
+    }
+
+    /// Every captured hook's name, in forward order.
+    pub fn names(&self) -> impl Iterator<Item = &str> {
+        self.entries.iter().map(|(n, _, _)| n.as_str())
+    }
+
+    fn put(&mut self, want: &dyn Fn(&str) -> bool, name: String, shape: Vec<usize>, v: &[f32]) {
+        if want(&name) {
+            self.entries.push((name, shape, v.to_vec()));
+        }
+    }
+}
+
+/// Whether a hook name matches a pattern where `*` stands for one dotted part
+/// (`blocks.*.mlp.hook_mid`), or is the name itself.
+pub fn hook_matches(pattern: &str, name: &str) -> bool {
+    let (p, n): (Vec<&str>, Vec<&str>) = (pattern.split('.').collect(), name.split('.').collect());
+    p.len() == n.len() && p.iter().zip(&n).all(|(a, b)| *a == "*" || a == b)
+}
+
+/// The logits `[batch, pos, d_vocab]` for `tokens` (`batch` rows of `tokens.len() / batch`
+/// positions, at most n_ctx), and the hooks `capture` accepts.
+pub fn forward(
+    params: &TransformerParams,
+    tokens: &[u32],
+    batch: usize,
+    capture: &dyn Fn(&str) -> bool,
+) -> Result<(Vec<f32>, Hooks)> {
+    let cfg = &params.cfg;
+    cfg.validate()?;
+    if batch == 0 || tokens.is_empty() || !tokens.len().is_multiple_of(batch) {
+        return Err(EngineError::invalid(
+            "tokens",
+            tokens.len(),
+            format!("must be {batch} rows of equal length"),
+        ));
+    }
+    let pos = tokens.len() / batch;
+    if pos > cfg.n_ctx as usize {
+        return Err(EngineError::invalid(
+            "tokens",
+            pos,
+            format!("a row is longer than n_ctx = {}", cfg.n_ctx),
+        ));
+    }
+    if let Some(&t) = tokens.iter().find(|&&t| t >= cfg.d_vocab) {
+        return Err(EngineError::invalid(
+            "tokens",
+            t,
+            format!("a token id must be below d_vocab = {}", cfg.d_vocab),
+        ));
+    }
+    let d = cfg.d_model as usize;
+    let rows = batch * pos;
+    let mut hooks = Hooks::default();
+    let resid_shape = vec![batch, pos, d];
+    let w_e = params.get("embed.W_E")?;
+    let w_pos = params.get("pos_embed.W_pos")?;
+    let mut embed = vec![0f32; rows * d];
+    let mut pos_embed = vec![0f32; rows * d];
+    for (r, &t) in tokens.iter().enumerate() {
+        let p = r % pos;
+        embed[r * d..(r + 1) * d].copy_from_slice(&w_e[t as usize * d..(t as usize + 1) * d]);
+        pos_embed[r * d..(r + 1) * d].copy_from_slice(&w_pos[p * d..(p + 1) * d]);
+    }
+    hooks.put(capture, "hook_embed".into(), resid_shape.clone(), &embed);
+    hooks.put(
+        capture,
+        "hook_pos_embed".into(),
+        resid_shape.clone(),
+        &pos_embed,
+    );
+    let mut resid: Vec<f32> = embed.iter().zip(&pos_embed).map(|(a, b)| a + b).collect();
+    for l in 0..cfg.n_layers as usize {
+        let name = |n: &str| format!("blocks.{l}.{n}");
+        hooks.put(capture, name("hook_resid_pre"), resid_shape.clone(), &resid);
+        let x = layer_norm(
+            params,
+            &name("ln1"),
+            &resid,
+            rows,
+            d,
+            capture,
+            &mut hooks,
+            (batch, pos),
+        )?;
+        let attn_out = attention(params, l, &x, batch, pos, capture, &mut hooks)?;
+        hooks.put(
+            capture,
+            name("hook_attn_out"),
+            resid_shape.clone(),
+            &attn_out,
+        );
+        add_into(&mut resid, &attn_out);
+        if !cfg.attn_only {
+            hooks.put(capture, name("hook_resid_mid"), resid_shape.clone(), &resid);
+            let x = layer_norm(
+                params,
+                &name("ln2"),
+                &resid,
+                rows,
+                d,
+                capture,
+                &mut hooks,
+                (batch, pos),
+            )?;
+            let mlp_out = mlp(params, l, &x, batch, pos, capture, &mut hooks)?;
+            hooks.put(capture, name("hook_mlp_out"), resid_shape.clone(), &mlp_out);
+            add_into(&mut resid, &mlp_out);
+        }
+        hooks.put(
+            capture,
+            name("hook_resid_post"),
+            resid_shape.clone(),
+            &resid,
+        );
+    }
+    let x = layer_norm(
+        params,
+        "ln_final",
+        &resid,
+        rows,
+        d,
+        capture,
+        &mut hooks,
+        (batch, pos),
+    )?;
+    let v = cfg.d_vocab as usize;
+    let logits = linear(
+        &x,
+        params.get("unembed.W_U")?,
+        Some(params.get("unembed.b_U")?),
+        rows,
+        d,
+        v,
+    );
+    Ok((logits, hooks))
+}
+
+fn add_into(a: &mut [f32], b: &[f32]) {
+    a.iter_mut().zip(b).for_each(|(x, y)| *x += y);
+}
+
+/// `x [rows, k] · w [k, n] (+ bias [n])`.
+fn linear(x: &[f32], w: &[f32], bias: Option<&[f32]>, rows: usize, k: usize, n: usize) -> Vec<f32> {
+    let mut out = vec![0f32; rows * n];
+    for r in 0..rows {
+        let o = &mut out[r * n..(r + 1) * n];
+        for (i, &xv) in x[r * k..(r + 1) * k].iter().enumerate() {
+            for (oj, &wv) in o.iter_mut().zip(&w[i * n..(i + 1) * n]) {
+                *oj += xv * wv;
+            }
+        }
+        if let Some(b) = bias {
+            o.iter_mut().zip(b).for_each(|(oj, bj)| *oj += bj);
+        }
+    }
+    out
+}
+
+/// LayerNorm over rows of `width` as TransformerLens computes it: centre, `hook_scale` =
+/// √(mean(x²) + ε), `hook_normalized` = x / scale · w + b (after the weight and bias).
+#[allow(clippy::too_many_arguments)]
+fn layer_norm(
+    params: &TransformerParams,
+    prefix: &str,
+    x: &[f32],
+    rows: usize,
+    width: usize,
+    capture: &dyn Fn(&str) -> bool,
+    hooks: &mut Hooks,
+    (batch, pos): (usize, usize),
+) -> Result<Vec<f32>> {
+    let w = params.get(&format!("{prefix}.w"))?;
+    let b = params.get(&format!("{prefix}.b"))?;
+    let mut out = vec![0f32; rows * width];
+    let mut scales = vec![0f32; rows];
+    for r in 0..rows {
+        let row = &x[r * width..(r + 1) * width];
+        let mean = row.iter().sum::<f32>() / width as f32;
+        let var = row.iter().map(|v| (v - mean) * (v - mean)).sum::<f32>() / width as f32;
+        let scale = (var + LN_EPS).sqrt();
+        scales[r] = scale;
+        for (i, o) in out[r * width..(r + 1) * width].iter_mut().enumerate() {
+            *o = (row[i] - mean) / scale * w[i] + b[i];
+        }
+    }
+    let extra = |n: &str| format!("{prefix}.{n}");
+    hooks.put(capture, extra("hook_scale"), vec![batch, pos, 1], &scales);
+    hooks.put(
+        capture,
+        extra("hook_normalized"),
+        vec![batch, pos, width],
+        &out,
+    );
+    Ok(out)
+}
+
+/// Causal multi-head attention of layer `l` on the normalised residual `x`.
+fn attention(
+    params: &TransformerParams,
+    l: usize,
+    x: &[f32],
+    batch: usize,
+    pos: usize,
+    capture: &dyn Fn(&str) -> bool,
+    hooks: &mut Hooks,
+) -> Result<Vec<f32>> {
+    let cfg = &params.cfg;
+    let (d, h, dh) = (
+        cfg.d_model as usize,
+        cfg.n_heads as usize,
+        cfg.d_head as usize,
+    );
+    let p = |n: &str| params.get(&format!("blocks.{l}.attn.{n}"));
+    // q, k, v as [batch, pos, head, d_head].
+    let project = |w: &[f32], bias: &[f32]| {
+        let mut out = vec![0f32; batch * pos * h * dh];
+        for r in 0..batch * pos {
+            for head in 0..h {
+                for e in 0..dh {
+                    let mut s = 0f32;
+                    for m in 0..d {
+                        s += x[r * d + m] * w[(head * d + m) * dh + e];
+                    }
+                    out[(r * h + head) * dh + e] = s + bias[head * dh + e];
+                }
+            }
+        }
+        out
+    };
+    let q = project(p("W_Q")?, p("b_Q")?);
+    let k = project(p("W_K")?, p("b_K")?);
+    let v = project(p("W_V")?, p("b_V")?);
+    let name = |n: &str| format!("blocks.{l}.attn.{n}");
+    let qkv_shape = vec![batch, pos, h, dh];
+    hooks.put(capture, name("hook_q"), qkv_shape.clone(), &q);
+    hooks.put(capture, name("hook_k"), qkv_shape.clone(), &k);
+    hooks.put(capture, name("hook_v"), qkv_shape.clone(), &v);
+    let scale = (dh as f32).sqrt();
+    let mut scores = vec![f32::NEG_INFINITY; batch * h * pos * pos];
+    let mut pattern = vec![0f32; batch * h * pos * pos];
+    for b in 0..batch {
+        for head in 0..h {
+            for i in 0..pos {
+                let row = ((b * h + head) * pos + i) * pos;
+                for j in 0..=i {
+                    let mut s = 0f32;
+                    for e in 0..dh {
+                        s += q[((b * pos + i) * h + head) * dh + e]
+                            * k[((b * pos + j) * h + head) * dh + e];
+                    }
+                    scores[row + j] = s / scale;
+                }
+                let max = scores[row..row + i + 1]
+                    .iter()
+                    .fold(f32::NEG_INFINITY, |a, &s| a.max(s));
+                let mut sum = 0f32;
+                for j in 0..=i {
+                    let e = (scores[row + j] - max).exp();
+                    pattern[row + j] = e;
+                    sum += e;
+                }
+                pattern[row..row + i + 1].iter_mut().for_each(|p| *p /= sum);
+            }
+        }
+    }
+    let score_shape = vec![batch, h, pos, pos];
+    hooks.put(
+        capture,
+        name("hook_attn_scores"),
+        score_shape.clone(),
+        &scores,
+    );
+    hooks.put(capture, name("hook_pattern"), score_shape, &pattern);
+    let mut z = vec![0f32; batch * pos * h * dh];
+    for b in 0..batch {
+        for head in 0..h {
+            for i in 0..pos {
+                let row = ((b * h + head) * pos + i) * pos;
+                for e in 0..dh {
+                    let mut s = 0f32;
+                    for j in 0..=i {
+                        s += pattern[row + j] * v[((b * pos + j) * h + head) * dh + e];
+                    }
+                    z[((b * pos + i) * h + head) * dh + e] = s;
+                }
+            }
+        }
+    }
+    hooks.put(capture, name("hook_z"), qkv_shape, &z);
+    // W_O [head, d_head, d_model] is a [head · d_head, d_model] matrix on z's rows.
+    Ok(linear(
+        &z,
+        p("W_O")?,
+        Some(p("b_O")?),
+        batch * pos,
+        h * dh,
+        d,
+    ))
+}
+
+/// The MLP of layer `l` on the normalised residual `x`.
+fn mlp(
+    params: &TransformerParams,
+    l: usize,
+    x: &[f32],
+    batch: usize,
+    pos: usize,
+    capture: &dyn Fn(&str) -> bool,
+    hooks: &mut Hooks,
+) -> Result<Vec<f32>> {
+    let cfg = &params.cfg;
+    let (d, m, rows) = (cfg.d_model as usize, cfg.d_mlp as usize, batch * pos);
+    let p = |n: &str| params.get(&format!("blocks.{l}.mlp.{n}"));
+    let name = |n: &str| format!("blocks.{l}.mlp.{n}");
+    let shape = vec![batch, pos, m];
+    let pre = linear(x, p("W_in")?, Some(p("b_in")?), rows, d, m);
+    hooks.put(capture, name("hook_pre"), shape.clone(), &pre);
+    let post = match cfg.act_fn {
+        Activation::Gelu => pre.iter().map(|&v| gelu(v)).collect(),
+        Activation::GeluNew => pre.iter().map(|&v| gelu_new(v)).collect(),
+        Activation::SoluLn => {
+            let mut mid = vec![0f32; rows * m];
+            for r in 0..rows {
+                let row = &pre[r * m..(r + 1) * m];
+                let max = row.iter().fold(f32::NEG_INFINITY, |a, &s| a.max(s));
+                let sum: f32 = row.iter().map(|v| (v - max).exp()).sum();
+                for (o, &v) in mid[r * m..(r + 1) * m].iter_mut().zip(row) {
+                    *o = v * ((v - max).exp() / sum);
+                }
+            }
+            hooks.put(capture, name("hook_mid"), shape.clone(), &mid);
+            layer_norm(
+                params,
+                &name("ln"),
+                &mid,
+                rows,
+                m,
+                capture,
+                hooks,
+                (batch, pos),
+            )?
+        }
+    };
+    hooks.put(capture, name("hook_post"), shape, &post);
+    Ok(linear(&post, p("W_out")?, Some(p("b_out")?), rows, m, d))
+}
+
+/// PyTorch's exact GeLU, `x Φ(x) = x (1 + erf(x / √2)) / 2`.
+pub fn gelu(x: f32) -> f32 {
+    let x = x as f64;
+    (0.5 * x * (1.0 + erf(x / std::f64::consts::SQRT_2))) as f32
+}
+
+/// GPT-2's GeLU, `x (1 + tanh(√(2/π) (x + 0.044715 x³))) / 2` (TransformerLens's `gelu_new`).
+pub fn gelu_new(x: f32) -> f32 {
+    let x = x as f64;
+    let c = (2.0 / std::f64::consts::PI).sqrt();
+    (0.5 * x * (1.0 + (c * (x + 0.044715 * x * x * x)).tanh())) as f32
+}
+
+/// The error function to about 1e-15 relative (libm's, as C's `erf`).
+pub fn erf(x: f64) -> f64 {
+    libm::erf(x)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::super::config::TransformerConfig;
+    use super::*;
+
+    #[test]
+    fn gelus_match_known_values() {
+        // PyTorch: F.gelu(tensor([-3., -1., 0., 0.5, 2.])) and its tanh form.
+        let xs = [-3.0f32, -1.0, 0.0, 0.5, 2.0];
+        let exact = [-0.004_050_23, -0.158_655_26, 0.0, 0.345_731_23, 1.954_499_7];
+        let tanh = [-0.003_637_43, -0.158_808, 0.0, 0.345_714, 1.954_597_7];
+        for ((x, e), t) in xs.iter().zip(exact).zip(tanh) {
+            assert!((gelu(*x) - e).abs() < 1e-6, "gelu({x}) = {}", gelu(*x));
+            assert!(
+                (gelu_new(*x) - t).abs() < 1e-5,
+                "gelu_new({x}) = {}",
+                gelu_new(*x)
+            );
+        }
+    }
+
+    #[test]
+    fn hook_patterns_match_one_part_per_star() {
+        assert!(hook_matches(
+            "blocks.*.mlp.hook_mid",
+            "blocks.3.mlp.hook_mid"
+        ));
+        assert!(!hook_matches(
+            "blocks.*.mlp.hook_mid",
+            "blocks.3.mlp.ln.hook_scale"
+        ));
+        assert!(hook_matches("hook_embed", "hook_embed"));
+    }
+
+    #[test]
+    fn bad_token_batches_are_named() {
+        let cfg = TransformerConfig {
+            d_vocab: 10,
+            n_ctx: 4,
+            ..TransformerConfig::default()
+        };
+        let p = TransformerParams::init(&cfg, 0).unwrap();
+        let all = |_: &str| true;
+        assert!(forward(&p, &[1, 2, 3], 2, &all).is_err());
+        let long = forward(&p, &[1; 10], 2, &all).unwrap_err().to_string();
+        assert!(long.contains("n_ctx = 4"), "{long}");
+        let id = forward(&p, &[1, 10], 1, &all).unwrap_err().to_string();
+        assert!(id.contains("d_vocab = 10"), "{id}");
+        let (logits, hooks) = forward(&p, &[1, 2, 3, 4], 2, &|n| n.ends_with("hook_mid")).unwrap();
+        assert_eq!(logits.len(), 2 * 2 * 10);
+        assert_eq!(hooks.names().collect::<Vec<_>>(), ["blocks.0.mlp.hook_mid"]);
+    }
+}

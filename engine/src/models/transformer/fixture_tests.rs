@@ -1,0 +1,138 @@
+//! The CPU forward pass against TransformerLens itself: tiny random models of each activation
+//! (and an attention-only one) with their logits and every hook's activation, made by
+//! `tools/fixtures/make_transformer_lens.py` with TransformerLens 2.18.0. Every hook
+//! TransformerLens caches must be captured under the same name and shape and agree to 1e-4;
+//! no hook may be captured that TransformerLens does not have.
+
+use super::{forward, TransformerConfig, TransformerParams};
+use crate::io::safetensors::to_f32;
+use safetensors::SafeTensors;
+
+struct Fixture {
+    name: &'static str,
+    config: &'static str,
+    model: &'static [u8],
+    activations: &'static [u8],
+}
+
+macro_rules! fixture {
+    ($name:literal) => {
+        Fixture {
+            name: $name,
+            config: include_str!(concat!(
+                "../../../tests/fixtures/transformer_lens/",
+                $name,
+                "/config.json"
+            )),
+            model: include_bytes!(concat!(
+                "../../../tests/fixtures/transformer_lens/",
+                $name,
+                "/model.safetensors"
+            )),
+            activations: include_bytes!(concat!(
+                "../../../tests/fixtures/transformer_lens/",
+                $name,
+                "/activations.safetensors"
+            )),
+        }
+    };
+}
+
+const FIXTURES: [Fixture; 4] = [
+    fixture!("solu_ln"),
+    fixture!("gelu"),
+    fixture!("gelu_new"),
+    fixture!("attn_only"),
+];
+
+/// Absolute and relative tolerance: f32 sums over at most 24 terms of order one, in another
+/// order than PyTorch's.
+const TOL: f32 = 1e-4;
+
+fn close(a: f32, b: f32) -> bool {
+    a == b || (a - b).abs() <= TOL + TOL * b.abs()
+}
+
+fn check(f: &Fixture) {
+    let meta: serde_json::Value = serde_json::from_str(f.config).unwrap();
+    let cfg: TransformerConfig = serde_json::from_value(meta.clone()).unwrap();
+    let rows: Vec<Vec<u32>> = serde_json::from_value(meta["tokens"].clone()).unwrap();
+    let tokens: Vec<u32> = rows.concat();
+    let params = TransformerParams::from_safetensors(&cfg, f.model).unwrap();
+    let (logits, hooks) = forward(&params, &tokens, rows.len(), &|_| true).unwrap();
+    let acts = SafeTensors::deserialize(f.activations).unwrap();
+    let bad = |m: String| crate::EngineError::BadImport(m);
+    let mut expected: Vec<String> = vec![];
+    for (name, view) in acts.tensors() {
+        let want = to_f32(&view, &name, bad).unwrap();
+        let (shape, got): (Vec<usize>, Vec<f32>) = if name == "logits" {
+            (
+                vec![rows.len(), rows[0].len(), cfg.d_vocab as usize],
+                logits.clone(),
+            )
+        } else {
+            expected.push(name.clone());
+            let (s, v) = hooks
+                .get(&name)
+                .unwrap_or_else(|| panic!("{}: hook {name} was not captured", f.name));
+            (s.to_vec(), v.to_vec())
+        };
+        assert_eq!(shape, view.shape(), "{}: {name}'s shape", f.name);
+        for (i, (g, w)) in got.iter().zip(&want).enumerate() {
+            assert!(
+                close(*g, *w),
+                "{}: {name}[{i}] = {g}, TransformerLens has {w}",
+                f.name
+            );
+        }
+    }
+    let mut ours: Vec<String> = hooks.names().map(str::to_string).collect();
+    ours.sort();
+    expected.sort();
+    assert_eq!(ours, expected, "{}: the captured hooks", f.name);
+}
+
+#[test]
+fn solu_ln_forward_matches_transformer_lens() {
+    check(&FIXTURES[0]);
+}
+
+#[test]
+fn gelu_forward_matches_transformer_lens() {
+    check(&FIXTURES[1]);
+}
+
+#[test]
+fn gelu_new_forward_matches_transformer_lens() {
+    check(&FIXTURES[2]);
+}
+
+#[test]
+fn attention_only_forward_matches_transformer_lens() {
+    check(&FIXTURES[3]);
+}
+
+#[test]
+fn a_state_dict_for_another_model_is_refused_by_name() {
+    let meta: serde_json::Value = serde_json::from_str(FIXTURES[1].config).unwrap();
+    let gelu: TransformerConfig = serde_json::from_value(meta).unwrap();
+    // The SoLU model's file has mlp.ln tensors the GeLU model lacks.
+    let err = TransformerParams::from_safetensors(&gelu, FIXTURES[0].model)
+        .unwrap_err()
+        .to_string();
+    assert!(err.contains("mlp.ln"), "{err}");
+    let one_layer = TransformerConfig {
+        n_layers: 1,
+        ..gelu.clone()
+    };
+    let err = TransformerParams::from_safetensors(&one_layer, FIXTURES[1].model)
+        .unwrap_err()
+        .to_string();
+    assert!(err.contains("blocks.1"), "{err}");
+    let wider = TransformerConfig { d_mlp: 32, ..gelu };
+    let err = TransformerParams::from_safetensors(&wider, FIXTURES[1].model)
+        .unwrap_err()
+        .to_string();
+    assert!(err.contains("shape"), "{err}");
+    assert!(TransformerParams::from_safetensors(&wider, b"not safetensors").is_err());
+}

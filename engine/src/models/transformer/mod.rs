@@ -1,0 +1,16 @@
+//! The Transformer lab's model: a decoder-only, pre-LayerNorm transformer with learned
+//! positional embeddings and a GeLU or SoLU MLP, its parameters named and shaped exactly as
+//! TransformerLens names them ([`params`]), and a CPU reference forward pass that captures
+//! every TransformerLens hook point ([`cpu`]), checked against fixtures TransformerLens made
+//! (`tests/fixtures/transformer_lens`, made by `tools/fixtures/transformer_lens.py`).
+
+pub mod config;
+pub mod cpu;
+pub mod params;
+
+#[cfg(test)]
+mod fixture_tests;
+
+pub use config::{Activation, TransformerConfig};
+pub use cpu::{forward, Hooks};
+pub use params::TransformerParams;
