@@ -6,6 +6,7 @@
 
 pub mod config;
 pub mod cpu;
+pub mod grad;
 pub mod params;
 
 #[cfg(test)]

@@ -1,0 +1,425 @@
+//! The language-modelling loss and its gradient on the CPU: TransformerLens's
+//! `lm_cross_entropy_loss` (each position predicts the next token; the mean over every position
+//! but the last of each row) and the backward pass through every parameter, by hand from the
+//! activations the forward pass captured. This is the reference the GPU backward kernels are
+//! tested against, and the CPU trainer's gradient.
+
+use super::config::{Activation, LN_EPS};
+use super::cpu::{forward, Hooks};
+use super::params::TransformerParams;
+use crate::error::Result;
+use std::collections::HashMap;
+
+/// The mean next-token cross-entropy of `logits` `[batch, pos, d_vocab]` for `tokens`, and its
+/// gradient at the logits.
+pub fn lm_loss(logits: &[f32], tokens: &[u32], batch: usize, vocab: usize) -> (f32, Vec<f32>) {
+    let pos = tokens.len() / batch;
+    let n = (batch * (pos - 1)).max(1) as f32;
+    let mut loss = 0f64;
+    let mut grad = vec![0f32; logits.len()];
+    for b in 0..batch {
+        for p in 0..pos.saturating_sub(1) {
+            let r = b * pos + p;
+            let row = &logits[r * vocab..(r + 1) * vocab];
+            let target = tokens[r + 1] as usize;
+            let max = row.iter().fold(f32::NEG_INFINITY, |a, &v| a.max(v));
+            let sum: f32 = row.iter().map(|v| (v - max).exp()).sum();
+            loss += (sum.ln() + max - row[target]) as f64;
+            for (g, &v) in grad[r * vocab..(r + 1) * vocab].iter_mut().zip(row) {
+                *g = (v - max).exp() / sum / n;
+            }
+            grad[r * vocab + target] -= 1.0 / n;
+        }
+    }
+    ((loss / n as f64) as f32, grad)
+}
+
+/// Gradients being gathered, by parameter name.
+struct Grads(HashMap<String, Vec<f32>>);
+
+impl Grads {
+    fn of(&mut self, name: &str, len: usize) -> &mut Vec<f32> {
+        self.0
+            .entry(name.to_string())
+            .or_insert_with(|| vec![0.0; len])
+    }
+}
+
+fn hook<'a>(h: &'a Hooks, name: &str) -> &'a [f32] {
+    h.get(name)
+        .map(|(_, v)| v)
+        .expect("the forward pass captured every hook")
+}
+
+/// `out += aᵀ [k, n] from a [rows, k] and g [rows, n]`: a weight's gradient.
+fn add_at_b(out: &mut [f32], a: &[f32], g: &[f32], rows: usize, k: usize, n: usize) {
+    for r in 0..rows {
+        for i in 0..k {
+            let av = a[r * k + i];
+            for (o, gv) in out[i * n..(i + 1) * n]
+                .iter_mut()
+                .zip(&g[r * n..(r + 1) * n])
+            {
+                *o += av * gv;
+            }
+        }
+    }
+}
+
+/// `g [rows, n] · wᵀ` for `w [k, n]`: the gradient at a linear layer's input.
+fn g_wt(g: &[f32], w: &[f32], rows: usize, k: usize, n: usize) -> Vec<f32> {
+    let mut out = vec![0f32; rows * k];
+    for r in 0..rows {
+        for i in 0..k {
+            let mut s = 0f32;
+            for j in 0..n {
+                s += g[r * n + j] * w[i * n + j];
+            }
+            out[r * k + i] = s;
+        }
+    }
+    out
+}
+
+fn add_bias_grad(out: &mut [f32], g: &[f32], n: usize) {
+    for row in g.chunks_exact(n) {
+        out.iter_mut().zip(row).for_each(|(o, v)| *o += v);
+    }
+}
+
+/// LayerNorm's backward: from the gradient at its output and its input `x`, the gradient at
+/// `x`, adding to its weight's and bias's.
+fn layer_norm_back(
+    grads: &mut Grads,
+    params: &TransformerParams,
+    prefix: &str,
+    x: &[f32],
+    dy: &[f32],
+    width: usize,
+) -> Result<Vec<f32>> {
+    let w = params.get(&format!("{prefix}.w"))?;
+    let mut dw = vec![0f32; width];
+    let mut db = vec![0f32; width];
+    let mut dx = vec![0f32; x.len()];
+    for (r, row) in x.chunks_exact(width).enumerate() {
+        let mean = row.iter().sum::<f32>() / width as f32;
+        let var = row.iter().map(|v| (v - mean) * (v - mean)).sum::<f32>() / width as f32;
+        let s = (var + LN_EPS).sqrt();
+        let xh: Vec<f32> = row.iter().map(|v| (v - mean) / s).collect();
+        let g = &dy[r * width..(r + 1) * width];
+        let dxh: Vec<f32> = g.iter().zip(w).map(|(a, b)| a * b).collect();
+        for i in 0..width {
+            dw[i] += g[i] * xh[i];
+            db[i] += g[i];
+        }
+        let m1 = dxh.iter().sum::<f32>() / width as f32;
+        let m2 = dxh.iter().zip(&xh).map(|(a, b)| a * b).sum::<f32>() / width as f32;
+        for i in 0..width {
+            dx[r * width + i] = (dxh[i] - m1 - xh[i] * m2) / s;
+        }
+    }
+    add_into(grads.of(&format!("{prefix}.w"), width), &dw);
+    add_into(grads.of(&format!("{prefix}.b"), width), &db);
+    Ok(dx)
+}
+
+fn add_into(a: &mut [f32], b: &[f32]) {
+    a.iter_mut().zip(b).for_each(|(x, y)| *x += y);
+}
+
+/// The derivative of PyTorch's exact GeLU.
+fn gelu_grad(x: f32) -> f32 {
+    let x = x as f64;
+    let cdf = 0.5 * (1.0 + libm::erf(x / std::f64::consts::SQRT_2));
+    let pdf = (-0.5 * x * x).exp() / (2.0 * std::f64::consts::PI).sqrt();
+    (cdf + x * pdf) as f32
+}
+
+/// The derivative of GPT-2's tanh GeLU.
+fn gelu_new_grad(x: f32) -> f32 {
+    let x = x as f64;
+    let c = (2.0 / std::f64::consts::PI).sqrt();
+    let u = c * (x + 0.044715 * x * x * x);
+    let t = u.tanh();
+    let du = c * (1.0 + 3.0 * 0.044715 * x * x);
+    (0.5 * (1.0 + t) + 0.5 * x * (1.0 - t * t) * du) as f32
+}
+
+/// The loss on `tokens` and its gradient for every parameter, in `params.tensors` order.
+pub fn loss_and_grad(
+    params: &TransformerParams,
+    tokens: &[u32],
+    batch: usize,
+) -> Result<(f32, Vec<Vec<f32>>)> {
+    let cfg = &params.cfg;
+    let (logits, h) = forward(params, tokens, batch, &|_| true)?;
+    let pos = tokens.len() / batch;
+    let rows = batch * pos;
+    let (d, nh, dh, m, v) = (
+        cfg.d_model as usize,
+        cfg.n_heads as usize,
+        cfg.d_head as usize,
+        cfg.d_mlp as usize,
+        cfg.d_vocab as usize,
+    );
+    let (loss, dlogits) = lm_loss(&logits, tokens, batch, v);
+    let mut grads = Grads(HashMap::new());
+    // Unembedding and the final LayerNorm.
+    let xf = hook(&h, "ln_final.hook_normalized");
+    add_at_b(grads.of("unembed.W_U", d * v), xf, &dlogits, rows, d, v);
+    add_bias_grad(grads.of("unembed.b_U", v), &dlogits, v);
+    let dxf = g_wt(&dlogits, params.get("unembed.W_U")?, rows, d, v);
+    let last = format!("blocks.{}.hook_resid_post", cfg.n_layers - 1);
+    let mut dresid = layer_norm_back(&mut grads, params, "ln_final", hook(&h, &last), &dxf, d)?;
+    for l in (0..cfg.n_layers as usize).rev() {
+        let name = |n: &str| format!("blocks.{l}.{n}");
+        if !cfg.attn_only {
+            let dmlp_out = dresid.clone();
+            let x2 = hook(&h, &name("ln2.hook_normalized"));
+            let post = hook(&h, &name("mlp.hook_post"));
+            add_at_b(
+                grads.of(&name("mlp.W_out"), m * d),
+                post,
+                &dmlp_out,
+                rows,
+                m,
+                d,
+            );
+            add_bias_grad(grads.of(&name("mlp.b_out"), d), &dmlp_out, d);
+            let dpost = g_wt(&dmlp_out, params.get(&name("mlp.W_out"))?, rows, m, d);
+            let pre = hook(&h, &name("mlp.hook_pre"));
+            let dpre: Vec<f32> = match cfg.act_fn {
+                Activation::Gelu => pre
+                    .iter()
+                    .zip(&dpost)
+                    .map(|(x, g)| g * gelu_grad(*x))
+                    .collect(),
+                Activation::GeluNew => pre
+                    .iter()
+                    .zip(&dpost)
+                    .map(|(x, g)| g * gelu_new_grad(*x))
+                    .collect(),
+                Activation::SoluLn => {
+                    let mid = hook(&h, &name("mlp.hook_mid"));
+                    let dmid =
+                        layer_norm_back(&mut grads, params, &name("mlp.ln"), mid, &dpost, m)?;
+                    // mid = x · softmax(x): dx_j = s_j (dmid_j (1 + x_j) − Σ_i dmid_i mid_i).
+                    let mut dx = vec![0f32; rows * m];
+                    for r in 0..rows {
+                        let x = &pre[r * m..(r + 1) * m];
+                        let max = x.iter().fold(f32::NEG_INFINITY, |a, &s| a.max(s));
+                        let sum: f32 = x.iter().map(|v| (v - max).exp()).sum();
+                        let dm = &dmid[r * m..(r + 1) * m];
+                        let dot: f32 = dm
+                            .iter()
+                            .zip(&mid[r * m..(r + 1) * m])
+                            .map(|(a, b)| a * b)
+                            .sum();
+                        for j in 0..m {
+                            let s = (x[j] - max).exp() / sum;
+                            dx[r * m + j] = s * (dm[j] * (1.0 + x[j]) - dot);
+                        }
+                    }
+                    dx
+                }
+            };
+            add_at_b(grads.of(&name("mlp.W_in"), d * m), x2, &dpre, rows, d, m);
+            add_bias_grad(grads.of(&name("mlp.b_in"), m), &dpre, m);
+            let dx2 = g_wt(&dpre, params.get(&name("mlp.W_in"))?, rows, d, m);
+            let resid_mid = hook(&h, &name("hook_resid_mid"));
+            let dmid_ln = layer_norm_back(&mut grads, params, &name("ln2"), resid_mid, &dx2, d)?;
+            add_into(&mut dresid, &dmid_ln);
+        }
+        // Attention.
+        let dout = dresid.clone();
+        let z = hook(&h, &name("attn.hook_z"));
+        add_at_b(
+            grads.of(&name("attn.W_O"), nh * dh * d),
+            z,
+            &dout,
+            rows,
+            nh * dh,
+            d,
+        );
+        add_bias_grad(grads.of(&name("attn.b_O"), d), &dout, d);
+        let dz = g_wt(&dout, params.get(&name("attn.W_O"))?, rows, nh * dh, d);
+        let (q, k, vv) = (
+            hook(&h, &name("attn.hook_q")),
+            hook(&h, &name("attn.hook_k")),
+            hook(&h, &name("attn.hook_v")),
+        );
+        let pattern = hook(&h, &name("attn.hook_pattern"));
+        let at = |b: usize, p: usize, head: usize| ((b * pos + p) * nh + head) * dh;
+        let (mut dq, mut dk, mut dv) = (
+            vec![0f32; q.len()],
+            vec![0f32; q.len()],
+            vec![0f32; q.len()],
+        );
+        let scale = (dh as f32).sqrt();
+        for b in 0..batch {
+            for head in 0..nh {
+                for i in 0..pos {
+                    let row = ((b * nh + head) * pos + i) * pos;
+                    let mut dp = vec![0f32; i + 1];
+                    for (j, dpj) in dp.iter_mut().enumerate() {
+                        let mut s = 0f32;
+                        for e in 0..dh {
+                            s += dz[at(b, i, head) + e] * vv[at(b, j, head) + e];
+                            dv[at(b, j, head) + e] += pattern[row + j] * dz[at(b, i, head) + e];
+                        }
+                        *dpj = s;
+                    }
+                    let dot: f32 = (0..=i).map(|j| pattern[row + j] * dp[j]).sum();
+                    for j in 0..=i {
+                        let ds = pattern[row + j] * (dp[j] - dot) / scale;
+                        for e in 0..dh {
+                            dq[at(b, i, head) + e] += ds * k[at(b, j, head) + e];
+                            dk[at(b, j, head) + e] += ds * q[at(b, i, head) + e];
+                        }
+                    }
+                }
+            }
+        }
+        let x1 = hook(&h, &name("ln1.hook_normalized"));
+        let mut dx1 = vec![0f32; rows * d];
+        for (w, bias, g) in [
+            ("W_Q", "b_Q", &dq),
+            ("W_K", "b_K", &dk),
+            ("W_V", "b_V", &dv),
+        ] {
+            let wv = params.get(&name(&format!("attn.{w}")))?;
+            let gw = grads.of(&name(&format!("attn.{w}")), nh * d * dh);
+            for r in 0..rows {
+                for head in 0..nh {
+                    for mm in 0..d {
+                        let xv = x1[r * d + mm];
+                        let base = (head * d + mm) * dh;
+                        let mut s = 0f32;
+                        for e in 0..dh {
+                            let gv = g[(r * nh + head) * dh + e];
+                            gw[base + e] += xv * gv;
+                            s += gv * wv[base + e];
+                        }
+                        dx1[r * d + mm] += s;
+                    }
+                }
+            }
+            add_bias_grad(
+                grads.of(&name(&format!("attn.{bias}")), nh * dh),
+                g,
+                nh * dh,
+            );
+        }
+        let resid_pre = hook(&h, &name("hook_resid_pre"));
+        let dpre_ln = layer_norm_back(&mut grads, params, &name("ln1"), resid_pre, &dx1, d)?;
+        add_into(&mut dresid, &dpre_ln);
+    }
+    // Embeddings.
+    let (ge, gp) = (cfg.d_vocab as usize * d, cfg.n_ctx as usize * d);
+    for (r, &t) in tokens.iter().enumerate() {
+        let p = r % pos;
+        let g = &dresid[r * d..(r + 1) * d];
+        add_into(
+            &mut grads.of("embed.W_E", ge)[t as usize * d..(t as usize + 1) * d],
+            g,
+        );
+        add_into(&mut grads.of("pos_embed.W_pos", gp)[p * d..(p + 1) * d], g);
+    }
+    let out = params
+        .tensors
+        .iter()
+        .map(|t| {
+            grads
+                .0
+                .remove(&t.name)
+                .unwrap_or_else(|| vec![0.0; t.values.len()])
+        })
+        .collect();
+    Ok((loss, out))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::super::config::{Activation, TransformerConfig};
+    use super::*;
+
+    /// Central differences on a sample of every tensor's entries, against the hand-written
+    /// backward. The forward runs in f32, so the step is large (1e-2) and the tolerance is
+    /// 2e-3 absolute plus 3% relative, which a wrong term (a missing LayerNorm weight, a
+    /// transposed product) exceeds by orders of magnitude.
+    fn check(cfg: TransformerConfig) {
+        let mut params = TransformerParams::init(&cfg, 7).unwrap();
+        // Perturb the LayerNorms and biases away from 1 and 0.
+        for (t, tensor) in params.tensors.iter_mut().enumerate() {
+            for (i, v) in tensor.values.iter_mut().enumerate() {
+                *v += 0.2 * crate::rng::rng_normal(99, t as u32, i as u32);
+            }
+        }
+        let tokens: Vec<u32> = (0..2 * 6).map(|i| (i * 7 + 3) % cfg.d_vocab).collect();
+        let (_, grads) = loss_and_grad(&params, &tokens, 2).unwrap();
+        let loss = |p: &TransformerParams| {
+            let (logits, _) = forward(p, &tokens, 2, &|_| false).unwrap();
+            lm_loss(&logits, &tokens, 2, cfg.d_vocab as usize).0
+        };
+        let eps = 1e-2;
+        for t in 0..params.tensors.len() {
+            let n = params.tensors[t].values.len();
+            for i in (0..n).step_by((n / 5).max(1)) {
+                let old = params.tensors[t].values[i];
+                params.tensors[t].values[i] = old + eps;
+                let up = loss(&params);
+                params.tensors[t].values[i] = old - eps;
+                let down = loss(&params);
+                params.tensors[t].values[i] = old;
+                let fd = (up - down) / (2.0 * eps);
+                let g = grads[t][i];
+                assert!(
+                    (fd - g).abs() <= 2e-3 + 0.03 * fd.abs(),
+                    "{} {:?}: d loss / d [{i}] = {g}, finite differences give {fd}",
+                    params.tensors[t].name,
+                    cfg.act_fn
+                );
+            }
+        }
+    }
+
+    fn tiny(act_fn: Activation, attn_only: bool) -> TransformerConfig {
+        TransformerConfig {
+            n_layers: 2,
+            d_model: 8,
+            n_heads: 2,
+            d_head: 3,
+            d_mlp: 10,
+            n_ctx: 8,
+            d_vocab: 11,
+            act_fn,
+            attn_only,
+        }
+    }
+
+    #[test]
+    fn solu_ln_gradients_match_finite_differences() {
+        check(tiny(Activation::SoluLn, false));
+    }
+
+    #[test]
+    fn gelu_gradients_match_finite_differences() {
+        check(tiny(Activation::Gelu, false));
+        check(tiny(Activation::GeluNew, false));
+    }
+
+    #[test]
+    fn attention_only_gradients_match_finite_differences() {
+        check(tiny(Activation::Gelu, true));
+    }
+
+    #[test]
+    fn the_loss_is_transformer_lens_next_token_cross_entropy() {
+        // Uniform logits: ln(vocab) at every predicted position.
+        let (loss, grad) = lm_loss(&[0.0; 2 * 3 * 4], &[0, 1, 2, 3, 2, 1], 2, 4);
+        assert!((loss - 4f32.ln()).abs() < 1e-6);
+        // The last position of each row predicts nothing.
+        assert!(grad[2 * 4..3 * 4].iter().all(|&g| g == 0.0));
+        assert!((grad[1] - (0.25 - 1.0) / 4.0).abs() < 1e-7);
+    }
+}
