@@ -51,6 +51,13 @@ pub enum EngineError {
     /// An SAE in SAELens's layout could not be read; names the file, tensor or key at fault.
     #[error("cannot import SAE: {0}")]
     BadImport(String),
+    /// A transformer checkpoint could not be read; names the file, tensor or key at fault.
+    #[error("cannot load model: {0}")]
+    BadModel(String),
+    /// Text to train on could not be used (not UTF-8, empty, too large, too little for the
+    /// vocabulary); the message names the file and the problem.
+    #[error("{0}")]
+    BadText(String),
 }
 
 /// Result with the engine's error.

@@ -5,6 +5,7 @@
 mod ground_truth;
 mod shuffle;
 mod superposition;
+pub mod text;
 
 pub use ground_truth::GroundTruthSource;
 pub use shuffle::{gather_scatter, ShuffleBuffer, ShuffleSlots};

@@ -61,7 +61,7 @@ fn check(f: &Fixture) {
     let params = TransformerParams::from_safetensors(&cfg, f.model).unwrap();
     let (logits, hooks) = forward(&params, &tokens, rows.len(), &|_| true).unwrap();
     let acts = SafeTensors::deserialize(f.activations).unwrap();
-    let bad = |m: String| crate::EngineError::BadImport(m);
+    let bad = |m: String| crate::EngineError::BadModel(m);
     let mut expected: Vec<String> = vec![];
     for (name, view) in acts.tensors() {
         let want = to_f32(&view, &name, bad).unwrap();

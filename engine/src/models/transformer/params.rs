@@ -132,7 +132,7 @@ impl TransformerParams {
     /// missing one or a shape that differs.
     pub fn from_safetensors(cfg: &TransformerConfig, bytes: &[u8]) -> Result<Self> {
         cfg.validate()?;
-        let bad = |m: String| EngineError::BadImport(m);
+        let bad = |m: String| EngineError::BadModel(m);
         let st = SafeTensors::deserialize(bytes)
             .map_err(|e| bad(format!("not a safetensors file: {e}")))?;
         let want = shapes(cfg);
