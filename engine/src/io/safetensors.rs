@@ -13,11 +13,12 @@ pub fn f32_bytes(values: &[f32]) -> Vec<u8> {
 }
 
 /// One safetensors file of f32 tensors given as `(name, shape, little-endian bytes)`.
-pub fn serialize_f32(tensors: &[(&str, Vec<usize>, Vec<u8>)]) -> Result<Vec<u8>> {
+pub fn serialize_f32<S: AsRef<str>>(tensors: &[(S, Vec<usize>, Vec<u8>)]) -> Result<Vec<u8>> {
     let views = tensors
         .iter()
         .map(|(name, shape, bytes)| {
-            TensorView::new(Dtype::F32, shape.clone(), bytes).map(|v| (name.to_string(), v))
+            TensorView::new(Dtype::F32, shape.clone(), bytes)
+                .map(|v| (name.as_ref().to_string(), v))
         })
         .collect::<std::result::Result<Vec<_>, _>>()
         .map_err(|e| EngineError::invalid("weights", "", e.to_string()))?;
