@@ -1,6 +1,7 @@
 //! `mechlab`: runs mechlab experiments natively on the best GPU adapter.
 
 mod common;
+mod lm;
 mod sae;
 mod superposition;
 
@@ -26,6 +27,10 @@ enum Command {
     Sae(sae::Args),
     /// Read a SAELens folder back and print what it holds.
     SaeInspect(sae::InspectArgs),
+    /// Train, sample from and read the activations of GeLU and SoLU language models
+    /// (TransformerLens checkpoints).
+    #[command(subcommand)]
+    Lm(lm::Command),
 }
 
 fn main() -> ExitCode {
@@ -34,12 +39,16 @@ fn main() -> ExitCode {
     use mechlab_engine::experiment::link::LinkConfig;
     use mechlab_engine::experiment::superposition::SuperpositionConfig;
     use mechlab_engine::models::sae::config::SaeConfig;
+    use mechlab_engine::models::transformer::lm::LmConfig;
     // `--help` lists each lab's config fields from the engine's field tables.
     let command = Cli::command()
         .mut_subcommand("superposition", |c| {
             c.after_long_help(help(SuperpositionConfig::FIELDS))
         })
-        .mut_subcommand("sae", |c| c.after_long_help(help(SaeConfig::FIELDS)));
+        .mut_subcommand("sae", |c| c.after_long_help(help(SaeConfig::FIELDS)))
+        .mut_subcommand("lm", |c| {
+            c.mut_subcommand("train", |c| c.after_long_help(help(LmConfig::FIELDS)))
+        });
     let cli = match Cli::from_arg_matches(&command.get_matches()) {
         Ok(cli) => cli,
         Err(e) => e.exit(),
@@ -48,6 +57,7 @@ fn main() -> ExitCode {
         Command::Superposition(args) => pollster::block_on(superposition::run(args)),
         Command::Sae(args) => pollster::block_on(sae::run(args)),
         Command::SaeInspect(args) => sae::inspect(args),
+        Command::Lm(command) => lm::run(command),
     };
     match result {
         Ok(()) => ExitCode::SUCCESS,

@@ -3,9 +3,10 @@
 pub mod fields;
 pub mod frontier;
 pub mod link;
+pub mod lm_link;
 pub mod results;
 pub mod sae_link;
 pub mod superposition;
 
 /// Every lab's name, as links spell it in `lab=`.
-pub const LABS: [&str; 2] = ["superposition", "sae"];
+pub const LABS: [&str; 3] = ["superposition", "sae", "lm"];

@@ -53,7 +53,7 @@ pub fn hooked_config(cfg: &TransformerConfig) -> Value {
         "attn_only": cfg.attn_only,
         "normalization_type": "LN",
         "positional_embedding_type": "standard",
-        "eps": LN_EPS,
+        "eps": 1e-5,
         "use_attn_scale": true,
         "attn_scale": (cfg.d_head as f64).sqrt(),
         "default_prepend_bos": false,

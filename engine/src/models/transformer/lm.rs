@@ -4,7 +4,7 @@
 //! windows drawn with the run's seed; validation loss is measured on a fixed set of windows of
 //! the held-out text, the same at every evaluation and on every device.
 
-use super::config::TransformerConfig;
+use super::config::{Activation, TransformerConfig};
 use super::cpu::forward;
 use super::grad::{lm_loss, loss_and_grad};
 use super::params::TransformerParams;
@@ -151,6 +151,83 @@ impl LmConfig {
             decay: Decay::Cosine {
                 final_fraction: self.final_lr_fraction,
             },
+        }
+    }
+}
+
+/// The lab's presets.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum LmPreset {
+    /// One SoLU layer on Shakespeare's characters: a first result in about a minute on the CPU.
+    Tiny,
+    /// Two models identical but for the MLP's activation (SoLU with its LayerNorm, and GeLU),
+    /// same data order and seed, trained one after the other and compared on validation loss.
+    SoluVsGelu,
+    /// The benchmark's small size: 2 layers, d_model 128, n_ctx 128, a 2048-token BPE.
+    Small,
+}
+
+impl LmPreset {
+    /// Every preset.
+    pub const ALL: [LmPreset; 3] = [LmPreset::Tiny, LmPreset::SoluVsGelu, LmPreset::Small];
+
+    /// Its name in links and on the command line.
+    pub fn name(self) -> &'static str {
+        match self {
+            LmPreset::Tiny => "tiny",
+            LmPreset::SoluVsGelu => "solu-vs-gelu",
+            LmPreset::Small => "small",
+        }
+    }
+
+    /// The preset called `name`; the error lists them.
+    pub fn from_name(name: &str) -> Result<Self> {
+        Self::ALL
+            .into_iter()
+            .find(|p| p.name() == name)
+            .ok_or_else(|| {
+                EngineError::invalid("preset", name, "must be tiny, solu-vs-gelu or small")
+            })
+    }
+
+    /// The runs it trains: one, or the SoLU and GeLU pair.
+    pub fn runs(self) -> Vec<LmConfig> {
+        match self {
+            LmPreset::Tiny => vec![LmConfig::default()],
+            LmPreset::SoluVsGelu => {
+                let base = LmConfig {
+                    steps: 500,
+                    ..LmConfig::default()
+                };
+                [Activation::SoluLn, Activation::Gelu]
+                    .into_iter()
+                    .map(|act_fn| LmConfig {
+                        model: TransformerConfig {
+                            act_fn,
+                            ..base.model.clone()
+                        },
+                        ..base.clone()
+                    })
+                    .collect()
+            }
+            LmPreset::Small => vec![LmConfig {
+                model: TransformerConfig {
+                    n_layers: 2,
+                    d_model: 128,
+                    n_heads: 4,
+                    d_head: 32,
+                    d_mlp: 512,
+                    n_ctx: 128,
+                    d_vocab: 0,
+                    ..TransformerConfig::default()
+                },
+                tokenizer: TokenizerKind::Bpe { vocab_size: 2048 },
+                batch_size: 16,
+                steps: 2000,
+                learning_rate: 1e-3,
+                warmup_steps: 100,
+                ..LmConfig::default()
+            }],
         }
     }
 }
@@ -528,6 +605,22 @@ mod tests {
         assert_eq!(s.chars().count(), 12);
         assert_eq!(s, t.sample("the cat", &greedy).unwrap());
         assert!(t.sample("", &greedy).is_err());
+    }
+
+    #[test]
+    fn presets_are_valid_and_the_pair_differs_only_in_activation() {
+        for p in LmPreset::ALL {
+            assert_eq!(LmPreset::from_name(p.name()).unwrap(), p);
+            for r in p.runs() {
+                r.validate().unwrap();
+            }
+        }
+        let pair = LmPreset::SoluVsGelu.runs();
+        assert_eq!(pair.len(), 2);
+        let mut same = pair[1].clone();
+        same.model.act_fn = pair[0].model.act_fn;
+        assert_eq!(same, pair[0]);
+        assert!(LmPreset::from_name("huge").is_err());
     }
 
     #[test]

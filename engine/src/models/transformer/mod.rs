@@ -6,6 +6,7 @@
 
 pub mod config;
 pub mod cpu;
+pub mod fields;
 pub mod grad;
 pub mod lm;
 pub mod params;

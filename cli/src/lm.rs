@@ -1,0 +1,340 @@
+//! `mechlab lm`: the Transformer lab natively. `train` trains from a preset, a JSON config or a
+//! share link on Shakespeare or a text file and writes a TransformerLens checkpoint folder
+//! (`solu-vs-gelu` writes one per model and compares them); `sample` continues a prompt from a
+//! checkpoint; `cache` writes a checkpoint's activations at the hooks a pattern names.
+
+use crate::common::{bar, read_config, ConfigArgs};
+use mechlab_engine::data::text::{Corpus, TextTokenizer};
+use mechlab_engine::experiment::link::{self, LinkConfig};
+use mechlab_engine::io::safetensors::{f32_bytes, serialize_f32};
+use mechlab_engine::io::transformer_lens::Checkpoint;
+use mechlab_engine::models::transformer::cpu::{forward, hook_matches};
+use mechlab_engine::models::transformer::lm::{
+    CpuLmTrainer, LmConfig, LmPreset, LmStep, SampleOptions, TokenizedCorpus,
+};
+use mechlab_engine::train::engine::EngineChoice;
+use serde_json::json;
+use std::path::{Path, PathBuf};
+
+/// What `mechlab lm` does.
+#[derive(clap::Subcommand)]
+pub enum Command {
+    /// Train a language model and write a TransformerLens checkpoint folder.
+    Train(TrainArgs),
+    /// Continue a prompt with a checkpoint.
+    Sample(SampleArgs),
+    /// Write a checkpoint's activations at hook points (TransformerLens names) as safetensors.
+    Cache(CacheArgs),
+}
+
+/// `mechlab lm train`.
+#[derive(clap::Args)]
+pub struct TrainArgs {
+    /// The run (presets: tiny, solu-vs-gelu, small), overrides and engine.
+    #[command(flatten)]
+    common: ConfigArgs,
+    /// Train on this UTF-8 text file instead of Shakespeare (its last tenth of lines is held
+    /// out for validation).
+    #[arg(long)]
+    corpus: Option<PathBuf>,
+    /// Continue the run in this checkpoint folder (its config, tokenizer and optimiser state)
+    /// for the config's steps in all.
+    #[arg(long)]
+    resume: Option<PathBuf>,
+    /// Measure the validation loss every this many steps.
+    #[arg(long, default_value_t = 100)]
+    eval_every: u32,
+    /// The folder to write (created if missing).
+    #[arg(long)]
+    out: PathBuf,
+}
+
+/// `mechlab lm sample`.
+#[derive(clap::Args)]
+pub struct SampleArgs {
+    /// The checkpoint folder.
+    dir: PathBuf,
+    /// The text to continue.
+    #[arg(long)]
+    prompt: String,
+    /// Tokens to add.
+    #[arg(long, default_value_t = 200)]
+    tokens: u32,
+    /// Softmax temperature (0: the most likely token each time).
+    #[arg(long, default_value_t = 0.8)]
+    temperature: f32,
+    /// Sample among the k most likely tokens (0: all).
+    #[arg(long, default_value_t = 20)]
+    top_k: u32,
+    /// Seed of the draws.
+    #[arg(long, default_value_t = 0)]
+    seed: u64,
+}
+
+/// `mechlab lm cache`.
+#[derive(clap::Args)]
+pub struct CacheArgs {
+    /// The checkpoint folder.
+    dir: PathBuf,
+    /// Hook names or patterns, `*` standing for one dotted part (`blocks.*.mlp.hook_mid`);
+    /// repeat for several.
+    #[arg(long, required = true)]
+    hook: Vec<String>,
+    /// The UTF-8 text to run, cut into windows of n_ctx tokens (one batch row each).
+    #[arg(long)]
+    text: PathBuf,
+    /// The safetensors file to write: each hook `[windows, n_ctx, …]`, and `tokens`.
+    #[arg(long)]
+    out: PathBuf,
+}
+
+/// Runs `mechlab lm …`.
+pub fn run(command: Command) -> Result<(), String> {
+    match command {
+        Command::Train(a) => train(a),
+        Command::Sample(a) => sample(a),
+        Command::Cache(a) => cache(a),
+    }
+}
+
+fn read(path: &Path) -> Result<Vec<u8>, String> {
+    std::fs::read(path).map_err(|e| format!("cannot read {}: {e}", path.display()))
+}
+
+fn corpus(path: Option<&Path>) -> Result<Corpus, String> {
+    match path {
+        None => Corpus::shakespeare().map_err(|e| e.to_string()),
+        Some(p) => {
+            let name = p
+                .file_name()
+                .map_or("text".into(), |n| n.to_string_lossy().to_string());
+            Corpus::from_file(&name, &read(p)?).map_err(|e| e.to_string())
+        }
+    }
+}
+
+fn load_checkpoint(dir: &Path) -> Result<Checkpoint, String> {
+    if !dir.is_dir() {
+        return Err(format!("{} is not a folder", dir.display()));
+    }
+    Checkpoint::read(&|name| std::fs::read(dir.join(name)).ok())
+        .map_err(|e| format!("{}: {e}", dir.display()))
+}
+
+fn write_checkpoint(dir: &Path, t: &CpuLmTrainer) -> Result<(), String> {
+    let ck = Checkpoint {
+        params: t.params().clone(),
+        tokenizer: Some(t.data().tokenizer.to_json().map_err(|e| e.to_string())?),
+        run: Some((t.config().clone(), t.optimizer_state().clone())),
+    };
+    std::fs::create_dir_all(dir).map_err(|e| format!("cannot create {}: {e}", dir.display()))?;
+    for (name, bytes) in ck.files().map_err(|e| e.to_string())? {
+        let path = dir.join(name);
+        std::fs::write(&path, bytes)
+            .map_err(|e| format!("cannot write {}: {e}", path.display()))?;
+    }
+    Ok(())
+}
+
+/// The runs the arguments ask for, with their overrides.
+fn runs(args: &TrainArgs) -> Result<Vec<LmConfig>, String> {
+    let c = &args.common;
+    let mut runs = if let Some(name) = &c.preset {
+        LmPreset::from_name(name).map_err(|e| e.to_string())?.runs()
+    } else if let Some(path) = &c.config {
+        vec![read_config::<LmConfig>(path)?]
+    } else if let Some(l) = &c.link {
+        vec![
+            link::decode::<LmConfig>(l)
+                .map_err(|e| e.to_string())?
+                .config,
+        ]
+    } else {
+        unreachable!("clap requires one of --preset, --config, --link")
+    };
+    for r in &mut runs {
+        if let Some(s) = c.steps {
+            r.steps = s;
+        }
+        if let Some(s) = c.seed {
+            r.seed = s;
+        }
+        r.validate().map_err(|e| e.to_string())?;
+    }
+    Ok(runs)
+}
+
+fn train(args: TrainArgs) -> Result<(), String> {
+    if args.common.engine == EngineChoice::Gpu {
+        return Err(
+            "the Transformer lab trains on the CPU reference in this build; \
+                    its GPU path is not written yet (use --engine auto or cpu)"
+                .into(),
+        );
+    }
+    let corpus = corpus(args.corpus.as_deref())?;
+    let runs = runs(&args)?;
+    let mut summary = vec![];
+    for cfg in &runs {
+        let out = if runs.len() > 1 {
+            args.out.join(cfg.model.act_fn.name())
+        } else {
+            args.out.clone()
+        };
+        let mut t = match &args.resume {
+            None => CpuLmTrainer::new(cfg, &corpus).map_err(|e| e.to_string())?,
+            Some(dir) => {
+                let ck = load_checkpoint(dir)?;
+                let tok = ck.tokenizer.ok_or_else(|| {
+                    format!("{}: the folder has no tokenizer.json", dir.display())
+                })?;
+                let tok = TextTokenizer::from_json(&tok).map_err(|e| e.to_string())?;
+                let data =
+                    TokenizedCorpus::with_tokenizer(&corpus, tok).map_err(|e| e.to_string())?;
+                let (run, state) = ck.run.ok_or_else(|| {
+                    format!(
+                        "{}: the folder holds no run to resume (mechlab.json)",
+                        dir.display()
+                    )
+                })?;
+                let run = LmConfig {
+                    steps: cfg.steps.max(run.steps),
+                    ..run
+                };
+                CpuLmTrainer::resume(&run, data, ck.params, Some(state))
+                    .map_err(|e| e.to_string())?
+            }
+        };
+        let total = t.config().steps;
+        eprintln!(
+            "training {} layer(s), d_model {}, act_fn {}, d_vocab {} ({} parameters) on {} \
+             with the CPU reference",
+            t.config().model.n_layers,
+            t.config().model.d_model,
+            t.config().model.act_fn.name(),
+            t.config().model.d_vocab,
+            t.config().model.parameter_count(),
+            corpus.name,
+        );
+        let pb = bar(total as u64);
+        pb.set_position(t.step() as u64);
+        let mut steps: Vec<LmStep> = vec![];
+        let mut validation: Vec<(u32, f32)> = vec![];
+        let started = std::time::Instant::now();
+        let tokens_per_step = (t.config().batch_size * t.config().model.n_ctx) as f64;
+        while t.step() < total {
+            let s = t.train_step().map_err(|e| e.to_string())?;
+            steps.push(s);
+            if s.step % args.eval_every.max(1) == 0 || s.step == total {
+                let v = t.validation_loss().map_err(|e| e.to_string())?;
+                validation.push((s.step, v));
+            }
+            let rate = steps.len() as f64 * tokens_per_step / started.elapsed().as_secs_f64();
+            let val = validation
+                .last()
+                .map_or(String::new(), |(_, v)| format!(", val {v:.3}"));
+            pb.set_message(format!("loss {:.3}{val}, {rate:.0} tokens/s", s.loss));
+            pb.set_position(t.step() as u64);
+        }
+        pb.finish();
+        write_checkpoint(&out, &t)?;
+        let text = t
+            .sample("ROMEO.\n", &SampleOptions::default())
+            .or_else(|_| t.sample("\n", &SampleOptions::default()))
+            .map_err(|e| e.to_string())?;
+        let final_val = validation.last().map(|(_, v)| *v);
+        let metrics = json!({
+            "config": serde_json::to_value(t.config()).expect("json"),
+            "link": t.config().to_link(),
+            "corpus": corpus.name,
+            "steps": steps,
+            "validation": validation,
+            "final_validation_loss": final_val,
+            "sample": text,
+        });
+        let path = out.join("metrics.json");
+        std::fs::write(&path, serde_json::to_vec_pretty(&metrics).expect("json"))
+            .map_err(|e| format!("cannot write {}: {e}", path.display()))?;
+        println!(
+            "{}: validation loss {:.4} after {} steps; checkpoint in {}",
+            t.config().model.act_fn.name(),
+            final_val.unwrap_or(f32::NAN),
+            t.step(),
+            out.display()
+        );
+        summary.push((t.config().model.act_fn.name(), final_val));
+    }
+    if summary.len() == 2 {
+        let (a, b) = (summary[0], summary[1]);
+        if let (Some(x), Some(y)) = (a.1, b.1) {
+            println!(
+                "{} − {}: {:+.4} nats per token on held-out text",
+                a.0,
+                b.0,
+                x - y
+            );
+        }
+    }
+    Ok(())
+}
+
+fn sample(args: SampleArgs) -> Result<(), String> {
+    let ck = load_checkpoint(&args.dir)?;
+    let tok = ck
+        .tokenizer
+        .ok_or_else(|| format!("{}: the folder has no tokenizer.json", args.dir.display()))?;
+    let tok = TextTokenizer::from_json(&tok).map_err(|e| e.to_string())?;
+    let opts = SampleOptions {
+        tokens: args.tokens,
+        temperature: args.temperature,
+        top_k: args.top_k,
+        seed: args.seed,
+    };
+    let text =
+        mechlab_engine::models::transformer::lm::sample(&ck.params, &tok, &args.prompt, &opts)
+            .map_err(|e| e.to_string())?;
+    println!("{}{text}", args.prompt);
+    Ok(())
+}
+
+fn cache(args: CacheArgs) -> Result<(), String> {
+    let ck = load_checkpoint(&args.dir)?;
+    let tok = ck
+        .tokenizer
+        .ok_or_else(|| format!("{}: the folder has no tokenizer.json", args.dir.display()))?;
+    let tok = TextTokenizer::from_json(&tok).map_err(|e| e.to_string())?;
+    let text = Corpus::from_file(&args.text.display().to_string(), &read(&args.text)?)
+        .map_err(|e| e.to_string())?;
+    let ids = tok.encode(&text.works[0].text).map_err(|e| e.to_string())?;
+    let n_ctx = (ck.params.cfg.n_ctx as usize).min(ids.len());
+    let windows = ids.len() / n_ctx;
+    let tokens = &ids[..windows * n_ctx];
+    let patterns = args.hook.clone();
+    let want = move |name: &str| patterns.iter().any(|p| hook_matches(p, name));
+    let (_, hooks) = forward(&ck.params, tokens, windows, &want).map_err(|e| e.to_string())?;
+    let mut out: Vec<(String, Vec<usize>, Vec<u8>)> = hooks
+        .names()
+        .map(|n| {
+            let (shape, v) = hooks.get(n).expect("listed");
+            (n.to_string(), shape.to_vec(), f32_bytes(v))
+        })
+        .collect();
+    if out.is_empty() {
+        return Err(format!(
+            "no hook matches {}; hooks are named as in TransformerLens (hook_embed, \
+             blocks.0.hook_resid_pre, blocks.0.attn.hook_pattern, blocks.0.mlp.hook_post, …)",
+            args.hook.join(", ")
+        ));
+    }
+    let as_f32: Vec<f32> = tokens.iter().map(|&t| t as f32).collect();
+    out.push(("tokens".into(), vec![windows, n_ctx], f32_bytes(&as_f32)));
+    let bytes = serialize_f32(&out).map_err(|e| e.to_string())?;
+    std::fs::write(&args.out, bytes)
+        .map_err(|e| format!("cannot write {}: {e}", args.out.display()))?;
+    println!(
+        "{} hooks over {windows} windows of {n_ctx} tokens written to {}",
+        out.len() - 1,
+        args.out.display()
+    );
+    Ok(())
+}

@@ -1,0 +1,179 @@
+//! `mechlab lm` as a user runs it: training writes a TransformerLens checkpoint folder that
+//! samples, caches hooks and resumes exactly; bad input exits non-zero with the reason.
+
+mod common;
+
+use common::{mechlab, stderr};
+use std::path::{Path, PathBuf};
+
+fn tmp(name: &str) -> PathBuf {
+    common::tmp("lm-cli", name)
+}
+
+/// A tiny model, so the debug build trains it in moments.
+const TINY: &str = "v=1&lab=lm&model.d_model=16&model.n_heads=2&model.d_head=8&model.d_mlp=32\
+                    &model.n_ctx=16&batch_size=2&eval_windows=2&steps=8";
+
+fn text_file() -> PathBuf {
+    let path = tmp("verse.txt");
+    let text: String = (0..120)
+        .map(|i| format!("Shall I compare thee to a summer's day {}?\n", i % 9))
+        .collect();
+    std::fs::write(&path, text).unwrap();
+    path
+}
+
+fn train(out: &Path, steps: &str, extra: &[&str]) -> std::process::Output {
+    let corpus = text_file();
+    let mut args = vec![
+        "lm",
+        "train",
+        "--link",
+        TINY,
+        "--steps",
+        steps,
+        "--eval-every",
+        "2",
+        "--corpus",
+        corpus.to_str().unwrap(),
+        "--out",
+        out.to_str().unwrap(),
+    ];
+    args.extend_from_slice(extra);
+    mechlab(&args)
+}
+
+fn losses(dir: &Path) -> Vec<f64> {
+    let m: serde_json::Value =
+        serde_json::from_slice(&std::fs::read(dir.join("metrics.json")).unwrap()).unwrap();
+    m["steps"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|s| s["loss"].as_f64().unwrap())
+        .collect()
+}
+
+#[test]
+fn training_writes_a_checkpoint_that_samples_caches_and_resumes() {
+    let whole = tmp("whole");
+    let o = train(&whole, "8", &[]);
+    assert!(o.status.success(), "{}", stderr(&o));
+    for f in [
+        "config.json",
+        "model.safetensors",
+        "tokenizer.json",
+        "mechlab.json",
+        "optimizer.safetensors",
+        "metrics.json",
+    ] {
+        assert!(whole.join(f).exists(), "{f} missing");
+    }
+    let config: serde_json::Value =
+        serde_json::from_slice(&std::fs::read(whole.join("config.json")).unwrap()).unwrap();
+    assert_eq!(config["act_fn"], "solu_ln");
+    assert_eq!(config["d_model"], 16);
+    // Six steps, then two more from the checkpoint: the same losses as eight at once.
+    let first = tmp("first");
+    assert!(train(&first, "6", &[]).status.success());
+    let rest = tmp("rest");
+    let o = train(&rest, "8", &["--resume", first.to_str().unwrap()]);
+    assert!(o.status.success(), "{}", stderr(&o));
+    assert_eq!(losses(&rest), losses(&whole)[6..]);
+    let o = mechlab(&[
+        "lm",
+        "sample",
+        whole.to_str().unwrap(),
+        "--prompt",
+        "Shall I",
+        "--tokens",
+        "10",
+        "--temperature",
+        "0",
+    ]);
+    assert!(o.status.success(), "{}", stderr(&o));
+    let text = String::from_utf8(o.stdout).unwrap();
+    assert!(
+        text.starts_with("Shall I") && text.trim_end().chars().count() >= 10,
+        "{text}"
+    );
+    let cache = tmp("cache.safetensors");
+    let o = mechlab(&[
+        "lm",
+        "cache",
+        whole.to_str().unwrap(),
+        "--hook",
+        "blocks.*.mlp.hook_mid",
+        "--hook",
+        "hook_embed",
+        "--text",
+        text_file().to_str().unwrap(),
+        "--out",
+        cache.to_str().unwrap(),
+    ]);
+    assert!(o.status.success(), "{}", stderr(&o));
+    let bytes = std::fs::read(&cache).unwrap();
+    let header_len = u64::from_le_bytes(bytes[..8].try_into().unwrap()) as usize;
+    let header = std::str::from_utf8(&bytes[8..8 + header_len]).unwrap();
+    assert!(
+        header.contains("blocks.0.mlp.hook_mid") && header.contains("hook_embed"),
+        "{header}"
+    );
+}
+
+#[test]
+fn bad_input_exits_nonzero_with_the_reason() {
+    let out = tmp("bad");
+    let bad_text = tmp("latin1.txt");
+    std::fs::write(&bad_text, b"caf\xe9\n").unwrap();
+    let o = mechlab(&[
+        "lm",
+        "train",
+        "--preset",
+        "tiny",
+        "--corpus",
+        bad_text.to_str().unwrap(),
+        "--out",
+        out.to_str().unwrap(),
+    ]);
+    assert!(!o.status.success());
+    assert!(
+        stderr(&o).contains("not UTF-8") && stderr(&o).contains("line 1, column 4"),
+        "{}",
+        stderr(&o)
+    );
+    let o = mechlab(&[
+        "lm",
+        "train",
+        "--link",
+        "v=1&lab=lm&model.act_fn=relu",
+        "--out",
+        out.to_str().unwrap(),
+    ]);
+    assert!(!o.status.success());
+    assert!(stderr(&o).contains("model.act_fn=relu"), "{}", stderr(&o));
+    let o = mechlab(&[
+        "lm",
+        "train",
+        "--preset",
+        "huge",
+        "--out",
+        out.to_str().unwrap(),
+    ]);
+    assert!(
+        stderr(&o).contains("tiny, solu-vs-gelu or small"),
+        "{}",
+        stderr(&o)
+    );
+    let o = mechlab(&["lm", "sample", out.to_str().unwrap(), "--prompt", "x"]);
+    assert!(!o.status.success());
+    assert!(
+        stderr(&o).contains("not a folder") || stderr(&o).contains("config.json"),
+        "{}",
+        stderr(&o)
+    );
+    let empty = tmp("empty-ck");
+    std::fs::create_dir_all(&empty).unwrap();
+    let o = mechlab(&["lm", "sample", empty.to_str().unwrap(), "--prompt", "x"]);
+    assert!(stderr(&o).contains("no config.json"), "{}", stderr(&o));
+}
