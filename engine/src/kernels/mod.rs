@@ -1,6 +1,7 @@
 //! General GPU ops, one per file, each with its host code, its CPU reference and tests that
 //! compare the two on awkward shapes: dense products with transposes, bias and accumulation
-//! ([`matmul`]), per-row TopK ([`topk`]), and Adam with global-norm clipping ([`adam`]). The
+//! ([`matmul`]), per-row TopK ([`topk`]), Adam with global-norm clipping ([`adam`]) and
+//! LayerNorm forward and backward ([`layernorm`]). The
 //! WGSL of `name.rs` is `shaders/name.wgsl`, whose first line names its host. Labs build on
 //! these; a lab's own kernels live in its folder (`models/sae/kernels`).
 //!
@@ -17,6 +18,7 @@
 //! atomics, and orders that depend on them are sorted away before any float is summed.
 
 pub mod adam;
+pub mod layernorm;
 pub mod matmul;
 pub mod topk;
 

@@ -52,7 +52,7 @@ pub const MAX_CTX: u32 = 4096;
 pub const MAX_VOCAB: u32 = 262_144;
 
 /// LayerNorm's ε, TransformerLens's default `eps`.
-pub const LN_EPS: f32 = 1e-5;
+pub use crate::kernels::layernorm::LN_EPS;
 
 /// A transformer's shape.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]

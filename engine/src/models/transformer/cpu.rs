@@ -5,9 +5,10 @@
 //! and `hook_pattern` `[batch, head, query_pos, key_pos]`, `hook_scale` `[batch, pos, 1]`.
 //! Sums run in f32 in increasing index order.
 
-use super::config::{Activation, LN_EPS};
+use super::config::Activation;
 use super::params::TransformerParams;
 use crate::error::{EngineError, Result};
+use crate::kernels::layernorm::layernorm_ref;
 
 /// Captured activations by hook name, in the order the forward pass reaches them.
 #[derive(Debug, Clone, Default)]
@@ -198,20 +199,10 @@ fn layer_norm(
 ) -> Result<Vec<f32>> {
     let w = params.get(&format!("{prefix}.w"))?;
     let b = params.get(&format!("{prefix}.b"))?;
-    let mut out = vec![0f32; rows * width];
-    let mut scales = vec![0f32; rows];
-    for r in 0..rows {
-        let row = &x[r * width..(r + 1) * width];
-        let mean = row.iter().sum::<f32>() / width as f32;
-        let var = row.iter().map(|v| (v - mean) * (v - mean)).sum::<f32>() / width as f32;
-        let scale = (var + LN_EPS).sqrt();
-        scales[r] = scale;
-        for (i, o) in out[r * width..(r + 1) * width].iter_mut().enumerate() {
-            *o = (row[i] - mean) / scale * w[i] + b[i];
-        }
-    }
+    let (out, stats) = layernorm_ref(&x[..rows * width], w, b, width);
+    let scales = &stats[..rows];
     let extra = |n: &str| format!("{prefix}.{n}");
-    hooks.put(capture, extra("hook_scale"), vec![batch, pos, 1], &scales);
+    hooks.put(capture, extra("hook_scale"), vec![batch, pos, 1], scales);
     hooks.put(
         capture,
         extra("hook_normalized"),

@@ -4,10 +4,11 @@
 //! activations the forward pass captured. This is the reference the GPU backward kernels are
 //! tested against, and the CPU trainer's gradient.
 
-use super::config::{Activation, LN_EPS};
+use super::config::Activation;
 use super::cpu::{forward, Hooks};
 use super::params::TransformerParams;
 use crate::error::Result;
+use crate::kernels::layernorm::layernorm_backward_ref;
 use std::collections::HashMap;
 
 /// The mean next-token cross-entropy of `logits` `[batch, pos, d_vocab]` for `tokens`, and its
@@ -98,26 +99,7 @@ fn layer_norm_back(
     width: usize,
 ) -> Result<Vec<f32>> {
     let w = params.get(&format!("{prefix}.w"))?;
-    let mut dw = vec![0f32; width];
-    let mut db = vec![0f32; width];
-    let mut dx = vec![0f32; x.len()];
-    for (r, row) in x.chunks_exact(width).enumerate() {
-        let mean = row.iter().sum::<f32>() / width as f32;
-        let var = row.iter().map(|v| (v - mean) * (v - mean)).sum::<f32>() / width as f32;
-        let s = (var + LN_EPS).sqrt();
-        let xh: Vec<f32> = row.iter().map(|v| (v - mean) / s).collect();
-        let g = &dy[r * width..(r + 1) * width];
-        let dxh: Vec<f32> = g.iter().zip(w).map(|(a, b)| a * b).collect();
-        for i in 0..width {
-            dw[i] += g[i] * xh[i];
-            db[i] += g[i];
-        }
-        let m1 = dxh.iter().sum::<f32>() / width as f32;
-        let m2 = dxh.iter().zip(&xh).map(|(a, b)| a * b).sum::<f32>() / width as f32;
-        for i in 0..width {
-            dx[r * width + i] = (dxh[i] - m1 - xh[i] * m2) / s;
-        }
-    }
+    let (dx, dw, db) = layernorm_backward_ref(x, w, dy, width);
     add_into(grads.of(&format!("{prefix}.w"), width), &dw);
     add_into(grads.of(&format!("{prefix}.b"), width), &db);
     Ok(dx)
