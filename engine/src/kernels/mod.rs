@@ -1,7 +1,7 @@
 //! General GPU ops, one per file, each with its host code, its CPU reference and tests that
 //! compare the two on awkward shapes: dense products with transposes, bias and accumulation
-//! ([`matmul`]), per-row TopK ([`topk`]), Adam with global-norm clipping ([`adam`]) and
-//! LayerNorm forward and backward ([`layernorm`]). The
+//! ([`matmul`]), per-row TopK ([`topk`]), Adam with global-norm clipping ([`adam`]), and
+//! LayerNorm ([`layernorm`]) and the MLP's activations ([`activation`]) forward and backward. The
 //! WGSL of `name.rs` is `shaders/name.wgsl`, whose first line names its host. Labs build on
 //! these; a lab's own kernels live in its folder (`models/sae/kernels`).
 //!
@@ -17,6 +17,7 @@
 //! in a fixed order, so a given device gives the same bits on every run; only integer counts use
 //! atomics, and orders that depend on them are sorted away before any float is summed.
 
+pub mod activation;
 pub mod adam;
 pub mod layernorm;
 pub mod matmul;

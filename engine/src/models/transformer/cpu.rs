@@ -8,6 +8,7 @@
 use super::config::Activation;
 use super::params::TransformerParams;
 use crate::error::{EngineError, Result};
+use crate::kernels::activation::{activation_ref, Act};
 use crate::kernels::layernorm::layernorm_ref;
 
 /// Captured activations by hook name, in the order the forward pass reaches them.
@@ -334,18 +335,10 @@ fn mlp(
     let pre = linear(x, p("W_in")?, Some(p("b_in")?), rows, d, m);
     hooks.put(capture, name("hook_pre"), shape.clone(), &pre);
     let post = match cfg.act_fn {
-        Activation::Gelu => pre.iter().map(|&v| gelu(v)).collect(),
-        Activation::GeluNew => pre.iter().map(|&v| gelu_new(v)).collect(),
+        Activation::Gelu => activation_ref(Act::Gelu, &pre, m),
+        Activation::GeluNew => activation_ref(Act::GeluNew, &pre, m),
         Activation::SoluLn => {
-            let mut mid = vec![0f32; rows * m];
-            for r in 0..rows {
-                let row = &pre[r * m..(r + 1) * m];
-                let max = row.iter().fold(f32::NEG_INFINITY, |a, &s| a.max(s));
-                let sum: f32 = row.iter().map(|v| (v - max).exp()).sum();
-                for (o, &v) in mid[r * m..(r + 1) * m].iter_mut().zip(row) {
-                    *o = v * ((v - max).exp() / sum);
-                }
-            }
+            let mid = activation_ref(Act::Solu, &pre, m);
             hooks.put(capture, name("hook_mid"), shape.clone(), &mid);
             layer_norm(
                 params,
@@ -363,44 +356,10 @@ fn mlp(
     Ok(linear(&post, p("W_out")?, Some(p("b_out")?), rows, m, d))
 }
 
-/// PyTorch's exact GeLU, `x Φ(x) = x (1 + erf(x / √2)) / 2`.
-pub fn gelu(x: f32) -> f32 {
-    let x = x as f64;
-    (0.5 * x * (1.0 + erf(x / std::f64::consts::SQRT_2))) as f32
-}
-
-/// GPT-2's GeLU, `x (1 + tanh(√(2/π) (x + 0.044715 x³))) / 2` (TransformerLens's `gelu_new`).
-pub fn gelu_new(x: f32) -> f32 {
-    let x = x as f64;
-    let c = (2.0 / std::f64::consts::PI).sqrt();
-    (0.5 * x * (1.0 + (c * (x + 0.044715 * x * x * x)).tanh())) as f32
-}
-
-/// The error function to about 1e-15 relative (libm's, as C's `erf`).
-pub fn erf(x: f64) -> f64 {
-    libm::erf(x)
-}
-
 #[cfg(test)]
 mod tests {
     use super::super::config::TransformerConfig;
     use super::*;
-
-    #[test]
-    fn gelus_match_known_values() {
-        // PyTorch: F.gelu(tensor([-3., -1., 0., 0.5, 2.])) and its tanh form.
-        let xs = [-3.0f32, -1.0, 0.0, 0.5, 2.0];
-        let exact = [-0.004_050_23, -0.158_655_26, 0.0, 0.345_731_23, 1.954_499_7];
-        let tanh = [-0.003_637_43, -0.158_808, 0.0, 0.345_714, 1.954_597_7];
-        for ((x, e), t) in xs.iter().zip(exact).zip(tanh) {
-            assert!((gelu(*x) - e).abs() < 1e-6, "gelu({x}) = {}", gelu(*x));
-            assert!(
-                (gelu_new(*x) - t).abs() < 1e-5,
-                "gelu_new({x}) = {}",
-                gelu_new(*x)
-            );
-        }
-    }
 
     #[test]
     fn hook_patterns_match_one_part_per_star() {

@@ -8,6 +8,7 @@ use super::config::Activation;
 use super::cpu::{forward, Hooks};
 use super::params::TransformerParams;
 use crate::error::Result;
+use crate::kernels::activation::{activation_backward_ref, Act};
 use crate::kernels::layernorm::layernorm_backward_ref;
 use std::collections::HashMap;
 
@@ -109,24 +110,6 @@ fn add_into(a: &mut [f32], b: &[f32]) {
     a.iter_mut().zip(b).for_each(|(x, y)| *x += y);
 }
 
-/// The derivative of PyTorch's exact GeLU.
-fn gelu_grad(x: f32) -> f32 {
-    let x = x as f64;
-    let cdf = 0.5 * (1.0 + libm::erf(x / std::f64::consts::SQRT_2));
-    let pdf = (-0.5 * x * x).exp() / (2.0 * std::f64::consts::PI).sqrt();
-    (cdf + x * pdf) as f32
-}
-
-/// The derivative of GPT-2's tanh GeLU.
-fn gelu_new_grad(x: f32) -> f32 {
-    let x = x as f64;
-    let c = (2.0 / std::f64::consts::PI).sqrt();
-    let u = c * (x + 0.044715 * x * x * x);
-    let t = u.tanh();
-    let du = c * (1.0 + 3.0 * 0.044715 * x * x);
-    (0.5 * (1.0 + t) + 0.5 * x * (1.0 - t * t) * du) as f32
-}
-
 /// The loss on `tokens` and its gradient for every parameter, in `params.tensors` order.
 pub fn loss_and_grad(
     params: &TransformerParams,
@@ -171,38 +154,13 @@ pub fn loss_and_grad(
             let dpost = g_wt(&dmlp_out, params.get(&name("mlp.W_out"))?, rows, m, d);
             let pre = hook(&h, &name("mlp.hook_pre"));
             let dpre: Vec<f32> = match cfg.act_fn {
-                Activation::Gelu => pre
-                    .iter()
-                    .zip(&dpost)
-                    .map(|(x, g)| g * gelu_grad(*x))
-                    .collect(),
-                Activation::GeluNew => pre
-                    .iter()
-                    .zip(&dpost)
-                    .map(|(x, g)| g * gelu_new_grad(*x))
-                    .collect(),
+                Activation::Gelu => activation_backward_ref(Act::Gelu, pre, &dpost, m),
+                Activation::GeluNew => activation_backward_ref(Act::GeluNew, pre, &dpost, m),
                 Activation::SoluLn => {
                     let mid = hook(&h, &name("mlp.hook_mid"));
                     let dmid =
                         layer_norm_back(&mut grads, params, &name("mlp.ln"), mid, &dpost, m)?;
-                    // mid = x · softmax(x): dx_j = s_j (dmid_j (1 + x_j) − Σ_i dmid_i mid_i).
-                    let mut dx = vec![0f32; rows * m];
-                    for r in 0..rows {
-                        let x = &pre[r * m..(r + 1) * m];
-                        let max = x.iter().fold(f32::NEG_INFINITY, |a, &s| a.max(s));
-                        let sum: f32 = x.iter().map(|v| (v - max).exp()).sum();
-                        let dm = &dmid[r * m..(r + 1) * m];
-                        let dot: f32 = dm
-                            .iter()
-                            .zip(&mid[r * m..(r + 1) * m])
-                            .map(|(a, b)| a * b)
-                            .sum();
-                        for j in 0..m {
-                            let s = (x[j] - max).exp() / sum;
-                            dx[r * m + j] = s * (dm[j] * (1.0 + x[j]) - dot);
-                        }
-                    }
-                    dx
+                    activation_backward_ref(Act::Solu, pre, &dmid, m)
                 }
             };
             add_at_b(grads.of(&name("mlp.W_in"), d * m), x2, &dpre, rows, d, m);
