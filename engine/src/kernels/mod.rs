@@ -1,7 +1,8 @@
 //! General GPU ops, one per file, each with its host code, its CPU reference and tests that
 //! compare the two on awkward shapes: dense products with transposes, bias and accumulation
 //! ([`matmul`]), per-row TopK ([`topk`]), Adam with global-norm clipping ([`adam`]), and
-//! LayerNorm ([`layernorm`]) and the MLP's activations ([`activation`]) forward and backward. The
+//! LayerNorm ([`layernorm`]), the MLP's activations ([`activation`]) and causal attention
+//! ([`attention`]) forward and backward. The
 //! WGSL of `name.rs` is `shaders/name.wgsl`, whose first line names its host. Labs build on
 //! these; a lab's own kernels live in its folder (`models/sae/kernels`).
 //!
@@ -19,6 +20,7 @@
 
 pub mod activation;
 pub mod adam;
+pub mod attention;
 pub mod layernorm;
 pub mod matmul;
 pub mod topk;

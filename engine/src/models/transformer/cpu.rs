@@ -9,6 +9,7 @@ use super::config::Activation;
 use super::params::TransformerParams;
 use crate::error::{EngineError, Result};
 use crate::kernels::activation::{activation_ref, Act};
+use crate::kernels::attention::{attention_ref, AttnShape};
 use crate::kernels::layernorm::layernorm_ref;
 
 /// Captured activations by hook name, in the order the forward pass reaches them.
@@ -254,34 +255,13 @@ fn attention(
     hooks.put(capture, name("hook_q"), qkv_shape.clone(), &q);
     hooks.put(capture, name("hook_k"), qkv_shape.clone(), &k);
     hooks.put(capture, name("hook_v"), qkv_shape.clone(), &v);
-    let scale = (dh as f32).sqrt();
-    let mut scores = vec![f32::NEG_INFINITY; batch * h * pos * pos];
-    let mut pattern = vec![0f32; batch * h * pos * pos];
-    for b in 0..batch {
-        for head in 0..h {
-            for i in 0..pos {
-                let row = ((b * h + head) * pos + i) * pos;
-                for j in 0..=i {
-                    let mut s = 0f32;
-                    for e in 0..dh {
-                        s += q[((b * pos + i) * h + head) * dh + e]
-                            * k[((b * pos + j) * h + head) * dh + e];
-                    }
-                    scores[row + j] = s / scale;
-                }
-                let max = scores[row..row + i + 1]
-                    .iter()
-                    .fold(f32::NEG_INFINITY, |a, &s| a.max(s));
-                let mut sum = 0f32;
-                for j in 0..=i {
-                    let e = (scores[row + j] - max).exp();
-                    pattern[row + j] = e;
-                    sum += e;
-                }
-                pattern[row..row + i + 1].iter_mut().for_each(|p| *p /= sum);
-            }
-        }
-    }
+    let shape = AttnShape {
+        batch,
+        pos,
+        heads: h,
+        d_head: dh,
+    };
+    let (scores, pattern, z) = attention_ref(shape, &q, &k, &v);
     let score_shape = vec![batch, h, pos, pos];
     hooks.put(
         capture,
@@ -290,21 +270,6 @@ fn attention(
         &scores,
     );
     hooks.put(capture, name("hook_pattern"), score_shape, &pattern);
-    let mut z = vec![0f32; batch * pos * h * dh];
-    for b in 0..batch {
-        for head in 0..h {
-            for i in 0..pos {
-                let row = ((b * h + head) * pos + i) * pos;
-                for e in 0..dh {
-                    let mut s = 0f32;
-                    for j in 0..=i {
-                        s += pattern[row + j] * v[((b * pos + j) * h + head) * dh + e];
-                    }
-                    z[((b * pos + i) * h + head) * dh + e] = s;
-                }
-            }
-        }
-    }
     hooks.put(capture, name("hook_z"), qkv_shape, &z);
     // W_O [head, d_head, d_model] is a [head · d_head, d_model] matrix on z's rows.
     Ok(linear(

@@ -9,6 +9,7 @@ use super::cpu::{forward, Hooks};
 use super::params::TransformerParams;
 use crate::error::Result;
 use crate::kernels::activation::{activation_backward_ref, Act};
+use crate::kernels::attention::{attention_backward_ref, AttnShape};
 use crate::kernels::layernorm::layernorm_backward_ref;
 use std::collections::HashMap;
 
@@ -189,37 +190,13 @@ pub fn loss_and_grad(
             hook(&h, &name("attn.hook_v")),
         );
         let pattern = hook(&h, &name("attn.hook_pattern"));
-        let at = |b: usize, p: usize, head: usize| ((b * pos + p) * nh + head) * dh;
-        let (mut dq, mut dk, mut dv) = (
-            vec![0f32; q.len()],
-            vec![0f32; q.len()],
-            vec![0f32; q.len()],
-        );
-        let scale = (dh as f32).sqrt();
-        for b in 0..batch {
-            for head in 0..nh {
-                for i in 0..pos {
-                    let row = ((b * nh + head) * pos + i) * pos;
-                    let mut dp = vec![0f32; i + 1];
-                    for (j, dpj) in dp.iter_mut().enumerate() {
-                        let mut s = 0f32;
-                        for e in 0..dh {
-                            s += dz[at(b, i, head) + e] * vv[at(b, j, head) + e];
-                            dv[at(b, j, head) + e] += pattern[row + j] * dz[at(b, i, head) + e];
-                        }
-                        *dpj = s;
-                    }
-                    let dot: f32 = (0..=i).map(|j| pattern[row + j] * dp[j]).sum();
-                    for j in 0..=i {
-                        let ds = pattern[row + j] * (dp[j] - dot) / scale;
-                        for e in 0..dh {
-                            dq[at(b, i, head) + e] += ds * k[at(b, j, head) + e];
-                            dk[at(b, j, head) + e] += ds * q[at(b, i, head) + e];
-                        }
-                    }
-                }
-            }
-        }
+        let shape = AttnShape {
+            batch,
+            pos,
+            heads: nh,
+            d_head: dh,
+        };
+        let (dq, dk, dv) = attention_backward_ref(shape, q, k, vv, pattern, &dz);
         let x1 = hook(&h, &name("ln1.hook_normalized"));
         let mut dx1 = vec![0f32; rows * d];
         for (w, bias, g) in [

@@ -1,0 +1,99 @@
+// Host: engine/src/kernels/attention.rs (CPU reference: attention_ref there).
+// Causal multi-head attention's forward as TransformerLens computes it, on q, k, v laid out
+// [batch, pos, head, d_head] (its hook_q|k|v): scores [batch, head, query, key] =
+// q·k / √d_head with −∞ above the diagonal (hook_attn_scores), pattern = softmax over keys
+// (hook_pattern), z = pattern · v in q's layout (hook_z). One 256-invocation workgroup a
+// (batch, head, query) row; every sum is one chain in a fixed order, so results are the same on
+// every run. The backward is attention_backward.wgsl.
+
+struct AttnParams {
+    batch: u32,
+    pos: u32,
+    heads: u32,
+    d_head: u32,
+    scale: f32,   // 1 / √d_head
+    _a: u32,
+    _b: u32,
+    _c: u32,
+}
+
+@group(0) @binding(0) var<uniform> at: AttnParams;
+@group(0) @binding(1) var<storage, read> q: array<f32>;
+@group(0) @binding(2) var<storage, read> k: array<f32>;
+@group(0) @binding(3) var<storage, read> v: array<f32>;
+@group(0) @binding(4) var<storage, read_write> scores: array<f32>;
+@group(0) @binding(5) var<storage, read_write> pattern: array<f32>;
+@group(0) @binding(6) var<storage, read_write> z: array<f32>;
+
+const NEG_INF: f32 = -3.4028234663852886e38;
+
+var<workgroup> part: array<f32, 256>;
+
+fn reduce(lid: u32, x: f32, max_not_sum: bool) -> f32 {
+    part[lid] = x;
+    workgroupBarrier();
+    for (var stride = 128u; stride > 0u; stride /= 2u) {
+        if (lid < stride) {
+            let o = part[lid + stride];
+            part[lid] = select(part[lid] + o, max(part[lid], o), max_not_sum);
+        }
+        workgroupBarrier();
+    }
+    let r = part[0];
+    workgroupBarrier();
+    return r;
+}
+
+// Where head h's vector at (b, p) starts in q, k, v, z and their gradients.
+fn vec_at(b: u32, p: u32, h: u32) -> u32 {
+    return ((b * at.pos + p) * at.heads + h) * at.d_head;
+}
+
+@compute @workgroup_size(256)
+fn attn_forward(@builtin(workgroup_id) wid: vec3<u32>, @builtin(num_workgroups) nwg: vec3<u32>, @builtin(local_invocation_index) lid: u32) {
+    let row = group_index(wid, nwg);
+    if (row >= at.batch * at.heads * at.pos) { return; }
+    let i = row % at.pos;
+    let bh = row / at.pos;
+    let h = bh % at.heads;
+    let b = bh / at.heads;
+    let srow = row * at.pos;
+    let qi = vec_at(b, i, h);
+    var m = NEG_INF;
+    for (var j = lid; j < at.pos; j += 256u) {
+        var s = NEG_INF;
+        if (j <= i) {
+            let kj = vec_at(b, j, h);
+            var d = 0.0;
+            for (var e = 0u; e < at.d_head; e++) {
+                d += q[qi + e] * k[kj + e];
+            }
+            s = d * at.scale;
+            m = max(m, s);
+            scores[srow + j] = s;
+        } else {
+            // TransformerLens's masked score is −∞ (built at run time: a constant −∞ is
+            // refused by shader compilers; the host passes _a = 0).
+            scores[srow + j] = bitcast<f32>(0xff800000u | at._a);
+        }
+    }
+    let row_max = reduce(lid, m, true);
+    var total = 0.0;
+    for (var j = lid; j <= i; j += 256u) {
+        total += exp(scores[srow + j] - row_max);
+    }
+    let denom = reduce(lid, total, false);
+    for (var j = lid; j < at.pos; j += 256u) {
+        pattern[srow + j] = select(0.0, exp(scores[srow + j] - row_max) / denom, j <= i);
+    }
+    storageBarrier();
+    workgroupBarrier();
+    for (var e = lid; e < at.d_head; e += 256u) {
+        var acc = 0.0;
+        for (var j = 0u; j <= i; j++) {
+            acc += pattern[srow + j] * v[vec_at(b, j, h) + e];
+        }
+        z[qi + e] = acc;
+    }
+}
+
