@@ -2,7 +2,8 @@
 //! compare the two on awkward shapes: dense products with transposes, bias and accumulation
 //! ([`matmul`]), per-row TopK ([`topk`]), Adam with global-norm clipping ([`adam`]), and
 //! LayerNorm ([`layernorm`]), the MLP's activations ([`activation`]) and causal attention
-//! ([`attention`]) forward and backward. The
+//! ([`attention`]) forward and backward, per-head projections ([`heads`]) and embeddings
+//! ([`embedding`]). The
 //! WGSL of `name.rs` is `shaders/name.wgsl`, whose first line names its host. Labs build on
 //! these; a lab's own kernels live in its folder (`models/sae/kernels`).
 //!
@@ -21,6 +22,8 @@
 pub mod activation;
 pub mod adam;
 pub mod attention;
+pub mod embedding;
+pub mod heads;
 pub mod layernorm;
 pub mod matmul;
 pub mod topk;

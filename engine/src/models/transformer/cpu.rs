@@ -10,6 +10,8 @@ use super::params::TransformerParams;
 use crate::error::{EngineError, Result};
 use crate::kernels::activation::{activation_ref, Act};
 use crate::kernels::attention::{attention_ref, AttnShape};
+use crate::kernels::embedding::embedding_ref;
+use crate::kernels::heads::heads_ref;
 use crate::kernels::layernorm::layernorm_ref;
 
 /// Captured activations by hook name, in the order the forward pass reaches them.
@@ -84,13 +86,7 @@ pub fn forward(
     let resid_shape = vec![batch, pos, d];
     let w_e = params.get("embed.W_E")?;
     let w_pos = params.get("pos_embed.W_pos")?;
-    let mut embed = vec![0f32; rows * d];
-    let mut pos_embed = vec![0f32; rows * d];
-    for (r, &t) in tokens.iter().enumerate() {
-        let p = r % pos;
-        embed[r * d..(r + 1) * d].copy_from_slice(&w_e[t as usize * d..(t as usize + 1) * d]);
-        pos_embed[r * d..(r + 1) * d].copy_from_slice(&w_pos[p * d..(p + 1) * d]);
-    }
+    let (embed, pos_embed, mut resid) = embedding_ref(tokens, pos, w_e, w_pos, d);
     hooks.put(capture, "hook_embed".into(), resid_shape.clone(), &embed);
     hooks.put(
         capture,
@@ -98,7 +94,6 @@ pub fn forward(
         resid_shape.clone(),
         &pos_embed,
     );
-    let mut resid: Vec<f32> = embed.iter().zip(&pos_embed).map(|(a, b)| a + b).collect();
     for l in 0..cfg.n_layers as usize {
         let name = |n: &str| format!("blocks.{l}.{n}");
         hooks.put(capture, name("hook_resid_pre"), resid_shape.clone(), &resid);
@@ -232,21 +227,7 @@ fn attention(
     );
     let p = |n: &str| params.get(&format!("blocks.{l}.attn.{n}"));
     // q, k, v as [batch, pos, head, d_head].
-    let project = |w: &[f32], bias: &[f32]| {
-        let mut out = vec![0f32; batch * pos * h * dh];
-        for r in 0..batch * pos {
-            for head in 0..h {
-                for e in 0..dh {
-                    let mut s = 0f32;
-                    for m in 0..d {
-                        s += x[r * d + m] * w[(head * d + m) * dh + e];
-                    }
-                    out[(r * h + head) * dh + e] = s + bias[head * dh + e];
-                }
-            }
-        }
-        out
-    };
+    let project = |w: &[f32], bias: &[f32]| heads_ref(x, w, bias, d, h, dh);
     let q = project(p("W_Q")?, p("b_Q")?);
     let k = project(p("W_K")?, p("b_K")?);
     let v = project(p("W_V")?, p("b_V")?);
