@@ -21,6 +21,7 @@
 
 pub mod activation;
 pub mod adam;
+pub mod add;
 pub mod attention;
 pub mod embedding;
 pub mod heads;

@@ -34,7 +34,13 @@ impl Hooks {
         self.entries.iter().map(|(n, _, _)| n.as_str())
     }
 
-    fn put(&mut self, want: &dyn Fn(&str) -> bool, name: String, shape: Vec<usize>, v: &[f32]) {
+    pub(crate) fn put(
+        &mut self,
+        want: &dyn Fn(&str) -> bool,
+        name: String,
+        shape: Vec<usize>,
+        v: &[f32],
+    ) {
         if want(&name) {
             self.entries.push((name, shape, v.to_vec()));
         }

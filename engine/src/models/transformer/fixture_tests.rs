@@ -53,13 +53,31 @@ fn close(a: f32, b: f32) -> bool {
     a == b || (a - b).abs() <= TOL + TOL * b.abs()
 }
 
-fn check(f: &Fixture) {
+/// The fixture's model and token rows.
+fn load(f: &Fixture) -> (TransformerParams, Vec<Vec<u32>>) {
     let meta: serde_json::Value = serde_json::from_str(f.config).unwrap();
     let cfg: TransformerConfig = serde_json::from_value(meta.clone()).unwrap();
     let rows: Vec<Vec<u32>> = serde_json::from_value(meta["tokens"].clone()).unwrap();
-    let tokens: Vec<u32> = rows.concat();
-    let params = TransformerParams::from_safetensors(&cfg, f.model).unwrap();
-    let (logits, hooks) = forward(&params, &tokens, rows.len(), &|_| true).unwrap();
+    (
+        TransformerParams::from_safetensors(&cfg, f.model).unwrap(),
+        rows,
+    )
+}
+
+fn check(f: &Fixture) {
+    let (params, rows) = load(f);
+    let (logits, hooks) = forward(&params, &rows.concat(), rows.len(), &|_| true).unwrap();
+    compare(f, &params.cfg, &rows, &logits, &hooks);
+}
+
+/// Every hook and the logits against TransformerLens's.
+fn compare(
+    f: &Fixture,
+    cfg: &TransformerConfig,
+    rows: &[Vec<u32>],
+    logits: &[f32],
+    hooks: &super::Hooks,
+) {
     let acts = SafeTensors::deserialize(f.activations).unwrap();
     let bad = |m: String| crate::EngineError::BadModel(m);
     let mut expected: Vec<String> = vec![];
@@ -68,7 +86,7 @@ fn check(f: &Fixture) {
         let (shape, got): (Vec<usize>, Vec<f32>) = if name == "logits" {
             (
                 vec![rows.len(), rows[0].len(), cfg.d_vocab as usize],
-                logits.clone(),
+                logits.to_vec(),
             )
         } else {
             expected.push(name.clone());
@@ -111,6 +129,20 @@ fn gelu_new_forward_matches_transformer_lens() {
 fn attention_only_forward_matches_transformer_lens() {
     check(&FIXTURES[3]);
 }
+
+/// The GPU forward pass against the same fixtures, every model in one test.
+async fn gpu_forward_matches(gpu: &crate::gpu::Gpu) {
+    for f in &FIXTURES {
+        let (params, rows) = load(f);
+        let mut model = super::gpu::GpuTransformer::new(gpu, &params).unwrap();
+        let (logits, hooks) = model
+            .forward(&rows.concat(), rows.len(), &|_| true)
+            .await
+            .unwrap();
+        compare(f, &params.cfg, &rows, &logits, &hooks);
+    }
+}
+crate::gpu_test!(gpu_forward_matches_transformer_lens, gpu_forward_matches);
 
 #[test]
 fn a_state_dict_for_another_model_is_refused_by_name() {

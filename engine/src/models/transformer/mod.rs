@@ -7,6 +7,7 @@
 pub mod config;
 pub mod cpu;
 pub mod fields;
+pub mod gpu;
 pub mod grad;
 pub mod lm;
 pub mod params;
