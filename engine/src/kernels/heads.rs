@@ -8,6 +8,7 @@ use crate::error::Result;
 use crate::gpu::{Recording, Tensor, View};
 
 const HEADS_WGSL: &str = include_str!("../../../shaders/heads.wgsl");
+const BACKWARD_WGSL: &str = include_str!("../../../shaders/heads_backward.wgsl");
 
 /// The tensors of [`heads`].
 #[derive(Clone, Copy)]
@@ -48,6 +49,92 @@ pub async fn heads(rec: &mut Recording<'_>, t: &Heads<'_>) -> Result<()> {
     let kern = Kernel::new(gpu, "heads", "", HEADS_WGSL, storage, &[]).await?;
     kern.dispatch(rec, "heads_forward", params(&[r, d, h, e]), n.div_ceil(256))
         .await
+}
+
+/// The tensors of [`heads_backward`].
+#[derive(Clone, Copy)]
+pub struct HeadsBackward<'a> {
+    /// The forward's input `[rows, d_in]`.
+    pub x: View<'a>,
+    /// Weights `[heads, d_in, d_head]`.
+    pub w: View<'a>,
+    /// The gradient at the output `[rows, heads, d_head]`.
+    pub dout: View<'a>,
+    /// The gradient at the input `[rows, d_in]` (written, or added to with `accumulate`).
+    pub dx: View<'a>,
+    /// The weights' gradient (written).
+    pub dw: View<'a>,
+    /// The bias's gradient (written).
+    pub dbias: View<'a>,
+    /// Rows.
+    pub rows: usize,
+    /// Input width.
+    pub d_in: usize,
+    /// Heads.
+    pub heads: usize,
+    /// Each head's width.
+    pub d_head: usize,
+    /// Add to `dx` (queries, keys and values share one input).
+    pub accumulate: bool,
+}
+
+/// Records the projection's backward: the input's gradient an element an invocation, the
+/// weights' and bias's a weight an invocation.
+pub async fn heads_backward(rec: &mut Recording<'_>, t: &HeadsBackward<'_>) -> Result<()> {
+    let gpu = &rec.gpu().clone();
+    let (r, d, h, e) = (
+        dim("rows", t.rows)?,
+        dim("d_model", t.d_in)?,
+        dim("n_heads", t.heads)?,
+        dim("d_head", t.d_head)?,
+    );
+    Tensor::new(gpu, "x", t.x, &[r, d])?;
+    Tensor::new(gpu, "dx", t.dx, &[r, d])?;
+    Tensor::new(gpu, "w", t.w, &[h, d, e])?;
+    Tensor::new(gpu, "dw", t.dw, &[h, d, e])?;
+    Tensor::new(gpu, "dbias", t.dbias, &[h, e])?;
+    Tensor::new(gpu, "dout", t.dout, &[r, h, e])?;
+    let storage = vec![t.x, t.w, t.dout, t.dx, t.dw, t.dbias];
+    let kern = Kernel::new(gpu, "heads_backward", "", BACKWARD_WGSL, storage, &[]).await?;
+    let p = params(&[r, d, h, e, u32::from(t.accumulate)]);
+    let nx = elements("dx", &[r, d])?;
+    let nw = elements("dw", &[h, d, e])?;
+    kern.dispatch(rec, "heads_backward_x", p, nx.div_ceil(256))
+        .await?;
+    kern.dispatch(rec, "heads_backward_w", p, nw.div_ceil(256))
+        .await
+}
+
+/// CPU reference of [`heads_backward`]: `(dx, dw, dbias)`.
+pub fn heads_backward_ref(
+    x: &[f32],
+    w: &[f32],
+    dout: &[f32],
+    d_in: usize,
+    heads: usize,
+    d_head: usize,
+) -> (Vec<f32>, Vec<f32>, Vec<f32>) {
+    let rows = x.len() / d_in;
+    let width = heads * d_head;
+    let mut dx = vec![0f32; rows * d_in];
+    let mut dw = vec![0f32; heads * d_in * d_head];
+    let mut db = vec![0f32; width];
+    for r in 0..rows {
+        for h in 0..heads {
+            for m in 0..d_in {
+                let base = (h * d_in + m) * d_head;
+                for e in 0..d_head {
+                    let g = dout[r * width + h * d_head + e];
+                    dw[base + e] += x[r * d_in + m] * g;
+                    dx[r * d_in + m] += g * w[base + e];
+                }
+            }
+        }
+        for (b, g) in db.iter_mut().zip(&dout[r * width..(r + 1) * width]) {
+            *b += g;
+        }
+    }
+    (dx, dw, db)
 }
 
 /// CPU reference of [`heads`].
@@ -111,4 +198,50 @@ mod tests {
         }
     }
     gpu_test!(gpu_head_projection_matches_reference, matches_reference);
+
+    async fn backward_matches_reference(gpu: &Gpu) {
+        for (rows, d, h, e) in [(1, 1, 1, 1), (7, 13, 3, 5), (300, 16, 4, 8)] {
+            let (x, w, g) = (
+                values(4, rows * d),
+                values(5, h * d * e),
+                values(6, rows * h * e),
+            );
+            let up = |n: &str, v: &[f32]| gpu.storage_from(n, v).unwrap();
+            let (bx, bw, bg) = (up("x", &x), up("w", &w), up("dout", &g));
+            // dx starts at ones and accumulates.
+            let dx = up("dx", &vec![1.0; rows * d]);
+            let dw = gpu.storage_zeroed::<f32>("dw", h * d * e).unwrap();
+            let db = gpu.storage_zeroed::<f32>("db", h * e).unwrap();
+            record(gpu, async |rec: &mut Recording<'_>| {
+                let t = HeadsBackward {
+                    x: (&bx).into(),
+                    w: (&bw).into(),
+                    dout: (&bg).into(),
+                    dx: (&dx).into(),
+                    dw: (&dw).into(),
+                    dbias: (&db).into(),
+                    rows,
+                    d_in: d,
+                    heads: h,
+                    d_head: e,
+                    accumulate: true,
+                };
+                heads_backward(rec, &t).await
+            })
+            .await;
+            let (wdx, wdw, wdb) = heads_backward_ref(&x, &w, &g, d, h, e);
+            let what = |n: &str| format!("{n} {rows} × {d} → {h} × {e}");
+            let plus_one: Vec<f32> = wdx.iter().map(|v| v + 1.0).collect();
+            let got: Vec<f32> = gpu.read(&dx, rows * d).await.unwrap();
+            assert_close(&what("dx"), &got, &plus_one, 1e-5, 1e-4);
+            let got: Vec<f32> = gpu.read(&dw, h * d * e).await.unwrap();
+            assert_close(&what("dw"), &got, &wdw, 1e-5, 1e-4);
+            let got: Vec<f32> = gpu.read(&db, h * e).await.unwrap();
+            assert_close(&what("dbias"), &got, &wdb, 1e-5, 1e-4);
+        }
+    }
+    gpu_test!(
+        gpu_head_projection_backward_matches_reference,
+        backward_matches_reference
+    );
 }

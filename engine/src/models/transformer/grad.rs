@@ -10,6 +10,7 @@ use super::params::TransformerParams;
 use crate::error::Result;
 use crate::kernels::activation::{activation_backward_ref, Act};
 use crate::kernels::attention::{attention_backward_ref, AttnShape};
+use crate::kernels::heads::heads_backward_ref;
 use crate::kernels::layernorm::layernorm_backward_ref;
 use std::collections::HashMap;
 
@@ -205,27 +206,10 @@ pub fn loss_and_grad(
             ("W_V", "b_V", &dv),
         ] {
             let wv = params.get(&name(&format!("attn.{w}")))?;
-            let gw = grads.of(&name(&format!("attn.{w}")), nh * d * dh);
-            for r in 0..rows {
-                for head in 0..nh {
-                    for mm in 0..d {
-                        let xv = x1[r * d + mm];
-                        let base = (head * d + mm) * dh;
-                        let mut s = 0f32;
-                        for e in 0..dh {
-                            let gv = g[(r * nh + head) * dh + e];
-                            gw[base + e] += xv * gv;
-                            s += gv * wv[base + e];
-                        }
-                        dx1[r * d + mm] += s;
-                    }
-                }
-            }
-            add_bias_grad(
-                grads.of(&name(&format!("attn.{bias}")), nh * dh),
-                g,
-                nh * dh,
-            );
+            let (dx, dw, db) = heads_backward_ref(x1, wv, g, d, nh, dh);
+            add_into(&mut dx1, &dx);
+            add_into(grads.of(&name(&format!("attn.{w}")), nh * d * dh), &dw);
+            add_into(grads.of(&name(&format!("attn.{bias}")), nh * dh), &db);
         }
         let resid_pre = hook(&h, &name("hook_resid_pre"));
         let dpre_ln = layer_norm_back(&mut grads, params, &name("ln1"), resid_pre, &dx1, d)?;
