@@ -2,8 +2,8 @@
 //! compare the two on awkward shapes: dense products with transposes, bias and accumulation
 //! ([`matmul`]), per-row TopK ([`topk`]), Adam with global-norm clipping ([`adam`]), and
 //! LayerNorm ([`layernorm`]), the MLP's activations ([`activation`]) and causal attention
-//! ([`attention`]) forward and backward, per-head projections ([`heads`]) and embeddings
-//! ([`embedding`]). The
+//! ([`attention`]) forward and backward, per-head projections ([`heads`]), embeddings
+//! ([`embedding`]) and the language-modelling loss ([`cross_entropy`]). The
 //! WGSL of `name.rs` is `shaders/name.wgsl`, whose first line names its host. Labs build on
 //! these; a lab's own kernels live in its folder (`models/sae/kernels`).
 //!
@@ -23,6 +23,7 @@ pub mod activation;
 pub mod adam;
 pub mod add;
 pub mod attention;
+pub mod cross_entropy;
 pub mod embedding;
 pub mod heads;
 pub mod layernorm;

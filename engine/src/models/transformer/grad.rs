@@ -10,32 +10,15 @@ use super::params::TransformerParams;
 use crate::error::Result;
 use crate::kernels::activation::{activation_backward_ref, Act};
 use crate::kernels::attention::{attention_backward_ref, AttnShape};
+use crate::kernels::cross_entropy::cross_entropy_ref;
 use crate::kernels::heads::heads_backward_ref;
 use crate::kernels::layernorm::layernorm_backward_ref;
 use std::collections::HashMap;
 
 /// The mean next-token cross-entropy of `logits` `[batch, pos, d_vocab]` for `tokens`, and its
-/// gradient at the logits.
+/// gradient at the logits ([`cross_entropy_ref`]).
 pub fn lm_loss(logits: &[f32], tokens: &[u32], batch: usize, vocab: usize) -> (f32, Vec<f32>) {
-    let pos = tokens.len() / batch;
-    let n = (batch * (pos - 1)).max(1) as f32;
-    let mut loss = 0f64;
-    let mut grad = vec![0f32; logits.len()];
-    for b in 0..batch {
-        for p in 0..pos.saturating_sub(1) {
-            let r = b * pos + p;
-            let row = &logits[r * vocab..(r + 1) * vocab];
-            let target = tokens[r + 1] as usize;
-            let max = row.iter().fold(f32::NEG_INFINITY, |a, &v| a.max(v));
-            let sum: f32 = row.iter().map(|v| (v - max).exp()).sum();
-            loss += (sum.ln() + max - row[target]) as f64;
-            for (g, &v) in grad[r * vocab..(r + 1) * vocab].iter_mut().zip(row) {
-                *g = (v - max).exp() / sum / n;
-            }
-            grad[r * vocab + target] -= 1.0 / n;
-        }
-    }
-    ((loss / n as f64) as f32, grad)
+    cross_entropy_ref(logits, tokens, tokens.len() / batch, vocab)
 }
 
 /// Gradients being gathered, by parameter name.
@@ -312,15 +295,5 @@ mod tests {
     #[test]
     fn attention_only_gradients_match_finite_differences() {
         check(tiny(Activation::Gelu, true));
-    }
-
-    #[test]
-    fn the_loss_is_transformer_lens_next_token_cross_entropy() {
-        // Uniform logits: ln(vocab) at every predicted position.
-        let (loss, grad) = lm_loss(&[0.0; 2 * 3 * 4], &[0, 1, 2, 3, 2, 1], 2, 4);
-        assert!((loss - 4f32.ln()).abs() < 1e-6);
-        // The last position of each row predicts nothing.
-        assert!(grad[2 * 4..3 * 4].iter().all(|&g| g == 0.0));
-        assert!((grad[1] - (0.25 - 1.0) / 4.0).abs() < 1e-7);
     }
 }

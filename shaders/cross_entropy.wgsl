@@ -1,0 +1,82 @@
+// Host: engine/src/kernels/cross_entropy.rs (CPU reference: cross_entropy_ref there).
+// TransformerLens's language-modelling loss: each position predicts the next token of its row;
+// the loss is the mean over every position but the last of each row.
+//   ce_rows  a 256-invocation workgroup a position: row_loss = log Σ exp(logits) − logit[target]
+//            (0 at a row's last position), dlogits = (softmax − one-hot) / N
+//   ce_sum   one workgroup: loss[0] = Σ row_loss / N, in a fixed order
+
+struct CeParams {
+    rows: u32,
+    pos: u32,
+    vocab: u32,
+    count: f32,   // N, the predicted positions
+}
+
+@group(0) @binding(0) var<uniform> cp: CeParams;
+@group(0) @binding(1) var<storage, read> logits: array<f32>;
+@group(0) @binding(2) var<storage, read> tokens: array<u32>;
+@group(0) @binding(3) var<storage, read_write> dlogits: array<f32>;
+@group(0) @binding(4) var<storage, read_write> row_loss: array<f32>;
+@group(0) @binding(5) var<storage, read_write> loss: array<f32>;
+
+var<workgroup> part: array<f32, 256>;
+
+fn reduce(lid: u32, x: f32, max_not_sum: bool) -> f32 {
+    part[lid] = x;
+    workgroupBarrier();
+    for (var stride = 128u; stride > 0u; stride /= 2u) {
+        if (lid < stride) {
+            let o = part[lid + stride];
+            part[lid] = select(part[lid] + o, max(part[lid], o), max_not_sum);
+        }
+        workgroupBarrier();
+    }
+    let r = part[0];
+    workgroupBarrier();
+    return r;
+}
+
+@compute @workgroup_size(256)
+fn ce_rows(@builtin(workgroup_id) wid: vec3<u32>, @builtin(num_workgroups) nwg: vec3<u32>, @builtin(local_invocation_index) lid: u32) {
+    let r = group_index(wid, nwg);
+    if (r >= cp.rows) { return; }
+    let at = r * cp.vocab;
+    let last = (r % cp.pos) == cp.pos - 1u;
+    if (last) {
+        for (var j = lid; j < cp.vocab; j += 256u) {
+            dlogits[at + j] = 0.0;
+        }
+        if (lid == 0u) { row_loss[r] = 0.0; }
+        return;
+    }
+    let tgt = tokens[r + 1u];
+    var m = -3.4028234663852886e38;
+    for (var j = lid; j < cp.vocab; j += 256u) {
+        m = max(m, logits[at + j]);
+    }
+    let row_max = reduce(lid, m, true);
+    var s = 0.0;
+    for (var j = lid; j < cp.vocab; j += 256u) {
+        s += exp(logits[at + j] - row_max);
+    }
+    let total = reduce(lid, s, false);
+    for (var j = lid; j < cp.vocab; j += 256u) {
+        let p = exp(logits[at + j] - row_max) / total;
+        dlogits[at + j] = (p - select(0.0, 1.0, j == tgt)) / cp.count;
+    }
+    if (lid == 0u) {
+        row_loss[r] = log(total) + row_max - logits[at + tgt];
+    }
+}
+
+@compute @workgroup_size(256)
+fn ce_sum(@builtin(local_invocation_index) lid: u32) {
+    var s = 0.0;
+    for (var r = lid; r < cp.rows; r += 256u) {
+        s += row_loss[r];
+    }
+    let total = reduce(lid, s, false);
+    if (lid == 0u) {
+        loss[0] = total / cp.count;
+    }
+}
