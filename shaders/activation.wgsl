@@ -78,24 +78,6 @@ fn gelu_new_backward(@builtin(workgroup_id) wid: vec3<u32>, @builtin(num_workgro
     out[i] = grad[i] * (0.5 * (1.0 + t) + 0.5 * x * (1.0 - t * t) * du);
 }
 
-var<workgroup> part: array<f32, 256>;
-
-// The maximum (max_not_sum) or the sum of each invocation's `v`, in a fixed order.
-fn workgroup_reduce(lid: u32, v: f32, max_not_sum: bool) -> f32 {
-    part[lid] = v;
-    workgroupBarrier();
-    for (var stride = 128u; stride > 0u; stride /= 2u) {
-        if (lid < stride) {
-            let o = part[lid + stride];
-            part[lid] = select(part[lid] + o, max(part[lid], o), max_not_sum);
-        }
-        workgroupBarrier();
-    }
-    let r = part[0];
-    workgroupBarrier();
-    return r;
-}
-
 // The row's max and softmax denominator.
 fn softmax_stats(at: u32, lid: u32) -> vec2<f32> {
     var m = -3.4e38;

@@ -27,23 +27,6 @@ struct AttnParams {
 
 const NEG_INF: f32 = -3.4028234663852886e38;
 
-var<workgroup> part: array<f32, 256>;
-
-fn reduce(lid: u32, x: f32, max_not_sum: bool) -> f32 {
-    part[lid] = x;
-    workgroupBarrier();
-    for (var stride = 128u; stride > 0u; stride /= 2u) {
-        if (lid < stride) {
-            let o = part[lid + stride];
-            part[lid] = select(part[lid] + o, max(part[lid], o), max_not_sum);
-        }
-        workgroupBarrier();
-    }
-    let r = part[0];
-    workgroupBarrier();
-    return r;
-}
-
 // Where head h's vector at (b, p) starts in q, k, v, z and their gradients.
 fn vec_at(b: u32, p: u32, h: u32) -> u32 {
     return ((b * at.pos + p) * at.heads + h) * at.d_head;
@@ -77,12 +60,12 @@ fn attn_forward(@builtin(workgroup_id) wid: vec3<u32>, @builtin(num_workgroups) 
             scores[srow + j] = bitcast<f32>(0xff800000u | at._a);
         }
     }
-    let row_max = reduce(lid, m, true);
+    let row_max = workgroup_reduce(lid, m, true);
     var total = 0.0;
     for (var j = lid; j <= i; j += 256u) {
         total += exp(scores[srow + j] - row_max);
     }
-    let denom = reduce(lid, total, false);
+    let denom = workgroup_reduce(lid, total, false);
     for (var j = lid; j < at.pos; j += 256u) {
         pattern[srow + j] = select(0.0, exp(scores[srow + j] - row_max) / denom, j <= i);
     }

@@ -30,23 +30,6 @@ struct AttnParams {
 // dk, then dv: [2, batch, pos, head, d_head].
 @group(0) @binding(8) var<storage, read_write> dkv: array<f32>;
 
-var<workgroup> part: array<f32, 256>;
-
-fn reduce(lid: u32, x: f32, max_not_sum: bool) -> f32 {
-    part[lid] = x;
-    workgroupBarrier();
-    for (var stride = 128u; stride > 0u; stride /= 2u) {
-        if (lid < stride) {
-            let o = part[lid + stride];
-            part[lid] = select(part[lid] + o, max(part[lid], o), max_not_sum);
-        }
-        workgroupBarrier();
-    }
-    let r = part[0];
-    workgroupBarrier();
-    return r;
-}
-
 // Where head h's vector at (b, p) starts in q, k, v, z and their gradients.
 fn vec_at(b: u32, p: u32, h: u32) -> u32 {
     return ((b * at.pos + p) * at.heads + h) * at.d_head;
@@ -75,7 +58,7 @@ fn attn_backward_scores(@builtin(workgroup_id) wid: vec3<u32>, @builtin(num_work
         ds[srow + j] = d;
         acc += pat[srow + j] * d;
     }
-    let dot = reduce(lid, acc, false);
+    let dot = workgroup_reduce(lid, acc, false);
     for (var j = lid; j < at.pos; j += 256u) {
         ds[srow + j] = pat[srow + j] * (ds[srow + j] - dot) * at.scale;
     }

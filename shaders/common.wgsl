@@ -1,6 +1,7 @@
 // Host: engine/src/kernels/mod.rs (prepended to every kernel of kernels/ and models/sae/kernels/).
 // Shared by the general and SAE kernels (the host prepends it to each): indexing over 2-D grids, the
-// sortable key of ReLU(x), and a scan across a 256-invocation workgroup.
+// sortable key of ReLU(x), a scan across a 256-invocation workgroup, and a fixed-order sum or
+// maximum across one.
 
 // An empty slot of a sparse code (a masked TopK with fewer eligible latents than k).
 const NO_LATENT: u32 = 0xffffffffu;
@@ -59,4 +60,25 @@ fn scan256(lid: u32, v: u32, from_top: bool) -> u32 {
     scan_buf[at] = incl;
     workgroupBarrier();
     return incl;
+}
+
+// Workgroup memory of workgroup_reduce (allocated only where an entry point uses it).
+var<workgroup> reduce_part: array<f32, 256>;
+
+// The sum (or, with max_not_sum, the maximum) of each of 256 invocations' `x`, every invocation
+// getting it: a tree in a fixed order, so the result is the same on every run. Call it from
+// uniform control flow.
+fn workgroup_reduce(lid: u32, x: f32, max_not_sum: bool) -> f32 {
+    reduce_part[lid] = x;
+    workgroupBarrier();
+    for (var stride = 128u; stride > 0u; stride /= 2u) {
+        if (lid < stride) {
+            let o = reduce_part[lid + stride];
+            reduce_part[lid] = select(reduce_part[lid] + o, max(reduce_part[lid], o), max_not_sum);
+        }
+        workgroupBarrier();
+    }
+    let r = reduce_part[0];
+    workgroupBarrier();
+    return r;
 }

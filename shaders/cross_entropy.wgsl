@@ -19,23 +19,6 @@ struct CeParams {
 @group(0) @binding(4) var<storage, read_write> row_loss: array<f32>;
 @group(0) @binding(5) var<storage, read_write> loss: array<f32>;
 
-var<workgroup> part: array<f32, 256>;
-
-fn reduce(lid: u32, x: f32, max_not_sum: bool) -> f32 {
-    part[lid] = x;
-    workgroupBarrier();
-    for (var stride = 128u; stride > 0u; stride /= 2u) {
-        if (lid < stride) {
-            let o = part[lid + stride];
-            part[lid] = select(part[lid] + o, max(part[lid], o), max_not_sum);
-        }
-        workgroupBarrier();
-    }
-    let r = part[0];
-    workgroupBarrier();
-    return r;
-}
-
 @compute @workgroup_size(256)
 fn ce_rows(@builtin(workgroup_id) wid: vec3<u32>, @builtin(num_workgroups) nwg: vec3<u32>, @builtin(local_invocation_index) lid: u32) {
     let r = group_index(wid, nwg);
@@ -54,12 +37,12 @@ fn ce_rows(@builtin(workgroup_id) wid: vec3<u32>, @builtin(num_workgroups) nwg: 
     for (var j = lid; j < cp.vocab; j += 256u) {
         m = max(m, logits[at + j]);
     }
-    let row_max = reduce(lid, m, true);
+    let row_max = workgroup_reduce(lid, m, true);
     var s = 0.0;
     for (var j = lid; j < cp.vocab; j += 256u) {
         s += exp(logits[at + j] - row_max);
     }
-    let total = reduce(lid, s, false);
+    let total = workgroup_reduce(lid, s, false);
     for (var j = lid; j < cp.vocab; j += 256u) {
         let p = exp(logits[at + j] - row_max) / total;
         dlogits[at + j] = (p - select(0.0, 1.0, j == tgt)) / cp.count;
@@ -75,7 +58,7 @@ fn ce_sum(@builtin(local_invocation_index) lid: u32) {
     for (var r = lid; r < cp.rows; r += 256u) {
         s += row_loss[r];
     }
-    let total = reduce(lid, s, false);
+    let total = workgroup_reduce(lid, s, false);
     if (lid == 0u) {
         loss[0] = total / cp.count;
     }

@@ -19,23 +19,6 @@ struct LnParams {
 @group(0) @binding(4) var<storage, read_write> y: array<f32>;
 @group(0) @binding(5) var<storage, read_write> stats: array<f32>;
 
-var<workgroup> part: array<f32, 256>;
-
-// The sum of each invocation's `v` over the workgroup, in a fixed order.
-fn workgroup_sum(lid: u32, v: f32) -> f32 {
-    part[lid] = v;
-    workgroupBarrier();
-    for (var stride = 128u; stride > 0u; stride /= 2u) {
-        if (lid < stride) {
-            part[lid] += part[lid + stride];
-        }
-        workgroupBarrier();
-    }
-    let total = part[0];
-    workgroupBarrier();
-    return total;
-}
-
 @compute @workgroup_size(256)
 fn ln_forward(
     @builtin(workgroup_id) wid: vec3<u32>,
@@ -51,13 +34,13 @@ fn ln_forward(
     for (var i = lid; i < lp.width; i += 256u) {
         s += x[at + i];
     }
-    let mean = workgroup_sum(lid, s) / f32(lp.width);
+    let mean = workgroup_reduce(lid, s, false) / f32(lp.width);
     var q = 0.0;
     for (var i = lid; i < lp.width; i += 256u) {
         let c = x[at + i] - mean;
         q += c * c;
     }
-    let scale = sqrt(workgroup_sum(lid, q) / f32(lp.width) + lp.eps);
+    let scale = sqrt(workgroup_reduce(lid, q, false) / f32(lp.width) + lp.eps);
     for (var i = lid; i < lp.width; i += 256u) {
         y[at + i] = (x[at + i] - mean) / scale * w[i] + b[i];
     }

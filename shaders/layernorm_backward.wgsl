@@ -22,22 +22,6 @@ struct LnParams {
 @group(0) @binding(6) var<storage, read_write> dw: array<f32>;
 @group(0) @binding(7) var<storage, read_write> db: array<f32>;
 
-var<workgroup> part: array<f32, 256>;
-
-fn workgroup_sum(lid: u32, v: f32) -> f32 {
-    part[lid] = v;
-    workgroupBarrier();
-    for (var stride = 128u; stride > 0u; stride /= 2u) {
-        if (lid < stride) {
-            part[lid] += part[lid + stride];
-        }
-        workgroupBarrier();
-    }
-    let total = part[0];
-    workgroupBarrier();
-    return total;
-}
-
 @compute @workgroup_size(256)
 fn ln_backward_rows(
     @builtin(workgroup_id) wid: vec3<u32>,
@@ -59,8 +43,8 @@ fn ln_backward_rows(
         m2 += g * (x[at + i] - mean) / s;
     }
     let n = f32(lp.width);
-    let mean_g = workgroup_sum(lid, m1) / n;
-    let mean_gx = workgroup_sum(lid, m2) / n;
+    let mean_g = workgroup_reduce(lid, m1, false) / n;
+    let mean_gx = workgroup_reduce(lid, m2, false) / n;
     for (var i = lid; i < lp.width; i += 256u) {
         let xh = (x[at + i] - mean) / s;
         dx[at + i] = (dy[at + i] * w[i] - mean_g - xh * mean_gx) / s;
