@@ -5,7 +5,7 @@
 //! and `hook_pattern` `[batch, head, query_pos, key_pos]`, `hook_scale` `[batch, pos, 1]`.
 //! Sums run in f32 in increasing index order.
 
-use super::config::Activation;
+use super::config::{Activation, TransformerConfig};
 use super::params::TransformerParams;
 use crate::error::{EngineError, Result};
 use crate::kernels::activation::{activation_ref, Act};
@@ -64,28 +64,7 @@ pub fn forward(
 ) -> Result<(Vec<f32>, Hooks)> {
     let cfg = &params.cfg;
     cfg.validate()?;
-    if batch == 0 || tokens.is_empty() || !tokens.len().is_multiple_of(batch) {
-        return Err(EngineError::invalid(
-            "tokens",
-            tokens.len(),
-            format!("must be {batch} rows of equal length"),
-        ));
-    }
-    let pos = tokens.len() / batch;
-    if pos > cfg.n_ctx as usize {
-        return Err(EngineError::invalid(
-            "tokens",
-            pos,
-            format!("a row is longer than n_ctx = {}", cfg.n_ctx),
-        ));
-    }
-    if let Some(&t) = tokens.iter().find(|&&t| t >= cfg.d_vocab) {
-        return Err(EngineError::invalid(
-            "tokens",
-            t,
-            format!("a token id must be below d_vocab = {}", cfg.d_vocab),
-        ));
-    }
+    let pos = check_tokens(cfg, tokens, batch)?;
     let d = cfg.d_model as usize;
     let rows = batch * pos;
     let mut hooks = Hooks::default();
@@ -164,6 +143,34 @@ pub fn forward(
         v,
     );
     Ok((logits, hooks))
+}
+
+/// Positions per row of `tokens`, refused (naming the problem) unless they are `batch` equal
+/// rows of at most n_ctx ids below d_vocab.
+pub(crate) fn check_tokens(cfg: &TransformerConfig, tokens: &[u32], batch: usize) -> Result<usize> {
+    if batch == 0 || tokens.is_empty() || !tokens.len().is_multiple_of(batch) {
+        return Err(EngineError::invalid(
+            "tokens",
+            tokens.len(),
+            format!("must be {batch} rows of equal length"),
+        ));
+    }
+    let pos = tokens.len() / batch;
+    if pos > cfg.n_ctx as usize {
+        return Err(EngineError::invalid(
+            "tokens",
+            pos,
+            format!("a row is longer than n_ctx = {}", cfg.n_ctx),
+        ));
+    }
+    if let Some(&t) = tokens.iter().find(|&&t| t >= cfg.d_vocab) {
+        return Err(EngineError::invalid(
+            "tokens",
+            t,
+            format!("a token id must be below d_vocab = {}", cfg.d_vocab),
+        ));
+    }
+    Ok(pos)
 }
 
 fn add_into(a: &mut [f32], b: &[f32]) {

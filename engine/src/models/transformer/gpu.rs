@@ -4,9 +4,9 @@
 //! shapes; nothing else is read back but the logits.
 
 use super::config::Activation;
-use super::cpu::Hooks;
+use super::cpu::{check_tokens, Hooks};
 use super::params::TransformerParams;
-use crate::error::{EngineError, Result};
+use crate::error::Result;
 use crate::gpu::{Arena, ArenaLayout, Gpu, Recorder, View};
 use crate::kernels::activation::{activation, Act};
 use crate::kernels::add::add;
@@ -65,21 +65,7 @@ impl GpuTransformer {
         capture: &dyn Fn(&str) -> bool,
     ) -> Result<(Vec<f32>, Hooks)> {
         let cfg = self.params.cfg.clone();
-        if batch == 0 || tokens.is_empty() || !tokens.len().is_multiple_of(batch) {
-            return Err(EngineError::invalid(
-                "tokens",
-                tokens.len(),
-                format!("must be {batch} rows of equal length"),
-            ));
-        }
-        let pos = tokens.len() / batch;
-        if let Some(&t) = tokens.iter().find(|&&t| t >= cfg.d_vocab) {
-            return Err(EngineError::invalid(
-                "tokens",
-                t,
-                format!("a token id must be below d_vocab = {}", cfg.d_vocab),
-            ));
-        }
+        let pos = check_tokens(&cfg, tokens, batch)?;
         let (d, h, dh, m, v) = (
             cfg.d_model as usize,
             cfg.n_heads as usize,
