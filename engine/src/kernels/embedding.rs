@@ -1,12 +1,15 @@
 //! The residual stream's start (host of `shaders/embedding.wgsl`): token and position
 //! embeddings, `resid = W_E[tokens] + W_pos[position]`, with both terms kept apart as
-//! TransformerLens's hook_embed and hook_pos_embed. [`embedding_ref`] is its CPU reference.
+//! TransformerLens's hook_embed and hook_pos_embed, and their gradients
+//! (`shaders/embedding_backward.wgsl`). [`embedding_ref`] and [`embedding_backward_ref`] are the
+//! CPU references.
 
 use super::{dim, elements, params, Kernel};
 use crate::error::{EngineError, Result};
 use crate::gpu::{Recording, Tensor, View};
 
 const EMBEDDING_WGSL: &str = include_str!("../../../shaders/embedding.wgsl");
+const BACKWARD_WGSL: &str = include_str!("../../../shaders/embedding_backward.wgsl");
 
 /// The tensors of [`embedding`].
 #[derive(Clone, Copy)]
@@ -63,6 +66,99 @@ pub async fn embedding(
         .await
 }
 
+/// Each token's rows, in increasing order, as lists: `offsets` `[d_vocab + 1]` into `rows`
+/// (a counting sort on the host, which holds the tokens anyway). Tokens past the vocabulary
+/// are refused.
+pub fn token_lists(tokens: &[u32], d_vocab: usize) -> Result<(Vec<u32>, Vec<u32>)> {
+    let mut offsets = vec![0u32; d_vocab + 1];
+    for &t in tokens {
+        let t = t as usize;
+        if t >= d_vocab {
+            return Err(EngineError::invalid(
+                "tokens",
+                t,
+                format!("a token id must be below d_vocab = {d_vocab}"),
+            ));
+        }
+        offsets[t + 1] += 1;
+    }
+    for i in 0..d_vocab {
+        offsets[i + 1] += offsets[i];
+    }
+    let mut next = offsets.clone();
+    let mut rows = vec![0u32; tokens.len()];
+    for (r, &t) in tokens.iter().enumerate() {
+        rows[next[t as usize] as usize] = r as u32;
+        next[t as usize] += 1;
+    }
+    Ok((offsets, rows))
+}
+
+/// The tensors of [`embedding_backward`].
+#[derive(Clone, Copy)]
+pub struct EmbeddingBackward<'a> {
+    /// [`token_lists`]' offsets `[d_vocab + 1]` (u32).
+    pub offsets: View<'a>,
+    /// [`token_lists`]' rows `[rows]` (u32).
+    pub list: View<'a>,
+    /// The gradient at the residual stream's start `[rows, d_model]`.
+    pub g: View<'a>,
+    /// W_E's gradient `[d_vocab, d_model]` (written).
+    pub dw_e: View<'a>,
+    /// W_pos's gradient `[n_ctx, d_model]` (written; zero past `pos`).
+    pub dw_pos: View<'a>,
+}
+
+/// Records the embeddings' gradients for `rows` tokens in rows of `pos` positions.
+pub async fn embedding_backward(
+    rec: &mut Recording<'_>,
+    t: &EmbeddingBackward<'_>,
+    (rows, pos, d_model, d_vocab, n_ctx): (usize, usize, usize, usize, usize),
+) -> Result<()> {
+    let gpu = &rec.gpu().clone();
+    let (r, p, d, v, c) = (
+        dim("rows", rows)?,
+        dim("pos", pos)?,
+        dim("d_model", d_model)?,
+        dim("d_vocab", d_vocab)?,
+        dim("n_ctx", n_ctx)?,
+    );
+    Tensor::new(gpu, "offsets", t.offsets, &[v + 1])?;
+    Tensor::new(gpu, "list", t.list, &[r])?;
+    Tensor::new(gpu, "g", t.g, &[r, d])?;
+    Tensor::new(gpu, "dW_E", t.dw_e, &[v, d])?;
+    Tensor::new(gpu, "dW_pos", t.dw_pos, &[c, d])?;
+    let storage = vec![t.offsets, t.list, t.g, t.dw_e, t.dw_pos];
+    let kern = Kernel::new(gpu, "embedding_backward", "", BACKWARD_WGSL, storage, &[]).await?;
+    let prm = params(&[r, p, d, v, c]);
+    let ne = elements("dW_E", &[v, d])?;
+    let np = elements("dW_pos", &[c, d])?;
+    kern.dispatch(rec, "embed_backward_tokens", prm, ne.div_ceil(256))
+        .await?;
+    kern.dispatch(rec, "embed_backward_pos", prm, np.div_ceil(256))
+        .await
+}
+
+/// CPU reference of [`embedding_backward`]: `(dW_E, dW_pos)`.
+pub fn embedding_backward_ref(
+    tokens: &[u32],
+    pos: usize,
+    g: &[f32],
+    d: usize,
+    (d_vocab, n_ctx): (usize, usize),
+) -> (Vec<f32>, Vec<f32>) {
+    let mut dw_e = vec![0f32; d_vocab * d];
+    let mut dw_pos = vec![0f32; n_ctx * d];
+    for (r, &t) in tokens.iter().enumerate() {
+        let p = r % pos;
+        for c in 0..d {
+            dw_e[t as usize * d + c] += g[r * d + c];
+            dw_pos[p * d + c] += g[r * d + c];
+        }
+    }
+    (dw_e, dw_pos)
+}
+
 /// CPU reference of [`embedding`]: `(embed, pos_embed, resid)`.
 pub fn embedding_ref(
     tokens: &[u32],
@@ -117,4 +213,37 @@ mod tests {
         assert_eq!(gpu.read::<f32>(&r, n).await.unwrap(), wr);
     }
     gpu_test!(gpu_embedding_matches_reference, matches_reference);
+
+    async fn backward_matches_reference(gpu: &Gpu) {
+        // Tokens repeated, some never used; rows shorter than n_ctx.
+        let (v, c, d, pos, batch) = (11, 8, 5, 6, 3);
+        let tokens: Vec<u32> = (0..batch * pos).map(|i| (i * i % 7) as u32).collect();
+        let g = values(3, batch * pos * d);
+        let (offsets, list) = token_lists(&tokens, v).unwrap();
+        let bo = gpu.storage_from("offsets", &offsets).unwrap();
+        let bl = gpu.storage_from("list", &list).unwrap();
+        let bg = gpu.storage_from("g", &g).unwrap();
+        let dwe = gpu.storage_zeroed::<f32>("dW_E", v * d).unwrap();
+        let dwp = gpu.storage_from("dW_pos", &vec![7f32; c * d]).unwrap();
+        record(gpu, async |rec: &mut Recording<'_>| {
+            let t = EmbeddingBackward {
+                offsets: (&bo).into(),
+                list: (&bl).into(),
+                g: (&bg).into(),
+                dw_e: (&dwe).into(),
+                dw_pos: (&dwp).into(),
+            };
+            embedding_backward(rec, &t, (batch * pos, pos, d, v, c)).await
+        })
+        .await;
+        let (we, wp) = embedding_backward_ref(&tokens, pos, &g, d, (v, c));
+        // The same adds in the same order as the reference: equal to the bit.
+        assert_eq!(gpu.read::<f32>(&dwe, v * d).await.unwrap(), we);
+        assert_eq!(gpu.read::<f32>(&dwp, c * d).await.unwrap(), wp);
+        assert!(token_lists(&[3, 11], 11).is_err());
+    }
+    gpu_test!(
+        gpu_embedding_backward_matches_reference,
+        backward_matches_reference
+    );
 }

@@ -11,6 +11,7 @@ use crate::error::Result;
 use crate::kernels::activation::{activation_backward_ref, Act};
 use crate::kernels::attention::{attention_backward_ref, AttnShape};
 use crate::kernels::cross_entropy::cross_entropy_ref;
+use crate::kernels::embedding::embedding_backward_ref;
 use crate::kernels::heads::heads_backward_ref;
 use crate::kernels::layernorm::layernorm_backward_ref;
 use std::collections::HashMap;
@@ -199,16 +200,15 @@ pub fn loss_and_grad(
         add_into(&mut dresid, &dpre_ln);
     }
     // Embeddings.
-    let (ge, gp) = (cfg.d_vocab as usize * d, cfg.n_ctx as usize * d);
-    for (r, &t) in tokens.iter().enumerate() {
-        let p = r % pos;
-        let g = &dresid[r * d..(r + 1) * d];
-        add_into(
-            &mut grads.of("embed.W_E", ge)[t as usize * d..(t as usize + 1) * d],
-            g,
-        );
-        add_into(&mut grads.of("pos_embed.W_pos", gp)[p * d..(p + 1) * d], g);
-    }
+    let (dw_e, dw_pos) = embedding_backward_ref(
+        tokens,
+        pos,
+        &dresid,
+        d,
+        (cfg.d_vocab as usize, cfg.n_ctx as usize),
+    );
+    add_into(grads.of("embed.W_E", dw_e.len()), &dw_e);
+    add_into(grads.of("pos_embed.W_pos", dw_pos.len()), &dw_pos);
     let out = params
         .tensors
         .iter()
