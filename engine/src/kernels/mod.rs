@@ -3,7 +3,8 @@
 //! ([`matmul`]), per-row TopK ([`topk`]), Adam with global-norm clipping ([`adam`]), and
 //! LayerNorm ([`layernorm`]), the MLP's activations ([`activation`]) and causal attention
 //! ([`attention`]) forward and backward, per-head projections ([`heads`]), embeddings
-//! ([`embedding`]) and the language-modelling loss ([`cross_entropy`]). The
+//! ([`embedding`]), the language-modelling loss ([`cross_entropy`]), the residual stream's
+//! sums ([`add`]) and column sums for bias gradients ([`sum_rows`]). The
 //! WGSL of `name.rs` is `shaders/name.wgsl`, whose first line names its host. Labs build on
 //! these; a lab's own kernels live in its folder (`models/sae/kernels`).
 //!
@@ -28,6 +29,7 @@ pub mod embedding;
 pub mod heads;
 pub mod layernorm;
 pub mod matmul;
+pub mod sum_rows;
 pub mod topk;
 
 pub use adam::{adam, adam_scratch_words, AdamStep, AdamTensor};

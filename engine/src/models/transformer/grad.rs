@@ -14,6 +14,7 @@ use crate::kernels::cross_entropy::cross_entropy_ref;
 use crate::kernels::embedding::embedding_backward_ref;
 use crate::kernels::heads::heads_backward_ref;
 use crate::kernels::layernorm::layernorm_backward_ref;
+use crate::kernels::sum_rows::sum_rows_ref;
 use std::collections::HashMap;
 
 /// The mean next-token cross-entropy of `logits` `[batch, pos, d_vocab]` for `tokens`, and its
@@ -69,10 +70,9 @@ fn g_wt(g: &[f32], w: &[f32], rows: usize, k: usize, n: usize) -> Vec<f32> {
     out
 }
 
+/// Adds the column sums of `g` `[rows, n]` (a bias's gradient) to `out`.
 fn add_bias_grad(out: &mut [f32], g: &[f32], n: usize) {
-    for row in g.chunks_exact(n) {
-        out.iter_mut().zip(row).for_each(|(o, v)| *o += v);
-    }
+    add_into(out, &sum_rows_ref(g, n));
 }
 
 /// LayerNorm's backward: from the gradient at its output and its input `x`, the gradient at
