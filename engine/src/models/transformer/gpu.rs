@@ -10,11 +10,17 @@ use crate::error::Result;
 use crate::gpu::{Arena, ArenaLayout, Gpu, Recorder, View};
 use crate::kernels::activation::{activation, Act};
 use crate::kernels::add::add;
-use crate::kernels::attention::{attention, Attention, AttnShape};
-use crate::kernels::embedding::{embedding, Embedding};
-use crate::kernels::heads::{heads, Heads};
-use crate::kernels::layernorm::{layernorm, LayerNorm};
+use crate::kernels::attention::{
+    attention, attention_backward, Attention, AttentionBackward, AttnShape,
+};
+use crate::kernels::cross_entropy::{cross_entropy, CrossEntropy};
+use crate::kernels::embedding::{
+    embedding, embedding_backward, token_lists, Embedding, EmbeddingBackward,
+};
+use crate::kernels::heads::{heads, heads_backward, Heads, HeadsBackward};
+use crate::kernels::layernorm::{layernorm, layernorm_backward, LayerNorm, LayerNormBackward};
 use crate::kernels::matmul::{matmul, Matmul};
+use crate::kernels::sum_rows::sum_rows;
 use std::sync::Arc;
 
 /// A transformer's parameters on the device, ready to run.
@@ -64,6 +70,35 @@ impl GpuTransformer {
         batch: usize,
         capture: &dyn Fn(&str) -> bool,
     ) -> Result<(Vec<f32>, Hooks)> {
+        let (logits, hooks, _) = self.run(tokens, batch, capture, None).await?;
+        Ok((logits, hooks))
+    }
+
+    /// The parameters on the device (their gradients are its [`Arena::mirror`]s).
+    pub fn arena(&self) -> &Arena {
+        &self.arena
+    }
+
+    /// The language-modelling loss on `tokens` (rows of `batch`), with every parameter's
+    /// gradient written into `grads` (a mirror of [`GpuTransformer::arena`]), in the same
+    /// recording as the forward pass.
+    pub async fn loss_and_grad(
+        &mut self,
+        tokens: &[u32],
+        batch: usize,
+        grads: &Arena,
+    ) -> Result<f32> {
+        let (_, _, loss) = self.run(tokens, batch, &|_| false, Some(grads)).await?;
+        Ok(loss.expect("the backward pass reads the loss"))
+    }
+
+    async fn run(
+        &mut self,
+        tokens: &[u32],
+        batch: usize,
+        capture: &dyn Fn(&str) -> bool,
+        grads: Option<&Arena>,
+    ) -> Result<(Vec<f32>, Hooks, Option<f32>)> {
         let cfg = self.params.cfg.clone();
         let pos = check_tokens(&cfg, tokens, batch)?;
         let (d, h, dh, m, v) = (
@@ -374,7 +409,276 @@ impl GpuTransformer {
                 }
             }
         }
+        let loss_buf = match grads {
+            Some(ga) => {
+                let find = |name: &str| {
+                    acts.iter()
+                        .position(|a| a.name == name)
+                        .expect("the forward pass made every buffer the backward reads")
+                };
+                let b = |name: &str| View::from(&acts[find(name)].buf);
+                let z = |what: &str, n: usize| gpu.storage_zeroed::<f32>(what, n.max(1));
+                let mut keep: Vec<wgpu::Buffer> = vec![];
+                let loss = z("loss", 1)?;
+                let dlogits = z("dlogits", rows * v)?;
+                let row_loss = z("row loss", rows)?;
+                cross_entropy(
+                    &mut rec,
+                    &CrossEntropy {
+                        logits: b("logits"),
+                        tokens: (&tok).into(),
+                        dlogits: (&dlogits).into(),
+                        row_loss: (&row_loss).into(),
+                        loss: (&loss).into(),
+                    },
+                    rows,
+                    pos,
+                    v,
+                )
+                .await?;
+                // The unembedding and the final LayerNorm.
+                let mut dresid = z("d resid", rows * d)?;
+                let dxf = z("d ln_final", rows * d)?;
+                linear_backward(
+                    &mut rec,
+                    ga,
+                    arena,
+                    ("unembed.W_U", "unembed.b_U"),
+                    b("ln_final.hook_normalized"),
+                    (&dlogits).into(),
+                    (&dxf).into(),
+                    (rows, d, v),
+                )
+                .await?;
+                let last = format!("blocks.{}.hook_resid_post", cfg.n_layers - 1);
+                ln_backward(
+                    &mut rec,
+                    ga,
+                    arena,
+                    "ln_final",
+                    b(&last),
+                    (&dxf).into(),
+                    b("ln_final.stats"),
+                    (&dresid).into(),
+                    (rows, d),
+                )
+                .await?;
+                for l in (0..cfg.n_layers as usize).rev() {
+                    let name = |n: &str| format!("blocks.{l}.{n}");
+                    if !cfg.attn_only {
+                        let dpost = z("d post", rows * m)?;
+                        linear_backward(
+                            &mut rec,
+                            ga,
+                            arena,
+                            (&name("mlp.W_out"), &name("mlp.b_out")),
+                            b(&name("mlp.hook_post")),
+                            (&dresid).into(),
+                            (&dpost).into(),
+                            (rows, m, d),
+                        )
+                        .await?;
+                        let dpre = z("d pre", rows * m)?;
+                        let pre = b(&name("mlp.hook_pre"));
+                        match cfg.act_fn {
+                            Activation::Gelu | Activation::GeluNew => {
+                                let act = if cfg.act_fn == Activation::Gelu {
+                                    Act::Gelu
+                                } else {
+                                    Act::GeluNew
+                                };
+                                activation(
+                                    &mut rec,
+                                    act,
+                                    pre,
+                                    Some((&dpost).into()),
+                                    (&dpre).into(),
+                                    rows,
+                                    m,
+                                )
+                                .await?;
+                            }
+                            Activation::SoluLn => {
+                                let dmid = z("d mid", rows * m)?;
+                                ln_backward(
+                                    &mut rec,
+                                    ga,
+                                    arena,
+                                    &name("mlp.ln"),
+                                    b(&name("mlp.hook_mid")),
+                                    (&dpost).into(),
+                                    b(&name("mlp.ln.stats")),
+                                    (&dmid).into(),
+                                    (rows, m),
+                                )
+                                .await?;
+                                activation(
+                                    &mut rec,
+                                    Act::Solu,
+                                    pre,
+                                    Some((&dmid).into()),
+                                    (&dpre).into(),
+                                    rows,
+                                    m,
+                                )
+                                .await?;
+                                keep.push(dmid);
+                            }
+                        }
+                        let dx2 = z("d ln2", rows * d)?;
+                        linear_backward(
+                            &mut rec,
+                            ga,
+                            arena,
+                            (&name("mlp.W_in"), &name("mlp.b_in")),
+                            b(&name("ln2.hook_normalized")),
+                            (&dpre).into(),
+                            (&dx2).into(),
+                            (rows, d, m),
+                        )
+                        .await?;
+                        let dln = z("d resid_mid", rows * d)?;
+                        ln_backward(
+                            &mut rec,
+                            ga,
+                            arena,
+                            &name("ln2"),
+                            b(&name("hook_resid_mid")),
+                            (&dx2).into(),
+                            b(&name("ln2.stats")),
+                            (&dln).into(),
+                            (rows, d),
+                        )
+                        .await?;
+                        let sum = z("d resid", rows * d)?;
+                        add(
+                            &mut rec,
+                            (&dresid).into(),
+                            (&dln).into(),
+                            (&sum).into(),
+                            rows * d,
+                        )
+                        .await?;
+                        keep.extend([dpost, dpre, dx2, dln, std::mem::replace(&mut dresid, sum)]);
+                    }
+                    // Attention.
+                    let n = rows * h * dh;
+                    let dz = z("d z", n)?;
+                    linear_backward(
+                        &mut rec,
+                        ga,
+                        arena,
+                        (&name("attn.W_O"), &name("attn.b_O")),
+                        b(&name("attn.hook_z")),
+                        (&dresid).into(),
+                        (&dz).into(),
+                        (rows, h * dh, d),
+                    )
+                    .await?;
+                    let ds = z("d scores", batch * h * pos * pos)?;
+                    let dq = z("d q", n)?;
+                    let dkv = z("d k v", 2 * n)?;
+                    attention_backward(
+                        &mut rec,
+                        shape,
+                        &AttentionBackward {
+                            q: b(&name("attn.hook_q")),
+                            k: b(&name("attn.hook_k")),
+                            v: b(&name("attn.hook_v")),
+                            pattern: b(&name("attn.hook_pattern")),
+                            dz: (&dz).into(),
+                            ds: (&ds).into(),
+                            dq: (&dq).into(),
+                            dkv: (&dkv).into(),
+                        },
+                    )
+                    .await?;
+                    // k's and v's gradients as buffers of their own (the second half of dkv need
+                    // not start at a bindable offset).
+                    let (dk, dv) = (z("d k", n)?, z("d v", n)?);
+                    rec.copy(&dkv, 0, &dk, 0, (n * 4) as u64);
+                    rec.copy(&dkv, (n * 4) as u64, &dv, 0, (n * 4) as u64);
+                    let dx1 = z("d ln1", rows * d)?;
+                    for (i, (which, g)) in
+                        [("Q", &dq), ("K", &dk), ("V", &dv)].into_iter().enumerate()
+                    {
+                        heads_backward(
+                            &mut rec,
+                            &HeadsBackward {
+                                x: b(&name("ln1.hook_normalized")),
+                                w: arena.view(&name(&format!("attn.W_{which}")))?,
+                                dout: g.into(),
+                                dx: (&dx1).into(),
+                                dw: ga.view(&name(&format!("attn.W_{which}")))?,
+                                dbias: ga.view(&name(&format!("attn.b_{which}")))?,
+                                rows,
+                                d_in: d,
+                                heads: h,
+                                d_head: dh,
+                                accumulate: i > 0,
+                            },
+                        )
+                        .await?;
+                    }
+                    let dln = z("d resid_pre", rows * d)?;
+                    ln_backward(
+                        &mut rec,
+                        ga,
+                        arena,
+                        &name("ln1"),
+                        b(&name("hook_resid_pre")),
+                        (&dx1).into(),
+                        b(&name("ln1.stats")),
+                        (&dln).into(),
+                        (rows, d),
+                    )
+                    .await?;
+                    let sum = z("d resid", rows * d)?;
+                    add(
+                        &mut rec,
+                        (&dresid).into(),
+                        (&dln).into(),
+                        (&sum).into(),
+                        rows * d,
+                    )
+                    .await?;
+                    keep.extend([
+                        dz,
+                        ds,
+                        dq,
+                        dkv,
+                        dk,
+                        dv,
+                        dx1,
+                        dln,
+                        std::mem::replace(&mut dresid, sum),
+                    ]);
+                }
+                let (offsets, list) = token_lists(tokens, v)?;
+                let bo = gpu.storage_from("token offsets", &offsets)?;
+                let bl = gpu.storage_from("token rows", &list)?;
+                embedding_backward(
+                    &mut rec,
+                    &EmbeddingBackward {
+                        offsets: (&bo).into(),
+                        list: (&bl).into(),
+                        g: (&dresid).into(),
+                        dw_e: ga.view("embed.W_E")?,
+                        dw_pos: ga.view("pos_embed.W_pos")?,
+                    },
+                    (rows, pos, d, v, cfg.n_ctx as usize),
+                )
+                .await?;
+                keep.extend([dlogits, row_loss, dxf, dresid, bo, bl]);
+                Some((loss, keep))
+            }
+            None => None,
+        };
         rec.submit_scoped().await?;
+        let loss = match &loss_buf {
+            Some((l, _)) => Some(gpu.read::<f32>(l, 1).await?[0]),
+            None => None,
+        };
         let mut hooks = Hooks::default();
         let mut logits_out = vec![];
         for a in &acts {
@@ -397,8 +701,80 @@ impl GpuTransformer {
                 }
             }
         }
-        Ok((logits_out, hooks))
+        Ok((logits_out, hooks, loss))
     }
+}
+
+/// A linear layer's backward (`y = x · W + b`, `x` `[rows, k]`, `W` `[k, n]`): W's gradient
+/// `xᵀ · dy` and b's (column sums) into the gradient arena, and the input's `dy · Wᵀ` into `dx`.
+#[allow(clippy::too_many_arguments)]
+async fn linear_backward(
+    rec: &mut crate::gpu::Recording<'_>,
+    grads: &Arena,
+    params: &Arena,
+    (w, b): (&str, &str),
+    x: View<'_>,
+    dy: View<'_>,
+    dx: View<'_>,
+    (rows, k, n): (usize, usize, usize),
+) -> Result<()> {
+    let dw = Matmul {
+        a: x,
+        b: dy,
+        c: grads.view(w)?,
+        m: k,
+        n,
+        k: rows,
+        trans_a: true,
+        trans_b: false,
+        bias: None,
+        centre: None,
+        accumulate: false,
+    };
+    matmul(rec, &dw).await?;
+    sum_rows(rec, dy, grads.view(b)?, (rows, n), false).await?;
+    let din = Matmul {
+        a: dy,
+        b: params.view(w)?,
+        c: dx,
+        m: rows,
+        n: k,
+        k: n,
+        trans_a: false,
+        trans_b: true,
+        bias: None,
+        centre: None,
+        accumulate: false,
+    };
+    matmul(rec, &din).await
+}
+
+/// A LayerNorm's backward, its weight's and bias's gradients into the gradient arena.
+#[allow(clippy::too_many_arguments)]
+async fn ln_backward(
+    rec: &mut crate::gpu::Recording<'_>,
+    grads: &Arena,
+    params: &Arena,
+    prefix: &str,
+    x: View<'_>,
+    dy: View<'_>,
+    stats: View<'_>,
+    dx: View<'_>,
+    (rows, width): (usize, usize),
+) -> Result<()> {
+    let t = LayerNormBackward {
+        x,
+        w: params.view(&format!("{prefix}.w"))?,
+        dy,
+        stats,
+        dx,
+        dw: grads.view(&format!("{prefix}.w"))?,
+        db: grads.view(&format!("{prefix}.b"))?,
+        rows,
+        width,
+        accumulate: false,
+    };
+    layernorm_backward(rec, &t).await
 }
 
 /// One dispatch of the pass, on activation buffers by index.
