@@ -3,15 +3,17 @@
 //! (`solu-vs-gelu` writes one per model and compares them); `sample` continues a prompt from a
 //! checkpoint; `cache` writes a checkpoint's activations at the hooks a pattern names.
 
-use crate::common::{bar, read_config, ConfigArgs};
+use crate::common::{adapter, bar, placement, read_config, ConfigArgs};
 use mechlab_engine::data::text::{Corpus, TextTokenizer};
 use mechlab_engine::experiment::link::{self, LinkConfig};
 use mechlab_engine::io::safetensors::{f32_bytes, serialize_f32};
 use mechlab_engine::io::transformer_lens::Checkpoint;
 use mechlab_engine::models::transformer::cpu::{forward, hook_matches};
+use mechlab_engine::models::transformer::gpu::GpuLmTrainer;
 use mechlab_engine::models::transformer::lm::{
     CpuLmTrainer, LmConfig, LmPreset, LmStep, SampleOptions, TokenizedCorpus,
 };
+use mechlab_engine::models::transformer::trainer::LmTrainer;
 use mechlab_engine::train::engine::EngineChoice;
 use serde_json::json;
 use std::path::{Path, PathBuf};
@@ -91,7 +93,7 @@ pub struct CacheArgs {
 /// Runs `mechlab lm …`.
 pub fn run(command: Command) -> Result<(), String> {
     match command {
-        Command::Train(a) => train(a),
+        Command::Train(a) => pollster::block_on(train(a)),
         Command::Sample(a) => sample(a),
         Command::Cache(a) => cache(a),
     }
@@ -121,11 +123,14 @@ fn load_checkpoint(dir: &Path) -> Result<Checkpoint, String> {
         .map_err(|e| format!("{}: {e}", dir.display()))
 }
 
-fn write_checkpoint(dir: &Path, t: &CpuLmTrainer) -> Result<(), String> {
+async fn write_checkpoint(dir: &Path, t: &LmTrainer) -> Result<(), String> {
     let ck = Checkpoint {
-        params: t.params().clone(),
+        params: t.params().await.map_err(|e| e.to_string())?,
         tokenizer: Some(t.data().tokenizer.to_json().map_err(|e| e.to_string())?),
-        run: Some((t.config().clone(), t.optimizer_state().clone())),
+        run: Some((
+            t.config().clone(),
+            t.optimizer_state().await.map_err(|e| e.to_string())?,
+        )),
     };
     std::fs::create_dir_all(dir).map_err(|e| format!("cannot create {}: {e}", dir.display()))?;
     for (name, bytes) in ck.files().map_err(|e| e.to_string())? {
@@ -164,16 +169,17 @@ fn runs(args: &TrainArgs) -> Result<Vec<LmConfig>, String> {
     Ok(runs)
 }
 
-fn train(args: TrainArgs) -> Result<(), String> {
-    if args.common.engine == EngineChoice::Gpu {
+async fn train(args: TrainArgs) -> Result<(), String> {
+    if args.common.engine == EngineChoice::Gpu && args.resume.is_some() {
         return Err(
-            "the Transformer lab trains on the CPU reference in this build; \
-                    its GPU path is not written yet (use --engine auto or cpu)"
+            "--resume continues a run on the CPU reference in this build; \
+             use --engine cpu (or auto) with it"
                 .into(),
         );
     }
     let corpus = corpus(args.corpus.as_deref())?;
     let runs = runs(&args)?;
+    let mut cache = None;
     let mut summary = vec![];
     for cfg in &runs {
         let out = if runs.len() > 1 {
@@ -181,8 +187,24 @@ fn train(args: TrainArgs) -> Result<(), String> {
         } else {
             args.out.clone()
         };
+        let adapter = adapter(args.common.engine, &mut cache).await;
+        // Measured on lavapipe at the tiny preset: the CPU reference is faster there (see the
+        // README), so auto takes the GPU only on hardware adapters.
+        let place = placement(args.common.engine, adapter, true)?;
+        let on_gpu = args
+            .resume
+            .is_none()
+            .then(|| place.chosen(adapter))
+            .flatten();
         let mut t = match &args.resume {
-            None => CpuLmTrainer::new(cfg, &corpus).map_err(|e| e.to_string())?,
+            None => match on_gpu {
+                Some(gpu) => LmTrainer::Gpu(Box::new(
+                    GpuLmTrainer::new(gpu, cfg, &corpus).map_err(|e| e.to_string())?,
+                )),
+                None => LmTrainer::Cpu(Box::new(
+                    CpuLmTrainer::new(cfg, &corpus).map_err(|e| e.to_string())?,
+                )),
+            },
             Some(dir) => {
                 let ck = load_checkpoint(dir)?;
                 let tok = ck.tokenizer.ok_or_else(|| {
@@ -201,14 +223,21 @@ fn train(args: TrainArgs) -> Result<(), String> {
                     steps: cfg.steps.max(run.steps),
                     ..run
                 };
-                CpuLmTrainer::resume(&run, data, ck.params, Some(state))
-                    .map_err(|e| e.to_string())?
+                LmTrainer::Cpu(Box::new(
+                    CpuLmTrainer::resume(&run, data, ck.params, Some(state))
+                        .map_err(|e| e.to_string())?,
+                ))
             }
+        };
+        let runs_on = if matches!(t, LmTrainer::Gpu(_)) {
+            place.runs_on.clone()
+        } else {
+            "the CPU reference".to_string()
         };
         let total = t.config().steps;
         eprintln!(
             "training {} layer(s), d_model {}, act_fn {}, d_vocab {} ({} parameters) on {} \
-             with the CPU reference",
+             with {runs_on}",
             t.config().model.n_layers,
             t.config().model.d_model,
             t.config().model.act_fn.name(),
@@ -223,10 +252,10 @@ fn train(args: TrainArgs) -> Result<(), String> {
         let started = std::time::Instant::now();
         let tokens_per_step = (t.config().batch_size * t.config().model.n_ctx) as f64;
         while t.step() < total {
-            let s = t.train_step().map_err(|e| e.to_string())?;
+            let s = t.train_step().await.map_err(|e| e.to_string())?;
             steps.push(s);
             if s.step % args.eval_every.max(1) == 0 || s.step == total {
-                let v = t.validation_loss().map_err(|e| e.to_string())?;
+                let v = t.validation_loss().await.map_err(|e| e.to_string())?;
                 validation.push((s.step, v));
             }
             let rate = steps.len() as f64 * tokens_per_step / started.elapsed().as_secs_f64();
@@ -237,11 +266,14 @@ fn train(args: TrainArgs) -> Result<(), String> {
             pb.set_position(t.step() as u64);
         }
         pb.finish();
-        write_checkpoint(&out, &t)?;
-        let text = t
-            .sample("ROMEO.\n", &SampleOptions::default())
-            .or_else(|_| t.sample("\n", &SampleOptions::default()))
-            .map_err(|e| e.to_string())?;
+        write_checkpoint(&out, &t).await?;
+        let text = match t.sample("ROMEO.\n", &SampleOptions::default()).await {
+            Ok(text) => text,
+            Err(_) => t
+                .sample("\n", &SampleOptions::default())
+                .await
+                .map_err(|e| e.to_string())?,
+        };
         let final_val = validation.last().map(|(_, v)| *v);
         let metrics = json!({
             "config": serde_json::to_value(t.config()).expect("json"),

@@ -122,6 +122,29 @@ fn training_writes_a_checkpoint_that_samples_caches_and_resumes() {
 }
 
 #[test]
+fn gpu_training_follows_the_cpu_reference() {
+    let (cpu, gpu) = (tmp("on-cpu"), tmp("on-gpu"));
+    assert!(train(&cpu, "4", &["--engine", "cpu"]).status.success());
+    let o = train(&gpu, "4", &["--engine", "gpu"]);
+    assert!(o.status.success(), "{}", stderr(&o));
+    assert!(
+        stderr(&o).contains("Vulkan") || stderr(&o).contains("with"),
+        "{}",
+        stderr(&o)
+    );
+    for (a, b) in losses(&cpu).iter().zip(losses(&gpu)) {
+        assert!((a - b).abs() < 1e-3 * a, "{a} vs {b}");
+    }
+    assert!(gpu.join("optimizer.safetensors").exists());
+    let o = train(
+        &tmp("gpu-resume"),
+        "6",
+        &["--engine", "gpu", "--resume", gpu.to_str().unwrap()],
+    );
+    assert!(stderr(&o).contains("--engine cpu"), "{}", stderr(&o));
+}
+
+#[test]
 fn bad_input_exits_nonzero_with_the_reason() {
     let out = tmp("bad");
     let bad_text = tmp("latin1.txt");

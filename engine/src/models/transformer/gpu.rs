@@ -829,3 +829,149 @@ enum Step {
         width: usize,
     },
 }
+
+/// Trains a language model on the GPU: the same run as [`super::lm::CpuLmTrainer`] (the same
+/// initialisation, batches, AdamW, clipping and schedule), each step one recording for the
+/// forward and backward passes and one for the optimiser.
+pub struct GpuLmTrainer {
+    cfg: super::lm::LmConfig,
+    data: super::lm::TokenizedCorpus,
+    model: GpuTransformer,
+    grads: Arena,
+    m: Arena,
+    v: Arena,
+    scratch: wgpu::Buffer,
+    windows: crate::data::text::Windows,
+    step: u32,
+}
+
+impl GpuLmTrainer {
+    /// A fresh run on `corpus`, initialised as the CPU trainer initialises it.
+    pub fn new(
+        gpu: &Gpu,
+        cfg: &super::lm::LmConfig,
+        corpus: &crate::data::text::Corpus,
+    ) -> Result<Self> {
+        let cpu = super::lm::CpuLmTrainer::new(cfg, corpus)?;
+        let cfg = cpu.config().clone();
+        let params = cpu.params().clone();
+        let data = super::lm::TokenizedCorpus::with_tokenizer(
+            corpus,
+            crate::data::text::TextTokenizer::from_json(&cpu.data().tokenizer.to_json()?)?,
+        )?;
+        let model = GpuTransformer::new(gpu, &params)?;
+        let grads = model.arena.mirror(gpu, "grads")?;
+        let m = model.arena.mirror(gpu, "adam m")?;
+        let v = model.arena.mirror(gpu, "adam v")?;
+        let words = crate::kernels::adam::adam_scratch_words(model.arena.layout().buffer_lens());
+        let scratch = gpu.storage_zeroed::<f32>("adam scratch", words)?;
+        let windows =
+            crate::data::text::Windows::new(data.train.len(), cfg.model.n_ctx as usize, cfg.seed)?;
+        Ok(Self {
+            cfg,
+            data,
+            model,
+            grads,
+            m,
+            v,
+            scratch,
+            windows,
+            step: 0,
+        })
+    }
+
+    /// The run's config, with the model's d_vocab set.
+    pub fn config(&self) -> &super::lm::LmConfig {
+        &self.cfg
+    }
+
+    /// Steps done.
+    pub fn step(&self) -> u32 {
+        self.step
+    }
+
+    /// The tokenizer and tokens.
+    pub fn data(&self) -> &super::lm::TokenizedCorpus {
+        &self.data
+    }
+
+    /// The parameters, read back by name.
+    pub async fn params(&self) -> Result<TransformerParams> {
+        let mut p = self.model.params.clone();
+        for t in &mut p.tensors {
+            t.values = self.model.arena.read(&self.model.gpu, &t.name).await?;
+        }
+        Ok(p)
+    }
+
+    /// Adam's moments and the step, read back by name (a checkpoint's optimiser state).
+    pub async fn optimizer_state(&self) -> Result<super::lm::OptimizerState> {
+        let gpu = &self.model.gpu;
+        let mut m = vec![];
+        let mut v = vec![];
+        for t in &self.model.params.tensors {
+            m.push(self.m.read(gpu, &t.name).await?);
+            v.push(self.v.read(gpu, &t.name).await?);
+        }
+        Ok(super::lm::OptimizerState {
+            step: self.step,
+            m,
+            v,
+        })
+    }
+
+    /// The mean loss on the validation windows (the same windows as the CPU trainer's), run on
+    /// the GPU in one batch.
+    pub async fn validation_loss(&mut self) -> Result<f32> {
+        let n_ctx = self.cfg.model.n_ctx as usize;
+        let windows = self.cfg.eval_windows as usize;
+        let mut w = crate::data::text::Windows::new(self.data.validation.len(), n_ctx, 0)?;
+        let tokens: Vec<u32> = (0..windows)
+            .flat_map(|_| w.next_batch(&self.data.validation, 1))
+            .collect();
+        let (logits, _) = self.model.forward(&tokens, windows, &|_| false).await?;
+        let v = self.cfg.model.d_vocab as usize;
+        Ok(crate::kernels::cross_entropy::cross_entropy_ref(&logits, &tokens, n_ctx, v).0)
+    }
+
+    /// Trains one step; reads back the loss and the gradient's norm.
+    pub async fn train_step(&mut self) -> Result<super::lm::LmStep> {
+        let batch = self.cfg.batch_size as usize;
+        let tokens = self.windows.next_batch(&self.data.train, batch);
+        let loss = self
+            .model
+            .loss_and_grad(&tokens, batch, &self.grads)
+            .await?;
+        if !loss.is_finite() {
+            return Err(crate::EngineError::Diverged {
+                step: self.step,
+                instance: 0,
+                value: loss.to_string(),
+            });
+        }
+        let lr = self.cfg.schedule().rate(self.step);
+        let tensors = self
+            .model
+            .arena
+            .adam_tensors(&self.grads, &self.m, &self.v, &[])?;
+        let step = crate::kernels::adam::AdamStep {
+            cfg: self.cfg.adam(),
+            lr,
+            t: self.step + 1,
+            max_norm: self.cfg.max_grad_norm,
+        };
+        let mut rec = self.model.recorder.begin();
+        crate::kernels::adam::adam(&mut rec, &tensors, &self.scratch, &step).await?;
+        rec.submit_scoped().await?;
+        let words =
+            crate::kernels::adam::adam_scratch_words(self.model.arena.layout().buffer_lens());
+        let norm2: Vec<f32> = self.model.gpu.read(&self.scratch, words).await?;
+        self.step += 1;
+        Ok(super::lm::LmStep {
+            step: self.step,
+            loss,
+            lr,
+            grad_norm: norm2[words - 1].sqrt(),
+        })
+    }
+}

@@ -623,6 +623,25 @@ mod tests {
         assert!(LmPreset::from_name("huge").is_err());
     }
 
+    /// The GPU trainer's losses follow the CPU reference's over the first steps (the same
+    /// batches and initialisation; sums in other orders drift slowly).
+    async fn gpu_matches_cpu(gpu: &crate::gpu::Gpu) {
+        let cfg = tiny();
+        let mut cpu = CpuLmTrainer::new(&cfg, &small_corpus()).unwrap();
+        let mut g = super::super::gpu::GpuLmTrainer::new(gpu, &cfg, &small_corpus()).unwrap();
+        for _ in 0..8 {
+            let (a, b) = (cpu.train_step().unwrap(), g.train_step().await.unwrap());
+            assert_eq!(a.step, b.step);
+            assert_eq!(a.lr, b.lr);
+            assert!((a.loss - b.loss).abs() < 1e-3 * a.loss, "{a:?} vs {b:?}");
+            assert!(
+                (a.grad_norm - b.grad_norm).abs() < 1e-2 * a.grad_norm,
+                "{a:?} vs {b:?}"
+            );
+        }
+    }
+    crate::gpu_test!(gpu_training_follows_the_cpu_reference, gpu_matches_cpu);
+
     #[test]
     fn resuming_continues_with_the_same_losses() {
         let cfg = tiny();

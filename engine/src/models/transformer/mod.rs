@@ -11,6 +11,7 @@ pub mod gpu;
 pub mod grad;
 pub mod lm;
 pub mod params;
+pub mod trainer;
 
 #[cfg(test)]
 mod fixture_tests;
