@@ -19,12 +19,14 @@ pub fn run(name: Option<&str>) -> Result<(), String> {
     match name {
         None => superposition()
             .and_then(|_| crate::bench_sae::sae())
-            .and_then(|_| crate::bench_dispatch::dispatch()),
+            .and_then(|_| crate::bench_dispatch::dispatch())
+            .and_then(|_| crate::bench_lm::lm()),
         Some("superposition") => superposition(),
         Some("sae") => crate::bench_sae::sae(),
         Some("dispatch") => crate::bench_dispatch::dispatch(),
+        Some("lm") => crate::bench_lm::lm(),
         Some(other) => Err(format!(
-            "unknown benchmark `{other}`; available: superposition, sae, dispatch"
+            "unknown benchmark `{other}`; available: superposition, sae, dispatch, lm"
         )),
     }
 }

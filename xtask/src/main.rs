@@ -3,6 +3,7 @@
 
 mod bench;
 mod bench_dispatch;
+mod bench_lm;
 mod bench_sae;
 mod oracle;
 mod suites;
@@ -13,7 +14,7 @@ use std::process::ExitCode;
 const USAGE: &str = "usage: cargo xtask <command>
   serve            install what is missing, build the app (release) and serve it on http://127.0.0.1:8080
   test             install what is missing, then run every suite (native, GPU, browser, end-to-end)
-  bench [NAME]     benchmarks (NAME: superposition, sae, dispatch); results are appended to bench/RESULTS.md
+  bench [NAME]     benchmarks (NAME: superposition, sae, dispatch, lm); results are appended to bench/RESULTS.md
   oracle           every hand-written gradient against burn's autodiff (builds the burn peer)
   ci               what CI runs: fmt --check, clippy -D warnings, then test";
 
