@@ -852,13 +852,8 @@ impl GpuLmTrainer {
         cfg: &super::lm::LmConfig,
         corpus: &crate::data::text::Corpus,
     ) -> Result<Self> {
-        let cpu = super::lm::CpuLmTrainer::new(cfg, corpus)?;
-        let cfg = cpu.config().clone();
-        let params = cpu.params().clone();
-        let data = super::lm::TokenizedCorpus::with_tokenizer(
-            corpus,
-            crate::data::text::TextTokenizer::from_json(&cpu.data().tokenizer.to_json()?)?,
-        )?;
+        // The CPU trainer's tokenizer, tokens and initialisation, built once.
+        let (cfg, data, params) = super::lm::CpuLmTrainer::new(cfg, corpus)?.into_parts();
         let model = GpuTransformer::new(gpu, &params)?;
         let grads = model.arena.mirror(gpu, "grads")?;
         let m = model.arena.mirror(gpu, "adam m")?;

@@ -410,6 +410,12 @@ impl CpuLmTrainer {
         &self.data
     }
 
+    /// The run, its tokens and its parameters, for another trainer to start from (the GPU
+    /// trainer starts where a fresh CPU run would).
+    pub fn into_parts(self) -> (LmConfig, TokenizedCorpus, TransformerParams) {
+        (self.cfg, self.data, self.params)
+    }
+
     /// Adam's state and the step.
     pub fn optimizer_state(&self) -> &OptimizerState {
         &self.state
