@@ -5,7 +5,8 @@
 
 use crate::common::{adapter, bar, placement, read_config, ConfigArgs};
 use mechlab_engine::data::text::{Corpus, TextTokenizer};
-use mechlab_engine::experiment::link::{self, LinkConfig};
+use mechlab_engine::experiment::link::LinkConfig;
+use mechlab_engine::experiment::lm_link::LmExperiment;
 use mechlab_engine::io::safetensors::{f32_bytes, serialize_f32};
 use mechlab_engine::io::transformer_lens::Checkpoint;
 use mechlab_engine::models::transformer::cpu::{forward, hook_matches};
@@ -14,7 +15,6 @@ use mechlab_engine::models::transformer::lm::{
     CpuLmTrainer, LmConfig, LmPreset, LmStep, SampleOptions, TokenizedCorpus,
 };
 use mechlab_engine::models::transformer::trainer::LmTrainer;
-use mechlab_engine::train::engine::EngineChoice;
 use serde_json::json;
 use std::path::{Path, PathBuf};
 
@@ -149,11 +149,7 @@ fn runs(args: &TrainArgs) -> Result<Vec<LmConfig>, String> {
     } else if let Some(path) = &c.config {
         vec![read_config::<LmConfig>(path)?]
     } else if let Some(l) = &c.link {
-        vec![
-            link::decode::<LmConfig>(l)
-                .map_err(|e| e.to_string())?
-                .config,
-        ]
+        LmExperiment::decode(l).map_err(|e| e.to_string())?.runs()
     } else {
         unreachable!("clap requires one of --preset, --config, --link")
     };
@@ -170,13 +166,6 @@ fn runs(args: &TrainArgs) -> Result<Vec<LmConfig>, String> {
 }
 
 async fn train(args: TrainArgs) -> Result<(), String> {
-    if args.common.engine == EngineChoice::Gpu && args.resume.is_some() {
-        return Err(
-            "--resume continues a run on the CPU reference in this build; \
-             use --engine cpu (or auto) with it"
-                .into(),
-        );
-    }
     let corpus = corpus(args.corpus.as_deref())?;
     let runs = runs(&args)?;
     let mut cache = None;
@@ -191,11 +180,7 @@ async fn train(args: TrainArgs) -> Result<(), String> {
         // Measured on lavapipe at the tiny preset: the CPU reference is faster there (see the
         // README), so auto takes the GPU only on hardware adapters.
         let place = placement(args.common.engine, adapter, true)?;
-        let on_gpu = args
-            .resume
-            .is_none()
-            .then(|| place.chosen(adapter))
-            .flatten();
+        let on_gpu = place.chosen(adapter);
         let mut t = match &args.resume {
             None => match on_gpu {
                 Some(gpu) => LmTrainer::Gpu(Box::new(
@@ -223,10 +208,8 @@ async fn train(args: TrainArgs) -> Result<(), String> {
                     steps: cfg.steps.max(run.steps),
                     ..run
                 };
-                LmTrainer::Cpu(Box::new(
-                    CpuLmTrainer::resume(&run, data, ck.params, Some(state))
-                        .map_err(|e| e.to_string())?,
-                ))
+                LmTrainer::resume(on_gpu, &run, data, ck.params, Some(state))
+                    .map_err(|e| e.to_string())?
             }
         };
         let runs_on = if matches!(t, LmTrainer::Gpu(_)) {

@@ -1,12 +1,13 @@
 //! How the Transformer lab's run is spelled in links and config files: dotted keys for the
 //! model and the tokenizer (`model.act_fn=gelu`, `tokenizer.kind=bpe&tokenizer.vocab_size=2048`),
-//! the rest by name, through the one link codec ([`super::link`]).
+//! the rest by name, through the one link codec ([`super::link`]). `vs=gelu` trains a second
+//! model beside the first, identical but for its MLP activation (the `solu-vs-gelu` preset).
 
-use super::link::LinkConfig;
+use super::link::{self, LinkConfig};
 use crate::data::text::TokenizerKind;
 use crate::error::{EngineError, Result};
 use crate::models::transformer::fields::LM_FIELDS;
-use crate::models::transformer::lm::LmConfig;
+use crate::models::transformer::lm::{LmConfig, LmPreset};
 use crate::models::transformer::Activation;
 
 /// A BPE vocabulary's size when a link names BPE without one.
@@ -16,6 +17,7 @@ impl LinkConfig for LmConfig {
     const LAB: &'static str = "lm";
     const TITLE: &'static str = "Transformer";
     const WRITES_LAB: bool = true;
+    const EXTRA_KEYS: &'static [&'static str] = &["vs"];
     const FIELDS: &'static [crate::experiment::fields::Field] = LM_FIELDS;
 
     fn decode_field(key: &str, text: &str) -> Option<Result<serde_json::Value>> {
@@ -51,6 +53,101 @@ impl LinkConfig for LmConfig {
     fn validate(&self) -> Result<()> {
         LmConfig::validate(self)
     }
+}
+
+/// An experiment: the run, and the activation of a second model trained beside it.
+#[derive(Debug, Clone, PartialEq, Default)]
+pub struct LmExperiment {
+    /// The run (the first model).
+    pub run: LmConfig,
+    /// A second model, identical but for this MLP activation, trained side by side on the same
+    /// batches.
+    pub vs: Option<Activation>,
+}
+
+impl LmExperiment {
+    /// The runs it trains: one, or the pair (the first model's activation first).
+    pub fn runs(&self) -> Vec<LmConfig> {
+        let mut runs = vec![self.run.clone()];
+        if let Some(act_fn) = self.vs {
+            let mut other = self.run.clone();
+            other.model.act_fn = act_fn;
+            runs.push(other);
+        }
+        runs
+    }
+
+    /// The experiment a preset trains.
+    pub fn preset(p: LmPreset) -> Self {
+        let mut runs = p.runs().into_iter();
+        let run = runs.next().unwrap_or_default();
+        Self {
+            vs: runs.next().map(|r| r.model.act_fn),
+            run,
+        }
+    }
+
+    /// The link fragment (without `#`).
+    pub fn encode(&self) -> String {
+        match self.vs {
+            Some(a) => link::encode(&self.run, &[("vs", a.name().to_string())]),
+            None => link::encode(&self.run, &[]),
+        }
+    }
+
+    /// Decodes a whole URL, a fragment or a query string.
+    pub fn decode(text: &str) -> Result<Self> {
+        let d = link::decode::<LmConfig>(text)?;
+        let vs = d
+            .extra
+            .iter()
+            .find(|(k, _)| *k == "vs")
+            .map(|(_, v)| vs_activation(v))
+            .transpose()?;
+        let e = Self { run: d.config, vs };
+        e.check()?;
+        Ok(e)
+    }
+
+    /// The experiment that hand-written `(key, text)` pairs describe (the page's controls,
+    /// `vs` among them).
+    pub fn from_fields(pairs: &[(&str, &str)]) -> Result<Self> {
+        let vs = pairs
+            .iter()
+            .find(|(k, _)| *k == "vs")
+            .map(|(_, v)| v.trim())
+            .filter(|v| !v.is_empty() && *v != "none")
+            .map(vs_activation)
+            .transpose()
+            .map_err(|e| match e {
+                EngineError::BadLink(m) => EngineError::BadConfig(m),
+                other => other,
+            })?;
+        let e = Self {
+            run: link::from_fields(pairs)?,
+            vs,
+        };
+        e.check()?;
+        Ok(e)
+    }
+
+    fn check(&self) -> Result<()> {
+        if self.vs == Some(self.run.model.act_fn) {
+            return Err(EngineError::BadConfig(format!(
+                "`vs={}`: the second model's activation must differ from the first's",
+                self.run.model.act_fn.name()
+            )));
+        }
+        Ok(())
+    }
+}
+
+fn vs_activation(text: &str) -> Result<Activation> {
+    Activation::by_name(text).map_err(|_| {
+        EngineError::BadLink(format!(
+            "`vs={text}`: the second model's activation must be gelu, gelu_new or solu_ln"
+        ))
+    })
 }
 
 #[cfg(test)]
@@ -97,5 +194,24 @@ mod tests {
             .unwrap_err()
             .to_string();
         assert!(err.contains("beta2"), "{err}");
+    }
+
+    #[test]
+    fn a_pair_round_trips_and_bad_pairs_are_named() {
+        for p in LmPreset::ALL {
+            let e = LmExperiment::preset(p);
+            assert_eq!(e.runs(), p.runs(), "{}", p.name());
+            assert_eq!(LmExperiment::decode(&e.encode()).unwrap(), e);
+        }
+        let pair = LmExperiment::preset(LmPreset::SoluVsGelu);
+        assert!(pair.encode().contains("vs=gelu"), "{}", pair.encode());
+        let err = LmExperiment::decode("v=1&lab=lm&vs=relu").unwrap_err().to_string();
+        assert!(err.contains("`vs=relu`"), "{err}");
+        let err = LmExperiment::decode("v=1&lab=lm&model.act_fn=gelu&vs=gelu")
+            .unwrap_err()
+            .to_string();
+        assert!(err.contains("must differ"), "{err}");
+        let e = LmExperiment::from_fields(&[("steps", "9"), ("vs", "none")]).unwrap();
+        assert_eq!((e.run.steps, e.vs), (9, None));
     }
 }

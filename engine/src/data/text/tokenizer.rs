@@ -38,6 +38,7 @@ fn tk_error(what: &str) -> impl Fn(tokenizers::Error) -> EngineError + '_ {
 }
 
 /// A trained tokenizer.
+#[derive(Clone)]
 pub struct TextTokenizer {
     kind: TokenizerKind,
     inner: Tokenizer,

@@ -854,14 +854,33 @@ impl GpuLmTrainer {
     ) -> Result<Self> {
         // The CPU trainer's tokenizer, tokens and initialisation, built once.
         let (cfg, data, params) = super::lm::CpuLmTrainer::new(cfg, corpus)?.into_parts();
+        Self::resume(gpu, &cfg, data, params, None)
+    }
+
+    /// A run continued from `params` and `state` (a checkpoint), or started from `params` when
+    /// `state` is `None`: as [`super::lm::CpuLmTrainer::resume`], on the GPU.
+    pub fn resume(
+        gpu: &Gpu,
+        cfg: &super::lm::LmConfig,
+        data: super::lm::TokenizedCorpus,
+        params: TransformerParams,
+        state: Option<super::lm::OptimizerState>,
+    ) -> Result<Self> {
+        // The CPU trainer checks the config against the model and the data and skips the
+        // batches already trained; its state is the GPU's starting point.
+        let cpu = super::lm::CpuLmTrainer::resume(cfg, data, params, state)?;
+        let state = cpu.optimizer_state().clone();
+        let (cfg, data, params, windows) = cpu.into_run();
         let model = GpuTransformer::new(gpu, &params)?;
         let grads = model.arena.mirror(gpu, "grads")?;
         let m = model.arena.mirror(gpu, "adam m")?;
         let v = model.arena.mirror(gpu, "adam v")?;
+        for (i, t) in params.tensors.iter().enumerate() {
+            m.write(gpu, &t.name, &state.m[i])?;
+            v.write(gpu, &t.name, &state.v[i])?;
+        }
         let words = crate::kernels::adam::adam_scratch_words(model.arena.layout().buffer_lens());
         let scratch = gpu.storage_zeroed::<f32>("adam scratch", words)?;
-        let windows =
-            crate::data::text::Windows::new(data.train.len(), cfg.model.n_ctx as usize, cfg.seed)?;
         Ok(Self {
             cfg,
             data,
@@ -871,7 +890,7 @@ impl GpuLmTrainer {
             v,
             scratch,
             windows,
-            step: 0,
+            step: state.step,
         })
     }
 

@@ -233,6 +233,7 @@ impl LmPreset {
 }
 
 /// Training and validation tokens, and the tokenizer that made them.
+#[derive(Debug, Clone)]
 pub struct TokenizedCorpus {
     /// The tokenizer.
     pub tokenizer: TextTokenizer,
@@ -414,6 +415,11 @@ impl CpuLmTrainer {
     /// trainer starts where a fresh CPU run would).
     pub fn into_parts(self) -> (LmConfig, TokenizedCorpus, TransformerParams) {
         (self.cfg, self.data, self.params)
+    }
+
+    /// The run's config, tokens, parameters and batch order, for the GPU trainer to carry on.
+    pub(crate) fn into_run(self) -> (LmConfig, TokenizedCorpus, TransformerParams, Windows) {
+        (self.cfg, self.data, self.params, self.windows)
     }
 
     /// Adam's state and the step.

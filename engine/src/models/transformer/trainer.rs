@@ -1,12 +1,15 @@
 //! One face for the lab's two trainers, so the CLI (and next the page's worker) drives either:
 //! the CPU reference ([`CpuLmTrainer`]) or the GPU ([`GpuLmTrainer`]).
 
+
 use super::gpu::GpuLmTrainer;
 use super::lm::{
     sample, CpuLmTrainer, LmConfig, LmStep, OptimizerState, SampleOptions, TokenizedCorpus,
 };
+use super::config::TransformerConfig;
 use super::params::TransformerParams;
 use crate::error::Result;
+use crate::gpu::Gpu;
 
 /// A language-model trainer on the CPU or the GPU.
 pub enum LmTrainer {
@@ -17,6 +20,36 @@ pub enum LmTrainer {
 }
 
 impl LmTrainer {
+    /// A fresh run on tokens already made (a pair of models shares them), initialised as
+    /// TransformerLens initialises it, on `gpu` or, without one, on the CPU.
+    pub fn start(gpu: Option<&Gpu>, cfg: &LmConfig, data: TokenizedCorpus) -> Result<Self> {
+        cfg.validate()?;
+        let model = TransformerConfig {
+            d_vocab: data.tokenizer.vocab_size(),
+            ..cfg.model.clone()
+        };
+        let params = TransformerParams::init(&model, cfg.seed)?;
+        Self::resume(gpu, cfg, data, params, None)
+    }
+
+    /// A run continued from a checkpoint's parameters and optimiser state (or started from
+    /// `params` when `state` is `None`), on `gpu` or the CPU; it continues with the losses the
+    /// uninterrupted run would have had on the same device.
+    pub fn resume(
+        gpu: Option<&Gpu>,
+        cfg: &LmConfig,
+        data: TokenizedCorpus,
+        params: TransformerParams,
+        state: Option<OptimizerState>,
+    ) -> Result<Self> {
+        Ok(match gpu {
+            Some(g) => LmTrainer::Gpu(Box::new(GpuLmTrainer::resume(
+                g, cfg, data, params, state,
+            )?)),
+            None => LmTrainer::Cpu(Box::new(CpuLmTrainer::resume(cfg, data, params, state)?)),
+        })
+    }
+
     /// The run's config.
     pub fn config(&self) -> &LmConfig {
         match self {
@@ -78,4 +111,49 @@ impl LmTrainer {
         let params = self.params().await?;
         sample(&params, &self.data().tokenizer, prompt, opts)
     }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::data::text::Corpus;
+
+    /// A GPU run saved after some steps and resumed in a fresh trainer continues with the
+    /// losses of the run that never stopped.
+    async fn gpu_resume_is_exact(gpu: &Gpu) {
+        let text: String = (0..200)
+            .map(|i| format!("the cat sat on the mat {}\n", i % 7))
+            .collect();
+        let corpus = Corpus::from_file("cats.txt", text.as_bytes()).unwrap();
+        let mut cfg = LmConfig {
+            steps: 10,
+            batch_size: 4,
+            ..LmConfig::default()
+        };
+        cfg.model.d_model = 16;
+        cfg.model.d_head = 4;
+        cfg.model.d_mlp = 32;
+        cfg.model.n_ctx = 16;
+        let data = TokenizedCorpus::new(&corpus, cfg.tokenizer).unwrap();
+        let mut whole = LmTrainer::start(Some(gpu), &cfg, data.clone()).unwrap();
+        let mut all = vec![];
+        for _ in 0..7 {
+            all.push(whole.train_step().await.unwrap());
+        }
+        let mut first = LmTrainer::start(Some(gpu), &cfg, data.clone()).unwrap();
+        for _ in 0..4 {
+            first.train_step().await.unwrap();
+        }
+        let (params, state) = (
+            first.params().await.unwrap(),
+            first.optimizer_state().await.unwrap(),
+        );
+        assert_eq!(state.step, 4);
+        let mut second = LmTrainer::resume(Some(gpu), &cfg, data, params, Some(state)).unwrap();
+        assert_eq!(second.step(), 4);
+        for expected in &all[4..] {
+            assert_eq!(second.train_step().await.unwrap(), *expected);
+        }
+    }
+    crate::gpu_test!(gpu_runs_resume_exactly, gpu_resume_is_exact);
 }
