@@ -9,6 +9,7 @@ pub mod cpu;
 pub mod fields;
 pub mod gpu;
 pub mod grad;
+pub mod inspect;
 pub mod lm;
 pub mod params;
 pub mod trainer;
