@@ -263,6 +263,92 @@ impl Checkpoint {
     }
 }
 
+/// The most bytes a checkpoint archive may unpack to: more than any model a tab trains, and a
+/// bound on what a corrupt or hostile archive can make the page allocate.
+pub const MAX_ZIP_BYTES: u64 = 2 << 30;
+
+/// One archive of checkpoint folders: each `(folder, checkpoint)` stored under `folder/`
+/// (a pair of models saves as two folders), uncompressed (f32 weights barely compress).
+pub fn to_zip(checkpoints: &[(&str, &Checkpoint)]) -> Result<Vec<u8>> {
+    use std::io::Write;
+    let zip_err = |e: zip::result::ZipError| bad(format!("cannot write the archive: {e}"));
+    let mut w = zip::ZipWriter::new(std::io::Cursor::new(Vec::new()));
+    let options = zip::write::SimpleFileOptions::default()
+        .compression_method(zip::CompressionMethod::Stored)
+        .large_file(false);
+    for (folder, ck) in checkpoints {
+        for (name, bytes) in ck.files()? {
+            w.start_file(format!("{folder}/{name}"), options)
+                .map_err(zip_err)?;
+            w.write_all(&bytes)
+                .map_err(|e| bad(format!("cannot write the archive: {e}")))?;
+        }
+    }
+    Ok(w.finish().map_err(zip_err)?.into_inner())
+}
+
+/// Every checkpoint folder in a zip archive (a folder is any directory holding a
+/// `config.json`, the archive's root included), in the archive's order, with the folder's path.
+/// Stored and deflated archives both open.
+pub fn from_zip(bytes: &[u8]) -> Result<Vec<(String, Checkpoint)>> {
+    use std::io::Read;
+    let mut archive = zip::ZipArchive::new(std::io::Cursor::new(bytes))
+        .map_err(|e| bad(format!("not a zip archive: {e}")))?;
+    let mut files: Vec<(String, String, Vec<u8>)> = vec![];
+    let mut total = 0u64;
+    for i in 0..archive.len() {
+        let mut f = archive
+            .by_index(i)
+            .map_err(|e| bad(format!("the archive's entry {i} is unreadable: {e}")))?;
+        if f.is_dir() {
+            continue;
+        }
+        let path = f
+            .name()
+            .map_err(|e| bad(format!("the archive's entry {i} has a bad name: {e}")))?
+            .to_string();
+        total += f.size();
+        if total > MAX_ZIP_BYTES {
+            return Err(bad(format!(
+                "the archive unpacks to more than {} GiB",
+                MAX_ZIP_BYTES >> 30
+            )));
+        }
+        let mut data = Vec::with_capacity(f.size() as usize);
+        f.read_to_end(&mut data)
+            .map_err(|e| bad(format!("{path} in the archive is unreadable: {e}")))?;
+        let (folder, name) = path.rsplit_once('/').unwrap_or(("", path.as_str()));
+        files.push((folder.to_string(), name.to_string(), data));
+    }
+    let mut folders: Vec<String> = vec![];
+    for (folder, name, _) in &files {
+        if name == CONFIG && !folders.contains(folder) {
+            folders.push(folder.clone());
+        }
+    }
+    if folders.is_empty() {
+        return Err(bad(format!("the archive holds no {CONFIG}")));
+    }
+    folders
+        .into_iter()
+        .map(|folder| {
+            let get = |name: &str| {
+                files
+                    .iter()
+                    .find(|(d, n, _)| *d == folder && n == name)
+                    .map(|(_, _, b)| b.clone())
+            };
+            let ck = Checkpoint::read(&get).map_err(|e| match e {
+                EngineError::BadModel(m) if !folder.is_empty() => {
+                    EngineError::BadModel(format!("{folder}: {m}"))
+                }
+                e => e,
+            })?;
+            Ok((folder, ck))
+        })
+        .collect()
+}
+
 fn named_f32<'a>(
     tensors: impl Iterator<Item = (String, Vec<usize>, &'a Vec<f32>)>,
 ) -> Result<Vec<u8>> {
@@ -364,5 +450,58 @@ mod tests {
         cfg["act_fn"] = "relu".into();
         let err = read_with(CONFIG, Some(serde_json::to_vec(&cfg).unwrap()));
         assert!(err.contains("act_fn `relu`"), "{err}");
+    }
+
+    #[test]
+    fn archives_hold_a_pair_and_bad_archives_are_named() {
+        use std::io::Write;
+        let t = CpuLmTrainer::new(&run(), &corpus()).unwrap();
+        let ck = Checkpoint {
+            params: t.params().clone(),
+            tokenizer: Some(t.data().tokenizer.to_json().unwrap()),
+            run: Some((t.config().clone(), t.optimizer_state().clone())),
+        };
+        let bare = Checkpoint {
+            tokenizer: None,
+            run: None,
+            ..ck.clone()
+        };
+        let zip = to_zip(&[("solu_ln", &ck), ("gelu", &bare)]).unwrap();
+        let back = from_zip(&zip).unwrap();
+        assert_eq!(back.len(), 2);
+        assert_eq!((back[0].0.as_str(), &back[0].1), ("solu_ln", &ck));
+        assert_eq!((back[1].0.as_str(), &back[1].1), ("gelu", &bare));
+        // A folder zipped by hand, deflated, at the archive's root.
+        let mut w = zip::ZipWriter::new(std::io::Cursor::new(Vec::new()));
+        let deflated = zip::write::SimpleFileOptions::default()
+            .compression_method(zip::CompressionMethod::Deflated);
+        for (name, bytes) in bare.files().unwrap() {
+            w.start_file(name, deflated).unwrap();
+            w.write_all(&bytes).unwrap();
+        }
+        let hand = w.finish().unwrap().into_inner();
+        assert_eq!(from_zip(&hand).unwrap(), vec![(String::new(), bare)]);
+        let err = from_zip(b"PK not really").unwrap_err().to_string();
+        assert!(err.contains("not a zip archive"), "{err}");
+        let mut w = zip::ZipWriter::new(std::io::Cursor::new(Vec::new()));
+        w.start_file("notes.txt", deflated).unwrap();
+        let empty = w.finish().unwrap().into_inner();
+        let err = from_zip(&empty).unwrap_err().to_string();
+        assert!(err.contains("no config.json"), "{err}");
+        // A pair whose second folder lost its weights names that folder.
+        let mut w = zip::ZipWriter::new(std::io::Cursor::new(Vec::new()));
+        for (name, bytes) in ck.files().unwrap() {
+            for folder in ["a", "b"] {
+                if folder == "b" && name == MODEL {
+                    continue;
+                }
+                w.start_file(format!("{folder}/{name}"), deflated).unwrap();
+                w.write_all(&bytes).unwrap();
+            }
+        }
+        let err = from_zip(&w.finish().unwrap().into_inner())
+            .unwrap_err()
+            .to_string();
+        assert!(err.contains("b: the folder has no model.safetensors"), "{err}");
     }
 }
