@@ -2,6 +2,7 @@
 //! the empty-chart text. Each lab's own charts live in its folder (`labs/<lab>/charts`).
 
 pub mod canvas;
+pub mod lines;
 
 /// A CSV data export: button label, extension, MIME type.
 pub const CSV: (&str, &str, &str) = ("CSV", "csv", "text/csv");

@@ -1,4 +1,5 @@
-//! Controls both labs' forms use: the preset picker and the text box of a config field.
+//! Controls every lab's form uses: the preset picker and the control of a config field (text
+//! box, menu or checkbox).
 
 use leptos::prelude::*;
 
@@ -64,5 +65,90 @@ pub fn text_input(
             prop:value=value
             on:input=move |ev| set(event_target_value(&ev))
         />
+    }
+}
+
+/// How a control shows a field.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Input {
+    /// Free text, parsed on Run.
+    Text,
+    /// A checkbox (`true` / `false`).
+    Check,
+    /// A menu of these `(value, label)` options.
+    Menu(&'static [(&'static str, &'static str)]),
+}
+
+/// The DOM id of the control of the field with link key `key`.
+pub fn dom_id(key: &str) -> String {
+    format!("f-{}", key.replace('.', "-"))
+}
+
+/// A config field's control with its heading and hint: a menu, a checkbox or a text box, marked
+/// invalid while `invalid` says so.
+pub fn config_field(
+    key: &str,
+    label: &'static str,
+    hint: &'static str,
+    input: Input,
+    value: impl Fn() -> String + Clone + Send + Sync + 'static,
+    set: impl Fn(String) + Clone + 'static,
+    invalid: impl Fn() -> bool + Clone + Send + Sync + 'static,
+) -> impl IntoView {
+    let id = dom_id(key);
+    let control = match input {
+        Input::Menu(options) => {
+            let set = set.clone();
+            let value = value.clone();
+            view! {
+                <select id=id on:change=move |ev| set(event_target_value(&ev))>
+                    {options
+                        .iter()
+                        .map(|&(v, l)| {
+                            let value = value.clone();
+                            view! {
+                                <option value=v prop:selected=move || value() == v>
+                                    {l}
+                                </option>
+                            }
+                        })
+                        .collect_view()}
+                </select>
+            }
+            .into_any()
+        }
+        Input::Check => {
+            let set = set.clone();
+            let value = value.clone();
+            view! {
+                <input
+                    id=id
+                    type="checkbox"
+                    prop:checked=move || value() == "true"
+                    on:change=move |ev| set(event_target_checked(&ev).to_string())
+                />
+            }
+            .into_any()
+        }
+        Input::Text => text_input(id, invalid.clone(), value, set).into_any(),
+    };
+    let check = input == Input::Check;
+    view! {
+        <label class="field" class:check=check class:invalid=invalid>
+            {if check {
+                view! {
+                    {control}
+                    <span class="name">{label}</span>
+                }
+                    .into_any()
+            } else {
+                view! {
+                    <span class="name">{label}</span>
+                    {control}
+                }
+                    .into_any()
+            }}
+            <small class="hint">{hint}</small>
+        </label>
     }
 }

@@ -2,7 +2,8 @@
 //! histogram and the MSE-vs-L0 frontier of a sweep, each with its data export.
 
 use super::view::SaeRun;
-use crate::charts::canvas::{axes, series, Plot, Scale, INK, SMALL};
+use crate::charts::canvas::{axes, Plot, Scale, INK, SMALL};
+use crate::charts::lines::{lines, Axis, Series, YAxis};
 use crate::charts::{CSV, EMPTY, JSON};
 use crate::components::chart_panel::ChartSpec;
 use mechlab_engine::models::sae::config::ARCHITECTURE_NAMES;
@@ -211,110 +212,6 @@ impl SaeChart {
             }))
             .ok(),
         }
-    }
-}
-
-/// A chart's x axis.
-struct Axis {
-    lo: f64,
-    hi: f64,
-    log: bool,
-    title: &'static str,
-}
-
-impl Axis {
-    fn linear(lo: f64, hi: f64, title: &'static str) -> Self {
-        Self {
-            lo,
-            hi,
-            log: false,
-            title,
-        }
-    }
-}
-
-/// How a chart's y axis is ranged.
-enum YAxis {
-    /// Log scale over the data.
-    Log(&'static str),
-    /// Linear from 0 to the data's top.
-    FromZero(&'static str),
-    /// Linear over a fixed range.
-    Fixed(f64, f64, &'static str),
-}
-
-/// A named series of `(x, y)` points.
-type Series<'a> = (&'a str, Vec<(f64, f64)>);
-
-/// Lines (with dots when `x` is log, for sparse sweeps) for named series, with a legend.
-fn lines(p: &Plot, data: &[Series], x: Axis, y: YAxis) {
-    let shown: Vec<(usize, &Series)> = data
-        .iter()
-        .enumerate()
-        .filter(|(_, (_, pts))| {
-            pts.iter()
-                .any(|&(_, v)| v.is_finite() && (!matches!(y, YAxis::Log(_)) || v > 0.0))
-        })
-        .collect();
-    let values = shown
-        .iter()
-        .flat_map(|(_, (_, pts))| pts.iter().map(|&(_, v)| v))
-        .filter(|v| v.is_finite());
-    let (lo, hi, log, title) = match y {
-        YAxis::Log(t) => {
-            let (mut lo, mut hi) = values
-                .filter(|&v| v > 0.0)
-                .fold((f64::INFINITY, 0.0f64), |(a, b), v| (a.min(v), b.max(v)));
-            if !lo.is_finite() {
-                p.message("No positive values to plot yet.");
-                return;
-            }
-            if hi / lo < 4.0 {
-                let mid = (hi * lo).sqrt();
-                (lo, hi) = (mid / 2.0, mid * 2.0);
-            }
-            (lo / 1.2, hi * 1.2, true, t)
-        }
-        YAxis::FromZero(t) => {
-            let hi = values.fold(0.0f64, f64::max);
-            (0.0, if hi > 0.0 { hi * 1.1 } else { 1.0 }, false, t)
-        }
-        YAxis::Fixed(lo, hi, t) => (lo, hi, false, t),
-    };
-    let legend_w = 130.0;
-    let (left, right, top, bottom) = (64.0, p.w - 16.0 - legend_w, 14.0, p.h - 44.0);
-    let xs = Scale {
-        lo: x.lo,
-        hi: x.hi,
-        p0: left,
-        p1: right,
-        log: x.log,
-    };
-    let ys = Scale {
-        lo,
-        hi,
-        p0: bottom,
-        p1: top,
-        log,
-    };
-    axes(p, &xs, &ys, x.title, title);
-    for (k, (i, (name, pts))) in shown.iter().enumerate() {
-        let color = series(*i, data.len().max(4));
-        let px: Vec<(f64, f64)> = pts
-            .iter()
-            .filter(|&&(_, v)| v.is_finite() && (!log || v > 0.0))
-            .map(|&(a, v)| (xs.at(a), ys.at(v.clamp(lo, hi))))
-            .collect();
-        p.line(&px, &color, 1.6, None);
-        if x.log || px.len() == 1 {
-            for &(a, b) in &px {
-                p.dot(a, b, 3.0, &color);
-            }
-        }
-        let ly = top + 8.0 + k as f64 * 18.0;
-        let lx = right + 14.0;
-        p.line(&[(lx, ly), (lx + 18.0, ly)], &color, 3.0, None);
-        p.text(name, lx + 24.0, ly, "left", INK, SMALL);
     }
 }
 

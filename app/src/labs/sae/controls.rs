@@ -2,8 +2,8 @@
 //! control per field of the config, made from the form's fields so that choosing another
 //! architecture or source shows that kind's own hyper-parameters.
 
-use super::form::{self, Input, SaeForm, SweepChoice};
-use crate::components::controls::{error_names_field, text_input, PresetSelect};
+use super::form::{self, SaeForm, SweepChoice};
+use crate::components::controls::{config_field, error_names_field, PresetSelect};
 use leptos::prelude::*;
 use mechlab_engine::experiment::sae_link::Sweep;
 use mechlab_engine::models::sae::config::{SaeConfig, SaePreset, SAE_PRESETS};
@@ -77,7 +77,6 @@ pub fn SaeControls(
 /// invalid when the parse error names it.
 fn field(form: RwSignal<SaeForm>, parsed: Parsed, key: String) -> impl IntoView {
     let (label, hint) = form::info(&key);
-    let id = form::dom_id(&key);
     let value = {
         let key = key.clone();
         move || form.with(|f| f.get(&key).unwrap_or_default().to_string())
@@ -98,59 +97,5 @@ fn field(form: RwSignal<SaeForm>, parsed: Parsed, key: String) -> impl IntoView 
         let key = key.clone();
         move |v: String| form.update(|f| f.set(&key, v))
     };
-    let control = match input {
-        Input::Menu(options) => {
-            let set = set.clone();
-            let value = value.clone();
-            view! {
-                <select id=id on:change=move |ev| set(event_target_value(&ev))>
-                    {options
-                        .iter()
-                        .map(|&(v, l)| {
-                            let value = value.clone();
-                            view! {
-                                <option value=v prop:selected=move || value() == v>
-                                    {l}
-                                </option>
-                            }
-                        })
-                        .collect_view()}
-                </select>
-            }
-            .into_any()
-        }
-        Input::Check => {
-            let set = set.clone();
-            let value = value.clone();
-            view! {
-                <input
-                    id=id
-                    type="checkbox"
-                    prop:checked=move || value() == "true"
-                    on:change=move |ev| set(event_target_checked(&ev).to_string())
-                />
-            }
-            .into_any()
-        }
-        Input::Text => text_input(id, invalid.clone(), value, set).into_any(),
-    };
-    let check = input == Input::Check;
-    view! {
-        <label class="field" class:check=check class:invalid=invalid>
-            {if check {
-                view! {
-                    {control}
-                    <span class="name">{label}</span>
-                }
-                    .into_any()
-            } else {
-                view! {
-                    <span class="name">{label}</span>
-                    {control}
-                }
-                    .into_any()
-            }}
-            <small class="hint">{hint}</small>
-        </label>
-    }
+    config_field(&key, label, hint, input, value, set, invalid)
 }

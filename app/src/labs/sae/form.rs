@@ -15,6 +15,8 @@ use mechlab_engine::models::sae::config::{
 use mechlab_engine::models::sae::fields::SAE_FIELDS;
 use mechlab_engine::EngineError;
 
+pub use crate::components::controls::Input;
+
 /// What Run trains.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum SweepChoice {
@@ -77,17 +79,6 @@ impl SweepChoice {
     }
 }
 
-/// How a control shows a field.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum Input {
-    /// Free text, parsed on Run.
-    Text,
-    /// A checkbox (`true` / `false`).
-    Check,
-    /// A menu of these `(value, label)` options.
-    Menu(&'static [(&'static str, &'static str)]),
-}
-
 const ARCHITECTURES: &[(&str, &str)] = &[
     ("relu_l1", "ReLU + L1"),
     ("topk", "TopK"),
@@ -114,11 +105,6 @@ pub fn input(key: &str, value: &str) -> Input {
         _ if value == "true" || value == "false" => Input::Check,
         _ => Input::Text,
     }
-}
-
-/// The DOM id of `key`'s control.
-pub fn dom_id(key: &str) -> String {
-    format!("f-{}", key.replace('.', "-"))
 }
 
 /// Every control's text.
