@@ -1,6 +1,7 @@
 //! mechlab's browser app: the Superposition lab (Toy Models of Superposition, Elhage et al.
-//! 2022) and the SAE lab (sparse autoencoders on planted features or a toy model's hidden
-//! layer), trained live on WebGPU with the CPU reference as a fallback.
+//! 2022), the SAE lab (sparse autoencoders on planted features or a toy model's hidden layer)
+//! and the Transformer lab (SoLU and GeLU language models), trained live on WebGPU with the CPU
+//! reference as a fallback.
 //!
 //! The app is a thin composition: the address's hash says which lab and which experiment;
 //! each lab's folder (`labs/superposition`, `labs/sae`) holds its page, form, controls, charts
@@ -27,6 +28,7 @@ fn main() {
 enum Lab {
     Superposition,
     Sae,
+    Transformer,
 }
 
 impl Lab {
@@ -36,10 +38,10 @@ impl Lab {
         // The codec's own pair parser, so a link opens the lab whose decoder reads it.
         use mechlab_engine::experiment::link;
         let pairs = link::fragment_pairs(hash).unwrap_or_default();
-        if link::lab_of(&pairs) == Some("sae") {
-            Lab::Sae
-        } else {
-            Lab::Superposition
+        match link::lab_of(&pairs) {
+            Some("sae") => Lab::Sae,
+            Some("lm") => Lab::Transformer,
+            _ => Lab::Superposition,
         }
     }
 
@@ -47,6 +49,7 @@ impl Lab {
         match self {
             Lab::Superposition => "Superposition",
             Lab::Sae => "Sparse autoencoders",
+            Lab::Transformer => "Transformer",
         }
     }
 }
@@ -84,6 +87,7 @@ fn App() -> impl IntoView {
             <nav class="labs">
                 {tab(Lab::Superposition, "lab-superposition", "#")}
                 {tab(Lab::Sae, "lab-sae", "#v=1&lab=sae")}
+                {tab(Lab::Transformer, "lab-lm", "#v=1&lab=lm")}
             </nav>
         </header>
         // A new lab mounts a fresh page (and its worker); the last one's goes with it.
@@ -93,6 +97,10 @@ fn App() -> impl IntoView {
                     .into_any()
             }
             Lab::Sae => view! { <labs::sae::SaePage hash=hash.read_only() resized=resized /> }.into_any(),
+            Lab::Transformer => {
+                view! { <labs::transformer::TransformerPage hash=hash.read_only() resized=resized /> }
+                    .into_any()
+            }
         }}
     }
 }

@@ -16,6 +16,9 @@ use mechlab_engine::metrics::superposition::SuperpositionMetrics;
 use mechlab_engine::models::sae::arch::Loss;
 use mechlab_engine::models::sae::config::SaeConfig;
 use mechlab_engine::models::sae::train::Evaluation;
+use mechlab_engine::models::transformer::inspect::Inspection;
+use mechlab_engine::models::transformer::lm::{LmConfig, SampleOptions};
+use serde_bytes::ByteBuf;
 use mechlab_engine::train::engine::EngineChoice;
 use serde::{Deserialize, Serialize};
 use wasm_bindgen::JsValue;
@@ -40,6 +43,47 @@ pub enum ToWorker {
     Resume,
     /// Drop the run (its trainer and its GPU buffers).
     Reset,
+    /// Look inside the run's models (Transformer lab): attention patterns, next-token
+    /// distribution and a sample for `prompt`; the sample settings also serve the samples that
+    /// come during training. Answered by [`FromWorker::Inspection`] between chunks.
+    Inspect(SampleRequest),
+    /// Save the run's models as a checkpoint archive; answered by [`FromWorker::Checkpoint`].
+    Save,
+}
+
+/// A prompt and how to continue it.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct SampleRequest {
+    /// The text to continue and to look inside.
+    pub prompt: String,
+    /// Tokens, temperature, top-k and seed.
+    pub options: SampleOptions,
+}
+
+/// A file the user gave: its name and bytes.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct UserFile {
+    /// The file's name.
+    pub name: String,
+    /// Its bytes (a `Uint8Array` across `postMessage`).
+    pub bytes: ByteBuf,
+}
+
+/// A Transformer lab run: one model, or two side by side on the same batches.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct LmJob {
+    /// The models' runs (a pair differs only in the MLP activation).
+    pub runs: Vec<LmConfig>,
+    /// The text to train on; Shakespeare when `None`.
+    pub corpus: Option<UserFile>,
+    /// A checkpoint archive to continue from: one folder per run, in order.
+    pub checkpoint: Option<UserFile>,
+    /// Open the run and wait, paused, without training (a checkpoint opened to look inside).
+    pub paused: bool,
+    /// Where the models train.
+    pub engine: EngineChoice,
+    /// The samples during training.
+    pub sample: SampleRequest,
 }
 
 /// What a run trains: one lab's experiment.
@@ -54,6 +98,8 @@ pub enum Job {
         /// Where they train.
         engine: EngineChoice,
     },
+    /// Language models (the Transformer lab).
+    Lm(Box<LmJob>),
 }
 
 impl Job {
@@ -62,6 +108,8 @@ impl Job {
         match self {
             Job::Superposition(c) => c.steps,
             Job::Sae { runs, .. } => runs.iter().map(|c| c.steps).sum(),
+            // A pair trains in step.
+            Job::Lm(j) => j.runs.first().map_or(0, |c| c.steps),
         }
     }
 }
@@ -106,6 +154,22 @@ pub enum FromWorker {
         /// What went wrong, for `#error`.
         message: String,
     },
+    /// The run's models seen through a prompt, in run order, or why they could not be.
+    Inspection {
+        /// The run.
+        run: u32,
+        /// Per model, or the error.
+        models: Result<Vec<ModelView>, String>,
+    },
+    /// The run's models saved as one checkpoint archive, or why they could not be.
+    Checkpoint {
+        /// The run.
+        run: u32,
+        /// Steps the models had trained.
+        step: u32,
+        /// The zip archive, one folder per model.
+        archive: Result<ByteBuf, String>,
+    },
     /// The worker panicked and is unusable; the page starts a fresh one for the next run.
     Crashed {
         /// The panic message.
@@ -135,6 +199,45 @@ pub enum Update {
     Superposition(ToyUpdate),
     /// Sparse autoencoders.
     Sae(Box<SaeUpdate>),
+    /// Language models.
+    Lm(LmUpdate),
+}
+
+/// A model seen through a prompt.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct ModelView {
+    /// Tokens, attention patterns and the next-token distribution.
+    pub inspection: Inspection,
+    /// A continuation of the prompt.
+    pub sample: String,
+}
+
+/// A chunk of language-model training.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct LmUpdate {
+    /// Per model, in run order.
+    pub models: Vec<LmModelUpdate>,
+    /// How the text became tokens, in the run's first update.
+    pub data: Option<String>,
+    /// Tokens a step trains, all models together.
+    pub tokens_per_step: f64,
+    /// Training FLOPs a step, all models together.
+    pub flops_per_step: f64,
+}
+
+/// One model's chunk.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct LmModelUpdate {
+    /// Mean training loss over the chunk (nats per token).
+    pub loss: f32,
+    /// The last step's gradient norm before clipping.
+    pub grad_norm: f32,
+    /// The last step's learning rate.
+    pub lr: f32,
+    /// Loss on the held-out windows, when measured this chunk.
+    pub validation: Option<f32>,
+    /// A continuation of the sample prompt, now and then.
+    pub sample: Option<String>,
 }
 
 /// Everything the Superposition charts draw except the loss history, which the page

@@ -21,6 +21,9 @@ pub enum RunEvent<'a> {
     Cleared,
     /// A chunk of the current run finished.
     Progress(&'a Job, Progress),
+    /// The worker answered a request about the current run ([`Runner::request`]):
+    /// [`FromWorker::Inspection`] or [`FromWorker::Checkpoint`].
+    Reply(FromWorker),
 }
 
 /// The page's handler of [`RunEvent`]s.
@@ -250,12 +253,19 @@ impl Runner {
                     .set(format!("took {}", fmt_duration(elapsed_ms / 1000.0)));
             }
             FromWorker::Error { run, message } if run == current => self.fail(message),
+            FromWorker::Inspection { run, .. } | FromWorker::Checkpoint { run, .. }
+                if run == current =>
+            {
+                self.sink.with_value(|sink| sink(RunEvent::Reply(msg)));
+            }
             FromWorker::Crashed { message } => self.worker_failed(id, &message),
             // A run since restarted or reset.
             FromWorker::Progress(_)
             | FromWorker::Paused { .. }
             | FromWorker::Done { .. }
-            | FromWorker::Error { .. } => {}
+            | FromWorker::Error { .. }
+            | FromWorker::Inspection { .. }
+            | FromWorker::Checkpoint { .. } => {}
         }
     }
 
@@ -337,6 +347,14 @@ impl Runner {
                 self.send(ToWorker::Resume);
             }
             _ => {}
+        }
+    }
+
+    /// Asks the worker about the current run (look inside it, save it); the answer comes to the
+    /// page's sink as [`RunEvent::Reply`]. Nothing happens without a run.
+    pub fn request(self, msg: ToWorker) {
+        if self.inner.with_value(|i| i.current.is_some() && i.worker.is_some()) {
+            self.send(msg);
         }
     }
 

@@ -10,13 +10,6 @@ use mechlab_engine::models::transformer::lm::{CpuLmTrainer, LmConfig, LmPreset};
 use std::fmt::Write;
 use std::time::Instant;
 
-/// Training FLOPs per token: 6 per parameter (forward and backward of every weight) plus the
-/// attention scores and mixing, 12 · layers · n_ctx · d_model (Kaplan et al. 2020).
-fn flops_per_token(cfg: &LmConfig) -> f64 {
-    let m = &cfg.model;
-    6.0 * m.parameter_count() as f64 + 12.0 * (m.n_layers * m.n_ctx * m.d_model) as f64
-}
-
 /// Seconds a step takes over `steps` steps after one untimed step.
 fn time_steps(steps: u32, mut step: impl FnMut() -> Result<(), String>) -> Result<f64, String> {
     step()?;
@@ -49,7 +42,7 @@ pub fn lm() -> Result<(), String> {
             .map(|_| ())
             .map_err(|e| e.to_string())
     })?;
-    let flops = flops_per_token(&cfg);
+    let flops = cfg.training_flops_per_token();
     let commit = crate::tools::output("git", &["rev-parse", "--short", "HEAD"]).unwrap_or_default();
     let date = crate::tools::output("date", &["-u", "+%Y-%m-%d %H:%M UTC"]).unwrap_or_default();
     let mut table = String::new();

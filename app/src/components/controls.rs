@@ -152,3 +152,43 @@ pub fn config_field(
         </label>
     }
 }
+
+/// A lab's form: the controls' text by link key.
+pub trait TextForm: Send + Sync + 'static {
+    /// The text of `key`'s control.
+    fn text(&self, key: &str) -> Option<&str>;
+    /// Sets `key`'s text (a kind may swap its group's fields).
+    fn set_text(&mut self, key: &str, value: String);
+}
+
+/// The control of the field `key` of a lab's form, with its heading and hint, marked invalid
+/// while the form's parse error names it.
+pub fn form_field<F: TextForm, T: Send + Sync + 'static>(
+    form: RwSignal<F>,
+    parsed: Memo<Result<T, String>>,
+    key: String,
+    (label, hint): (&'static str, &'static str),
+    input: impl Fn(&str, &str) -> Input,
+) -> impl IntoView {
+    let value = {
+        let key = key.clone();
+        move || form.with(|f| f.text(&key).unwrap_or_default().to_string())
+    };
+    let input = input(&key, &value());
+    let last = key.rsplit('.').next().unwrap_or(&key).to_string();
+    let invalid = {
+        let key = key.clone();
+        move || {
+            parsed.with(|r| {
+                r.as_ref()
+                    .err()
+                    .is_some_and(|e| error_names_field(e, &key, &last))
+            })
+        }
+    };
+    let set = {
+        let key = key.clone();
+        move |v: String| form.update(|f| f.set_text(&key, v))
+    };
+    config_field(&key, label, hint, input, value, set, invalid)
+}

@@ -3,3 +3,4 @@
 
 pub mod sae;
 pub mod superposition;
+pub mod transformer;

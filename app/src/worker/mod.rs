@@ -4,6 +4,7 @@
 //! The worker's event loop is its own, so chunks, readback, metrics and the CPU fallback never
 //! hold up the page; between chunks it yields so Pause, Resume, Reset and Start get through.
 
+mod lm;
 mod sae;
 mod toy;
 
@@ -30,20 +31,55 @@ pub struct Opened<W> {
     chunk: f64,
     /// The most steps a chunk may grow to.
     max_chunk: f64,
+    /// Steps already trained (a run continued from a checkpoint).
+    start: u32,
 }
 
 /// What trains, per lab.
 enum Work {
     Toy(toy::ToyWork),
     Sae(Box<sae::SaeWork>),
+    Lm(Box<lm::LmWork>),
 }
 
 impl Work {
-    /// Trains up to `n` steps; returns how many it trained and the chunk's update.
-    async fn advance(&mut self, n: u32, last_chunk_ms: f64) -> Result<(u32, Update), EngineError> {
+    /// Trains up to `n` steps of a `total`-step job; returns how many it trained and the
+    /// chunk's update.
+    async fn advance(
+        &mut self,
+        n: u32,
+        last_chunk_ms: f64,
+        total: u32,
+    ) -> Result<(u32, Update), EngineError> {
         match self {
             Work::Toy(w) => w.advance(n).await,
             Work::Sae(w) => w.advance(n, last_chunk_ms).await,
+            Work::Lm(w) => w.advance(n, last_chunk_ms, total).await,
+        }
+    }
+
+    /// Answers one of the page's requests about the run (not a training command).
+    async fn serve(&mut self, run: u32, step: u32, req: ToWorker) -> FromWorker {
+        let Work::Lm(w) = self else {
+            return FromWorker::Error {
+                run,
+                message: "this lab's runs answer no requests".into(),
+            };
+        };
+        match req {
+            ToWorker::Inspect(r) => FromWorker::Inspection {
+                run,
+                models: w.inspect(r).await.map_err(|e| e.to_string()),
+            },
+            _ => FromWorker::Checkpoint {
+                run,
+                step,
+                archive: w
+                    .save()
+                    .await
+                    .map(serde_bytes::ByteBuf::from)
+                    .map_err(|e| e.to_string()),
+            },
         }
     }
 }
@@ -82,8 +118,10 @@ struct State {
     pause: bool,
     /// A loop (or the opening of its trainer) is live for `run`.
     live: bool,
-    /// The paused run's trainer.
+    /// The paused (or finished) run's trainer.
     parked: Option<Session>,
+    /// The page's requests about the run, answered between chunks or while parked.
+    requests: Vec<ToWorker>,
     gpu: GpuState,
 }
 
@@ -94,6 +132,7 @@ thread_local! {
             pause: false,
             live: false,
             parked: None,
+            requests: Vec::new(),
             gpu: GpuState::Unknown,
         })
     };
@@ -148,10 +187,12 @@ pub fn start() {
 fn handle(msg: ToWorker) {
     match msg {
         ToWorker::Start { run, job } => {
+            let paused = matches!(&job, Job::Lm(j) if j.paused);
             with_state(|s| {
                 s.run = run;
-                s.pause = false;
+                s.pause = paused;
                 s.parked = None;
+                s.requests.clear();
                 s.live = true;
             });
             wasm_bindgen_futures::spawn_local(async move {
@@ -190,7 +231,54 @@ fn handle(msg: ToWorker) {
             s.pause = false;
             s.live = false;
             s.parked = None;
+            s.requests.clear();
         }),
+        req @ (ToWorker::Inspect(_) | ToWorker::Save) => {
+            let parked = with_state(|s| {
+                s.requests.push(req);
+                if s.live {
+                    // The loop answers after its chunk.
+                    None
+                } else {
+                    s.parked.take().inspect(|_| s.live = true)
+                }
+            });
+            if let Some(mut session) = parked {
+                wasm_bindgen_futures::spawn_local(async move {
+                    serve_requests(&mut session).await;
+                    // A Resume that came meanwhile found the session live: carry on here.
+                    let carry_on = with_state(|s| {
+                        if s.run != session.run {
+                            s.live = false;
+                            return None;
+                        }
+                        if !s.pause && session.step < session.total {
+                            Some(session)
+                        } else {
+                            s.live = false;
+                            s.parked = Some(session);
+                            None
+                        }
+                    });
+                    if let Some(session) = carry_on {
+                        run_loop(session).await;
+                    }
+                });
+            }
+        }
+    }
+}
+
+/// Answers the requests waiting for the session's run.
+async fn serve_requests(s: &mut Session) {
+    loop {
+        let Some(req) = with_state(|st| (st.run == s.run && !st.requests.is_empty()).then(|| st.requests.remove(0))) else {
+            return;
+        };
+        let reply = s.work.serve(s.run, s.step, req).await;
+        if is_current(s.run) {
+            post(&reply);
+        }
     }
 }
 
@@ -255,14 +343,30 @@ async fn gpu() -> Result<(Gpu, String), String> {
 /// Opens the job's trainer on the worker's GPU, or on the CPU when there is none.
 async fn open(run: u32, job: &Job) -> Result<Session, String> {
     let gpu = gpu().await;
-    let (work, adapter, chunk, max_chunk) = match job {
+    let (work, adapter, chunk, max_chunk, start) = match job {
         Job::Superposition(cfg) => {
             let o = toy::open(cfg, gpu).await?;
-            (Work::Toy(o.work), o.adapter, o.chunk, o.max_chunk)
+            (Work::Toy(o.work), o.adapter, o.chunk, o.max_chunk, o.start)
         }
         Job::Sae { runs, engine } => {
             let o = sae::open(runs, *engine, gpu).await?;
-            (Work::Sae(Box::new(o.work)), o.adapter, o.chunk, o.max_chunk)
+            (
+                Work::Sae(Box::new(o.work)),
+                o.adapter,
+                o.chunk,
+                o.max_chunk,
+                o.start,
+            )
+        }
+        Job::Lm(j) => {
+            let o = lm::open(j, gpu).await?;
+            (
+                Work::Lm(Box::new(o.work)),
+                o.adapter,
+                o.chunk,
+                o.max_chunk,
+                o.start,
+            )
         }
     };
     Ok(Session {
@@ -270,7 +374,7 @@ async fn open(run: u32, job: &Job) -> Result<Session, String> {
         work,
         total: job.total_steps(),
         adapter,
-        step: 0,
+        step: start,
         chunk,
         max_chunk,
         rate: None,
@@ -285,12 +389,21 @@ async fn run_loop(mut s: Session) {
         if !is_current(run) {
             return;
         }
+        serve_requests(&mut s).await;
+        if !is_current(run) {
+            return;
+        }
         if s.step >= s.total {
-            with_state(|st| st.live = false);
+            let (step, elapsed_ms) = (s.step, s.elapsed_ms);
+            // Kept, so the page can still look inside the models and save them.
+            with_state(|st| {
+                st.live = false;
+                st.parked = Some(s);
+            });
             post(&FromWorker::Done {
                 run,
-                step: s.step,
-                elapsed_ms: s.elapsed_ms,
+                step,
+                elapsed_ms,
             });
             return;
         }
@@ -305,7 +418,7 @@ async fn run_loop(mut s: Session) {
         }
         let n = (s.chunk.round() as u32).max(1).min(s.total - s.step);
         let t0 = js_sys::Date::now();
-        let trained = s.work.advance(n, s.last_chunk_ms).await;
+        let trained = s.work.advance(n, s.last_chunk_ms, s.total).await;
         if !is_current(run) {
             return;
         }

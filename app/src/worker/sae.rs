@@ -100,6 +100,7 @@ pub async fn open(
         adapter,
         chunk: chunk.clamp(1.0, 20.0),
         max_chunk: 1000.0,
+        start: 0,
     })
 }
 
@@ -185,7 +186,7 @@ pub fn cpu_cost(cfg: &SaeConfig) -> u64 {
 }
 
 /// Whether the last `trained` steps, ending at `step`, crossed a tenth of a `steps`-step run.
-fn crossed_tenth(steps: u32, step: u32, trained: u32) -> bool {
+pub(super) fn crossed_tenth(steps: u32, step: u32, trained: u32) -> bool {
     let tenth = (steps / 10).max(1);
     step / tenth > step.saturating_sub(trained) / tenth
 }

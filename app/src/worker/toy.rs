@@ -59,6 +59,7 @@ pub async fn open(cfg: &SuperpositionConfig, gpu: Adapter) -> Result<Opened<ToyW
                 adapter: placement.runs_on,
                 chunk,
                 max_chunk: 5000.0,
+                start: 0,
             })
         }
         None => {
@@ -73,6 +74,7 @@ pub async fn open(cfg: &SuperpositionConfig, gpu: Adapter) -> Result<Opened<ToyW
                 adapter: placement.runs_on,
                 chunk: (5e6 / per_step).clamp(1.0, 200.0),
                 max_chunk: 2000.0,
+                start: 0,
             })
         }
     }

@@ -3,7 +3,7 @@
 //! architecture or source shows that kind's own hyper-parameters.
 
 use super::form::{self, SaeForm, SweepChoice};
-use crate::components::controls::{config_field, error_names_field, PresetSelect};
+use crate::components::controls::{form_field, PresetSelect};
 use leptos::prelude::*;
 use mechlab_engine::experiment::sae_link::Sweep;
 use mechlab_engine::models::sae::config::{SaeConfig, SaePreset, SAE_PRESETS};
@@ -67,35 +67,8 @@ pub fn SaeControls(
                 <small class="hint">"a frontier trains each k or λ of the sweep in turn"</small>
             </label>
             <For each=keys key=|k| k.clone() let:key>
-                {field(form, parsed, key)}
+                {form_field(form, parsed, key.clone(), form::info(&key), form::input)}
             </For>
         </fieldset>
     }
-}
-
-/// The control for one field: a menu for kinds, a checkbox for switches, text otherwise; marked
-/// invalid when the parse error names it.
-fn field(form: RwSignal<SaeForm>, parsed: Parsed, key: String) -> impl IntoView {
-    let (label, hint) = form::info(&key);
-    let value = {
-        let key = key.clone();
-        move || form.with(|f| f.get(&key).unwrap_or_default().to_string())
-    };
-    let input = form::input(&key, &value());
-    let last = key.rsplit('.').next().unwrap_or(&key).to_string();
-    let invalid = {
-        let key = key.clone();
-        move || {
-            parsed.with(|r| {
-                r.as_ref()
-                    .err()
-                    .is_some_and(|e| error_names_field(e, &key, &last))
-            })
-        }
-    };
-    let set = {
-        let key = key.clone();
-        move |v: String| form.update(|f| f.set(&key, v))
-    };
-    config_field(&key, label, hint, input, value, set, invalid)
 }

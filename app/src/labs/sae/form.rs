@@ -248,6 +248,16 @@ pub fn from_hash(hash: &str) -> ((SaeConfig, Sweep), Option<String>) {
     }
 }
 
+impl crate::components::controls::TextForm for SaeForm {
+    fn text(&self, key: &str) -> Option<&str> {
+        self.get(key)
+    }
+
+    fn set_text(&mut self, key: &str, value: String) {
+        self.set(key, value);
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

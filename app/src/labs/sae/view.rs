@@ -132,6 +132,6 @@ pub fn on_run_event(run: &mut Option<SaeRun>, ev: RunEvent) {
                     .apply(runs, p.adapter, *u);
             }
         }
-        RunEvent::Progress(..) => {}
+        RunEvent::Progress(..) | RunEvent::Reply(_) => {}
     }
 }

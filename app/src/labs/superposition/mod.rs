@@ -92,7 +92,7 @@ impl ToyView {
                     adapter: p.adapter,
                 })));
             }
-            RunEvent::Progress(..) => {}
+            RunEvent::Progress(..) | RunEvent::Reply(_) => {}
         }
     }
 }

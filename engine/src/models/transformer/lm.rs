@@ -131,6 +131,14 @@ impl LmConfig {
         Ok(())
     }
 
+    /// Training FLOPs per token: 6 per parameter (forward and backward of every weight) plus the
+    /// attention scores and mixing, 12 · layers · n_ctx · d_model (Kaplan et al. 2020). Counts
+    /// the model's d_vocab as it is (set once the tokenizer exists).
+    pub fn training_flops_per_token(&self) -> f64 {
+        let m = &self.model;
+        6.0 * m.parameter_count() as f64 + 12.0 * (m.n_layers * m.n_ctx * m.d_model) as f64
+    }
+
     /// The optimiser's settings.
     pub fn adam(&self) -> AdamConfig {
         AdamConfig {

@@ -1,0 +1,241 @@
+//! The Transformer lab's controls as text, and their home in the URL hash.
+//!
+//! The form holds the experiment as the share link spells it (`model.act_fn`,
+//! `tokenizer.vocab_size`, `vs`, …): one control per field of the config, headings and hints
+//! from the engine's field table, and [`LmForm::parse`] is the link's own decoder and
+//! validation ([`LmExperiment::from_fields`]).
+
+use crate::components::controls::Input;
+use mechlab_engine::experiment::fields;
+use mechlab_engine::experiment::link;
+use mechlab_engine::experiment::lm_link::{LmExperiment, DEFAULT_BPE_VOCAB};
+use mechlab_engine::models::transformer::fields::LM_FIELDS;
+use mechlab_engine::models::transformer::lm::{LmConfig, LmPreset};
+use mechlab_engine::models::transformer::TransformerConfig;
+use mechlab_engine::EngineError;
+
+const TOKENIZERS: &[(&str, &str)] = &[("char", "characters"), ("bpe", "byte-level BPE")];
+const ACTIVATIONS: &[(&str, &str)] = &[
+    ("solu_ln", "SoLU + LayerNorm"),
+    ("gelu", "GeLU (exact)"),
+    ("gelu_new", "GeLU (tanh)"),
+];
+const VS: &[(&str, &str)] = &[
+    ("none", "nothing: one model"),
+    ("solu_ln", "a SoLU + LayerNorm twin"),
+    ("gelu", "a GeLU (exact) twin"),
+    ("gelu_new", "a GeLU (tanh) twin"),
+];
+
+/// How `key`'s control shows it, given its current text.
+pub fn input(key: &str, value: &str) -> Input {
+    match key {
+        "tokenizer.kind" => Input::Menu(TOKENIZERS),
+        "model.act_fn" => Input::Menu(ACTIVATIONS),
+        "vs" => Input::Menu(VS),
+        _ if value == "true" || value == "false" => Input::Check,
+        _ => Input::Text,
+    }
+}
+
+/// The heading and hint of `key`.
+pub fn info(key: &str) -> (&'static str, &'static str) {
+    if key == "vs" {
+        return (
+            "Train beside it",
+            "a second model identical but for the MLP's activation, on the same batches",
+        );
+    }
+    fields::find(LM_FIELDS, key).map_or(("", ""), |f| (f.label, f.hint))
+}
+
+/// Every control's text.
+#[derive(Debug, Clone, PartialEq)]
+pub struct LmForm {
+    /// `(key, text)` per field: `vs` first, then [`LM_FIELDS`] order.
+    pub fields: Vec<(String, String)>,
+}
+
+impl LmForm {
+    /// The controls for an experiment.
+    pub fn new(e: &LmExperiment) -> Self {
+        let mut fields = vec![(
+            "vs".to_string(),
+            e.vs.map_or("none", |a| a.name()).to_string(),
+        )];
+        fields.extend(link::pairs(&e.run));
+        Self {
+            fields: ordered(fields),
+        }
+    }
+
+    /// The text of `key`'s control.
+    pub fn get(&self, key: &str) -> Option<&str> {
+        self.fields
+            .iter()
+            .find(|(k, _)| k == key)
+            .map(|(_, v)| v.as_str())
+    }
+
+    /// Sets `key`'s text; choosing BPE brings its vocabulary size, characters take it away.
+    pub fn set(&mut self, key: &str, value: String) {
+        if key == "tokenizer.kind" {
+            self.fields.retain(|(k, _)| k != "tokenizer.vocab_size");
+            if value == "bpe" {
+                self.fields.push((
+                    "tokenizer.vocab_size".into(),
+                    DEFAULT_BPE_VOCAB.to_string(),
+                ));
+            }
+        }
+        match self.fields.iter_mut().find(|(k, _)| k == key) {
+            Some(slot) => slot.1 = value,
+            None => self.fields.push((key.to_string(), value)),
+        }
+        self.fields = ordered(std::mem::take(&mut self.fields));
+    }
+
+    /// The experiment the controls describe, validated; the error names the first bad field.
+    pub fn parse(&self) -> Result<LmExperiment, EngineError> {
+        let pairs: Vec<(&str, &str)> = self
+            .fields
+            .iter()
+            .map(|(k, v)| (k.as_str(), v.as_str()))
+            .collect();
+        LmExperiment::from_fields(&pairs)
+    }
+
+    /// The controls with the model's shape set to `model`'s (an opened checkpoint's).
+    pub fn with_model(&self, model: &TransformerConfig) -> Self {
+        let run = LmConfig {
+            model: TransformerConfig {
+                d_vocab: 0,
+                ..model.clone()
+            },
+            ..LmConfig::default()
+        };
+        let mut out = self.clone();
+        for (k, v) in link::pairs(&run) {
+            if k.starts_with("model.") {
+                out.set(&k, v);
+            }
+        }
+        out
+    }
+}
+
+/// `vs` first, then fields in [`LM_FIELDS`] order (unknown ones last, as they came).
+fn ordered(mut fields: Vec<(String, String)>) -> Vec<(String, String)> {
+    let rank = |k: &str| {
+        if k == "vs" {
+            return 0;
+        }
+        1 + LM_FIELDS
+            .iter()
+            .position(|f| f.key == k)
+            .unwrap_or(LM_FIELDS.len())
+    };
+    fields.sort_by_key(|(k, _)| rank(k));
+    fields
+}
+
+/// The preset an experiment is exactly, or `"custom"`.
+pub fn preset_name(parsed: Option<&LmExperiment>) -> &'static str {
+    let Some(e) = parsed else {
+        return "custom";
+    };
+    LmPreset::ALL
+        .into_iter()
+        .find(|p| LmExperiment::preset(*p) == *e)
+        .map_or("custom", |p| p.name())
+}
+
+/// The experiment in a hash: `solu-vs-gelu` when there is none, and that plus the decoder's
+/// message when the link is bad (the page keeps working).
+pub fn from_hash(hash: &str) -> (LmExperiment, Option<String>) {
+    let default = LmExperiment::preset(LmPreset::SoluVsGelu);
+    let pairs = link::fragment_pairs(hash).unwrap_or_default();
+    // Only the lab's name: the lab's default experiment.
+    if pairs.iter().all(|(k, _)| *k == "v" || *k == "lab") {
+        return (default, None);
+    }
+    match LmExperiment::decode(hash) {
+        Ok(e) => (e, None),
+        Err(e) => (default, Some(e.to_string())),
+    }
+}
+
+impl crate::components::controls::TextForm for LmForm {
+    fn text(&self, key: &str) -> Option<&str> {
+        self.get(key)
+    }
+
+    fn set_text(&mut self, key: &str, value: String) {
+        self.set(key, value);
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use mechlab_engine::models::transformer::Activation;
+
+    #[test]
+    fn presets_round_trip_through_the_form_and_every_field_has_a_heading() {
+        for p in LmPreset::ALL {
+            let e = LmExperiment::preset(p);
+            let form = LmForm::new(&e);
+            assert_eq!(form.parse().unwrap(), e, "{}", p.name());
+            assert_eq!(preset_name(Some(&e)), p.name());
+            for (k, _) in &form.fields {
+                assert!(!info(k).0.is_empty(), "{k} has no heading");
+            }
+            assert_eq!(form.fields[0].0, "vs");
+        }
+    }
+
+    #[test]
+    fn the_tokenizer_kind_brings_its_vocabulary_and_bad_text_is_named() {
+        let mut form = LmForm::new(&LmExperiment::default());
+        assert!(form.get("tokenizer.vocab_size").is_none());
+        form.set("tokenizer.kind", "bpe".into());
+        assert_eq!(
+            form.get("tokenizer.vocab_size"),
+            Some(DEFAULT_BPE_VOCAB.to_string().as_str())
+        );
+        assert!(form.parse().is_ok());
+        form.set("tokenizer.kind", "char".into());
+        assert!(form.get("tokenizer.vocab_size").is_none());
+        form.set("model.d_model", "abc".into());
+        let err = form.parse().unwrap_err().to_string();
+        assert!(err.contains("`model.d_model=abc`"), "{err}");
+        form.set("model.d_model", "64".into());
+        form.set("vs", "solu_ln".into());
+        let err = form.parse().unwrap_err().to_string();
+        assert!(err.contains("must differ"), "{err}");
+        form.set("vs", "gelu".into());
+        assert_eq!(form.parse().unwrap().vs, Some(Activation::Gelu));
+    }
+
+    #[test]
+    fn an_opened_model_sets_the_shape_and_links_fall_back_with_a_message() {
+        let form = LmForm::new(&LmExperiment::default());
+        let model = TransformerConfig {
+            n_layers: 2,
+            d_model: 32,
+            n_heads: 2,
+            d_head: 16,
+            d_mlp: 128,
+            n_ctx: 32,
+            d_vocab: 70,
+            act_fn: Activation::Gelu,
+            ..TransformerConfig::default()
+        };
+        let e = form.with_model(&model).parse().unwrap();
+        assert_eq!(e.run.model, TransformerConfig { d_vocab: 0, ..model });
+        let (e, msg) = from_hash("#v=1&lab=lm");
+        assert_eq!((e, msg), (LmExperiment::preset(LmPreset::SoluVsGelu), None));
+        let (_, msg) = from_hash("#v=1&lab=lm&model.n_layers=x");
+        assert!(msg.unwrap().contains("model.n_layers"));
+    }
+}

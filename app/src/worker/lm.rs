@@ -1,0 +1,297 @@
+//! The worker's Transformer lab: one language model, or two identical but for the MLP
+//! activation trained side by side on the same batches (each chunk trains both the same number
+//! of steps), on WebGPU or the CPU reference. Each chunk reports every model's mean loss; the
+//! validation loss follows every second or so of training and at the end, a sample every few
+//! seconds. The page's requests (look inside a prompt, save a checkpoint) are served between
+//! chunks and while paused.
+
+use mechlab_engine::data::text::{Corpus, TextTokenizer};
+use mechlab_engine::io::transformer_lens::{from_zip, to_zip, Checkpoint};
+use mechlab_engine::models::transformer::inspect::inspect;
+use mechlab_engine::models::transformer::lm::{sample, LmConfig, SampleOptions, TokenizedCorpus};
+use mechlab_engine::models::transformer::trainer::LmTrainer;
+use mechlab_engine::models::transformer::TransformerConfig;
+use mechlab_engine::train::engine::{place, Adapter, Request};
+use mechlab_engine::EngineError;
+
+use super::sae::crossed_tenth;
+use super::Opened;
+use crate::protocol::{LmJob, LmModelUpdate, LmUpdate, ModelView, SampleRequest, Update};
+
+/// Largest training FLOPs a step the CPU fallback takes on: a second or so a step in wasm.
+pub const CPU_FALLBACK_FLOPS: f64 = 1.5e9;
+/// Training time between validation measurements.
+const EVAL_EVERY_MS: f64 = 1500.0;
+/// Training time between samples.
+const SAMPLE_EVERY_MS: f64 = 5000.0;
+/// Tokens a live sample adds (the page's own request says how many for its samples).
+const LIVE_SAMPLE_TOKENS: u32 = 80;
+/// Next tokens an inspection lists.
+const NEXT_TOKENS: usize = 10;
+
+/// A run's models and the bookkeeping of its evaluations and samples.
+pub struct LmWork {
+    trainers: Vec<LmTrainer>,
+    sample: SampleRequest,
+    /// How the text became tokens, said in the first update.
+    data_note: Option<String>,
+    since_eval_ms: f64,
+    last_eval_ms: f64,
+    since_sample_ms: f64,
+}
+
+/// Reads the text, makes the tokens (once, shared by a pair), settles where the models train
+/// and opens their trainers, fresh or from the job's checkpoint.
+pub async fn open(job: &LmJob, gpu: Adapter) -> Result<Opened<LmWork>, String> {
+    let err = |e: EngineError| e.to_string();
+    if job.runs.is_empty() || job.runs.len() > 2 {
+        return Err(format!(
+            "a run trains one or two models, not {}",
+            job.runs.len()
+        ));
+    }
+    for cfg in &job.runs {
+        cfg.validate().map_err(err)?;
+    }
+    let corpus = match &job.corpus {
+        None => Corpus::shakespeare().map_err(err)?,
+        Some(f) => Corpus::from_file(&f.name, &f.bytes).map_err(err)?,
+    };
+    let checkpoints = match &job.checkpoint {
+        None => None,
+        Some(f) => Some(from_zip(&f.bytes).map_err(|e| format!("{}: {e}", f.name))?),
+    };
+    let t0 = js_sys::Date::now();
+    let data = match &checkpoints {
+        None => TokenizedCorpus::new(&corpus, job.runs[0].tokenizer).map_err(err)?,
+        Some(cks) => {
+            if cks.len() != job.runs.len() {
+                return Err(format!(
+                    "the checkpoint holds {} model(s) and the run trains {}",
+                    cks.len(),
+                    job.runs.len()
+                ));
+            }
+            let json = cks[0].1.tokenizer.as_ref().ok_or_else(|| {
+                "the checkpoint has no tokenizer.json: mechlab needs the model's tokenizer to \
+                 read text"
+                    .to_string()
+            })?;
+            let tok = TextTokenizer::from_json(json).map_err(err)?;
+            TokenizedCorpus::with_tokenizer(&corpus, tok).map_err(err)?
+        }
+    };
+    let tokenize_ms = js_sys::Date::now() - t0;
+    let vocab = data.tokenizer.vocab_size();
+    let data_note = format!(
+        "{}: {} training and {} validation tokens, a {}-token {} vocabulary ({})",
+        corpus.name,
+        data.train.len(),
+        data.validation.len(),
+        vocab,
+        match data.tokenizer.kind() {
+            mechlab_engine::data::text::TokenizerKind::Char => "character",
+            mechlab_engine::data::text::TokenizerKind::Bpe { .. } => "BPE",
+        },
+        if checkpoints.is_some() {
+            "the checkpoint's tokenizer".to_string()
+        } else {
+            format!("made in {:.1} s", tokenize_ms / 1000.0)
+        }
+    );
+    let with_vocab = |cfg: &LmConfig| LmConfig {
+        model: TransformerConfig {
+            d_vocab: vocab,
+            ..cfg.model.clone()
+        },
+        ..cfg.clone()
+    };
+    let flops_per_step: f64 = job
+        .runs
+        .iter()
+        .map(|c| {
+            let c = with_vocab(c);
+            c.training_flops_per_token() * (c.batch_size * c.model.n_ctx) as f64
+        })
+        .sum();
+    let cpu_too_large = (flops_per_step > CPU_FALLBACK_FLOPS).then(|| {
+        format!(
+            "this run needs WebGPU: a step is {flops_per_step:.2e} training FLOPs, more than the \
+             CPU reference's {CPU_FALLBACK_FLOPS:.1e} in a browser tab; shrink the model, the \
+             batch or n_ctx"
+        )
+    });
+    let request = Request {
+        choice: job.engine,
+        cpu_too_large,
+        // A software adapter runs the kernels one dispatch at a time on the CPU: the CPU
+        // reference was 8× faster at the tiny preset on lavapipe.
+        cpu_faster_on_software: true,
+        gpu_name: "WebGPU",
+    };
+    let placement = place(&request, &gpu)?;
+    let on = placement.chosen(&gpu);
+    let mut trainers = vec![];
+    let mut start = 0;
+    for (i, cfg) in job.runs.iter().enumerate() {
+        let t = match &checkpoints {
+            None => LmTrainer::start(on, cfg, data.clone()),
+            Some(cks) => {
+                let (folder, ck) = &cks[i];
+                let state = ck.run.as_ref().map(|(_, s)| s.clone());
+                start = state.as_ref().map_or(0, |s| s.step);
+                let data = match &ck.tokenizer {
+                    Some(json) if i > 0 && Some(json) != cks[0].1.tokenizer.as_ref() => {
+                        let tok = TextTokenizer::from_json(json).map_err(err)?;
+                        TokenizedCorpus::with_tokenizer(&corpus, tok).map_err(err)?
+                    }
+                    _ => data.clone(),
+                };
+                LmTrainer::resume(on, cfg, data, ck.params.clone(), state).map_err(|e| {
+                    EngineError::BadModel(if folder.is_empty() {
+                        e.to_string()
+                    } else {
+                        format!("{folder}: {e}")
+                    })
+                })
+            }
+        }
+        .map_err(err)?;
+        trainers.push(t);
+    }
+    let steps: Vec<u32> = trainers.iter().map(LmTrainer::step).collect();
+    if steps.iter().any(|&s| s != start) {
+        return Err(format!(
+            "the checkpoint's models stopped at different steps ({steps:?})"
+        ));
+    }
+    // A step is a few matmuls of the model's FLOPs; the loop corrects the guess at once.
+    let per_sec = if on.is_some() { 2e10 } else { 5e8 };
+    let chunk = (per_sec * 0.1 / flops_per_step.max(1.0)).clamp(1.0, 20.0);
+    Ok(Opened {
+        work: LmWork {
+            trainers,
+            sample: job.sample.clone(),
+            data_note: Some(data_note),
+            since_eval_ms: 0.0,
+            last_eval_ms: 0.0,
+            since_sample_ms: 0.0,
+        },
+        adapter: placement.runs_on,
+        chunk,
+        max_chunk: 500.0,
+        start,
+    })
+}
+
+impl LmWork {
+    /// Trains every model `n` steps; returns `n` and the chunk's update.
+    pub async fn advance(
+        &mut self,
+        n: u32,
+        chunk_ms: f64,
+        total: u32,
+    ) -> Result<(u32, Update), EngineError> {
+        let mut models = vec![];
+        let step_before = self.trainers[0].step();
+        for t in &mut self.trainers {
+            let mut sum = 0.0;
+            let mut last = None;
+            for _ in 0..n {
+                let s = t.train_step().await?;
+                sum += s.loss;
+                last = Some(s);
+            }
+            let last = last.expect("n ≥ 1");
+            models.push(LmModelUpdate {
+                loss: sum / n as f32,
+                grad_norm: last.grad_norm,
+                lr: last.lr,
+                validation: None,
+                sample: None,
+            });
+        }
+        let step = self.trainers[0].step();
+        let done = step >= total;
+        self.since_eval_ms += chunk_ms;
+        self.since_sample_ms += chunk_ms;
+        let cfg_steps = self.trainers[0].config().steps;
+        if done
+            || self.since_eval_ms >= EVAL_EVERY_MS
+            || (crossed_tenth(cfg_steps, step, step - step_before)
+                && self.since_eval_ms >= 4.0 * self.last_eval_ms)
+        {
+            let t0 = js_sys::Date::now();
+            for (t, m) in self.trainers.iter_mut().zip(&mut models) {
+                m.validation = Some(t.validation_loss().await?);
+            }
+            self.last_eval_ms = js_sys::Date::now() - t0;
+            self.since_eval_ms = 0.0;
+        }
+        if done || self.since_sample_ms >= SAMPLE_EVERY_MS || step_before == 0 {
+            let opts = SampleOptions {
+                tokens: LIVE_SAMPLE_TOKENS.min(self.sample.options.tokens.max(1)),
+                ..self.sample.options
+            };
+            for (t, m) in self.trainers.iter().zip(&mut models) {
+                // A prompt the tokenizer cannot read is the page's to report (Look inside says
+                // why); the live sample then simply starts from a new line.
+                let text = match t.sample(&self.sample.prompt, &opts).await {
+                    Ok(s) => s,
+                    Err(_) => t.sample("\n", &opts).await?,
+                };
+                m.sample = Some(text);
+            }
+            self.since_sample_ms = 0.0;
+        }
+        let c = self.trainers.iter().map(|t| t.config());
+        let tokens_per_step = c
+            .clone()
+            .map(|c| (c.batch_size * c.model.n_ctx) as f64)
+            .sum();
+        let flops_per_step = c
+            .map(|c| c.training_flops_per_token() * (c.batch_size * c.model.n_ctx) as f64)
+            .sum();
+        Ok((
+            n,
+            Update::Lm(LmUpdate {
+                models,
+                data: self.data_note.take(),
+                tokens_per_step,
+                flops_per_step,
+            }),
+        ))
+    }
+
+    /// Every model seen through `req.prompt` (and the prompt kept for live samples).
+    pub async fn inspect(&mut self, req: SampleRequest) -> Result<Vec<ModelView>, EngineError> {
+        self.sample = req.clone();
+        let mut out = vec![];
+        for t in &self.trainers {
+            let params = t.params().await?;
+            let tok = &t.data().tokenizer;
+            out.push(ModelView {
+                inspection: inspect(&params, tok, &req.prompt, NEXT_TOKENS)?,
+                sample: sample(&params, tok, &req.prompt, &req.options)?,
+            });
+        }
+        Ok(out)
+    }
+
+    /// The models as one checkpoint archive, a folder per model named by its activation.
+    pub async fn save(&self) -> Result<Vec<u8>, EngineError> {
+        let mut cks = vec![];
+        for t in &self.trainers {
+            cks.push((
+                t.config().model.act_fn.name(),
+                Checkpoint {
+                    params: t.params().await?,
+                    tokenizer: Some(t.data().tokenizer.to_json()?),
+                    run: Some((t.config().clone(), t.optimizer_state().await?)),
+                },
+            ));
+        }
+        let refs: Vec<(&str, &Checkpoint)> = cks.iter().map(|(n, c)| (*n, c)).collect();
+        to_zip(&refs)
+    }
+}
