@@ -18,9 +18,9 @@ use mechlab_engine::models::sae::config::SaeConfig;
 use mechlab_engine::models::sae::train::Evaluation;
 use mechlab_engine::models::transformer::inspect::Inspection;
 use mechlab_engine::models::transformer::lm::{LmConfig, SampleOptions};
-use serde_bytes::ByteBuf;
 use mechlab_engine::train::engine::EngineChoice;
 use serde::{Deserialize, Serialize};
+use serde_bytes::ByteBuf;
 use wasm_bindgen::JsValue;
 
 /// The file the page starts the worker from (`app/mechlab-worker-loader.js`, copied by trunk

@@ -353,7 +353,10 @@ impl Runner {
     /// Asks the worker about the current run (look inside it, save it); the answer comes to the
     /// page's sink as [`RunEvent::Reply`]. Nothing happens without a run.
     pub fn request(self, msg: ToWorker) {
-        if self.inner.with_value(|i| i.current.is_some() && i.worker.is_some()) {
+        if self
+            .inner
+            .with_value(|i| i.current.is_some() && i.worker.is_some())
+        {
             self.send(msg);
         }
     }

@@ -141,4 +141,3 @@ pub fn styled_lines(p: &Plot, data: &[Line], x: Axis, y: YAxis) {
         p.text(line.name, lx + 24.0, ly, "left", INK, SMALL);
     }
 }
-

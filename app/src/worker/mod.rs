@@ -272,7 +272,9 @@ fn handle(msg: ToWorker) {
 /// Answers the requests waiting for the session's run.
 async fn serve_requests(s: &mut Session) {
     loop {
-        let Some(req) = with_state(|st| (st.run == s.run && !st.requests.is_empty()).then(|| st.requests.remove(0))) else {
+        let Some(req) = with_state(|st| {
+            (st.run == s.run && !st.requests.is_empty()).then(|| st.requests.remove(0))
+        }) else {
             return;
         };
         let reply = s.work.serve(s.run, s.step, req).await;

@@ -205,7 +205,9 @@ mod tests {
         }
         let pair = LmExperiment::preset(LmPreset::SoluVsGelu);
         assert!(pair.encode().contains("vs=gelu"), "{}", pair.encode());
-        let err = LmExperiment::decode("v=1&lab=lm&vs=relu").unwrap_err().to_string();
+        let err = LmExperiment::decode("v=1&lab=lm&vs=relu")
+            .unwrap_err()
+            .to_string();
         assert!(err.contains("`vs=relu`"), "{err}");
         let err = LmExperiment::decode("v=1&lab=lm&model.act_fn=gelu&vs=gelu")
             .unwrap_err()

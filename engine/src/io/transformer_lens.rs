@@ -502,6 +502,9 @@ mod tests {
         let err = from_zip(&w.finish().unwrap().into_inner())
             .unwrap_err()
             .to_string();
-        assert!(err.contains("b: the folder has no model.safetensors"), "{err}");
+        assert!(
+            err.contains("b: the folder has no model.safetensors"),
+            "{err}"
+        );
     }
 }

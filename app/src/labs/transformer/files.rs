@@ -34,7 +34,9 @@ pub async fn take(files: web_sys::FileList) -> Result<Given, String> {
         return Err("no file was given".into());
     };
     let lower = |f: &web_sys::File| f.name().to_lowercase();
-    if files.len() == 1 && !lower(first).ends_with(".zip") && !lower(first).ends_with(".json")
+    if files.len() == 1
+        && !lower(first).ends_with(".zip")
+        && !lower(first).ends_with(".json")
         && !lower(first).ends_with(".safetensors")
     {
         let name = first.name();

@@ -82,10 +82,8 @@ impl LmForm {
         if key == "tokenizer.kind" {
             self.fields.retain(|(k, _)| k != "tokenizer.vocab_size");
             if value == "bpe" {
-                self.fields.push((
-                    "tokenizer.vocab_size".into(),
-                    DEFAULT_BPE_VOCAB.to_string(),
-                ));
+                self.fields
+                    .push(("tokenizer.vocab_size".into(), DEFAULT_BPE_VOCAB.to_string()));
             }
         }
         match self.fields.iter_mut().find(|(k, _)| k == key) {
@@ -124,8 +122,10 @@ impl LmForm {
     }
 }
 
-/// `vs` first, then fields in [`LM_FIELDS`] order (unknown ones last, as they came).
+/// `vs` first, then fields in [`LM_FIELDS`] order (unknown ones last, as they came). The
+/// vocabulary size is the tokenizer's to set, so it has no control.
 fn ordered(mut fields: Vec<(String, String)>) -> Vec<(String, String)> {
+    fields.retain(|(k, _)| k != "model.d_vocab");
     let rank = |k: &str| {
         if k == "vs" {
             return 0;
@@ -232,7 +232,13 @@ mod tests {
             ..TransformerConfig::default()
         };
         let e = form.with_model(&model).parse().unwrap();
-        assert_eq!(e.run.model, TransformerConfig { d_vocab: 0, ..model });
+        assert_eq!(
+            e.run.model,
+            TransformerConfig {
+                d_vocab: 0,
+                ..model
+            }
+        );
         let (e, msg) = from_hash("#v=1&lab=lm");
         assert_eq!((e, msg), (LmExperiment::preset(LmPreset::SoluVsGelu), None));
         let (_, msg) = from_hash("#v=1&lab=lm&model.n_layers=x");

@@ -60,7 +60,10 @@ fn sample_request(prompt: &str, temperature: &str, top_k: &str) -> Result<Sample
 }
 
 /// The run a checkpoint's models continue, as the controls show it.
-fn experiment_of(cks: &[(String, mechlab_engine::io::transformer_lens::Checkpoint)], form: &LmForm) -> Result<LmExperiment, String> {
+fn experiment_of(
+    cks: &[(String, mechlab_engine::io::transformer_lens::Checkpoint)],
+    form: &LmForm,
+) -> Result<LmExperiment, String> {
     let first = &cks[0].1;
     let vs = cks.get(1).map(|(_, c)| c.params.cfg.act_fn);
     let mut f = match &first.run {
@@ -134,7 +137,8 @@ pub fn TransformerPage(
     let prompt = RwSignal::new(DEFAULT_PROMPT.to_string());
     let temperature = RwSignal::new("0.8".to_string());
     let top_k = RwSignal::new("20".to_string());
-    let sample = Memo::new(move |_| sample_request(&prompt.get(), &temperature.get(), &top_k.get()));
+    let sample =
+        Memo::new(move |_| sample_request(&prompt.get(), &temperature.get(), &top_k.get()));
     let layer = RwSignal::new(0usize);
     let head = RwSignal::new(0usize);
 
@@ -183,7 +187,10 @@ pub fn TransformerPage(
                         Some(s) => format!(
                             "Opened {name}: {} at step {s} of {}. Look inside it below; Resume \
                              continues its training exactly, Run starts afresh.",
-                            cks.iter().map(|(_, c)| c.params.cfg.act_fn.name()).collect::<Vec<_>>().join(" and "),
+                            cks.iter()
+                                .map(|(_, c)| c.params.cfg.act_fn.name())
+                                .collect::<Vec<_>>()
+                                .join(" and "),
                             e.run.steps
                         ),
                         None => format!(
@@ -273,7 +280,11 @@ pub fn TransformerPage(
                 .iter()
                 .zip(&r.models)
                 .map(|(n, m)| {
-                    let loss = m.train.points.last().map_or(String::new(), |l| format!(" loss {l:.3}"));
+                    let loss = m
+                        .train
+                        .points
+                        .last()
+                        .map_or(String::new(), |l| format!(" loss {l:.3}"));
                     let val = m
                         .validation
                         .points
@@ -311,7 +322,9 @@ pub fn TransformerPage(
         run.with(|r| {
             r.as_ref()
                 .and_then(|r| r.runs.first())
-                .map_or((1, 1), |c: &LmConfig| (c.model.n_layers as usize, c.model.n_heads as usize))
+                .map_or((1, 1), |c: &LmConfig| {
+                    (c.model.n_layers as usize, c.model.n_heads as usize)
+                })
         })
     };
     let on_drop = move |ev: web_sys::DragEvent| {
@@ -511,6 +524,16 @@ pub fn TransformerPage(
                     </div>
                     <p class="error-inline" id="lm-sample-error" hidden=move || sample.with(Result::is_ok)>
                         {move || sample.with(|s| s.as_ref().err().cloned().unwrap_or_default())}
+                    </p>
+                    <p
+                        class="error-inline"
+                        id="lm-inspect-error"
+                        hidden=move || !replies.with(|r| matches!(r.inspection, Some(Err(_))))
+                    >
+                        {move || replies.with(|r| match &r.inspection {
+                            Some(Err(e)) => e.clone(),
+                            _ => String::new(),
+                        })}
                     </p>
                     <div class="row">
                         <label class="field">

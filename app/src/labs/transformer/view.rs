@@ -44,7 +44,8 @@ impl LmRun {
         if self.runs.as_slice() != runs {
             self.runs = runs.to_vec();
         }
-        self.models.resize_with(u.models.len(), ModelRecord::default);
+        self.models
+            .resize_with(u.models.len(), ModelRecord::default);
         self.step = step;
         self.adapter = adapter;
         self.tokens_per_sec = rate * u.tokens_per_step;

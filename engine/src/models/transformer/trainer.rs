@@ -1,12 +1,11 @@
 //! One face for the lab's two trainers, so the CLI (and next the page's worker) drives either:
 //! the CPU reference ([`CpuLmTrainer`]) or the GPU ([`GpuLmTrainer`]).
 
-
+use super::config::TransformerConfig;
 use super::gpu::GpuLmTrainer;
 use super::lm::{
     sample, CpuLmTrainer, LmConfig, LmStep, OptimizerState, SampleOptions, TokenizedCorpus,
 };
-use super::config::TransformerConfig;
 use super::params::TransformerParams;
 use crate::error::Result;
 use crate::gpu::Gpu;
@@ -43,9 +42,7 @@ impl LmTrainer {
         state: Option<OptimizerState>,
     ) -> Result<Self> {
         Ok(match gpu {
-            Some(g) => LmTrainer::Gpu(Box::new(GpuLmTrainer::resume(
-                g, cfg, data, params, state,
-            )?)),
+            Some(g) => LmTrainer::Gpu(Box::new(GpuLmTrainer::resume(g, cfg, data, params, state)?)),
             None => LmTrainer::Cpu(Box::new(CpuLmTrainer::resume(cfg, data, params, state)?)),
         })
     }
