@@ -6,7 +6,7 @@
 use mechlab_engine::data::text::Corpus;
 use mechlab_engine::gpu::Gpu;
 use mechlab_engine::models::transformer::gpu::GpuLmTrainer;
-use mechlab_engine::models::transformer::lm::{CpuLmTrainer, LmConfig, LmPreset};
+use mechlab_engine::models::transformer::lm::{CpuLmTrainer, LmPreset};
 use std::fmt::Write;
 use std::time::Instant;
 
