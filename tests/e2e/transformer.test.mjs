@@ -81,6 +81,29 @@ test('the solu-vs-gelu pair trains side by side: both curves, samples, the compa
   await page.close();
 });
 
+test('on WebGPU the pair trains too, and its held-out losses are close to the CPU reference’s', async () => {
+  // The same few steps on both engines: the GPU kernels are tested against the CPU reference
+  // natively; here the page's own WebGPU path runs end to end in the browser.
+  const link = PAIR.replace('steps=40', 'steps=6');
+  const finals = {};
+  for (const engine of ['webgpu', 'cpu']) {
+    const { page, errors } = await open(link);
+    await page.selectOption('#lm-engine', engine);
+    await page.click('#run');
+    await waitStatus(page, 'done', 300_000);
+    const summary = await page.textContent('#lm-summary');
+    assert.match(summary, engine === 'cpu' ? /on CPU reference/ : /on (?!CPU reference)/, summary);
+    const run = await exported(page);
+    finals[engine] = run.models.map((m) => m.validation.loss.at(-1));
+    assert.ok(finals[engine].every(Number.isFinite), `${engine}: ${finals[engine]}`);
+    assert.deepEqual(errors, []);
+    await page.close();
+  }
+  for (const i of [0, 1]) {
+    assert.ok(Math.abs(finals.webgpu[i] - finals.cpu[i]) < 1e-2, `model ${i}: ${finals.webgpu[i]} vs ${finals.cpu[i]}`);
+  }
+});
+
 test('a checkpoint saved mid-run opens again and resumes with the same losses', async () => {
   const { page, errors } = await open(SINGLE);
   await page.click('#run');
