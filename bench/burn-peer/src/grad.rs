@@ -9,7 +9,9 @@
 //! the parameters in mechlab's layout (`w_enc` and `w_dec` `[d_sae, d_in]`, `b_enc`, `b_dec`,
 //! `r_mag`, `b_mag`, `log_threshold`); or the toy model of superposition (`"model": "toy"`)
 //! with `n_features`, `n_hidden`, `batch`, `relu`, `importance`, `x` `[batch, n_features]`, `w`
-//! `[n_hidden, n_features]` and `b`.
+//! `[n_hidden, n_features]` and `b`; or the Transformer lab's language model
+//! (`"model": "transformer"`, see `transformer.rs`) with `config`, `batch`, `tokens` and
+//! `params` by TransformerLens name.
 //!
 //! Prints one JSON line `{"results": [{"name", "loss": {...}, "grads": {tensor: [...]}}]}`.
 //!
@@ -37,6 +39,7 @@ pub fn run(args: &[String]) -> Result<(), String> {
         let out = match case["model"].as_str() {
             Some("sae") => sae(case, &device)?,
             Some("toy") => toy(case, &device)?,
+            Some("transformer") => crate::transformer::grad(case, &device)?,
             other => return Err(format!("unknown model {other:?}")),
         };
         results.push(json!({ "name": case["name"], "loss": out.0, "grads": out.1 }));

@@ -7,18 +7,22 @@
 //!       train the toy model of superposition and print instance-steps/s (`superposition.rs`)
 //!   mechlab-burn-peer sae-topk D_IN D_SAE K BATCH
 //!       train a TopK SAE and print tokens/s (`sae_topk.rs`)
+//!   mechlab-burn-peer lm CONFIG_JSON
+//!       train the Transformer lab's language model and print tokens/s (`transformer.rs`)
 //!   mechlab-burn-peer grad CASES.json
 //!       print burn autodiff's loss terms and gradients for each case (`grad.rs`)
 
 mod grad;
 mod sae_topk;
 mod superposition;
+mod transformer;
 
 fn main() {
     let args: Vec<String> = std::env::args().skip(1).collect();
     let result = match args.first().map(String::as_str) {
         Some("grad") => grad::run(&args[1..]),
         Some("sae-topk") => sae_topk::run(&args[1..]),
+        Some("lm") => transformer::bench(&args[1..]),
         _ => superposition::run(&args),
     };
     if let Err(e) = result {
