@@ -1,7 +1,8 @@
 //! `cargo xtask bench lm`: the Transformer lab's training speed, GPU path against the CPU
 //! reference in one run, at the small size (2 layers, d_model 128, n_ctx 128, a 2048-token BPE
 //! on Shakespeare, batch 16), as tokens/s and effective FLOP/s, appended to bench/RESULTS.md
-//! with the adapter. The burn peer for this lab is not written yet.
+//! with the adapter, beside the same model written with burn (bench/burn-peer, `lm` mode: burn
+//! tensor ops, autodiff and AdamW on the same first wgpu adapter).
 
 use mechlab_engine::data::text::Corpus;
 use mechlab_engine::gpu::Gpu;
@@ -42,6 +43,27 @@ pub fn lm() -> Result<(), String> {
             .map(|_| ())
             .map_err(|e| e.to_string())
     })?;
+    let (gpu_bytes, largest) = (gpu.pool().created_bytes(), gpu.pool().largest_bytes());
+    let burn_bin = crate::bench::build_burn_peer()?;
+    let shape = serde_json::json!({
+        "n_layers": cfg.model.n_layers,
+        "d_model": cfg.model.d_model,
+        "n_heads": cfg.model.n_heads,
+        "d_head": cfg.model.d_head,
+        "d_mlp": cfg.model.d_mlp,
+        "n_ctx": cfg.model.n_ctx,
+        "d_vocab": cfg.model.d_vocab,
+        "act_fn": cfg.model.act_fn.name(),
+        "attn_only": cfg.model.attn_only,
+        "batch": cfg.batch_size,
+    })
+    .to_string();
+    println!("timing burn on the same adapter");
+    let burn = crate::bench::run_burn_peer(&burn_bin, &["lm", shape.as_str()])?;
+    let burn_rate = burn["tokens_per_second"]
+        .as_f64()
+        .ok_or_else(|| format!("burn peer output {burn} lacks tokens_per_second"))?;
+    let burn_s = tokens / burn_rate;
     let flops = cfg.training_flops_per_token();
     let commit = crate::tools::output("git", &["rev-parse", "--short", "HEAD"]).unwrap_or_default();
     let date = crate::tools::output("date", &["-u", "+%Y-%m-%d %H:%M UTC"]).unwrap_or_default();
@@ -69,7 +91,11 @@ pub fn lm() -> Result<(), String> {
     );
     let _ = writeln!(table, "| path | s/step | tokens/s | effective FLOP/s |");
     let _ = writeln!(table, "|---|---:|---:|---:|");
-    for (name, s) in [("GPU", gpu_s), ("CPU reference (one core)", cpu_s)] {
+    for (name, s) in [
+        ("mechlab GPU", gpu_s),
+        ("burn (wgpu, autodiff, AdamW)", burn_s),
+        ("mechlab CPU reference (one core)", cpu_s),
+    ] {
         let _ = writeln!(
             table,
             "| {name} | {s:.3} | {:.3e} | {:.3e} |",
@@ -79,8 +105,25 @@ pub fn lm() -> Result<(), String> {
     }
     let _ = writeln!(
         table,
-        "\nGPU/CPU: {:.2}×. burn: not written yet for this lab.",
+        "\nmechlab GPU / burn: {:.2}×. mechlab GPU / CPU reference: {:.2}×. burn trains on random \
+         tokens made on the device; mechlab on Shakespeare's windows (the same work a step).",
+        burn_s / gpu_s,
         cpu_s / gpu_s
+    );
+    let mib = |b: u64| b as f64 / (1 << 20) as f64;
+    let _ = writeln!(
+        table,
+        "mechlab's GPU memory: {:.1} MiB in buffers (parameters, gradients, Adam's moments, \
+         activations, a batch of tokens); the largest binding {:.1} MiB (target ≤ 256 MiB).",
+        mib(gpu_bytes),
+        mib(largest)
+    );
+    println!(
+        "mechlab GPU {:.0} tokens/s, burn {:.0}, CPU reference {:.0}: {:.2}× burn",
+        tokens / gpu_s,
+        burn_rate,
+        tokens / cpu_s,
+        burn_s / gpu_s
     );
     crate::bench::append_results(&table)
 }

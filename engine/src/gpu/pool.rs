@@ -2,12 +2,17 @@
 //! cell after another) reuse buffers instead of allocating again.
 
 use std::collections::HashMap;
+use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::Mutex;
 
-/// Free buffers of one device, by (size, usage).
+/// Free buffers of one device, by (size, usage), and what the device has been asked for: every
+/// buffer mechlab creates but the recorders' small parameter blocks comes from here, so
+/// benchmarks report GPU memory from these counts.
 #[derive(Default)]
 pub struct BufferPool {
     free: Mutex<HashMap<(u64, u32), Vec<wgpu::Buffer>>>,
+    created_bytes: AtomicU64,
+    largest_bytes: AtomicU64,
 }
 
 impl BufferPool {
@@ -30,6 +35,8 @@ impl BufferPool {
         {
             return b;
         }
+        self.created_bytes.fetch_add(size, Ordering::Relaxed);
+        self.largest_bytes.fetch_max(size, Ordering::Relaxed);
         device.create_buffer(&wgpu::BufferDescriptor {
             label: Some(label),
             size,
@@ -47,6 +54,17 @@ impl BufferPool {
             .entry(key)
             .or_default()
             .push(buffer);
+    }
+
+    /// Bytes of every buffer created so far (reused ones count once): an upper bound on the GPU
+    /// memory mechlab holds, since buffers are freed only with their owners.
+    pub fn created_bytes(&self) -> u64 {
+        self.created_bytes.load(Ordering::Relaxed)
+    }
+
+    /// The largest buffer created so far, in bytes (one binding is at most this).
+    pub fn largest_bytes(&self) -> u64 {
+        self.largest_bytes.load(Ordering::Relaxed)
     }
 
     /// Buffers waiting for reuse.

@@ -684,7 +684,11 @@ impl GpuTransformer {
         for a in &acts {
             let n: usize = a.shape.iter().product();
             if a.name == "logits" {
-                logits_out = gpu.read(&a.buf, n).await?;
+                // A training step needs only the loss: reading the logits back would move
+                // batch × n_ctx × d_vocab floats off the device every step for nothing.
+                if grads.is_none() {
+                    logits_out = gpu.read(&a.buf, n).await?;
+                }
             } else if let Some(prefix) = a.name.strip_suffix(".stats") {
                 let name = format!("{prefix}.hook_scale");
                 if capture(&name) {
@@ -700,6 +704,17 @@ impl GpuTransformer {
                     }
                 }
             }
+        }
+        // Every buffer goes back to the pool: the next step asks for the same sizes, and
+        // creating them afresh each step costs allocations a fast GPU notices (and grows the
+        // memory the device holds until wgpu frees the dropped ones).
+        for a in acts {
+            gpu.recycle(a.buf);
+        }
+        gpu.recycle(tok);
+        if let Some((l, keep)) = loss_buf {
+            gpu.recycle(l);
+            keep.into_iter().for_each(|b| gpu.recycle(b));
         }
         Ok((logits_out, hooks, loss))
     }
