@@ -66,3 +66,61 @@ pub fn bytes(filename: &str, mime: &str, bytes: &[u8]) {
         save_blob(&blob, filename);
     }
 }
+
+/// `value` as pretty JSON for an export file, each number that is exactly an `f32` written as
+/// the shortest decimal that reads back as that `f32` (`0.001`, not the `0.0010000000474974513`
+/// serde_json writes once an `f32` has passed through a `serde_json::Value`). The engine's
+/// numbers are `f32`, so their shortest `f32` form is the honest one.
+pub fn json_text<T: serde::Serialize>(value: &T) -> Option<String> {
+    let mut v = serde_json::to_value(value).ok()?;
+    shortest_f32(&mut v);
+    serde_json::to_string_pretty(&v).ok()
+}
+
+fn shortest_f32(v: &mut serde_json::Value) {
+    use serde_json::Value;
+    match v {
+        Value::Number(n) if n.is_f64() => {
+            let Some(f) = n.as_f64() else { return };
+            let single = f as f32;
+            if single as f64 == f {
+                if let Some(m) = single
+                    .to_string()
+                    .parse::<f64>()
+                    .ok()
+                    .and_then(serde_json::Number::from_f64)
+                {
+                    *n = m;
+                }
+            }
+        }
+        Value::Array(items) => items.iter_mut().for_each(shortest_f32),
+        Value::Object(fields) => fields.values_mut().for_each(shortest_f32),
+        _ => {}
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::json_text;
+
+    #[test]
+    fn f32s_are_written_as_their_shortest_decimal() {
+        #[derive(serde::Serialize)]
+        struct Run {
+            lr: f32,
+            loss: f64,
+            steps: u32,
+        }
+        let text = json_text(&serde_json::json!({
+            "run": Run { lr: 0.001, loss: 1.0 / 3.0, steps: 7 },
+            "points": [0.1f32, -2.5e-7f32],
+        }))
+        .unwrap();
+        assert!(text.contains("\"lr\": 0.001,"), "{text}");
+        // A number no f32 equals keeps every digit.
+        assert!(text.contains("0.3333333333333333"), "{text}");
+        assert!(text.contains("\"steps\": 7"), "{text}");
+        assert!(text.contains("0.1,") && text.contains("-2.5e-7"), "{text}");
+    }
+}

@@ -54,28 +54,128 @@ impl Lab {
     }
 }
 
-/// The app: the lab switcher and the lab the address names.
+impl Lab {
+    const ALL: [Lab; 3] = [Lab::Superposition, Lab::Sae, Lab::Transformer];
+
+    /// The tab's link before the lab has been visited: a preset that shows the lab's finding
+    /// within a minute even on a software GPU (the SAE lab's `superposition-hidden` recovers
+    /// its 40 features in seconds; its full-size `ground-truth` is one menu choice away).
+    fn first_link(self) -> String {
+        use mechlab_engine::experiment::sae_link::{encode_experiment, Sweep};
+        use mechlab_engine::models::sae::config::SaePreset;
+        match self {
+            Lab::Superposition => "#".into(),
+            Lab::Sae => format!(
+                "#{}",
+                encode_experiment(&SaePreset::SuperpositionHidden.config(), &Sweep::Single)
+            ),
+            Lab::Transformer => "#v=1&lab=lm".into(),
+        }
+    }
+
+    fn index(self) -> usize {
+        self as usize
+    }
+}
+
+thread_local! {
+    /// Each lab's page, mounted into a detached element the first time the lab is shown and
+    /// kept for the tab's life: switching labs moves these elements in and out of the document,
+    /// so a lab keeps its controls, its run (its worker goes on training) and its charts, and
+    /// only the lab shown has its elements (and their ids) in the document.
+    static PAGES: std::cell::RefCell<[Option<web_sys::Element>; 3]> = Default::default();
+}
+
+/// The element holding `lab`'s page, mounting the page the first time. `owner` is the app's:
+/// a page's reactive graph must outlive the effect that first showed it.
+fn page_element(
+    lab: Lab,
+    owner: &Owner,
+    hash: ReadSignal<String>,
+    resized: RwSignal<u32>,
+) -> Option<web_sys::Element> {
+    use wasm_bindgen::JsCast;
+    if let Some(el) = PAGES.with(|p| p.borrow()[lab.index()].clone()) {
+        return Some(el);
+    }
+    let doc = web_sys::window()?.document()?;
+    let el = doc.create_element("div").ok()?;
+    el.set_class_name("lab-page");
+    let parent: web_sys::HtmlElement = el.clone().dyn_into().ok()?;
+    let handle = owner.with(|| {
+        leptos::mount::mount_to(parent, move || match lab {
+            Lab::Superposition => {
+                view! { <labs::superposition::SuperpositionPage hash=hash resized=resized /> }
+                    .into_any()
+            }
+            Lab::Sae => view! { <labs::sae::SaePage hash=hash resized=resized /> }.into_any(),
+            Lab::Transformer => {
+                view! { <labs::transformer::TransformerPage hash=hash resized=resized /> }
+                    .into_any()
+            }
+        })
+    });
+    // The page lives as long as the tab: dropping the handle would unmount it.
+    std::mem::forget(handle);
+    PAGES.with(|p| p.borrow_mut()[lab.index()] = Some(el.clone()));
+    Some(el)
+}
+
+/// The app: the lab switcher and the lab the address names. Every lab visited stays as it
+/// was left (see [`PAGES`]); each tab links to its lab's experiment as it was left.
 #[component]
 fn App() -> impl IntoView {
     let hash = RwSignal::new(url::location_hash());
+    let lab = Memo::new(move |_| Lab::of(&hash.get()));
+    // Each lab's hash: the address while it names that lab, so a page only ever reads links
+    // for itself.
+    let lab_hashes = Lab::ALL.map(|l| {
+        let h = hash.get_untracked();
+        RwSignal::new(if Lab::of(&h) == l { h } else { String::new() })
+    });
+    // Each tab's link: the lab's default until the user leaves the lab, then its link as left.
+    let tab_links = Lab::ALL.map(|l| RwSignal::new(l.first_link()));
     let _ = window_event_listener(leptos::ev::hashchange, move |_| {
-        hash.set(url::location_hash())
+        let h = url::location_hash();
+        lab_hashes[Lab::of(&h).index()].set(h.clone());
+        hash.set(h);
     });
     let resized = RwSignal::new(0u32);
     let _ = window_event_listener(leptos::ev::resize, move |_| resized.update(|n| *n += 1));
-    let lab = Memo::new(move |_| Lab::of(&hash.get()));
     Effect::new(move |_| {
         if let Some(doc) = web_sys::window().and_then(|w| w.document()) {
             doc.set_title(&format!("mechlab — {}", lab.get().title()));
         }
     });
-    let tab = move |l: Lab, id: &'static str, href: &'static str| {
+    let owner = Owner::current().expect("the app runs inside its owner");
+    let host = NodeRef::<leptos::html::Div>::new();
+    Effect::new(move |_| {
+        let l = lab.get();
+        let Some(host) = host.get() else { return };
+        let page = page_element(l, &owner, lab_hashes[l.index()].read_only(), resized);
+        if let Some(page) = page {
+            host.replace_children_with_node_1(&page);
+        }
+        // Charts drawn while their page was away had no width; draw them again.
+        resized.update(|n| *n += 1);
+    });
+    let tab = move |l: Lab, id: &'static str| {
         view! {
             <a
                 id=id
-                href=href
+                href=move || tab_links[l.index()].get()
                 class:active=move || lab.get() == l
                 aria-current=move || if lab.get() == l { "page" } else { "false" }
+                on:click=move |ev| {
+                    // Leaving a lab: its tab will bring back the link it has now, which the
+                    // page writes into the address as the user edits.
+                    let from = lab.get_untracked();
+                    if from != l {
+                        tab_links[from.index()].set(url::location_hash());
+                    } else {
+                        ev.prevent_default();
+                    }
+                }
             >
                 {l.title()}
             </a>
@@ -85,22 +185,11 @@ fn App() -> impl IntoView {
         <header>
             <h1>"mechlab — " {move || lab.get().title()}</h1>
             <nav class="labs">
-                {tab(Lab::Superposition, "lab-superposition", "#")}
-                {tab(Lab::Sae, "lab-sae", "#v=1&lab=sae")}
-                {tab(Lab::Transformer, "lab-lm", "#v=1&lab=lm")}
+                {tab(Lab::Superposition, "lab-superposition")}
+                {tab(Lab::Sae, "lab-sae")}
+                {tab(Lab::Transformer, "lab-lm")}
             </nav>
         </header>
-        // A new lab mounts a fresh page (and its worker); the last one's goes with it.
-        {move || match lab.get() {
-            Lab::Superposition => {
-                view! { <labs::superposition::SuperpositionPage hash=hash.read_only() resized=resized /> }
-                    .into_any()
-            }
-            Lab::Sae => view! { <labs::sae::SaePage hash=hash.read_only() resized=resized /> }.into_any(),
-            Lab::Transformer => {
-                view! { <labs::transformer::TransformerPage hash=hash.read_only() resized=resized /> }
-                    .into_any()
-            }
-        }}
+        <div id="lab-host" node_ref=host></div>
     }
 }

@@ -82,14 +82,13 @@ pub async fn run(args: Args) -> Result<(), String> {
             CpuToyTrainer::new(&cfg).map_err(|e| e.to_string())?,
         )),
     };
-    let losses = train_to_end(&mut t, chunk, |t, _| bar.set_position(t.step() as u64))
+    train_to_end(&mut t, chunk, |t, _| bar.set_position(t.step() as u64))
         .await
-        .map_err(|e| e.to_string())?
-        .unwrap_or_default();
+        .map_err(|e| e.to_string())?;
     let params = t.params_flat().await.map_err(|e| e.to_string())?;
     let adapter = placement.runs_on;
     bar.finish();
-    let result = SuperpositionResult::new(&cfg, cfg.steps, adapter, &params, &losses);
+    let result = SuperpositionResult::new(&cfg, cfg.steps, adapter, &params);
     let json = serde_json::to_string_pretty(&result).map_err(|e| e.to_string())?;
     std::fs::write(&args.out, json)
         .map_err(|e| format!("cannot write {}: {e}", args.out.display()))?;

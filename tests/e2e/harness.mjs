@@ -164,3 +164,24 @@ export async function checkDivergenceRecovers(page, errors, fixes) {
   assert.deepEqual(errors, []);
   await page.close();
 }
+
+/**
+ * The entries of a zip archive the page wrote (stored, not deflated: what the app writes), as
+ * { name: Buffer }, read from the local file headers.
+ */
+export function unzipStored(buf) {
+  const out = {};
+  let at = 0;
+  while (buf.readUInt32LE(at) === 0x04034b50) {
+    const method = buf.readUInt16LE(at + 8);
+    const size = buf.readUInt32LE(at + 18);
+    const nameLen = buf.readUInt16LE(at + 26);
+    const extraLen = buf.readUInt16LE(at + 28);
+    const name = buf.toString('utf8', at + 30, at + 30 + nameLen);
+    assert.equal(method, 0, `${name} is stored`);
+    const start = at + 30 + nameLen + extraLen;
+    out[name] = buf.subarray(start, start + size);
+    at = start + size;
+  }
+  return out;
+}

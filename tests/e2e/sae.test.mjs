@@ -6,7 +6,7 @@ import { test } from 'node:test';
 import assert from 'node:assert/strict';
 import {
   appSession, launch, watchErrors, updates, waitStatus, download, setField, checkBadLinks,
-  checkDivergenceRecovers,
+  checkDivergenceRecovers, unzipStored,
 } from './harness.mjs';
 
 const session = appSession();
@@ -24,10 +24,12 @@ test('the lab switcher moves between the labs and each keeps its own link', asyn
   await page.click('#lab-sae');
   await page.waitForSelector('#f-a-kind');
   assert.match(await page.title(), /Sparse autoencoders/);
+  // The lab opens on its quick preset: an SAE on a toy model's hidden layer.
   assert.equal(await page.inputValue('#f-a-kind'), 'topk');
-  assert.equal(await page.inputValue('#f-d_sae'), '1024');
-  assert.equal(await page.inputValue('#sae-preset'), 'ground-truth');
-  await page.waitForFunction(() => location.hash.includes('lab=sae') && location.hash.includes('d_sae=1024'));
+  assert.equal(await page.inputValue('#f-d_sae'), '80');
+  assert.equal(await page.inputValue('#sae-preset'), 'superposition-hidden');
+  assert.match(await page.textContent('#sae-preset-note'), /recovers the 40 features/);
+  await page.waitForFunction(() => location.hash.includes('lab=sae') && location.hash.includes('d_sae=80'));
   await page.waitForFunction(() => /WebGPU/.test(document.querySelector('#backend')?.textContent ?? ''));
   await page.click('#lab-superposition');
   await page.waitForSelector('#n_features');
@@ -50,7 +52,7 @@ test('an SAE trains to the end: curves, evaluation, density, latent table and SA
   }
   assert.equal(await page.isVisible('#sae-frontier-panel'), false, 'no frontier for one run');
   const summary = await page.textContent('#sae-summary');
-  assert.match(summary, /TopK · run 1 of 1 · step 150 of 150/);
+  assert.match(summary, /TopK k 4 · run 1 of 1 · step 150 of 150/);
   assert.match(summary, /MMCS 0\.\d+ · recovered \d+ of 40/);
   const rows = await page.locator('#latent-table tbody tr').count();
   assert.ok(rows > 0 && rows <= 64, `latent rows: ${rows}`);
@@ -59,9 +61,15 @@ test('an SAE trains to the end: curves, evaluation, density, latent table and SA
   const cos = await page.locator('#latent-table tbody tr td:nth-child(5)').allTextContents();
   const values = cos.map(Number);
   assert.ok(values.every((v, i) => i === 0 || values[i - 1] >= v), `sorted by cosine: ${values.slice(0, 5)}`);
-  const cfg = await download(page, () => page.click('#export-saelens'));
-  assert.match(cfg.name, /cfg\.json$/);
-  const parsed = JSON.parse(cfg.bytes.toString('utf8'));
+  // One archive holding the folder SAELens loads, named with the architecture, size and seed.
+  const zip = await download(page, () => page.click('#export-saelens'));
+  assert.equal(zip.name, 'mechlab-sae-topk-64x16-seed1.zip');
+  const folder = unzipStored(zip.bytes);
+  assert.deepEqual(Object.keys(folder), [
+    'mechlab-sae-topk-64x16-seed1/cfg.json',
+    'mechlab-sae-topk-64x16-seed1/sae_weights.safetensors',
+  ]);
+  const parsed = JSON.parse(folder['mechlab-sae-topk-64x16-seed1/cfg.json'].toString('utf8'));
   assert.equal(parsed.d_sae, 64);
   assert.equal(parsed.d_in, 16);
   const table = await download(page, () => page.click('#latents-data'));
@@ -112,6 +120,9 @@ test('a frontier sweep trains each run and draws its points', async () => {
   assert.equal(points.length, 10);
   assert.deepEqual([...new Set(points.map((p) => p.architecture))], ['relu_l1', 'topk']);
   assert.ok(points.every((p) => p.l0 >= 0 && p.normalized_mse >= 0));
+  // The strip names the run's own setting, and the chart its points' settings.
+  assert.match(await page.textContent('#sae-summary'), /TopK k \d+ · run 10 of 10/);
+  assert.match(await page.getAttribute('#sae-frontier-chart', 'aria-label'), /ReLU.*\(λ [\d.e-]+\).*TopK.*\(k \d+\)/);
   assert.deepEqual(errors, []);
   await page.close();
 });

@@ -13,8 +13,34 @@ pub const INK: &str = "#333";
 /// Grid and guide colour.
 pub const FAINT: &str = "#d8d8d8";
 
+/// A point of a chart in CSS pixels, with what its hover readout says.
+type Hit = (f64, f64, String);
+
+thread_local! {
+    /// What each chart's hover readout can show, by canvas id, as the chart last drew it.
+    static HITS: std::cell::RefCell<std::collections::HashMap<String, Vec<Hit>>> =
+        Default::default();
+}
+
+/// The readout for a point over canvas `id` (CSS pixels from its top left): the text of the
+/// nearest point the chart registered ([`Plot::hit`]), and where that point is.
+pub fn readout_at(id: &str, x: f64, y: f64) -> Option<Hit> {
+    HITS.with(|h| {
+        h.borrow().get(id).and_then(|hits| {
+            hits.iter()
+                .min_by(|a, b| {
+                    let d = |q: &Hit| (q.0 - x).powi(2) + (q.1 - y).powi(2);
+                    d(a).total_cmp(&d(b))
+                })
+                .cloned()
+        })
+    })
+}
+
 /// A canvas ready to draw on, in CSS pixels.
 pub struct Plot {
+    /// The canvas, for its text alternative.
+    canvas: HtmlCanvasElement,
     /// The 2-D context, scaled so one unit is one CSS pixel.
     pub ctx: CanvasRenderingContext2d,
     /// Width in CSS pixels.
@@ -58,11 +84,35 @@ impl Plot {
             .and_then(|v| v.parse().ok())
             .unwrap_or(0);
         let _ = canvas.set_attribute("data-updates", &(n + 1).to_string());
-        Some(Plot { ctx, w, h: height })
+        HITS.with(|h| h.borrow_mut().remove(&canvas.id()));
+        Some(Plot {
+            canvas: canvas.clone(),
+            ctx,
+            w,
+            h: height,
+        })
     }
 
-    /// A centred message, for charts with nothing to show yet.
+    /// Registers a point of the chart for its hover readout: hovering nearest to `(x, y)` shows
+    /// `text`.
+    pub fn hit(&self, x: f64, y: f64, text: String) {
+        HITS.with(|h| {
+            h.borrow_mut()
+                .entry(self.canvas.id())
+                .or_default()
+                .push((x, y, text))
+        });
+    }
+
+    /// Sets the canvas's text alternative (a canvas is a picture to assistive technology: this
+    /// is what it reads instead, and the chart panel's caption until a chart says more).
+    pub fn describe(&self, text: &str) {
+        let _ = self.canvas.set_attribute("aria-label", text);
+    }
+
+    /// A centred message, for charts with nothing to show yet; it is the text alternative too.
     pub fn message(&self, text: &str) {
+        self.describe(text);
         self.text(text, self.w / 2.0, self.h / 2.0, "center", "#888", FONT);
     }
 

@@ -1,7 +1,7 @@
 //! Line charts over training: named series on a linear or log x axis and a y axis ranged to
 //! the data, with a legend. Every lab's curves draw through here.
 
-use super::canvas::{axes, series, Plot, Scale, INK, SMALL};
+use super::canvas::{axes, fmt, series, Plot, Scale, INK, SMALL};
 
 /// A chart's x axis.
 pub struct Axis {
@@ -52,6 +52,7 @@ pub fn lines(p: &Plot, data: &[Series], x: Axis, y: YAxis) {
             pts: pts.clone(),
             color: series(i, n),
             dashed: false,
+            labels: vec![],
         })
         .collect();
     styled_lines(p, &styled, x, y);
@@ -67,6 +68,8 @@ pub struct Line<'a> {
     pub color: String,
     /// Drawn dashed (a second measure of the same thing, such as validation loss).
     pub dashed: bool,
+    /// A label beside each point (a sweep's setting), in `pts`' order; empty for none.
+    pub labels: Vec<String>,
 }
 
 /// Lines with their own colours and dashes, with a legend.
@@ -120,19 +123,46 @@ pub fn styled_lines(p: &Plot, data: &[Line], x: Axis, y: YAxis) {
         log,
     };
     axes(p, &xs, &ys, x.title, title);
+    p.describe(&describe(&shown, x.title, title));
     for (k, line) in shown.iter().enumerate() {
         let color = &line.color;
         let dash: Option<&[f64]> = line.dashed.then_some(&[6.0, 4.0]);
-        let px: Vec<(f64, f64)> = line
+        let drawn: Vec<((f64, f64), Option<&String>)> = line
             .pts
             .iter()
-            .filter(|&&(_, v)| v.is_finite() && (!log || v > 0.0))
-            .map(|&(a, v)| (xs.at(a), ys.at(v.clamp(lo, hi))))
+            .enumerate()
+            .filter(|(_, &(_, v))| v.is_finite() && (!log || v > 0.0))
+            .map(|(i, &(a, v))| ((xs.at(a), ys.at(v.clamp(lo, hi))), line.labels.get(i)))
             .collect();
+        let px: Vec<(f64, f64)> = drawn.iter().map(|(q, _)| *q).collect();
         p.line(&px, color, 1.6, dash);
-        if x.log || px.len() == 1 {
+        if x.log || px.len() == 1 || !line.labels.is_empty() {
             for &(a, b) in &px {
                 p.dot(a, b, 3.0, color);
+            }
+        }
+        for ((a, b), label) in &drawn {
+            if let Some(label) = label {
+                p.text(label, a + 5.0, b - 8.0, "left", color, SMALL);
+            }
+        }
+        for (i, &(a, v)) in line.pts.iter().enumerate() {
+            if v.is_finite() && (!log || v > 0.0) {
+                let setting = line
+                    .labels
+                    .get(i)
+                    .map_or(String::new(), |s| format!(" · {s}"));
+                p.hit(
+                    xs.at(a),
+                    ys.at(v.clamp(lo, hi)),
+                    format!(
+                        "{}: {} at {} {}{setting}",
+                        line.name,
+                        fmt(v),
+                        x.title,
+                        fmt(a)
+                    ),
+                );
             }
         }
         let ly = top + 8.0 + k as f64 * 18.0;
@@ -140,4 +170,31 @@ pub fn styled_lines(p: &Plot, data: &[Line], x: Axis, y: YAxis) {
         p.line(&[(lx, ly), (lx + 18.0, ly)], color, 3.0, dash);
         p.text(line.name, lx + 24.0, ly, "left", INK, SMALL);
     }
+}
+
+/// The lines' text alternative: what is plotted against what, and each line's latest value.
+fn describe(lines: &[&Line], x_title: &str, y_title: &str) -> String {
+    let latest: Vec<String> = lines
+        .iter()
+        .filter_map(|l| {
+            let i = l.pts.iter().rposition(|(_, y)| y.is_finite())?;
+            let (x, y) = l.pts[i];
+            let dash = if l.dashed { ", dashed" } else { "" };
+            let setting = l.labels.get(i).map_or(String::new(), |s| format!(" ({s})"));
+            Some(format!(
+                "{}{dash} {} at {x_title} {}{setting}",
+                l.name,
+                fmt(y),
+                fmt(x)
+            ))
+        })
+        .collect();
+    format!(
+        "{y_title} against {x_title}. Latest: {}.",
+        if latest.is_empty() {
+            "none yet".to_string()
+        } else {
+            latest.join("; ")
+        }
+    )
 }

@@ -1,7 +1,8 @@
-//! A chart on the page: heading, canvas redrawn whenever its data changes, and its PNG and data
-//! export buttons. Charts that do not apply to the config are hidden, not removed, so their ids
-//! stay stable. Every lab's charts use it.
+//! A chart on the page: heading, canvas redrawn whenever its data changes, a hover readout, and
+//! its PNG and data export buttons. Charts that do not apply to the config are hidden, not
+//! removed, so their ids stay stable. Every lab's charts use it.
 
+use crate::charts::canvas::readout_at;
 use crate::download;
 use leptos::html;
 use leptos::prelude::*;
@@ -30,7 +31,7 @@ pub fn ChartPanel<T, D, E>(
     spec: ChartSpec,
     /// Whether the chart applies to what is shown.
     shown: Signal<bool>,
-    /// Whether there is data to export.
+    /// Whether there is data to export (as data or as a picture: an empty chart is neither).
     has_data: Signal<bool>,
     /// Reads (tracks) the signals the chart draws from, so it redraws when they change.
     track: T,
@@ -59,6 +60,8 @@ where
         // and has a width to draw at.
         set_timeout(move || draw(&el), Duration::ZERO);
     });
+    // The hover readout: the nearest registered point's text, beside that point.
+    let readout = RwSignal::new(None::<(f64, f64, String)>);
     let save_png = move |_| {
         if let Some(el) = canvas.get_untracked() {
             download::canvas_png(&el, &format!("mechlab-{}.png", spec.slug));
@@ -79,6 +82,7 @@ where
                         id=format!("{}-png", spec.id)
                         class="small"
                         title="Download the chart as PNG"
+                        disabled=move || !has_data.get()
                         on:click=save_png
                     >
                         "PNG"
@@ -95,7 +99,31 @@ where
                 </div>
             </figcaption>
             <p class="caption">{spec.caption}</p>
-            <canvas id=spec.id node_ref=canvas data-updates="0"></canvas>
+            <div class="chart-canvas">
+                // A picture to assistive technology, read as its caption until the chart
+                // describes what it drew (Plot::describe).
+                <canvas
+                    id=spec.id
+                    node_ref=canvas
+                    data-updates="0"
+                    role="img"
+                    aria-label=spec.caption
+                    on:mousemove=move |ev| {
+                        let (x, y) = (ev.offset_x() as f64, ev.offset_y() as f64);
+                        readout.set(readout_at(spec.id, x, y));
+                    }
+                    on:mouseleave=move |_| readout.set(None)
+                ></canvas>
+                <div
+                    class="readout"
+                    id=format!("{}-readout", spec.id)
+                    hidden=move || readout.with(Option::is_none)
+                    style:left=move || readout.with(|r| r.as_ref().map(|r| format!("{}px", r.0 + 8.0)))
+                    style:top=move || readout.with(|r| r.as_ref().map(|r| format!("{}px", r.1 + 8.0)))
+                >
+                    {move || readout.with(|r| r.as_ref().map(|r| r.2.clone()))}
+                </div>
+            </div>
         </figure>
     }
 }

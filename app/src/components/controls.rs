@@ -3,21 +3,22 @@
 
 use leptos::prelude::*;
 
-/// The preset menu: every preset by name, and "custom" while the controls match none.
+/// The preset menu: every preset by name, and "custom" while the controls match none; under
+/// it, what the current preset should show.
 #[component]
 pub fn PresetSelect(
-    /// The menu's DOM id.
+    /// The menu's DOM id (its note's is `{id}-note`).
     id: &'static str,
-    /// The presets' names, in menu order.
-    names: Vec<&'static str>,
+    /// The presets' names and what each should show, in menu order.
+    presets: Vec<(&'static str, &'static str)>,
     /// The preset the controls match, or "custom".
     current: Memo<&'static str>,
     /// Loads the preset named.
     choose: impl Fn(String) + 'static,
 ) -> impl IntoView {
-    let options = names
-        .into_iter()
-        .map(|name| {
+    let options = presets
+        .iter()
+        .map(|&(name, _)| {
             view! {
                 <option value=name prop:selected=move || current.get() == name>
                     {name}
@@ -25,6 +26,13 @@ pub fn PresetSelect(
             }
         })
         .collect_view();
+    let note = move || {
+        let now = current.get();
+        presets.iter().find(|(name, _)| *name == now).map_or(
+            "Your own settings: no preset matches them.",
+            |(_, shows)| *shows,
+        )
+    };
     view! {
         <label class="field">
             <span class="name">"Preset"</span>
@@ -36,6 +44,7 @@ pub fn PresetSelect(
                     </option>
                 </Show>
             </select>
+            <small class="hint preset-note" id=format!("{id}-note")>{note}</small>
         </label>
     }
 }

@@ -4,6 +4,7 @@ pub mod fields;
 pub mod frontier;
 pub mod link;
 pub mod lm_link;
+pub mod repair;
 pub mod results;
 pub mod sae_link;
 pub mod superposition;

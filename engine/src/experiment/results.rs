@@ -2,7 +2,7 @@
 
 use super::superposition::{InstanceSpec, SuperpositionConfig};
 use crate::metrics::superposition::{superposition_metrics, SuperpositionMetrics};
-use crate::models::toy::{unflatten, InstanceWeights};
+use crate::models::toy::{eval_loss, unflatten, InstanceWeights};
 use serde::{Deserialize, Serialize};
 
 /// One trained instance with its settings, weights, final loss and measures.
@@ -18,7 +18,9 @@ pub struct InstanceResult {
     /// Trained weights.
     #[serde(flatten)]
     pub weights: InstanceWeights,
-    /// Mean loss over the last chunk of training.
+    /// The loss on a fixed evaluation batch ([`crate::models::toy::eval_loss`]): the same for
+    /// the same weights on every run, unlike a mean over the last chunk of training, whose
+    /// length depends on the device's speed.
     pub loss: f32,
     /// Measures of superposition.
     pub metrics: SuperpositionMetrics,
@@ -38,21 +40,19 @@ pub struct SuperpositionResult {
 }
 
 impl SuperpositionResult {
-    /// Builds the bundle from flat parameters and the last losses.
-    pub fn new(
-        cfg: &SuperpositionConfig,
-        steps: u32,
-        adapter: String,
-        params: &[f32],
-        losses: &[f32],
-    ) -> Self {
+    /// Builds the bundle from flat parameters, each instance's loss measured on the fixed
+    /// evaluation batch.
+    pub fn new(cfg: &SuperpositionConfig, steps: u32, adapter: String, params: &[f32]) -> Self {
         let p = cfg.params_per_instance();
         let instances = cfg
             .instances()
             .into_iter()
             .zip(params.chunks(p))
-            .zip(losses)
-            .map(|((spec, block), &loss)| instance_result(cfg, spec, block, loss))
+            .enumerate()
+            .map(|(i, (spec, block))| {
+                let loss = eval_loss(cfg, &spec, block, i as u32);
+                instance_result(cfg, spec, block, loss)
+            })
             .collect();
         Self {
             config: cfg.clone(),
@@ -78,5 +78,40 @@ fn instance_result(
         weights,
         loss,
         metrics,
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::experiment::superposition::Preset;
+
+    #[test]
+    fn losses_are_measured_on_a_fixed_batch() {
+        let cfg = Preset::Intro.config();
+        let zeros = vec![0.0f32; cfg.params_per_instance() * cfg.n_instances()];
+        let a = SuperpositionResult::new(&cfg, 10, "x".into(), &zeros);
+        let b = SuperpositionResult::new(&cfg, 99, "y".into(), &zeros);
+        let losses =
+            |r: &SuperpositionResult| r.instances.iter().map(|i| i.loss).collect::<Vec<_>>();
+        // The same weights, the same numbers, however long or wherever the run went.
+        assert_eq!(losses(&a), losses(&b));
+        // With W = 0 and b = 0 the model outputs 0, so the loss is Σ importance · E[x²], and
+        // E[x²] = p / 3 for a feature that is uniform on [0, 1) with probability p.
+        for inst in &a.instances {
+            let expected: f32 = inst
+                .importance
+                .iter()
+                .map(|imp| imp * inst.feature_probability / 3.0)
+                .sum();
+            let rel = (inst.loss - expected).abs() / expected;
+            // 1024 samples: a few standard errors at the sparsest instance (p = 0.01).
+            assert!(
+                rel < 0.35,
+                "p {}: {} vs {expected}",
+                inst.feature_probability,
+                inst.loss
+            );
+        }
     }
 }

@@ -458,6 +458,32 @@ impl Preset {
         }
     }
 
+    /// One line on what the preset should show, for the page and `--help`.
+    pub fn shows(self) -> &'static str {
+        match self {
+            Preset::Intro => {
+                "The paper's first figure: 5 features in 2 dimensions. Dense features (p = 1) \
+                 keep the two most important and drop the rest; as p drops, the model packs \
+                 more features in, until at p = 0.01 all five sit in a pentagon."
+            }
+            Preset::SparsitySweep => {
+                "20 features in 5 dimensions over seven sparsities: watch the WᵀW grid go \
+                 from a clean diagonal (one feature a dimension) to off-diagonal interference \
+                 as sparser features are superposed."
+            }
+            Preset::Dimensionality => {
+                "200 equally important features in 20 dimensions: the dimensions each feature \
+                 gets stick at fractions like 1/2 and 2/5 (antipodal pairs, pentagons), the \
+                 paper's 'sticky' geometry."
+            }
+            Preset::PhaseDiagram => {
+                "One dimension, two features, over sparsity and relative importance: three \
+                 phases (the second feature dropped, stored alone, or superposed as an \
+                 antipodal pair), as in the paper's phase diagram."
+            }
+        }
+    }
+
     /// Looks a preset up by name; the error lists the valid names.
     pub fn from_name(name: &str) -> Result<Self> {
         Self::ALL

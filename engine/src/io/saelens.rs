@@ -69,6 +69,22 @@ pub struct SaeLensFiles {
     pub weights: Vec<u8>,
 }
 
+impl SaeLensFiles {
+    /// The SAE's directory as one zip archive, `folder/cfg.json` and
+    /// `folder/sae_weights.safetensors`: unzipped, `folder` is what SAELens's
+    /// `SAE.load_from_disk` opens.
+    pub fn to_zip(&self, folder: &str) -> Result<Vec<u8>> {
+        super::archive::write_stored([
+            (format!("{folder}/{CFG_FILENAME}"), self.cfg_json.as_bytes()),
+            (
+                format!("{folder}/{WEIGHTS_FILENAME}"),
+                self.weights.as_slice(),
+            ),
+        ])
+        .map_err(|e| bad(format!("cannot write the archive: {e}")))
+    }
+}
+
 /// What import learned from `cfg.json`, besides the parameters.
 #[derive(Debug, Clone, PartialEq)]
 pub struct ImportedCfg {
@@ -1035,6 +1051,39 @@ mod tests {
                 "{what}[{i}]: {x} vs {y}"
             );
         }
+    }
+
+    #[test]
+    fn a_zip_holds_the_folder_saelens_loads() {
+        use std::io::Read;
+        let files = export("topk", &params("topk", 1.0));
+        let bytes = files.to_zip("mechlab-sae-topk").unwrap();
+        let mut zip = zip::ZipArchive::new(std::io::Cursor::new(bytes)).unwrap();
+        let names: Vec<String> = zip.file_names().map(|n| n.unwrap().to_string()).collect();
+        assert_eq!(
+            names,
+            [
+                "mechlab-sae-topk/cfg.json",
+                "mechlab-sae-topk/sae_weights.safetensors"
+            ]
+        );
+        let mut cfg = String::new();
+        zip.by_name("mechlab-sae-topk/cfg.json")
+            .unwrap()
+            .read_to_string(&mut cfg)
+            .unwrap();
+        let mut weights = vec![];
+        zip.by_name("mechlab-sae-topk/sae_weights.safetensors")
+            .unwrap()
+            .read_to_end(&mut weights)
+            .unwrap();
+        assert_eq!(
+            SaeLensFiles {
+                cfg_json: cfg,
+                weights
+            },
+            files
+        );
     }
 
     #[test]

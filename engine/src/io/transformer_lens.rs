@@ -270,21 +270,14 @@ pub const MAX_ZIP_BYTES: u64 = 2 << 30;
 /// One archive of checkpoint folders: each `(folder, checkpoint)` stored under `folder/`
 /// (a pair of models saves as two folders), uncompressed (f32 weights barely compress).
 pub fn to_zip(checkpoints: &[(&str, &Checkpoint)]) -> Result<Vec<u8>> {
-    use std::io::Write;
-    let zip_err = |e: zip::result::ZipError| bad(format!("cannot write the archive: {e}"));
-    let mut w = zip::ZipWriter::new(std::io::Cursor::new(Vec::new()));
-    let options = zip::write::SimpleFileOptions::default()
-        .compression_method(zip::CompressionMethod::Stored)
-        .large_file(false);
+    let mut entries = vec![];
     for (folder, ck) in checkpoints {
         for (name, bytes) in ck.files()? {
-            w.start_file(format!("{folder}/{name}"), options)
-                .map_err(zip_err)?;
-            w.write_all(&bytes)
-                .map_err(|e| bad(format!("cannot write the archive: {e}")))?;
+            entries.push((format!("{folder}/{name}"), bytes));
         }
     }
-    Ok(w.finish().map_err(zip_err)?.into_inner())
+    super::archive::write_stored(entries.iter().map(|(p, b)| (p.clone(), b.as_slice())))
+        .map_err(|e| bad(format!("cannot write the archive: {e}")))
 }
 
 /// Every checkpoint folder in a zip archive (a folder is any directory holding a

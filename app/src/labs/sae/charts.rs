@@ -2,8 +2,8 @@
 //! histogram and the MSE-vs-L0 frontier of a sweep, each with its data export.
 
 use super::view::SaeRun;
-use crate::charts::canvas::{axes, Plot, Scale, INK, SMALL};
-use crate::charts::lines::{lines, Axis, Series, YAxis};
+use crate::charts::canvas::{axes, series, Plot, Scale, INK, SMALL};
+use crate::charts::lines::{lines, styled_lines, Axis, Line, YAxis};
 use crate::charts::{CSV, EMPTY, JSON};
 use crate::components::chart_panel::ChartSpec;
 use mechlab_engine::models::sae::config::ARCHITECTURE_NAMES;
@@ -111,17 +111,33 @@ impl SaeChart {
                 .collect()
         };
         match self {
-            SaeChart::Loss => lines(
-                &p,
-                &[
-                    ("total", curve(|c| c.loss.total())),
+            SaeChart::Loss => {
+                // The total is drawn last and dashed: where the other terms are zero (TopK
+                // without AuxK) it lies exactly on the reconstruction and must still show.
+                let terms = [
                     ("reconstruction", curve(|c| c.loss.reconstruction)),
                     ("sparsity", curve(|c| c.loss.sparsity)),
                     ("auxiliary", curve(|c| c.loss.auxiliary)),
-                ],
-                Axis::linear(0.0, steps, "step"),
-                YAxis::Log("loss"),
-            ),
+                    ("total", curve(|c| c.loss.total())),
+                ];
+                let styled: Vec<Line> = terms
+                    .into_iter()
+                    .enumerate()
+                    .map(|(i, (name, pts))| Line {
+                        name,
+                        pts,
+                        color: series(i, 4),
+                        dashed: name == "total",
+                        labels: vec![],
+                    })
+                    .collect();
+                styled_lines(
+                    &p,
+                    &styled,
+                    Axis::linear(0.0, steps, "step"),
+                    YAxis::Log("loss"),
+                )
+            }
             SaeChart::L0 => lines(
                 &p,
                 &[("L0", curve(|c| c.l0))],
@@ -164,17 +180,23 @@ impl SaeChart {
     pub fn export(self, run: Option<&SaeRun>) -> Option<String> {
         let run = run?;
         match self {
-            SaeChart::Loss | SaeChart::L0 => {
-                let mut out = String::from("step,total,reconstruction,sparsity,auxiliary,l0\n");
+            SaeChart::L0 => {
+                let mut out = String::from("step,l0\n");
+                for (s, c) in run.curve.steps.iter().zip(&run.curve.points) {
+                    out += &format!("{s},{}\n", c.l0);
+                }
+                Some(out)
+            }
+            SaeChart::Loss => {
+                let mut out = String::from("step,total,reconstruction,sparsity,auxiliary\n");
                 for (s, c) in run.curve.steps.iter().zip(&run.curve.points) {
                     let l = &c.loss;
                     out += &format!(
-                        "{s},{},{},{},{},{}\n",
+                        "{s},{},{},{},{}\n",
                         l.total(),
                         l.reconstruction,
                         l.sparsity,
-                        l.auxiliary,
-                        c.l0
+                        l.auxiliary
                     );
                 }
                 Some(out)
@@ -199,18 +221,16 @@ impl SaeChart {
             }
             SaeChart::Density => {
                 let e = run.latest.as_ref()?;
-                serde_json::to_string_pretty(&serde_json::json!({
+                crate::download::json_text(&serde_json::json!({
                     "chart": "density",
                     "step": run.run_step,
                     "histogram": e.metrics.density_histogram,
                 }))
-                .ok()
             }
-            SaeChart::Frontier => serde_json::to_string_pretty(&serde_json::json!({
+            SaeChart::Frontier => crate::download::json_text(&serde_json::json!({
                 "chart": "frontier",
                 "points": run.points,
-            }))
-            .ok(),
+            })),
         }
     }
 }
@@ -272,21 +292,36 @@ fn frontier(p: &Plot, run: &SaeRun) {
         p.message("Points appear as the sweep's runs finish.");
         return;
     }
-    let data: Vec<Series> = ARCHITECTURE_NAMES
+    // Each point says its run's setting (k for the TopK family, λ otherwise), so the frontier
+    // reads without the sweep's table.
+    let n = ARCHITECTURE_NAMES.len();
+    let data: Vec<Line> = ARCHITECTURE_NAMES
         .iter()
-        .map(|name| {
-            let mut pts: Vec<(f64, f64)> = run
+        .enumerate()
+        .map(|(i, name)| {
+            let mut pts: Vec<(f64, f64, String)> = run
                 .points
                 .iter()
-                .filter(|q| q.architecture == *name)
-                .map(|q| (q.l0 as f64, q.normalized_mse as f64))
-                .filter(|&(l0, _)| l0 > 0.0)
+                .filter(|q| q.architecture == *name && q.l0 > 0.0)
+                .map(|q| {
+                    (
+                        q.l0 as f64,
+                        q.normalized_mse as f64,
+                        knob_label(name, q.sparsity),
+                    )
+                })
                 .collect();
             pts.sort_by(|a, b| a.0.total_cmp(&b.0));
-            (label(name), pts)
+            Line {
+                name: label(name),
+                pts: pts.iter().map(|q| (q.0, q.1)).collect(),
+                color: series(i, n.max(4)),
+                dashed: false,
+                labels: pts.into_iter().map(|q| q.2).collect(),
+            }
         })
         .collect();
-    let l0s = || data.iter().flat_map(|(_, p)| p.iter().map(|q| q.0));
+    let l0s = || data.iter().flat_map(|l| l.pts.iter().map(|q| q.0));
     let lo = l0s().fold(f64::INFINITY, f64::min);
     let hi = l0s().fold(0.0f64, f64::max);
     if !lo.is_finite() {
@@ -299,7 +334,7 @@ fn frontier(p: &Plot, run: &SaeRun) {
     } else {
         (lo / 1.3, hi * 1.3)
     };
-    lines(
+    styled_lines(
         p,
         &data,
         Axis {
@@ -310,6 +345,17 @@ fn frontier(p: &Plot, run: &SaeRun) {
         },
         YAxis::Log("normalised MSE"),
     );
+}
+
+/// A frontier point's setting as its label: `k 16` for the TopK family, `λ 0.003` otherwise.
+pub fn knob_label(architecture: &str, value: f32) -> String {
+    let is_k = mechlab_engine::models::sae::config::Architecture::by_name(architecture)
+        .is_ok_and(|a| a.k().is_some());
+    if is_k {
+        format!("k {value}")
+    } else {
+        format!("λ {}", crate::charts::canvas::fmt(value as f64))
+    }
 }
 
 /// An architecture's display name.

@@ -40,7 +40,7 @@ pub fn SaeControls(
             <legend>"Experiment"</legend>
             <PresetSelect
                 id="sae-preset"
-                names=SAE_PRESETS.map(|p| p.name()).to_vec()
+                presets=SAE_PRESETS.map(|p| (p.name(), p.shows())).to_vec()
                 current=preset
                 choose=choose
             />

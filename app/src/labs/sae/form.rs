@@ -7,6 +7,7 @@
 //! another architecture, source or magnitude kind swaps that group's fields for the new kind's
 //! defaults.
 
+use crate::components::link_sync::{read_link, FromHash};
 use mechlab_engine::experiment::fields;
 use mechlab_engine::experiment::sae_link::{self as link, Sweep};
 use mechlab_engine::models::sae::config::{
@@ -239,13 +240,9 @@ pub fn preset_sweep(p: SaePreset) -> Sweep {
     }
 }
 
-/// The config and sweep in a hash: the ground-truth preset when there is none, and the
-/// defaults plus the decoder's message when the link is bad (the page keeps working).
-pub fn from_hash(hash: &str) -> ((SaeConfig, Sweep), Option<String>) {
-    match link::decode(hash) {
-        Ok(v) => (v, None),
-        Err(e) => ((SaeConfig::default(), Sweep::Single), Some(e.to_string())),
-    }
+/// The config and sweep in a hash, a link's bad fields replaced and named ([`read_link`]).
+pub fn from_hash(hash: &str) -> FromHash<(SaeConfig, Sweep)> {
+    read_link::<SaeConfig, _>(hash, link::decode, |(c, s)| link::encode_experiment(c, s))
 }
 
 impl crate::components::controls::TextForm for SaeForm {

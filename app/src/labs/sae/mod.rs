@@ -2,6 +2,7 @@
 //! ground-truth features or a toy model's hidden layer, one at a time or as a frontier sweep,
 //! with their curves, density histogram, frontier, latent table and SAELens export.
 
+mod about;
 mod charts;
 mod controls;
 pub mod form;
@@ -9,6 +10,7 @@ mod table;
 mod view;
 
 use crate::components::chart_panel::ChartPanel;
+use crate::components::link_sync::sync_link;
 use crate::components::progress::{BackendLine, ErrorLine, RunPanel};
 use crate::download;
 use crate::trainer::Runner;
@@ -57,41 +59,25 @@ pub fn SaePage(
     /// Bumped on window resize, so charts redraw at their new width.
     resized: RwSignal<u32>,
 ) -> impl IntoView {
-    let ((cfg, sweep), link_problem) = form::from_hash(&hash.get_untracked());
+    let opened = form::from_hash(&hash.get_untracked());
+    let (cfg, sweep) = opened.value.unwrap_or_default();
     let form = RwSignal::new(SaeForm::new(&cfg, &sweep));
-    let link_error = RwSignal::new(link_problem);
+    let link_error = RwSignal::new(opened.note);
     let parsed = Memo::new(move |_| form.with(SaeForm::parse).map_err(|e| e.to_string()));
     let run = RwSignal::new(None::<SaeRun>);
     let runner = Runner::new(move |ev| run.update(|r| view::on_run_event(r, ev)));
     runner.start_worker();
 
-    // Every valid change goes into the address; a bad link stays as written, next to its
-    // message, until the controls change.
-    Effect::new(move |loaded: Option<()>| {
-        if let Ok((cfg, sweep)) = parsed.get() {
-            if loaded.is_some() || link_error.with_untracked(Option::is_none) {
-                url::write_fragment(&link::encode_experiment(&cfg, &sweep));
-                if loaded.is_some() {
-                    link_error.set(None);
-                }
-            }
-        }
-    });
-    // Editing the address by hand (or Back/Forward) loads that experiment.
-    Effect::new(move |first: Option<()>| {
-        let h = hash.get();
-        if first.is_none() {
-            return;
-        }
-        match form::from_hash(&h) {
-            (v, None) => {
-                if parsed.with_untracked(|p| p.as_ref().ok() != Some(&v)) {
-                    form.set(SaeForm::new(&v.0, &v.1));
-                }
-            }
-            (_, Some(msg)) => link_error.set(Some(msg)),
-        }
-    });
+    sync_link(
+        hash,
+        parsed,
+        link_error,
+        // The address gets the whole link at once, every field spelled out.
+        false,
+        form::from_hash,
+        |(c, s): &(SaeConfig, Sweep)| link::encode_experiment(c, s),
+        move |(c, s)| form.set(SaeForm::new(c, s)),
+    );
 
     let error = Signal::derive(move || {
         parsed
@@ -117,25 +103,26 @@ pub fn SaePage(
                 "metrics": r.latest.as_ref().map(|e| &e.metrics),
                 "frontier": r.points,
             });
-            if let Ok(text) = serde_json::to_string_pretty(&summary) {
+            if let Some(text) = download::json_text(&summary) {
                 download::text("mechlab-sae-run.json", "application/json", &text);
             }
         })
     };
+    // One archive holding the folder SAELens loads, named so that two exports never collide.
     let export_saelens = move |_| {
         run.with_untracked(|r| {
             if let Some((cfg, files)) = r.as_ref().and_then(|r| r.saelens.as_ref()) {
-                let stem = format!("mechlab-sae-{}", cfg.architecture.name());
-                download::text(
-                    &format!("{stem}-cfg.json"),
-                    "application/json",
-                    &files.cfg_json,
+                let stem = format!(
+                    "mechlab-sae-{}-{}x{}-seed{}",
+                    cfg.architecture.name(),
+                    cfg.d_sae,
+                    cfg.d_in(),
+                    cfg.seed
                 );
-                download::bytes(
-                    &format!("{stem}-sae_weights.safetensors"),
-                    "application/octet-stream",
-                    &files.weights,
-                );
+                match files.to_zip(&stem) {
+                    Ok(zip) => download::bytes(&format!("{stem}.zip"), "application/zip", &zip),
+                    Err(e) => runner.error.set(Some(e.to_string())),
+                }
             }
         })
     };
@@ -144,9 +131,15 @@ pub fn SaePage(
         run.with(|r| {
             let r = r.as_ref()?;
             let cfg = r.current()?;
+            // The run training now, with its own setting: during a sweep the controls show
+            // the sweep's base config, not the run in progress.
             let mut s = format!(
-                "{} · run {} of {} · step {} of {} · on {}",
+                "{} {} · run {} of {} · step {} of {} · on {}",
                 cfg.architecture.label(),
+                charts::knob_label(
+                    cfg.architecture.name(),
+                    mechlab_engine::experiment::frontier::knob(&cfg.architecture)
+                ),
                 r.index + 1,
                 r.runs.len(),
                 r.run_step,
@@ -175,6 +168,7 @@ pub fn SaePage(
     view! {
         <BackendLine runner=runner />
         <ErrorLine error=error />
+        {about::about()}
         <main class="layout">
             <aside class="side">
                 <RunPanel

@@ -3,7 +3,6 @@
 //! choice; the whole table exports as CSV.
 
 use super::view::SaeRun;
-use crate::charts::canvas::fmt;
 use crate::download;
 use leptos::prelude::*;
 use mechlab_engine::metrics::sae::LatentRow;
@@ -43,6 +42,21 @@ impl Order {
     }
 }
 
+/// Decimals for a column of numbers, so every cell is written alike (`0.0020` beside `0.0500`,
+/// never `1e-3` beside `0.002`): enough for two significant digits of its smallest non-zero
+/// magnitude, at most six.
+fn column_decimals(values: impl Iterator<Item = f32>) -> usize {
+    let smallest = values
+        .map(f32::abs)
+        .filter(|v| *v > 0.0 && v.is_finite())
+        .fold(f32::INFINITY, f32::min);
+    if smallest.is_finite() {
+        (1 - smallest.log10().floor() as i32).clamp(1, 6) as usize
+    } else {
+        1
+    }
+}
+
 /// The latent table.
 #[component]
 pub fn LatentTable(
@@ -58,6 +72,10 @@ pub fn LatentTable(
         rows.truncate(SHOWN);
         rows
     });
+    let density_decimals =
+        Memo::new(move |_| rows.with(|r| column_decimals(r.iter().map(|r| r.density))));
+    let activation_decimals =
+        Memo::new(move |_| rows.with(|r| column_decimals(r.iter().map(|r| r.mean_activation))));
     let has_truth = Memo::new(move |_| {
         latest.with(|e| e.as_ref().is_some_and(|e| e.metrics.ground_truth.is_some()))
     });
@@ -134,8 +152,8 @@ pub fn LatentTable(
                         >
                             <tr class:dead=r.density == 0.0>
                                 <td>{r.latent}</td>
-                                <td>{fmt(r.density as f64)}</td>
-                                <td>{fmt(r.mean_activation as f64)}</td>
+                                <td>{move || format!("{:.*}", density_decimals.get(), r.density)}</td>
+                                <td>{move || format!("{:.*}", activation_decimals.get(), r.mean_activation)}</td>
                                 <td hidden=move || !has_truth.get()>
                                     {r.best_feature.map(|b| b.0.to_string()).unwrap_or_default()}
                                 </td>
@@ -151,5 +169,19 @@ pub fn LatentTable(
                 </table>
             </div>
         </figure>
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::column_decimals;
+
+    #[test]
+    fn a_column_shares_its_decimals() {
+        assert_eq!(column_decimals([0.5, 0.002, 0.0].into_iter()), 4);
+        assert_eq!(column_decimals([0.000999].into_iter()), 5);
+        assert_eq!(column_decimals([3.0, 12.5].into_iter()), 1);
+        assert_eq!(column_decimals([0.0, f32::NAN].into_iter()), 1);
+        assert_eq!(column_decimals([1e-9].into_iter()), 6);
     }
 }

@@ -29,7 +29,7 @@ pub fn Controls(
     view! {
         <fieldset class="controls">
             <legend>"Experiment"</legend>
-            <PresetSelect id="preset" names=Preset::ALL.map(|p| p.name()).to_vec() current=preset choose=choose />
+            <PresetSelect id="preset" presets=Preset::ALL.map(|p| (p.name(), p.shows())).to_vec() current=preset choose=choose />
             {field(fields::N_FEATURES, |f: &Form| f.n_features.clone(), |f: &mut Form, v| f.n_features = v)}
             {field(fields::N_HIDDEN, |f: &Form| f.n_hidden.clone(), |f: &mut Form, v| f.n_hidden = v)}
             <label class="field check">

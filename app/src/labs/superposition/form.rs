@@ -3,6 +3,7 @@
 //! The controls hold text, not numbers, so that a half-typed or wrong value stays on screen with a
 //! message instead of snapping back; [`Form::parse`] turns the text into a validated config.
 
+use crate::components::link_sync::{read_link, FromHash};
 use crate::url;
 use mechlab_engine::experiment::fields::Field;
 use mechlab_engine::experiment::link::{self, LinkConfig};
@@ -95,21 +96,16 @@ pub fn preset_name(cfg: Option<&SuperpositionConfig>) -> &'static str {
         .map_or("custom", Preset::name)
 }
 
-/// The config in a hash: the intro preset when there is none, and the defaults plus the
-/// decoder's message when the link is bad (the page keeps working either way).
-pub fn from_hash(hash: &str) -> (SuperpositionConfig, Option<String>) {
+/// The config in a hash: the intro preset when there is none; a link's bad fields replaced
+/// and named ([`read_link`]).
+pub fn from_hash(hash: &str) -> FromHash<SuperpositionConfig> {
     if hash.trim_start_matches('#').trim().is_empty() {
-        return (Preset::Intro.config(), None);
+        return FromHash {
+            value: Some(Preset::Intro.config()),
+            note: None,
+        };
     }
-    match SuperpositionConfig::from_link(hash) {
-        Ok(c) => (c, None),
-        Err(e) => (SuperpositionConfig::default(), Some(e.to_string())),
-    }
-}
-
-/// Writes the config into the hash without a reload or a history entry.
-pub fn write_hash(cfg: &SuperpositionConfig) {
-    url::write_fragment(&cfg.to_link());
+    read_link::<SuperpositionConfig, _>(hash, SuperpositionConfig::from_link, |c| c.to_link())
 }
 
 /// The page's address with the config's link as the hash.
@@ -164,9 +160,21 @@ mod tests {
 
     #[test]
     fn empty_hash_is_the_intro_and_bad_hash_keeps_working() {
-        assert_eq!(from_hash("").0, Preset::Intro.config());
-        let (c, err) = from_hash("#v=1&nf=abc");
-        assert_eq!(c, SuperpositionConfig::default());
-        assert!(err.unwrap().starts_with("bad link"));
+        assert_eq!(from_hash("").value, Some(Preset::Intro.config()));
+        let h = from_hash("#v=1&nf=abc&seed=4");
+        let c = h.value.unwrap();
+        assert_eq!(
+            (c.n_features, c.seed),
+            (SuperpositionConfig::default().n_features, 4)
+        );
+        let note = h.note.unwrap();
+        assert!(note.starts_with("bad link"), "{note}");
+        assert!(note.contains("`nf=abc` was replaced by `5`"), "{note}");
+        let h = from_hash("#v=1&lab=nonsense");
+        assert!(h.value.is_none());
+        assert!(h
+            .note
+            .unwrap()
+            .contains("`lab=nonsense`: there is no such lab"));
     }
 }

@@ -3,6 +3,7 @@
 
 use std::sync::Arc;
 
+mod about;
 mod charts;
 mod controls;
 pub mod form;
@@ -11,11 +12,13 @@ use self::charts::{Chart, ChartInput};
 use self::controls::Controls;
 use self::form::{self as state, Form};
 use crate::components::chart_panel::ChartPanel;
+use crate::components::link_sync::sync_link;
 use crate::components::progress::{BackendLine, ErrorLine, RunPanel};
 use crate::download;
 use crate::trainer::{History, RunEvent, Runner};
 use leptos::prelude::*;
 use mechlab_app::protocol::{Job, Update as ChunkUpdate};
+use mechlab_engine::experiment::link::LinkConfig;
 use mechlab_engine::experiment::results::SuperpositionResult;
 use mechlab_engine::experiment::superposition::{InstanceSpec, SuperpositionConfig};
 use mechlab_engine::metrics::superposition::SuperpositionMetrics;
@@ -37,8 +40,6 @@ pub struct Snapshot {
     pub weights: Vec<InstanceWeights>,
     /// Each instance's measures of superposition.
     pub metrics: Vec<SuperpositionMetrics>,
-    /// Each instance's mean loss over the latest chunk.
-    pub last_loss: Vec<f32>,
     /// The adapter (or "CPU") the run uses.
     pub adapter: String,
 }
@@ -88,7 +89,6 @@ impl ToyView {
                     params: u.params,
                     weights,
                     metrics: u.metrics,
-                    last_loss: u.losses,
                     adapter: p.adapter,
                 })));
             }
@@ -105,47 +105,37 @@ pub fn SuperpositionPage(
     /// Bumped on window resize, so charts redraw at their new width.
     resized: RwSignal<u32>,
 ) -> impl IntoView {
-    let bare_address = hash
-        .get_untracked()
-        .trim_start_matches('#')
-        .trim()
-        .is_empty();
-    let (initial, link_problem) = state::from_hash(&hash.get_untracked());
+    let opened = state::from_hash(&hash.get_untracked());
+    let opened_as_is = opened.note.is_none()
+        && !hash
+            .get_untracked()
+            .trim_start_matches('#')
+            .trim()
+            .is_empty();
+    let initial = opened.value.unwrap_or_default();
     let form = RwSignal::new(Form::from_config(&initial));
-    let link_error = RwSignal::new(link_problem);
+    let link_error = RwSignal::new(opened.note);
     let parsed = Memo::new(move |_| form.with(Form::parse).map_err(|e| e.to_string()));
     let last_valid = RwSignal::new(initial);
     let view = ToyView::new();
     let runner = Runner::new(move |ev| view.on_run_event(ev));
     runner.start_worker();
 
-    Effect::new(move |loaded: Option<()>| {
+    Effect::new(move |_| {
         if let Ok(cfg) = parsed.get() {
-            last_valid.set(cfg.clone());
-            if loaded.is_some() {
-                state::write_hash(&cfg);
-                link_error.set(None);
-            } else if bare_address {
-                // On load a bare address gets the default experiment's link, so it can be
-                // shared; a link that came with the address stays as it was written, a bad one
-                // next to its message.
-                state::write_hash(&cfg);
-            }
+            last_valid.set(cfg);
         }
     });
-
-    // Editing the address by hand (or Back/Forward between hashes) loads that experiment.
-    Effect::new(move |first: Option<()>| {
-        let h = hash.get();
-        if first.is_none() {
-            return;
-        }
-        let (cfg, problem) = state::from_hash(&h);
-        match problem {
-            None => form.set(Form::from_config(&cfg)),
-            Some(msg) => link_error.set(Some(msg)),
-        }
-    });
+    // A bare address gets the default experiment's link on load, so it can be shared.
+    sync_link(
+        hash,
+        parsed,
+        link_error,
+        opened_as_is,
+        state::from_hash,
+        |c: &SuperpositionConfig| c.to_link(),
+        move |c| form.set(Form::from_config(c)),
+    );
 
     // Charts describe the run on screen; before any run, the config in the controls.
     let chart_cfg = Memo::new(move |_| {
@@ -162,14 +152,9 @@ pub fn SuperpositionPage(
     });
     let export_run = move || {
         let snap = view.snapshot.get_untracked()?;
-        let result = SuperpositionResult::new(
-            &snap.cfg,
-            snap.step,
-            snap.adapter.clone(),
-            &snap.params,
-            &snap.last_loss,
-        );
-        let text = serde_json::to_string_pretty(&result).ok()?;
+        let result =
+            SuperpositionResult::new(&snap.cfg, snap.step, snap.adapter.clone(), &snap.params);
+        let text = download::json_text(&result)?;
         download::text("mechlab-superposition-run.json", "application/json", &text);
         Some(())
     };
@@ -177,6 +162,7 @@ pub fn SuperpositionPage(
     view! {
         <BackendLine runner=runner />
         <ErrorLine error=error />
+        {about::about()}
         <main class="layout">
             <aside class="side">
                 // Run first: it stays in view above the (long) list of controls.

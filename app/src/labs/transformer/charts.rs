@@ -58,12 +58,14 @@ pub fn draw_loss(canvas: &HtmlCanvasElement, run: Option<&LmRun>) {
             pts: pts(&m.train),
             color: color.clone(),
             dashed: false,
+            labels: vec![],
         });
         lines.push(Line {
             name: &labels[i].1,
             pts: pts(&m.validation),
             color,
             dashed: true,
+            labels: vec![],
         });
     }
     let steps = run.runs.first().map_or(1, |r| r.steps).max(1) as f64;
@@ -193,5 +195,5 @@ pub fn export_attention(names: &[&str], replies: &Replies) -> Option<String> {
             })
         })
         .collect();
-    serde_json::to_string_pretty(&models).ok()
+    crate::download::json_text(&models)
 }

@@ -30,7 +30,7 @@ pub fn LmControls(
             <legend>"Experiment"</legend>
             <PresetSelect
                 id="lm-preset"
-                names=LmPreset::ALL.map(|p| p.name()).to_vec()
+                presets=LmPreset::ALL.map(|p| (p.name(), p.shows())).to_vec()
                 current=preset
                 choose=choose
             />

@@ -6,6 +6,7 @@
 //! validation ([`LmExperiment::from_fields`]).
 
 use crate::components::controls::Input;
+use crate::components::link_sync::{read_link, FromHash};
 use mechlab_engine::experiment::fields;
 use mechlab_engine::experiment::link;
 use mechlab_engine::experiment::lm_link::{LmExperiment, DEFAULT_BPE_VOCAB};
@@ -150,19 +151,18 @@ pub fn preset_name(parsed: Option<&LmExperiment>) -> &'static str {
         .map_or("custom", |p| p.name())
 }
 
-/// The experiment in a hash: `solu-vs-gelu` when there is none, and that plus the decoder's
-/// message when the link is bad (the page keeps working).
-pub fn from_hash(hash: &str) -> (LmExperiment, Option<String>) {
-    let default = LmExperiment::preset(LmPreset::SoluVsGelu);
+/// The experiment in a hash: `solu-vs-gelu` when there is none; a link's bad fields replaced
+/// and named ([`read_link`]).
+pub fn from_hash(hash: &str) -> FromHash<LmExperiment> {
     let pairs = link::fragment_pairs(hash).unwrap_or_default();
     // Only the lab's name: the lab's default experiment.
     if pairs.iter().all(|(k, _)| *k == "v" || *k == "lab") {
-        return (default, None);
+        return FromHash {
+            value: Some(LmExperiment::preset(LmPreset::SoluVsGelu)),
+            note: None,
+        };
     }
-    match LmExperiment::decode(hash) {
-        Ok(e) => (e, None),
-        Err(e) => (default, Some(e.to_string())),
-    }
+    read_link::<LmConfig, _>(hash, LmExperiment::decode, LmExperiment::encode)
 }
 
 impl crate::components::controls::TextForm for LmForm {
@@ -239,9 +239,11 @@ mod tests {
                 ..model
             }
         );
-        let (e, msg) = from_hash("#v=1&lab=lm");
-        assert_eq!((e, msg), (LmExperiment::preset(LmPreset::SoluVsGelu), None));
-        let (_, msg) = from_hash("#v=1&lab=lm&model.n_layers=x");
-        assert!(msg.unwrap().contains("model.n_layers"));
+        let h = from_hash("#v=1&lab=lm");
+        assert_eq!(h.value, Some(LmExperiment::preset(LmPreset::SoluVsGelu)));
+        assert_eq!(h.note, None);
+        let h = from_hash("#v=1&lab=lm&model.n_layers=x&seed=3");
+        assert!(h.note.unwrap().contains("`model.n_layers=x` was replaced"));
+        assert_eq!(h.value.unwrap().run.seed, 3);
     }
 }

@@ -3,6 +3,7 @@
 //! chart, samples, the attention pattern and next-token distribution of a prompt, and
 //! checkpoints in TransformerLens's layout saved and opened in the page.
 
+mod about;
 mod charts;
 mod controls;
 mod files;
@@ -10,6 +11,7 @@ pub mod form;
 mod view;
 
 use crate::components::chart_panel::ChartPanel;
+use crate::components::link_sync::sync_link;
 use crate::components::progress::{BackendLine, ErrorLine, RunPanel};
 use crate::download;
 use crate::trainer::{Runner, Status};
@@ -21,7 +23,7 @@ use leptos::prelude::*;
 use mechlab_app::protocol::{Job, LmJob, SampleRequest, ToWorker, UserFile};
 use mechlab_engine::experiment::link::LinkConfig;
 use mechlab_engine::experiment::lm_link::LmExperiment;
-use mechlab_engine::models::transformer::lm::{LmConfig, SampleOptions};
+use mechlab_engine::models::transformer::lm::{LmConfig, LmPreset, SampleOptions};
 use mechlab_engine::train::engine::EngineChoice;
 use view::{LmRun, Replies};
 
@@ -86,9 +88,12 @@ pub fn TransformerPage(
     /// Bumped on window resize, so charts redraw at their new width.
     resized: RwSignal<u32>,
 ) -> impl IntoView {
-    let (experiment, link_problem) = form::from_hash(&hash.get_untracked());
+    let opened = form::from_hash(&hash.get_untracked());
+    let experiment = opened
+        .value
+        .unwrap_or_else(|| LmExperiment::preset(LmPreset::SoluVsGelu));
     let form = RwSignal::new(LmForm::new(&experiment));
-    let link_error = RwSignal::new(link_problem);
+    let link_error = RwSignal::new(opened.note);
     let parsed = Memo::new(move |_| form.with(LmForm::parse).map_err(|e| e.to_string()));
     let run = RwSignal::new(None::<LmRun>);
     let replies = RwSignal::new(Replies::default());
@@ -102,32 +107,16 @@ pub fn TransformerPage(
     });
     runner.start_worker();
 
-    // Every valid change goes into the address; a bad link stays as written, next to its
-    // message, until the controls change.
-    Effect::new(move |loaded: Option<()>| {
-        if let Ok(e) = parsed.get() {
-            if loaded.is_some() || link_error.with_untracked(Option::is_none) {
-                url::write_fragment(&e.encode());
-                if loaded.is_some() {
-                    link_error.set(None);
-                }
-            }
-        }
-    });
-    Effect::new(move |first: Option<()>| {
-        let h = hash.get();
-        if first.is_none() {
-            return;
-        }
-        match form::from_hash(&h) {
-            (e, None) => {
-                if parsed.with_untracked(|p| p.as_ref().ok() != Some(&e)) {
-                    form.set(LmForm::new(&e));
-                }
-            }
-            (_, Some(msg)) => link_error.set(Some(msg)),
-        }
-    });
+    sync_link(
+        hash,
+        parsed,
+        link_error,
+        // The address gets the whole link at once, every field spelled out.
+        false,
+        form::from_hash,
+        LmExperiment::encode,
+        move |e| form.set(LmForm::new(e)),
+    );
 
     // The text, the engine and the sample settings are the user's and the device's business,
     // not the experiment's: they stay out of the link.
@@ -266,7 +255,7 @@ pub fn TransformerPage(
                 "step": r.step,
                 "models": models,
             });
-            if let Ok(text) = serde_json::to_string_pretty(&summary) {
+            if let Some(text) = download::json_text(&summary) {
                 download::text("mechlab-lm-run.json", "application/json", &text);
             }
         })
@@ -335,6 +324,7 @@ pub fn TransformerPage(
     view! {
         <BackendLine runner=runner />
         <ErrorLine error=error />
+        {about::about()}
         <main
             class="layout"
             on:dragover=move |ev: web_sys::DragEvent| ev.prevent_default()

@@ -332,6 +332,24 @@ impl SaePreset {
         }
     }
 
+    /// One line on what the preset should show, for the page and `--help`.
+    pub fn shows(&self) -> &'static str {
+        match self {
+            SaePreset::GroundTruth => {
+                "A TopK SAE on 512 planted features in 64 dimensions: with the truth known, \
+                 watch MMCS and the count of recovered features climb as the SAE finds them."
+            }
+            SaePreset::Frontier => {
+                "Every architecture over its k or λ sweep: the MSE-against-L0 frontier, where \
+                 lower and further left is better (long: an hour or more on a software GPU)."
+            }
+            SaePreset::SuperpositionHidden => {
+                "An SAE reads the hidden layer of a toy model of superposition and recovers the \
+                 40 features the toy model squeezed into fewer dimensions, in seconds."
+            }
+        }
+    }
+
     /// Looks a preset up by name.
     pub fn from_name(name: &str) -> Result<Self> {
         SAE_PRESETS

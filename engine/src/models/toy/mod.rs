@@ -85,6 +85,19 @@ pub fn sample_feature(
     }
 }
 
+/// The step number whose batch is the evaluation batch: training counts steps from 0 and a
+/// config allows far fewer, so no training step ever draws it.
+pub const EVAL_STEP: u32 = u32::MAX;
+
+/// Instance `i`'s loss with parameters `block` on the evaluation batch: `batch_size` samples
+/// drawn with the run's seed at [`EVAL_STEP`], the training loss's definition (importance-
+/// weighted squared error), computed by the CPU reference. Two runs with the same weights get
+/// the same number, whatever the device or its speed.
+pub fn eval_loss(cfg: &SuperpositionConfig, spec: &InstanceSpec, block: &[f32], i: u32) -> f32 {
+    let row = instance_table(std::slice::from_ref(spec));
+    cpu::CpuToyTrainer::grad(cfg, &row, block, i, EVAL_STEP).loss
+}
+
 /// Turns per-instance divergence steps into the error for the earliest one.
 pub(crate) fn diverged_error(diverged: &[u32]) -> Result<()> {
     match diverged

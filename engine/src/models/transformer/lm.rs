@@ -179,6 +179,26 @@ impl LmPreset {
     /// Every preset.
     pub const ALL: [LmPreset; 3] = [LmPreset::Tiny, LmPreset::SoluVsGelu, LmPreset::Small];
 
+    /// One line on what the preset should show, for the page and `--help`.
+    pub fn shows(self) -> &'static str {
+        match self {
+            LmPreset::Tiny => {
+                "One small SoLU layer on Shakespeare's characters: the loss falls well below \
+                 ln(vocabulary), a guess among all characters, and the samples pick up words, \
+                 spaces and line breaks."
+            }
+            LmPreset::SoluVsGelu => {
+                "The SoLU paper's question: two models identical but for the MLP's activation, \
+                 on the same batches. The paper found SoLU (with its LayerNorm) within about \
+                 0.01 nats of GeLU; compare the two held-out losses."
+            }
+            LmPreset::Small => {
+                "Two layers, d_model 128, a 2048-token BPE: the benchmark's size, for a GPU \
+                 (minutes on a fast one, much longer on a software one)."
+            }
+        }
+    }
+
     /// Its name in links and on the command line.
     pub fn name(self) -> &'static str {
         match self {

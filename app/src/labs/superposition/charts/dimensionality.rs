@@ -39,7 +39,15 @@ pub fn draw(canvas: &web_sys::HtmlCanvasElement, input: &ChartInput) {
     if hi / lo < 2.0 {
         (lo, hi) = (lo / 1.5, hi * 1.5);
     }
-    let (left, right, top, bottom) = (64.0, p.w - 44.0, 30.0, p.h - 44.0);
+    // The legend's two entries side by side need about 470 px; on a narrow screen the second
+    // goes under the first rather than off the canvas.
+    let stacked = p.w < 480.0;
+    let (left, right, top, bottom) = (
+        64.0,
+        p.w - 44.0,
+        if stacked { 44.0 } else { 30.0 },
+        p.h - 44.0,
+    );
     let x = Scale {
         lo: lo / 1.15,
         hi: hi * 1.15,
@@ -96,16 +104,16 @@ pub fn draw(canvas: &web_sys::HtmlCanvasElement, input: &ChartInput) {
         INK,
         SMALL,
     );
-    p.line(
-        &[(left + 180.0, 12.0), (left + 200.0, 12.0)],
-        "#222",
-        1.8,
-        None,
-    );
+    let (lx, ly) = if stacked {
+        (left, 28.0)
+    } else {
+        (left + 180.0, 12.0)
+    };
+    p.line(&[(lx, ly), (lx + 20.0, ly)], "#222", 1.8, None);
     p.text(
         "hidden dims per embedded feature",
-        left + 206.0,
-        12.0,
+        lx + 26.0,
+        ly,
         "left",
         INK,
         SMALL,

@@ -37,8 +37,9 @@ pub fn draw(canvas: &web_sys::HtmlCanvasElement, input: &ChartInput) {
     let Some(p) = Plot::begin(canvas, legend_h + rows as f64 * row_h) else {
         return;
     };
+    // Left to right from least to most important, in the arrows' own colours.
     p.colorbar(
-        |t| importance_color(1.0 - t),
+        importance_color,
         0.0,
         1.0,
         60.0,

@@ -160,7 +160,7 @@ impl Chart {
             Chart::Dimensionality => dimensionality::json(input.snap?),
             Chart::Phase => phase::json(input.snap?),
         };
-        serde_json::to_string_pretty(&value).ok()
+        crate::download::json_text(&value)
     }
 }
 

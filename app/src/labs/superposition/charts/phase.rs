@@ -1,10 +1,11 @@
 //! The phase diagram of the extra feature: a grid over relative importance (x) and feature
-//! density (y), each cell coloured by `classify_phase` of its instance's current weights, so the
-//! diagram fills in as training goes.
+//! density (y), each cell coloured by `classify_phase` of its instance's weights once the
+//! instance has converged ([`converged`]), so random initial weights never pass for a result
+//! and the diagram fills in as training goes.
 
 use super::{per_instance_json, ChartInput};
 use crate::charts::canvas::{pick, Plot, FONT, INK, SMALL};
-use crate::labs::superposition::Snapshot;
+use crate::labs::superposition::{LossHistory, Snapshot};
 use mechlab_engine::experiment::superposition::SuperpositionConfig;
 use mechlab_engine::metrics::superposition::{classify_phase, Phase};
 use serde_json::{json, Value};
@@ -42,7 +43,39 @@ fn axes_of(cfg: &SuperpositionConfig) -> (Vec<f32>, Vec<f32>) {
     (ps, rs)
 }
 
-/// Redraws the phase diagram; before training every cell is grey.
+/// Steps over which an instance's loss must have stopped falling to count as converged.
+const WINDOW: u32 = 1000;
+/// The most the loss may still fall over [`WINDOW`] steps, relative to where it was.
+const PLATEAU: f32 = 0.01;
+
+/// Whether instance `i` has converged: it has trained at least 2 × [`WINDOW`] steps and its
+/// loss (the latest chunk's mean) is less than [`PLATEAU`] below what it was [`WINDOW`] steps
+/// before. Why that is enough to trust its phase: the phase is read from W, and W changes
+/// phase only by storing or dropping the extra feature, which changes the loss by that
+/// feature's importance-weighted share. While the loss still falls the phase may yet change;
+/// once it has been flat for a thousand Adam steps, it has settled (and an increase, which is
+/// batch noise, counts as flat).
+pub fn converged(history: &LossHistory, i: usize) -> bool {
+    let (Some(&now), Some(recent)) = (history.steps.last(), history.points.last()) else {
+        return false;
+    };
+    if now < 2 * WINDOW {
+        return false;
+    }
+    let before = history
+        .steps
+        .iter()
+        .rposition(|&s| s <= now - WINDOW)
+        .and_then(|k| history.points[k].get(i).copied());
+    match (before, recent.get(i).copied()) {
+        (Some(before), Some(recent)) if before.is_finite() && recent.is_finite() => {
+            before - recent < PLATEAU * before
+        }
+        _ => false,
+    }
+}
+
+/// Redraws the phase diagram; a cell stays grey until its instance has converged.
 pub fn draw(canvas: &web_sys::HtmlCanvasElement, input: &ChartInput) {
     let cfg = input.snap.map_or(input.cfg, |s| &s.cfg);
     let (ps, rs) = axes_of(cfg);
@@ -52,7 +85,7 @@ pub fn draw(canvas: &web_sys::HtmlCanvasElement, input: &ChartInput) {
     let plot_w = (width - left - 16.0).max(40.0);
     let cw = plot_w / nr.max(1) as f64;
     let ch = cw.clamp(6.0, 22.0);
-    let Some(p) = Plot::begin(canvas, top + ch * np.max(1) as f64 + 50.0) else {
+    let Some(p) = Plot::begin(canvas, top + ch * np.max(1) as f64 + 64.0) else {
         return;
     };
     if np == 0 || nr == 0 {
@@ -66,13 +99,18 @@ pub fn draw(canvas: &web_sys::HtmlCanvasElement, input: &ChartInput) {
         let y = bottom - (pr[pi] + 1) as f64 * ch;
         (x, y)
     };
+    let mut settled = 0;
     for pi in 0..np {
         for ri in 0..nr {
             let i = pi * nr + ri;
             let color = input
                 .snap
                 .and_then(|s| s.metrics.get(i))
-                .map_or(UNTRAINED, |m| phase_color(classify_phase(m)));
+                .filter(|_| converged(input.history, i))
+                .map_or(UNTRAINED, |m| {
+                    settled += 1;
+                    phase_color(classify_phase(m))
+                });
             let (x, y) = cell_rect(pi, ri);
             // A hairline gap keeps neighbouring cells apart when they are large.
             let g = if cw > 8.0 { 1.0 } else { 0.0 };
@@ -127,13 +165,19 @@ pub fn draw(canvas: &web_sys::HtmlCanvasElement, input: &ChartInput) {
             phase_color(Phase::Superposition),
             Phase::Superposition.label(),
         ),
-        (UNTRAINED, "not trained yet"),
+        (UNTRAINED, "not converged yet"),
     ] {
         p.rect(lx, 8.0, 12.0, 12.0, color);
         p.frame(lx, 8.0, 12.0, 12.0, "#bbb");
         p.text(name, lx + 17.0, 14.0, "left", INK, SMALL);
         lx += 30.0 + name.len() as f64 * 6.0;
     }
+    let count = format!("{settled} of {} instances have converged", np * nr);
+    p.text(&count, left + plot_w, bottom + 52.0, "right", INK, SMALL);
+    p.describe(&format!(
+        "Phase of the last feature over relative importance and feature density: {count} \
+         (their loss fell less than 1% over the last {WINDOW} steps); the rest are grey."
+    ));
 }
 
 /// Phase and norms per instance.
