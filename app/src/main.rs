@@ -152,12 +152,20 @@ fn App() -> impl IntoView {
     Effect::new(move |_| {
         let l = lab.get();
         let Some(host) = host.get() else { return };
-        let page = page_element(l, &owner, lab_hashes[l.index()].read_only(), resized);
-        if let Some(page) = page {
-            host.replace_children_with_node_1(&page);
-        }
-        // Charts drawn while their page was away had no width; draw them again.
-        resized.update(|n| *n += 1);
+        let owner = owner.clone();
+        // Outside the effect: a page built while the effect runs would belong to the effect's
+        // run, and be disposed when the effect runs again.
+        set_timeout(
+            move || {
+                let page = page_element(l, &owner, lab_hashes[l.index()].read_only(), resized);
+                if let Some(page) = page {
+                    host.replace_children_with_node_1(&page);
+                }
+                // Charts drawn while their page was away had no width; draw them again.
+                resized.update(|n| *n += 1);
+            },
+            std::time::Duration::ZERO,
+        );
     });
     let tab = move |l: Lab, id: &'static str| {
         view! {

@@ -77,7 +77,7 @@ test('before a run no chart offers an export; afterwards each says what it shows
   }
   await page.click('#run');
   await waitStatus(page, 'done');
-  await page.waitForFunction(() => /Latest: .*at step 60/.test(document.querySelector('#loss-chart').getAttribute('aria-label')));
+  await page.waitForFunction(() => /Latest, at step 60: .*\d/.test(document.querySelector('#loss-chart').getAttribute('aria-label')));
   assert.equal(await page.isEnabled('#loss-chart-png'), true);
   await page.close();
 });
@@ -179,7 +179,7 @@ test('hovering a chart reads out the value under the cursor', async () => {
   const box = await page.locator('#loss-chart').boundingBox();
   await page.mouse.move(box.x + box.width * 0.4, box.y + box.height * 0.5);
   await page.waitForSelector('#loss-chart-readout', { state: 'visible' });
-  assert.match(await page.textContent('#loss-chart-readout'), /: [\d.e-]+ at step \d+/);
+  assert.match(await page.textContent('#loss-chart-readout'), /^p=[\d.]+: loss [\d.e-]+ at step \d+$/);
   await page.mouse.move(box.x - 50, box.y - 50);
   await page.waitForSelector('#loss-chart-readout', { state: 'hidden' });
   await page.close();

@@ -85,6 +85,10 @@ impl Plot {
             .unwrap_or(0);
         let _ = canvas.set_attribute("data-updates", &(n + 1).to_string());
         HITS.with(|h| h.borrow_mut().remove(&canvas.id()));
+        // A fresh drawing starts from the panel's caption; the chart says more if it can.
+        if let Some(caption) = canvas.get_attribute("data-caption") {
+            let _ = canvas.set_attribute("aria-label", &caption);
+        }
         Some(Plot {
             canvas: canvas.clone(),
             ctx,

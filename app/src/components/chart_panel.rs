@@ -108,6 +108,7 @@ where
                     data-updates="0"
                     role="img"
                     aria-label=spec.caption
+                    data-caption=spec.caption
                     on:mousemove=move |ev| {
                         let (x, y) = (ev.offset_x() as f64, ev.offset_y() as f64);
                         readout.set(readout_at(spec.id, x, y));

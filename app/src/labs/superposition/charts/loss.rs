@@ -2,7 +2,7 @@
 //! feature probability (and relative importance when swept).
 
 use super::{label, ChartInput};
-use crate::charts::canvas::{axes, pick, series, Plot, Scale, INK, SMALL};
+use crate::charts::canvas::{axes, fmt, pick, series, Plot, Scale, INK, SMALL};
 use crate::charts::EMPTY;
 
 /// Lines drawn at most; past this a spread-out subset stands for the sweep.
@@ -61,23 +61,50 @@ pub fn draw(canvas: &web_sys::HtmlCanvasElement, input: &ChartInput) {
         log: true,
     };
     axes(&p, &x, &y, "step", "loss");
+    let name = |i: usize| specs.get(i).map(label).unwrap_or_else(|| format!("#{i}"));
     for (k, &i) in shown.iter().enumerate() {
-        let pts: Vec<(f64, f64)> = hist
+        let kept: Vec<(u32, f32)> = hist
             .steps
             .iter()
             .zip(&hist.points)
             .filter(|(_, row)| row[i].is_finite() && row[i] > 0.0)
-            .map(|(&s, row)| (x.at(s as f64), y.at(row[i] as f64)))
+            .map(|(&s, row)| (s, row[i]))
+            .collect();
+        let pts: Vec<(f64, f64)> = kept
+            .iter()
+            .map(|&(s, v)| (x.at(s as f64), y.at(v as f64)))
             .collect();
         p.line(&pts, &series(k, shown.len()), 1.6, None);
+        for (&(s, v), &(px, py)) in kept.iter().zip(&pts) {
+            p.hit(
+                px,
+                py,
+                format!("{}: loss {} at step {s}", name(i), fmt(v as f64)),
+            );
+        }
+    }
+    if let (Some(&step), Some(row)) = (hist.steps.last(), hist.points.last()) {
+        let latest: Vec<String> = shown
+            .iter()
+            .take(MAX_LEGEND)
+            .map(|&i| format!("{} {}", name(i), fmt(row[i] as f64)))
+            .collect();
+        p.describe(&format!(
+            "Loss against step, one line per instance ({n}). Latest, at step {step}: {}{}.",
+            latest.join("; "),
+            if shown.len() > MAX_LEGEND {
+                "; …"
+            } else {
+                ""
+            }
+        ));
     }
     if n <= MAX_LEGEND {
         let lx = right + 14.0;
         for i in 0..n {
             let ly = top + 8.0 + i as f64 * 18.0;
             p.line(&[(lx, ly), (lx + 18.0, ly)], &series(i, n), 3.0, None);
-            let name = specs.get(i).map(label).unwrap_or_else(|| format!("#{i}"));
-            p.text(&name, lx + 24.0, ly, "left", INK, SMALL);
+            p.text(&name(i), lx + 24.0, ly, "left", INK, SMALL);
         }
     } else {
         let first = specs.first().map(label).unwrap_or_default();
