@@ -464,7 +464,7 @@ impl Preset {
             Preset::Intro => {
                 "The paper's first figure: 5 features in 2 dimensions. Dense features (p = 1) \
                  keep the two most important and drop the rest; as p drops, the model packs \
-                 more features in, until at p = 0.01 all five sit in a pentagon."
+                 more features in, until the sparsest instances hold all five in a pentagon."
             }
             Preset::SparsitySweep => {
                 "20 features in 5 dimensions over seven sparsities: watch the WᵀW grid go \
