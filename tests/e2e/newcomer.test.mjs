@@ -182,6 +182,14 @@ test('hovering a chart reads out the value under the cursor', async () => {
   assert.match(await page.textContent('#loss-chart-readout'), /^p=[\d.]+: loss [\d.e-]+ at step \d+$/);
   await page.mouse.move(box.x - 50, box.y - 50);
   await page.waitForSelector('#loss-chart-readout', { state: 'hidden' });
+  // Heatmaps and arrows read out their cells too.
+  for (const [id, want] of [['#wtw-chart', /WᵀW\[\d, \d\] = |b\[\d\] = /], ['#directions-chart', /feature \d at \(/], ['#norms-chart', /‖W_\d‖ = /]]) {
+    await page.locator(id).scrollIntoViewIfNeeded();
+    const b = await page.locator(id).boundingBox();
+    await page.mouse.move(b.x + 60, b.y + b.height * 0.6);
+    await page.waitForSelector(`${id}-readout`, { state: 'visible' });
+    assert.match(await page.textContent(`${id}-readout`), want, id);
+  }
   await page.close();
 });
 

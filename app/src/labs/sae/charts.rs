@@ -2,7 +2,7 @@
 //! histogram and the MSE-vs-L0 frontier of a sweep, each with its data export.
 
 use super::view::SaeRun;
-use crate::charts::canvas::{axes, series, Plot, Scale, INK, SMALL};
+use crate::charts::canvas::{axes, fmt, series, Plot, Scale, INK, SMALL};
 use crate::charts::lines::{lines, styled_lines, Axis, Line, YAxis};
 use crate::charts::{CSV, EMPTY, JSON};
 use crate::components::chart_panel::ChartSpec;
@@ -267,16 +267,24 @@ fn density(p: &Plot, run: &SaeRun) {
         log: false,
     };
     axes(p, &xs, &ys, "log10 firing density", "latents");
-    let bar = |x0: f64, x1: f64, count: u32, color: &str| {
+    let bar = |x0: f64, x1: f64, count: u32, color: &str, what: String| {
         let (a, b) = (xs.at(x0), xs.at(x1));
         let y = ys.at(count as f64);
         p.rect(a + 0.5, y, (b - a - 1.0).max(1.0), bottom - y, color);
+        p.hit((a + b) / 2.0, y, format!("{what}: {count} latents"));
     };
     for (i, &c) in h.counts.iter().enumerate() {
         let x0 = h.low as f64 + i as f64 * h.bin as f64;
-        bar(x0, x0 + h.bin as f64, c, "#1f77b4");
+        let what = format!("log10 density {} to {}", fmt(x0), fmt(x0 + h.bin as f64));
+        bar(x0, x0 + h.bin as f64, c, "#1f77b4", what);
     }
-    bar(lo, lo + h.bin as f64, h.never_fired, "#999");
+    bar(
+        lo,
+        lo + h.bin as f64,
+        h.never_fired,
+        "#999",
+        "never fired".into(),
+    );
     p.text(
         &format!("never fired: {}", h.never_fired),
         left + 8.0,

@@ -153,6 +153,22 @@ pub fn draw_attention(
         let rgb: Vec<[u8; 3]> = cells.iter().map(|&a| inferno(a.clamp(0.0, 1.0))).collect();
         p.image(&rgb, (n as u32, n as u32), (x0, y0, size, size));
         let name = names.get(i).copied().unwrap_or("model");
+        // Hover: each query's attention to each earlier key, with both tokens' text.
+        let step = size / n as f64;
+        for q in 0..n {
+            for k in 0..=q {
+                p.hit(
+                    x0 + (k as f64 + 0.5) * step,
+                    y0 + (q as f64 + 0.5) * step,
+                    format!(
+                        "{name}: {:?} → {:?}: {}",
+                        ins.tokens[q],
+                        ins.tokens[k],
+                        crate::charts::canvas::fmt(cells[q * n + k] as f64)
+                    ),
+                );
+            }
+        }
         p.text(
             &format!("{name} · layer {layer} · head {h}"),
             x0 + size / 2.0,

@@ -3,7 +3,7 @@
 //! to (1, 3/4, 2/3, 1/2, 2/5, 1/3).
 
 use super::{per_instance_json, ChartInput};
-use crate::charts::canvas::{axes, Plot, Scale, INK, SMALL};
+use crate::charts::canvas::{axes, fmt, Plot, Scale, INK, SMALL};
 use crate::charts::EMPTY;
 use crate::labs::superposition::Snapshot;
 use serde_json::{json, Value};
@@ -70,12 +70,17 @@ pub fn draw(canvas: &web_sys::HtmlCanvasElement, input: &ChartInput) {
     }
     for (m, &xv) in snap.metrics.iter().zip(&xs) {
         let px = x.at(xv);
-        for &d in &m.dimensionality {
-            p.dot(
+        for (j, &d) in m.dimensionality.iter().enumerate() {
+            let py = y.at((d as f64).min(Y_MAX));
+            p.dot(px, py, 2.5, "rgba(31,119,180,0.35)");
+            p.hit(
                 px,
-                y.at((d as f64).min(Y_MAX)),
-                2.5,
-                "rgba(31,119,180,0.35)",
+                py,
+                format!(
+                    "1/p = {}: feature {j} dimensionality {}",
+                    fmt(xv),
+                    fmt(d as f64)
+                ),
             );
         }
     }
@@ -94,6 +99,17 @@ pub fn draw(canvas: &web_sys::HtmlCanvasElement, input: &ChartInput) {
     p.line(&line, "#222", 1.8, None);
     for &(px, py) in &line {
         p.dot(px, py, 3.0, "#222");
+    }
+    for (m, &xv) in snap.metrics.iter().zip(&xs) {
+        p.hit(
+            x.at(xv),
+            y.at((m.dims_per_feature as f64).clamp(0.0, Y_MAX)),
+            format!(
+                "1/p = {}: {} hidden dims per embedded feature",
+                fmt(xv),
+                fmt(m.dims_per_feature as f64)
+            ),
+        );
     }
     p.dot(left + 10.0, 12.0, 3.0, "rgba(31,119,180,0.8)");
     p.text(

@@ -3,7 +3,7 @@
 
 use super::{label, per_instance_json, ChartInput};
 use crate::charts::canvas::{
-    css, grid, legend_height, pick, subset_note, viridis, Plot, FAINT, INK, SMALL,
+    css, fmt, grid, legend_height, pick, subset_note, viridis, Plot, FAINT, INK, SMALL,
 };
 use crate::charts::EMPTY;
 use crate::labs::superposition::Snapshot;
@@ -93,6 +93,17 @@ pub fn draw(canvas: &web_sys::HtmlCanvasElement, input: &ChartInput) {
             let color = css(importance_color(spec.importance[j] / top_imp));
             p.line(&[(cx, cy), (px, py)], &color, 2.0, None);
             p.dot(px, py, 3.0, &color);
+            p.hit(
+                px,
+                py,
+                format!(
+                    "{}: feature {j} at ({}, {}), importance {}",
+                    label(spec),
+                    fmt(w[0][j] as f64),
+                    fmt(w[1][j] as f64),
+                    fmt(spec.importance[j] as f64)
+                ),
+            );
         }
     }
 }

@@ -65,10 +65,20 @@ pub fn draw(canvas: &web_sys::HtmlCanvasElement, input: &ChartInput) {
         let by = y0 + LABEL_H;
         p.rect(x0, by, cell_w, cell_h, "#f6f6f6");
         let bar = (pitch * 0.8).max(1.0);
+        let name = label(&snap.specs[i]);
         for j in 0..f {
             let len = xs.at(m.norms[j] as f64) - x0;
             let color = super::canvas::css(inferno(m.superposition[j].min(1.0)));
             p.rect(x0, by + j as f64 * pitch, len, bar, &color);
+            p.hit(
+                x0 + len,
+                by + j as f64 * pitch + bar / 2.0,
+                format!(
+                    "{name}: feature {j} ‖W_{j}‖ = {}, superposition {}",
+                    super::canvas::fmt(m.norms[j] as f64),
+                    super::canvas::fmt(m.superposition[j] as f64)
+                ),
+            );
         }
         let one = xs.at(1.0);
         p.line(

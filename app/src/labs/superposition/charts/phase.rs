@@ -115,6 +115,19 @@ pub fn draw(canvas: &web_sys::HtmlCanvasElement, input: &ChartInput) {
             // A hairline gap keeps neighbouring cells apart when they are large.
             let g = if cw > 8.0 { 1.0 } else { 0.0 };
             p.rect(x, y, cw - g, ch - g, color);
+            let phase = match input.snap.and_then(|s| s.metrics.get(i)) {
+                Some(m) if color != UNTRAINED => classify_phase(m).label(),
+                _ => "not converged yet",
+            };
+            p.hit(
+                x + cw / 2.0,
+                y + ch / 2.0,
+                format!(
+                    "p = {}, relative importance {}: {phase}",
+                    super::canvas::fmt(ps[pi] as f64),
+                    super::canvas::fmt(rs[ri] as f64)
+                ),
+            );
         }
     }
     let mut by_rank_r: Vec<usize> = (0..nr).collect();

@@ -2,7 +2,9 @@
 //! under each: the paper's picture of which features interfere and how the bias cancels it.
 
 use super::{label, per_instance_json, ChartInput};
-use crate::charts::canvas::{diverging, grid, legend_height, pick, subset_note, Plot, INK, SMALL};
+use crate::charts::canvas::{
+    diverging, fmt, grid, legend_height, pick, subset_note, Plot, INK, SMALL,
+};
 use crate::charts::EMPTY;
 use crate::labs::superposition::Snapshot;
 use serde_json::{json, Value};
@@ -11,6 +13,8 @@ use serde_json::{json, Value};
 const MAX_CELLS: usize = 32;
 const GAP: f64 = 16.0;
 const LABEL_H: f64 = 16.0;
+/// Models up to this many features get a hover readout per cell.
+const HOVER_CELLS: usize = 32;
 
 /// Redraws the WᵀW chart.
 pub fn draw(canvas: &web_sys::HtmlCanvasElement, input: &ChartInput) {
@@ -61,6 +65,28 @@ pub fn draw(canvas: &web_sys::HtmlCanvasElement, input: &ChartInput) {
         let sy = y + LABEL_H + cell + 3.0;
         p.image(&bias, (f as u32, 1), (x, sy, cell, strip));
         p.frame(x, sy, cell, strip, "#bbb");
+        // Hover: every cell of small models; of large ones the bias alone (a readout per cell
+        // of a 200 × 200 grid would say nothing the colours do not).
+        let step = cell / f as f64;
+        let name = label(&snap.specs[i]);
+        if f <= HOVER_CELLS {
+            for a in 0..f {
+                for b in 0..f {
+                    p.hit(
+                        x + (b as f64 + 0.5) * step,
+                        y + LABEL_H + (a as f64 + 0.5) * step,
+                        format!("{name}: WᵀW[{a}, {b}] = {}", fmt(m.wtw[a * f + b] as f64)),
+                    );
+                }
+            }
+        }
+        for (j, &v) in snap.weights[i].b.iter().enumerate() {
+            p.hit(
+                x + (j as f64 + 0.5) * step,
+                sy + strip / 2.0,
+                format!("{name}: b[{j}] = {}", fmt(v as f64)),
+            );
+        }
     }
 }
 
