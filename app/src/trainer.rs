@@ -73,6 +73,24 @@ struct Inner {
     current: Option<Arc<Job>>,
     /// Pause was asked for and the worker has not yet said [`FromWorker::Paused`].
     pausing: bool,
+    /// The user said to go on before the worker had confirmed the hold: resume once it does.
+    resume_on_pause: bool,
+    /// Progress reports of the current run so far, to estimate its length from the second
+    /// (the first includes compiling the kernels).
+    reports: u32,
+}
+
+/// Runs measured to take longer than this are held after their first second or so until the
+/// user says to go on.
+pub const LONG_RUN_SECS: f64 = 300.0;
+
+/// A run held for the user's word: how long it will take, measured over its first steps.
+#[derive(Debug, Clone, Copy, PartialEq)]
+pub struct LongRun {
+    /// Seconds the whole run will take at the speed measured.
+    pub total_secs: f64,
+    /// Steps the speed was measured over.
+    pub measured_steps: u32,
 }
 
 /// The page's training controller: signals the UI reads, and the state behind Run, Pause, Reset.
@@ -90,6 +108,8 @@ pub struct Runner {
     pub error: RwSignal<Option<String>>,
     /// The backend line shown in `#backend`.
     pub backend: RwSignal<String>,
+    /// A run held because it will take longer than [`LONG_RUN_SECS`] on this device.
+    pub long_run: RwSignal<Option<LongRun>>,
     inner: StoredValue<Inner, LocalStorage>,
     sink: StoredValue<Sink, LocalStorage>,
 }
@@ -105,6 +125,7 @@ impl Runner {
             eta: RwSignal::new(String::new()),
             error: RwSignal::new(None),
             backend: RwSignal::new("checking for WebGPU…".into()),
+            long_run: RwSignal::new(None),
             inner: StoredValue::new_local(Inner {
                 worker: None,
                 worker_id: 0,
@@ -114,6 +135,8 @@ impl Runner {
                 run: 0,
                 current: None,
                 pausing: false,
+                resume_on_pause: false,
+                reports: 0,
             }),
             sink: StoredValue::new_local(Box::new(sink) as Sink),
         };
@@ -236,10 +259,20 @@ impl Runner {
             }
             FromWorker::Progress(p) if p.run == current => self.publish(*p),
             FromWorker::Paused { run, step } if run == current => {
-                self.inner.update_value(|i| i.pausing = false);
+                let resume = self
+                    .inner
+                    .try_update_value(|i| {
+                        i.pausing = false;
+                        std::mem::take(&mut i.resume_on_pause)
+                    })
+                    .unwrap_or(false);
                 self.step.set(step);
-                self.status.set(Status::Paused);
-                self.eta.set("paused".into());
+                if resume {
+                    self.send(ToWorker::Resume);
+                } else {
+                    self.status.set(Status::Paused);
+                    self.eta.set("paused".into());
+                }
             }
             FromWorker::Done {
                 run,
@@ -316,8 +349,10 @@ impl Runner {
         self.inner.update_value(|i| {
             i.run = run;
             i.pausing = false;
+            i.resume_on_pause = false;
             i.current = Some(Arc::new(job.clone()));
         });
+        self.inner.update_value(|i| i.reports = 0);
         self.clear();
         self.total.set(job.total_steps());
         if let Some(why) = broken {
@@ -366,6 +401,7 @@ impl Runner {
         self.inner.update_value(|i| {
             i.run += 1;
             i.pausing = false;
+            i.resume_on_pause = false;
             i.current = None;
         });
         if self.inner.with_value(|i| i.worker.is_some()) {
@@ -376,6 +412,7 @@ impl Runner {
     }
 
     fn clear(self) {
+        self.long_run.set(None);
         self.step.set(0);
         self.total.set(0);
         self.eta.set(String::new());
@@ -404,6 +441,34 @@ impl Runner {
         if self.status.get_untracked() == Status::Running && !pausing {
             self.eta
                 .set(format!("ETA {}", fmt_duration(left / rate.max(1e-9))));
+        }
+        // The second report measures the device's speed on this very job (the first paid for
+        // compiling kernels): a run that will take long waits for the user's word.
+        let reports = self
+            .inner
+            .try_update_value(|i| {
+                i.reports += 1;
+                i.reports
+            })
+            .unwrap_or(0);
+        let total_secs = job.total_steps() as f64 / rate.max(1e-9);
+        if reports == 2 && total_secs > LONG_RUN_SECS && left > 0.0 {
+            self.long_run.set(Some(LongRun {
+                total_secs,
+                measured_steps: step,
+            }));
+            self.toggle_pause();
+        }
+    }
+
+    /// The user's answer to a held long run: go on, or stop it.
+    pub fn answer_long_run(self, go_on: bool) {
+        self.long_run.set(None);
+        match (go_on, self.status.get_untracked()) {
+            (true, Status::Paused) => self.toggle_pause(),
+            // The hold is on its way to the worker: undo it when the worker confirms.
+            (true, _) => self.inner.update_value(|i| i.resume_on_pause = true),
+            (false, _) => self.reset(),
         }
     }
 }

@@ -185,3 +185,15 @@ export function unzipStored(buf) {
   }
   return out;
 }
+
+/**
+ * Starts a run the test knows is long: the page measures it, holds it and asks; this says to
+ * go on, and resolves once it trains again.
+ */
+export async function runLong(page) {
+  await page.click('#run');
+  await page.waitForSelector('#long-run', { state: 'visible', timeout: 60_000 });
+  await page.click('#long-run-continue');
+  await page.waitForSelector('#long-run', { state: 'hidden' });
+  await waitStatus(page, 'running');
+}

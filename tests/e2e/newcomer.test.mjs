@@ -4,7 +4,7 @@
 // nothing.
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
-import { appSession, waitStatus, download, setField } from './harness.mjs';
+import { appSession, waitStatus, download, setField, runLong, status } from './harness.mjs';
 
 const session = appSession();
 const open = session.open;
@@ -138,10 +138,10 @@ test('SAE exports: numbers as set, an L0 file of its own, a visible total, one s
 });
 
 test('switching labs loses nothing: controls, a run in progress and charts come back as left', async () => {
-  const long = TOY.replace('steps=60', 'steps=20000');
+  const long = TOY.replace('steps=60', 'steps=1000000');
   const { page, errors } = await open(long);
   await setField(page, '#seed', '7');
-  await page.click('#run');
+  await runLong(page);
   await page.waitForFunction(() => Number(document.querySelector('#step').textContent.replace(/\D/g, '')) > 0);
   const toyLink = await page.evaluate(() => location.hash);
   // To the SAE lab, change a field there, and back.
@@ -154,7 +154,7 @@ test('switching labs loses nothing: controls, a run in progress and charts come 
   await page.waitForSelector('#n_features');
   assert.equal(await page.evaluate(() => location.hash), toyLink, 'the tab brings back the lab as left');
   assert.equal(await page.inputValue('#seed'), '7');
-  assert.match(await page.textContent('#status'), /running|done/, 'the run went on while away');
+  assert.equal(await status(page), 'running', 'the run went on while away');
   assert.ok(Number((await page.textContent('#step')).replace(/\D/g, '')) > 0);
   await page.waitForFunction(() => Number(document.querySelector('#loss-chart').dataset.updates) >= 2);
   // The SAE tab now links to the SAE experiment as it was left, and opens it that way.
@@ -218,5 +218,25 @@ test('the phase diagram colours a cell only once its instance has converged, and
   await page.click('#run');
   await waitStatus(page, 'done');
   await page.waitForFunction(() => /[1-9] of 9 instances have converged/.test(document.querySelector('#phase-chart').getAttribute('aria-label')));
+  await page.close();
+});
+
+test('a run that will take long is measured, held and explained before it goes on', async () => {
+  const { page, errors } = await open('v=1&nf=200&nh=20&act=relu&imp=1&p=log:1:0.01:16&bs=1024&steps=10000&lr=0.001&seed=0');
+  await page.click('#run');
+  await page.waitForSelector('#long-run', { state: 'visible', timeout: 60_000 });
+  assert.match(await page.textContent('#long-run'), /will take about .*(min|h).* on this device \(measured over its first \d+ steps\)/);
+  await waitStatus(page, 'paused');
+  const step = await page.textContent('#step');
+  await page.waitForTimeout(1000);
+  assert.equal(await page.textContent('#step'), step, 'nothing trains while the page asks');
+  await page.click('#long-run-stop');
+  await waitStatus(page, 'idle');
+  // A short run is not asked about.
+  await page.goto(session.url() + '#' + TOY);
+  await page.click('#run');
+  await waitStatus(page, 'done');
+  assert.equal(await page.isVisible('#long-run'), false);
+  assert.deepEqual(errors, []);
   await page.close();
 });

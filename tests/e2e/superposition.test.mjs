@@ -5,6 +5,7 @@ import { test } from 'node:test';
 import assert from 'node:assert/strict';
 import {
   appSession, launch, watchErrors, status, updates, waitStatus, setField, checkBadLinks, checkDivergenceRecovers,
+  runLong,
 } from './harness.mjs';
 
 const session = appSession();
@@ -42,9 +43,8 @@ test('a run trains to the end and the charts update', async () => {
 });
 
 test('pause stops training and resume continues it', async () => {
-  const { page } = await open(TINY.replace('steps=400', 'steps=100000'));
-  await page.click('#run');
-  await waitStatus(page, 'running');
+  const { page } = await open(TINY.replace('steps=400', 'steps=1000000'));
+  await runLong(page);
   await page.waitForFunction(() => Number(document.querySelector('#loss-chart')?.dataset.updates) >= 2, null, {
     timeout: 60_000,
   });
@@ -70,8 +70,7 @@ test('training runs in a worker and the page stays responsive while it trains', 
     page.workers().some((w) => /mechlab-worker-loader\.js$/.test(w.url())),
     `a dedicated worker runs the trainer (workers: ${page.workers().map((w) => w.url())})`,
   );
-  await page.click('#run');
-  await waitStatus(page, 'running');
+  await runLong(page);
   await page.waitForFunction(() => Number(document.querySelector('#loss-chart')?.dataset.updates) >= 3, null, {
     timeout: 60_000,
   });

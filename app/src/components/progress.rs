@@ -116,6 +116,40 @@ pub fn RunPanel(
                 </span>
                 <span id="eta">{move || runner.eta.get()}</span>
             </p>
+            <div
+                id="long-run"
+                class="long-run"
+                role="alertdialog"
+                aria-labelledby="long-run-text"
+                hidden=move || runner.long_run.with(Option::is_none)
+            >
+                <p id="long-run-text">
+                    {move || {
+                        runner
+                            .long_run
+                            .get()
+                            .map(|l| {
+                                format!(
+                                    "This run will take about {} on this device (measured over its first {} steps), so it is paused. Go on?",
+                                    crate::trainer::fmt_duration(l.total_secs),
+                                    l.measured_steps,
+                                )
+                            })
+                    }}
+                </p>
+                <div class="buttons">
+                    <button
+                        id="long-run-continue"
+                        class="primary"
+                        on:click=move |_| runner.answer_long_run(true)
+                    >
+                        "Go on"
+                    </button>
+                    <button id="long-run-stop" on:click=move |_| runner.answer_long_run(false)>
+                        "Stop"
+                    </button>
+                </div>
+            </div>
             <p class="status-line">
                 "status: "
                 <span id="status" class=move || format!("status {}", status.get().label())>
