@@ -89,8 +89,9 @@ pub struct LmJob {
 /// What a run trains: one lab's experiment.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 pub enum Job {
-    /// Toy models of superposition, every instance of the config side by side.
-    Superposition(SuperpositionConfig),
+    /// Toy models of superposition, every instance of the config side by side, where the
+    /// engine choice says.
+    Superposition(SuperpositionConfig, EngineChoice),
     /// Sparse autoencoders, one after another: one for a single run, many for a frontier.
     Sae {
         /// The runs.
@@ -106,7 +107,7 @@ impl Job {
     /// Steps the whole job trains.
     pub fn total_steps(&self) -> u32 {
         match self {
-            Job::Superposition(c) => c.steps,
+            Job::Superposition(c, _) => c.steps,
             Job::Sae { runs, .. } => runs.iter().map(|c| c.steps).sum(),
             // A pair trains in step.
             Job::Lm(j) => j.runs.first().map_or(0, |c| c.steps),

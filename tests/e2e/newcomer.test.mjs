@@ -240,3 +240,20 @@ test('a run that will take long is measured, held and explained before it goes o
   assert.deepEqual(errors, []);
   await page.close();
 });
+
+test('the Superposition page has the engine choice too, and the CPU reference trains when chosen', async () => {
+  const { page, errors } = await open(TOY);
+  assert.equal(await page.inputValue('#toy-engine'), 'auto');
+  await page.selectOption('#toy-engine', 'cpu');
+  await page.click('#run');
+  await waitStatus(page, 'done');
+  const run = await download(page, () => page.click('#export-run'));
+  assert.equal(JSON.parse(run.bytes.toString('utf8')).adapter, 'CPU reference');
+  await page.selectOption('#toy-engine', 'webgpu');
+  await page.click('#run');
+  await waitStatus(page, 'done');
+  const again = await download(page, () => page.click('#export-run'));
+  assert.match(JSON.parse(again.bytes.toString('utf8')).adapter, /SwiftShader|swiftshader/i);
+  assert.deepEqual(errors, []);
+  await page.close();
+});

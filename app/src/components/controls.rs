@@ -201,3 +201,49 @@ pub fn form_field<F: TextForm, T: Send + Sync + 'static>(
     };
     config_field(&key, label, hint, input, value, set, invalid)
 }
+
+/// The engine menu every lab's page has: auto, WebGPU or the CPU reference. Where a run trains
+/// is the device's business, not the experiment's, so it stays out of the link.
+#[component]
+pub fn EngineSelect(
+    /// The menu's DOM id.
+    id: &'static str,
+    /// The choice.
+    engine: RwSignal<mechlab_engine::train::engine::EngineChoice>,
+    /// What auto does in this lab.
+    hint: &'static str,
+) -> impl IntoView {
+    use mechlab_engine::train::engine::EngineChoice;
+    // The GPU is WebGPU in the browser.
+    let value = |e: EngineChoice| match e {
+        EngineChoice::Gpu => "webgpu",
+        other => other.name(),
+    };
+    view! {
+        <label class="field">
+            <span class="name">"Engine"</span>
+            <select
+                id=id
+                on:change=move |ev| {
+                    let v = event_target_value(&ev);
+                    engine.set(EngineChoice::ALL.into_iter().find(|&e| value(e) == v).unwrap_or_default());
+                }
+            >
+                {[
+                    (EngineChoice::Auto, "auto"),
+                    (EngineChoice::Gpu, "WebGPU"),
+                    (EngineChoice::Cpu, "CPU reference"),
+                ]
+                    .map(|(e, label)| {
+                        view! {
+                            <option value=value(e) prop:selected=move || engine.get() == e>
+                                {label}
+                            </option>
+                        }
+                    })
+                    .collect_view()}
+            </select>
+            <small class="hint">{hint}</small>
+        </label>
+    }
+}

@@ -346,8 +346,8 @@ async fn gpu() -> Result<(Gpu, String), String> {
 async fn open(run: u32, job: &Job) -> Result<Session, String> {
     let gpu = gpu().await;
     let (work, adapter, chunk, max_chunk, start) = match job {
-        Job::Superposition(cfg) => {
-            let o = toy::open(cfg, gpu).await?;
+        Job::Superposition(cfg, engine) => {
+            let o = toy::open(cfg, *engine, gpu).await?;
             (Work::Toy(o.work), o.adapter, o.chunk, o.max_chunk, o.start)
         }
         Job::Sae { runs, engine } => {

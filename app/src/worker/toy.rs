@@ -23,14 +23,17 @@ pub struct ToyWork {
     cfg: SuperpositionConfig,
 }
 
-/// Builds the trainer where [`place`] puts it: WebGPU when there is an adapter, else the CPU
-/// reference if the config is small enough.
-pub async fn open(cfg: &SuperpositionConfig, gpu: Adapter) -> Result<Opened<ToyWork>, String> {
+/// Builds the trainer where [`place`] puts it for `engine`: on auto, WebGPU when there is an
+/// adapter, else the CPU reference if the config is small enough.
+pub async fn open(
+    cfg: &SuperpositionConfig,
+    engine: EngineChoice,
+    gpu: Adapter,
+) -> Result<Opened<ToyWork>, String> {
     cfg.validate().map_err(|e| e.to_string())?;
     let cost = cpu_cost(cfg);
     let request = Request {
-        // The page has no engine menu yet: the GPU when there is one, else the CPU reference.
-        choice: EngineChoice::Auto,
+        choice: engine,
         cpu_too_large: (cost > CPU_FALLBACK_LIMIT).then(|| {
             format!(
                 "this run needs WebGPU: instances × parameters × batch = {cost} is more than the \

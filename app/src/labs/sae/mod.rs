@@ -10,6 +10,7 @@ mod table;
 mod view;
 
 use crate::components::chart_panel::ChartPanel;
+use crate::components::controls::EngineSelect;
 use crate::components::link_sync::sync_link;
 use crate::components::progress::{BackendLine, ErrorLine, RunPanel};
 use crate::download;
@@ -27,22 +28,6 @@ use mechlab_engine::train::engine::EngineChoice;
 use view::SaeRun;
 
 /// The job Run trains for a config and sweep.
-/// The engine menu's value for a choice (the GPU is WebGPU in the browser).
-fn engine_menu_value(e: EngineChoice) -> &'static str {
-    match e {
-        EngineChoice::Gpu => "webgpu",
-        other => other.name(),
-    }
-}
-
-/// The choice a menu value names (auto for anything else).
-fn engine_from_menu(value: &str) -> EngineChoice {
-    EngineChoice::ALL
-        .into_iter()
-        .find(|&e| engine_menu_value(e) == value)
-        .unwrap_or_default()
-}
-
 fn job(cfg: &SaeConfig, sweep: &Sweep, engine: EngineChoice) -> Result<Job, String> {
     let runs = match sweep {
         Sweep::Single => vec![cfg.clone()],
@@ -188,30 +173,11 @@ pub fn SaePage(
                 />
                 <fieldset class="controls">
                     <legend>"Engine and export"</legend>
-                    <label class="field">
-                        <span class="name">"Engine"</span>
-                        <select
-                            id="sae-engine"
-                            on:change=move |ev| engine.set(engine_from_menu(&event_target_value(&ev)))
-                        >
-                            {[
-                                (EngineChoice::Auto, "auto"),
-                                (EngineChoice::Gpu, "WebGPU"),
-                                (EngineChoice::Cpu, "CPU reference"),
-                            ]
-                                .map(|(e, label)| {
-                                    view! {
-                                        <option value=engine_menu_value(e) prop:selected=move || engine.get() == e>
-                                            {label}
-                                        </option>
-                                    }
-                                })
-                                .collect_view()}
-                        </select>
-                        <small class="hint">
-                            "auto: WebGPU on a hardware adapter; the CPU reference where it is faster (software adapters, no WebGPU) and the run fits"
-                        </small>
-                    </label>
+                    <EngineSelect
+                        id="sae-engine"
+                        engine=engine
+                        hint="auto: WebGPU on a hardware adapter; the CPU reference where it is faster (software adapters, no WebGPU) and the run fits"
+                    />
                     <div class="buttons">
                         <button
                             id="export-saelens"

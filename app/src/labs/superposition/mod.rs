@@ -12,6 +12,7 @@ use self::charts::{Chart, ChartInput};
 use self::controls::Controls;
 use self::form::{self as state, Form};
 use crate::components::chart_panel::ChartPanel;
+use crate::components::controls::EngineSelect;
 use crate::components::link_sync::sync_link;
 use crate::components::progress::{BackendLine, ErrorLine, RunPanel};
 use crate::download;
@@ -70,7 +71,7 @@ impl ToyView {
                 self.snapshot.set(None);
                 self.history.set(LossHistory::default());
             }
-            RunEvent::Progress(Job::Superposition(cfg), p) => {
+            RunEvent::Progress(Job::Superposition(cfg, _), p) => {
                 let ChunkUpdate::Superposition(u) = p.update else {
                     return;
                 };
@@ -117,6 +118,8 @@ pub fn SuperpositionPage(
     let link_error = RwSignal::new(opened.note);
     let parsed = Memo::new(move |_| form.with(Form::parse).map_err(|e| e.to_string()));
     let last_valid = RwSignal::new(initial);
+    // Where to train is the device's business, not the experiment's: it stays out of the link.
+    let engine = RwSignal::new(mechlab_engine::train::engine::EngineChoice::Auto);
     let view = ToyView::new();
     let runner = Runner::new(move |ev| view.on_run_event(ev));
     runner.start_worker();
@@ -168,13 +171,21 @@ pub fn SuperpositionPage(
                 // Run first: it stays in view above the (long) list of controls.
                 <RunPanel
                     runner=runner
-                    job=Signal::derive(move || parsed.get().ok().map(Job::Superposition))
+                    job=Signal::derive(move || parsed.get().ok().map(|c| Job::Superposition(c, engine.get())))
                     share_url=Callback::new(move |()| state::share_url(parsed.get_untracked().ok().as_ref()))
                     has_result=Signal::derive(move || view.snapshot.with(Option::is_some))
                     export=Callback::new(move |()| {
                         let _ = export_run();
                     })
                 />
+                <fieldset class="controls">
+                    <legend>"Engine"</legend>
+                    <EngineSelect
+                        id="toy-engine"
+                        engine=engine
+                        hint="auto: WebGPU wherever there is an adapter (its fused kernel beats the CPU reference even on software adapters); the CPU reference without WebGPU, for runs that fit"
+                    />
+                </fieldset>
                 <Controls form=form parsed=parsed />
             </aside>
             <section class="charts">

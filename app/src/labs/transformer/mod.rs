@@ -11,6 +11,7 @@ pub mod form;
 mod view;
 
 use crate::components::chart_panel::ChartPanel;
+use crate::components::controls::EngineSelect;
 use crate::components::link_sync::sync_link;
 use crate::components::progress::{BackendLine, ErrorLine, RunPanel};
 use crate::download;
@@ -29,14 +30,6 @@ use view::{LmRun, Replies};
 
 /// The prompt the page starts with: how the corpus's plays name a speaker.
 const DEFAULT_PROMPT: &str = "ROMEO.\n";
-
-/// The engine menu's value for a choice (the GPU is WebGPU in the browser).
-fn engine_menu_value(e: EngineChoice) -> &'static str {
-    match e {
-        EngineChoice::Gpu => "webgpu",
-        other => other.name(),
-    }
-}
 
 /// The sample settings the controls describe; the error names the bad one.
 fn sample_request(prompt: &str, temperature: &str, top_k: &str) -> Result<SampleRequest, String> {
@@ -366,38 +359,7 @@ pub fn TransformerPage(
                         </button>
                         <small class="hint">"a UTF-8 .txt of your own, or drop it on the page"</small>
                     </label>
-                    <label class="field">
-                        <span class="name">"Engine"</span>
-                        <select
-                            id="lm-engine"
-                            on:change=move |ev| {
-                                let v = event_target_value(&ev);
-                                engine.set(
-                                    EngineChoice::ALL
-                                        .into_iter()
-                                        .find(|&e| engine_menu_value(e) == v)
-                                        .unwrap_or_default(),
-                                );
-                            }
-                        >
-                            {[
-                                (EngineChoice::Auto, "auto"),
-                                (EngineChoice::Gpu, "WebGPU"),
-                                (EngineChoice::Cpu, "CPU reference"),
-                            ]
-                                .map(|(e, label)| {
-                                    view! {
-                                        <option value=engine_menu_value(e) prop:selected=move || engine.get() == e>
-                                            {label}
-                                        </option>
-                                    }
-                                })
-                                .collect_view()}
-                        </select>
-                        <small class="hint">
-                            "auto: WebGPU on a hardware adapter; the CPU reference where it is faster (software adapters, no WebGPU) and the run fits"
-                        </small>
-                    </label>
+                    <EngineSelect id="lm-engine" engine=engine hint="auto: WebGPU on a hardware adapter; the CPU reference where it is faster (software adapters, no WebGPU) and the run fits" />
                     <label class="field">
                         <span class="name">"Open a checkpoint"</span>
                         <input
