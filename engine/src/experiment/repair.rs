@@ -64,6 +64,9 @@ pub fn repair<C: LinkConfig, T>(
     let mut replaced = Vec::new();
     let mut err = first;
     loop {
+        if body.is_empty() {
+            return Err(err);
+        }
         let i = blamed::<C>(&err, &body)
             .or_else(|| (0..body.len()).find(|&i| decode(&join(&without(&body, i))).is_ok()))
             // Nothing singled out: drop from the end until what is left decodes.

@@ -182,7 +182,7 @@ pub fn SaePage(
                         <button
                             id="export-saelens"
                             disabled=move || !has_saelens()
-                            title="cfg.json and sae_weights.safetensors of the last finished SAE, as SAELens loads them"
+                            title="One zip holding the folder SAELens loads (cfg.json, sae_weights.safetensors) for the last finished SAE"
                             on:click=export_saelens
                         >
                             "Export SAE (SAELens)"
