@@ -162,6 +162,22 @@ impl Gpu {
         Ok(buffer)
     }
 
+    /// A storage buffer of `len` elements of `T` as the pool has it, not zeroed: for a caller
+    /// that zeroes it in its own recording ([`Recording::clear`]) rather than in a submit of
+    /// its own, as [`Gpu::storage_zeroed`] does.
+    pub fn storage_dirty<T: bytemuck::Pod>(&self, what: &str, len: usize) -> Result<wgpu::Buffer> {
+        let bytes = (len * std::mem::size_of::<T>()) as u64;
+        self.check().storage_buffer(what, bytes)?;
+        Ok(self.pool.acquire(
+            &self.device,
+            what,
+            bytes.max(4),
+            wgpu::BufferUsages::STORAGE
+                | wgpu::BufferUsages::COPY_SRC
+                | wgpu::BufferUsages::COPY_DST,
+        ))
+    }
+
     /// A uniform buffer holding `value`.
     pub fn uniform_from<T: bytemuck::Pod>(&self, what: &str, value: &T) -> wgpu::Buffer {
         let bytes = bytemuck::bytes_of(value);

@@ -114,7 +114,8 @@ impl GpuTransformer {
         let mut aliases: Vec<(usize, String)> = vec![];
         let mut new = |name: String, shape: Vec<usize>| -> Result<usize> {
             let n: usize = shape.iter().product();
-            let buf = gpu.storage_zeroed::<f32>(&name, n.max(1))?;
+            // Zeroed at the start of the recording, not by a submit each.
+            let buf = gpu.storage_dirty::<f32>(&name, n.max(1))?;
             acts.push(Buf {
                 name,
                 also: None,
@@ -298,6 +299,9 @@ impl GpuTransformer {
         // Record the whole pass.
         let arena = &self.arena;
         let mut rec = self.recorder.begin();
+        for a in &acts {
+            rec.clear(&a.buf, 0, None);
+        }
         let buf = |i: usize| View::from(&acts[i].buf);
         let shape = AttnShape {
             batch,
@@ -417,11 +421,16 @@ impl GpuTransformer {
                         .expect("the forward pass made every buffer the backward reads")
                 };
                 let b = |name: &str| View::from(&acts[find(name)].buf);
-                let z = |what: &str, n: usize| gpu.storage_zeroed::<f32>(what, n.max(1));
+                // Gradient buffers are zeroed in this recording, not by a submit each.
+                let z = |rec: &mut crate::gpu::Recording<'_>, what: &str, n: usize| {
+                    let b = gpu.storage_dirty::<f32>(what, n.max(1))?;
+                    rec.clear(&b, 0, None);
+                    Ok::<_, crate::EngineError>(b)
+                };
                 let mut keep: Vec<wgpu::Buffer> = vec![];
-                let loss = z("loss", 1)?;
-                let dlogits = z("dlogits", rows * v)?;
-                let row_loss = z("row loss", rows)?;
+                let loss = z(&mut rec, "loss", 1)?;
+                let dlogits = z(&mut rec, "dlogits", rows * v)?;
+                let row_loss = z(&mut rec, "row loss", rows)?;
                 cross_entropy(
                     &mut rec,
                     &CrossEntropy {
@@ -437,8 +446,8 @@ impl GpuTransformer {
                 )
                 .await?;
                 // The unembedding and the final LayerNorm.
-                let mut dresid = z("d resid", rows * d)?;
-                let dxf = z("d ln_final", rows * d)?;
+                let mut dresid = z(&mut rec, "d resid", rows * d)?;
+                let dxf = z(&mut rec, "d ln_final", rows * d)?;
                 linear_backward(
                     &mut rec,
                     ga,
@@ -466,7 +475,7 @@ impl GpuTransformer {
                 for l in (0..cfg.n_layers as usize).rev() {
                     let name = |n: &str| format!("blocks.{l}.{n}");
                     if !cfg.attn_only {
-                        let dpost = z("d post", rows * m)?;
+                        let dpost = z(&mut rec, "d post", rows * m)?;
                         linear_backward(
                             &mut rec,
                             ga,
@@ -478,7 +487,7 @@ impl GpuTransformer {
                             (rows, m, d),
                         )
                         .await?;
-                        let dpre = z("d pre", rows * m)?;
+                        let dpre = z(&mut rec, "d pre", rows * m)?;
                         let pre = b(&name("mlp.hook_pre"));
                         match cfg.act_fn {
                             Activation::Gelu | Activation::GeluNew => {
@@ -499,7 +508,7 @@ impl GpuTransformer {
                                 .await?;
                             }
                             Activation::SoluLn => {
-                                let dmid = z("d mid", rows * m)?;
+                                let dmid = z(&mut rec, "d mid", rows * m)?;
                                 ln_backward(
                                     &mut rec,
                                     ga,
@@ -525,7 +534,7 @@ impl GpuTransformer {
                                 keep.push(dmid);
                             }
                         }
-                        let dx2 = z("d ln2", rows * d)?;
+                        let dx2 = z(&mut rec, "d ln2", rows * d)?;
                         linear_backward(
                             &mut rec,
                             ga,
@@ -537,7 +546,7 @@ impl GpuTransformer {
                             (rows, d, m),
                         )
                         .await?;
-                        let dln = z("d resid_mid", rows * d)?;
+                        let dln = z(&mut rec, "d resid_mid", rows * d)?;
                         ln_backward(
                             &mut rec,
                             ga,
@@ -550,7 +559,7 @@ impl GpuTransformer {
                             (rows, d),
                         )
                         .await?;
-                        let sum = z("d resid", rows * d)?;
+                        let sum = z(&mut rec, "d resid", rows * d)?;
                         add(
                             &mut rec,
                             (&dresid).into(),
@@ -563,7 +572,7 @@ impl GpuTransformer {
                     }
                     // Attention.
                     let n = rows * h * dh;
-                    let dz = z("d z", n)?;
+                    let dz = z(&mut rec, "d z", n)?;
                     linear_backward(
                         &mut rec,
                         ga,
@@ -575,9 +584,9 @@ impl GpuTransformer {
                         (rows, h * dh, d),
                     )
                     .await?;
-                    let ds = z("d scores", batch * h * pos * pos)?;
-                    let dq = z("d q", n)?;
-                    let dkv = z("d k v", 2 * n)?;
+                    let ds = z(&mut rec, "d scores", batch * h * pos * pos)?;
+                    let dq = z(&mut rec, "d q", n)?;
+                    let dkv = z(&mut rec, "d k v", 2 * n)?;
                     attention_backward(
                         &mut rec,
                         shape,
@@ -595,10 +604,10 @@ impl GpuTransformer {
                     .await?;
                     // k's and v's gradients as buffers of their own (the second half of dkv need
                     // not start at a bindable offset).
-                    let (dk, dv) = (z("d k", n)?, z("d v", n)?);
+                    let (dk, dv) = (z(&mut rec, "d k", n)?, z(&mut rec, "d v", n)?);
                     rec.copy(&dkv, 0, &dk, 0, (n * 4) as u64);
                     rec.copy(&dkv, (n * 4) as u64, &dv, 0, (n * 4) as u64);
-                    let dx1 = z("d ln1", rows * d)?;
+                    let dx1 = z(&mut rec, "d ln1", rows * d)?;
                     for (i, (which, g)) in
                         [("Q", &dq), ("K", &dk), ("V", &dv)].into_iter().enumerate()
                     {
@@ -620,7 +629,7 @@ impl GpuTransformer {
                         )
                         .await?;
                     }
-                    let dln = z("d resid_pre", rows * d)?;
+                    let dln = z(&mut rec, "d resid_pre", rows * d)?;
                     ln_backward(
                         &mut rec,
                         ga,
@@ -633,7 +642,7 @@ impl GpuTransformer {
                         (rows, d),
                     )
                     .await?;
-                    let sum = z("d resid", rows * d)?;
+                    let sum = z(&mut rec, "d resid", rows * d)?;
                     add(
                         &mut rec,
                         (&dresid).into(),
