@@ -350,9 +350,9 @@ impl Runner {
             i.run = run;
             i.pausing = false;
             i.resume_on_pause = false;
+            i.reports = 0;
             i.current = Some(Arc::new(job.clone()));
         });
-        self.inner.update_value(|i| i.reports = 0);
         self.clear();
         self.total.set(job.total_steps());
         if let Some(why) = broken {

@@ -127,43 +127,39 @@ pub fn styled_lines(p: &Plot, data: &[Line], x: Axis, y: YAxis) {
     for (k, line) in shown.iter().enumerate() {
         let color = &line.color;
         let dash: Option<&[f64]> = line.dashed.then_some(&[6.0, 4.0]);
-        let drawn: Vec<((f64, f64), Option<&String>)> = line
+        // The points drawn: their index in `pts` and where they are on the canvas.
+        let drawn: Vec<(usize, (f64, f64))> = line
             .pts
             .iter()
             .enumerate()
             .filter(|(_, &(_, v))| v.is_finite() && (!log || v > 0.0))
-            .map(|(i, &(a, v))| ((xs.at(a), ys.at(v.clamp(lo, hi))), line.labels.get(i)))
+            .map(|(i, &(a, v))| (i, (xs.at(a), ys.at(v.clamp(lo, hi)))))
             .collect();
-        let px: Vec<(f64, f64)> = drawn.iter().map(|(q, _)| *q).collect();
+        let px: Vec<(f64, f64)> = drawn.iter().map(|&(_, q)| q).collect();
         p.line(&px, color, 1.6, dash);
         if x.log || px.len() == 1 || !line.labels.is_empty() {
             for &(a, b) in &px {
                 p.dot(a, b, 3.0, color);
             }
         }
-        for ((a, b), label) in &drawn {
+        for &(i, (a, b)) in &drawn {
+            let (xv, v) = line.pts[i];
+            let label = line.labels.get(i);
             if let Some(label) = label {
                 p.text(label, a + 5.0, b - 8.0, "left", color, SMALL);
             }
-        }
-        for (i, &(a, v)) in line.pts.iter().enumerate() {
-            if v.is_finite() && (!log || v > 0.0) {
-                let setting = line
-                    .labels
-                    .get(i)
-                    .map_or(String::new(), |s| format!(" · {s}"));
-                p.hit(
-                    xs.at(a),
-                    ys.at(v.clamp(lo, hi)),
-                    format!(
-                        "{}: {} at {} {}{setting}",
-                        line.name,
-                        fmt(v),
-                        x.title,
-                        fmt(a)
-                    ),
-                );
-            }
+            let setting = label.map_or(String::new(), |s| format!(" · {s}"));
+            p.hit(
+                a,
+                b,
+                format!(
+                    "{}: {} at {} {}{setting}",
+                    line.name,
+                    fmt(v),
+                    x.title,
+                    fmt(xv)
+                ),
+            );
         }
         let ly = top + 8.0 + k as f64 * 18.0;
         let lx = right + 14.0;

@@ -145,16 +145,7 @@ impl Gpu {
 
     /// A zeroed storage buffer of `len` elements of `T`.
     pub fn storage_zeroed<T: bytemuck::Pod>(&self, what: &str, len: usize) -> Result<wgpu::Buffer> {
-        let bytes = (len * std::mem::size_of::<T>()) as u64;
-        self.check().storage_buffer(what, bytes)?;
-        let buffer = self.pool.acquire(
-            &self.device,
-            what,
-            bytes.max(4),
-            wgpu::BufferUsages::STORAGE
-                | wgpu::BufferUsages::COPY_SRC
-                | wgpu::BufferUsages::COPY_DST,
-        );
+        let buffer = self.storage_dirty::<T>(what, len)?;
         // Pooled buffers come back dirty.
         let mut enc = self.device.create_command_encoder(&Default::default());
         enc.clear_buffer(&buffer, 0, None);
