@@ -11,6 +11,11 @@
 // advances 16 at a time through workgroup memory. matmul_wide, at the end, is the variant for
 // software adapters. Every element sums its products in increasing k, one chain per element,
 // so results do not depend on the grid.
+//
+// With SPLIT_A (likewise B, C) an operand is not a dense matrix: its element at (outer, inner),
+// inner being the index stored contiguously, lies at outer · ld + (inner / block) · stride +
+// inner % block. That reads TransformerLens's per-head weights [n_heads, d_model, d_head] as
+// one [d_model, n_heads · d_head] matrix in place (heads.rs), so all heads are one product.
 
 struct MatmulParams {
     m: u32,
@@ -18,6 +23,17 @@ struct MatmulParams {
     k: u32,
     tiles_n: u32,
     tiles: u32,
+    // Split layouts (ld, block, stride) of a, b and c; unused without SPLIT_*. Scalars,
+    // since vec3s would pad the block past its 64 bytes.
+    a_ld: u32,
+    a_block: u32,
+    a_stride: u32,
+    b_ld: u32,
+    b_block: u32,
+    b_stride: u32,
+    c_ld: u32,
+    c_block: u32,
+    c_stride: u32,
 }
 
 @group(0) @binding(0) var<uniform> mp: MatmulParams;
@@ -34,12 +50,23 @@ const TK: u32 = 16u;
 var<workgroup> a_tile: array<vec4<f32>, 256>;
 var<workgroup> b_tile: array<vec4<f32>, 256>;
 
+// Where (outer, inner) of a split operand lies (see the head of the file).
+fn split_at(outer: u32, inner: u32, ld: u32, block: u32, stride: u32) -> u32 {
+    return outer * ld + (inner / block) * stride + inner % block;
+}
+
 fn load_a(m: u32, k: u32) -> f32 {
     if (m >= mp.m || k >= mp.k) {
         return 0.0;
     }
     var v: f32;
-    if (TRANS_A) {
+    if (SPLIT_A) {
+        if (TRANS_A) {
+            v = a[split_at(k, m, mp.a_ld, mp.a_block, mp.a_stride)];
+        } else {
+            v = a[split_at(m, k, mp.a_ld, mp.a_block, mp.a_stride)];
+        }
+    } else if (TRANS_A) {
         v = a[k * mp.m + m];
     } else {
         v = a[m * mp.k + k];
@@ -53,6 +80,12 @@ fn load_a(m: u32, k: u32) -> f32 {
 fn load_b(k: u32, n: u32) -> f32 {
     if (k >= mp.k || n >= mp.n) {
         return 0.0;
+    }
+    if (SPLIT_B) {
+        if (TRANS_B) {
+            return b[split_at(n, k, mp.b_ld, mp.b_block, mp.b_stride)];
+        }
+        return b[split_at(k, n, mp.b_ld, mp.b_block, mp.b_stride)];
     }
     if (TRANS_B) {
         return b[n * mp.k + k];
@@ -109,7 +142,10 @@ fn store4(m: u32, n: u32, v: vec4<f32>) {
         if (BIAS) {
             x += bias[col];
         }
-        let at = m * mp.n + col;
+        var at = m * mp.n + col;
+        if (SPLIT_C) {
+            at = split_at(m, col, mp.c_ld, mp.c_block, mp.c_stride);
+        }
         if (ACCUMULATE) {
             x = c[at] + x;
         }

@@ -25,8 +25,9 @@ pub fn run(name: Option<&str>) -> Result<(), String> {
         Some("sae") => crate::bench_sae::sae(),
         Some("dispatch") => crate::bench_dispatch::dispatch(),
         Some("lm") => crate::bench_lm::lm(),
+        Some("lm-profile") => crate::bench_lm::profile(),
         Some(other) => Err(format!(
-            "unknown benchmark `{other}`; available: superposition, sae, dispatch, lm"
+            "unknown benchmark `{other}`; available: superposition, sae, dispatch, lm, lm-profile"
         )),
     }
 }

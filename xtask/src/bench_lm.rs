@@ -127,3 +127,39 @@ pub fn lm() -> Result<(), String> {
     );
     crate::bench::append_results(&table)
 }
+
+/// `cargo xtask bench lm-profile`: one GPU training step of the `small` preset with every
+/// kernel submitted and timed on its own, printed slowest first (not appended to the results:
+/// waiting after each kernel changes the total).
+pub fn profile() -> Result<(), String> {
+    let gpu = pollster::block_on(Gpu::new()).map_err(|e| e.to_string())?;
+    let corpus = Corpus::shakespeare().map_err(|e| e.to_string())?;
+    let run = LmPreset::Small.runs().remove(0);
+    let mut g = GpuLmTrainer::new(&gpu, &run, &corpus).map_err(|e| e.to_string())?;
+    let step = |g: &mut GpuLmTrainer| {
+        pollster::block_on(g.train_step())
+            .map(|_| ())
+            .map_err(|e| e.to_string())
+    };
+    let plain = time_steps(2, || step(&mut g))?;
+    g.profile(true);
+    step(&mut g)?;
+    let mut rows: Vec<_> = g
+        .profiled()
+        .map(|p| p.iter().map(|(k, v)| (k.clone(), *v)).collect())
+        .unwrap_or_default();
+    rows.sort_by(|a, b| b.1 .1.total_cmp(&a.1 .1));
+    let total: f64 = rows.iter().map(|r| r.1 .1).sum();
+    println!(
+        "on {}: {plain:.3} s a step; profiled, {total:.3} s in kernels",
+        gpu.adapter_name()
+    );
+    for (k, (n, s)) in rows {
+        println!(
+            "{:>8.1} ms {:>5.1}% {n:>4}× {k}",
+            s * 1e3,
+            100.0 * s / total
+        );
+    }
+    Ok(())
+}

@@ -83,6 +83,16 @@ impl Program {
         &self.bind_layout
     }
 
+    /// The entry point whose pipeline `pipeline` is (for profiles; `?` when it is not this
+    /// program's).
+    pub fn entry_of(&self, pipeline: &Arc<wgpu::ComputePipeline>) -> String {
+        let pipelines = self.pipelines.lock().expect("program poisoned");
+        pipelines
+            .iter()
+            .find(|(_, p)| Arc::ptr_eq(p, pipeline))
+            .map_or_else(|| "?".into(), |(e, _)| e.clone())
+    }
+
     /// The pipeline of `entry`, compiled on first use. Shader errors come back as
     /// [`EngineError::Gpu`] with the compiler's message.
     pub async fn pipeline(&self, gpu: &Gpu, entry: &str) -> Result<Arc<wgpu::ComputePipeline>> {

@@ -50,7 +50,12 @@ pub struct Recorder {
     capacity: u32,
     bind_groups: HashMap<BindKey, wgpu::BindGroup>,
     created: u64,
+    profile: Option<Profile>,
 }
+
+/// Time spent in each kind of operation while profiling (see [`Recorder::profile`]): by
+/// `program::entry` and grid, the count and the seconds.
+pub type Profile = std::collections::BTreeMap<String, (u32, f64)>;
 
 impl Recorder {
     /// A recorder for `gpu` with nothing cached.
@@ -63,7 +68,21 @@ impl Recorder {
             capacity: 0,
             bind_groups: HashMap::new(),
             created: 0,
+            profile: None,
         }
+    }
+
+    /// Starts (or, with `false`, stops) timing every operation on its own: each is then
+    /// submitted alone and waited for, so a profiled step is slower than a real one, but the
+    /// time of each kernel shows where a step's time goes. Natively only (a browser cannot
+    /// wait for the device).
+    pub fn profile(&mut self, on: bool) {
+        self.profile = on.then(Profile::new);
+    }
+
+    /// What profiling has measured so far.
+    pub fn profiled(&self) -> Option<&Profile> {
+        self.profile.as_ref()
     }
 
     /// Starts one submit's worth of work.
@@ -183,7 +202,7 @@ pub struct Recording<'r> {
     slots: u32,
 }
 
-impl Recording<'_> {
+impl<'r> Recording<'r> {
     /// The device.
     pub fn gpu(&self) -> &Gpu {
         &self.rec.gpu
@@ -321,62 +340,73 @@ impl Recording<'_> {
         });
     }
 
-    /// Writes the parameter blocks and encodes everything into a command buffer.
-    fn encode(self) -> wgpu::CommandBuffer {
+    /// Writes the parameter blocks to the uniform buffer and hands back the recorder and
+    /// the operations to encode.
+    fn write_params(self) -> (&'r mut Recorder, Vec<Op>) {
         let Recording {
             rec,
             ops,
             params,
             slots,
         } = self;
-        let gpu = rec.gpu.clone();
-        let mut enc = gpu.device.create_command_encoder(&Default::default());
         if slots > 0 {
             rec.reserve(slots);
             let uniform = rec.uniform.as_ref().expect("reserved");
-            gpu.queue.write_buffer(uniform, 0, &params);
+            rec.gpu.queue.write_buffer(uniform, 0, &params);
         }
-        let stride = rec.stride;
-        let mut ops = ops.into_iter().peekable();
-        while let Some(op) = ops.next() {
-            match op {
-                Op::Copy {
-                    src,
-                    src_offset,
-                    dst,
-                    dst_offset,
-                    size,
-                } => enc.copy_buffer_to_buffer(&src, src_offset, &dst, dst_offset, size),
-                Op::Clear {
-                    buffer,
-                    offset,
-                    size,
-                } => enc.clear_buffer(&buffer, offset, size),
-                first @ Op::Dispatch { .. } => {
-                    let mut pass = enc.begin_compute_pass(&Default::default());
-                    let mut next = Some(first);
-                    while let Some(Op::Dispatch {
-                        program,
-                        pipeline,
-                        storage,
-                        slot,
-                        grid,
-                    }) = next
-                    {
-                        let bg = rec.bind_group(&program, storage);
-                        pass.set_pipeline(&pipeline);
-                        pass.set_bind_group(0, &bg, &[(slot.0 as u64 * stride) as u32]);
-                        pass.dispatch_workgroups(grid.0, grid.1, 1);
-                        next = ops.next_if(|o| matches!(o, Op::Dispatch { .. }));
-                    }
-                }
-            }
+        (rec, ops)
+    }
+
+    /// Writes the parameter blocks and encodes everything into a command buffer.
+    fn encode(self) -> wgpu::CommandBuffer {
+        let (rec, ops) = self.write_params();
+        encode_ops(rec, ops)
+    }
+
+    /// Submits each operation alone and waits for it, adding its time to the profile.
+    #[cfg(not(target_arch = "wasm32"))]
+    fn submit_profiled(self) {
+        let (rec, ops) = self.write_params();
+        for op in ops {
+            let key = match &op {
+                Op::Dispatch {
+                    program,
+                    pipeline,
+                    grid,
+                    ..
+                } => format!(
+                    "{}::{} {}x{}",
+                    program.label(),
+                    program.entry_of(pipeline),
+                    grid.0,
+                    grid.1
+                ),
+                Op::Copy { size, .. } => format!("copy {size} B"),
+                Op::Clear { .. } => "clear".into(),
+            };
+            let gpu = rec.gpu.clone();
+            let cb = encode_ops(rec, vec![op]);
+            let start = std::time::Instant::now();
+            gpu.queue.submit([cb]);
+            let _ = gpu.device.poll(wgpu::PollType::wait_indefinitely());
+            let secs = start.elapsed().as_secs_f64();
+            let e = rec
+                .profile
+                .as_mut()
+                .expect("profiling")
+                .entry(key)
+                .or_default();
+            e.0 += 1;
+            e.1 += secs;
         }
-        enc.finish()
     }
 
     /// Submits the work.
     pub fn submit(self) {
+        #[cfg(not(target_arch = "wasm32"))]
+        if self.rec.profile.is_some() {
+            return self.submit_profiled();
+        }
         let gpu = self.rec.gpu.clone();
         let cb = self.encode();
         gpu.queue.submit([cb]);
@@ -385,6 +415,11 @@ impl Recording<'_> {
     /// Submits the work inside an error scope, so a validation or out-of-memory error comes
     /// back as [`crate::EngineError::Gpu`].
     pub async fn submit_scoped(self) -> Result<()> {
+        #[cfg(not(target_arch = "wasm32"))]
+        if self.rec.profile.is_some() {
+            self.submit_profiled();
+            return Ok(());
+        }
         let gpu = self.rec.gpu.clone();
         gpu.scoped(|| {
             let cb = self.encode();
@@ -392,4 +427,47 @@ impl Recording<'_> {
         })
         .await
     }
+}
+
+/// Encodes `ops` in order, consecutive dispatches in one compute pass.
+fn encode_ops(rec: &mut Recorder, ops: Vec<Op>) -> wgpu::CommandBuffer {
+    let gpu = rec.gpu.clone();
+    let mut enc = gpu.device.create_command_encoder(&Default::default());
+    let stride = rec.stride;
+    let mut ops = ops.into_iter().peekable();
+    while let Some(op) = ops.next() {
+        match op {
+            Op::Copy {
+                src,
+                src_offset,
+                dst,
+                dst_offset,
+                size,
+            } => enc.copy_buffer_to_buffer(&src, src_offset, &dst, dst_offset, size),
+            Op::Clear {
+                buffer,
+                offset,
+                size,
+            } => enc.clear_buffer(&buffer, offset, size),
+            first @ Op::Dispatch { .. } => {
+                let mut pass = enc.begin_compute_pass(&Default::default());
+                let mut next = Some(first);
+                while let Some(Op::Dispatch {
+                    program,
+                    pipeline,
+                    storage,
+                    slot,
+                    grid,
+                }) = next
+                {
+                    let bg = rec.bind_group(&program, storage);
+                    pass.set_pipeline(&pipeline);
+                    pass.set_bind_group(0, &bg, &[(slot.0 as u64 * stride) as u32]);
+                    pass.dispatch_workgroups(grid.0, grid.1, 1);
+                    next = ops.next_if(|o| matches!(o, Op::Dispatch { .. }));
+                }
+            }
+        }
+    }
+    enc.finish()
 }

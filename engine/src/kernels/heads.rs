@@ -1,14 +1,24 @@
-//! Per-head projections (host of `shaders/heads.wgsl`): `out[r, h, e] = Σ_m x[r, m] · w[h, m,
-//! e] + bias[h, e]`, TransformerLens's W_Q, W_K and W_V `[n_heads, d_model, d_head]` applied to
-//! a `[rows, d_model]` input, giving hook_q|k|v's `[rows, n_heads, d_head]`. [`heads_ref`] is its
-//! CPU reference.
+//! Per-head projections: `out[r, h, e] = Σ_m x[r, m] · w[h, m, e] + bias[h, e]`,
+//! TransformerLens's W_Q, W_K and W_V `[n_heads, d_model, d_head]` applied to a `[rows,
+//! d_model]` input, giving hook_q|k|v's `[rows, n_heads, d_head]`. Every head at once is one
+//! tiled product (`shaders/matmul.wgsl` through [`matmul_split`]), reading the weights in place
+//! as a `[d_model, n_heads · d_head]` matrix; the bias gradient is a column sum
+//! ([`sum_rows`]). [`heads_ref`] and [`heads_backward_ref`] are the CPU references.
 
-use super::{dim, elements, params, Kernel};
+use super::matmul::{matmul_split, Matmul, Split, Splits};
+use super::sum_rows::sum_rows;
 use crate::error::Result;
-use crate::gpu::{Recording, Tensor, View};
+use crate::gpu::{Recording, View};
 
-const HEADS_WGSL: &str = include_str!("../../../shaders/heads.wgsl");
-const BACKWARD_WGSL: &str = include_str!("../../../shaders/heads_backward.wgsl");
+/// The weights `[heads, d_in, d_head]` as a `[d_in, heads · d_head]` matrix (outer index
+/// m, inner (h, e)).
+fn per_head(d_in: usize, d_head: usize) -> Split {
+    Split {
+        ld: d_head,
+        block: d_head,
+        stride: d_in * d_head,
+    }
+}
 
 /// The tensors of [`heads`].
 #[derive(Clone, Copy)]
@@ -31,24 +41,26 @@ pub struct Heads<'a> {
     pub d_head: usize,
 }
 
-/// Records the projection, an invocation an output element.
+/// Records the projection: one product over all heads.
 pub async fn heads(rec: &mut Recording<'_>, t: &Heads<'_>) -> Result<()> {
-    let gpu = &rec.gpu().clone();
-    let (r, d, h, e) = (
-        dim("rows", t.rows)?,
-        dim("d_model", t.d_in)?,
-        dim("n_heads", t.heads)?,
-        dim("d_head", t.d_head)?,
-    );
-    Tensor::new(gpu, "x", t.x, &[r, d])?;
-    Tensor::new(gpu, "w", t.w, &[h, d, e])?;
-    Tensor::new(gpu, "bias", t.bias, &[h, e])?;
-    Tensor::new(gpu, "out", t.out, &[r, h, e])?;
-    let n = elements("out", &[r, h, e])?;
-    let storage = vec![t.x, t.w, t.bias, t.out];
-    let kern = Kernel::new(gpu, "heads", "", HEADS_WGSL, storage, &[]).await?;
-    kern.dispatch(rec, "heads_forward", params(&[r, d, h, e]), n.div_ceil(256))
-        .await
+    let mm = Matmul {
+        a: t.x,
+        b: t.w,
+        c: t.out,
+        m: t.rows,
+        n: t.heads * t.d_head,
+        k: t.d_in,
+        trans_a: false,
+        trans_b: false,
+        bias: Some(t.bias),
+        centre: None,
+        accumulate: false,
+    };
+    let splits = Splits {
+        b: Some(per_head(t.d_in, t.d_head)),
+        ..Splits::default()
+    };
+    matmul_split(rec, &mm, &splits).await
 }
 
 /// The tensors of [`heads_backward`].
@@ -78,31 +90,48 @@ pub struct HeadsBackward<'a> {
     pub accumulate: bool,
 }
 
-/// Records the projection's backward: the input's gradient an element an invocation, the
-/// weights' and bias's a weight an invocation.
+/// Records the projection's backward: `dx (+)= dout · Wᵀ` and `dW = xᵀ · dout`, each one
+/// product over all heads, and the bias's gradient as `dout`'s column sums.
 pub async fn heads_backward(rec: &mut Recording<'_>, t: &HeadsBackward<'_>) -> Result<()> {
-    let gpu = &rec.gpu().clone();
-    let (r, d, h, e) = (
-        dim("rows", t.rows)?,
-        dim("d_model", t.d_in)?,
-        dim("n_heads", t.heads)?,
-        dim("d_head", t.d_head)?,
-    );
-    Tensor::new(gpu, "x", t.x, &[r, d])?;
-    Tensor::new(gpu, "dx", t.dx, &[r, d])?;
-    Tensor::new(gpu, "w", t.w, &[h, d, e])?;
-    Tensor::new(gpu, "dw", t.dw, &[h, d, e])?;
-    Tensor::new(gpu, "dbias", t.dbias, &[h, e])?;
-    Tensor::new(gpu, "dout", t.dout, &[r, h, e])?;
-    let storage = vec![t.x, t.w, t.dout, t.dx, t.dw, t.dbias];
-    let kern = Kernel::new(gpu, "heads_backward", "", BACKWARD_WGSL, storage, &[]).await?;
-    let p = params(&[r, d, h, e, u32::from(t.accumulate)]);
-    let nx = elements("dx", &[r, d])?;
-    let nw = elements("dw", &[h, d, e])?;
-    kern.dispatch(rec, "heads_backward_x", p, nx.div_ceil(256))
-        .await?;
-    kern.dispatch(rec, "heads_backward_w", p, nw.div_ceil(256))
-        .await
+    let width = t.heads * t.d_head;
+    let split = per_head(t.d_in, t.d_head);
+    let dx = Matmul {
+        a: t.dout,
+        b: t.w,
+        c: t.dx,
+        m: t.rows,
+        n: t.d_in,
+        k: width,
+        trans_a: false,
+        trans_b: true,
+        bias: None,
+        centre: None,
+        accumulate: t.accumulate,
+    };
+    let b_split = Splits {
+        b: Some(split),
+        ..Splits::default()
+    };
+    matmul_split(rec, &dx, &b_split).await?;
+    let dw = Matmul {
+        a: t.x,
+        b: t.dout,
+        c: t.dw,
+        m: t.d_in,
+        n: width,
+        k: t.rows,
+        trans_a: true,
+        trans_b: false,
+        bias: None,
+        centre: None,
+        accumulate: false,
+    };
+    let c_split = Splits {
+        c: Some(split),
+        ..Splits::default()
+    };
+    matmul_split(rec, &dw, &c_split).await?;
+    sum_rows(rec, t.dout, t.dbias, (t.rows, width), false).await
 }
 
 /// CPU reference of [`heads_backward`]: `(dx, dw, dbias)`.
@@ -171,7 +200,12 @@ mod tests {
     use crate::testing::assert_close;
 
     async fn matches_reference(gpu: &Gpu) {
-        for (rows, d, h, e) in [(1, 1, 1, 1), (7, 13, 3, 5), (300, 16, 4, 8)] {
+        for (rows, d, h, e) in [
+            (1, 1, 1, 1),
+            (7, 13, 3, 5),
+            (300, 16, 4, 8),
+            (150, 70, 5, 24),
+        ] {
             let (x, w, b) = (values(1, rows * d), values(2, h * d * e), values(3, h * e));
             let bx = gpu.storage_from("x", &x).unwrap();
             let bw = gpu.storage_from("w", &w).unwrap();
@@ -200,7 +234,12 @@ mod tests {
     gpu_test!(gpu_head_projection_matches_reference, matches_reference);
 
     async fn backward_matches_reference(gpu: &Gpu) {
-        for (rows, d, h, e) in [(1, 1, 1, 1), (7, 13, 3, 5), (300, 16, 4, 8)] {
+        for (rows, d, h, e) in [
+            (1, 1, 1, 1),
+            (7, 13, 3, 5),
+            (300, 16, 4, 8),
+            (150, 70, 5, 24),
+        ] {
             let (x, w, g) = (
                 values(4, rows * d),
                 values(5, h * d * e),

@@ -38,6 +38,57 @@ pub struct Matmul<'a> {
     pub accumulate: bool,
 }
 
+/// An operand that is not a dense matrix (see `shaders/matmul.wgsl`): its element at (outer,
+/// inner), inner being the index stored contiguously (k for a plain `a`, m for a transposed
+/// one), lies at `outer · ld + (inner / block) · stride + inner % block`. TransformerLens's
+/// per-head weights `[n_heads, d_model, d_head]` are one `[d_model, n_heads · d_head]` matrix
+/// this way (`ld` d_head, `block` d_head, `stride` d_model · d_head), so the heads are one
+/// product. An output split this way must not map two elements to one place.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct Split {
+    /// Distance between consecutive outer indices.
+    pub ld: usize,
+    /// Inner indices in one contiguous run.
+    pub block: usize,
+    /// Distance between consecutive runs.
+    pub stride: usize,
+}
+
+impl Split {
+    /// Where (outer, inner) lies.
+    pub fn at(&self, outer: usize, inner: usize) -> usize {
+        outer * self.ld + (inner / self.block) * self.stride + inner % self.block
+    }
+
+    /// Elements a view must hold for `outer × inner` indices.
+    fn extent(&self, outer: usize, inner: usize) -> usize {
+        if outer == 0 || inner == 0 {
+            return 0;
+        }
+        let last = self.at(outer - 1, inner - 1);
+        // The end of the last full run can lie past the last index when runs are spaced
+        // closer than they are long; take whichever is further.
+        let full = inner / self.block;
+        let end_of_run = if full > 0 {
+            self.at(outer - 1, full * self.block - 1)
+        } else {
+            0
+        };
+        last.max(end_of_run) + 1
+    }
+}
+
+/// Which operands of a [`Matmul`] are split (see [`Split`]); the default is none.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub struct Splits {
+    /// The left operand's layout.
+    pub a: Option<Split>,
+    /// The right operand's layout.
+    pub b: Option<Split>,
+    /// The output's layout.
+    pub c: Option<Split>,
+}
+
 /// Names of a product's buffers in error messages: a, b, c, bias, centre.
 pub(crate) type Names = [&'static str; 5];
 
@@ -73,7 +124,37 @@ pub(crate) async fn matmul_named(
     names: Names,
 ) -> Result<()> {
     let tiling = Tiling::for_device(rec.gpu());
-    matmul_tiled(rec, mm, names, tiling).await
+    matmul_tiled(rec, mm, names, tiling, &Splits::default()).await
+}
+
+/// As [`matmul`], with operands laid out as `splits` says.
+pub async fn matmul_split(rec: &mut Recording<'_>, mm: &Matmul<'_>, splits: &Splits) -> Result<()> {
+    let tiling = Tiling::for_device(rec.gpu());
+    matmul_tiled(rec, mm, ["a", "b", "c", "bias", "centre"], tiling, splits).await
+}
+
+/// Checks that `view` holds a `[outer, inner]` operand, dense or split.
+fn check_operand(
+    gpu: &Gpu,
+    name: &'static str,
+    view: View<'_>,
+    (outer, inner): (u32, u32),
+    split: Option<Split>,
+) -> Result<()> {
+    match split {
+        None => Tensor::new(gpu, name, view, &[outer, inner]).map(|_| ()),
+        Some(s) => {
+            if s.block == 0 {
+                return Err(crate::EngineError::invalid(
+                    name,
+                    "a split layout with runs of 0",
+                    "runs must hold at least one element",
+                ));
+            }
+            let len = s.extent(outer as usize, inner as usize) as u64;
+            Tensor::flat(gpu, name, view, len).map(|_| ())
+        }
+    }
 }
 
 async fn matmul_tiled(
@@ -81,12 +162,14 @@ async fn matmul_tiled(
     mm: &Matmul<'_>,
     names: Names,
     tiling: Tiling,
+    splits: &Splits,
 ) -> Result<()> {
     let gpu = &rec.gpu().clone();
     let (m, n, k) = (dim("m", mm.m)?, dim("n", mm.n)?, dim("k", mm.k)?);
-    Tensor::new(gpu, names[0], mm.a, &[m, k])?;
-    Tensor::new(gpu, names[1], mm.b, &[k, n])?;
-    Tensor::new(gpu, names[2], mm.c, &[m, n])?;
+    let stored = |t: bool, rows: u32, cols: u32| if t { (cols, rows) } else { (rows, cols) };
+    check_operand(gpu, names[0], mm.a, stored(mm.trans_a, m, k), splits.a)?;
+    check_operand(gpu, names[1], mm.b, stored(mm.trans_b, k, n), splits.b)?;
+    check_operand(gpu, names[2], mm.c, (m, n), splits.c)?;
     if let Some(bias) = mm.bias {
         Tensor::new(gpu, names[3], bias, &[n])?;
     }
@@ -105,6 +188,9 @@ async fn matmul_tiled(
         ("CENTRE", mm.centre.is_some()),
         ("BIAS", mm.bias.is_some()),
         ("ACCUMULATE", mm.accumulate),
+        ("SPLIT_A", splits.a.is_some()),
+        ("SPLIT_B", splits.b.is_some()),
+        ("SPLIT_C", splits.c.is_some()),
     ]);
     let optional = [
         Optional {
@@ -122,13 +208,20 @@ async fn matmul_tiled(
     ];
     let storage = vec![mm.a, mm.b, mm.c];
     let kern = Kernel::new(gpu, "matmul", &consts, MATMUL_WGSL, storage, &optional).await?;
-    kern.dispatch(
-        rec,
-        entry,
-        params(&[m, n, k, tiles_n as u32, tiles as u32]),
-        tiles,
-    )
-    .await?;
+    let mut words = vec![m, n, k, tiles_n as u32, tiles as u32];
+    for s in [splits.a, splits.b, splits.c] {
+        let s = s.unwrap_or(Split {
+            ld: 0,
+            block: 1,
+            stride: 0,
+        });
+        for v in [s.ld, s.block, s.stride] {
+            words.push(u32::try_from(v).map_err(|_| {
+                crate::EngineError::invalid("matmul split", v.to_string(), "must fit in 32 bits")
+            })?);
+        }
+    }
+    kern.dispatch(rec, entry, params(&words), tiles).await?;
     Ok(())
 }
 
@@ -200,7 +293,8 @@ mod tests {
                     centre: None,
                     accumulate: false,
                 };
-                matmul_tiled(rec, &mm, ["a", "b", "c", "bias", "centre"], tiling).await
+                let names = ["a", "b", "c", "bias", "centre"];
+                matmul_tiled(rec, &mm, names, tiling, &Splits::default()).await
             })
             .await;
             let got: Vec<f32> = gpu.read(&c, m * n).await.unwrap();
@@ -210,6 +304,137 @@ mod tests {
         }
     }
     gpu_test!(gpu_matmul_all_transposes_match_reference, all_transposes);
+
+    /// Split operands (per-head weights read in place) on both kernels, against the dense
+    /// product of the same elements gathered on the CPU: a split right operand, plain and
+    /// transposed, and a split output, at sizes past one tile of either kernel with runs that
+    /// are not a multiple of the tile.
+    async fn split_layouts(gpu: &Gpu) {
+        let (rows, d, heads, e) = (131, 70, 5, 27);
+        let width = heads * e;
+        let split = Split {
+            ld: e,
+            block: e,
+            stride: d * e,
+        };
+        // w[h, m, e] as a dense [d, width] matrix.
+        let w = values(31, heads * d * e);
+        let dense_w: Vec<f32> = (0..d)
+            .flat_map(|m| (0..width).map(move |n| (m, n)))
+            .map(|(m, n)| w[split.at(m, n)])
+            .collect();
+        let x = values(32, rows * d);
+        let g = values(33, rows * width);
+        let up = |n: &str, v: &[f32]| gpu.storage_from(n, v).unwrap();
+        let (bx, bw, bg) = (up("x", &x), up("w", &w), up("g", &g));
+        for tiling in [Tiling::Gpu, Tiling::Wide] {
+            // x · W: B split.
+            let out = gpu.storage_zeroed::<f32>("out", rows * width).unwrap();
+            // g · Wᵀ: B split and transposed.
+            let dx = gpu.storage_zeroed::<f32>("dx", rows * d).unwrap();
+            // xᵀ · g into W's layout: C split.
+            let dw = gpu.storage_zeroed::<f32>("dw", heads * d * e).unwrap();
+            record(gpu, async |rec: &mut Recording<'_>| {
+                let plain = |a, b, c, (m, n, k), trans_a, trans_b| Matmul {
+                    a,
+                    b,
+                    c,
+                    m,
+                    n,
+                    k,
+                    trans_a,
+                    trans_b,
+                    bias: None,
+                    centre: None,
+                    accumulate: false,
+                };
+                let names = ["a", "b", "c", "bias", "centre"];
+                let on_b = Splits {
+                    b: Some(split),
+                    ..Splits::default()
+                };
+                let on_c = Splits {
+                    c: Some(split),
+                    ..Splits::default()
+                };
+                let mm = plain(
+                    (&bx).into(),
+                    (&bw).into(),
+                    (&out).into(),
+                    (rows, width, d),
+                    false,
+                    false,
+                );
+                matmul_tiled(rec, &mm, names, tiling, &on_b).await?;
+                let mm = plain(
+                    (&bg).into(),
+                    (&bw).into(),
+                    (&dx).into(),
+                    (rows, d, width),
+                    false,
+                    true,
+                );
+                matmul_tiled(rec, &mm, names, tiling, &on_b).await?;
+                let mm = plain(
+                    (&bx).into(),
+                    (&bg).into(),
+                    (&dw).into(),
+                    (d, width, rows),
+                    true,
+                    false,
+                );
+                matmul_tiled(rec, &mm, names, tiling, &on_c).await
+            })
+            .await;
+            let what = |n: &str| format!("{tiling:?} {n}");
+            let got: Vec<f32> = gpu.read(&out, rows * width).await.unwrap();
+            let want = matmul_ref(&x, &dense_w, (rows, width, d), false, false);
+            assert_close(&what("x·W"), &got, &want, ATOL, RTOL);
+            let got: Vec<f32> = gpu.read(&dx, rows * d).await.unwrap();
+            let want = matmul_ref(&g, &dense_w, (rows, d, width), false, true);
+            assert_close(&what("g·Wᵀ"), &got, &want, ATOL, RTOL);
+            let got: Vec<f32> = gpu.read(&dw, heads * d * e).await.unwrap();
+            let dense = matmul_ref(&x, &g, (d, width, rows), true, false);
+            let mut want = vec![f32::NAN; heads * d * e];
+            for m in 0..d {
+                for n in 0..width {
+                    want[split.at(m, n)] = dense[m * width + n];
+                }
+            }
+            assert_close(&what("xᵀ·g"), &got, &want, ATOL, RTOL);
+        }
+        // A view too short for its split layout is named before anything is recorded.
+        let short = gpu
+            .storage_zeroed::<f32>("short", heads * d * e - 1)
+            .unwrap();
+        let out = gpu.storage_zeroed::<f32>("out", rows * width).unwrap();
+        let mut recorder = crate::gpu::Recorder::new(gpu);
+        let mut rec = recorder.begin();
+        let mm = Matmul {
+            a: (&bx).into(),
+            b: (&short).into(),
+            c: (&out).into(),
+            m: rows,
+            n: width,
+            k: d,
+            trans_a: false,
+            trans_b: false,
+            bias: None,
+            centre: None,
+            accumulate: false,
+        };
+        let on_b = Splits {
+            b: Some(split),
+            ..Splits::default()
+        };
+        let err = matmul_split(&mut rec, &mm, &on_b)
+            .await
+            .unwrap_err()
+            .to_string();
+        assert!(err.contains("invalid config: b = "), "{err}");
+        assert_eq!(rec.dispatches(), 0);
+    }
+    gpu_test!(gpu_matmul_split_layouts_match_reference, split_layouts);
 
     /// A linear layer as the transformer binds it: the weight and its bias are two tensors of
     /// one arena buffer, bound as two views in the same dispatch, at sizes that leave alignment

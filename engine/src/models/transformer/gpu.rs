@@ -918,6 +918,17 @@ impl GpuLmTrainer {
         })
     }
 
+    /// Times each kernel of the steps that follow on its own (natively; see
+    /// [`Recorder::profile`]), or stops with `false`.
+    pub fn profile(&mut self, on: bool) {
+        self.model.recorder.profile(on);
+    }
+
+    /// What profiling has measured.
+    pub fn profiled(&self) -> Option<&crate::gpu::recorder::Profile> {
+        self.model.recorder.profiled()
+    }
+
     /// The run's config, with the model's d_vocab set.
     pub fn config(&self) -> &super::lm::LmConfig {
         &self.cfg
