@@ -78,27 +78,31 @@ fn gelu_new_backward(@builtin(workgroup_id) wid: vec3<u32>, @builtin(num_workgro
     out[i] = grad[i] * (0.5 * (1.0 + t) + 0.5 * x * (1.0 - t * t) * du);
 }
 
-// The row's max and softmax denominator.
-fn softmax_stats(at: u32, lid: u32) -> vec2<f32> {
+// The max and softmax denominator of the row at `at` (`width` 0 for a row past the end), over
+// its segment (common.wgsl).
+fn softmax_stats(at: u32, width: u32, lid: u32) -> vec2<f32> {
+    let lane = lid % SEG;
     var m = -3.4e38;
-    for (var j = lid; j < ap.width; j += 256u) {
+    for (var j = lane; j < width; j += SEG) {
         m = max(m, pre[at + j]);
     }
-    let row_max = workgroup_reduce(lid, m, true);
+    let row_max = segment_reduce(lid, m, true);
     var s = 0.0;
-    for (var j = lid; j < ap.width; j += 256u) {
+    for (var j = lane; j < width; j += SEG) {
         s += exp(pre[at + j] - row_max);
     }
-    return vec2<f32>(row_max, workgroup_reduce(lid, s, false));
+    return vec2<f32>(row_max, segment_reduce(lid, s, false));
 }
 
+// SEG invocations a row, SEG_ROWS rows a workgroup.
 @compute @workgroup_size(256)
 fn solu_forward(@builtin(workgroup_id) wid: vec3<u32>, @builtin(num_workgroups) nwg: vec3<u32>, @builtin(local_invocation_index) lid: u32) {
-    let row = group_index(wid, nwg);
-    if (row * ap.width >= ap.n) { return; }
+    let row = group_index(wid, nwg) * SEG_ROWS + lid / SEG;
+    let lane = lid % SEG;
+    let width = select(0u, ap.width, row * ap.width < ap.n);
     let at = row * ap.width;
-    let st = softmax_stats(at, lid);
-    for (var j = lid; j < ap.width; j += 256u) {
+    let st = softmax_stats(at, width, lid);
+    for (var j = lane; j < width; j += SEG) {
         let x = pre[at + j];
         out[at + j] = x * (exp(x - st.x) / st.y);
     }
@@ -107,17 +111,18 @@ fn solu_forward(@builtin(workgroup_id) wid: vec3<u32>, @builtin(num_workgroups) 
 // dx_j = s_j (g_j (1 + x_j) − Σ_i g_i x_i s_i), s = softmax(x), g the gradient at x·s.
 @compute @workgroup_size(256)
 fn solu_backward(@builtin(workgroup_id) wid: vec3<u32>, @builtin(num_workgroups) nwg: vec3<u32>, @builtin(local_invocation_index) lid: u32) {
-    let row = group_index(wid, nwg);
-    if (row * ap.width >= ap.n) { return; }
+    let row = group_index(wid, nwg) * SEG_ROWS + lid / SEG;
+    let lane = lid % SEG;
+    let width = select(0u, ap.width, row * ap.width < ap.n);
     let at = row * ap.width;
-    let st = softmax_stats(at, lid);
+    let st = softmax_stats(at, width, lid);
     var d = 0.0;
-    for (var j = lid; j < ap.width; j += 256u) {
+    for (var j = lane; j < width; j += SEG) {
         let x = pre[at + j];
         d += grad[at + j] * x * (exp(x - st.x) / st.y);
     }
-    let dot = workgroup_reduce(lid, d, false);
-    for (var j = lid; j < ap.width; j += 256u) {
+    let dot = segment_reduce(lid, d, false);
+    for (var j = lane; j < width; j += SEG) {
         let x = pre[at + j];
         let s = exp(x - st.x) / st.y;
         out[at + j] = s * (grad[at + j] * (1.0 + x) - dot);

@@ -2,9 +2,9 @@
 // Causal multi-head attention's forward as TransformerLens computes it, on q, k, v laid out
 // [batch, pos, head, d_head] (its hook_q|k|v): scores [batch, head, query, key] =
 // q·k / √d_head with −∞ above the diagonal (hook_attn_scores), pattern = softmax over keys
-// (hook_pattern), z = pattern · v in q's layout (hook_z). One 256-invocation workgroup a
-// (batch, head, query) row; every sum is one chain in a fixed order, so results are the same on
-// every run. The backward is attention_backward.wgsl.
+// (hook_pattern), z = pattern · v in q's layout (hook_z). A segment of SEG invocations a
+// (batch, head, query) row, SEG_ROWS rows a workgroup (common.wgsl); every sum is one chain in a
+// fixed order, so results are the same on every run. The backward is attention_backward.wgsl.
 
 struct AttnParams {
     batch: u32,
@@ -34,8 +34,11 @@ fn vec_at(b: u32, p: u32, h: u32) -> u32 {
 
 @compute @workgroup_size(256)
 fn attn_forward(@builtin(workgroup_id) wid: vec3<u32>, @builtin(num_workgroups) nwg: vec3<u32>, @builtin(local_invocation_index) lid: u32) {
-    let row = group_index(wid, nwg);
-    if (row >= at.batch * at.heads * at.pos) { return; }
+    let row = group_index(wid, nwg) * SEG_ROWS + lid / SEG;
+    let lane = lid % SEG;
+    let live = row < at.batch * at.heads * at.pos;
+    // A row past the end loops over nothing but still meets every barrier.
+    let pos = select(0u, at.pos, live);
     let i = row % at.pos;
     let bh = row / at.pos;
     let h = bh % at.heads;
@@ -43,7 +46,7 @@ fn attn_forward(@builtin(workgroup_id) wid: vec3<u32>, @builtin(num_workgroups) 
     let srow = row * at.pos;
     let qi = vec_at(b, i, h);
     var m = NEG_INF;
-    for (var j = lid; j < at.pos; j += 256u) {
+    for (var j = lane; j < pos; j += SEG) {
         var s = NEG_INF;
         if (j <= i) {
             let kj = vec_at(b, j, h);
@@ -60,18 +63,19 @@ fn attn_forward(@builtin(workgroup_id) wid: vec3<u32>, @builtin(num_workgroups) 
             scores[srow + j] = bitcast<f32>(0xff800000u | at._a);
         }
     }
-    let row_max = workgroup_reduce(lid, m, true);
+    let row_max = segment_reduce(lid, m, true);
     var total = 0.0;
-    for (var j = lid; j <= i; j += 256u) {
+    for (var j = lane; j < pos && j <= i; j += SEG) {
         total += exp(scores[srow + j] - row_max);
     }
-    let denom = workgroup_reduce(lid, total, false);
-    for (var j = lid; j < at.pos; j += 256u) {
+    let denom = segment_reduce(lid, total, false);
+    for (var j = lane; j < pos; j += SEG) {
         pattern[srow + j] = select(0.0, exp(scores[srow + j] - row_max) / denom, j <= i);
     }
     storageBarrier();
     workgroupBarrier();
-    for (var e = lid; e < at.d_head; e += 256u) {
+    let d_head = select(0u, at.d_head, live);
+    for (var e = lane; e < d_head; e += SEG) {
         var acc = 0.0;
         for (var j = 0u; j <= i; j++) {
             acc += pattern[srow + j] * v[vec_at(b, j, h) + e];
@@ -79,4 +83,3 @@ fn attn_forward(@builtin(workgroup_id) wid: vec3<u32>, @builtin(num_workgroups) 
         z[qi + e] = acc;
     }
 }
-

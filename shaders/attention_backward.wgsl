@@ -1,7 +1,7 @@
 // Host: engine/src/kernels/attention.rs (CPU reference: attention_backward_ref there).
 // Causal attention's backward from the forward's pattern and the gradient at z (layouts as in
 // attention.wgsl):
-//   attn_backward_scores  a workgroup a (batch, head, query) row: dP = dz · v, then
+//   attn_backward_scores  a segment a (batch, head, query) row (common.wgsl): dP = dz · v, then
 //                         dS = P (dP − Σ P dP) / √d_head into `ds`
 //   attn_backward_q       dq = dS · k, an invocation an element of dq
 //   attn_backward_kv      dk = dSᵀ · q and dv = Pᵀ · dz, an invocation an element of dk and dv
@@ -37,8 +37,10 @@ fn vec_at(b: u32, p: u32, h: u32) -> u32 {
 
 @compute @workgroup_size(256)
 fn attn_backward_scores(@builtin(workgroup_id) wid: vec3<u32>, @builtin(num_workgroups) nwg: vec3<u32>, @builtin(local_invocation_index) lid: u32) {
-    let row = group_index(wid, nwg);
-    if (row >= at.batch * at.heads * at.pos) { return; }
+    let row = group_index(wid, nwg) * SEG_ROWS + lid / SEG;
+    let lane = lid % SEG;
+    let live = row < at.batch * at.heads * at.pos;
+    let pos = select(0u, at.pos, live);
     let i = row % at.pos;
     let bh = row / at.pos;
     let h = bh % at.heads;
@@ -47,7 +49,7 @@ fn attn_backward_scores(@builtin(workgroup_id) wid: vec3<u32>, @builtin(num_work
     let zi = vec_at(b, i, h);
     // dP_j = dz_i · v_j, kept in ds until dS replaces it.
     var acc = 0.0;
-    for (var j = lid; j < at.pos; j += 256u) {
+    for (var j = lane; j < pos; j += SEG) {
         var d = 0.0;
         if (j <= i) {
             let vj = vec_at(b, j, h);
@@ -58,8 +60,8 @@ fn attn_backward_scores(@builtin(workgroup_id) wid: vec3<u32>, @builtin(num_work
         ds[srow + j] = d;
         acc += pat[srow + j] * d;
     }
-    let dot = workgroup_reduce(lid, acc, false);
-    for (var j = lid; j < at.pos; j += 256u) {
+    let dot = segment_reduce(lid, acc, false);
+    for (var j = lane; j < pos; j += SEG) {
         ds[srow + j] = pat[srow + j] * (ds[srow + j] - dot) * at.scale;
     }
 }

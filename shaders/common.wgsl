@@ -82,3 +82,31 @@ fn workgroup_reduce(lid: u32, x: f32, max_not_sum: bool) -> f32 {
     workgroupBarrier();
     return r;
 }
+
+// Row kernels (LayerNorm, SoLU, attention's softmax rows) give each row SEG invocations of a
+// 256-invocation workgroup, SEG_ROWS rows a workgroup: rows of a few hundred elements leave
+// most of a whole workgroup idle and pay eight levels of barriers for each reduction, where a
+// segment pays five for eight rows at once.
+const SEG: u32 = 32u;
+const SEG_ROWS: u32 = 8u;
+
+// The sum (or, with max_not_sum, the maximum) of `x` over the SEG invocations that share lid's
+// row, each of them getting it: a tree in a fixed order over reduce_part, so the result is the
+// same on every run. Call it from uniform control flow: every invocation of the workgroup,
+// whether its row exists or not.
+fn segment_reduce(lid: u32, x: f32, max_not_sum: bool) -> f32 {
+    reduce_part[lid] = x;
+    workgroupBarrier();
+    let lane = lid % SEG;
+    for (var stride = SEG / 2u; stride > 0u; stride /= 2u) {
+        if (lane < stride) {
+            let o = reduce_part[lid + stride];
+            reduce_part[lid] = select(reduce_part[lid] + o, max(reduce_part[lid], o), max_not_sum);
+        }
+        workgroupBarrier();
+    }
+    let r = reduce_part[lid - lane];
+    workgroupBarrier();
+    return r;
+}
+

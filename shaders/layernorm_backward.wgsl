@@ -1,7 +1,7 @@
 // Host: engine/src/kernels/layernorm.rs (CPU reference: layernorm_backward_ref there).
 // LayerNorm's backward from the forward's `stats` (s, then the mean, per row):
-//   ln_backward_rows:   dx = (dx̂ − mean(dx̂) − x̂ · mean(dx̂ x̂)) / s with dx̂ = dy · w, one
-//                       256-invocation workgroup per row (the forward's fixed-order sums);
+//   ln_backward_rows:   dx = (dx̂ − mean(dx̂) − x̂ · mean(dx̂ x̂)) / s with dx̂ = dy · w, a
+//                       segment of SEG invocations per row (the forward's fixed-order sums);
 //   ln_backward_params: dw[i] (+)= Σ_rows dy · x̂, db[i] (+)= Σ_rows dy, one invocation per
 //                       column walking the rows in order (adjacent invocations read adjacent
 //                       words), so the sums are deterministic. ACCUMULATE adds to dw and db.
@@ -28,24 +28,28 @@ fn ln_backward_rows(
     @builtin(num_workgroups) nwg: vec3<u32>,
     @builtin(local_invocation_index) lid: u32,
 ) {
-    let row = group_index(wid, nwg);
-    if (row >= lp.rows) {
-        return;
-    }
+    let row = group_index(wid, nwg) * SEG_ROWS + lid / SEG;
+    let lane = lid % SEG;
+    let live = row < lp.rows;
+    let width = select(0u, lp.width, live);
     let at = row * lp.width;
-    let s = stats[row];
-    let mean = stats[lp.rows + row];
+    var s = 1.0;
+    var mean = 0.0;
+    if (live) {
+        s = stats[row];
+        mean = stats[lp.rows + row];
+    }
     var m1 = 0.0;
     var m2 = 0.0;
-    for (var i = lid; i < lp.width; i += 256u) {
+    for (var i = lane; i < width; i += SEG) {
         let g = dy[at + i] * w[i];
         m1 += g;
         m2 += g * (x[at + i] - mean) / s;
     }
     let n = f32(lp.width);
-    let mean_g = workgroup_reduce(lid, m1, false) / n;
-    let mean_gx = workgroup_reduce(lid, m2, false) / n;
-    for (var i = lid; i < lp.width; i += 256u) {
+    let mean_g = segment_reduce(lid, m1, false) / n;
+    let mean_gx = segment_reduce(lid, m2, false) / n;
+    for (var i = lane; i < width; i += SEG) {
         let xh = (x[at + i] - mean) / s;
         dx[at + i] = (dy[at + i] * w[i] - mean_g - xh * mean_gx) / s;
     }

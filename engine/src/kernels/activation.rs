@@ -56,7 +56,7 @@ pub async fn activation(
     let storage = vec![pre, grad.unwrap_or(pre), out];
     let kern = Kernel::new(gpu, "activation", "", ACTIVATION_WGSL, storage, &[]).await?;
     let groups = match act {
-        Act::Solu => r as u64,
+        Act::Solu => (r as u64).div_ceil(super::SEG_ROWS),
         _ => (n as u64).div_ceil(256),
     };
     kern.dispatch(rec, act.entry(grad.is_some()), params(&[n, w]), groups)

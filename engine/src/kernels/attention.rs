@@ -67,7 +67,7 @@ pub struct Attention<'a> {
     pub z: View<'a>,
 }
 
-/// Records the forward: a workgroup a (batch, head, query) row.
+/// Records the forward: a segment of a workgroup a (batch, head, query) row.
 pub async fn attention(rec: &mut Recording<'_>, s: AttnShape, t: &Attention<'_>) -> Result<()> {
     let gpu = &rec.gpu().clone();
     let [b, p, h, d] = s.dims()?;
@@ -80,7 +80,9 @@ pub async fn attention(rec: &mut Recording<'_>, s: AttnShape, t: &Attention<'_>)
     let storage = vec![t.q, t.k, t.v, t.scores, t.pattern, t.z];
     let kern = Kernel::new(gpu, "attention", "", FORWARD_WGSL, storage, &[]).await?;
     let rows = elements("pattern rows", &[b, h, p])?;
-    kern.dispatch(rec, "attn_forward", s.params()?, rows).await
+    let groups = rows.div_ceil(super::SEG_ROWS);
+    kern.dispatch(rec, "attn_forward", s.params()?, groups)
+        .await
 }
 
 /// The tensors of [`attention_backward`].
@@ -131,8 +133,13 @@ pub async fn attention_backward(
     let rows = elements("pattern rows", &[b, h, p])?;
     let n = elements("q", &[b, p, h, d])?;
     let prm = s.params()?;
-    kern.dispatch(rec, "attn_backward_scores", prm, rows)
-        .await?;
+    kern.dispatch(
+        rec,
+        "attn_backward_scores",
+        prm,
+        rows.div_ceil(super::SEG_ROWS),
+    )
+    .await?;
     kern.dispatch(rec, "attn_backward_q", prm, n.div_ceil(256))
         .await?;
     kern.dispatch(rec, "attn_backward_kv", prm, n.div_ceil(256))
@@ -254,7 +261,8 @@ mod tests {
     }
 
     async fn forward_and_backward(gpu: &Gpu) {
-        // One position; odd sizes; more positions than a workgroup has invocations.
+        // One position; odd sizes and rows that fill no whole workgroup; more positions than a
+        // workgroup has invocations; heads wider than a row's segment.
         for s in [
             AttnShape {
                 batch: 1,
@@ -273,6 +281,12 @@ mod tests {
                 pos: 300,
                 heads: 2,
                 d_head: 8,
+            },
+            AttnShape {
+                batch: 1,
+                pos: 11,
+                heads: 1,
+                d_head: 40,
             },
         ] {
             let n = s.batch * s.pos * s.heads * s.d_head;

@@ -34,7 +34,7 @@ pub struct LayerNorm<'a> {
     pub width: usize,
 }
 
-/// Records LayerNorm over every row: one workgroup a row.
+/// Records LayerNorm over every row: a segment of a workgroup a row.
 pub async fn layernorm(rec: &mut Recording<'_>, ln: &LayerNorm<'_>) -> Result<()> {
     let gpu = &rec.gpu().clone();
     let (r, w) = (dim("rows", ln.rows)?, dim("width", ln.width)?);
@@ -49,7 +49,7 @@ pub async fn layernorm(rec: &mut Recording<'_>, ln: &LayerNorm<'_>) -> Result<()
         rec,
         "ln_forward",
         params(&[r, w, LN_EPS.to_bits()]),
-        r as u64,
+        (r as u64).div_ceil(super::SEG_ROWS),
     )
     .await
 }
@@ -79,7 +79,7 @@ pub struct LayerNormBackward<'a> {
     pub accumulate: bool,
 }
 
-/// Records LayerNorm's backward: the input's gradient (a workgroup a row) and the weight's and
+/// Records LayerNorm's backward: the input's gradient (a segment of a workgroup a row) and the weight's and
 /// bias's (an invocation a column, summing rows in order).
 pub async fn layernorm_backward(rec: &mut Recording<'_>, ln: &LayerNormBackward<'_>) -> Result<()> {
     let gpu = &rec.gpu().clone();
@@ -95,7 +95,13 @@ pub async fn layernorm_backward(rec: &mut Recording<'_>, ln: &LayerNormBackward<
     let storage = vec![ln.x, ln.w, ln.dy, ln.stats, ln.dx, ln.dw, ln.db];
     let kern = Kernel::new(gpu, "layernorm_backward", "", BACKWARD_WGSL, storage, &[]).await?;
     let p = params(&[r, w, LN_EPS.to_bits(), u32::from(ln.accumulate)]);
-    kern.dispatch(rec, "ln_backward_rows", p, r as u64).await?;
+    kern.dispatch(
+        rec,
+        "ln_backward_rows",
+        p,
+        (r as u64).div_ceil(super::SEG_ROWS),
+    )
+    .await?;
     kern.dispatch(rec, "ln_backward_params", p, w.div_ceil(256) as u64)
         .await
 }

@@ -74,6 +74,9 @@ const COMMON_WGSL: &str = include_str!("../../../shaders/common.wgsl");
 pub(crate) type Params = [u32; 16];
 pub(crate) const PARAMS_BYTES: u64 = 64;
 
+/// Rows a workgroup of the row kernels handles (`SEG_ROWS` in `shaders/common.wgsl`).
+pub(crate) const SEG_ROWS: u64 = 8;
+
 /// Packs the leading words of a uniform block.
 pub(crate) fn params(words: &[u32]) -> Params {
     let mut p = [0; 16];
