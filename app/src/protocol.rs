@@ -49,6 +49,24 @@ pub enum ToWorker {
     Inspect(SampleRequest),
     /// Save the run's models as a checkpoint archive; answered by [`FromWorker::Checkpoint`].
     Save,
+    /// Measure how fast `job` trains on this device without keeping anything: open it, train a
+    /// step (compiling the kernels), then time a chunk of about a real chunk's length. Answered
+    /// by [`FromWorker::Estimate`]; dropped when a run starts meanwhile or a newer one comes.
+    Calibrate {
+        /// The page's id for this measurement.
+        id: u32,
+        /// What Run would train.
+        job: Job,
+    },
+}
+
+/// How fast a job trains on this device, measured by [`ToWorker::Calibrate`].
+#[derive(Debug, Clone, Copy, PartialEq, Serialize, Deserialize)]
+pub struct Speed {
+    /// Steps a second over the timed chunk.
+    pub steps_per_sec: f64,
+    /// Steps timed.
+    pub measured_steps: u32,
 }
 
 /// A prompt and how to continue it.
@@ -170,6 +188,13 @@ pub enum FromWorker {
         step: u32,
         /// The zip archive, one folder per model.
         archive: Result<ByteBuf, String>,
+    },
+    /// The answer to [`ToWorker::Calibrate`]: the speed, or why the job cannot train here.
+    Estimate {
+        /// The measurement's id.
+        id: u32,
+        /// The speed, or the error opening or training the job gave.
+        speed: Result<Speed, String>,
     },
     /// The worker panicked and is unusable; the page starts a fresh one for the next run.
     Crashed {

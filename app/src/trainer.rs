@@ -78,6 +78,11 @@ struct Inner {
     /// Progress reports of the current run so far, to estimate its length from the second
     /// (the first includes compiling the kernels).
     reports: u32,
+    /// The latest measurement asked of the worker, and the job it measures.
+    calibration: u32,
+    calibrating: Option<Job>,
+    /// A job held before its start because its estimate is long, until the user says.
+    held: Option<Job>,
 }
 
 /// Runs measured to take longer than this are held after their first second or so until the
@@ -91,6 +96,28 @@ pub struct LongRun {
     pub total_secs: f64,
     /// Steps the speed was measured over.
     pub measured_steps: u32,
+    /// Held before it started (its estimate came first), not paused after its first steps.
+    pub before_start: bool,
+}
+
+/// What Run would take on this device, measured before the run (see [`Runner::calibrate`]).
+#[derive(Debug, Clone, PartialEq)]
+pub enum Estimate {
+    /// Nothing to measure (the controls do not parse, or a run is going).
+    None,
+    /// Waiting for the worker's measurement.
+    Measuring,
+    /// Measured.
+    Ready {
+        /// The job measured.
+        job: Box<Job>,
+        /// Seconds the whole job will take.
+        total_secs: f64,
+        /// Steps the speed was measured over.
+        measured_steps: u32,
+    },
+    /// The job cannot train here: the error opening or training it gave.
+    Failed(String),
 }
 
 /// The page's training controller: signals the UI reads, and the state behind Run, Pause, Reset.
@@ -110,6 +137,8 @@ pub struct Runner {
     pub backend: RwSignal<String>,
     /// A run held because it will take longer than [`LONG_RUN_SECS`] on this device.
     pub long_run: RwSignal<Option<LongRun>>,
+    /// How long Run would take, measured before it is pressed.
+    pub estimate: RwSignal<Estimate>,
     inner: StoredValue<Inner, LocalStorage>,
     sink: StoredValue<Sink, LocalStorage>,
 }
@@ -126,6 +155,7 @@ impl Runner {
             error: RwSignal::new(None),
             backend: RwSignal::new("checking for WebGPU…".into()),
             long_run: RwSignal::new(None),
+            estimate: RwSignal::new(Estimate::None),
             inner: StoredValue::new_local(Inner {
                 worker: None,
                 worker_id: 0,
@@ -137,6 +167,9 @@ impl Runner {
                 pausing: false,
                 resume_on_pause: false,
                 reports: 0,
+                calibration: 0,
+                calibrating: None,
+                held: None,
             }),
             sink: StoredValue::new_local(Box::new(sink) as Sink),
         };
@@ -291,6 +324,25 @@ impl Runner {
             {
                 self.sink.with_value(|sink| sink(RunEvent::Reply(msg)));
             }
+            FromWorker::Estimate { id: m, speed } => {
+                let job = self.inner.try_update_value(|i| {
+                    if i.calibration == m {
+                        i.calibrating.take()
+                    } else {
+                        None
+                    }
+                });
+                if let Some(Some(job)) = job {
+                    self.estimate.set(match speed {
+                        Ok(s) => Estimate::Ready {
+                            total_secs: job.total_steps() as f64 / s.steps_per_sec.max(1e-9),
+                            measured_steps: s.measured_steps,
+                            job: Box::new(job),
+                        },
+                        Err(e) => Estimate::Failed(e),
+                    });
+                }
+            }
             FromWorker::Crashed { message } => self.worker_failed(id, &message),
             // A run since restarted or reset.
             FromWorker::Progress(_)
@@ -343,8 +395,76 @@ impl Runner {
         }
     }
 
+    /// Asks the worker how fast `job` trains here (see [`ToWorker::Calibrate`]); the answer
+    /// lands in [`Runner::estimate`]. Nothing is asked when `job` was measured already.
+    pub fn calibrate(self, job: Job) {
+        let known = self.estimate.with_untracked(|e| match e {
+            Estimate::Ready { job: j, .. } => **j == job,
+            _ => false,
+        }) || self
+            .inner
+            .with_value(|i| i.calibrating.as_ref() == Some(&job));
+        if known || self.inner.with_value(|i| i.broken.is_some()) {
+            return;
+        }
+        let id = self
+            .inner
+            .try_update_value(|i| {
+                i.calibration += 1;
+                i.calibrating = Some(job.clone());
+                i.calibration
+            })
+            .unwrap_or(0);
+        self.estimate.set(Estimate::Measuring);
+        self.send(ToWorker::Calibrate { id, job });
+    }
+
+    /// Forgets the estimate (the controls changed, or no longer parse), dropping any
+    /// measurement on its way.
+    pub fn forget_estimate(self) {
+        self.inner.update_value(|i| {
+            i.calibration += 1;
+            i.calibrating = None;
+        });
+        self.estimate.set(Estimate::None);
+    }
+
+    /// What Run does: starts `job`, or, when it was measured to take longer than
+    /// [`LONG_RUN_SECS`], asks first.
+    pub fn run(self, job: Job) {
+        let long = self.estimate.with_untracked(|e| match e {
+            Estimate::Ready {
+                job: j,
+                total_secs,
+                measured_steps,
+            } if **j == job && *total_secs > LONG_RUN_SECS => Some(LongRun {
+                total_secs: *total_secs,
+                measured_steps: *measured_steps,
+                before_start: true,
+            }),
+            _ => None,
+        });
+        match long {
+            Some(l) => {
+                self.inner.update_value(|i| i.held = Some(job));
+                self.long_run.set(Some(l));
+            }
+            None => self.start(job),
+        }
+    }
+
     /// Starts a fresh run of `job`, dropping any run in progress or paused.
     pub fn start(self, job: Job) {
+        // A measurement still going would only slow the run down.
+        self.inner.update_value(|i| {
+            if i.calibrating.take().is_some() {
+                i.calibration += 1;
+            }
+            i.held = None;
+        });
+        if self.estimate.with_untracked(|e| *e == Estimate::Measuring) {
+            self.estimate.set(Estimate::None);
+        }
         let (run, broken) = self.inner.with_value(|i| (i.run + 1, i.broken.clone()));
         self.inner.update_value(|i| {
             i.run = run;
@@ -403,6 +523,7 @@ impl Runner {
             i.pausing = false;
             i.resume_on_pause = false;
             i.current = None;
+            i.held = None;
         });
         if self.inner.with_value(|i| i.worker.is_some()) {
             self.send(ToWorker::Reset);
@@ -452,10 +573,16 @@ impl Runner {
             })
             .unwrap_or(0);
         let total_secs = job.total_steps() as f64 / rate.max(1e-9);
-        if reports == 2 && total_secs > LONG_RUN_SECS && left > 0.0 {
+        // A run whose estimate was long has been asked about already.
+        let asked = self.estimate.with_untracked(|e| {
+            matches!(e, Estimate::Ready { job: j, total_secs, .. }
+                if **j == *job && *total_secs > LONG_RUN_SECS)
+        });
+        if reports == 2 && total_secs > LONG_RUN_SECS && left > 0.0 && !asked {
             self.long_run.set(Some(LongRun {
                 total_secs,
                 measured_steps: step,
+                before_start: false,
             }));
             self.toggle_pause();
         }
@@ -464,6 +591,13 @@ impl Runner {
     /// The user's answer to a held long run: go on, or stop it.
     pub fn answer_long_run(self, go_on: bool) {
         self.long_run.set(None);
+        if let Some(Some(job)) = self.inner.try_update_value(|i| i.held.take()) {
+            // Held before it started: start it, or leave everything as it was.
+            if go_on {
+                self.start(job);
+            }
+            return;
+        }
         match (go_on, self.status.get_untracked()) {
             (true, Status::Paused) => self.toggle_pause(),
             // The hold is on its way to the worker: undo it when the worker confirms.

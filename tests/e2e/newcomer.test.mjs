@@ -221,7 +221,66 @@ test('the phase diagram colours a cell only once its instance has converged, and
   await page.close();
 });
 
-test('a run that will take long is measured, held and explained before it goes on', async () => {
+/** Waits for the page's estimate of what Run would take, and returns its text. */
+async function measured(page, not = null) {
+  await page.waitForFunction(
+    (not) => {
+      const t = document.querySelector('#estimate')?.textContent ?? '';
+      return /measured over \d+ steps?/.test(t) && t !== not;
+    },
+    not,
+    { timeout: 90_000 },
+  );
+  return (await page.textContent('#estimate')).trim();
+}
+
+/** Seconds in a duration as the page writes it ("1 h 5 min", "3 min 20 s", "12 s"). */
+function seconds(text) {
+  const unit = { h: 3600, min: 60, s: 1 };
+  let total = 0;
+  for (const [, n, u] of text.matchAll(/(\d+(?:\.\d+)?) (h|min|s)\b/g)) total += Number(n) * unit[u];
+  return total;
+}
+
+test('every run is measured on this device before Run, and a long one asks before it starts', async () => {
+  const LONG = 'v=1&nf=200&nh=20&act=relu&imp=1&p=log:1:0.01:16&bs=1024&steps=10000&lr=0.001&seed=0';
+  const { page, errors } = await open(LONG);
+  const est = await measured(page);
+  assert.match(est, /^This run will take about .*(min|h).* on this device \(measured over \d+ steps?\)\. That is over five minutes: Run asks before it starts\.$/);
+  assert.match(await page.getAttribute('#estimate', 'class'), /warn/);
+  assert.equal(await page.textContent('#step'), '0', 'measuring trains nothing the page shows');
+  await page.click('#run');
+  await page.waitForSelector('#long-run', { state: 'visible' });
+  assert.match(await page.textContent('#long-run'), /will take about .* \(measured over \d+ steps?\)\. Start it\?/);
+  assert.equal(await status(page), 'idle', 'held before it starts');
+  await page.waitForTimeout(500);
+  assert.equal(await page.textContent('#step'), '0');
+  await page.click('#long-run-stop');
+  await page.waitForSelector('#long-run', { state: 'hidden' });
+  assert.equal(await status(page), 'idle');
+
+  // A short run is measured too, is not marked, and starts at once; a longer one of the same
+  // model is measured again and takes proportionally longer.
+  await page.goto(session.url() + '#' + TOY);
+  const short = await measured(page, est);
+  assert.match(short, /^This run will take (about \d+ s|under a second) on this device/);
+  assert.doesNotMatch(await page.getAttribute('#estimate', 'class'), /warn/);
+  await setField(page, '#steps', '10000');
+  const some = await measured(page, short);
+  await setField(page, '#steps', '100000');
+  const more = await measured(page, some);
+  const ratio = seconds(more) / seconds(some);
+  assert.ok(ratio > 4 && ratio < 25, `10,000 steps: ${some}; 100,000: ${more}`);
+  await setField(page, '#steps', '60');
+  await measured(page, more);
+  await page.click('#run');
+  await waitStatus(page, 'done');
+  assert.equal(await page.isVisible('#long-run'), false);
+  assert.deepEqual(errors, []);
+  await page.close();
+});
+
+test('a long run started before its estimate came is measured, held and explained before it goes on', async () => {
   const { page, errors } = await open('v=1&nf=200&nh=20&act=relu&imp=1&p=log:1:0.01:16&bs=1024&steps=10000&lr=0.001&seed=0');
   await page.click('#run');
   await page.waitForSelector('#long-run', { state: 'visible', timeout: 60_000 });

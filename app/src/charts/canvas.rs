@@ -14,26 +14,34 @@ pub const INK: &str = "#333";
 pub const FAINT: &str = "#d8d8d8";
 
 /// A point of a chart in CSS pixels, with what its hover readout says.
-type Hit = (f64, f64, String);
+pub type Hit = (f64, f64, String);
+
+/// The text of a series' points by index, written only for the point under the cursor: a
+/// chart redrawn every chunk registers thousands of points and reads one.
+type Texts = std::rc::Rc<dyn Fn(usize) -> String>;
+
+/// One chart's points: where each is, and its series and index there.
+#[derive(Default)]
+struct Hits {
+    points: Vec<(f64, f64, u32, u32)>,
+    texts: Vec<Texts>,
+}
 
 thread_local! {
     /// What each chart's hover readout can show, by canvas id, as the chart last drew it.
-    static HITS: std::cell::RefCell<std::collections::HashMap<String, Vec<Hit>>> =
+    static HITS: std::cell::RefCell<std::collections::HashMap<String, Hits>> =
         Default::default();
 }
 
 /// The readout for a point over canvas `id` (CSS pixels from its top left): the text of the
-/// nearest point the chart registered ([`Plot::hit`]), and where that point is.
+/// nearest point the chart registered ([`Plot::hits`]), and where that point is.
 pub fn readout_at(id: &str, x: f64, y: f64) -> Option<Hit> {
     HITS.with(|h| {
-        h.borrow().get(id).and_then(|hits| {
-            hits.iter()
-                .min_by(|a, b| {
-                    let d = |q: &Hit| (q.0 - x).powi(2) + (q.1 - y).powi(2);
-                    d(a).total_cmp(&d(b))
-                })
-                .cloned()
-        })
+        let h = h.borrow();
+        let hits = h.get(id)?;
+        let d = |q: &(f64, f64, u32, u32)| (q.0 - x).powi(2) + (q.1 - y).powi(2);
+        let &(px, py, series, i) = hits.points.iter().min_by(|a, b| d(a).total_cmp(&d(b)))?;
+        Some((px, py, hits.texts[series as usize](i as usize)))
     })
 }
 
@@ -100,11 +108,23 @@ impl Plot {
     /// Registers a point of the chart for its hover readout: hovering nearest to `(x, y)` shows
     /// `text`.
     pub fn hit(&self, x: f64, y: f64, text: String) {
+        self.hits(&[(x, y)], move |_| text.clone());
+    }
+
+    /// Registers a series' points for the hover readout: hovering nearest to `points[i]` shows
+    /// `text(i)`, written only then.
+    pub fn hits(&self, points: &[(f64, f64)], text: impl Fn(usize) -> String + 'static) {
         HITS.with(|h| {
-            h.borrow_mut()
-                .entry(self.canvas.id())
-                .or_default()
-                .push((x, y, text))
+            let mut h = h.borrow_mut();
+            let hits = h.entry(self.canvas.id()).or_default();
+            let series = hits.texts.len() as u32;
+            hits.texts.push(std::rc::Rc::new(text));
+            hits.points.extend(
+                points
+                    .iter()
+                    .enumerate()
+                    .map(|(i, &(x, y))| (x, y, series, i as u32)),
+            );
         });
     }
 

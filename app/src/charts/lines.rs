@@ -143,24 +143,23 @@ pub fn styled_lines(p: &Plot, data: &[Line], x: Axis, y: YAxis) {
             }
         }
         for &(i, (a, b)) in &drawn {
-            let (xv, v) = line.pts[i];
-            let label = line.labels.get(i);
-            if let Some(label) = label {
+            if let Some(label) = line.labels.get(i) {
                 p.text(label, a + 5.0, b - 8.0, "left", color, SMALL);
             }
-            let setting = label.map_or(String::new(), |s| format!(" · {s}"));
-            p.hit(
-                a,
-                b,
-                format!(
-                    "{}: {} at {} {}{setting}",
-                    line.name,
-                    fmt(v),
-                    x.title,
-                    fmt(xv)
-                ),
-            );
         }
+        let (name, x_title) = (line.name.to_string(), x.title);
+        let pts: Vec<(f64, f64)> = drawn.iter().map(|&(i, _)| line.pts[i]).collect();
+        let labels: Vec<Option<String>> = drawn
+            .iter()
+            .map(|&(i, _)| line.labels.get(i).cloned())
+            .collect();
+        p.hits(&px, move |j| {
+            let (xv, v) = pts[j];
+            let setting = labels[j]
+                .as_ref()
+                .map_or(String::new(), |s| format!(" · {s}"));
+            format!("{name}: {} at {x_title} {}{setting}", fmt(v), fmt(xv))
+        });
         let ly = top + 8.0 + k as f64 * 18.0;
         let lx = right + 14.0;
         p.line(&[(lx, ly), (lx + 18.0, ly)], color, 3.0, dash);

@@ -1,7 +1,19 @@
 //! The run bar every lab shares: Run, Pause/Resume, Reset, progress with ETA and status, the
 //! share link and the whole-run export; and the backend line.
 
-use crate::trainer::{Runner, Status};
+use crate::trainer::{Estimate, Runner, Status, LONG_RUN_SECS};
+
+/// "1 step", "12 steps".
+fn steps(n: u32) -> String {
+    if n == 1 {
+        "1 step".into()
+    } else {
+        format!("{n} steps")
+    }
+}
+
+/// How long the controls must stay unchanged before the run they describe is measured.
+const SETTLE_MS: i32 = 600;
 use leptos::prelude::*;
 use mechlab_app::protocol::Job;
 
@@ -50,8 +62,76 @@ pub fn RunPanel(
     let can_run = move || job.with(Option::is_some) && status.get() != Status::Running;
     let run = move |_| {
         if let Some(job) = job.get_untracked() {
-            runner.start(job);
+            runner.run(job);
         }
+    };
+    // Measure what Run would take once the controls have settled, whenever nothing is
+    // training: the estimate is there before Run is pressed.
+    let settle = StoredValue::new(0u32);
+    Effect::new(move |_| {
+        let j = job.get();
+        let busy = matches!(status.get(), Status::Running | Status::Paused);
+        settle.update_value(|g| *g += 1);
+        if busy {
+            return;
+        }
+        let Some(j) = j else {
+            runner.forget_estimate();
+            return;
+        };
+        let measured = runner
+            .estimate
+            .with_untracked(|e| matches!(e, Estimate::Ready { job: m, .. } if **m == j));
+        if measured {
+            return;
+        }
+        runner.estimate.set(Estimate::Measuring);
+        let generation = settle.get_value();
+        leptos::task::spawn_local(async move {
+            crate::trainer::sleep_ms(SETTLE_MS).await;
+            if settle.try_get_value() == Some(generation) {
+                runner.calibrate(j);
+            }
+        });
+    });
+    let estimate_text = move || match runner.estimate.get() {
+        Estimate::None => String::new(),
+        Estimate::Measuring => "Measuring how long this run takes on this device…".into(),
+        Estimate::Ready {
+            total_secs,
+            measured_steps,
+            ..
+        } => {
+            let took = if total_secs < 1.0 {
+                "under a second".to_string()
+            } else {
+                format!("about {}", crate::trainer::fmt_duration(total_secs))
+            };
+            let mut t = format!(
+                "This run will take {took} on this device (measured over {}).",
+                steps(measured_steps)
+            );
+            if total_secs > LONG_RUN_SECS {
+                t.push_str(" That is over five minutes: Run asks before it starts.");
+            }
+            t
+        }
+        Estimate::Failed(e) => format!("This run cannot train here: {e}"),
+    };
+    let estimate_class = move || {
+        let long = runner.estimate.with(|e| {
+            matches!(e, Estimate::Ready { total_secs, .. } if *total_secs > LONG_RUN_SECS)
+                || matches!(e, Estimate::Failed(_))
+        });
+        if long {
+            "estimate warn"
+        } else {
+            "estimate"
+        }
+    };
+    let estimate_hidden = move || {
+        matches!(status.get(), Status::Running | Status::Paused)
+            || runner.estimate.with(|e| *e == Estimate::None)
     };
     let pause_label = move || {
         if status.get() == Status::Paused {
@@ -116,6 +196,9 @@ pub fn RunPanel(
                 </span>
                 <span id="eta">{move || runner.eta.get()}</span>
             </p>
+            <p id="estimate" class=estimate_class hidden=estimate_hidden aria-live="polite">
+                {estimate_text}
+            </p>
             <div
                 id="long-run"
                 class="long-run"
@@ -129,11 +212,18 @@ pub fn RunPanel(
                             .long_run
                             .get()
                             .map(|l| {
-                                format!(
-                                    "This run will take about {} on this device (measured over its first {} steps), so it is paused. Go on?",
-                                    crate::trainer::fmt_duration(l.total_secs),
-                                    l.measured_steps,
-                                )
+                                let took = crate::trainer::fmt_duration(l.total_secs);
+                                if l.before_start {
+                                    format!(
+                                        "This run will take about {took} on this device (measured over {}). Start it?",
+                                        steps(l.measured_steps),
+                                    )
+                                } else {
+                                    format!(
+                                        "This run will take about {took} on this device (measured over its first {} steps), so it is paused. Go on?",
+                                        l.measured_steps,
+                                    )
+                                }
                             })
                     }}
                 </p>

@@ -16,7 +16,7 @@ use wasm_bindgen::prelude::*;
 use wasm_bindgen::JsCast;
 use web_sys::{DedicatedWorkerGlobalScope, MessageEvent};
 
-use crate::protocol::{FromWorker, Job, Progress, ToWorker, Update};
+use crate::protocol::{FromWorker, Job, Progress, Speed, ToWorker, Update};
 use crate::sleep_ms;
 
 /// Wall time one chunk should take: long enough to amortise readback, short enough that a
@@ -123,6 +123,8 @@ struct State {
     /// The page's requests about the run, answered between chunks or while parked.
     requests: Vec<ToWorker>,
     gpu: GpuState,
+    /// The latest measurement asked for; an older one still going stops at its next chunk.
+    calibration: u32,
 }
 
 thread_local! {
@@ -134,6 +136,7 @@ thread_local! {
             parked: None,
             requests: Vec::new(),
             gpu: GpuState::Unknown,
+            calibration: 0,
         })
     };
 }
@@ -233,6 +236,14 @@ fn handle(msg: ToWorker) {
             s.parked = None;
             s.requests.clear();
         }),
+        ToWorker::Calibrate { id, job } => {
+            with_state(|s| s.calibration = id);
+            wasm_bindgen_futures::spawn_local(async move {
+                if let Some(speed) = calibrate(id, &job).await {
+                    post(&FromWorker::Estimate { id, speed });
+                }
+            });
+        }
         req @ (ToWorker::Inspect(_) | ToWorker::Save) => {
             let parked = with_state(|s| {
                 s.requests.push(req);
@@ -281,6 +292,59 @@ async fn serve_requests(s: &mut Session) {
         if is_current(s.run) {
             post(&reply);
         }
+    }
+}
+
+/// Times `job` as [`ToWorker::Calibrate`] says; `None` when the measurement went stale (a
+/// run started, or a newer measurement was asked for), which nobody waits for.
+async fn calibrate(id: u32, job: &Job) -> Option<Result<Speed, String>> {
+    let stale = move || with_state(|s| s.live || s.calibration != id);
+    // Let a Start posted right behind this message through first.
+    sleep_ms(0).await;
+    if stale() {
+        return None;
+    }
+    let mut s = match open(0, job).await {
+        Ok(s) => s,
+        Err(e) => return (!stale()).then_some(Err(e)),
+    };
+    let total = s.total;
+    // One step pays for compiling the kernels; then chunks double until one takes about as
+    // long as a real run's chunk, and that chunk's rate is the speed (a real run pays the same
+    // per-chunk costs).
+    let mut n = 1u32;
+    let mut first = true;
+    loop {
+        if stale() {
+            return None;
+        }
+        let left = total.saturating_sub(s.step);
+        let n_now = n.min(left).max(1);
+        let t0 = js_sys::Date::now();
+        // No time passes between chunks as far as the work knows, so it spends none of the
+        // measured chunk on its periodic evaluations and samples.
+        let trained = s.work.advance(n_now, 0.0, total).await;
+        let dt = (js_sys::Date::now() - t0).max(1.0);
+        let k = match trained {
+            Ok((k, _)) => k.max(1),
+            Err(e) => return (!stale()).then_some(Err(e.to_string())),
+        };
+        s.step += k;
+        let max_chunk = s.max_chunk.max(1.0) as u32;
+        // A one-step job's only step included compiling: that is its time.
+        let done = s.step >= total;
+        if done || (!first && (dt >= TARGET_CHUNK_MS || n_now >= max_chunk)) {
+            return (!stale()).then_some(Ok(Speed {
+                steps_per_sec: k as f64 * 1000.0 / dt,
+                measured_steps: k,
+            }));
+        }
+        if !first {
+            let grow = (TARGET_CHUNK_MS / dt).clamp(2.0, 16.0);
+            n = ((n as f64 * grow).ceil() as u32).min(max_chunk);
+        }
+        first = false;
+        sleep_ms(0).await;
     }
 }
 

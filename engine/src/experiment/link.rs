@@ -118,6 +118,20 @@ pub fn fragment_pairs(link: &str) -> Result<Vec<(&str, &str)>> {
         .collect()
 }
 
+/// Refuses a key given twice, naming the first (a link's fields are a set: which one a reader
+/// takes is not something to leave to chance).
+fn check_repeats(pairs: &[(&str, &str)]) -> Result<()> {
+    for (i, (k, first)) in pairs.iter().enumerate() {
+        if let Some((_, again)) = pairs[i + 1..].iter().find(|(k2, _)| k2 == k) {
+            return Err(EngineError::BadLink(format!(
+                "`{k}={first}`: `{k}` is given again later (`{k}={again}`); a link gives each \
+                 field once"
+            )));
+        }
+    }
+    Ok(())
+}
+
 /// The lab a link's `lab=` names, `None` when it names none.
 pub fn lab_of<'a>(pairs: &[(&str, &'a str)]) -> Option<&'a str> {
     pairs.iter().find(|(k, _)| *k == "lab").map(|(_, v)| *v)
@@ -323,6 +337,7 @@ pub struct Decoded<'a, C> {
 pub fn decode<C: LinkConfig>(link: &str) -> Result<Decoded<'_, C>> {
     let pairs = fragment_pairs(link)?;
     check_version(&pairs)?;
+    check_repeats(&pairs)?;
     if let Some(lab) = lab_of(&pairs) {
         if !super::LABS.contains(&lab) {
             return Err(EngineError::BadLink(format!(
@@ -425,6 +440,10 @@ mod tests {
             ("#v=1&p=log:1:0.1", "log:FROM:TO:COUNT"),
             ("#v=1&nf=100000000", "n_features"),
             ("#v=1&act=tanh", "relu or linear"),
+            (
+                "#v=1&nf=5&nh=2&nf=7",
+                "`nf=5`: `nf` is given again later (`nf=7`)",
+            ),
         ];
         for (link, want) in cases {
             let err = decode(link).unwrap_err().to_string();

@@ -75,7 +75,7 @@ pub fn repair<C: LinkConfig, T>(
         replaced.push(Replaced {
             key: key.to_string(),
             given: given.to_string(),
-            why: message(&err),
+            why: reason(&err, key, given),
         });
         match decode(&join(&body)) {
             Ok(value) => return Ok(Repaired { value, replaced }),
@@ -96,6 +96,37 @@ fn message(e: &EngineError) -> String {
         EngineError::BadLink(m) => m.clone(),
         other => other.to_string(),
     }
+}
+
+/// Why `key=given` could not be used, without repeating the pair (the sentence names it):
+/// "learning_rate must be positive" rather than "`lr=-0.01` (learning_rate): must be
+/// positive".
+fn reason(e: &EngineError, key: &str, given: &str) -> String {
+    if let EngineError::InvalidConfig { field, reason, .. } = e {
+        return format!("{field} {reason}");
+    }
+    let text = message(e);
+    // Validation's error as the link decoder wraps it: "… invalid config: field = value: why".
+    if let Some((field, rest)) = text
+        .strip_prefix("the link's experiment is invalid: invalid config: ")
+        .and_then(|r| r.split_once(" = "))
+    {
+        if let Some((_, why)) = rest.split_once(": ") {
+            return format!("{field} {why}");
+        }
+    }
+    if text == format!("unknown field `{key}`") {
+        return "this lab has no such field".into();
+    }
+    let Some(rest) = text.strip_prefix(&format!("`{key}={given}`")) else {
+        return text;
+    };
+    let rest = rest.trim_start();
+    // "(field): why", as a link names a shortened key's field.
+    if let Some((field, why)) = rest.strip_prefix('(').and_then(|r| r.split_once("): ")) {
+        return format!("{field} {why}");
+    }
+    rest.trim_start_matches(':').trim_start().to_string()
 }
 
 /// The pair an error names: by its key as the link spells it, or by the field validation names.
@@ -121,7 +152,7 @@ pub fn describe(replaced: &[Replaced], now: impl Fn(&str) -> Option<String>) -> 
         .iter()
         .map(|r| {
             let used = now(&r.key).map_or("the default".to_string(), |v| format!("`{v}`"));
-            format!("`{}={}` was replaced by {used} ({})", r.key, r.given, r.why)
+            format!("`{}={}` was replaced by {used}: {}", r.key, r.given, r.why)
         })
         .collect();
     format!(
@@ -169,7 +200,23 @@ mod tests {
         assert!(text.contains("2 fields"), "{text}");
         assert!(text.contains("`nh=x` was replaced by `2`"), "{text}");
         assert!(
-            text.contains("`zz=3` was replaced by the default"),
+            text.contains("`zz=3` was replaced by the default: this lab has no such field"),
+            "{text}"
+        );
+        // A field given twice keeps the later value and says so.
+        let r = open("#v=1&nf=5&nh=2&nf=7").unwrap();
+        assert_eq!((r.value.n_features, r.value.n_hidden), (7, 2));
+        let text = describe(&r.replaced, |_| Some("7".into()));
+        assert!(
+            text.contains("`nf=5` was replaced by `7`: `nf` is given again later"),
+            "{text}"
+        );
+        // Each reason says what is wrong once, without repeating the pair.
+        let r = open("#v=1&nf=7&lr=-0.01").unwrap();
+        let text = describe(&r.replaced, |_| Some("0.001".into()));
+        assert_eq!(text.matches("lr=").count(), 1, "{text}");
+        assert!(
+            text.ends_with("was replaced by `0.001`: learning_rate must be a positive number"),
             "{text}"
         );
     }

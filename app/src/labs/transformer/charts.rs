@@ -155,20 +155,21 @@ pub fn draw_attention(
         let name = names.get(i).copied().unwrap_or("model");
         // Hover: each query's attention to each earlier key, with both tokens' text.
         let step = size / n as f64;
-        for q in 0..n {
-            for k in 0..=q {
-                p.hit(
-                    x0 + (k as f64 + 0.5) * step,
-                    y0 + (q as f64 + 0.5) * step,
-                    format!(
-                        "{name}: {:?} → {:?}: {}",
-                        ins.tokens[q],
-                        ins.tokens[k],
-                        crate::charts::canvas::fmt(cells[q * n + k] as f64)
-                    ),
-                );
-            }
-        }
+        let at: Vec<(usize, usize)> = (0..n).flat_map(|q| (0..=q).map(move |k| (q, k))).collect();
+        let points: Vec<(f64, f64)> = at
+            .iter()
+            .map(|&(q, k)| (x0 + (k as f64 + 0.5) * step, y0 + (q as f64 + 0.5) * step))
+            .collect();
+        let (tokens, cells, who) = (ins.tokens.clone(), cells.to_vec(), name.to_string());
+        p.hits(&points, move |j| {
+            let (q, k) = at[j];
+            format!(
+                "{who}: {:?} → {:?}: {}",
+                tokens[q],
+                tokens[k],
+                crate::charts::canvas::fmt(cells[q * n + k] as f64)
+            )
+        });
         p.text(
             &format!("{name} · layer {layer} · head {h}"),
             x0 + size / 2.0,

@@ -75,13 +75,11 @@ pub fn draw(canvas: &web_sys::HtmlCanvasElement, input: &ChartInput) {
             .map(|&(s, v)| (x.at(s as f64), y.at(v as f64)))
             .collect();
         p.line(&pts, &series(k, shown.len()), 1.6, None);
-        for (&(s, v), &(px, py)) in kept.iter().zip(&pts) {
-            p.hit(
-                px,
-                py,
-                format!("{}: loss {} at step {s}", name(i), fmt(v as f64)),
-            );
-        }
+        let who = name(i);
+        p.hits(&pts, move |j| {
+            let (s, v) = kept[j];
+            format!("{who}: loss {} at step {s}", fmt(v as f64))
+        });
     }
     if let (Some(&step), Some(row)) = (hist.steps.last(), hist.points.last()) {
         let latest: Vec<String> = shown
