@@ -2,9 +2,13 @@
 // Causal multi-head attention's forward as TransformerLens computes it, on q, k, v laid out
 // [batch, pos, head, d_head] (its hook_q|k|v): scores [batch, head, query, key] =
 // q·k / √d_head with −∞ above the diagonal (hook_attn_scores), pattern = softmax over keys
-// (hook_pattern), z = pattern · v in q's layout (hook_z). A segment of SEG invocations a
-// (batch, head, query) row, SEG_ROWS rows a workgroup (common.wgsl); every sum is one chain in a
-// fixed order, so results are the same on every run. The backward is attention_backward.wgsl.
+// (hook_pattern), z = pattern · v in q's layout (hook_z). The two products are batched tiled
+// products (matmul.wgsl, a product a (batch, head)); this is the step between them:
+//   attn_softmax  scores hold q·kᵀ: scale and mask each row in place and write its softmax to
+//                 pattern; a segment of SEG invocations a (batch, head, query) row, SEG_ROWS
+//                 rows a workgroup (common.wgsl).
+// Every sum is one chain in a fixed order, so results are the same on every run. The backward
+// is attention_backward.wgsl.
 
 struct AttnParams {
     batch: u32,
@@ -18,43 +22,24 @@ struct AttnParams {
 }
 
 @group(0) @binding(0) var<uniform> at: AttnParams;
-@group(0) @binding(1) var<storage, read> q: array<f32>;
-@group(0) @binding(2) var<storage, read> k: array<f32>;
-@group(0) @binding(3) var<storage, read> v: array<f32>;
-@group(0) @binding(4) var<storage, read_write> scores: array<f32>;
-@group(0) @binding(5) var<storage, read_write> pattern: array<f32>;
-@group(0) @binding(6) var<storage, read_write> z: array<f32>;
+@group(0) @binding(1) var<storage, read_write> scores: array<f32>;
+@group(0) @binding(2) var<storage, read_write> pattern: array<f32>;
 
 const NEG_INF: f32 = -3.4028234663852886e38;
 
-// Where head h's vector at (b, p) starts in q, k, v, z and their gradients.
-fn vec_at(b: u32, p: u32, h: u32) -> u32 {
-    return ((b * at.pos + p) * at.heads + h) * at.d_head;
-}
-
 @compute @workgroup_size(256)
-fn attn_forward(@builtin(workgroup_id) wid: vec3<u32>, @builtin(num_workgroups) nwg: vec3<u32>, @builtin(local_invocation_index) lid: u32) {
+fn attn_softmax(@builtin(workgroup_id) wid: vec3<u32>, @builtin(num_workgroups) nwg: vec3<u32>, @builtin(local_invocation_index) lid: u32) {
     let row = group_index(wid, nwg) * SEG_ROWS + lid / SEG;
     let lane = lid % SEG;
     let live = row < at.batch * at.heads * at.pos;
     // A row past the end loops over nothing but still meets every barrier.
     let pos = select(0u, at.pos, live);
     let i = row % at.pos;
-    let bh = row / at.pos;
-    let h = bh % at.heads;
-    let b = bh / at.heads;
     let srow = row * at.pos;
-    let qi = vec_at(b, i, h);
     var m = NEG_INF;
     for (var j = lane; j < pos; j += SEG) {
-        var s = NEG_INF;
         if (j <= i) {
-            let kj = vec_at(b, j, h);
-            var d = 0.0;
-            for (var e = 0u; e < at.d_head; e++) {
-                d += q[qi + e] * k[kj + e];
-            }
-            s = d * at.scale;
+            let s = scores[srow + j] * at.scale;
             m = max(m, s);
             scores[srow + j] = s;
         } else {
@@ -71,15 +56,5 @@ fn attn_forward(@builtin(workgroup_id) wid: vec3<u32>, @builtin(num_workgroups) 
     let denom = segment_reduce(lid, total, false);
     for (var j = lane; j < pos; j += SEG) {
         pattern[srow + j] = select(0.0, exp(scores[srow + j] - row_max) / denom, j <= i);
-    }
-    storageBarrier();
-    workgroupBarrier();
-    let d_head = select(0u, at.d_head, live);
-    for (var e = lane; e < d_head; e += SEG) {
-        var acc = 0.0;
-        for (var j = 0u; j <= i; j++) {
-            acc += pattern[srow + j] * v[vec_at(b, j, h) + e];
-        }
-        z[qi + e] = acc;
     }
 }

@@ -16,6 +16,10 @@
 // inner being the index stored contiguously, lies at outer · ld + (inner / block) · stride +
 // inner % block. That reads TransformerLens's per-head weights [n_heads, d_model, d_head] as
 // one [d_model, n_heads · d_head] matrix in place (heads.rs), so all heads are one product.
+//
+// With BATCHED the grid holds `batches` products of the same shape, tiles of one after another
+// (attention's per-(batch, head) products, attention.rs): product t reads each operand from
+// base + (t / group) · outer + (t % group) · inner elements on.
 
 struct MatmulParams {
     m: u32,
@@ -34,6 +38,41 @@ struct MatmulParams {
     c_ld: u32,
     c_block: u32,
     c_stride: u32,
+    // Batched products (BATCHED): how many, the group size, then (base, outer, inner) of a, b, c.
+    batches: u32,
+    group: u32,
+    a_base: u32,
+    a_outer: u32,
+    a_inner: u32,
+    b_base: u32,
+    b_outer: u32,
+    b_inner: u32,
+    c_base: u32,
+    c_outer: u32,
+    c_inner: u32,
+}
+
+// Where the current product's operands start (0 without BATCHED).
+var<private> a_off: u32;
+var<private> b_off: u32;
+var<private> c_off: u32;
+
+// Picks the product of a batched grid's tile index and sets the operands' offsets; returns the
+// tile within the product, or mp.tiles when the index is past the grid.
+fn enter_product(index: u32) -> u32 {
+    if (!BATCHED) {
+        return select(mp.tiles, index, index < mp.tiles);
+    }
+    let t = index / mp.tiles;
+    if (t >= mp.batches) {
+        return mp.tiles;
+    }
+    let g = t / mp.group;
+    let i = t % mp.group;
+    a_off = mp.a_base + g * mp.a_outer + i * mp.a_inner;
+    b_off = mp.b_base + g * mp.b_outer + i * mp.b_inner;
+    c_off = mp.c_base + g * mp.c_outer + i * mp.c_inner;
+    return index % mp.tiles;
 }
 
 @group(0) @binding(0) var<uniform> mp: MatmulParams;
@@ -62,14 +101,14 @@ fn load_a(m: u32, k: u32) -> f32 {
     var v: f32;
     if (SPLIT_A) {
         if (TRANS_A) {
-            v = a[split_at(k, m, mp.a_ld, mp.a_block, mp.a_stride)];
+            v = a[a_off + split_at(k, m, mp.a_ld, mp.a_block, mp.a_stride)];
         } else {
-            v = a[split_at(m, k, mp.a_ld, mp.a_block, mp.a_stride)];
+            v = a[a_off + split_at(m, k, mp.a_ld, mp.a_block, mp.a_stride)];
         }
     } else if (TRANS_A) {
-        v = a[k * mp.m + m];
+        v = a[a_off + k * mp.m + m];
     } else {
-        v = a[m * mp.k + k];
+        v = a[a_off + m * mp.k + k];
     }
     if (CENTRE) {
         v -= centre[k];
@@ -83,14 +122,14 @@ fn load_b(k: u32, n: u32) -> f32 {
     }
     if (SPLIT_B) {
         if (TRANS_B) {
-            return b[split_at(n, k, mp.b_ld, mp.b_block, mp.b_stride)];
+            return b[b_off + split_at(n, k, mp.b_ld, mp.b_block, mp.b_stride)];
         }
-        return b[split_at(k, n, mp.b_ld, mp.b_block, mp.b_stride)];
+        return b[b_off + split_at(k, n, mp.b_ld, mp.b_block, mp.b_stride)];
     }
     if (TRANS_B) {
-        return b[n * mp.k + k];
+        return b[b_off + n * mp.k + k];
     }
-    return b[k * mp.n + n];
+    return b[b_off + k * mp.n + n];
 }
 
 // Tiles in workgroup memory hold vec4s: with `per_k` slots per k-row, slot s holds k-row
@@ -142,9 +181,9 @@ fn store4(m: u32, n: u32, v: vec4<f32>) {
         if (BIAS) {
             x += bias[col];
         }
-        var at = m * mp.n + col;
+        var at = c_off + m * mp.n + col;
         if (SPLIT_C) {
-            at = split_at(m, col, mp.c_ld, mp.c_block, mp.c_stride);
+            at = c_off + split_at(m, col, mp.c_ld, mp.c_block, mp.c_stride);
         }
         if (ACCUMULATE) {
             x = c[at] + x;
@@ -160,7 +199,7 @@ fn matmul(
     @builtin(local_invocation_id) lid: vec3<u32>,
     @builtin(local_invocation_index) li: u32,
 ) {
-    let tile = group_index(wid, nwg);
+    let tile = enter_product(group_index(wid, nwg));
     if (tile >= mp.tiles) {
         return;
     }
@@ -243,7 +282,7 @@ fn matmul_wide(
     @builtin(local_invocation_id) lid: vec3<u32>,
     @builtin(local_invocation_index) li: u32,
 ) {
-    let tile = group_index(wid, nwg);
+    let tile = enter_product(group_index(wid, nwg));
     if (tile >= mp.tiles) {
         return;
     }

@@ -155,7 +155,7 @@ test('bad links show a clear message and fall back to defaults', async () => {
     open,
     [
       ['v=1&lab=sae&a.kind=resnet', /a\.kind=resnet/],
-      ['v=1&lab=sae&a.kind=topk&a.k=5000', /k = 5000/],
+      ['v=1&lab=sae&a.kind=topk&a.k=5000', /`a\.k=5000` was replaced by `16`: k must be between/],
       ['v=1&lab=sae&d_sae=many', /d_sae=many.*whole number/],
       ['v=9&lab=sae', /newer/],
     ],

@@ -4,9 +4,15 @@
 //! −∞, as TransformerLens's `hook_attn_scores`), z in the queries' layout. [`attention_ref`] and
 //! [`attention_backward_ref`] are the CPU references, which the transformer's CPU passes use.
 //!
+//! Every product (q·kᵀ, pattern·v and the backward's four) is one batched tiled product over
+//! all (batch, head) pairs ([`matmul_split`]), reading each head's `[pos, d_head]` matrix in
+//! place; the row steps between them (scale, mask and softmax; the scores' gradient) are this
+//! module's kernels.
+//!
 //! The forward keeps the whole pattern (the backward reads it, and hooks expose it): batch ×
 //! heads × pos² floats, which the caller sizes against the device's binding limit.
 
+use super::matmul::{matmul_split, Batch, Matmul, Split, Splits, Strides};
 use super::{dim, elements, params, Kernel};
 use crate::error::Result;
 use crate::gpu::{Recording, Tensor, View};
@@ -35,6 +41,46 @@ impl AttnShape {
             dim("n_heads", self.heads)?,
             dim("d_head", self.d_head)?,
         ])
+    }
+
+    /// One head's `[pos, d_head]` matrix inside a `[batch, pos, head, d_head]` tensor: rows
+    /// heads · d_head apart.
+    fn head_rows(&self) -> Split {
+        Split {
+            ld: self.heads * self.d_head,
+            block: self.d_head,
+            stride: 0,
+        }
+    }
+
+    /// Where (batch, head) pair t's matrix starts in a `[batch, pos, head, d_head]` tensor
+    /// that starts at `base` (pairs grouped by batch).
+    fn head_at(&self, base: usize) -> Strides {
+        Strides {
+            base,
+            outer: self.pos * self.heads * self.d_head,
+            inner: self.d_head,
+        }
+    }
+
+    /// Where pair t's `[pos, pos]` square starts in scores, pattern and their gradient.
+    fn square_at(&self) -> Strides {
+        Strides {
+            base: 0,
+            outer: self.heads * self.pos * self.pos,
+            inner: self.pos * self.pos,
+        }
+    }
+
+    /// A product for every (batch, head) pair, with where each finds its operands.
+    fn pairs(&self, a: Strides, b: Strides, c: Strides) -> Batch {
+        Batch {
+            count: self.batch * self.heads,
+            group: self.heads,
+            a,
+            b,
+            c,
+        }
     }
 
     fn params(&self) -> Result<super::Params> {
@@ -67,7 +113,29 @@ pub struct Attention<'a> {
     pub z: View<'a>,
 }
 
-/// Records the forward: a segment of a workgroup a (batch, head, query) row.
+/// A product of one (batch, head) pair's operands: `c = op(a) · op(b)`, `[m, k] · [k, n]`.
+fn pair_product<'a>(
+    (a, b, c): (View<'a>, View<'a>, View<'a>),
+    (m, n, k): (usize, usize, usize),
+    (trans_a, trans_b): (bool, bool),
+) -> Matmul<'a> {
+    Matmul {
+        a,
+        b,
+        c,
+        m,
+        n,
+        k,
+        trans_a,
+        trans_b,
+        bias: None,
+        centre: None,
+        accumulate: false,
+    }
+}
+
+/// Records the forward: q·kᵀ for every (batch, head) pair in one product, each row scaled,
+/// masked and soft-maxed by a segment of a workgroup, then pattern · v in one product.
 pub async fn attention(rec: &mut Recording<'_>, s: AttnShape, t: &Attention<'_>) -> Result<()> {
     let gpu = &rec.gpu().clone();
     let [b, p, h, d] = s.dims()?;
@@ -77,12 +145,29 @@ pub async fn attention(rec: &mut Recording<'_>, s: AttnShape, t: &Attention<'_>)
     for (name, v) in [("scores", t.scores), ("pattern", t.pattern)] {
         Tensor::new(gpu, name, v, &[b, h, p, p])?;
     }
-    let storage = vec![t.q, t.k, t.v, t.scores, t.pattern, t.z];
+    let (pos, e, rows) = (s.pos, s.d_head, Some(s.head_rows()));
+    let qk = Splits {
+        a: rows,
+        b: rows,
+        c: None,
+        batch: Some(s.pairs(s.head_at(0), s.head_at(0), s.square_at())),
+    };
+    let mm = pair_product((t.q, t.k, t.scores), (pos, pos, e), (false, true));
+    matmul_split(rec, &mm, &qk).await?;
+    let storage = vec![t.scores, t.pattern];
     let kern = Kernel::new(gpu, "attention", "", FORWARD_WGSL, storage, &[]).await?;
-    let rows = elements("pattern rows", &[b, h, p])?;
-    let groups = rows.div_ceil(super::SEG_ROWS);
-    kern.dispatch(rec, "attn_forward", s.params()?, groups)
-        .await
+    let n_rows = elements("pattern rows", &[b, h, p])?;
+    let groups = n_rows.div_ceil(super::SEG_ROWS);
+    kern.dispatch(rec, "attn_softmax", s.params()?, groups)
+        .await?;
+    let pv = Splits {
+        a: None,
+        b: rows,
+        c: rows,
+        batch: Some(s.pairs(s.square_at(), s.head_at(0), s.head_at(0))),
+    };
+    let mm = pair_product((t.pattern, t.v, t.z), (pos, e, pos), (false, false));
+    matmul_split(rec, &mm, &pv).await
 }
 
 /// The tensors of [`attention_backward`].
@@ -106,8 +191,8 @@ pub struct AttentionBackward<'a> {
     pub dkv: View<'a>,
 }
 
-/// Records the backward: the scores' gradient a row a workgroup, then dq, dk and dv an
-/// element an invocation.
+/// Records the backward: dP = dz · vᵀ for every pair in one product, each row's dS by a
+/// segment of a workgroup, then dq = dS · k, dk = dSᵀ · q and dv = Pᵀ · dz, a product each.
 pub async fn attention_backward(
     rec: &mut Recording<'_>,
     s: AttnShape,
@@ -128,22 +213,46 @@ pub async fn attention_backward(
     for (name, v) in [("pattern", t.pattern), ("ds", t.ds)] {
         Tensor::new(gpu, name, v, &[b, h, p, p])?;
     }
-    let storage = vec![t.q, t.k, t.v, t.pattern, t.dz, t.ds, t.dq, t.dkv];
+    let (pos, e, rows) = (s.pos, s.d_head, Some(s.head_rows()));
+    let (head, square) = (s.head_at(0), s.square_at());
+    // dP = dz · vᵀ, into ds.
+    let lay = Splits {
+        a: rows,
+        b: rows,
+        c: None,
+        batch: Some(s.pairs(head, head, square)),
+    };
+    let mm = pair_product((t.dz, t.v, t.ds), (pos, pos, e), (false, true));
+    matmul_split(rec, &mm, &lay).await?;
+    let storage = vec![t.pattern, t.ds];
     let kern = Kernel::new(gpu, "attention_backward", "", BACKWARD_WGSL, storage, &[]).await?;
-    let rows = elements("pattern rows", &[b, h, p])?;
-    let n = elements("q", &[b, p, h, d])?;
-    let prm = s.params()?;
+    let n_rows = elements("pattern rows", &[b, h, p])?;
     kern.dispatch(
         rec,
-        "attn_backward_scores",
-        prm,
-        rows.div_ceil(super::SEG_ROWS),
+        "attn_backward_ds",
+        s.params()?,
+        n_rows.div_ceil(super::SEG_ROWS),
     )
     .await?;
-    kern.dispatch(rec, "attn_backward_q", prm, n.div_ceil(256))
-        .await?;
-    kern.dispatch(rec, "attn_backward_kv", prm, n.div_ceil(256))
-        .await
+    // dq = dS · k; dk = dSᵀ · q and dv = Pᵀ · dz, the two halves of dkv.
+    let square_by_head = Splits {
+        a: None,
+        b: rows,
+        c: rows,
+        batch: Some(s.pairs(square, head, head)),
+    };
+    let mm = pair_product((t.ds, t.k, t.dq), (pos, e, pos), (false, false));
+    matmul_split(rec, &mm, &square_by_head).await?;
+    let n = elements("q", &[b, p, h, d])? as usize;
+    for (a, bv, base) in [(t.ds, t.q, 0), (t.pattern, t.dz, n)] {
+        let lay = Splits {
+            batch: Some(s.pairs(square, head, s.head_at(base))),
+            ..square_by_head
+        };
+        let mm = pair_product((a, bv, t.dkv), (pos, e, pos), (true, false));
+        matmul_split(rec, &mm, &lay).await?;
+    }
+    Ok(())
 }
 
 /// Where head `h`'s vector at `(b, p)` starts.

@@ -78,7 +78,43 @@ impl Split {
     }
 }
 
-/// Which operands of a [`Matmul`] are split (see [`Split`]); the default is none.
+/// Where the products of a batch find an operand: product `t` reads it from `base + (t /
+/// group) · outer + (t % group) · inner` elements into its view (see [`Batch`]).
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub struct Strides {
+    /// Offset of the first product's operand.
+    pub base: usize,
+    /// Distance between groups.
+    pub outer: usize,
+    /// Distance between products within a group.
+    pub inner: usize,
+}
+
+impl Strides {
+    /// Where product `t` starts.
+    pub fn at(&self, t: usize, group: usize) -> usize {
+        self.base + (t / group) * self.outer + (t % group) * self.inner
+    }
+}
+
+/// Many products of one shape in one dispatch: attention's per-(batch, head) products, whose
+/// operands lie `[batch, pos, head, d_head]` (group = heads).
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct Batch {
+    /// Products.
+    pub count: usize,
+    /// Products in a group (the inner of a two-level index).
+    pub group: usize,
+    /// The left operand's offsets.
+    pub a: Strides,
+    /// The right operand's offsets.
+    pub b: Strides,
+    /// The output's offsets.
+    pub c: Strides,
+}
+
+/// How a [`Matmul`]'s operands lie when they are not dense matrices: split (see [`Split`]),
+/// batched (see [`Batch`]), or both; the default is neither.
 #[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
 pub struct Splits {
     /// The left operand's layout.
@@ -87,6 +123,8 @@ pub struct Splits {
     pub b: Option<Split>,
     /// The output's layout.
     pub c: Option<Split>,
+    /// Many products at once.
+    pub batch: Option<Batch>,
 }
 
 /// Names of a product's buffers in error messages: a, b, c, bias, centre.
@@ -133,16 +171,18 @@ pub async fn matmul_split(rec: &mut Recording<'_>, mm: &Matmul<'_>, splits: &Spl
     matmul_tiled(rec, mm, ["a", "b", "c", "bias", "centre"], tiling, splits).await
 }
 
-/// Checks that `view` holds a `[outer, inner]` operand, dense or split.
+/// Checks that `view` holds a `[outer, inner]` operand, dense or split, for every product of
+/// the batch (`strides` and the group size) when there is one.
 fn check_operand(
     gpu: &Gpu,
     name: &'static str,
     view: View<'_>,
     (outer, inner): (u32, u32),
     split: Option<Split>,
+    batch: Option<(Strides, usize, usize)>,
 ) -> Result<()> {
-    match split {
-        None => Tensor::new(gpu, name, view, &[outer, inner]).map(|_| ()),
+    let one = match split {
+        None => outer as usize * inner as usize,
         Some(s) => {
             if s.block == 0 {
                 return Err(crate::EngineError::invalid(
@@ -151,9 +191,25 @@ fn check_operand(
                     "runs must hold at least one element",
                 ));
             }
-            let len = s.extent(outer as usize, inner as usize) as u64;
-            Tensor::flat(gpu, name, view, len).map(|_| ())
+            s.extent(outer as usize, inner as usize)
         }
+    };
+    let last = match batch {
+        None => 0,
+        Some((st, count, group)) => {
+            // The furthest product is the last, or the last of the group before its group
+            // (when the last group is short).
+            let start_of_last_group = (count - 1) / group * group;
+            let far = st.at(count - 1, group);
+            match start_of_last_group.checked_sub(1) {
+                Some(t) => far.max(st.at(t, group)),
+                None => far,
+            }
+        }
+    };
+    match (split, batch) {
+        (None, None) => Tensor::new(gpu, name, view, &[outer, inner]).map(|_| ()),
+        _ => Tensor::flat(gpu, name, view, (last + one) as u64).map(|_| ()),
     }
 }
 
@@ -167,9 +223,33 @@ async fn matmul_tiled(
     let gpu = &rec.gpu().clone();
     let (m, n, k) = (dim("m", mm.m)?, dim("n", mm.n)?, dim("k", mm.k)?);
     let stored = |t: bool, rows: u32, cols: u32| if t { (cols, rows) } else { (rows, cols) };
-    check_operand(gpu, names[0], mm.a, stored(mm.trans_a, m, k), splits.a)?;
-    check_operand(gpu, names[1], mm.b, stored(mm.trans_b, k, n), splits.b)?;
-    check_operand(gpu, names[2], mm.c, (m, n), splits.c)?;
+    if let Some(b) = splits.batch {
+        if b.count == 0 || b.group == 0 {
+            return Err(crate::EngineError::invalid(
+                "matmul batch",
+                format!("{} products in groups of {}", b.count, b.group),
+                "must hold at least one product",
+            ));
+        }
+    }
+    let of = |f: fn(&Batch) -> Strides| splits.batch.map(|b| (f(&b), b.count, b.group));
+    check_operand(
+        gpu,
+        names[0],
+        mm.a,
+        stored(mm.trans_a, m, k),
+        splits.a,
+        of(|b| b.a),
+    )?;
+    check_operand(
+        gpu,
+        names[1],
+        mm.b,
+        stored(mm.trans_b, k, n),
+        splits.b,
+        of(|b| b.b),
+    )?;
+    check_operand(gpu, names[2], mm.c, (m, n), splits.c, of(|b| b.c))?;
     if let Some(bias) = mm.bias {
         Tensor::new(gpu, names[3], bias, &[n])?;
     }
@@ -191,6 +271,7 @@ async fn matmul_tiled(
         ("SPLIT_A", splits.a.is_some()),
         ("SPLIT_B", splits.b.is_some()),
         ("SPLIT_C", splits.c.is_some()),
+        ("BATCHED", splits.batch.is_some()),
     ]);
     let optional = [
         Optional {
@@ -209,19 +290,33 @@ async fn matmul_tiled(
     let storage = vec![mm.a, mm.b, mm.c];
     let kern = Kernel::new(gpu, "matmul", &consts, MATMUL_WGSL, storage, &optional).await?;
     let mut words = vec![m, n, k, tiles_n as u32, tiles as u32];
+    let mut wide = vec![];
     for s in [splits.a, splits.b, splits.c] {
         let s = s.unwrap_or(Split {
             ld: 0,
             block: 1,
             stride: 0,
         });
-        for v in [s.ld, s.block, s.stride] {
-            words.push(u32::try_from(v).map_err(|_| {
-                crate::EngineError::invalid("matmul split", v.to_string(), "must fit in 32 bits")
-            })?);
-        }
+        wide.extend([s.ld, s.block, s.stride]);
     }
-    kern.dispatch(rec, entry, params(&words), tiles).await?;
+    let batch = splits.batch.unwrap_or(Batch {
+        count: 1,
+        group: 1,
+        a: Strides::default(),
+        b: Strides::default(),
+        c: Strides::default(),
+    });
+    wide.extend([batch.count, batch.group]);
+    for st in [batch.a, batch.b, batch.c] {
+        wide.extend([st.base, st.outer, st.inner]);
+    }
+    for v in wide {
+        words.push(u32::try_from(v).map_err(|_| {
+            crate::EngineError::invalid("matmul layout", v.to_string(), "must fit in 32 bits")
+        })?);
+    }
+    let groups = tiles * batch.count as u64;
+    kern.dispatch(rec, entry, params(&words), groups).await?;
     Ok(())
 }
 

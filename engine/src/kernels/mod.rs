@@ -71,15 +71,15 @@ pub(crate) fn items_per_group(gpu: &Gpu, items: u64) -> u64 {
 const COMMON_WGSL: &str = include_str!("../../../shaders/common.wgsl");
 
 /// Every kernel's uniform block fits in 16 words; each shader declares the prefix it reads.
-pub(crate) type Params = [u32; 16];
-pub(crate) const PARAMS_BYTES: u64 = 64;
+pub(crate) type Params = [u32; 32];
+pub(crate) const PARAMS_BYTES: u64 = 128;
 
 /// Rows a workgroup of the row kernels handles (`SEG_ROWS` in `shaders/common.wgsl`).
 pub(crate) const SEG_ROWS: u64 = 8;
 
 /// Packs the leading words of a uniform block.
 pub(crate) fn params(words: &[u32]) -> Params {
-    let mut p = [0; 16];
+    let mut p = [0; 32];
     p[..words.len()].copy_from_slice(words);
     p
 }
