@@ -140,8 +140,12 @@ enum Tiling {
 }
 
 impl Tiling {
-    fn for_device(gpu: &Gpu) -> Self {
-        if gpu.is_software() {
+    /// The wide tiles on software adapters, unless the output is so narrow (at most one GPU
+    /// tile across: attention's per-head products, d_head wide) that most of a wide tile
+    /// would be padding.
+    fn for_device(gpu: &Gpu, m: usize, n: usize) -> Self {
+        let narrow = m.min(n) as u64 <= TILE;
+        if gpu.is_software() && !narrow {
             Tiling::Wide
         } else {
             Tiling::Gpu
@@ -161,13 +165,13 @@ pub(crate) async fn matmul_named(
     mm: &Matmul<'_>,
     names: Names,
 ) -> Result<()> {
-    let tiling = Tiling::for_device(rec.gpu());
+    let tiling = Tiling::for_device(rec.gpu(), mm.m, mm.n);
     matmul_tiled(rec, mm, names, tiling, &Splits::default()).await
 }
 
 /// As [`matmul`], with operands laid out as `splits` says.
 pub async fn matmul_split(rec: &mut Recording<'_>, mm: &Matmul<'_>, splits: &Splits) -> Result<()> {
-    let tiling = Tiling::for_device(rec.gpu());
+    let tiling = Tiling::for_device(rec.gpu(), mm.m, mm.n);
     matmul_tiled(rec, mm, ["a", "b", "c", "bias", "centre"], tiling, splits).await
 }
 
