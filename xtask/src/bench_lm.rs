@@ -33,7 +33,7 @@ pub fn lm() -> Result<(), String> {
     let cfg = cpu.config().clone();
     let tokens = (cfg.batch_size * cfg.model.n_ctx) as f64;
     let software = gpu.is_software();
-    let steps = if software { 2 } else { 20 };
+    let steps = if software { 4 } else { 20 };
     println!("timing {steps} steps of each");
     let cpu_s = time_steps(steps, || {
         cpu.train_step().map(|_| ()).map_err(|e| e.to_string())
