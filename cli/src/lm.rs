@@ -131,6 +131,7 @@ async fn write_checkpoint(dir: &Path, t: &LmTrainer) -> Result<(), String> {
             t.config().clone(),
             t.optimizer_state().await.map_err(|e| e.to_string())?,
         )),
+        corpus: Some(t.data().corpus.clone()),
     };
     std::fs::create_dir_all(dir).map_err(|e| format!("cannot create {}: {e}", dir.display()))?;
     for (name, bytes) in ck.files().map_err(|e| e.to_string())? {
@@ -192,6 +193,9 @@ async fn train(args: TrainArgs) -> Result<(), String> {
             },
             Some(dir) => {
                 let ck = load_checkpoint(dir)?;
+                if let Some(why) = ck.other_text(&corpus.name) {
+                    eprintln!("note: {why}");
+                }
                 let tok = ck.tokenizer.ok_or_else(|| {
                     format!("{}: the folder has no tokenizer.json", dir.display())
                 })?;

@@ -80,6 +80,33 @@ fn training_writes_a_checkpoint_that_samples_caches_and_resumes() {
     let o = train(&rest, "8", &["--resume", first.to_str().unwrap()]);
     assert!(o.status.success(), "{}", stderr(&o));
     assert_eq!(losses(&rest), losses(&whole)[6..]);
+    assert!(!stderr(&o).contains("note:"), "{}", stderr(&o));
+    // Resumed on other text it still trains, and says it will not follow the original run.
+    let other = tmp("other.txt");
+    std::fs::write(&other, "Shall I compare thee?\n".repeat(60)).unwrap();
+    let elsewhere = tmp("elsewhere");
+    let o = mechlab(&[
+        "lm",
+        "train",
+        "--link",
+        TINY,
+        "--resume",
+        first.to_str().unwrap(),
+        "--steps",
+        "7",
+        "--corpus",
+        other.to_str().unwrap(),
+        "--out",
+        elsewhere.to_str().unwrap(),
+    ]);
+    assert!(o.status.success(), "{}", stderr(&o));
+    let err = stderr(&o);
+    assert!(
+        err.contains(
+            "note: this checkpoint trained on the text `verse`, and this run continues it on `other`"
+        ),
+        "{err}"
+    );
     let o = mechlab(&[
         "lm",
         "sample",

@@ -15,6 +15,7 @@ const USAGE: &str = "usage: cargo xtask <command>
   serve            install what is missing, build the app (release) and serve it on http://127.0.0.1:8080
   test             install what is missing, then run every suite (native, GPU, browser, end-to-end)
   bench [NAME]     benchmarks (NAME: superposition, sae, dispatch, lm); results are appended to bench/RESULTS.md
+                   (lm-profile: one Transformer step, each kernel timed alone, printed only)
   oracle           every hand-written gradient against burn's autodiff (builds the burn peer)
   ci               what CI runs: fmt --check, clippy -D warnings, then test";
 

@@ -83,7 +83,7 @@ pub async fn open(job: &LmJob, gpu: Adapter) -> Result<Opened<LmWork>, String> {
     };
     let tokenize_ms = js_sys::Date::now() - t0;
     let vocab = data.tokenizer.vocab_size();
-    let data_note = format!(
+    let mut data_note = format!(
         "{}: {} training and {} validation tokens, a {}-token {} vocabulary ({})",
         corpus.name,
         data.train.len(),
@@ -99,6 +99,12 @@ pub async fn open(job: &LmJob, gpu: Adapter) -> Result<Opened<LmWork>, String> {
             format!("made in {:.1} s", tokenize_ms / 1000.0)
         }
     );
+    if let Some(why) = checkpoints
+        .as_ref()
+        .and_then(|cks| cks[0].1.other_text(&corpus.name))
+    {
+        data_note.push_str(&format!(". Note: {why}"));
+    }
     let with_vocab = |cfg: &LmConfig| LmConfig {
         model: TransformerConfig {
             d_vocab: vocab,
@@ -288,6 +294,7 @@ impl LmWork {
                     params: t.params().await?,
                     tokenizer: Some(t.data().tokenizer.to_json()?),
                     run: Some((t.config().clone(), t.optimizer_state().await?)),
+                    corpus: Some(t.data().corpus.clone()),
                 },
             ));
         }

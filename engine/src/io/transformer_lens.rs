@@ -157,6 +157,9 @@ pub fn read_hooked_config(text: &str) -> Result<TransformerConfig> {
 struct RunFile {
     run: LmConfig,
     step: u32,
+    /// The text it trained on (absent in checkpoints written before it was recorded).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    corpus: Option<String>,
 }
 
 /// A checkpoint in memory.
@@ -168,9 +171,26 @@ pub struct Checkpoint {
     pub tokenizer: Option<String>,
     /// The run and Adam's state, when the folder has them.
     pub run: Option<(LmConfig, OptimizerState)>,
+    /// The name of the text the run trained on ([`crate::data::text::Corpus::name`]), when the
+    /// folder records it.
+    pub corpus: Option<String>,
 }
 
 impl Checkpoint {
+    /// Why resuming this checkpoint on the text named `corpus` would not continue its run
+    /// exactly (it trained on other text), or `None` when it would or the checkpoint does not
+    /// say.
+    pub fn other_text(&self, corpus: &str) -> Option<String> {
+        let trained = self.corpus.as_deref()?;
+        (trained != corpus).then(|| {
+            format!(
+                "this checkpoint trained on the text `{trained}`, and this run continues it on \
+                 `{corpus}`: its losses will not follow the original run's (give it `{trained}` \
+                 to continue it exactly)"
+            )
+        })
+    }
+
     /// The folder's files, `(name, bytes)`.
     pub fn files(&self) -> Result<Vec<(&'static str, Vec<u8>)>> {
         let p = &self.params;
@@ -195,6 +215,7 @@ impl Checkpoint {
             let file = RunFile {
                 run: run.clone(),
                 step: state.step,
+                corpus: self.corpus.clone(),
             };
             out.push((RUN, serde_json::to_vec_pretty(&file).expect("json")));
             let moments = p.tensors.iter().enumerate().flat_map(|(i, t)| {
@@ -222,6 +243,7 @@ impl Checkpoint {
                 String::from_utf8(b).map_err(|_| bad(format!("{TOKENIZER} is not UTF-8 text")))
             })
             .transpose()?;
+        let mut corpus = None;
         let run = match (file(RUN), file(OPTIMIZER)) {
             (None, None) => None,
             (Some(run), Some(opt)) => {
@@ -247,6 +269,7 @@ impl Checkpoint {
                         out.push(to_f32(&view, &name, bad)?);
                     }
                 }
+                corpus = r.corpus;
                 Some((r.run, OptimizerState { step: r.step, m, v }))
             }
             _ => {
@@ -259,6 +282,7 @@ impl Checkpoint {
             params,
             tokenizer,
             run,
+            corpus,
         })
     }
 }
@@ -386,10 +410,32 @@ mod tests {
             params: t.params().clone(),
             tokenizer: Some(t.data().tokenizer.to_json().unwrap()),
             run: Some((t.config().clone(), t.optimizer_state().clone())),
+            corpus: Some(t.data().corpus.clone()),
         };
         let files: HashMap<&str, Vec<u8>> = ck.files().unwrap().into_iter().collect();
         let back = Checkpoint::read(&|n| files.get(n).cloned()).unwrap();
         assert_eq!(back, ck);
+        // It knows the text it trained on, and says when a run would continue it on another.
+        assert_eq!(back.corpus.as_deref(), Some(corpus().name.as_str()));
+        assert_eq!(back.other_text(&corpus().name), None);
+        let other = back.other_text("poems.txt").unwrap();
+        assert!(
+            other.contains("poems.txt") && other.contains(&corpus().name),
+            "{other}"
+        );
+        // Checkpoints written before the text was recorded still open, and cannot say.
+        let mut old: Value = serde_json::from_slice(&files[RUN]).unwrap();
+        old.as_object_mut().unwrap().remove("corpus");
+        let old = serde_json::to_vec(&old).unwrap();
+        let read = Checkpoint::read(&|n| {
+            if n == RUN {
+                Some(old.clone())
+            } else {
+                files.get(n).cloned()
+            }
+        })
+        .unwrap();
+        assert_eq!((read.other_text("poems.txt"), read.corpus), (None, None));
         let config: Value = serde_json::from_slice(&files[CONFIG]).unwrap();
         assert_eq!(config["act_fn"], "solu_ln");
         assert_eq!(config["normalization_type"], "LN");
@@ -412,6 +458,7 @@ mod tests {
             params: t.params().clone(),
             tokenizer: None,
             run: Some((t.config().clone(), t.optimizer_state().clone())),
+            corpus: None,
         };
         let files: HashMap<&str, Vec<u8>> = ck.files().unwrap().into_iter().collect();
         let read_with = |name: &str, bytes: Option<Vec<u8>>| {
@@ -453,6 +500,7 @@ mod tests {
             params: t.params().clone(),
             tokenizer: Some(t.data().tokenizer.to_json().unwrap()),
             run: Some((t.config().clone(), t.optimizer_state().clone())),
+            corpus: None,
         };
         let bare = Checkpoint {
             tokenizer: None,

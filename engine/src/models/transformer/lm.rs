@@ -263,6 +263,9 @@ impl LmPreset {
 /// Training and validation tokens, and the tokenizer that made them.
 #[derive(Debug, Clone)]
 pub struct TokenizedCorpus {
+    /// The text's name ([`Corpus::name`]: `shakespeare`, or the file's), which checkpoints
+    /// record so that a run resumes on the text it trained on.
+    pub corpus: String,
     /// The tokenizer.
     pub tokenizer: TextTokenizer,
     /// Training tokens.
@@ -300,6 +303,7 @@ impl TokenizedCorpus {
         };
         let split = corpus.split(held_out)?;
         Ok(Self {
+            corpus: corpus.name.clone(),
             train: tokenizer.encode(&split.train)?,
             validation: tokenizer.encode(&split.validation)?,
             tokenizer,
