@@ -1,7 +1,7 @@
 // Host: engine/src/kernels/cross_entropy.rs (CPU reference: cross_entropy_ref there).
 // TransformerLens's language-modelling loss: each position predicts the next token of its row;
 // the loss is the mean over every position but the last of each row.
-//   ce_rows  a 256-invocation workgroup a position: row_loss = log Σ exp(logits) − logit[target]
+//   ce_rows  a segment of SEG invocations a position, SEG_ROWS a workgroup (common.wgsl): row_loss = log Σ exp(logits) − logit[target]
 //            (0 at a row's last position), dlogits = (softmax − one-hot) / N
 //   ce_sum   one workgroup: loss[0] = Σ row_loss / N, in a fixed order
 
@@ -21,33 +21,39 @@ struct CeParams {
 
 @compute @workgroup_size(256)
 fn ce_rows(@builtin(workgroup_id) wid: vec3<u32>, @builtin(num_workgroups) nwg: vec3<u32>, @builtin(local_invocation_index) lid: u32) {
-    let r = group_index(wid, nwg);
-    if (r >= cp.rows) { return; }
+    let r = group_index(wid, nwg) * SEG_ROWS + lid / SEG;
+    let lane = lid % SEG;
+    let live = r < cp.rows;
     let at = r * cp.vocab;
-    let last = (r % cp.pos) == cp.pos - 1u;
+    // A row's last position predicts nothing: zero gradient and loss. It (and a row past the
+    // end) loops over nothing in the reductions but still meets every barrier.
+    let last = live && (r % cp.pos) == cp.pos - 1u;
     if (last) {
-        for (var j = lid; j < cp.vocab; j += 256u) {
+        for (var j = lane; j < cp.vocab; j += SEG) {
             dlogits[at + j] = 0.0;
         }
-        if (lid == 0u) { row_loss[r] = 0.0; }
-        return;
+        if (lane == 0u) { row_loss[r] = 0.0; }
     }
-    let tgt = tokens[r + 1u];
+    let vocab = select(0u, cp.vocab, live && !last);
+    var tgt = 0u;
+    if (vocab > 0u) {
+        tgt = tokens[r + 1u];
+    }
     var m = -3.4028234663852886e38;
-    for (var j = lid; j < cp.vocab; j += 256u) {
+    for (var j = lane; j < vocab; j += SEG) {
         m = max(m, logits[at + j]);
     }
-    let row_max = workgroup_reduce(lid, m, true);
+    let row_max = segment_reduce(lid, m, true);
     var s = 0.0;
-    for (var j = lid; j < cp.vocab; j += 256u) {
+    for (var j = lane; j < vocab; j += SEG) {
         s += exp(logits[at + j] - row_max);
     }
-    let total = workgroup_reduce(lid, s, false);
-    for (var j = lid; j < cp.vocab; j += 256u) {
+    let total = segment_reduce(lid, s, false);
+    for (var j = lane; j < vocab; j += SEG) {
         let p = exp(logits[at + j] - row_max) / total;
         dlogits[at + j] = (p - select(0.0, 1.0, j == tgt)) / cp.count;
     }
-    if (lid == 0u) {
+    if (vocab > 0u && lane == 0u) {
         row_loss[r] = log(total) + row_max - logits[at + tgt];
     }
 }

@@ -51,7 +51,8 @@ pub async fn cross_entropy(
     let storage = vec![t.logits, t.tokens, t.dlogits, t.row_loss, t.loss];
     let kern = Kernel::new(gpu, "cross_entropy", "", CE_WGSL, storage, &[]).await?;
     let prm = params(&[r, p, v, count.to_bits()]);
-    kern.dispatch(rec, "ce_rows", prm, r as u64).await?;
+    let groups = (r as u64).div_ceil(super::SEG_ROWS);
+    kern.dispatch(rec, "ce_rows", prm, groups).await?;
     kern.dispatch(rec, "ce_sum", prm, 1).await
 }
 
