@@ -7,7 +7,16 @@ use crate::error::Result;
 use crate::gpu::{Gpu, Recording, Tensor, View};
 
 const MATMUL_WGSL: &str = include_str!("../../../shaders/matmul.wgsl");
+const REDUCE_WGSL: &str = include_str!("../../../shaders/matmul_reduce.wgsl");
 const TILE: u64 = 64;
+
+/// Workgroups a product should keep busy before its k is split: a GPU has a hundred-odd
+/// compute units to fill, a software adapter a thread a core.
+const GPU_GROUPS: u64 = 128;
+const SOFTWARE_GROUPS: u64 = 8;
+/// The shortest slice of k a split gives a workgroup (shorter ones spend more on the slabs
+/// than they save).
+const MIN_PART_K: usize = 256;
 
 /// `c[M, N] = op(a) · op(b) (+ bias[n]) (+ old c)`, with `op(a)` `[M, K]` and `op(b)` `[K, N]`.
 /// A transposed operand is stored the other way round (`a` as `[K, M]`, `b` as `[N, K]`) and
@@ -217,6 +226,32 @@ fn check_operand(
     }
 }
 
+/// Into how many slices of k to split a product with only `tiles` output tiles (`None`: do
+/// not): enough to fill the device, each at least [`MIN_PART_K`] long and all of one length.
+/// Only dense operands split (a slice is then a batch of plain products).
+fn k_parts(gpu: &Gpu, mm: &Matmul<'_>, splits: &Splits, tiles: u64) -> Option<usize> {
+    // An output split (heads' weight gradients) is the reduction's to write; split or batched
+    // inputs would need a second level of layout.
+    if splits.a.is_some() || splits.b.is_some() || splits.batch.is_some() {
+        return None;
+    }
+    if mm.centre.is_some() {
+        return None;
+    }
+    let target = if gpu.is_software() {
+        SOFTWARE_GROUPS
+    } else {
+        GPU_GROUPS
+    };
+    if tiles >= target {
+        return None;
+    }
+    let want = target.div_ceil(tiles) as usize;
+    (2..=want)
+        .rev()
+        .find(|&s| mm.k.is_multiple_of(s) && mm.k / s >= MIN_PART_K)
+}
+
 async fn matmul_tiled(
     rec: &mut Recording<'_>,
     mm: &Matmul<'_>,
@@ -224,7 +259,100 @@ async fn matmul_tiled(
     tiling: Tiling,
     splits: &Splits,
 ) -> Result<()> {
-    let gpu = &rec.gpu().clone();
+    let gpu = rec.gpu().clone();
+    let tile = match tiling {
+        Tiling::Gpu => TILE,
+        Tiling::Wide => 2 * TILE,
+    };
+    let tiles = (mm.m as u64).div_ceil(tile) * (mm.n as u64).div_ceil(tile);
+    let Some(parts) = k_parts(&gpu, mm, splits, tiles) else {
+        return dispatch_tiled(rec, mm, names, tiling, splits).await;
+    };
+    // Check the operands as given before recording anything.
+    check_product(&gpu, mm, names, splits)?;
+    let (m, n, k) = (mm.m, mm.n, mm.k);
+    let kp = k / parts;
+    let partial = gpu.storage_dirty::<f32>("matmul slabs", parts * m * n)?;
+    // Slice s of k: A's columns (or, transposed, rows) and B's rows (or columns) from s · kp.
+    let slice = Split {
+        ld: k,
+        block: kp,
+        stride: 0,
+    };
+    let sliced = Splits {
+        a: (!mm.trans_a).then_some(slice),
+        b: mm.trans_b.then_some(slice),
+        c: None,
+        batch: Some(Batch {
+            count: parts,
+            group: parts,
+            a: Strides {
+                inner: if mm.trans_a { kp * m } else { kp },
+                ..Strides::default()
+            },
+            b: Strides {
+                inner: if mm.trans_b { kp } else { kp * n },
+                ..Strides::default()
+            },
+            c: Strides {
+                inner: m * n,
+                ..Strides::default()
+            },
+        }),
+    };
+    let part = Matmul {
+        c: (&partial).into(),
+        k: kp,
+        bias: None,
+        accumulate: false,
+        ..*mm
+    };
+    dispatch_tiled(rec, &part, names, tiling, &sliced).await?;
+    let consts = bool_consts(&[
+        ("BIAS", mm.bias.is_some()),
+        ("ACCUMULATE", mm.accumulate),
+        ("SPLIT_C", splits.c.is_some()),
+    ]);
+    let optional = [Optional {
+        name: "bias",
+        elem: "f32",
+        buffer: mm.bias,
+        writes: false,
+    }];
+    let storage = vec![View::from(&partial), mm.c];
+    let kern = Kernel::new(
+        &gpu,
+        "matmul_reduce",
+        &consts,
+        REDUCE_WGSL,
+        storage,
+        &optional,
+    )
+    .await?;
+    let c = splits.c.unwrap_or(Split {
+        ld: 0,
+        block: 1,
+        stride: 0,
+    });
+    let words: Vec<u32> = [m, n, parts, c.ld, c.block, c.stride]
+        .into_iter()
+        .map(|v| {
+            u32::try_from(v).map_err(|_| {
+                crate::EngineError::invalid("matmul layout", v.to_string(), "must fit in 32 bits")
+            })
+        })
+        .collect::<Result<_>>()?;
+    let elems = (m * n) as u64;
+    kern.dispatch(rec, "matmul_reduce", params(&words), elems.div_ceil(256))
+        .await?;
+    // Later work in this recording runs after the reduction, so the slabs may serve it.
+    gpu.recycle(partial);
+    Ok(())
+}
+
+/// Checks a product's operands against its shape and layout (named as `names` says), before
+/// anything is recorded.
+fn check_product(gpu: &Gpu, mm: &Matmul<'_>, names: Names, splits: &Splits) -> Result<()> {
     let (m, n, k) = (dim("m", mm.m)?, dim("n", mm.n)?, dim("k", mm.k)?);
     let stored = |t: bool, rows: u32, cols: u32| if t { (cols, rows) } else { (rows, cols) };
     if let Some(b) = splits.batch {
@@ -260,6 +388,20 @@ async fn matmul_tiled(
     if let Some(centre) = mm.centre {
         Tensor::new(gpu, names[4], centre, &[k])?;
     }
+    Ok(())
+}
+
+/// Records one tiled product (a batch of them with `splits.batch`).
+async fn dispatch_tiled(
+    rec: &mut Recording<'_>,
+    mm: &Matmul<'_>,
+    names: Names,
+    tiling: Tiling,
+    splits: &Splits,
+) -> Result<()> {
+    let gpu = &rec.gpu().clone();
+    check_product(gpu, mm, names, splits)?;
+    let (m, n, k) = (dim("m", mm.m)?, dim("n", mm.n)?, dim("k", mm.k)?);
     let (entry, tile) = match tiling {
         Tiling::Gpu => ("matmul", TILE),
         Tiling::Wide => ("matmul_wide", 2 * TILE),
@@ -534,6 +676,98 @@ mod tests {
         assert_eq!(rec.dispatches(), 0);
     }
     gpu_test!(gpu_matmul_split_layouts_match_reference, split_layouts);
+
+    /// A product with one output tile and a long k (a weight's gradient over a batch of rows)
+    /// splits k into slices summed by a second dispatch: every transpose, with a bias and
+    /// accumulation, and into a split output, on both kernels, against the reference.
+    async fn long_k_splits(gpu: &Gpu) {
+        let (m, n, k) = (70, 37, 1024);
+        let a = values(41, m * k);
+        let b = values(42, k * n);
+        let bias = values(43, n);
+        let old = values(44, m * n);
+        let up = |name: &str, v: &[f32]| gpu.storage_from(name, v).unwrap();
+        let (ba, bb, bbias) = (up("a", &a), up("b", &b), up("bias", &bias));
+        let cases = [(false, false), (true, false), (false, true), (true, true)]
+            .into_iter()
+            .flat_map(|t| [(t, Tiling::Gpu), (t, Tiling::Wide)]);
+        let names = ["a", "b", "c", "bias", "centre"];
+        for ((ta, tb), tiling) in cases {
+            let c = up("c", &old);
+            let mut recorder = crate::gpu::Recorder::new(gpu);
+            let mut rec = recorder.begin();
+            let mm = Matmul {
+                a: (&ba).into(),
+                b: (&bb).into(),
+                c: (&c).into(),
+                m,
+                n,
+                k,
+                trans_a: ta,
+                trans_b: tb,
+                bias: Some((&bbias).into()),
+                centre: None,
+                accumulate: true,
+            };
+            matmul_tiled(&mut rec, &mm, names, tiling, &Splits::default())
+                .await
+                .unwrap();
+            assert_eq!(rec.dispatches(), 2, "slices, then their sum");
+            rec.submit_scoped().await.unwrap();
+            let got: Vec<f32> = gpu.read(&c, m * n).await.unwrap();
+            let want: Vec<f32> = matmul_ref(&a, &b, (m, n, k), ta, tb)
+                .iter()
+                .enumerate()
+                .map(|(i, v)| old[i] + (v + bias[i % n]))
+                .collect();
+            let what = format!("{tiling:?} trans {ta} {tb}, k in slices");
+            assert_close(&what, &got, &want, 1e-4, RTOL);
+        }
+        // Into a split output: W's gradient in the per-head layout.
+        let (heads, e) = (5, 7);
+        let split = Split {
+            ld: e,
+            block: e,
+            stride: m * e,
+        };
+        let g = values(45, k * heads * e);
+        let bg = up("g", &g);
+        for tiling in [Tiling::Gpu, Tiling::Wide] {
+            let dw = gpu.storage_zeroed::<f32>("dw", heads * m * e).unwrap();
+            record(gpu, async |rec: &mut Recording<'_>| {
+                let mm = Matmul {
+                    a: (&ba).into(),
+                    b: (&bg).into(),
+                    c: (&dw).into(),
+                    m,
+                    n: heads * e,
+                    k,
+                    trans_a: true,
+                    trans_b: false,
+                    bias: None,
+                    centre: None,
+                    accumulate: false,
+                };
+                let on_c = Splits {
+                    c: Some(split),
+                    ..Splits::default()
+                };
+                matmul_tiled(rec, &mm, names, tiling, &on_c).await
+            })
+            .await;
+            // a read as [k, m] (transposed): the same values as a [m, k] matrix's transpose.
+            let dense = matmul_ref(&a, &g, (m, heads * e, k), true, false);
+            let mut want = vec![f32::NAN; heads * m * e];
+            for r in 0..m {
+                for col in 0..heads * e {
+                    want[split.at(r, col)] = dense[r * heads * e + col];
+                }
+            }
+            let got: Vec<f32> = gpu.read(&dw, heads * m * e).await.unwrap();
+            assert_close(&format!("{tiling:?} split output"), &got, &want, 1e-4, RTOL);
+        }
+    }
+    gpu_test!(gpu_matmul_long_k_splits_into_slices, long_k_splits);
 
     /// A linear layer as the transformer binds it: the weight and its bias are two tensors of
     /// one arena buffer, bound as two views in the same dispatch, at sizes that leave alignment
