@@ -54,7 +54,6 @@ pub fn lm() -> Result<(), String> {
     println!("timing burn on the same adapter");
     let burn_rate = burn_tokens_per_second(&burn_bin, &cfg)?;
     let burn_s = tokens / burn_rate;
-    let flops = cfg.training_flops_per_token();
     let commit = crate::tools::output("git", &["rev-parse", "--short", "HEAD"]).unwrap_or_default();
     let date = crate::tools::output("date", &["-u", "+%Y-%m-%d %H:%M UTC"]).unwrap_or_default();
     let mut table = String::new();
@@ -64,35 +63,16 @@ pub fn lm() -> Result<(), String> {
         commit.trim(),
         date.trim()
     );
-    let _ = writeln!(
-        table,
-        "The `small` preset: {} layers, d_model {}, {} heads of {}, d_mlp {}, n_ctx {}, d_vocab {} \
-         (BPE), {} parameters, batch {}; {:.2e} training FLOPs a token.\n",
-        cfg.model.n_layers,
-        cfg.model.d_model,
-        cfg.model.n_heads,
-        cfg.model.d_head,
-        cfg.model.d_mlp,
-        cfg.model.n_ctx,
-        cfg.model.d_vocab,
-        cfg.model.parameter_count(),
-        cfg.batch_size,
-        flops
+    let _ = writeln!(table, "The `small` preset: {}.\n", shape(&cfg, "BPE"));
+    rows(
+        &mut table,
+        &cfg,
+        &[
+            ("mechlab GPU", gpu_s),
+            ("burn (wgpu, autodiff, AdamW)", burn_s),
+            ("mechlab CPU reference (one core)", cpu_s),
+        ],
     );
-    let _ = writeln!(table, "| path | s/step | tokens/s | effective FLOP/s |");
-    let _ = writeln!(table, "|---|---:|---:|---:|");
-    for (name, s) in [
-        ("mechlab GPU", gpu_s),
-        ("burn (wgpu, autodiff, AdamW)", burn_s),
-        ("mechlab CPU reference (one core)", cpu_s),
-    ] {
-        let _ = writeln!(
-            table,
-            "| {name} | {s:.3} | {:.3e} | {:.3e} |",
-            tokens / s,
-            tokens / s * flops
-        );
-    }
     let _ = writeln!(
         table,
         "\nmechlab GPU / burn: {:.2}×. mechlab GPU / CPU reference: {:.2}×. burn trains on random \
@@ -127,6 +107,42 @@ pub fn lm() -> Result<(), String> {
         }
     }
     crate::bench::append_results(&table)
+}
+
+/// The model and batch of `cfg` in words, with the training FLOPs a token.
+fn shape(cfg: &LmConfig, tokens: &str) -> String {
+    let m = &cfg.model;
+    format!(
+        "{} layer(s) of {}, d_model {}, {} heads of {}, d_mlp {}, n_ctx {}, d_vocab {} ({tokens}), \
+         {} parameters, batch {}; {:.2e} training FLOPs a token",
+        m.n_layers,
+        m.act_fn.name(),
+        m.d_model,
+        m.n_heads,
+        m.d_head,
+        m.d_mlp,
+        m.n_ctx,
+        m.d_vocab,
+        m.parameter_count(),
+        cfg.batch_size,
+        cfg.training_flops_per_token()
+    )
+}
+
+/// The table of seconds a step per path, as tokens/s and effective FLOP/s.
+fn rows(table: &mut String, cfg: &LmConfig, paths: &[(&str, f64)]) {
+    let tokens = (cfg.batch_size * cfg.model.n_ctx) as f64;
+    let flops = cfg.training_flops_per_token();
+    let _ = writeln!(table, "| path | s/step | tokens/s | effective FLOP/s |");
+    let _ = writeln!(table, "|---|---:|---:|---:|");
+    for (name, s) in paths {
+        let _ = writeln!(
+            table,
+            "| {name} | {s:.3} | {:.3e} | {:.3e} |",
+            tokens / s,
+            tokens / s * flops
+        );
+    }
 }
 
 /// burn's training tokens a second on the model and batch of `cfg` (its `lm` mode).
@@ -231,35 +247,19 @@ fn solu_1l(gpu: &Gpu, burn_bin: &std::path::Path, table: &mut String) -> Result<
     let burn_rate = burn_tokens_per_second(burn_bin, &cfg)?;
     let tokens = (cfg.batch_size * cfg.model.n_ctx) as f64;
     let burn_s = tokens / burn_rate;
-    let flops = cfg.training_flops_per_token();
     let _ = writeln!(
         table,
-        "\nThe solu-1l shape: {} SoLU layer, d_model {}, {} heads of {}, d_mlp {}, n_ctx {}, \
-         d_vocab {} (random tokens), {} parameters, batch {}; {flops:.2e} training FLOPs a \
-         token.\n",
-        cfg.model.n_layers,
-        cfg.model.d_model,
-        cfg.model.n_heads,
-        cfg.model.d_head,
-        cfg.model.d_mlp,
-        cfg.model.n_ctx,
-        cfg.model.d_vocab,
-        cfg.model.parameter_count(),
-        cfg.batch_size,
+        "\nThe solu-1l shape: {}.\n",
+        shape(&cfg, "random tokens")
     );
-    let _ = writeln!(table, "| path | s/step | tokens/s | effective FLOP/s |");
-    let _ = writeln!(table, "|---|---:|---:|---:|");
-    for (name, s) in [
-        ("mechlab GPU", gpu_s),
-        ("burn (wgpu, autodiff, AdamW)", burn_s),
-    ] {
-        let _ = writeln!(
-            table,
-            "| {name} | {s:.3} | {:.3e} | {:.3e} |",
-            tokens / s,
-            tokens / s * flops
-        );
-    }
+    rows(
+        table,
+        &cfg,
+        &[
+            ("mechlab GPU", gpu_s),
+            ("burn (wgpu, autodiff, AdamW)", burn_s),
+        ],
+    );
     let mib = |b: u64| b as f64 / (1 << 20) as f64;
     let _ = writeln!(
         table,
