@@ -92,6 +92,7 @@ impl Recorder {
             ops: Vec::new(),
             params: Vec::new(),
             slots: 0,
+            after: Vec::new(),
         }
     }
 
@@ -200,6 +201,9 @@ pub struct Recording<'r> {
     ops: Vec<Op>,
     params: Vec<u8>,
     slots: u32,
+    /// Scratch buffers to return to the pool once the work is submitted (see
+    /// [`Recording::recycle_after`]).
+    after: Vec<wgpu::Buffer>,
 }
 
 impl<'r> Recording<'r> {
@@ -227,6 +231,13 @@ impl<'r> Recording<'r> {
             )?;
         }
         Ok(g)
+    }
+
+    /// Returns `buffer` (scratch this recording uses) to the pool once the recording is
+    /// submitted. Not before: a buffer taken from the pool meanwhile may be written at once
+    /// (`Gpu::storage_from` writes through the queue), ahead of this recording's own use of it.
+    pub fn recycle_after(&mut self, buffer: wgpu::Buffer) {
+        self.after.push(buffer);
     }
 
     /// Stores a parameter block for the dispatches that follow; several may share one slot.
@@ -342,31 +353,32 @@ impl<'r> Recording<'r> {
 
     /// Writes the parameter blocks to the uniform buffer and hands back the recorder and
     /// the operations to encode.
-    fn write_params(self) -> (&'r mut Recorder, Vec<Op>) {
+    fn write_params(self) -> (&'r mut Recorder, Vec<Op>, Vec<wgpu::Buffer>) {
         let Recording {
             rec,
             ops,
             params,
             slots,
+            after,
         } = self;
         if slots > 0 {
             rec.reserve(slots);
             let uniform = rec.uniform.as_ref().expect("reserved");
             rec.gpu.queue.write_buffer(uniform, 0, &params);
         }
-        (rec, ops)
+        (rec, ops, after)
     }
 
     /// Writes the parameter blocks and encodes everything into a command buffer.
-    fn encode(self) -> wgpu::CommandBuffer {
-        let (rec, ops) = self.write_params();
-        encode_ops(rec, ops)
+    fn encode(self) -> (wgpu::CommandBuffer, Vec<wgpu::Buffer>) {
+        let (rec, ops, after) = self.write_params();
+        (encode_ops(rec, ops), after)
     }
 
     /// Submits each operation alone and waits for it, adding its time to the profile.
     #[cfg(not(target_arch = "wasm32"))]
     fn submit_profiled(self) {
-        let (rec, ops) = self.write_params();
+        let (rec, ops, after) = self.write_params();
         for op in ops {
             let key = match &op {
                 Op::Dispatch {
@@ -399,6 +411,7 @@ impl<'r> Recording<'r> {
             e.0 += 1;
             e.1 += secs;
         }
+        after.into_iter().for_each(|b| rec.gpu.recycle(b));
     }
 
     /// Submits the work.
@@ -408,8 +421,9 @@ impl<'r> Recording<'r> {
             return self.submit_profiled();
         }
         let gpu = self.rec.gpu.clone();
-        let cb = self.encode();
+        let (cb, after) = self.encode();
         gpu.queue.submit([cb]);
+        after.into_iter().for_each(|b| gpu.recycle(b));
     }
 
     /// Submits the work inside an error scope, so a validation or out-of-memory error comes
@@ -421,11 +435,15 @@ impl<'r> Recording<'r> {
             return Ok(());
         }
         let gpu = self.rec.gpu.clone();
-        gpu.scoped(|| {
-            let cb = self.encode();
-            gpu.queue.submit([cb]);
-        })
-        .await
+        let after = gpu
+            .scoped(|| {
+                let (cb, after) = self.encode();
+                gpu.queue.submit([cb]);
+                after
+            })
+            .await?;
+        after.into_iter().for_each(|b| gpu.recycle(b));
+        Ok(())
     }
 }
 

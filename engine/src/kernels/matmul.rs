@@ -345,8 +345,7 @@ async fn matmul_tiled(
     let elems = (m * n) as u64;
     kern.dispatch(rec, "matmul_reduce", params(&words), elems.div_ceil(256))
         .await?;
-    // Later work in this recording runs after the reduction, so the slabs may serve it.
-    gpu.recycle(partial);
+    rec.recycle_after(partial);
     Ok(())
 }
 
@@ -713,7 +712,19 @@ mod tests {
                 .await
                 .unwrap();
             assert_eq!(rec.dispatches(), 2, "slices, then their sum");
+            // A buffer of the slabs' size taken from the pool while the recording is open is
+            // written at once; it must not be the slabs, which the recording writes later.
+            let slabs = 4 * m * n;
+            let marker: Vec<f32> = (0..slabs).map(|i| i as f32).collect();
+            let fresh = up("marker", &marker);
+            let seen = gpu.storage_zeroed::<f32>("seen", slabs).unwrap();
+            rec.copy(&fresh, 0, &seen, 0, (slabs * 4) as u64);
             rec.submit_scoped().await.unwrap();
+            let copied: Vec<f32> = gpu.read(&seen, slabs).await.unwrap();
+            assert!(
+                copied == marker,
+                "the slabs were handed out before the recording ran"
+            );
             let got: Vec<f32> = gpu.read(&c, m * n).await.unwrap();
             let want: Vec<f32> = matmul_ref(&a, &b, (m, n, k), ta, tb)
                 .iter()
