@@ -224,7 +224,7 @@ impl LmPreset {
             LmPreset::Tiny => vec![LmConfig::default()],
             LmPreset::SoluVsGelu => {
                 let base = LmConfig {
-                    steps: 500,
+                    steps: 400,
                     ..LmConfig::default()
                 };
                 [Activation::SoluLn, Activation::Gelu]
