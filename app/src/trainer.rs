@@ -120,6 +120,34 @@ pub enum Estimate {
     Failed(String),
 }
 
+impl Estimate {
+    /// Whether this is the measurement of `job`.
+    pub fn measured(&self, job: &Job) -> bool {
+        matches!(self, Estimate::Ready { job: j, .. } if **j == *job)
+    }
+
+    /// Whether the run measured takes longer than [`LONG_RUN_SECS`].
+    pub fn is_long(&self) -> bool {
+        matches!(self, Estimate::Ready { total_secs, .. } if *total_secs > LONG_RUN_SECS)
+    }
+
+    /// The question to ask before starting `job`, when this measured it as long.
+    fn long_run_for(&self, job: &Job) -> Option<LongRun> {
+        match self {
+            Estimate::Ready {
+                total_secs,
+                measured_steps,
+                ..
+            } if self.measured(job) && self.is_long() => Some(LongRun {
+                total_secs: *total_secs,
+                measured_steps: *measured_steps,
+                before_start: true,
+            }),
+            _ => None,
+        }
+    }
+}
+
 /// The page's training controller: signals the UI reads, and the state behind Run, Pause, Reset.
 #[derive(Clone, Copy)]
 pub struct Runner {
@@ -398,12 +426,10 @@ impl Runner {
     /// Asks the worker how fast `job` trains here (see [`ToWorker::Calibrate`]); the answer
     /// lands in [`Runner::estimate`]. Nothing is asked when `job` was measured already.
     pub fn calibrate(self, job: Job) {
-        let known = self.estimate.with_untracked(|e| match e {
-            Estimate::Ready { job: j, .. } => **j == job,
-            _ => false,
-        }) || self
-            .inner
-            .with_value(|i| i.calibrating.as_ref() == Some(&job));
+        let known = self.estimate.with_untracked(|e| e.measured(&job))
+            || self
+                .inner
+                .with_value(|i| i.calibrating.as_ref() == Some(&job));
         if known || self.inner.with_value(|i| i.broken.is_some()) {
             return;
         }
@@ -432,19 +458,7 @@ impl Runner {
     /// What Run does: starts `job`, or, when it was measured to take longer than
     /// [`LONG_RUN_SECS`], asks first.
     pub fn run(self, job: Job) {
-        let long = self.estimate.with_untracked(|e| match e {
-            Estimate::Ready {
-                job: j,
-                total_secs,
-                measured_steps,
-            } if **j == job && *total_secs > LONG_RUN_SECS => Some(LongRun {
-                total_secs: *total_secs,
-                measured_steps: *measured_steps,
-                before_start: true,
-            }),
-            _ => None,
-        });
-        match long {
+        match self.estimate.with_untracked(|e| e.long_run_for(&job)) {
             Some(l) => {
                 self.inner.update_value(|i| i.held = Some(job));
                 self.long_run.set(Some(l));
@@ -574,10 +588,9 @@ impl Runner {
             .unwrap_or(0);
         let total_secs = job.total_steps() as f64 / rate.max(1e-9);
         // A run whose estimate was long has been asked about already.
-        let asked = self.estimate.with_untracked(|e| {
-            matches!(e, Estimate::Ready { job: j, total_secs, .. }
-                if **j == *job && *total_secs > LONG_RUN_SECS)
-        });
+        let asked = self
+            .estimate
+            .with_untracked(|e| e.long_run_for(&job).is_some());
         if reports == 2 && total_secs > LONG_RUN_SECS && left > 0.0 && !asked {
             self.long_run.set(Some(LongRun {
                 total_secs,

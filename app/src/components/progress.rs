@@ -79,10 +79,7 @@ pub fn RunPanel(
             runner.forget_estimate();
             return;
         };
-        let measured = runner
-            .estimate
-            .with_untracked(|e| matches!(e, Estimate::Ready { job: m, .. } if **m == j));
-        if measured {
+        if runner.estimate.with_untracked(|e| e.measured(&j)) {
             return;
         }
         runner.estimate.set(Estimate::Measuring);
@@ -119,10 +116,9 @@ pub fn RunPanel(
         Estimate::Failed(e) => format!("This run cannot train here: {e}"),
     };
     let estimate_class = move || {
-        let long = runner.estimate.with(|e| {
-            matches!(e, Estimate::Ready { total_secs, .. } if *total_secs > LONG_RUN_SECS)
-                || matches!(e, Estimate::Failed(_))
-        });
+        let long = runner
+            .estimate
+            .with(|e| e.is_long() || matches!(e, Estimate::Failed(_)));
         if long {
             "estimate warn"
         } else {

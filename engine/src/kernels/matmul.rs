@@ -64,6 +64,13 @@ pub struct Split {
 }
 
 impl Split {
+    /// The parameter words of an operand that is not split (the shader never reads them).
+    const UNUSED: Split = Split {
+        ld: 0,
+        block: 1,
+        stride: 0,
+    };
+
     /// Where (outer, inner) lies.
     pub fn at(&self, outer: usize, inner: usize) -> usize {
         outer * self.ld + (inner / self.block) * self.stride + inner % self.block
@@ -152,6 +159,14 @@ impl Tiling {
     /// The wide tiles on software adapters, unless the output is so narrow (at most one GPU
     /// tile across: attention's per-head products, d_head wide) that most of a wide tile
     /// would be padding.
+    /// The entry point and the side of its output tiles.
+    fn entry_and_tile(self) -> (&'static str, u64) {
+        match self {
+            Tiling::Gpu => ("matmul", TILE),
+            Tiling::Wide => ("matmul_wide", 2 * TILE),
+        }
+    }
+
     fn for_device(gpu: &Gpu, m: usize, n: usize) -> Self {
         let narrow = m.min(n) as u64 <= TILE;
         if gpu.is_software() && !narrow {
@@ -260,10 +275,7 @@ async fn matmul_tiled(
     splits: &Splits,
 ) -> Result<()> {
     let gpu = rec.gpu().clone();
-    let tile = match tiling {
-        Tiling::Gpu => TILE,
-        Tiling::Wide => 2 * TILE,
-    };
+    let (_, tile) = tiling.entry_and_tile();
     let tiles = (mm.m as u64).div_ceil(tile) * (mm.n as u64).div_ceil(tile);
     let Some(parts) = k_parts(&gpu, mm, splits, tiles) else {
         return dispatch_tiled(rec, mm, names, tiling, splits).await;
@@ -329,24 +341,25 @@ async fn matmul_tiled(
         &optional,
     )
     .await?;
-    let c = splits.c.unwrap_or(Split {
-        ld: 0,
-        block: 1,
-        stride: 0,
-    });
-    let words: Vec<u32> = [m, n, parts, c.ld, c.block, c.stride]
-        .into_iter()
-        .map(|v| {
-            u32::try_from(v).map_err(|_| {
-                crate::EngineError::invalid("matmul layout", v.to_string(), "must fit in 32 bits")
-            })
-        })
-        .collect::<Result<_>>()?;
+    let c = splits.c.unwrap_or(Split::UNUSED);
+    let words = layout_words(&[m, n, parts, c.ld, c.block, c.stride])?;
     let elems = (m * n) as u64;
     kern.dispatch(rec, "matmul_reduce", params(&words), elems.div_ceil(256))
         .await?;
     rec.recycle_after(partial);
     Ok(())
+}
+
+/// Layout sizes and offsets as uniform words, refused when one passes 32 bits.
+fn layout_words(values: &[usize]) -> Result<Vec<u32>> {
+    values
+        .iter()
+        .map(|&v| {
+            u32::try_from(v).map_err(|_| {
+                crate::EngineError::invalid("matmul layout", v.to_string(), "must fit in 32 bits")
+            })
+        })
+        .collect()
 }
 
 /// Checks a product's operands against its shape and layout (named as `names` says), before
@@ -401,10 +414,7 @@ async fn dispatch_tiled(
     let gpu = &rec.gpu().clone();
     check_product(gpu, mm, names, splits)?;
     let (m, n, k) = (dim("m", mm.m)?, dim("n", mm.n)?, dim("k", mm.k)?);
-    let (entry, tile) = match tiling {
-        Tiling::Gpu => ("matmul", TILE),
-        Tiling::Wide => ("matmul_wide", 2 * TILE),
-    };
+    let (entry, tile) = tiling.entry_and_tile();
     let tiles_n = (n as u64).div_ceil(tile);
     let tiles = (m as u64).div_ceil(tile) * tiles_n;
     let consts = bool_consts(&[
@@ -437,11 +447,7 @@ async fn dispatch_tiled(
     let mut words = vec![m, n, k, tiles_n as u32, tiles as u32];
     let mut wide = vec![];
     for s in [splits.a, splits.b, splits.c] {
-        let s = s.unwrap_or(Split {
-            ld: 0,
-            block: 1,
-            stride: 0,
-        });
+        let s = s.unwrap_or(Split::UNUSED);
         wide.extend([s.ld, s.block, s.stride]);
     }
     let batch = splits.batch.unwrap_or(Batch {
@@ -455,11 +461,7 @@ async fn dispatch_tiled(
     for st in [batch.a, batch.b, batch.c] {
         wide.extend([st.base, st.outer, st.inner]);
     }
-    for v in wide {
-        words.push(u32::try_from(v).map_err(|_| {
-            crate::EngineError::invalid("matmul layout", v.to_string(), "must fit in 32 bits")
-        })?);
-    }
+    words.extend(layout_words(&wide)?);
     let groups = tiles * batch.count as u64;
     kern.dispatch(rec, entry, params(&words), groups).await?;
     Ok(())
