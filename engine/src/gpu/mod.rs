@@ -157,7 +157,9 @@ impl Gpu {
     /// that zeroes it in its own recording ([`Recording::clear`]) rather than in a submit of
     /// its own, as [`Gpu::storage_zeroed`] does.
     pub fn storage_dirty<T: bytemuck::Pod>(&self, what: &str, len: usize) -> Result<wgpu::Buffer> {
-        let bytes = (len * std::mem::size_of::<T>()) as u64;
+        // In u64: on wasm32 a usize product passes 4 GiB by wrapping, and a buffer too large
+        // for the device would become a tiny one instead of a refusal naming the limit.
+        let bytes = len as u64 * std::mem::size_of::<T>() as u64;
         self.check().storage_buffer(what, bytes)?;
         Ok(self.pool.acquire(
             &self.device,
