@@ -1,15 +1,19 @@
 // Host: engine/src/kernels/cross_entropy.rs (CPU reference: cross_entropy_ref there).
 // TransformerLens's language-modelling loss: each position predicts the next token of its row;
 // the loss is the mean over every position but the last of each row.
+// Large vocabularies take the positions in chunks (the unembedding's logits of every position at
+// once would pass a binding's limit): logits and dlogits hold one chunk, rows `first ..
+// first + rows` of the whole; tokens and row_loss are the whole batch's.
 //   ce_rows  a segment of SEG invocations a position, SEG_ROWS a workgroup (common.wgsl): row_loss = log Σ exp(logits) − logit[target]
 //            (0 at a row's last position), dlogits = (softmax − one-hot) / N
-//   ce_sum   one workgroup: loss[0] = Σ row_loss / N, in a fixed order
+//   ce_sum   one workgroup: loss[0] = Σ row_loss / N over all `rows`, in a fixed order
 
 struct CeParams {
     rows: u32,
     pos: u32,
     vocab: u32,
     count: f32,   // N, the predicted positions
+    first: u32,   // the chunk's first position in the batch (ce_rows)
 }
 
 @group(0) @binding(0) var<uniform> cp: CeParams;
@@ -25,19 +29,20 @@ fn ce_rows(@builtin(workgroup_id) wid: vec3<u32>, @builtin(num_workgroups) nwg: 
     let lane = lid % SEG;
     let live = r < cp.rows;
     let at = r * cp.vocab;
+    let g = cp.first + r;
     // A row's last position predicts nothing: zero gradient and loss. It (and a row past the
     // end) loops over nothing in the reductions but still meets every barrier.
-    let last = live && (r % cp.pos) == cp.pos - 1u;
+    let last = live && (g % cp.pos) == cp.pos - 1u;
     if (last) {
         for (var j = lane; j < cp.vocab; j += SEG) {
             dlogits[at + j] = 0.0;
         }
-        if (lane == 0u) { row_loss[r] = 0.0; }
+        if (lane == 0u) { row_loss[g] = 0.0; }
     }
     let vocab = select(0u, cp.vocab, live && !last);
     var tgt = 0u;
     if (vocab > 0u) {
-        tgt = tokens[r + 1u];
+        tgt = tokens[g + 1u];
     }
     var m = -3.4028234663852886e38;
     for (var j = lane; j < vocab; j += SEG) {
@@ -54,7 +59,7 @@ fn ce_rows(@builtin(workgroup_id) wid: vec3<u32>, @builtin(num_workgroups) nwg: 
         dlogits[at + j] = (p - select(0.0, 1.0, j == tgt)) / cp.count;
     }
     if (vocab > 0u && lane == 0u) {
-        row_loss[r] = log(total) + row_max - logits[at + tgt];
+        row_loss[g] = log(total) + row_max - logits[at + tgt];
     }
 }
 

@@ -12,11 +12,11 @@ const CE_WGSL: &str = include_str!("../../../shaders/cross_entropy.wgsl");
 /// The tensors of [`cross_entropy`].
 #[derive(Clone, Copy)]
 pub struct CrossEntropy<'a> {
-    /// Logits `[rows, vocab]`.
+    /// Logits `[rows, vocab]` (of the chunk, in [`cross_entropy_rows`]).
     pub logits: View<'a>,
     /// The tokens `[rows]` (u32), rows of `pos` positions.
     pub tokens: View<'a>,
-    /// The gradient at the logits (written).
+    /// The gradient at the logits (written), shaped as `logits`.
     pub dlogits: View<'a>,
     /// Scratch `[rows]`: each position's loss.
     pub row_loss: View<'a>,
@@ -24,36 +24,98 @@ pub struct CrossEntropy<'a> {
     pub loss: View<'a>,
 }
 
-/// Records the loss and its gradient for `rows` positions in rows of `pos`.
+/// The positions of a loss: `rows` in rows of `pos`, over a vocabulary of `vocab`.
+#[derive(Clone, Copy, Debug)]
+pub struct CeShape {
+    /// Positions in the batch.
+    pub rows: usize,
+    /// Positions a row (a window).
+    pub pos: usize,
+    /// The vocabulary.
+    pub vocab: usize,
+}
+
+impl CeShape {
+    /// The positions that predict a token: all but the last of each row.
+    fn count(&self) -> f32 {
+        (self.rows / self.pos * (self.pos - 1)) as f32
+    }
+}
+
+/// Records the loss and its gradient for every position at once.
 pub async fn cross_entropy(
     rec: &mut Recording<'_>,
     t: &CrossEntropy<'_>,
-    rows: usize,
-    pos: usize,
-    vocab: usize,
+    s: CeShape,
+) -> Result<()> {
+    cross_entropy_rows(rec, t, s, 0, s.rows).await?;
+    cross_entropy_total(rec, t, s).await
+}
+
+/// Records the losses and the gradient of positions `first .. first + chunk` alone, with
+/// `t.logits` and `t.dlogits` holding just those rows: a large vocabulary's logits for every
+/// position would pass a binding's limit. [`cross_entropy_total`] then gives the mean.
+pub async fn cross_entropy_rows(
+    rec: &mut Recording<'_>,
+    t: &CrossEntropy<'_>,
+    s: CeShape,
+    first: usize,
+    chunk: usize,
 ) -> Result<()> {
     let gpu = &rec.gpu().clone();
-    let (r, p, v) = (dim("rows", rows)?, dim("pos", pos)?, dim("d_vocab", vocab)?);
-    if p < 2 || !rows.is_multiple_of(pos) {
+    let (r, p, v) = (
+        dim("rows", s.rows)?,
+        dim("pos", s.pos)?,
+        dim("d_vocab", s.vocab)?,
+    );
+    if s.pos < 2 || !s.rows.is_multiple_of(s.pos) {
         return Err(EngineError::invalid(
             "pos",
-            pos,
+            s.pos,
             "rows of at least 2 positions must divide the tokens (a position predicts the next)",
         ));
     }
-    elements("logits", &[r, v])?;
-    Tensor::new(gpu, "logits", t.logits, &[r, v])?;
-    Tensor::new(gpu, "dlogits", t.dlogits, &[r, v])?;
+    if chunk == 0 || first + chunk > s.rows {
+        return Err(EngineError::invalid(
+            "chunk",
+            format!("positions {first}..{}", first + chunk),
+            format!(
+                "must be a non-empty range of the batch's {} positions",
+                s.rows
+            ),
+        ));
+    }
+    let c = dim("chunk", chunk)?;
+    elements("logits", &[c, v])?;
+    Tensor::new(gpu, "logits", t.logits, &[c, v])?;
+    Tensor::new(gpu, "dlogits", t.dlogits, &[c, v])?;
     Tensor::new(gpu, "tokens", t.tokens, &[r])?;
     Tensor::new(gpu, "row_loss", t.row_loss, &[r])?;
     Tensor::new(gpu, "loss", t.loss, &[1])?;
-    let count = (rows / pos * (pos - 1)) as f32;
-    let storage = vec![t.logits, t.tokens, t.dlogits, t.row_loss, t.loss];
-    let kern = Kernel::new(gpu, "cross_entropy", "", CE_WGSL, storage, &[]).await?;
-    let prm = params(&[r, p, v, count.to_bits()]);
-    let groups = (r as u64).div_ceil(super::SEG_ROWS);
-    kern.dispatch(rec, "ce_rows", prm, groups).await?;
+    let kern = kernel(gpu, t).await?;
+    let prm = params(&[c, p, v, s.count().to_bits(), first as u32]);
+    let groups = (c as u64).div_ceil(super::SEG_ROWS);
+    kern.dispatch(rec, "ce_rows", prm, groups).await
+}
+
+/// Records the mean of the positions' losses (every chunk's) into `t.loss`.
+pub async fn cross_entropy_total(
+    rec: &mut Recording<'_>,
+    t: &CrossEntropy<'_>,
+    s: CeShape,
+) -> Result<()> {
+    let gpu = &rec.gpu().clone();
+    let r = dim("rows", s.rows)?;
+    Tensor::new(gpu, "row_loss", t.row_loss, &[r])?;
+    Tensor::new(gpu, "loss", t.loss, &[1])?;
+    let kern = kernel(gpu, t).await?;
+    let prm = params(&[r, dim("pos", s.pos)?, 0, s.count().to_bits(), 0]);
     kern.dispatch(rec, "ce_sum", prm, 1).await
+}
+
+async fn kernel<'a>(gpu: &crate::gpu::Gpu, t: &CrossEntropy<'a>) -> Result<Kernel<'a>> {
+    let storage = vec![t.logits, t.tokens, t.dlogits, t.row_loss, t.loss];
+    Kernel::new(gpu, "cross_entropy", "", CE_WGSL, storage, &[]).await
 }
 
 /// CPU reference: the mean next-token loss of `logits` `[rows, vocab]` for `tokens` in rows of
@@ -121,7 +183,8 @@ mod tests {
                     row_loss: (&rl).into(),
                     loss: (&loss).into(),
                 };
-                cross_entropy(rec, &t, rows, pos, vocab).await
+                let s = CeShape { rows, pos, vocab };
+                cross_entropy(rec, &t, s).await
             })
             .await;
             let (want_loss, want_grad) = cross_entropy_ref(&logits, &tokens, pos, vocab);
@@ -133,4 +196,74 @@ mod tests {
         }
     }
     gpu_test!(gpu_cross_entropy_matches_reference, matches_reference);
+
+    /// Positions taken in chunks of awkward sizes (a window split across two) give the loss and
+    /// gradient of all at once.
+    async fn chunks_match_reference(gpu: &Gpu) {
+        let (batch, pos, vocab) = (3, 5, 301);
+        let rows = batch * pos;
+        let logits: Vec<f32> = values(2, rows * vocab).iter().map(|v| 3.0 * v).collect();
+        let tokens: Vec<u32> = (0..rows).map(|i| (i * 7 % vocab) as u32).collect();
+        let bt = gpu.storage_from("tokens", &tokens).unwrap();
+        let rl = gpu.storage_zeroed::<f32>("row_loss", rows).unwrap();
+        let loss = gpu.storage_zeroed::<f32>("loss", 1).unwrap();
+        let s = CeShape { rows, pos, vocab };
+        let chunks = [(0, 4), (4, 7), (11, 4)];
+        let mut parts = vec![];
+        for &(first, n) in &chunks {
+            let l = &logits[first * vocab..(first + n) * vocab];
+            let bl = gpu.storage_from("logits", l).unwrap();
+            let dl = gpu.storage_zeroed::<f32>("dlogits", n * vocab).unwrap();
+            parts.push((bl, dl));
+        }
+        record(gpu, async |rec: &mut Recording<'_>| {
+            for (&(first, n), (bl, dl)) in chunks.iter().zip(&parts) {
+                let t = CrossEntropy {
+                    logits: bl.into(),
+                    tokens: (&bt).into(),
+                    dlogits: dl.into(),
+                    row_loss: (&rl).into(),
+                    loss: (&loss).into(),
+                };
+                cross_entropy_rows(rec, &t, s, first, n).await?;
+            }
+            let (bl, dl) = &parts[0];
+            let t = CrossEntropy {
+                logits: bl.into(),
+                tokens: (&bt).into(),
+                dlogits: dl.into(),
+                row_loss: (&rl).into(),
+                loss: (&loss).into(),
+            };
+            cross_entropy_total(rec, &t, s).await
+        })
+        .await;
+        let (want_loss, want_grad) = cross_entropy_ref(&logits, &tokens, pos, vocab);
+        let got: Vec<f32> = gpu.read(&loss, 1).await.unwrap();
+        assert_close("chunked loss", &got, &[want_loss], 1e-5, 1e-5);
+        let mut grad = vec![];
+        for (&(_, n), (_, dl)) in chunks.iter().zip(&parts) {
+            grad.extend(gpu.read::<f32>(dl, n * vocab).await.unwrap());
+        }
+        assert_close("chunked gradient", &grad, &want_grad, 1e-6, 1e-4);
+        // A chunk past the batch is refused by name.
+        let (bl, dl) = &parts[0];
+        let t = CrossEntropy {
+            logits: bl.into(),
+            tokens: (&bt).into(),
+            dlogits: dl.into(),
+            row_loss: (&rl).into(),
+            loss: (&loss).into(),
+        };
+        let mut recorder = crate::gpu::Recorder::new(gpu);
+        let mut rec = recorder.begin();
+        let err = cross_entropy_rows(&mut rec, &t, s, 12, 4)
+            .await
+            .unwrap_err();
+        assert!(err.to_string().contains("chunk"), "{err}");
+    }
+    gpu_test!(
+        gpu_cross_entropy_chunks_match_reference,
+        chunks_match_reference
+    );
 }

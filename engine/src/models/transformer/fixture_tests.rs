@@ -146,32 +146,42 @@ crate::gpu_test!(gpu_forward_matches_transformer_lens, gpu_forward_matches);
 
 /// The GPU backward pass against the CPU reference's (checked against finite differences) on
 /// the fixtures' models and tokens: the loss to 1e-5 and every parameter's gradient to 1e-4
-/// absolute plus 1e-3 relative (sums in other orders).
+/// absolute plus 1e-3 relative (sums in other orders). Each model twice: its logits at once,
+/// and a few positions at a time (as a large vocabulary takes them), which must agree.
 async fn gpu_gradients_match(gpu: &crate::gpu::Gpu) {
     for f in &FIXTURES {
         let (params, rows) = load(f);
         let tokens = rows.concat();
         let (want_loss, want) = super::grad::loss_and_grad(&params, &tokens, rows.len()).unwrap();
-        let mut model = super::gpu::GpuTransformer::new(gpu, &params).unwrap();
-        let grads = model.arena().mirror(gpu, "grads").unwrap();
-        let loss = model
-            .loss_and_grad(&tokens, rows.len(), &grads)
-            .await
-            .unwrap();
-        assert!(
-            (loss - want_loss).abs() < 1e-5 * want_loss.abs().max(1.0),
-            "{}: loss {loss} vs {want_loss}",
-            f.name
-        );
-        for (t, w) in params.tensors.iter().zip(&want) {
-            let got = grads.read(gpu, &t.name).await.unwrap();
-            crate::testing::assert_close(
-                &format!("{}: d loss / d {}", f.name, t.name),
-                &got,
-                w,
-                1e-4,
-                1e-3,
-            );
+        let (d, v) = (params.cfg.d_model as usize, params.cfg.d_vocab as usize);
+        for per_chunk in [tokens.len(), 3] {
+            let chunk_bytes = (per_chunk * v * 4) as u64;
+            let chunk = super::unembed::chunk_rows(gpu, tokens.len(), d, v, chunk_bytes);
+            let what = format!("{} in chunks of {chunk} positions", f.name);
+            if per_chunk < tokens.len() {
+                assert!(chunk < tokens.len(), "{what}: one chunk");
+            }
+            let mut model = super::gpu::GpuTransformer::new(gpu, &params).unwrap();
+            model.set_logit_chunk_bytes(chunk_bytes);
+            let grads = model.arena().mirror(gpu, "grads").unwrap();
+            let loss = model
+                .loss_and_grad(&tokens, rows.len(), &grads)
+                .await
+                .unwrap();
+            let near = |loss: f32| (loss - want_loss).abs() < 1e-5 * want_loss.abs().max(1.0);
+            assert!(near(loss), "{what}: loss {loss} vs {want_loss}");
+            let alone = model.loss(&tokens, rows.len()).await.unwrap();
+            assert!(near(alone), "{what}: loss alone {alone} vs {want_loss}");
+            for (t, w) in params.tensors.iter().zip(&want) {
+                let got = grads.read(gpu, &t.name).await.unwrap();
+                crate::testing::assert_close(
+                    &format!("{what}: d loss / d {}", t.name),
+                    &got,
+                    w,
+                    1e-4,
+                    1e-3,
+                );
+            }
         }
     }
 }

@@ -6,6 +6,7 @@
 use super::config::Activation;
 use super::cpu::{check_tokens, Hooks};
 use super::params::TransformerParams;
+use super::unembed::{self, unembed_loss, UnembedLoss};
 use crate::error::Result;
 use crate::gpu::{Arena, ArenaLayout, Gpu, Recorder, View};
 use crate::kernels::activation::{activation, Act};
@@ -13,7 +14,7 @@ use crate::kernels::add::add;
 use crate::kernels::attention::{
     attention, attention_backward, Attention, AttentionBackward, AttnShape,
 };
-use crate::kernels::cross_entropy::{cross_entropy, CrossEntropy};
+use crate::kernels::cross_entropy::CeShape;
 use crate::kernels::embedding::{
     embedding, embedding_backward, token_lists, Embedding, EmbeddingBackward,
 };
@@ -29,6 +30,19 @@ pub struct GpuTransformer {
     params: TransformerParams,
     arena: Arena,
     recorder: Recorder,
+    /// The largest chunk of logits a loss makes at once ([`unembed::LOGIT_CHUNK_BYTES`]).
+    chunk_bytes: u64,
+}
+
+/// What a pass gives back.
+#[derive(Clone, Copy)]
+enum Want<'g> {
+    /// Every position's logits (and the hooks asked for).
+    Logits,
+    /// The mean loss, the logits made a chunk of positions at a time and never kept.
+    Loss,
+    /// The loss, every parameter's gradient written into this mirror of the arena.
+    Grads(&'g Arena),
 }
 
 /// An activation buffer with its hook name and shape.
@@ -59,7 +73,14 @@ impl GpuTransformer {
             params: params.clone(),
             arena,
             recorder: Recorder::new(gpu),
+            chunk_bytes: unembed::LOGIT_CHUNK_BYTES,
         })
+    }
+
+    /// Caps the logits a loss makes at once at `bytes` (tests take small vocabularies in
+    /// several chunks this way).
+    pub fn set_logit_chunk_bytes(&mut self, bytes: u64) {
+        self.chunk_bytes = bytes;
     }
 
     /// The logits `[batch, pos, d_vocab]` for `tokens` and the hooks `capture` accepts, as
@@ -70,7 +91,7 @@ impl GpuTransformer {
         batch: usize,
         capture: &dyn Fn(&str) -> bool,
     ) -> Result<(Vec<f32>, Hooks)> {
-        let (logits, hooks, _) = self.run(tokens, batch, capture, None).await?;
+        let (logits, hooks, _) = self.run(tokens, batch, capture, Want::Logits).await?;
         Ok((logits, hooks))
     }
 
@@ -88,8 +109,17 @@ impl GpuTransformer {
         batch: usize,
         grads: &Arena,
     ) -> Result<f32> {
-        let (_, _, loss) = self.run(tokens, batch, &|_| false, Some(grads)).await?;
+        let (_, _, loss) = self
+            .run(tokens, batch, &|_| false, Want::Grads(grads))
+            .await?;
         Ok(loss.expect("the backward pass reads the loss"))
+    }
+
+    /// The mean language-modelling loss on `tokens` (rows of `batch`), its logits made a chunk
+    /// of positions at a time so that no vocabulary's are too large to bind.
+    pub async fn loss(&mut self, tokens: &[u32], batch: usize) -> Result<f32> {
+        let (_, _, loss) = self.run(tokens, batch, &|_| false, Want::Loss).await?;
+        Ok(loss.expect("a loss pass reads the loss"))
     }
 
     async fn run(
@@ -97,7 +127,7 @@ impl GpuTransformer {
         tokens: &[u32],
         batch: usize,
         capture: &dyn Fn(&str) -> bool,
-        grads: Option<&Arena>,
+        want: Want<'_>,
     ) -> Result<(Vec<f32>, Hooks, Option<f32>)> {
         let cfg = self.params.cfg.clone();
         let pos = check_tokens(&cfg, tokens, batch)?;
@@ -284,15 +314,17 @@ impl GpuTransformer {
             stats: sf,
             width: d,
         });
-        let logits = new("logits".into(), vec![batch, pos, v])?;
-        plan.push(Step::Linear {
-            w: "unembed.W_U".into(),
-            b: "unembed.b_U".into(),
-            x: xf,
-            out: logits,
-            k: d,
-            n: v,
-        });
+        if let Want::Logits = want {
+            let logits = new("logits".into(), vec![batch, pos, v])?;
+            plan.push(Step::Linear {
+                w: "unembed.W_U".into(),
+                b: "unembed.b_U".into(),
+                x: xf,
+                out: logits,
+                k: d,
+                n: v,
+            });
+        }
         for (i, name) in aliases {
             acts[i].also = Some(name);
         }
@@ -413,8 +445,35 @@ impl GpuTransformer {
                 }
             }
         }
-        let loss_buf = match grads {
-            Some(ga) => {
+        let grads = match want {
+            Want::Grads(ga) => Some(ga),
+            _ => None,
+        };
+        // The gradient at ln_final's output: every chunk of the loss writes its rows.
+        let dxf = match grads {
+            Some(_) => Some(gpu.storage_dirty::<f32>("d ln_final", rows * d)?),
+            None => None,
+        };
+        let loss_buf = match want {
+            Want::Logits => None,
+            Want::Loss | Want::Grads(_) => {
+                let t = UnembedLoss {
+                    xf: View::from(&acts[xf].buf),
+                    tokens: (&tok).into(),
+                    backward: dxf.as_ref().zip(grads).map(|(b, g)| (b.into(), g)),
+                    shape: CeShape {
+                        rows,
+                        pos,
+                        vocab: v,
+                    },
+                    d_model: d,
+                    chunk_bytes: self.chunk_bytes,
+                };
+                Some(unembed_loss(&mut rec, arena, &t).await?)
+            }
+        };
+        let grad_keep = match (grads, dxf) {
+            (Some(ga), Some(dxf)) => {
                 let find = |name: &str| {
                     acts.iter()
                         .position(|a| a.name == name)
@@ -428,37 +487,8 @@ impl GpuTransformer {
                     Ok::<_, crate::EngineError>(b)
                 };
                 let mut keep: Vec<wgpu::Buffer> = vec![];
-                let loss = z(&mut rec, "loss", 1)?;
-                let dlogits = z(&mut rec, "dlogits", rows * v)?;
-                let row_loss = z(&mut rec, "row loss", rows)?;
-                cross_entropy(
-                    &mut rec,
-                    &CrossEntropy {
-                        logits: b("logits"),
-                        tokens: (&tok).into(),
-                        dlogits: (&dlogits).into(),
-                        row_loss: (&row_loss).into(),
-                        loss: (&loss).into(),
-                    },
-                    rows,
-                    pos,
-                    v,
-                )
-                .await?;
-                // The unembedding and the final LayerNorm.
+                // The final LayerNorm.
                 let mut dresid = z(&mut rec, "d resid", rows * d)?;
-                let dxf = z(&mut rec, "d ln_final", rows * d)?;
-                linear_backward(
-                    &mut rec,
-                    ga,
-                    arena,
-                    ("unembed.W_U", "unembed.b_U"),
-                    b("ln_final.hook_normalized"),
-                    (&dlogits).into(),
-                    (&dxf).into(),
-                    (rows, d, v),
-                )
-                .await?;
                 let last = format!("blocks.{}.hook_resid_post", cfg.n_layers - 1);
                 ln_backward(
                     &mut rec,
@@ -678,10 +708,10 @@ impl GpuTransformer {
                     (rows, pos, d, v, cfg.n_ctx as usize),
                 )
                 .await?;
-                keep.extend([dlogits, row_loss, dxf, dresid, bo, bl]);
-                Some((loss, keep))
+                keep.extend([dxf, dresid, bo, bl]);
+                keep
             }
-            None => None,
+            _ => vec![],
         };
         rec.submit_scoped().await?;
         let loss = match &loss_buf {
@@ -693,11 +723,7 @@ impl GpuTransformer {
         for a in &acts {
             let n: usize = a.shape.iter().product();
             if a.name == "logits" {
-                // A training step needs only the loss: reading the logits back would move
-                // batch × n_ctx × d_vocab floats off the device every step for nothing.
-                if grads.is_none() {
-                    logits_out = gpu.read(&a.buf, n).await?;
-                }
+                logits_out = gpu.read(&a.buf, n).await?;
             } else if let Some(prefix) = a.name.strip_suffix(".stats") {
                 let name = format!("{prefix}.hook_scale");
                 if capture(&name) {
@@ -725,6 +751,7 @@ impl GpuTransformer {
             gpu.recycle(l);
             keep.into_iter().for_each(|b| gpu.recycle(b));
         }
+        grad_keep.into_iter().for_each(|b| gpu.recycle(b));
         Ok((logits_out, hooks, loss))
     }
 }
@@ -978,9 +1005,7 @@ impl GpuLmTrainer {
         let tokens: Vec<u32> = (0..windows)
             .flat_map(|_| w.next_batch(&self.data.validation, 1))
             .collect();
-        let (logits, _) = self.model.forward(&tokens, windows, &|_| false).await?;
-        let v = self.cfg.model.d_vocab as usize;
-        Ok(crate::kernels::cross_entropy::cross_entropy_ref(&logits, &tokens, n_ctx, v).0)
+        self.model.loss(&tokens, windows).await
     }
 
     /// Trains one step; reads back the loss and the gradient's norm.

@@ -13,6 +13,7 @@ pub mod inspect;
 pub mod lm;
 pub mod params;
 pub mod trainer;
+pub mod unembed;
 
 #[cfg(test)]
 mod fixture_tests;

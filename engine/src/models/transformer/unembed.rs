@@ -1,0 +1,163 @@
+//! The unembedding and the loss on the GPU, taken a chunk of positions at a time: a large
+//! vocabulary's logits for every position of a batch would pass a binding's limit (solu-1l's
+//! 48262 tokens make 198 MB a 1024-token window, over WebGPU's default 128 MiB), and a training
+//! step needs only the loss and its gradient from them. Each chunk's logits are made, turned
+//! into that chunk's losses and gradient, and folded into `W_U`'s and `b_U`'s gradients and
+//! `ln_final`'s, before the next chunk reuses their buffers.
+
+use crate::error::Result;
+use crate::gpu::{Arena, Gpu, Recording, View};
+use crate::kernels::cross_entropy::{
+    cross_entropy_rows, cross_entropy_total, CeShape, CrossEntropy,
+};
+use crate::kernels::matmul::{matmul, Matmul};
+use crate::kernels::sum_rows::sum_rows;
+
+/// The largest chunk of logits (and of their gradient) by default: big enough that a chunk's
+/// products keep a fast GPU busy, small enough for WebGPU's default binding limit with room.
+pub const LOGIT_CHUNK_BYTES: u64 = 64 << 20;
+
+/// Positions a chunk takes: all of them when their logits fit in `cap` bytes (and one binding),
+/// else as many as fit, in steps that keep each chunk's rows of a `[rows, d_model]` tensor at a
+/// bindable offset.
+pub fn chunk_rows(gpu: &Gpu, rows: usize, d_model: usize, vocab: usize, cap: u64) -> usize {
+    let limit = cap
+        .min(gpu.limits.max_storage_buffer_binding_size)
+        .min(gpu.limits.max_buffer_size);
+    let fit = (limit / (vocab as u64 * 4)) as usize;
+    if rows <= fit {
+        return rows;
+    }
+    let align = gpu.limits.min_storage_buffer_offset_alignment as usize;
+    let step = align / gcd(align, 4 * d_model);
+    // At least one step: a vocabulary too large for even that is refused by name when its
+    // buffer is made.
+    (fit / step * step).max(step)
+}
+
+fn gcd(a: usize, b: usize) -> usize {
+    if b == 0 {
+        a
+    } else {
+        gcd(b, a % b)
+    }
+}
+
+/// The loss of a batch from its final LayerNorm's output, and with `grads` its gradient.
+pub struct UnembedLoss<'a> {
+    /// `ln_final.hook_normalized` `[rows, d_model]`.
+    pub xf: View<'a>,
+    /// The tokens `[rows]`.
+    pub tokens: View<'a>,
+    /// The gradient at `xf` (written) and the gradient arena, for a training step.
+    pub backward: Option<(View<'a>, &'a Arena)>,
+    /// The positions: rows of `pos`, the vocabulary.
+    pub shape: CeShape,
+    /// The model's width.
+    pub d_model: usize,
+    /// The largest chunk of logits in bytes ([`LOGIT_CHUNK_BYTES`] but in tests).
+    pub chunk_bytes: u64,
+}
+
+/// Records the loss into a new one-element buffer (the first returned); the rest are scratch
+/// to give back to the pool once the recording is submitted.
+pub async fn unembed_loss(
+    rec: &mut Recording<'_>,
+    params: &Arena,
+    t: &UnembedLoss<'_>,
+) -> Result<(wgpu::Buffer, Vec<wgpu::Buffer>)> {
+    let gpu = rec.gpu().clone();
+    let CeShape { rows, vocab: v, .. } = t.shape;
+    let d = t.d_model;
+    let chunk = chunk_rows(&gpu, rows, d, v, t.chunk_bytes);
+    let logits = gpu.storage_dirty::<f32>("logits", chunk * v)?;
+    let dlogits = gpu.storage_dirty::<f32>("dlogits", chunk * v)?;
+    let row_loss = gpu.storage_dirty::<f32>("row loss", rows)?;
+    let loss = gpu.storage_dirty::<f32>("loss", 1)?;
+    let w_u = params.view("unembed.W_U")?;
+    let mut first = 0;
+    while first < rows {
+        let n = chunk.min(rows - first);
+        let lg = rows_of((&logits).into(), 0, n, v);
+        let dl = rows_of((&dlogits).into(), 0, n, v);
+        let xf = rows_of(t.xf, first, n, d);
+        matmul(
+            rec,
+            &Matmul {
+                a: xf,
+                b: w_u,
+                c: lg,
+                m: n,
+                n: v,
+                k: d,
+                trans_a: false,
+                trans_b: false,
+                bias: Some(params.view("unembed.b_U")?),
+                centre: None,
+                accumulate: false,
+            },
+        )
+        .await?;
+        let ce = CrossEntropy {
+            logits: lg,
+            tokens: t.tokens,
+            dlogits: dl,
+            row_loss: (&row_loss).into(),
+            loss: (&loss).into(),
+        };
+        cross_entropy_rows(rec, &ce, t.shape, first, n).await?;
+        if let Some((dxf, grads)) = t.backward {
+            // The chunks' shares of W_U's and b_U's gradients add up; each chunk writes its
+            // own rows of dxf.
+            let more = first > 0;
+            let dw = Matmul {
+                a: xf,
+                b: dl,
+                c: grads.view("unembed.W_U")?,
+                m: d,
+                n: v,
+                k: n,
+                trans_a: true,
+                trans_b: false,
+                bias: None,
+                centre: None,
+                accumulate: more,
+            };
+            matmul(rec, &dw).await?;
+            sum_rows(rec, dl, grads.view("unembed.b_U")?, (n, v), more).await?;
+            let dx = Matmul {
+                a: dl,
+                b: w_u,
+                c: rows_of(dxf, first, n, d),
+                m: n,
+                n: d,
+                k: v,
+                trans_a: false,
+                trans_b: true,
+                bias: None,
+                centre: None,
+                accumulate: false,
+            };
+            matmul(rec, &dx).await?;
+        }
+        first += n;
+    }
+    let ce = CrossEntropy {
+        logits: (&logits).into(),
+        tokens: t.tokens,
+        dlogits: (&dlogits).into(),
+        row_loss: (&row_loss).into(),
+        loss: (&loss).into(),
+    };
+    cross_entropy_total(rec, &ce, t.shape).await?;
+    Ok((loss, vec![logits, dlogits, row_loss]))
+}
+
+/// Rows `first .. first + n` of `x`, a `[rows, width]` tensor.
+fn rows_of(x: View<'_>, first: usize, n: usize, width: usize) -> View<'_> {
+    View {
+        buffer: x.buffer,
+        offset: x.offset + (first * width * 4) as u64,
+        len: n * width,
+    }
+}
