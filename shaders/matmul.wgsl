@@ -145,9 +145,15 @@ fn slot_origin(s: u32, per_k: u32) -> vec2<u32> {
 // along k where the operand is stored k-minor, along rows (or columns) otherwise. Whole vec4
 // stores, since a dynamic component store costs a read-modify-write on some compilers.
 fn fill_slots(e: u32, per_k: u32) -> vec2<u32> {
-    let k_rows = 256u / per_k;
+    return vec2(deal(e, per_k, 256u, TRANS_A), deal(e, per_k, 256u, !TRANS_B));
+}
+
+// The slot of a tile of `slots` that fill e goes to: e itself where the operand is stored along
+// its rows (or columns), else dealt along k.
+fn deal(e: u32, per_k: u32, slots: u32, along_rows: bool) -> u32 {
+    let k_rows = slots / per_k;
     let across = (e % k_rows) * per_k + e / k_rows;
-    return vec2(select(across, e, TRANS_A), select(e, across, TRANS_B));
+    return select(across, e, along_rows);
 }
 
 // A's four values of slot s of the tile at (m0, k0).
@@ -344,4 +350,58 @@ fn matmul_wide(
     store4(r0 + 104u, c0 + 0u, acc[52]); store4(r0 + 104u, c0 + 32u, acc[53]); store4(r0 + 104u, c0 + 64u, acc[54]); store4(r0 + 104u, c0 + 96u, acc[55]);
     store4(r0 + 112u, c0 + 0u, acc[56]); store4(r0 + 112u, c0 + 32u, acc[57]); store4(r0 + 112u, c0 + 64u, acc[58]); store4(r0 + 112u, c0 + 96u, acc[59]);
     store4(r0 + 120u, c0 + 0u, acc[60]); store4(r0 + 120u, c0 + 32u, acc[61]); store4(r0 + 120u, c0 + 64u, acc[62]); store4(r0 + 120u, c0 + 96u, acc[63]);
+}
+
+// ---- matmul_narrow: software adapters, outputs at most 32 wide ----
+//
+// Attention's per-head products are d_head (32) wide: on 64×64 tiles half of every tile would
+// be padding. Here each of 8×8 invocations computes 16 rows × 4 columns of a 128×32 tile, 64
+// products per five vec4 loads, K advancing 8 at a time as in matmul_wide (whose workgroup
+// arrays it shares: A fills all 256 slots, B the first 64). Same sums in the same order.
+
+const NARROW: u32 = 32u;
+
+@compute @workgroup_size(8, 8)
+fn matmul_narrow(
+    @builtin(workgroup_id) wid: vec3<u32>,
+    @builtin(num_workgroups) nwg: vec3<u32>,
+    @builtin(local_invocation_id) lid: vec3<u32>,
+    @builtin(local_invocation_index) li: u32,
+) {
+    let tile = enter_product(group_index(wid, nwg));
+    if (tile >= mp.tiles) {
+        return;
+    }
+    let m0 = (tile / mp.tiles_n) * WIDE;
+    let n0 = (tile % mp.tiles_n) * NARROW;
+    var acc: array<vec4<f32>, 16>;
+    for (var k0 = 0u; k0 < mp.k; k0 += WIDE_K) {
+        for (var r = 0u; r < 4u; r++) {
+            let sa = deal(li + r * 64u, 32u, 256u, TRANS_A);
+            a_wide[sa] = a_slot(sa, 32u, m0, k0);
+        }
+        let sb = deal(li, 8u, 64u, !TRANS_B);
+        b_wide[sb] = b_slot(sb, 8u, k0, n0);
+        workgroupBarrier();
+        for (var kk = 0u; kk < WIDE_K; kk++) {
+            let ab = kk * 32u + lid.y * 4u;
+            let a0 = a_wide[ab + 0u];
+            let a1 = a_wide[ab + 1u];
+            let a2 = a_wide[ab + 2u];
+            let a3 = a_wide[ab + 3u];
+            let b0 = b_wide[kk * 8u + lid.x];
+            acc[0] += a0.x * b0; acc[1] += a0.y * b0; acc[2] += a0.z * b0; acc[3] += a0.w * b0;
+            acc[4] += a1.x * b0; acc[5] += a1.y * b0; acc[6] += a1.z * b0; acc[7] += a1.w * b0;
+            acc[8] += a2.x * b0; acc[9] += a2.y * b0; acc[10] += a2.z * b0; acc[11] += a2.w * b0;
+            acc[12] += a3.x * b0; acc[13] += a3.y * b0; acc[14] += a3.z * b0; acc[15] += a3.w * b0;
+        }
+        workgroupBarrier();
+    }
+    // Slot h of a row group holds rows y + 32 h + 8 c (c its component).
+    let r0 = m0 + lid.y;
+    let c0 = n0 + lid.x;
+    store4(r0 + 0u, c0, acc[0]); store4(r0 + 8u, c0, acc[1]); store4(r0 + 16u, c0, acc[2]); store4(r0 + 24u, c0, acc[3]);
+    store4(r0 + 32u, c0, acc[4]); store4(r0 + 40u, c0, acc[5]); store4(r0 + 48u, c0, acc[6]); store4(r0 + 56u, c0, acc[7]);
+    store4(r0 + 64u, c0, acc[8]); store4(r0 + 72u, c0, acc[9]); store4(r0 + 80u, c0, acc[10]); store4(r0 + 88u, c0, acc[11]);
+    store4(r0 + 96u, c0, acc[12]); store4(r0 + 104u, c0, acc[13]); store4(r0 + 112u, c0, acc[14]); store4(r0 + 120u, c0, acc[15]);
 }

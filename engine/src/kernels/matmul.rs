@@ -9,6 +9,8 @@ use crate::gpu::{Gpu, Recording, Tensor, View};
 const MATMUL_WGSL: &str = include_str!("../../../shaders/matmul.wgsl");
 const REDUCE_WGSL: &str = include_str!("../../../shaders/matmul_reduce.wgsl");
 const TILE: u64 = 64;
+/// The columns of a `matmul_narrow` tile.
+const NARROW: u64 = 32;
 
 /// Workgroups a product should keep busy before its k is split: a GPU has a hundred-odd
 /// compute units to fill, a software adapter a thread a core.
@@ -153,26 +155,39 @@ pub(crate) type Names = [&'static str; 5];
 enum Tiling {
     Gpu,
     Wide,
+    /// 128×32 tiles for software adapters, for outputs at most 32 wide.
+    Narrow,
 }
 
 impl Tiling {
-    /// The wide tiles on software adapters, unless the output is so narrow (at most one GPU
-    /// tile across: attention's per-head products, d_head wide) that most of a wide tile
-    /// would be padding.
-    /// The entry point and the side of its output tiles.
-    fn entry_and_tile(self) -> (&'static str, u64) {
+    /// The entry point and its output tiles' rows and columns.
+    fn entry_and_tile(self) -> (&'static str, u64, u64) {
         match self {
-            Tiling::Gpu => ("matmul", TILE),
-            Tiling::Wide => ("matmul_wide", 2 * TILE),
+            Tiling::Gpu => ("matmul", TILE, TILE),
+            Tiling::Wide => ("matmul_wide", 2 * TILE, 2 * TILE),
+            Tiling::Narrow => ("matmul_narrow", 2 * TILE, NARROW),
         }
     }
 
+    /// Output tiles of an `m × n` product.
+    fn tiles(self, m: u64, n: u64) -> (u64, u64) {
+        let (_, tm, tn) = self.entry_and_tile();
+        (m.div_ceil(tm), n.div_ceil(tn))
+    }
+
+    /// On software adapters the wide tiles, or the narrow ones for outputs at most 32 wide
+    /// (attention's per-head products, d_head wide), where most of a wide tile would be
+    /// padding; the GPU tiles where the output is at most one of them across either way.
     fn for_device(gpu: &Gpu, m: usize, n: usize) -> Self {
         let narrow = m.min(n) as u64 <= TILE;
-        if gpu.is_software() && !narrow {
-            Tiling::Wide
-        } else {
+        if !gpu.is_software() {
             Tiling::Gpu
+        } else if n as u64 <= NARROW && m as u64 > NARROW {
+            Tiling::Narrow
+        } else if narrow {
+            Tiling::Gpu
+        } else {
+            Tiling::Wide
         }
     }
 }
@@ -275,8 +290,8 @@ async fn matmul_tiled(
     splits: &Splits,
 ) -> Result<()> {
     let gpu = rec.gpu().clone();
-    let (_, tile) = tiling.entry_and_tile();
-    let tiles = (mm.m as u64).div_ceil(tile) * (mm.n as u64).div_ceil(tile);
+    let (tiles_m, tiles_n) = tiling.tiles(mm.m as u64, mm.n as u64);
+    let tiles = tiles_m * tiles_n;
     let Some(parts) = k_parts(&gpu, mm, splits, tiles) else {
         return dispatch_tiled(rec, mm, names, tiling, splits).await;
     };
@@ -414,9 +429,9 @@ async fn dispatch_tiled(
     let gpu = &rec.gpu().clone();
     check_product(gpu, mm, names, splits)?;
     let (m, n, k) = (dim("m", mm.m)?, dim("n", mm.n)?, dim("k", mm.k)?);
-    let (entry, tile) = tiling.entry_and_tile();
-    let tiles_n = (n as u64).div_ceil(tile);
-    let tiles = (m as u64).div_ceil(tile) * tiles_n;
+    let (entry, _, _) = tiling.entry_and_tile();
+    let (tiles_m, tiles_n) = tiling.tiles(m as u64, n as u64);
+    let tiles = tiles_m * tiles_n;
     let consts = bool_consts(&[
         ("TRANS_A", mm.trans_a),
         ("TRANS_B", mm.trans_b),
@@ -518,7 +533,7 @@ mod tests {
         // Both kernels, whichever this adapter uses for the other tests.
         let cases = [(false, false), (true, false), (false, true), (true, true)]
             .into_iter()
-            .flat_map(|t| [(t, Tiling::Gpu), (t, Tiling::Wide)]);
+            .flat_map(|t| [(t, Tiling::Gpu), (t, Tiling::Wide), (t, Tiling::Narrow)]);
         for ((ta, tb), tiling) in cases {
             let c = gpu.storage_zeroed::<f32>("c", m * n).unwrap();
             record(gpu, async |rec: &mut Recording<'_>| {
@@ -569,7 +584,7 @@ mod tests {
         let g = values(33, rows * width);
         let up = |n: &str, v: &[f32]| gpu.storage_from(n, v).unwrap();
         let (bx, bw, bg) = (up("x", &x), up("w", &w), up("g", &g));
-        for tiling in [Tiling::Gpu, Tiling::Wide] {
+        for tiling in [Tiling::Gpu, Tiling::Wide, Tiling::Narrow] {
             // x · W: B split.
             let out = gpu.storage_zeroed::<f32>("out", rows * width).unwrap();
             // g · Wᵀ: B split and transposed.
@@ -691,7 +706,7 @@ mod tests {
         let (ba, bb, bbias) = (up("a", &a), up("b", &b), up("bias", &bias));
         let cases = [(false, false), (true, false), (false, true), (true, true)]
             .into_iter()
-            .flat_map(|t| [(t, Tiling::Gpu), (t, Tiling::Wide)]);
+            .flat_map(|t| [(t, Tiling::Gpu), (t, Tiling::Wide), (t, Tiling::Narrow)]);
         let names = ["a", "b", "c", "bias", "centre"];
         for ((ta, tb), tiling) in cases {
             let c = up("c", &old);
@@ -745,7 +760,7 @@ mod tests {
         };
         let g = values(45, k * heads * e);
         let bg = up("g", &g);
-        for tiling in [Tiling::Gpu, Tiling::Wide] {
+        for tiling in [Tiling::Gpu, Tiling::Wide, Tiling::Narrow] {
             let dw = gpu.storage_zeroed::<f32>("dw", heads * m * e).unwrap();
             record(gpu, async |rec: &mut Recording<'_>| {
                 let mm = Matmul {
