@@ -84,17 +84,21 @@ fn workgroup_reduce(lid: u32, x: f32, max_not_sum: bool) -> f32 {
 }
 
 // Row kernels (LayerNorm, SoLU, attention's softmax rows) give each row SEG invocations of a
-// 256-invocation workgroup, SEG_ROWS rows a workgroup: rows of a few hundred elements leave
-// most of a whole workgroup idle and pay eight levels of barriers for each reduction, where a
-// segment pays five for eight rows at once.
-const SEG: u32 = 32u;
-const SEG_ROWS: u32 = 8u;
+// 256-invocation workgroup, SEG_ROWS = 256 / SEG rows a workgroup. The host declares both
+// (kernels::Kernel, from Gpu::row_lanes): 32 on GPUs, where rows of a few hundred elements
+// would leave most of a whole workgroup idle and pay eight levels of barriers for each
+// reduction, where a segment pays five for eight rows at once; 1 on software adapters, where a
+// barrier switches between every invocation of the workgroup and a row is better one
+// invocation's loop.
 
 // The sum (or, with max_not_sum, the maximum) of `x` over the SEG invocations that share lid's
 // row, each of them getting it: a tree in a fixed order over reduce_part, so the result is the
 // same on every run. Call it from uniform control flow: every invocation of the workgroup,
 // whether its row exists or not.
 fn segment_reduce(lid: u32, x: f32, max_not_sum: bool) -> f32 {
+    if (SEG == 1u) {
+        return x;
+    }
     reduce_part[lid] = x;
     workgroupBarrier();
     let lane = lid % SEG;

@@ -31,6 +31,34 @@ macro_rules! gpu_test {
     };
 }
 
+/// As [`gpu_test!`], the body run once for each variant of the row kernels (see
+/// `Gpu::row_lanes`): a row one invocation's loop, as software adapters take it, and a row
+/// over 32 invocations and a tree, as GPUs do, so both are tested on any adapter.
+#[macro_export]
+macro_rules! gpu_rows_test {
+    ($name:ident, $body:path) => {
+        #[cfg(not(target_arch = "wasm32"))]
+        #[test]
+        fn $name() {
+            pollster::block_on(async {
+                let gpu = $crate::testing::gpu().await;
+                for lanes in [1, 32] {
+                    eprintln!("row kernels with {lanes} invocation(s) a row");
+                    $body(&gpu.with_row_lanes(lanes)).await
+                }
+            })
+        }
+        #[cfg(target_arch = "wasm32")]
+        #[wasm_bindgen_test::wasm_bindgen_test]
+        async fn $name() {
+            let gpu = $crate::testing::gpu().await;
+            for lanes in [1, 32] {
+                $body(&gpu.with_row_lanes(lanes)).await
+            }
+        }
+    };
+}
+
 /// Lets the browser's event loop run (a zero-delay timer) so a long CPU test on the page's main
 /// thread does not starve ChromeDriver, which gives up on a renderer silent for 30 s; does
 /// nothing natively.

@@ -56,7 +56,7 @@ pub async fn activation(
     let storage = vec![pre, grad.unwrap_or(pre), out];
     let kern = Kernel::new(gpu, "activation", "", ACTIVATION_WGSL, storage, &[]).await?;
     let groups = match act {
-        Act::Solu => (r as u64).div_ceil(super::SEG_ROWS),
+        Act::Solu => (r as u64).div_ceil(super::seg_rows(gpu)),
         _ => (n as u64).div_ceil(256),
     };
     kern.dispatch(rec, act.entry(grad.is_some()), params(&[n, w]), groups)
@@ -147,7 +147,6 @@ mod tests {
     use super::super::test_data::{record, values};
     use super::*;
     use crate::gpu::Gpu;
-    use crate::gpu_test;
     use crate::testing::assert_close;
 
     #[test]
@@ -229,5 +228,5 @@ mod tests {
             }
         }
     }
-    gpu_test!(gpu_activations_match_reference, forward_and_backward);
+    crate::gpu_rows_test!(gpu_activations_match_reference, forward_and_backward);
 }

@@ -157,7 +157,7 @@ pub async fn attention(rec: &mut Recording<'_>, s: AttnShape, t: &Attention<'_>)
     let storage = vec![t.scores, t.pattern];
     let kern = Kernel::new(gpu, "attention", "", FORWARD_WGSL, storage, &[]).await?;
     let n_rows = elements("pattern rows", &[b, h, p])?;
-    let groups = n_rows.div_ceil(super::SEG_ROWS);
+    let groups = n_rows.div_ceil(super::seg_rows(gpu));
     kern.dispatch(rec, "attn_softmax", s.params()?, groups)
         .await?;
     let pv = Splits {
@@ -231,7 +231,7 @@ pub async fn attention_backward(
         rec,
         "attn_backward_ds",
         s.params()?,
-        n_rows.div_ceil(super::SEG_ROWS),
+        n_rows.div_ceil(super::seg_rows(gpu)),
     )
     .await?;
     // dq = dS · k; dk = dSᵀ · q and dv = Pᵀ · dz, the two halves of dkv.
@@ -353,7 +353,6 @@ mod tests {
     use super::super::test_data::{record, values};
     use super::*;
     use crate::gpu::Gpu;
-    use crate::gpu_test;
     use crate::testing::assert_close;
 
     /// Equal infinities agree; finite values to `atol + rtol |reference|`.
@@ -447,7 +446,7 @@ mod tests {
             close(&what("dv"), &got[n..], &wdv, 1e-5, 1e-4);
         }
     }
-    gpu_test!(
+    crate::gpu_rows_test!(
         gpu_attention_forward_and_backward_match_reference,
         forward_and_backward
     );

@@ -94,7 +94,7 @@ pub async fn cross_entropy_rows(
     Tensor::new(gpu, "loss", t.loss, &[1])?;
     let kern = kernel(gpu, t).await?;
     let prm = params(&[c, p, v, s.count().to_bits(), first as u32]);
-    let groups = (c as u64).div_ceil(super::SEG_ROWS);
+    let groups = (c as u64).div_ceil(super::seg_rows(gpu));
     kern.dispatch(rec, "ce_rows", prm, groups).await
 }
 
@@ -152,7 +152,6 @@ mod tests {
     use super::super::test_data::{record, values};
     use super::*;
     use crate::gpu::Gpu;
-    use crate::gpu_test;
     use crate::testing::assert_close;
 
     #[test]
@@ -195,7 +194,7 @@ mod tests {
             assert_close(&format!("{what} gradient"), &got, &want_grad, 1e-6, 1e-4);
         }
     }
-    gpu_test!(gpu_cross_entropy_matches_reference, matches_reference);
+    crate::gpu_rows_test!(gpu_cross_entropy_matches_reference, matches_reference);
 
     /// Positions taken in chunks of awkward sizes (a window split across two) give the loss and
     /// gradient of all at once.
@@ -262,7 +261,7 @@ mod tests {
             .unwrap_err();
         assert!(err.to_string().contains("chunk"), "{err}");
     }
-    gpu_test!(
+    crate::gpu_rows_test!(
         gpu_cross_entropy_chunks_match_reference,
         chunks_match_reference
     );

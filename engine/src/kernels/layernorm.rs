@@ -49,7 +49,7 @@ pub async fn layernorm(rec: &mut Recording<'_>, ln: &LayerNorm<'_>) -> Result<()
         rec,
         "ln_forward",
         params(&[r, w, LN_EPS.to_bits()]),
-        (r as u64).div_ceil(super::SEG_ROWS),
+        (r as u64).div_ceil(super::seg_rows(gpu)),
     )
     .await
 }
@@ -99,7 +99,7 @@ pub async fn layernorm_backward(rec: &mut Recording<'_>, ln: &LayerNormBackward<
         rec,
         "ln_backward_rows",
         p,
-        (r as u64).div_ceil(super::SEG_ROWS),
+        (r as u64).div_ceil(super::seg_rows(gpu)),
     )
     .await?;
     kern.dispatch(rec, "ln_backward_params", p, w.div_ceil(256) as u64)
@@ -163,7 +163,6 @@ mod tests {
     use super::super::test_data::{record, values};
     use super::*;
     use crate::gpu::Gpu;
-    use crate::gpu_test;
     use crate::testing::assert_close;
 
     /// Rows summed in another order than the reference's (strided partial sums, then a tree):
@@ -233,7 +232,7 @@ mod tests {
             assert_close(&what("db"), &got_db, &plus_one(&want_db), 1e-4, 1e-4);
         }
     }
-    gpu_test!(
+    crate::gpu_rows_test!(
         gpu_layernorm_forward_and_backward_match_reference,
         forward_and_backward
     );

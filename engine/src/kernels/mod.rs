@@ -74,8 +74,11 @@ const COMMON_WGSL: &str = include_str!("../../../shaders/common.wgsl");
 pub(crate) type Params = [u32; 32];
 pub(crate) const PARAMS_BYTES: u64 = 128;
 
-/// Rows a workgroup of the row kernels handles (`SEG_ROWS` in `shaders/common.wgsl`).
-pub(crate) const SEG_ROWS: u64 = 8;
+/// Rows a 256-invocation workgroup of the row kernels handles on this device (`SEG_ROWS` in
+/// `shaders/common.wgsl`; see [`Gpu::row_lanes`]).
+pub(crate) fn seg_rows(gpu: &Gpu) -> u64 {
+    256 / gpu.row_lanes() as u64
+}
 
 /// Packs the leading words of a uniform block.
 pub(crate) fn params(words: &[u32]) -> Params {
@@ -115,7 +118,11 @@ impl<'a> Kernel<'a> {
         optional: &[Optional<'a>],
     ) -> Result<Self> {
         let mut storage: Vec<View<'a>> = storage.into_iter().map(Into::into).collect();
-        let mut variant = String::from(constants);
+        let lanes = gpu.row_lanes();
+        let mut variant = format!(
+            "const SEG: u32 = {lanes}u;\nconst SEG_ROWS: u32 = {}u;\n{constants}",
+            256 / lanes
+        );
         for o in optional {
             let (name, elem) = (o.name, o.elem);
             let access = if o.writes { "read_write" } else { "read" };
