@@ -274,12 +274,14 @@ fn matmul(
 // hence two kernels. Same sums in the same order as matmul.
 
 const WIDE: u32 = 128u;
-const WIDE_K: u32 = 8u;
+const WIDE_K: u32 = 16u;
+// Slots of a 128-row (or column) tile: WIDE_K rows of 32 vec4s.
+const WIDE_SLOTS: u32 = WIDE_K * 32u;
 
 // [WIDE_K][32] vec4s: slot kk * 32 + 4 y + h holds, at k-row kk, the rows (or columns)
 // y + 32 h + 8 c for c < 4.
-var<workgroup> a_wide: array<vec4<f32>, 256>;
-var<workgroup> b_wide: array<vec4<f32>, 256>;
+var<workgroup> a_wide: array<vec4<f32>, WIDE_SLOTS>;
+var<workgroup> b_wide: array<vec4<f32>, WIDE_SLOTS>;
 
 @compute @workgroup_size(8, 8)
 fn matmul_wide(
@@ -296,10 +298,11 @@ fn matmul_wide(
     let n0 = (tile % mp.tiles_n) * WIDE;
     var acc: array<vec4<f32>, 64>;
     for (var k0 = 0u; k0 < mp.k; k0 += WIDE_K) {
-        for (var r = 0u; r < 4u; r++) {
-            let sl = fill_slots(li + r * 64u, 32u);
-            a_wide[sl.x] = a_slot(sl.x, 32u, m0, k0);
-            b_wide[sl.y] = b_slot(sl.y, 32u, k0, n0);
+        for (var e = li; e < WIDE_SLOTS; e += 64u) {
+            let sa = deal(e, 32u, WIDE_SLOTS, TRANS_A);
+            let sb = deal(e, 32u, WIDE_SLOTS, !TRANS_B);
+            a_wide[sa] = a_slot(sa, 32u, m0, k0);
+            b_wide[sb] = b_slot(sb, 32u, k0, n0);
         }
         workgroupBarrier();
         for (var kk = 0u; kk < WIDE_K; kk++) {
@@ -376,12 +379,14 @@ fn matmul_narrow(
     let n0 = (tile % mp.tiles_n) * NARROW;
     var acc: array<vec4<f32>, 16>;
     for (var k0 = 0u; k0 < mp.k; k0 += WIDE_K) {
-        for (var r = 0u; r < 4u; r++) {
-            let sa = deal(li + r * 64u, 32u, 256u, TRANS_A);
+        for (var e = li; e < WIDE_SLOTS; e += 64u) {
+            let sa = deal(e, 32u, WIDE_SLOTS, TRANS_A);
             a_wide[sa] = a_slot(sa, 32u, m0, k0);
         }
-        let sb = deal(li, 8u, 64u, !TRANS_B);
-        b_wide[sb] = b_slot(sb, 8u, k0, n0);
+        for (var e = li; e < WIDE_K * 8u; e += 64u) {
+            let sb = deal(e, 8u, WIDE_K * 8u, !TRANS_B);
+            b_wide[sb] = b_slot(sb, 8u, k0, n0);
+        }
         workgroupBarrier();
         for (var kk = 0u; kk < WIDE_K; kk++) {
             let ab = kk * 32u + lid.y * 4u;
