@@ -85,12 +85,32 @@ pub(crate) fn run_burn_peer<S: AsRef<std::ffi::OsStr>>(
     if !out.status.success() {
         return Err(format!(
             "the burn peer failed: {}",
-            String::from_utf8_lossy(&out.stderr)
+            failure_reason(&String::from_utf8_lossy(&out.stderr))
         ));
     }
     let text = String::from_utf8_lossy(&out.stdout);
     let line = text.lines().last().unwrap_or_default();
     serde_json::from_str(line).map_err(|e| format!("burn peer output {line:?}: {e}"))
+}
+
+/// The line of a failed run's stderr that says why: the innermost of a chain of causes (burn
+/// prints them under `Caused by:`), else the panic's message, without lavapipe's noise.
+fn failure_reason(stderr: &str) -> String {
+    let lines: Vec<&str> = stderr
+        .lines()
+        .map(str::trim)
+        .filter(|l| !l.is_empty() && !l.contains("XDG_RUNTIME_DIR"))
+        .collect();
+    let cause = lines
+        .iter()
+        .rposition(|l| *l == "Caused by:")
+        .and_then(|i| lines.get(i + 1));
+    let panic = lines.iter().position(|l| l.contains("panicked at"));
+    match (cause, panic) {
+        (Some(c), _) => c.to_string(),
+        (None, Some(i)) => lines.get(i + 1).unwrap_or(&lines[i]).to_string(),
+        (None, None) => lines.first().copied().unwrap_or("no message").to_string(),
+    }
 }
 
 /// Times `n` steps at a time, doubling `n` until one measurement lasts MIN_TIME; returns
