@@ -26,6 +26,24 @@ async function exported(page) {
   return JSON.parse(d.bytes.toString('utf8'));
 }
 
+test('a BPE vocabulary trained while the page measures the run is reused when it starts', async () => {
+  const { page, errors } = await open(`v=1&lab=lm&model.act_fn=gelu&steps=4&tokenizer.kind=bpe&tokenizer.vocab_size=300&${SHAPE}`);
+  // The estimate opens the job, which trains the BPE vocabulary once.
+  await page.waitForFunction(
+    () => /measured over \d+ steps?/.test(document.querySelector('#estimate')?.textContent ?? ''),
+    null,
+    { timeout: 120_000 },
+  );
+  await page.click('#run');
+  await waitStatus(page, 'done', 120_000);
+  assert.match(
+    await page.textContent('#lm-data'),
+    /shakespeare: \d+ training and \d+ validation tokens, a 300-token BPE vocabulary \(reused, made earlier in \d+\.\d s\)/,
+  );
+  assert.deepEqual(errors, []);
+  await page.close();
+});
+
 test('the solu-vs-gelu pair trains side by side: both curves, samples, the comparison, a look inside', async () => {
   const { page, errors } = await open(PAIR);
   assert.match(await page.title(), /Transformer/);

@@ -5,7 +5,7 @@
 //! seconds. The page's requests (look inside a prompt, save a checkpoint) are served between
 //! chunks and while paused.
 
-use mechlab_engine::data::text::{Corpus, TextTokenizer};
+use mechlab_engine::data::text::{Corpus, TextTokenizer, TokenizerKind};
 use mechlab_engine::io::transformer_lens::{from_zip, to_zip, Checkpoint};
 use mechlab_engine::models::transformer::inspect::inspect;
 use mechlab_engine::models::transformer::lm::{sample, LmConfig, SampleOptions, TokenizedCorpus};
@@ -13,6 +13,7 @@ use mechlab_engine::models::transformer::trainer::LmTrainer;
 use mechlab_engine::models::transformer::TransformerConfig;
 use mechlab_engine::train::engine::{place, Adapter, Request};
 use mechlab_engine::EngineError;
+use std::cell::RefCell;
 
 use super::sae::crossed_tenth;
 use super::Opened;
@@ -28,6 +29,38 @@ const SAMPLE_EVERY_MS: f64 = 5000.0;
 const LIVE_SAMPLE_TOKENS: u32 = 80;
 /// Next tokens an inspection lists.
 const NEXT_TOKENS: usize = 10;
+
+thread_local! {
+    /// The last text made into tokens from scratch: the text, the tokenizer's kind, its tokens
+    /// and how long they took. The estimate opens a job each time the controls settle and Run
+    /// opens it again, and a BPE vocabulary takes seconds to train in a tab: one trained on the
+    /// same text serves them all.
+    static TOKENS: RefCell<Option<(Corpus, TokenizerKind, TokenizedCorpus, f64)>> =
+        const { RefCell::new(None) };
+}
+
+/// `corpus` made into tokens by a new tokenizer of `kind`, or the same tokens as last time;
+/// with the milliseconds making them took, and whether they were kept from before.
+fn tokenize(
+    corpus: &Corpus,
+    kind: TokenizerKind,
+) -> Result<(TokenizedCorpus, f64, bool), EngineError> {
+    let kept = TOKENS.with_borrow(|c| {
+        c.as_ref()
+            .filter(|(text, k, _, _)| *k == kind && text == corpus)
+            .map(|(_, _, data, ms)| (data.clone(), *ms))
+    });
+    if let Some((data, ms)) = kept {
+        return Ok((data, ms, true));
+    }
+    // The old entry goes first: two texts' tokens need not be held at once.
+    TOKENS.set(None);
+    let t0 = js_sys::Date::now();
+    let data = TokenizedCorpus::new(corpus, kind)?;
+    let ms = js_sys::Date::now() - t0;
+    TOKENS.set(Some((corpus.clone(), kind, data.clone(), ms)));
+    Ok((data, ms, false))
+}
 
 /// A run's models and the bookkeeping of its evaluations and samples.
 pub struct LmWork {
@@ -61,9 +94,8 @@ pub async fn open(job: &LmJob, gpu: Adapter) -> Result<Opened<LmWork>, String> {
         None => None,
         Some(f) => Some(from_zip(&f.bytes).map_err(|e| format!("{}: {e}", f.name))?),
     };
-    let t0 = js_sys::Date::now();
-    let data = match &checkpoints {
-        None => TokenizedCorpus::new(&corpus, job.runs[0].tokenizer).map_err(err)?,
+    let (data, tokenize_ms, kept) = match &checkpoints {
+        None => tokenize(&corpus, job.runs[0].tokenizer).map_err(err)?,
         Some(cks) => {
             if cks.len() != job.runs.len() {
                 return Err(format!(
@@ -78,10 +110,10 @@ pub async fn open(job: &LmJob, gpu: Adapter) -> Result<Opened<LmWork>, String> {
                     .to_string()
             })?;
             let tok = TextTokenizer::from_json(json).map_err(err)?;
-            TokenizedCorpus::with_tokenizer(&corpus, tok).map_err(err)?
+            let data = TokenizedCorpus::with_tokenizer(&corpus, tok).map_err(err)?;
+            (data, 0.0, false)
         }
     };
-    let tokenize_ms = js_sys::Date::now() - t0;
     let vocab = data.tokenizer.vocab_size();
     let mut data_note = format!(
         "{}: {} training and {} validation tokens, a {}-token {} vocabulary ({})",
@@ -95,6 +127,8 @@ pub async fn open(job: &LmJob, gpu: Adapter) -> Result<Opened<LmWork>, String> {
         },
         if checkpoints.is_some() {
             "the checkpoint's tokenizer".to_string()
+        } else if kept {
+            format!("reused, made earlier in {:.1} s", tokenize_ms / 1000.0)
         } else {
             format!("made in {:.1} s", tokenize_ms / 1000.0)
         }
