@@ -225,6 +225,33 @@ pub async fn open(job: &LmJob, gpu: Adapter) -> Result<Opened<LmWork>, String> {
 }
 
 impl LmWork {
+    /// What a run pays besides training, measured once: the share of its time its periodic
+    /// validation passes and samples take (each runs after a chunk once enough training time
+    /// has passed, or after every chunk when it takes longer than that), and the last ones'
+    /// milliseconds at the end of the run.
+    pub async fn overhead(&mut self, chunk_ms: f64) -> Result<(f64, f64), EngineError> {
+        let t0 = js_sys::Date::now();
+        for t in &mut self.trainers {
+            t.validation_loss().await?;
+        }
+        let eval = js_sys::Date::now() - t0;
+        let opts = SampleOptions {
+            tokens: LIVE_SAMPLE_TOKENS.min(self.sample.options.tokens.max(1)),
+            ..self.sample.options
+        };
+        let t1 = js_sys::Date::now();
+        for t in &self.trainers {
+            // As a live sample: a prompt the tokenizer cannot read starts from a new line.
+            if t.sample(&self.sample.prompt, &opts).await.is_err() {
+                t.sample("\n", &opts).await?;
+            }
+        }
+        let sample = js_sys::Date::now() - t1;
+        let share = eval / EVAL_EVERY_MS.max(eval + chunk_ms)
+            + sample / SAMPLE_EVERY_MS.max(sample + chunk_ms);
+        Ok((share.min(0.9), eval + sample))
+    }
+
     /// Trains every model `n` steps; returns `n` and the chunk's update.
     pub async fn advance(
         &mut self,

@@ -22,6 +22,8 @@ use crate::sleep_ms;
 /// Wall time one chunk should take: long enough to amortise readback, short enough that a
 /// pause or a reset waits for little.
 const TARGET_CHUNK_MS: f64 = 100.0;
+/// Real chunks' worth of time an estimate times.
+const TIMED_CHUNKS: f64 = 3.0;
 
 /// A lab's trainer as opened, with where it runs and the loop's first chunk size.
 pub struct Opened<W> {
@@ -55,6 +57,15 @@ impl Work {
             Work::Toy(w) => w.advance(n).await,
             Work::Sae(w) => w.advance(n, last_chunk_ms).await,
             Work::Lm(w) => w.advance(n, last_chunk_ms, total).await,
+        }
+    }
+
+    /// The share of a run's time spent besides training (evaluations, samples) and the
+    /// milliseconds its end adds, for the estimate: measured where a lab has such work.
+    async fn overhead(&mut self, chunk_ms: f64) -> Result<(f64, f64), EngineError> {
+        match self {
+            Work::Lm(w) => w.overhead(chunk_ms).await,
+            Work::Toy(_) | Work::Sae(_) => Ok((0.0, 0.0)),
         }
     }
 
@@ -310,10 +321,12 @@ async fn calibrate(id: u32, job: &Job) -> Option<Result<Speed, String>> {
     };
     let total = s.total;
     // One step pays for compiling the kernels; then chunks double until one takes about as
-    // long as a real run's chunk, and that chunk's rate is the speed (a real run pays the same
-    // per-chunk costs).
+    // long as a real run's chunk, and chunks of that size are timed until they add up to a
+    // few (one alone on a busy machine can be a fifth off); their rate is the speed (a real
+    // run pays the same per-chunk costs).
     let mut n = 1u32;
     let mut first = true;
+    let (mut timed_steps, mut timed_ms) = (0u32, 0.0);
     loop {
         if stale() {
             return None;
@@ -331,15 +344,32 @@ async fn calibrate(id: u32, job: &Job) -> Option<Result<Speed, String>> {
         };
         s.step += k;
         let max_chunk = s.max_chunk.max(1.0) as u32;
+        let settled = !first && (dt >= TARGET_CHUNK_MS || n_now >= max_chunk);
+        if settled {
+            timed_steps += k;
+            timed_ms += dt;
+        }
         // A one-step job's only step included compiling: that is its time.
         let done = s.step >= total;
-        if done || (!first && (dt >= TARGET_CHUNK_MS || n_now >= max_chunk)) {
+        if done || timed_ms >= TIMED_CHUNKS * TARGET_CHUNK_MS {
+            let (k, dt) = if timed_steps > 0 {
+                (timed_steps, timed_ms)
+            } else {
+                (k, dt)
+            };
+            // The run also pays for its evaluations and samples: their share of its time, and
+            // the last ones at its end, folded into the rate over the whole job.
+            let (share, end_ms) = match s.work.overhead(dt / k as f64 * n_now as f64).await {
+                Ok(o) => o,
+                Err(e) => return (!stale()).then_some(Err(e.to_string())),
+            };
+            let training_ms = total as f64 * dt / k as f64 / (1.0 - share);
             return (!stale()).then_some(Ok(Speed {
-                steps_per_sec: k as f64 * 1000.0 / dt,
+                steps_per_sec: total as f64 * 1000.0 / (training_ms + end_ms),
                 measured_steps: k,
             }));
         }
-        if !first {
+        if !first && !settled {
             let grow = (TARGET_CHUNK_MS / dt).clamp(2.0, 16.0);
             n = ((n as f64 * grow).ceil() as u32).min(max_chunk);
         }
