@@ -270,8 +270,9 @@ fn matmul(
 // The same product for adapters that run invocations as SIMD lanes on a CPU, where every
 // load from workgroup memory costs a loop over the lanes and arithmetic is cheap: each of 8×8
 // invocations computes a 16×16 block of a 128×128 tile, 64 products per vec4 load (four times
-// matmul's), K advancing 8 at a time. 256 accumulators an invocation would spill on a GPU,
-// hence two kernels. Same sums in the same order as matmul.
+// matmul's), K advancing 16 at a time (each barrier switches between all of a workgroup's SIMD
+// batches; 16 KiB of tiles, WebGPU's default limit). 256 accumulators an invocation would
+// spill on a GPU, hence two kernels. Same sums in the same order as matmul.
 
 const WIDE: u32 = 128u;
 const WIDE_K: u32 = 16u;
@@ -282,6 +283,20 @@ const WIDE_SLOTS: u32 = WIDE_K * 32u;
 // y + 32 h + 8 c for c < 4.
 var<workgroup> a_wide: array<vec4<f32>, WIDE_SLOTS>;
 var<workgroup> b_wide: array<vec4<f32>, WIDE_SLOTS>;
+
+// Fills the tiles at k0: A's 128 rows from m0, and B's columns from n0, b_per_k slots (of four
+// columns) a k-row: 32 for matmul_wide, 8 for matmul_narrow.
+fn fill_wide(li: u32, m0: u32, n0: u32, k0: u32, b_per_k: u32) {
+    for (var e = li; e < WIDE_SLOTS; e += 64u) {
+        let sa = deal(e, 32u, WIDE_SLOTS, TRANS_A);
+        a_wide[sa] = a_slot(sa, 32u, m0, k0);
+    }
+    let b_slots = WIDE_K * b_per_k;
+    for (var e = li; e < b_slots; e += 64u) {
+        let sb = deal(e, b_per_k, b_slots, !TRANS_B);
+        b_wide[sb] = b_slot(sb, b_per_k, k0, n0);
+    }
+}
 
 @compute @workgroup_size(8, 8)
 fn matmul_wide(
@@ -298,12 +313,7 @@ fn matmul_wide(
     let n0 = (tile % mp.tiles_n) * WIDE;
     var acc: array<vec4<f32>, 64>;
     for (var k0 = 0u; k0 < mp.k; k0 += WIDE_K) {
-        for (var e = li; e < WIDE_SLOTS; e += 64u) {
-            let sa = deal(e, 32u, WIDE_SLOTS, TRANS_A);
-            let sb = deal(e, 32u, WIDE_SLOTS, !TRANS_B);
-            a_wide[sa] = a_slot(sa, 32u, m0, k0);
-            b_wide[sb] = b_slot(sb, 32u, k0, n0);
-        }
+        fill_wide(li, m0, n0, k0, 32u);
         workgroupBarrier();
         for (var kk = 0u; kk < WIDE_K; kk++) {
             let ab = kk * 32u + lid.y * 4u;
@@ -359,8 +369,8 @@ fn matmul_wide(
 //
 // Attention's per-head products are d_head (32) wide: on 64×64 tiles half of every tile would
 // be padding. Here each of 8×8 invocations computes 16 rows × 4 columns of a 128×32 tile, 64
-// products per five vec4 loads, K advancing 8 at a time as in matmul_wide (whose workgroup
-// arrays it shares: A fills all 256 slots, B the first 64). Same sums in the same order.
+// products per five vec4 loads, K advancing as in matmul_wide (whose workgroup arrays it
+// shares: A fills all its slots, B a quarter). Same sums in the same order.
 
 const NARROW: u32 = 32u;
 
@@ -379,14 +389,7 @@ fn matmul_narrow(
     let n0 = (tile % mp.tiles_n) * NARROW;
     var acc: array<vec4<f32>, 16>;
     for (var k0 = 0u; k0 < mp.k; k0 += WIDE_K) {
-        for (var e = li; e < WIDE_SLOTS; e += 64u) {
-            let sa = deal(e, 32u, WIDE_SLOTS, TRANS_A);
-            a_wide[sa] = a_slot(sa, 32u, m0, k0);
-        }
-        for (var e = li; e < WIDE_K * 8u; e += 64u) {
-            let sb = deal(e, 8u, WIDE_K * 8u, !TRANS_B);
-            b_wide[sb] = b_slot(sb, 8u, k0, n0);
-        }
+        fill_wide(li, m0, n0, k0, 8u);
         workgroupBarrier();
         for (var kk = 0u; kk < WIDE_K; kk++) {
             let ab = kk * 32u + lid.y * 4u;

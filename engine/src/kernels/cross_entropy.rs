@@ -215,26 +215,21 @@ mod tests {
             let dl = gpu.storage_zeroed::<f32>("dlogits", n * vocab).unwrap();
             parts.push((bl, dl));
         }
-        record(gpu, async |rec: &mut Recording<'_>| {
-            for (&(first, n), (bl, dl)) in chunks.iter().zip(&parts) {
-                let t = CrossEntropy {
-                    logits: bl.into(),
-                    tokens: (&bt).into(),
-                    dlogits: dl.into(),
-                    row_loss: (&rl).into(),
-                    loss: (&loss).into(),
-                };
-                cross_entropy_rows(rec, &t, s, first, n).await?;
-            }
-            let (bl, dl) = &parts[0];
-            let t = CrossEntropy {
+        let ce: Vec<CrossEntropy> = parts
+            .iter()
+            .map(|(bl, dl)| CrossEntropy {
                 logits: bl.into(),
                 tokens: (&bt).into(),
                 dlogits: dl.into(),
                 row_loss: (&rl).into(),
                 loss: (&loss).into(),
-            };
-            cross_entropy_total(rec, &t, s).await
+            })
+            .collect();
+        record(gpu, async |rec: &mut Recording<'_>| {
+            for (&(first, n), t) in chunks.iter().zip(&ce) {
+                cross_entropy_rows(rec, t, s, first, n).await?;
+            }
+            cross_entropy_total(rec, &ce[0], s).await
         })
         .await;
         let (want_loss, want_grad) = cross_entropy_ref(&logits, &tokens, pos, vocab);
@@ -246,17 +241,9 @@ mod tests {
         }
         assert_close("chunked gradient", &grad, &want_grad, 1e-6, 1e-4);
         // A chunk past the batch is refused by name.
-        let (bl, dl) = &parts[0];
-        let t = CrossEntropy {
-            logits: bl.into(),
-            tokens: (&bt).into(),
-            dlogits: dl.into(),
-            row_loss: (&rl).into(),
-            loss: (&loss).into(),
-        };
         let mut recorder = crate::gpu::Recorder::new(gpu);
         let mut rec = recorder.begin();
-        let err = cross_entropy_rows(&mut rec, &t, s, 12, 4)
+        let err = cross_entropy_rows(&mut rec, &ce[0], s, 12, 4)
             .await
             .unwrap_err();
         assert!(err.to_string().contains("chunk"), "{err}");
