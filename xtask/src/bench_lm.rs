@@ -262,26 +262,19 @@ fn solu_1l(gpu: &Gpu, burn_bin: &std::path::Path, table: &mut String) -> Result<
     rows(table, &cfg, &timed);
     let mib = |b: u64| b as f64 / (1 << 20) as f64;
     let versus = match &burn {
-        Ok(rate) => format!(
-            "mechlab GPU / burn at the solu-1l shape: {:.2}×.",
-            gpu_s.recip() * tokens / rate
-        ),
-        Err(e) => format!("burn did not train this shape on this adapter ({e})."),
+        Ok(rate) => format!("{:.2}× burn", tokens / gpu_s / rate),
+        Err(e) => format!("burn did not train this shape on this adapter ({e})"),
     };
     let _ = writeln!(
         table,
-        "\n{versus} mechlab's GPU memory: {:.1} MiB in buffers; the largest binding {:.1} MiB \
-         (target ≤ 256 MiB).",
+        "\nmechlab GPU at the solu-1l shape: {versus}. mechlab's GPU memory: {:.1} MiB in \
+         buffers; the largest binding {:.1} MiB (target ≤ 256 MiB).",
         mib(gpu_bytes),
         mib(largest)
     );
     println!(
-        "solu-1l: mechlab GPU {:.0} tokens/s; {}",
-        tokens / gpu_s,
-        match &burn {
-            Ok(rate) => format!("burn {rate:.0}: {:.2}× burn", tokens / gpu_s / rate),
-            Err(e) => format!("burn did not run: {e}"),
-        }
+        "solu-1l: mechlab GPU {:.0} tokens/s: {versus}",
+        tokens / gpu_s
     );
     Ok(())
 }

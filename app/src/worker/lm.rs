@@ -231,25 +231,42 @@ impl LmWork {
     /// milliseconds at the end of the run.
     pub async fn overhead(&mut self, chunk_ms: f64) -> Result<(f64, f64), EngineError> {
         let t0 = js_sys::Date::now();
-        for t in &mut self.trainers {
-            t.validation_loss().await?;
-        }
+        self.validation_losses().await?;
         let eval = js_sys::Date::now() - t0;
-        let opts = SampleOptions {
-            tokens: LIVE_SAMPLE_TOKENS.min(self.sample.options.tokens.max(1)),
-            ..self.sample.options
-        };
         let t1 = js_sys::Date::now();
-        for t in &self.trainers {
-            // As a live sample: a prompt the tokenizer cannot read starts from a new line.
-            if t.sample(&self.sample.prompt, &opts).await.is_err() {
-                t.sample("\n", &opts).await?;
-            }
-        }
+        self.live_samples().await?;
         let sample = js_sys::Date::now() - t1;
         let share = eval / EVAL_EVERY_MS.max(eval + chunk_ms)
             + sample / SAMPLE_EVERY_MS.max(sample + chunk_ms);
         Ok((share.min(0.9), eval + sample))
+    }
+
+    /// Every model's validation loss.
+    async fn validation_losses(&mut self) -> Result<Vec<f32>, EngineError> {
+        let mut losses = vec![];
+        for t in &mut self.trainers {
+            losses.push(t.validation_loss().await?);
+        }
+        Ok(losses)
+    }
+
+    /// A short live sample from every model.
+    async fn live_samples(&self) -> Result<Vec<String>, EngineError> {
+        let opts = SampleOptions {
+            tokens: LIVE_SAMPLE_TOKENS.min(self.sample.options.tokens.max(1)),
+            ..self.sample.options
+        };
+        let mut texts = vec![];
+        for t in &self.trainers {
+            // A prompt the tokenizer cannot read is the page's to report (Look inside says
+            // why); the live sample then simply starts from a new line.
+            let text = match t.sample(&self.sample.prompt, &opts).await {
+                Ok(s) => s,
+                Err(_) => t.sample("\n", &opts).await?,
+            };
+            texts.push(text);
+        }
+        Ok(texts)
     }
 
     /// Trains every model `n` steps; returns `n` and the chunk's update.
@@ -289,24 +306,14 @@ impl LmWork {
                 && self.since_eval_ms >= 4.0 * self.last_eval_ms)
         {
             let t0 = js_sys::Date::now();
-            for (t, m) in self.trainers.iter_mut().zip(&mut models) {
-                m.validation = Some(t.validation_loss().await?);
+            for (loss, m) in self.validation_losses().await?.into_iter().zip(&mut models) {
+                m.validation = Some(loss);
             }
             self.last_eval_ms = js_sys::Date::now() - t0;
             self.since_eval_ms = 0.0;
         }
         if done || self.since_sample_ms >= SAMPLE_EVERY_MS || step_before == 0 {
-            let opts = SampleOptions {
-                tokens: LIVE_SAMPLE_TOKENS.min(self.sample.options.tokens.max(1)),
-                ..self.sample.options
-            };
-            for (t, m) in self.trainers.iter().zip(&mut models) {
-                // A prompt the tokenizer cannot read is the page's to report (Look inside says
-                // why); the live sample then simply starts from a new line.
-                let text = match t.sample(&self.sample.prompt, &opts).await {
-                    Ok(s) => s,
-                    Err(_) => t.sample("\n", &opts).await?,
-                };
+            for (text, m) in self.live_samples().await?.into_iter().zip(&mut models) {
                 m.sample = Some(text);
             }
             self.since_sample_ms = 0.0;

@@ -41,7 +41,8 @@ pub struct Gpu {
     pub limits: wgpu::Limits,
     programs: Arc<ProgramCache>,
     pool: Arc<BufferPool>,
-    row_lanes: u32,
+    /// Set by [`Gpu::with_row_lanes`]; else the device's own choice.
+    row_lanes: Option<u32>,
 }
 
 impl std::fmt::Debug for Gpu {
@@ -84,14 +85,6 @@ impl Gpu {
             })
             .await
             .map_err(|e| EngineError::DeviceRequest(e.to_string()))?;
-        // Software adapters run a workgroup's invocations as SIMD lanes on a CPU thread, and
-        // every barrier switches between all of them: there a row is one invocation's loop, with
-        // no barriers at all. A GPU splits each row over 32 invocations and a tree.
-        let row_lanes = if info.device_type == wgpu::DeviceType::Cpu {
-            1
-        } else {
-            32
-        };
         #[allow(clippy::arc_with_non_send_sync)]
         Ok(Self {
             device,
@@ -100,21 +93,25 @@ impl Gpu {
             limits,
             programs: Arc::new(ProgramCache::default()),
             pool: Arc::new(BufferPool::default()),
-            row_lanes,
+            row_lanes: None,
         })
     }
 
     /// Invocations the row kernels (LayerNorm, softmax, SoLU, the loss) give each row: `SEG` in
     /// `shaders/common.wgsl`, 1 on software adapters and 32 on GPUs.
     pub fn row_lanes(&self) -> u32 {
-        self.row_lanes
+        // Software adapters run a workgroup's invocations as SIMD lanes on a CPU thread, and
+        // every barrier switches between all of them: there a row is one invocation's loop,
+        // with no barriers at all. A GPU splits each row over 32 invocations and a tree.
+        let own = if self.is_software() { 1 } else { 32 };
+        self.row_lanes.unwrap_or(own)
     }
 
     /// This device with row kernels giving each row `lanes` invocations (a power of two up to
     /// 256; others are rounded up to one): tests run both variants on any adapter.
     pub fn with_row_lanes(&self, lanes: u32) -> Self {
         Self {
-            row_lanes: lanes.clamp(1, 256).next_power_of_two(),
+            row_lanes: Some(lanes.clamp(1, 256).next_power_of_two()),
             ..self.clone()
         }
     }

@@ -515,6 +515,7 @@ impl GpuTransformer {
                             (&dresid).into(),
                             (&dpost).into(),
                             (rows, m, d),
+                            false,
                         )
                         .await?;
                         let dpre = z(&mut rec, "d pre", rows * m)?;
@@ -574,6 +575,7 @@ impl GpuTransformer {
                             (&dpre).into(),
                             (&dx2).into(),
                             (rows, d, m),
+                            false,
                         )
                         .await?;
                         let dln = z(&mut rec, "d resid_mid", rows * d)?;
@@ -612,6 +614,7 @@ impl GpuTransformer {
                         (&dresid).into(),
                         (&dz).into(),
                         (rows, h * dh, d),
+                        false,
                     )
                     .await?;
                     let ds = z(&mut rec, "d scores", batch * h * pos * pos)?;
@@ -757,9 +760,10 @@ impl GpuTransformer {
 }
 
 /// A linear layer's backward (`y = x · W + b`, `x` `[rows, k]`, `W` `[k, n]`): W's gradient
-/// `xᵀ · dy` and b's (column sums) into the gradient arena, and the input's `dy · Wᵀ` into `dx`.
+/// `xᵀ · dy` and b's (column sums) into the gradient arena (added to what is there with
+/// `accumulate`: a layer taken a chunk of rows at a time), and the input's `dy · Wᵀ` into `dx`.
 #[allow(clippy::too_many_arguments)]
-async fn linear_backward(
+pub(super) async fn linear_backward(
     rec: &mut crate::gpu::Recording<'_>,
     grads: &Arena,
     params: &Arena,
@@ -768,6 +772,7 @@ async fn linear_backward(
     dy: View<'_>,
     dx: View<'_>,
     (rows, k, n): (usize, usize, usize),
+    accumulate: bool,
 ) -> Result<()> {
     let dw = Matmul {
         a: x,
@@ -780,10 +785,10 @@ async fn linear_backward(
         trans_b: false,
         bias: None,
         centre: None,
-        accumulate: false,
+        accumulate,
     };
     matmul(rec, &dw).await?;
-    sum_rows(rec, dy, grads.view(b)?, (rows, n), false).await?;
+    sum_rows(rec, dy, grads.view(b)?, (rows, n), accumulate).await?;
     let din = Matmul {
         a: dy,
         b: params.view(w)?,

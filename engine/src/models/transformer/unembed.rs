@@ -5,13 +5,13 @@
 //! into that chunk's losses and gradient, and folded into `W_U`'s and `b_U`'s gradients and
 //! `ln_final`'s, before the next chunk reuses their buffers.
 
+use super::gpu::linear_backward;
 use crate::error::Result;
 use crate::gpu::{Arena, Gpu, Recording, View};
 use crate::kernels::cross_entropy::{
     cross_entropy_rows, cross_entropy_total, CeShape, CrossEntropy,
 };
 use crate::kernels::matmul::{matmul, Matmul};
-use crate::kernels::sum_rows::sum_rows;
 
 /// The largest chunk of logits (and of their gradient) by default: big enough that a chunk's
 /// products keep a fast GPU busy, small enough for WebGPU's default binding limit with room.
@@ -75,18 +75,29 @@ pub async fn unembed_loss(
     let row_loss = gpu.storage_dirty::<f32>("row loss", rows)?;
     let loss = gpu.storage_dirty::<f32>("loss", 1)?;
     let w_u = params.view("unembed.W_U")?;
+    // Every chunk binds the whole batch's tokens and losses and its own rows of logits.
+    let whole = CrossEntropy {
+        logits: (&logits).into(),
+        tokens: t.tokens,
+        dlogits: (&dlogits).into(),
+        row_loss: (&row_loss).into(),
+        loss: (&loss).into(),
+    };
     let mut first = 0;
     while first < rows {
         let n = chunk.min(rows - first);
-        let lg = rows_of((&logits).into(), 0, n, v);
-        let dl = rows_of((&dlogits).into(), 0, n, v);
+        let ce = CrossEntropy {
+            logits: rows_of(whole.logits, 0, n, v),
+            dlogits: rows_of(whole.dlogits, 0, n, v),
+            ..whole
+        };
         let xf = rows_of(t.xf, first, n, d);
         matmul(
             rec,
             &Matmul {
                 a: xf,
                 b: w_u,
-                c: lg,
+                c: ce.logits,
                 m: n,
                 n: v,
                 k: d,
@@ -98,58 +109,26 @@ pub async fn unembed_loss(
             },
         )
         .await?;
-        let ce = CrossEntropy {
-            logits: lg,
-            tokens: t.tokens,
-            dlogits: dl,
-            row_loss: (&row_loss).into(),
-            loss: (&loss).into(),
-        };
         cross_entropy_rows(rec, &ce, t.shape, first, n).await?;
         if let Some((dxf, grads)) = t.backward {
             // The chunks' shares of W_U's and b_U's gradients add up; each chunk writes its
             // own rows of dxf.
-            let more = first > 0;
-            let dw = Matmul {
-                a: xf,
-                b: dl,
-                c: grads.view("unembed.W_U")?,
-                m: d,
-                n: v,
-                k: n,
-                trans_a: true,
-                trans_b: false,
-                bias: None,
-                centre: None,
-                accumulate: more,
-            };
-            matmul(rec, &dw).await?;
-            sum_rows(rec, dl, grads.view("unembed.b_U")?, (n, v), more).await?;
-            let dx = Matmul {
-                a: dl,
-                b: w_u,
-                c: rows_of(dxf, first, n, d),
-                m: n,
-                n: d,
-                k: v,
-                trans_a: false,
-                trans_b: true,
-                bias: None,
-                centre: None,
-                accumulate: false,
-            };
-            matmul(rec, &dx).await?;
+            linear_backward(
+                rec,
+                grads,
+                params,
+                ("unembed.W_U", "unembed.b_U"),
+                xf,
+                ce.dlogits,
+                rows_of(dxf, first, n, d),
+                (n, d, v),
+                first > 0,
+            )
+            .await?;
         }
         first += n;
     }
-    let ce = CrossEntropy {
-        logits: (&logits).into(),
-        tokens: t.tokens,
-        dlogits: (&dlogits).into(),
-        row_loss: (&row_loss).into(),
-        loss: (&loss).into(),
-    };
-    cross_entropy_total(rec, &ce, t.shape).await?;
+    cross_entropy_total(rec, &whole, t.shape).await?;
     Ok((loss, vec![logits, dlogits, row_loss]))
 }
 
