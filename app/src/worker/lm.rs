@@ -236,8 +236,8 @@ impl LmWork {
         let t1 = js_sys::Date::now();
         self.live_samples().await?;
         let sample = js_sys::Date::now() - t1;
-        let share = eval / EVAL_EVERY_MS.max(eval + chunk_ms)
-            + sample / SAMPLE_EVERY_MS.max(sample + chunk_ms);
+        let share = super::periodic_share(eval, EVAL_EVERY_MS, chunk_ms)
+            + super::periodic_share(sample, SAMPLE_EVERY_MS, chunk_ms);
         Ok((share.min(0.9), eval + sample))
     }
 

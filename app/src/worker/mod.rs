@@ -61,11 +61,13 @@ impl Work {
     }
 
     /// The share of a run's time spent besides training (evaluations, samples) and the
-    /// milliseconds its end adds, for the estimate: measured where a lab has such work.
+    /// milliseconds its end adds, for the estimate: measured where a lab has such work (the
+    /// toy lab's measures come with every chunk, so its timed chunks hold them already).
     async fn overhead(&mut self, chunk_ms: f64) -> Result<(f64, f64), EngineError> {
         match self {
             Work::Lm(w) => w.overhead(chunk_ms).await,
-            Work::Toy(_) | Work::Sae(_) => Ok((0.0, 0.0)),
+            Work::Sae(w) => w.overhead(chunk_ms).await,
+            Work::Toy(_) => Ok((0.0, 0.0)),
         }
     }
 
@@ -93,6 +95,13 @@ impl Work {
             },
         }
     }
+}
+
+/// The share of a run's time taken by work costing `cost_ms` that follows a chunk (of
+/// `chunk_ms`) once `every_ms` of training has passed since it last ran: after every chunk when
+/// a chunk outlasts that.
+fn periodic_share(cost_ms: f64, every_ms: f64, chunk_ms: f64) -> f64 {
+    cost_ms / every_ms.max(cost_ms + chunk_ms)
 }
 
 /// A trainer and the loop's bookkeeping, parked here while paused.

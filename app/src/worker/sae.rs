@@ -172,6 +172,32 @@ impl SaeWork {
         ))
     }
 
+    /// What the job pays besides training, measured once on the run now training: the share
+    /// of its time live evaluations take, and the milliseconds every run's final evaluation
+    /// and SAELens files add (a sweep's runs are taken to cost alike).
+    pub async fn overhead(&mut self, chunk_ms: f64) -> Result<(f64, f64), EngineError> {
+        let Some(cfg) = self.runs.get(self.index).cloned() else {
+            // The measured chunks trained the whole job, evaluations and all.
+            return Ok((0.0, 0.0));
+        };
+        if self.trainer.is_none() {
+            // The measured chunks ended a run: its successor measures as well.
+            self.trainer = Some(self.open_trainer(&cfg).await?);
+        }
+        let t = self.trainer.as_mut().expect("opened above");
+        let t0 = js_sys::Date::now();
+        t.evaluate(LIVE_EVAL_SAMPLES).await?;
+        let live = js_sys::Date::now() - t0;
+        let t1 = js_sys::Date::now();
+        let (_, params) = t.evaluate_with_params(FINAL_EVAL_SAMPLES).await?;
+        saelens::to_saelens(&params, &cfg, saelens::SOURCE_HOOK_NAME)?;
+        let end = js_sys::Date::now() - t1;
+        Ok((
+            super::periodic_share(live, EVAL_EVERY_MS, chunk_ms),
+            end * self.runs.len() as f64,
+        ))
+    }
+
     async fn open_trainer(&self, cfg: &SaeConfig) -> Result<SaeTrainer, EngineError> {
         Ok(match &self.gpu {
             Some(g) => SaeTrainer::Gpu(Box::new(GpuSaeTrainer::new(g, cfg).await?)),
