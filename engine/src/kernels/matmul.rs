@@ -9,6 +9,9 @@ use crate::gpu::{Gpu, Recording, Tensor, View};
 const MATMUL_WGSL: &str = include_str!("../../../shaders/matmul.wgsl");
 const REDUCE_WGSL: &str = include_str!("../../../shaders/matmul_reduce.wgsl");
 const TILE: u64 = 64;
+/// The most rows any kernel's output tile has: a product whose rows are a multiple of it
+/// computes no padding rows on any adapter.
+pub const MAX_TILE_ROWS: usize = 2 * TILE as usize;
 /// The columns of a `matmul_narrow` tile.
 const NARROW: u64 = 32;
 

@@ -11,15 +11,15 @@ use crate::gpu::{Arena, Gpu, Recording, View};
 use crate::kernels::cross_entropy::{
     cross_entropy_rows, cross_entropy_total, CeShape, CrossEntropy,
 };
-use crate::kernels::matmul::{matmul, Matmul};
+use crate::kernels::matmul::{matmul, Matmul, MAX_TILE_ROWS};
 
 /// The largest chunk of logits (and of their gradient) by default: big enough that a chunk's
 /// products keep a fast GPU busy, small enough for WebGPU's default binding limit with room.
 pub const LOGIT_CHUNK_BYTES: u64 = 64 << 20;
 
 /// Positions a chunk takes: all of them when their logits fit in `cap` bytes (and one binding),
-/// else as many as fit, in steps that keep each chunk's rows of a `[rows, d_model]` tensor at a
-/// bindable offset.
+/// else as many as fit, in whole output tiles where at least one fits, always in steps that keep
+/// each chunk's rows of a `[rows, d_model]` tensor at a bindable offset.
 pub fn chunk_rows(gpu: &Gpu, rows: usize, d_model: usize, vocab: usize, cap: u64) -> usize {
     let limit = cap
         .min(gpu.limits.max_storage_buffer_binding_size)
@@ -30,6 +30,12 @@ pub fn chunk_rows(gpu: &Gpu, rows: usize, d_model: usize, vocab: usize, cap: u64
     }
     let align = gpu.limits.min_storage_buffer_offset_alignment as usize;
     let step = align / gcd(align, 4 * d_model);
+    // Whole output tiles where they fit: solu-1l's 347-row chunks (64 MiB of a 48262-token
+    // vocabulary) padded each product's rows by a tenth; 256-row chunks pad none.
+    let tiles = step / gcd(step, MAX_TILE_ROWS) * MAX_TILE_ROWS;
+    if fit >= tiles {
+        return fit / tiles * tiles;
+    }
     // At least one step: a vocabulary too large for even that is refused by name when its
     // buffer is made.
     (fit / step * step).max(step)
@@ -139,4 +145,37 @@ fn rows_of(x: View<'_>, first: usize, n: usize, width: usize) -> View<'_> {
         offset: x.offset + (first * width * 4) as u64,
         len: n * width,
     }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// Chunks are whole 128-row tiles where one fits (solu-1l's 64 MiB chunks: 256 of 1024
+    /// positions, not 347), else as many rows as fit; every chunk starts at a bindable offset.
+    async fn chunks_fit_tiles_and_offsets(gpu: &Gpu) {
+        let align = gpu.limits.min_storage_buffer_offset_alignment as usize;
+        assert_eq!(chunk_rows(gpu, 1024, 512, 48262, LOGIT_CHUNK_BYTES), 256);
+        assert_eq!(chunk_rows(gpu, 100, 512, 48262, LOGIT_CHUNK_BYTES), 100);
+        // d_model 3 makes rows of 12 bytes: an aligned chunk is a multiple of align / 4 rows.
+        // WebGPU's offset alignment is at most 256 bytes, so 300 rows of 12 bytes hold a tile.
+        for (rows, d, vocab, cap, tiles) in [
+            (1024, 512, 48262, LOGIT_CHUNK_BYTES, true),
+            (5000, 3, 1000, 300 * 4000, true),
+            (5000, 3, 1000, 100 * 4000, false),
+            (5000, 64, 1000, 7 * 4000, false),
+        ] {
+            let chunk = chunk_rows(gpu, rows, d, vocab, cap);
+            let what = format!("{rows} rows of {d} into {cap} bytes of {vocab}: {chunk}");
+            let fit = cap as usize / (vocab * 4);
+            assert!(chunk < rows && chunk <= fit, "{what}");
+            assert_eq!(chunk * 4 * d % align, 0, "{what}: offset");
+            assert_eq!(chunk.is_multiple_of(MAX_TILE_ROWS), tiles, "{what}: whole tiles");
+            assert!(chunk + MAX_TILE_ROWS.max(align) > fit, "{what}: too small");
+        }
+    }
+    crate::gpu_test!(
+        gpu_chunk_rows_tiles_and_offsets,
+        chunks_fit_tiles_and_offsets
+    );
 }
