@@ -5,7 +5,8 @@
 //! tensor ops, autodiff and AdamW on the same first wgpu adapter). On hardware adapters (or
 //! with `MECHLAB_BENCH_SOLU1L=1`) it also times the solu-1l shape (one SoLU layer, d_model 512,
 //! d_mlp 2048, 8 heads of 64, n_ctx 1024, a 48262-token vocabulary) against burn, on random
-//! tokens (no text fills that vocabulary; the work a step is the same).
+//! tokens (no text fills that vocabulary; the work a step is the same); `MECHLAB_BENCH_N_CTX`
+//! shortens its window.
 
 use mechlab_engine::data::text::Corpus;
 use mechlab_engine::data::text::TextTokenizer;
@@ -172,23 +173,46 @@ const SOLU_1L_VOCAB: usize = 48262;
 /// The solu-1l shape: a batch of 4 windows (1 on software adapters, for time). Its logits
 /// (1024 × 48262 floats a window, 198 MB) are made a chunk of positions at a time, so every
 /// binding stays within the 256 MiB target at any batch; the largest is attention's scores,
-/// `[batch, 8, 1024, 1024]`, 128 MiB at batch 4.
-fn solu_1l_run(batch: u32) -> LmConfig {
-    LmConfig {
+/// `[batch, 8, 1024, 1024]`, 128 MiB at batch 4. `MECHLAB_BENCH_N_CTX` (1 to 1024) shortens the
+/// window: at 512, burn's logits (99 MB, one binding) fit lavapipe's 128 MiB, so a software
+/// adapter gives a same-adapter ratio at solu-1l's widths.
+fn solu_1l_run(gpu: &Gpu) -> Result<LmConfig, String> {
+    let n_ctx = match std::env::var("MECHLAB_BENCH_N_CTX") {
+        Ok(v) => match v.trim().parse::<u32>() {
+            Ok(n @ 1..=1024) => n,
+            _ => {
+                return Err(format!(
+                    "MECHLAB_BENCH_N_CTX must be a whole number from 1 to 1024, not {v:?}"
+                ))
+            }
+        },
+        Err(_) => 1024,
+    };
+    Ok(LmConfig {
         model: TransformerConfig {
             n_layers: 1,
             d_model: 512,
             n_heads: 8,
             d_head: 64,
             d_mlp: 2048,
-            n_ctx: 1024,
+            n_ctx,
             d_vocab: SOLU_1L_VOCAB as u32,
             act_fn: Activation::SoluLn,
             attn_only: false,
         },
-        batch_size: batch,
+        batch_size: if gpu.is_software() { 1 } else { 4 },
         ..LmConfig::default()
-    }
+    })
+}
+
+/// A GPU trainer of the solu-1l shape on seeded random tokens.
+fn solu_1l_trainer(gpu: &Gpu) -> Result<GpuLmTrainer, String> {
+    let run = solu_1l_run(gpu)?;
+    let n_ctx = run.model.n_ctx as usize;
+    println!("the solu-1l shape (n_ctx {n_ctx}): building the trainer on random tokens");
+    let data = random_tokens(SOLU_1L_VOCAB, 64 * n_ctx, 4 * n_ctx)?;
+    let params = TransformerParams::init(&run.model, run.seed).map_err(|e| e.to_string())?;
+    GpuLmTrainer::resume(gpu, &run, data, params, None).map_err(|e| e.to_string())
 }
 
 /// Seeded random tokens with a vocabulary of `vocab` names (`t0`, `t1`, …: a WordLevel
@@ -228,13 +252,8 @@ fn random_tokens(vocab: usize, train: usize, validation: usize) -> Result<Tokeni
 
 /// Times the solu-1l shape on mechlab's GPU path and burn's, and adds its table.
 fn solu_1l(gpu: &Gpu, burn_bin: &std::path::Path, table: &mut String) -> Result<(), String> {
-    let run = solu_1l_run(if gpu.is_software() { 1 } else { 4 });
-    let n_ctx = run.model.n_ctx as usize;
-    println!("the solu-1l shape: building the trainer on random tokens");
-    let data = random_tokens(SOLU_1L_VOCAB, 64 * n_ctx, 4 * n_ctx)?;
-    let params = TransformerParams::init(&run.model, run.seed).map_err(|e| e.to_string())?;
     let before = gpu.pool().created_bytes();
-    let mut g = GpuLmTrainer::resume(gpu, &run, data, params, None).map_err(|e| e.to_string())?;
+    let mut g = solu_1l_trainer(gpu)?;
     let steps = if gpu.is_software() { 1 } else { 10 };
     println!("timing {steps} step(s)");
     let gpu_s = time_steps(steps, || {
@@ -279,14 +298,19 @@ fn solu_1l(gpu: &Gpu, burn_bin: &std::path::Path, table: &mut String) -> Result<
     Ok(())
 }
 
-/// `cargo xtask bench lm-profile`: one GPU training step of the `small` preset with every
-/// kernel submitted and timed on its own, printed slowest first (not appended to the results:
-/// waiting after each kernel changes the total).
+/// `cargo xtask bench lm-profile`: one GPU training step of the `small` preset (the solu-1l
+/// shape with `MECHLAB_BENCH_SOLU1L=1`) with every kernel submitted and timed on its own,
+/// printed slowest first (not appended to the results: waiting after each kernel changes the
+/// total).
 pub fn profile() -> Result<(), String> {
     let gpu = pollster::block_on(Gpu::new()).map_err(|e| e.to_string())?;
-    let corpus = Corpus::shakespeare().map_err(|e| e.to_string())?;
-    let run = LmPreset::Small.runs().remove(0);
-    let mut g = GpuLmTrainer::new(&gpu, &run, &corpus).map_err(|e| e.to_string())?;
+    let mut g = if std::env::var_os("MECHLAB_BENCH_SOLU1L").is_some() {
+        solu_1l_trainer(&gpu)?
+    } else {
+        let corpus = Corpus::shakespeare().map_err(|e| e.to_string())?;
+        let run = LmPreset::Small.runs().remove(0);
+        GpuLmTrainer::new(&gpu, &run, &corpus).map_err(|e| e.to_string())?
+    };
     let step = |g: &mut GpuLmTrainer| {
         pollster::block_on(g.train_step())
             .map(|_| ())
