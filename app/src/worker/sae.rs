@@ -110,11 +110,7 @@ impl SaeWork {
     pub async fn advance(&mut self, n: u32, chunk_ms: f64) -> Result<(u32, Update), EngineError> {
         let index = self.index;
         let cfg = self.runs[index].clone();
-        if self.trainer.is_none() {
-            self.trainer = Some(self.open_trainer(&cfg).await?);
-            self.since_eval_ms = 0.0;
-            self.last_eval_ms = 0.0;
-        }
+        self.open_trainer(&cfg).await?;
         let t = self.trainer.as_mut().expect("opened above");
         let reports = t.run_steps(n).await?;
         let trained = reports.len() as u32;
@@ -180,10 +176,8 @@ impl SaeWork {
             // The measured chunks trained the whole job, evaluations and all.
             return Ok((0.0, 0.0));
         };
-        if self.trainer.is_none() {
-            // The measured chunks ended a run: its successor measures as well.
-            self.trainer = Some(self.open_trainer(&cfg).await?);
-        }
+        // Where the measured chunks ended a run, its successor measures as well.
+        self.open_trainer(&cfg).await?;
         let t = self.trainer.as_mut().expect("opened above");
         let t0 = js_sys::Date::now();
         t.evaluate(LIVE_EVAL_SAMPLES).await?;
@@ -198,11 +192,18 @@ impl SaeWork {
         ))
     }
 
-    async fn open_trainer(&self, cfg: &SaeConfig) -> Result<SaeTrainer, EngineError> {
-        Ok(match &self.gpu {
-            Some(g) => SaeTrainer::Gpu(Box::new(GpuSaeTrainer::new(g, cfg).await?)),
-            None => SaeTrainer::Cpu(Box::new(CpuSaeTrainer::new(cfg)?)),
-        })
+    /// Opens the trainer of the run `cfg` describes (the current one) unless it is open, with
+    /// its evaluation timers reset, whichever of `advance` and `overhead` comes first.
+    async fn open_trainer(&mut self, cfg: &SaeConfig) -> Result<(), EngineError> {
+        if self.trainer.is_none() {
+            self.trainer = Some(match &self.gpu {
+                Some(g) => SaeTrainer::Gpu(Box::new(GpuSaeTrainer::new(g, cfg).await?)),
+                None => SaeTrainer::Cpu(Box::new(CpuSaeTrainer::new(cfg)?)),
+            });
+            self.since_eval_ms = 0.0;
+            self.last_eval_ms = 0.0;
+        }
+        Ok(())
     }
 }
 
