@@ -170,7 +170,11 @@ mod tests {
             let fit = cap as usize / (vocab * 4);
             assert!(chunk < rows && chunk <= fit, "{what}");
             assert_eq!(chunk * 4 * d % align, 0, "{what}: offset");
-            assert_eq!(chunk.is_multiple_of(MAX_TILE_ROWS), tiles, "{what}: whole tiles");
+            assert_eq!(
+                chunk.is_multiple_of(MAX_TILE_ROWS),
+                tiles,
+                "{what}: whole tiles"
+            );
             assert!(chunk + MAX_TILE_ROWS.max(align) > fit, "{what}: too small");
         }
     }
