@@ -36,7 +36,7 @@ pub struct ConfigArgs {
 }
 
 /// Parses `--engine`.
-fn engine_choice(s: &str) -> Result<EngineChoice, String> {
+pub(crate) fn engine_choice(s: &str) -> Result<EngineChoice, String> {
     EngineChoice::ALL
         .into_iter()
         .find(|e| e.name() == s)

@@ -1,20 +1,24 @@
 //! `mechlab lm`: the Transformer lab natively. `train` trains from a preset, a JSON config or a
 //! share link on Shakespeare or a text file and writes a TransformerLens checkpoint folder
 //! (`solu-vs-gelu` writes one per model and compares them); `sample` continues a prompt from a
-//! checkpoint; `cache` writes a checkpoint's activations at the hooks a pattern names.
+//! checkpoint; `cache` writes a checkpoint's activations at the hooks a pattern names, and its
+//! logits, after any hooks were ablated or steered (`--ablate`, `--steer`).
 
-use crate::common::{adapter, bar, placement, read_config, ConfigArgs};
+use crate::common::{adapter, bar, engine_choice, placement, read_config, ConfigArgs};
 use mechlab_engine::data::text::{Corpus, TextTokenizer};
 use mechlab_engine::experiment::link::LinkConfig;
 use mechlab_engine::experiment::lm_link::LmExperiment;
 use mechlab_engine::io::safetensors::{f32_bytes, serialize_f32};
 use mechlab_engine::io::transformer_lens::Checkpoint;
-use mechlab_engine::models::transformer::cpu::{forward, hook_matches};
+use mechlab_engine::models::transformer::cpu::{forward_with, hook_matches};
 use mechlab_engine::models::transformer::gpu::GpuLmTrainer;
+use mechlab_engine::models::transformer::gpu::GpuTransformer;
 use mechlab_engine::models::transformer::lm::{
     CpuLmTrainer, LmConfig, LmPreset, LmStep, SampleOptions, TokenizedCorpus,
 };
 use mechlab_engine::models::transformer::trainer::LmTrainer;
+use mechlab_engine::models::transformer::{Edit, HookEdit};
+use mechlab_engine::train::engine::EngineChoice;
 use serde_json::json;
 use std::path::{Path, PathBuf};
 
@@ -25,7 +29,9 @@ pub enum Command {
     Train(TrainArgs),
     /// Continue a prompt with a checkpoint.
     Sample(SampleArgs),
-    /// Write a checkpoint's activations at hook points (TransformerLens names) as safetensors.
+    /// Write a checkpoint's activations at hook points (TransformerLens names) and its logits
+    /// as safetensors, after zeroing or steering hooks if asked (TransformerLens's
+    /// run_with_hooks).
     Cache(CacheArgs),
 }
 
@@ -80,8 +86,23 @@ pub struct CacheArgs {
     dir: PathBuf,
     /// Hook names or patterns, `*` standing for one dotted part (`blocks.*.mlp.hook_mid`);
     /// repeat for several.
-    #[arg(long, required = true)]
+    #[arg(long)]
     hook: Vec<String>,
+    /// Zero a hook's value before the pass goes on from it (`HOOK`), or one index of its last
+    /// axis (`HOOK:INDEX`: a neuron of `blocks.0.mlp.hook_post`); repeat for several.
+    #[arg(long, value_name = "HOOK[:INDEX]")]
+    ablate: Vec<String>,
+    /// Add a vector of one position's width, times SCALE (1 if left out), to a hook at every
+    /// position (`HOOK=FILE.safetensors[:SCALE]`; the file holds one tensor, or one named
+    /// after the hook); repeat for several.
+    #[arg(long, value_name = "HOOK=FILE[:SCALE]")]
+    steer: Vec<String>,
+    /// Also write the logits `[windows, n_ctx, d_vocab]` (after the edits), as `logits`.
+    #[arg(long)]
+    logits: bool,
+    /// Where it runs: auto (the GPU when an adapter opens, else the CPU reference), gpu or cpu.
+    #[arg(long, value_parser = engine_choice, default_value = "auto")]
+    engine: EngineChoice,
     /// The UTF-8 text to run, cut into windows of n_ctx tokens (one batch row each).
     #[arg(long)]
     text: PathBuf,
@@ -95,7 +116,7 @@ pub fn run(command: Command) -> Result<(), String> {
     match command {
         Command::Train(a) => pollster::block_on(train(a)),
         Command::Sample(a) => sample(a),
-        Command::Cache(a) => cache(a),
+        Command::Cache(a) => pollster::block_on(cache(a)),
     }
 }
 
@@ -316,7 +337,7 @@ fn sample(args: SampleArgs) -> Result<(), String> {
     Ok(())
 }
 
-fn cache(args: CacheArgs) -> Result<(), String> {
+async fn cache(args: CacheArgs) -> Result<(), String> {
     let ck = load_checkpoint(&args.dir)?;
     let tok = ck
         .tokenizer
@@ -328,9 +349,29 @@ fn cache(args: CacheArgs) -> Result<(), String> {
     let n_ctx = (ck.params.cfg.n_ctx as usize).min(ids.len());
     let windows = ids.len() / n_ctx;
     let tokens = &ids[..windows * n_ctx];
+    if args.hook.is_empty() && !args.logits {
+        return Err("nothing to write: name hooks with --hook, or ask for --logits".into());
+    }
+    let mut edits = vec![];
+    for a in &args.ablate {
+        edits.push(ablation(a)?);
+    }
+    for s in &args.steer {
+        edits.push(steering(s)?);
+    }
     let patterns = args.hook.clone();
     let want = move |name: &str| patterns.iter().any(|p| hook_matches(p, name));
-    let (_, hooks) = forward(&ck.params, tokens, windows, &want).map_err(|e| e.to_string())?;
+    let mut opened = None;
+    let adapter = adapter(args.engine, &mut opened).await;
+    let placed = placement(args.engine, adapter, false)?;
+    let (logits, hooks) = match placed.chosen(adapter) {
+        Some(gpu) => {
+            let mut model = GpuTransformer::new(gpu, &ck.params).map_err(|e| e.to_string())?;
+            model.forward_with(tokens, windows, &want, &edits).await
+        }
+        None => forward_with(&ck.params, tokens, windows, &want, &edits),
+    }
+    .map_err(|e| e.to_string())?;
     let mut out: Vec<(String, Vec<usize>, Vec<u8>)> = hooks
         .names()
         .map(|n| {
@@ -338,22 +379,76 @@ fn cache(args: CacheArgs) -> Result<(), String> {
             (n.to_string(), shape.to_vec(), f32_bytes(v))
         })
         .collect();
-    if out.is_empty() {
+    if out.is_empty() && !args.hook.is_empty() {
         return Err(format!(
             "no hook matches {}; hooks are named as in TransformerLens (hook_embed, \
              blocks.0.hook_resid_pre, blocks.0.attn.hook_pattern, blocks.0.mlp.hook_post, …)",
             args.hook.join(", ")
         ));
     }
+    let hook_count = out.len();
+    if args.logits {
+        let v = ck.params.cfg.d_vocab as usize;
+        out.push(("logits".into(), vec![windows, n_ctx, v], f32_bytes(&logits)));
+    }
     let as_f32: Vec<f32> = tokens.iter().map(|&t| t as f32).collect();
     out.push(("tokens".into(), vec![windows, n_ctx], f32_bytes(&as_f32)));
     let bytes = serialize_f32(&out).map_err(|e| e.to_string())?;
     std::fs::write(&args.out, bytes)
         .map_err(|e| format!("cannot write {}: {e}", args.out.display()))?;
+    let edited = match edits.len() {
+        0 => String::new(),
+        n => format!(" after {n} edit{}", if n == 1 { "" } else { "s" }),
+    };
     println!(
-        "{} hooks over {windows} windows of {n_ctx} tokens written to {}",
-        out.len() - 1,
-        args.out.display()
+        "{hook_count} hooks{} over {windows} windows of {n_ctx} tokens{edited} written to {} ({})",
+        if args.logits { " and the logits" } else { "" },
+        args.out.display(),
+        placed.runs_on,
     );
     Ok(())
+}
+
+/// `--ablate HOOK[:INDEX]`.
+fn ablation(arg: &str) -> Result<HookEdit, String> {
+    match arg.rsplit_once(':') {
+        Some((hook, index)) => {
+            let i = index.parse::<usize>().map_err(|_| {
+                format!("--ablate {arg}: `{index}` is not an index (HOOK or HOOK:INDEX)")
+            })?;
+            Ok(HookEdit::new(hook, Edit::ZeroIndex(i)))
+        }
+        None => Ok(HookEdit::new(arg, Edit::Zero)),
+    }
+}
+
+/// `--steer HOOK=FILE.safetensors[:SCALE]`: the file's one tensor (or the one named after the
+/// hook), flattened.
+fn steering(arg: &str) -> Result<HookEdit, String> {
+    let (hook, rest) = arg
+        .split_once('=')
+        .ok_or_else(|| format!("--steer {arg}: expected HOOK=FILE.safetensors[:SCALE]"))?;
+    let (file, scale) = match rest.rsplit_once(':') {
+        Some((file, scale)) if scale.parse::<f32>().is_ok() => (file, scale.parse().unwrap()),
+        _ => (rest, 1.0),
+    };
+    let bytes = read(Path::new(file))?;
+    let st = safetensors::SafeTensors::deserialize(&bytes)
+        .map_err(|e| format!("--steer {arg}: {file} is not a safetensors file: {e}"))?;
+    let names = st.names();
+    let name = match names.as_slice() {
+        [one] => one.to_string(),
+        _ if names.contains(&hook) => hook.to_string(),
+        _ => {
+            return Err(format!(
+                "--steer {arg}: {file} holds {} tensors; give it one, or one named {hook}",
+                names.len()
+            ))
+        }
+    };
+    let view = st.tensor(&name).map_err(|e| format!("{file}: {e}"))?;
+    let bad = |m: String| mechlab_engine::EngineError::BadModel(m);
+    let vector = mechlab_engine::io::safetensors::to_f32(&view, &name, bad)
+        .map_err(|e| format!("--steer {arg}: {e}"))?;
+    Ok(HookEdit::new(hook, Edit::Steer { vector, scale }))
 }

@@ -146,6 +146,122 @@ fn training_writes_a_checkpoint_that_samples_caches_and_resumes() {
         header.contains("blocks.0.mlp.hook_mid") && header.contains("hook_embed"),
         "{header}"
     );
+    edits_change_what_cache_writes(&whole);
+}
+
+/// A tensor of a safetensors file `mechlab lm cache` wrote.
+fn tensor(path: &Path, name: &str) -> Vec<f32> {
+    let bytes = std::fs::read(path).unwrap();
+    let st = safetensors::SafeTensors::deserialize(&bytes).unwrap();
+    let t = st.tensor(name).unwrap();
+    t.data()
+        .chunks_exact(4)
+        .map(|b| f32::from_le_bytes(b.try_into().unwrap()))
+        .collect()
+}
+
+/// `mechlab lm cache` with `--ablate` and `--steer` (TransformerLens's run_with_hooks from the
+/// command line): the hooks and logits written are those after the edits, the GPU agrees with
+/// the CPU reference, and edits that do not fit exit non-zero naming the hook.
+fn edits_change_what_cache_writes(model: &Path) {
+    let text = text_file();
+    let cache = |name: &str, extra: &[&str]| {
+        let out = tmp(name);
+        let mut args = vec![
+            "lm",
+            "cache",
+            model.to_str().unwrap(),
+            "--hook",
+            "blocks.0.mlp.hook_post",
+            "--logits",
+            "--text",
+            text.to_str().unwrap(),
+            "--out",
+            out.to_str().unwrap(),
+        ];
+        args.extend_from_slice(extra);
+        (mechlab(&args), out)
+    };
+    let (o, clean) = cache("clean.safetensors", &["--engine", "cpu"]);
+    assert!(o.status.success(), "{}", stderr(&o));
+    let clean_logits = tensor(&clean, "logits");
+    let post = "blocks.0.mlp.hook_post";
+    let (o, ablated) = cache(
+        "ablated.safetensors",
+        &["--engine", "cpu", "--ablate", post],
+    );
+    assert!(o.status.success(), "{}", stderr(&o));
+    assert!(String::from_utf8_lossy(&o.stdout).contains("after 1 edit"));
+    assert!(tensor(&ablated, post).iter().all(|&v| v == 0.0));
+    let ablated_logits = tensor(&ablated, "logits");
+    assert!(ablated_logits
+        .iter()
+        .zip(&clean_logits)
+        .any(|(a, b)| (a - b).abs() > 1e-3));
+    // One neuron: only its column is zero.
+    let one = format!("{post}:3");
+    let (o, neuron) = cache("neuron.safetensors", &["--engine", "cpu", "--ablate", &one]);
+    assert!(o.status.success(), "{}", stderr(&o));
+    let (values, clean_values) = (tensor(&neuron, post), tensor(&clean, post));
+    for (i, (v, c)) in values.iter().zip(&clean_values).enumerate() {
+        assert_eq!(*v, if i % 32 == 3 { 0.0 } else { *c }, "{post}[{i}]");
+    }
+    // The same ablation on the GPU.
+    let (o, on_gpu) = cache(
+        "ablated-gpu.safetensors",
+        &["--engine", "gpu", "--ablate", post],
+    );
+    assert!(o.status.success(), "{}", stderr(&o));
+    for (g, c) in tensor(&on_gpu, "logits").iter().zip(&ablated_logits) {
+        assert!((g - c).abs() <= 1e-4 + 1e-4 * c.abs(), "GPU {g} vs CPU {c}");
+    }
+    // Steering the residual stream by a vector from a file: scale 0 changes nothing.
+    let vector: Vec<u8> = (0..16)
+        .flat_map(|i| (i as f32 - 7.5).to_le_bytes())
+        .collect();
+    let file = tmp("direction.safetensors");
+    let bytes =
+        mechlab_engine::io::safetensors::serialize_f32(&[("direction", vec![16], vector)]).unwrap();
+    std::fs::write(&file, bytes).unwrap();
+    let steer = |scale: &str| format!("blocks.0.hook_resid_pre={}:{scale}", file.display());
+    let (o, zero) = cache(
+        "steer0.safetensors",
+        &["--engine", "cpu", "--steer", &steer("0")],
+    );
+    assert!(o.status.success(), "{}", stderr(&o));
+    assert_eq!(tensor(&zero, "logits"), clean_logits);
+    let (o, steered) = cache(
+        "steer3.safetensors",
+        &["--engine", "cpu", "--steer", &steer("3")],
+    );
+    assert!(o.status.success(), "{}", stderr(&o));
+    assert!(tensor(&steered, "logits")
+        .iter()
+        .zip(&clean_logits)
+        .any(|(a, b)| (a - b).abs() > 1e-3));
+    // Edits that do not fit.
+    let (o, _) = cache("bad.safetensors", &["--ablate", "blocks.0.mlp.hook_psot"]);
+    assert!(!o.status.success());
+    assert!(
+        stderr(&o).contains("nearest are blocks.0.mlp.hook_post"),
+        "{}",
+        stderr(&o)
+    );
+    let (o, _) = cache("bad.safetensors", &["--ablate", "hook_embed:16"]);
+    assert!(!o.status.success());
+    assert!(stderr(&o).contains("index 16 is outside"), "{}", stderr(&o));
+    let (o, _) = cache("bad.safetensors", &["--ablate", "hook_embed:x"]);
+    assert!(stderr(&o).contains("`x` is not an index"), "{}", stderr(&o));
+    let (o, _) = cache(
+        "bad.safetensors",
+        &["--steer", "blocks.0.hook_resid_pre=/no/such.safetensors"],
+    );
+    assert!(!o.status.success());
+    assert!(
+        stderr(&o).contains("/no/such.safetensors"),
+        "{}",
+        stderr(&o)
+    );
 }
 
 #[test]

@@ -58,6 +58,10 @@ pub enum EngineError {
     /// vocabulary); the message names the file and the problem.
     #[error("{0}")]
     BadText(String),
+    /// A hook to capture or replace does not exist in the model, cannot be replaced, or the
+    /// replacement does not fit it; the message names the hook and the problem.
+    #[error("hook {hook}: {reason}")]
+    BadHook { hook: String, reason: String },
 }
 
 /// Result with the engine's error.

@@ -4,7 +4,8 @@
 //! LayerNorm ([`layernorm`]), the MLP's activations ([`activation`]) and causal attention
 //! ([`attention`]) forward and backward, per-head projections ([`heads`]), embeddings
 //! ([`embedding`]), the language-modelling loss ([`cross_entropy`]), the residual stream's
-//! sums ([`add`]) and column sums for bias gradients ([`sum_rows`]). The
+//! sums ([`add`]), column sums for bias gradients ([`sum_rows`]) and the edits that replace a
+//! hook's value ([`hook_edit`]). The
 //! WGSL of `name.rs` is `shaders/name.wgsl`, whose first line names its host. Labs build on
 //! these; a lab's own kernels live in its folder (`models/sae/kernels`).
 //!
@@ -27,6 +28,7 @@ pub mod attention;
 pub mod cross_entropy;
 pub mod embedding;
 pub mod heads;
+pub mod hook_edit;
 pub mod layernorm;
 pub mod matmul;
 pub mod sum_rows;

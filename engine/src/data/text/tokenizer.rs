@@ -30,6 +30,9 @@ pub enum TokenizerKind {
     },
 }
 
+/// The character-level pre-tokenizer's pattern: one character, whatever it is.
+pub const CHAR_PATTERN: &str = r"[\s\S]";
+
 /// The smallest and largest BPE vocabularies accepted.
 pub const BPE_VOCAB: (u32, u32) = (257, 65_536);
 
@@ -82,8 +85,11 @@ impl TextTokenizer {
                     .build()
                     .map_err(tk_error("character vocabulary"))?;
                 let mut inner = Tokenizer::new(ModelWrapper::WordLevel(model));
+                // Any one character, newlines included, in a pattern both regex engines take:
+                // Python `tokenizers` (Oniguruma) refuses `(?s).`, which this crate's
+                // fancy-regex accepts, and a tokenizer.json is for both.
                 let split = Split::new(
-                    SplitPattern::Regex("(?s).".into()),
+                    SplitPattern::Regex(CHAR_PATTERN.into()),
                     SplitDelimiterBehavior::Isolated,
                     false,
                 )
@@ -253,6 +259,55 @@ mod tests {
         assert_eq!(back.encode(TEXT).unwrap(), ids);
         assert!(t.encode("to €").unwrap_err().to_string().contains("'€'"));
         assert!(t.inner.encode("to €", false).is_err());
+    }
+
+    /// A fixture made by Python `tokenizers` (`tools/fixtures/make_tokenizer.py`): its
+    /// `tokenizer.json` and the ids it gave for a text.
+    fn python_fixture(json: &str, expected: &str) -> (TextTokenizer, String, Vec<u32>) {
+        let e: serde_json::Value = serde_json::from_str(expected).unwrap();
+        let text = e["text"].as_str().unwrap().to_string();
+        let ids = serde_json::from_value(e["ids"].clone()).unwrap();
+        (TextTokenizer::from_json(json).unwrap(), text, ids)
+    }
+
+    /// The character-level tokenizer Python `tokenizers` saved loads here and gives its ids for
+    /// text with newlines, tabs and characters outside ASCII; the one mechlab trains on that
+    /// text writes the same pre-tokenizer (a pattern Oniguruma accepts) and gives the same ids.
+    #[test]
+    fn char_level_matches_python_tokenizers() {
+        let (theirs, text, want) = python_fixture(
+            include_str!("../../../tests/fixtures/tokenizers/char/tokenizer.json"),
+            include_str!("../../../tests/fixtures/tokenizers/char/expected.json"),
+        );
+        assert!(text.contains('\n') && text.contains('\t') && !text.is_ascii());
+        assert_eq!(theirs.kind(), TokenizerKind::Char);
+        assert_eq!(theirs.encode(&text).unwrap(), want);
+        let hf: Vec<u32> = theirs
+            .inner
+            .encode(text.as_str(), false)
+            .unwrap()
+            .get_ids()
+            .to_vec();
+        assert_eq!(hf, want);
+        let ours = TextTokenizer::train(TokenizerKind::Char, &text).unwrap();
+        assert_eq!(ours.encode(&text).unwrap(), want);
+        let pre = |json: &str| -> serde_json::Value {
+            serde_json::from_str::<serde_json::Value>(json).unwrap()["pre_tokenizer"].clone()
+        };
+        let fixture = include_str!("../../../tests/fixtures/tokenizers/char/tokenizer.json");
+        assert_eq!(pre(&ours.to_json().unwrap()), pre(fixture));
+    }
+
+    /// A byte-level BPE trained and saved by Python `tokenizers` gives its ids here.
+    #[test]
+    fn bpe_matches_python_tokenizers() {
+        let (theirs, text, want) = python_fixture(
+            include_str!("../../../tests/fixtures/tokenizers/bpe/tokenizer.json"),
+            include_str!("../../../tests/fixtures/tokenizers/bpe/expected.json"),
+        );
+        assert!(matches!(theirs.kind(), TokenizerKind::Bpe { .. }));
+        assert_eq!(theirs.encode(&text).unwrap(), want);
+        assert_eq!(theirs.decode(&want).unwrap(), text);
     }
 
     #[test]

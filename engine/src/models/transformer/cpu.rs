@@ -14,45 +14,8 @@ use crate::kernels::embedding::embedding_ref;
 use crate::kernels::heads::heads_ref;
 use crate::kernels::layernorm::layernorm_ref;
 
-/// Captured activations by hook name, in the order the forward pass reaches them.
-#[derive(Debug, Clone, Default)]
-pub struct Hooks {
-    entries: Vec<(String, Vec<usize>, Vec<f32>)>,
-}
-
-impl Hooks {
-    /// The activation at `name` with its shape, when it was captured.
-    pub fn get(&self, name: &str) -> Option<(&[usize], &[f32])> {
-        self.entries
-            .iter()
-            .find(|(n, _, _)| n == name)
-            .map(|(_, s, v)| (s.as_slice(), v.as_slice()))
-    }
-
-    /// Every captured hook's name, in forward order.
-    pub fn names(&self) -> impl Iterator<Item = &str> {
-        self.entries.iter().map(|(n, _, _)| n.as_str())
-    }
-
-    pub(crate) fn put(
-        &mut self,
-        want: &dyn Fn(&str) -> bool,
-        name: String,
-        shape: Vec<usize>,
-        v: &[f32],
-    ) {
-        if want(&name) {
-            self.entries.push((name, shape, v.to_vec()));
-        }
-    }
-}
-
-/// Whether a hook name matches a pattern where `*` stands for one dotted part
-/// (`blocks.*.mlp.hook_mid`), or is the name itself.
-pub fn hook_matches(pattern: &str, name: &str) -> bool {
-    let (p, n): (Vec<&str>, Vec<&str>) = (pattern.split('.').collect(), name.split('.').collect());
-    p.len() == n.len() && p.iter().zip(&n).all(|(a, b)| *a == "*" || a == b)
-}
+use super::hooks::{check_edits, HookEdit, Tap};
+pub use super::hooks::{hook_matches, Hooks};
 
 /// The logits `[batch, pos, d_vocab]` for `tokens` (`batch` rows of `tokens.len() / batch`
 /// positions, at most n_ctx), and the hooks `capture` accepts.
@@ -62,77 +25,54 @@ pub fn forward(
     batch: usize,
     capture: &dyn Fn(&str) -> bool,
 ) -> Result<(Vec<f32>, Hooks)> {
+    forward_with(params, tokens, batch, capture, &[])
+}
+
+/// [`forward`] with `edits` replacing hooks' values on the way (TransformerLens's
+/// `run_with_hooks`): the pass goes on from each edited value, and a captured hook holds its
+/// value after its edits. Edits that do not fit the model are refused before anything runs.
+pub fn forward_with(
+    params: &TransformerParams,
+    tokens: &[u32],
+    batch: usize,
+    capture: &dyn Fn(&str) -> bool,
+    edits: &[HookEdit],
+) -> Result<(Vec<f32>, Hooks)> {
     let cfg = &params.cfg;
     cfg.validate()?;
     let pos = check_tokens(cfg, tokens, batch)?;
+    let mut tap = Tap::new(capture, check_edits(cfg, edits, batch, pos)?);
     let d = cfg.d_model as usize;
     let rows = batch * pos;
-    let mut hooks = Hooks::default();
     let resid_shape = vec![batch, pos, d];
     let w_e = params.get("embed.W_E")?;
     let w_pos = params.get("pos_embed.W_pos")?;
-    let (embed, pos_embed, mut resid) = embedding_ref(tokens, pos, w_e, w_pos, d);
-    hooks.put(capture, "hook_embed".into(), resid_shape.clone(), &embed);
-    hooks.put(
-        capture,
-        "hook_pos_embed".into(),
-        resid_shape.clone(),
-        &pos_embed,
-    );
+    let (mut embed, mut pos_embed, mut resid) = embedding_ref(tokens, pos, w_e, w_pos, d);
+    let edited = tap.edit("hook_embed", &mut embed) | tap.edit("hook_pos_embed", &mut pos_embed);
+    if edited {
+        resid = embed.iter().zip(&pos_embed).map(|(e, p)| e + p).collect();
+    }
+    tap.see("hook_embed".into(), resid_shape.clone(), &embed);
+    tap.see("hook_pos_embed".into(), resid_shape.clone(), &pos_embed);
+    let ln_ctx = (batch, pos);
     for l in 0..cfg.n_layers as usize {
         let name = |n: &str| format!("blocks.{l}.{n}");
-        hooks.put(capture, name("hook_resid_pre"), resid_shape.clone(), &resid);
-        let x = layer_norm(
-            params,
-            &name("ln1"),
-            &resid,
-            rows,
-            d,
-            capture,
-            &mut hooks,
-            (batch, pos),
-        )?;
-        let attn_out = attention(params, l, &x, batch, pos, capture, &mut hooks)?;
-        hooks.put(
-            capture,
-            name("hook_attn_out"),
-            resid_shape.clone(),
-            &attn_out,
-        );
+        tap.at(name("hook_resid_pre"), resid_shape.clone(), &mut resid);
+        let x = layer_norm(params, &name("ln1"), &resid, d, &mut tap, ln_ctx)?;
+        let mut attn_out = attention(params, l, &x, batch, pos, &mut tap)?;
+        tap.at(name("hook_attn_out"), resid_shape.clone(), &mut attn_out);
         add_into(&mut resid, &attn_out);
         if !cfg.attn_only {
-            hooks.put(capture, name("hook_resid_mid"), resid_shape.clone(), &resid);
-            let x = layer_norm(
-                params,
-                &name("ln2"),
-                &resid,
-                rows,
-                d,
-                capture,
-                &mut hooks,
-                (batch, pos),
-            )?;
-            let mlp_out = mlp(params, l, &x, batch, pos, capture, &mut hooks)?;
-            hooks.put(capture, name("hook_mlp_out"), resid_shape.clone(), &mlp_out);
+            tap.at(name("hook_resid_mid"), resid_shape.clone(), &mut resid);
+            let x = layer_norm(params, &name("ln2"), &resid, d, &mut tap, ln_ctx)?;
+            let mut mlp_out = mlp(params, l, &x, batch, pos, &mut tap)?;
+            tap.at(name("hook_mlp_out"), resid_shape.clone(), &mut mlp_out);
             add_into(&mut resid, &mlp_out);
         }
-        hooks.put(
-            capture,
-            name("hook_resid_post"),
-            resid_shape.clone(),
-            &resid,
-        );
+        tap.at(name("hook_resid_post"), resid_shape.clone(), &mut resid);
     }
-    let x = layer_norm(
-        params,
-        "ln_final",
-        &resid,
-        rows,
-        d,
-        capture,
-        &mut hooks,
-        (batch, pos),
-    )?;
+    let mut x = layer_norm(params, "ln_final", &resid, d, &mut tap, ln_ctx)?;
+    tap.at("unembed.hook_in".into(), resid_shape, &mut x);
     let v = cfg.d_vocab as usize;
     let logits = linear(
         &x,
@@ -142,7 +82,8 @@ pub fn forward(
         d,
         v,
     );
-    Ok((logits, hooks))
+    tap.see("unembed.hook_out".into(), vec![batch, pos, v], &logits);
+    Ok((logits, tap.hooks))
 }
 
 /// Positions per row of `tokens`, refused (naming the problem) unless they are `batch` equal
@@ -194,32 +135,54 @@ fn linear(x: &[f32], w: &[f32], bias: Option<&[f32]>, rows: usize, k: usize, n: 
     out
 }
 
-/// LayerNorm over rows of `width` as TransformerLens computes it: centre, `hook_scale` =
-/// √(mean(x²) + ε), `hook_normalized` = x / scale · w + b (after the weight and bias).
-#[allow(clippy::too_many_arguments)]
+/// LayerNorm over rows of `width` as TransformerLens 3.x computes it: centre, `hook_scale` =
+/// √(mean(x²) + ε), `hook_normalized` = x / scale (before the weight and bias; TransformerLens
+/// 2.x took it after), and the output `hook_normalized · w + b`.
 fn layer_norm(
     params: &TransformerParams,
     prefix: &str,
     x: &[f32],
-    rows: usize,
     width: usize,
-    capture: &dyn Fn(&str) -> bool,
-    hooks: &mut Hooks,
+    tap: &mut Tap<'_>,
     (batch, pos): (usize, usize),
 ) -> Result<Vec<f32>> {
     let w = params.get(&format!("{prefix}.w"))?;
     let b = params.get(&format!("{prefix}.b"))?;
-    let (out, stats) = layernorm_ref(&x[..rows * width], w, b, width);
-    let scales = &stats[..rows];
+    let rows = batch * pos;
+    let (_, stats) = layernorm_ref(&x[..rows * width], w, b, width);
+    let normalized = normalized(&x[..rows * width], &stats, width);
     let extra = |n: &str| format!("{prefix}.{n}");
-    hooks.put(capture, extra("hook_scale"), vec![batch, pos, 1], scales);
-    hooks.put(
-        capture,
+    tap.see(extra("hook_scale"), vec![batch, pos, 1], &stats[..rows]);
+    tap.see(
         extra("hook_normalized"),
         vec![batch, pos, width],
-        &out,
+        &normalized,
     );
-    Ok(out)
+    Ok(affine(&normalized, w, b))
+}
+
+/// LayerNorm's `hook_normalized`, `(x − mean) / scale`, from its input and the
+/// `[scale; mean]` statistics [`layernorm_ref`] and the GPU kernel keep.
+pub(crate) fn normalized(x: &[f32], stats: &[f32], width: usize) -> Vec<f32> {
+    let rows = x.len() / width;
+    x.chunks_exact(width)
+        .enumerate()
+        .flat_map(|(r, row)| {
+            let (s, mean) = (stats[r], stats[rows + r]);
+            row.iter().map(move |v| (v - mean) / s)
+        })
+        .collect()
+}
+
+/// LayerNorm's output from its `hook_normalized`: `n · w + b`, the same operations in the same
+/// order as [`layernorm_ref`] and the kernel, so the same bits.
+pub(crate) fn affine(normalized: &[f32], w: &[f32], b: &[f32]) -> Vec<f32> {
+    let width = w.len();
+    normalized
+        .iter()
+        .enumerate()
+        .map(|(i, n)| n * w[i % width] + b[i % width])
+        .collect()
 }
 
 /// Causal multi-head attention of layer `l` on the normalised residual `x`.
@@ -229,8 +192,7 @@ fn attention(
     x: &[f32],
     batch: usize,
     pos: usize,
-    capture: &dyn Fn(&str) -> bool,
-    hooks: &mut Hooks,
+    tap: &mut Tap<'_>,
 ) -> Result<Vec<f32>> {
     let cfg = &params.cfg;
     let (d, h, dh) = (
@@ -241,30 +203,25 @@ fn attention(
     let p = |n: &str| params.get(&format!("blocks.{l}.attn.{n}"));
     // q, k, v as [batch, pos, head, d_head].
     let project = |w: &[f32], bias: &[f32]| heads_ref(x, w, bias, d, h, dh);
-    let q = project(p("W_Q")?, p("b_Q")?);
-    let k = project(p("W_K")?, p("b_K")?);
-    let v = project(p("W_V")?, p("b_V")?);
+    let mut q = project(p("W_Q")?, p("b_Q")?);
+    let mut k = project(p("W_K")?, p("b_K")?);
+    let mut v = project(p("W_V")?, p("b_V")?);
     let name = |n: &str| format!("blocks.{l}.attn.{n}");
     let qkv_shape = vec![batch, pos, h, dh];
-    hooks.put(capture, name("hook_q"), qkv_shape.clone(), &q);
-    hooks.put(capture, name("hook_k"), qkv_shape.clone(), &k);
-    hooks.put(capture, name("hook_v"), qkv_shape.clone(), &v);
+    tap.at(name("hook_q"), qkv_shape.clone(), &mut q);
+    tap.at(name("hook_k"), qkv_shape.clone(), &mut k);
+    tap.at(name("hook_v"), qkv_shape.clone(), &mut v);
     let shape = AttnShape {
         batch,
         pos,
         heads: h,
         d_head: dh,
     };
-    let (scores, pattern, z) = attention_ref(shape, &q, &k, &v);
+    let (scores, pattern, mut z) = attention_ref(shape, &q, &k, &v);
     let score_shape = vec![batch, h, pos, pos];
-    hooks.put(
-        capture,
-        name("hook_attn_scores"),
-        score_shape.clone(),
-        &scores,
-    );
-    hooks.put(capture, name("hook_pattern"), score_shape, &pattern);
-    hooks.put(capture, name("hook_z"), qkv_shape, &z);
+    tap.see(name("hook_attn_scores"), score_shape.clone(), &scores);
+    tap.see(name("hook_pattern"), score_shape, &pattern);
+    tap.at(name("hook_z"), qkv_shape, &mut z);
     // W_O [head, d_head, d_model] is a [head · d_head, d_model] matrix on z's rows.
     Ok(linear(
         &z,
@@ -283,35 +240,25 @@ fn mlp(
     x: &[f32],
     batch: usize,
     pos: usize,
-    capture: &dyn Fn(&str) -> bool,
-    hooks: &mut Hooks,
+    tap: &mut Tap<'_>,
 ) -> Result<Vec<f32>> {
     let cfg = &params.cfg;
     let (d, m, rows) = (cfg.d_model as usize, cfg.d_mlp as usize, batch * pos);
     let p = |n: &str| params.get(&format!("blocks.{l}.mlp.{n}"));
     let name = |n: &str| format!("blocks.{l}.mlp.{n}");
     let shape = vec![batch, pos, m];
-    let pre = linear(x, p("W_in")?, Some(p("b_in")?), rows, d, m);
-    hooks.put(capture, name("hook_pre"), shape.clone(), &pre);
-    let post = match cfg.act_fn {
+    let mut pre = linear(x, p("W_in")?, Some(p("b_in")?), rows, d, m);
+    tap.at(name("hook_pre"), shape.clone(), &mut pre);
+    let mut post = match cfg.act_fn {
         Activation::Gelu => activation_ref(Act::Gelu, &pre, m),
         Activation::GeluNew => activation_ref(Act::GeluNew, &pre, m),
         Activation::SoluLn => {
-            let mid = activation_ref(Act::Solu, &pre, m);
-            hooks.put(capture, name("hook_mid"), shape.clone(), &mid);
-            layer_norm(
-                params,
-                &name("ln"),
-                &mid,
-                rows,
-                m,
-                capture,
-                hooks,
-                (batch, pos),
-            )?
+            let mut mid = activation_ref(Act::Solu, &pre, m);
+            tap.at(name("hook_mid"), shape.clone(), &mut mid);
+            layer_norm(params, &name("ln"), &mid, m, tap, (batch, pos))?
         }
     };
-    hooks.put(capture, name("hook_post"), shape, &post);
+    tap.at(name("hook_post"), shape, &mut post);
     Ok(linear(&post, p("W_out")?, Some(p("b_out")?), rows, m, d))
 }
 
@@ -319,19 +266,6 @@ fn mlp(
 mod tests {
     use super::super::config::TransformerConfig;
     use super::*;
-
-    #[test]
-    fn hook_patterns_match_one_part_per_star() {
-        assert!(hook_matches(
-            "blocks.*.mlp.hook_mid",
-            "blocks.3.mlp.hook_mid"
-        ));
-        assert!(!hook_matches(
-            "blocks.*.mlp.hook_mid",
-            "blocks.3.mlp.ln.hook_scale"
-        ));
-        assert!(hook_matches("hook_embed", "hook_embed"));
-    }
 
     #[test]
     fn bad_token_batches_are_named() {

@@ -1,10 +1,13 @@
-//! The CPU forward pass against TransformerLens itself: tiny random models of each activation
-//! (and an attention-only one) with their logits and every hook's activation, made by
-//! `tools/fixtures/make_transformer_lens.py` with TransformerLens 2.18.0. Every hook
-//! TransformerLens caches must be captured under the same name and shape and agree to 1e-4;
-//! no hook may be captured that TransformerLens does not have.
+//! The CPU and GPU passes against TransformerLens itself: tiny random models of each activation
+//! (and an attention-only one), every parameter moved off its initial value, with their logits
+//! and every hook's activation, the loss and every parameter's gradient from torch's autograd,
+//! and the logits and loss of `run_with_hooks` with hooks replaced (zero ablation, one neuron
+//! or head dimension zeroed, steering, activation patching), made by
+//! `tools/fixtures/make_transformer_lens.py` with the TransformerLens 3.x that SAELens 6
+//! installs. Every hook TransformerLens caches must be captured under the same name and shape
+//! and agree to 1e-4; no hook may be captured that TransformerLens does not have.
 
-use super::{forward, TransformerConfig, TransformerParams};
+use super::{forward, forward_with, Edit, HookEdit, TransformerConfig, TransformerParams};
 use crate::io::safetensors::to_f32;
 use safetensors::SafeTensors;
 
@@ -13,6 +16,9 @@ struct Fixture {
     config: &'static str,
     model: &'static [u8],
     activations: &'static [u8],
+    loss_and_grads: &'static [u8],
+    edits: &'static str,
+    edited: &'static [u8],
 }
 
 macro_rules! fixture {
@@ -33,6 +39,21 @@ macro_rules! fixture {
                 "../../../tests/fixtures/transformer_lens/",
                 $name,
                 "/activations.safetensors"
+            )),
+            loss_and_grads: include_bytes!(concat!(
+                "../../../tests/fixtures/transformer_lens/",
+                $name,
+                "/loss_and_grads.safetensors"
+            )),
+            edits: include_str!(concat!(
+                "../../../tests/fixtures/transformer_lens/",
+                $name,
+                "/interventions.json"
+            )),
+            edited: include_bytes!(concat!(
+                "../../../tests/fixtures/transformer_lens/",
+                $name,
+                "/interventions.safetensors"
             )),
         }
     };
@@ -186,6 +207,182 @@ async fn gpu_gradients_match(gpu: &crate::gpu::Gpu) {
     }
 }
 crate::gpu_test!(gpu_gradients_match_the_cpu_reference, gpu_gradients_match);
+
+/// A tensor of a fixture's safetensors file, as f32.
+fn tensor(bytes: &[u8], name: &str) -> Vec<f32> {
+    let st = SafeTensors::deserialize(bytes).unwrap();
+    let view = st
+        .tensor(name)
+        .unwrap_or_else(|e| panic!("fixture tensor {name}: {e}"));
+    to_f32(&view, name, crate::EngineError::BadModel).unwrap()
+}
+
+/// The CPU reference's loss and every parameter's gradient against torch's autograd through
+/// TransformerLens's own forward: the loss to 1e-5 relative, the gradients to 1e-4 absolute plus
+/// 1e-3 relative (f32 sums in other orders, through a softmax and three LayerNorms a layer).
+#[test]
+fn cpu_loss_and_gradients_match_torch_autograd() {
+    for f in &FIXTURES {
+        let (params, rows) = load(f);
+        let (loss, grads) =
+            super::grad::loss_and_grad(&params, &rows.concat(), rows.len()).unwrap();
+        let want = tensor(f.loss_and_grads, "loss")[0];
+        assert!(
+            (loss - want).abs() <= 1e-5 * want.abs(),
+            "{}: loss {loss}, TransformerLens {want}",
+            f.name
+        );
+        for (t, g) in params.tensors.iter().zip(&grads) {
+            let want = tensor(f.loss_and_grads, &format!("grad.{}", t.name));
+            crate::testing::assert_close(
+                &format!("{}: d loss / d {}", f.name, t.name),
+                g,
+                &want,
+                1e-4,
+                1e-3,
+            );
+        }
+    }
+}
+
+/// One `run_with_hooks` case of a fixture: its name, the edit, and the logits and loss
+/// TransformerLens gave.
+struct EditCase {
+    name: String,
+    edit: HookEdit,
+    logits: Vec<f32>,
+    loss: f32,
+}
+
+/// A fixture's `run_with_hooks` cases; a patch's source is the hook's value on the source
+/// prompt, from `source_hook` (the CPU or GPU pass under test, checked above against
+/// TransformerLens's own cache).
+fn edit_cases(f: &Fixture, source_hook: &mut dyn FnMut(&[u32], &str) -> Vec<f32>) -> Vec<EditCase> {
+    let meta: serde_json::Value = serde_json::from_str(f.edits).unwrap();
+    let source: Vec<Vec<u32>> = serde_json::from_value(meta["source_tokens"].clone()).unwrap();
+    let cases = meta["interventions"].as_array().unwrap();
+    assert!(
+        cases.len() >= 4,
+        "{}: {} interventions",
+        f.name,
+        cases.len()
+    );
+    cases
+        .iter()
+        .map(|c| {
+            let name = c["name"].as_str().unwrap().to_string();
+            let hook = c["hook"].as_str().unwrap().to_string();
+            let edit = match c["kind"].as_str().unwrap() {
+                "zero" => Edit::Zero,
+                "zero_index" => Edit::ZeroIndex(c["index"].as_u64().unwrap() as usize),
+                "steer" => Edit::Steer {
+                    vector: tensor(f.edited, &format!("{name}.vector")),
+                    scale: c["scale"].as_f64().unwrap() as f32,
+                },
+                "patch" => Edit::Patch {
+                    source: source_hook(&source.concat(), &hook),
+                    positions: Some(serde_json::from_value(c["positions"].clone()).unwrap()),
+                },
+                k => panic!("{}: unknown intervention kind {k}", f.name),
+            };
+            EditCase {
+                logits: tensor(f.edited, &format!("{name}.logits")),
+                loss: tensor(f.edited, &format!("{name}.loss"))[0],
+                edit: HookEdit::new(hook, edit),
+                name,
+            }
+        })
+        .collect()
+}
+
+/// The edited pass's logits (to 1e-4) and loss (to 1e-5 relative) against TransformerLens's.
+fn check_edited(what: &str, case: &EditCase, logits: &[f32], loss: f32) {
+    assert_eq!(logits.len(), case.logits.len(), "{what}: logits");
+    for (i, (g, w)) in logits.iter().zip(&case.logits).enumerate() {
+        assert!(
+            close(*g, *w),
+            "{what}: logits[{i}] = {g}, TransformerLens has {w}"
+        );
+    }
+    assert!(
+        (loss - case.loss).abs() <= 1e-5 * case.loss.abs().max(1.0),
+        "{what}: loss {loss}, TransformerLens {}",
+        case.loss
+    );
+}
+
+/// `forward_with` on the CPU against `run_with_hooks`: the pass goes on from each replaced
+/// value exactly as TransformerLens's does.
+#[test]
+fn cpu_edited_forward_matches_run_with_hooks() {
+    for f in &FIXTURES {
+        let (params, rows) = load(f);
+        let tokens = rows.concat();
+        let mut source = |t: &[u32], hook: &str| {
+            let (_, h) = forward(&params, t, rows.len(), &|n| n == hook).unwrap();
+            h.get(hook).unwrap().1.to_vec()
+        };
+        for case in edit_cases(f, &mut source) {
+            let edits = [case.edit.clone()];
+            let (logits, hooks) = forward_with(
+                &params,
+                &tokens,
+                rows.len(),
+                &|n| n == case.edit.hook,
+                &edits,
+            )
+            .unwrap();
+            let v = params.cfg.d_vocab as usize;
+            let (loss, _) = super::grad::lm_loss(&logits, &tokens, rows.len(), v);
+            check_edited(&format!("{} {}", f.name, case.name), &case, &logits, loss);
+            assert!(
+                hooks.get(&case.edit.hook).is_some(),
+                "the edited hook is captured"
+            );
+        }
+    }
+}
+
+/// The same edits recorded on the GPU (`hook_edit.wgsl`), against `run_with_hooks`, with the
+/// loss of the edited model computed on the device.
+async fn gpu_edited_forward_matches(gpu: &crate::gpu::Gpu) {
+    for f in &FIXTURES {
+        let (params, rows) = load(f);
+        let tokens = rows.concat();
+        let mut model = super::gpu::GpuTransformer::new(gpu, &params).unwrap();
+        let mut sources = vec![];
+        let meta: serde_json::Value = serde_json::from_str(f.edits).unwrap();
+        let src: Vec<Vec<u32>> = serde_json::from_value(meta["source_tokens"].clone()).unwrap();
+        for c in meta["interventions"].as_array().unwrap() {
+            let hook = c["hook"].as_str().unwrap().to_string();
+            let (_, h) = model
+                .forward(&src.concat(), rows.len(), &|n| n == hook)
+                .await
+                .unwrap();
+            sources.push((hook.clone(), h.get(&hook).unwrap().1.to_vec()));
+        }
+        let mut source =
+            |_: &[u32], hook: &str| sources.iter().find(|(h, _)| h == hook).unwrap().1.clone();
+        for case in edit_cases(f, &mut source) {
+            let edits = [case.edit.clone()];
+            let (logits, _) = model
+                .forward_with(&tokens, rows.len(), &|_| false, &edits)
+                .await
+                .unwrap();
+            let loss = model.loss_with(&tokens, rows.len(), &edits).await.unwrap();
+            check_edited(
+                &format!("{} {} on the GPU", f.name, case.name),
+                &case,
+                &logits,
+                loss,
+            );
+        }
+    }
+}
+crate::gpu_test!(
+    gpu_edited_forward_matches_run_with_hooks,
+    gpu_edited_forward_matches
+);
 
 #[test]
 fn a_state_dict_for_another_model_is_refused_by_name() {

@@ -4,7 +4,8 @@
 //! shapes; nothing else is read back but the logits.
 
 use super::config::Activation;
-use super::cpu::{check_tokens, Hooks};
+use super::cpu::{check_tokens, normalized, Hooks};
+use super::hooks::{check_edits, CheckedEdit, Edit, HookEdit};
 use super::params::TransformerParams;
 use super::unembed::{self, unembed_loss, UnembedLoss};
 use crate::error::Result;
@@ -19,6 +20,7 @@ use crate::kernels::embedding::{
     embedding, embedding_backward, token_lists, Embedding, EmbeddingBackward,
 };
 use crate::kernels::heads::{heads, heads_backward, Heads, HeadsBackward};
+use crate::kernels::hook_edit::{hook_edit, EditOp};
 use crate::kernels::layernorm::{layernorm, layernorm_backward, LayerNorm, LayerNormBackward};
 use crate::kernels::matmul::{matmul, Matmul};
 use crate::kernels::sum_rows::sum_rows;
@@ -45,13 +47,18 @@ enum Want<'g> {
     Grads(&'g Arena),
 }
 
-/// An activation buffer with its hook name and shape.
+/// An activation buffer with its hook name and shape. A LayerNorm's output (`{prefix}.out`,
+/// what the next layer reads) and statistics (`{prefix}.stats`) are not hooks: its
+/// `hook_scale` and `hook_normalized` are made from its statistics and input when captured.
 struct Buf {
     name: String,
-    /// A second hook with the same values (SoLU's `mlp.ln.hook_normalized` is `mlp.hook_post`).
-    also: Option<String>,
     shape: Vec<usize>,
     buf: wgpu::Buffer,
+}
+
+/// Whether an activation buffer holds a hook's value (or the logits).
+fn is_hook(name: &str) -> bool {
+    !(name.ends_with(".out") || name.ends_with(".stats"))
 }
 
 impl GpuTransformer {
@@ -91,8 +98,37 @@ impl GpuTransformer {
         batch: usize,
         capture: &dyn Fn(&str) -> bool,
     ) -> Result<(Vec<f32>, Hooks)> {
-        let (logits, hooks, _) = self.run(tokens, batch, capture, Want::Logits).await?;
+        self.forward_with(tokens, batch, capture, &[]).await
+    }
+
+    /// [`GpuTransformer::forward`] with `edits` replacing hooks' values on the way, on the
+    /// device, as [`super::cpu::forward_with`] does: the pass goes on from each edited value,
+    /// and a captured hook holds its value after its edits.
+    pub async fn forward_with(
+        &mut self,
+        tokens: &[u32],
+        batch: usize,
+        capture: &dyn Fn(&str) -> bool,
+        edits: &[HookEdit],
+    ) -> Result<(Vec<f32>, Hooks)> {
+        let (logits, hooks, _) = self
+            .run(tokens, batch, capture, edits, Want::Logits)
+            .await?;
         Ok((logits, hooks))
+    }
+
+    /// The mean language-modelling loss with `edits` replacing hooks' values (the loss of an
+    /// ablated, steered or patched model; with an SAE's reconstruction, CE loss recovered).
+    pub async fn loss_with(
+        &mut self,
+        tokens: &[u32],
+        batch: usize,
+        edits: &[HookEdit],
+    ) -> Result<f32> {
+        let (_, _, loss) = self
+            .run(tokens, batch, &|_| false, edits, Want::Loss)
+            .await?;
+        Ok(loss.expect("a loss pass reads the loss"))
     }
 
     /// The parameters on the device (their gradients are its [`Arena::mirror`]s).
@@ -110,7 +146,7 @@ impl GpuTransformer {
         grads: &Arena,
     ) -> Result<f32> {
         let (_, _, loss) = self
-            .run(tokens, batch, &|_| false, Want::Grads(grads))
+            .run(tokens, batch, &|_| false, &[], Want::Grads(grads))
             .await?;
         Ok(loss.expect("the backward pass reads the loss"))
     }
@@ -118,8 +154,7 @@ impl GpuTransformer {
     /// The mean language-modelling loss on `tokens` (rows of `batch`), its logits made a chunk
     /// of positions at a time so that no vocabulary's are too large to bind.
     pub async fn loss(&mut self, tokens: &[u32], batch: usize) -> Result<f32> {
-        let (_, _, loss) = self.run(tokens, batch, &|_| false, Want::Loss).await?;
-        Ok(loss.expect("a loss pass reads the loss"))
+        self.loss_with(tokens, batch, &[]).await
     }
 
     async fn run(
@@ -127,10 +162,12 @@ impl GpuTransformer {
         tokens: &[u32],
         batch: usize,
         capture: &dyn Fn(&str) -> bool,
+        edits: &[HookEdit],
         want: Want<'_>,
     ) -> Result<(Vec<f32>, Hooks, Option<f32>)> {
         let cfg = self.params.cfg.clone();
         let pos = check_tokens(&cfg, tokens, batch)?;
+        let edits = check_edits(&cfg, edits, batch, pos)?;
         let (d, h, dh, m, v) = (
             cfg.d_model as usize,
             cfg.n_heads as usize,
@@ -141,17 +178,11 @@ impl GpuTransformer {
         let rows = batch * pos;
         let gpu = self.gpu.clone();
         let mut acts: Vec<Buf> = vec![];
-        let mut aliases: Vec<(usize, String)> = vec![];
         let mut new = |name: String, shape: Vec<usize>| -> Result<usize> {
             let n: usize = shape.iter().product();
             // Zeroed at the start of the recording, not by a submit each.
             let buf = gpu.storage_dirty::<f32>(&name, n.max(1))?;
-            acts.push(Buf {
-                name,
-                also: None,
-                shape,
-                buf,
-            });
+            acts.push(Buf { name, shape, buf });
             Ok(acts.len() - 1)
         };
         let resid_shape = vec![batch, pos, d];
@@ -179,7 +210,7 @@ impl GpuTransformer {
                 });
                 resid = pre;
             }
-            let x1 = new(name("ln1.hook_normalized"), resid_shape.clone())?;
+            let x1 = new(name("ln1.out"), resid_shape.clone())?;
             let s1 = new(name("ln1.stats"), vec![2, rows])?;
             plan.push(Step::Ln {
                 prefix: name("ln1"),
@@ -234,7 +265,7 @@ impl GpuTransformer {
             });
             resid = mid;
             if !cfg.attn_only {
-                let x2 = new(name("ln2.hook_normalized"), resid_shape.clone())?;
+                let x2 = new(name("ln2.out"), resid_shape.clone())?;
                 let s2 = new(name("ln2.stats"), vec![2, rows])?;
                 plan.push(Step::Ln {
                     prefix: name("ln2"),
@@ -277,7 +308,6 @@ impl GpuTransformer {
                             width: m,
                         });
                         let s3 = new(name("mlp.ln.stats"), vec![2, rows])?;
-                        aliases.push((post, name("mlp.ln.hook_normalized")));
                         plan.push(Step::Ln {
                             prefix: name("mlp.ln"),
                             x: midb,
@@ -305,7 +335,7 @@ impl GpuTransformer {
                 resid = post_resid;
             }
         }
-        let xf = new("ln_final.hook_normalized".into(), resid_shape.clone())?;
+        let xf = new("unembed.hook_in".into(), resid_shape.clone())?;
         let sf = new("ln_final.stats".into(), vec![2, rows])?;
         plan.push(Step::Ln {
             prefix: "ln_final".into(),
@@ -325,9 +355,9 @@ impl GpuTransformer {
                 n: v,
             });
         }
-        for (i, name) in aliases {
-            acts[i].also = Some(name);
-        }
+        let plan = with_edits(plan, &acts, &edits);
+        // The edits' operands, uploaded before the recording that reads them.
+        let operands = edit_operands(&gpu, &edits)?;
         // Record the whole pass.
         let arena = &self.arena;
         let mut rec = self.recorder.begin();
@@ -442,6 +472,23 @@ impl GpuTransformer {
                 }
                 Step::Act { act, x, out, width } => {
                     activation(&mut rec, *act, buf(*x), None, buf(*out), rows, *width).await?;
+                }
+                Step::Edit { x, edit } => {
+                    let e = &edits[*edit];
+                    let (a, b) = &operands[*edit];
+                    let op = match &e.edit.edit {
+                        Edit::Zero => EditOp::Zero,
+                        Edit::ZeroIndex(i) => EditOp::ZeroIndex(*i),
+                        Edit::Steer { scale, .. } => EditOp::Steer {
+                            vector: a.as_ref().expect("uploaded").into(),
+                            scale: *scale,
+                        },
+                        Edit::Patch { .. } => EditOp::Patch {
+                            source: a.as_ref().expect("uploaded").into(),
+                            mask: b.as_ref().expect("uploaded").into(),
+                        },
+                    };
+                    hook_edit(&mut rec, buf(*x), e.shape, op).await?;
                 }
             }
         }
@@ -571,7 +618,7 @@ impl GpuTransformer {
                             ga,
                             arena,
                             (&name("mlp.W_in"), &name("mlp.b_in")),
-                            b(&name("ln2.hook_normalized")),
+                            b(&name("ln2.out")),
                             (&dpre).into(),
                             (&dx2).into(),
                             (rows, d, m),
@@ -647,7 +694,7 @@ impl GpuTransformer {
                         heads_backward(
                             &mut rec,
                             &HeadsBackward {
-                                x: b(&name("ln1.hook_normalized")),
+                                x: b(&name("ln1.out")),
                                 w: arena.view(&name(&format!("attn.W_{which}")))?,
                                 dout: g.into(),
                                 dx: (&dx1).into(),
@@ -727,19 +774,39 @@ impl GpuTransformer {
             let n: usize = a.shape.iter().product();
             if a.name == "logits" {
                 logits_out = gpu.read(&a.buf, n).await?;
-            } else if let Some(prefix) = a.name.strip_suffix(".stats") {
-                let name = format!("{prefix}.hook_scale");
-                if capture(&name) {
-                    let scale: Vec<f32> = gpu.read(&a.buf, rows).await?;
-                    hooks.put(capture, name, vec![batch, pos, 1], &scale);
+                hooks.put(
+                    capture,
+                    "unembed.hook_out".into(),
+                    a.shape.clone(),
+                    &logits_out,
+                );
+            } else if is_hook(&a.name) && capture(&a.name) {
+                let values: Vec<f32> = gpu.read(&a.buf, n).await?;
+                hooks.put(capture, a.name.clone(), a.shape.clone(), &values);
+            }
+        }
+        for step in &plan {
+            if let Step::Ln {
+                prefix,
+                x,
+                stats,
+                width,
+                ..
+            } = step
+            {
+                let (scale, norm) = (
+                    format!("{prefix}.hook_scale"),
+                    format!("{prefix}.hook_normalized"),
+                );
+                if !capture(&scale) && !capture(&norm) {
+                    continue;
                 }
-            } else {
-                let names: Vec<&String> = std::iter::once(&a.name).chain(&a.also).collect();
-                if names.iter().any(|n| capture(n)) {
-                    let values: Vec<f32> = gpu.read(&a.buf, n).await?;
-                    for n in names {
-                        hooks.put(capture, n.clone(), a.shape.clone(), &values);
-                    }
+                let st: Vec<f32> = gpu.read(&acts[*stats].buf, 2 * rows).await?;
+                hooks.put(capture, scale, vec![batch, pos, 1], &st[..rows]);
+                if capture(&norm) {
+                    let xv: Vec<f32> = gpu.read(&acts[*x].buf, rows * width).await?;
+                    let shape = vec![batch, pos, *width];
+                    hooks.put(capture, norm, shape, &normalized(&xv, &st, *width));
                 }
             }
         }
@@ -755,6 +822,12 @@ impl GpuTransformer {
             keep.into_iter().for_each(|b| gpu.recycle(b));
         }
         grad_keep.into_iter().for_each(|b| gpu.recycle(b));
+        for b in operands
+            .into_iter()
+            .flat_map(|(a, b)| a.into_iter().chain(b))
+        {
+            gpu.recycle(b);
+        }
         Ok((logits_out, hooks, loss))
     }
 }
@@ -884,6 +957,99 @@ enum Step {
         out: usize,
         width: usize,
     },
+    /// Edit `edit` (an index into the checked edits) of the hook in buffer `x`, in place.
+    Edit {
+        x: usize,
+        edit: usize,
+    },
+}
+
+impl Step {
+    /// The activation buffers the step writes that an edit may replace.
+    fn outputs(&self) -> Vec<usize> {
+        match *self {
+            Step::Embed {
+                embed,
+                pos_embed,
+                resid,
+            } => vec![embed, pos_embed, resid],
+            Step::Copy { to, .. } => vec![to],
+            Step::Ln { y, .. } => vec![y],
+            Step::Heads { out, .. }
+            | Step::Linear { out, .. }
+            | Step::Add { out, .. }
+            | Step::Act { out, .. } => vec![out],
+            Step::Attn { z, .. } => vec![z],
+            Step::Edit { .. } => vec![],
+        }
+    }
+}
+
+/// `plan` with each edit recorded right after the step that writes its hook, so every later
+/// step reads the edited value. An edited embedding makes the residual stream again from the
+/// edited `hook_embed` and `hook_pos_embed` before `blocks.0.hook_resid_pre`'s own edits.
+fn with_edits(plan: Vec<Step>, acts: &[Buf], edits: &[CheckedEdit<'_>]) -> Vec<Step> {
+    let edits_of = |buf: usize| -> Vec<Step> {
+        (0..edits.len())
+            .filter(|&e| edits[e].edit.hook == acts[buf].name)
+            .map(|edit| Step::Edit { x: buf, edit })
+            .collect()
+    };
+    let mut out = vec![];
+    for step in plan {
+        let outputs = step.outputs();
+        let embed = match step {
+            Step::Embed {
+                embed,
+                pos_embed,
+                resid,
+            } => Some((embed, pos_embed, resid)),
+            _ => None,
+        };
+        out.push(step);
+        match embed {
+            Some((embed, pos_embed, resid)) => {
+                let first: Vec<Step> = [embed, pos_embed].into_iter().flat_map(edits_of).collect();
+                if !first.is_empty() {
+                    out.extend(first);
+                    out.push(Step::Add {
+                        a: embed,
+                        b: pos_embed,
+                        out: resid,
+                    });
+                }
+                out.extend(edits_of(resid));
+            }
+            None => out.extend(outputs.into_iter().flat_map(edits_of)),
+        }
+    }
+    out
+}
+
+/// Each edit's operands on the device: a steering vector, or a patch's source and position
+/// flags.
+fn edit_operands(
+    gpu: &Gpu,
+    edits: &[CheckedEdit<'_>],
+) -> Result<Vec<(Option<wgpu::Buffer>, Option<wgpu::Buffer>)>> {
+    edits
+        .iter()
+        .map(|e| {
+            Ok(match &e.edit.edit {
+                Edit::Zero | Edit::ZeroIndex(_) => (None, None),
+                Edit::Steer { vector, .. } => {
+                    (Some(gpu.storage_from("steering vector", vector)?), None)
+                }
+                Edit::Patch { source, .. } => {
+                    let flags: Vec<u32> = e.mask.iter().map(|&m| u32::from(m)).collect();
+                    (
+                        Some(gpu.storage_from("patch source", source)?),
+                        Some(gpu.storage_from("patch positions", &flags)?),
+                    )
+                }
+            })
+        })
+        .collect()
 }
 
 /// Trains a language model on the GPU: the same run as [`super::lm::CpuLmTrainer`] (the same

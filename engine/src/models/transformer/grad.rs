@@ -5,7 +5,7 @@
 //! tested against, and the CPU trainer's gradient.
 
 use super::config::Activation;
-use super::cpu::{forward, Hooks};
+use super::cpu::{affine, forward, Hooks};
 use super::params::TransformerParams;
 use crate::error::Result;
 use crate::kernels::activation::{activation_backward_ref, Act};
@@ -38,6 +38,14 @@ fn hook<'a>(h: &'a Hooks, name: &str) -> &'a [f32] {
     h.get(name)
         .map(|(_, v)| v)
         .expect("the forward pass captured every hook")
+}
+
+/// A LayerNorm's output (`hook_normalized · w + b`, what the next layer reads), from the
+/// captured `hook_normalized`.
+fn ln_out(params: &TransformerParams, h: &Hooks, prefix: &str) -> Result<Vec<f32>> {
+    let n = hook(h, &format!("{prefix}.hook_normalized"));
+    let w = params.get(&format!("{prefix}.w"))?;
+    Ok(affine(n, w, params.get(&format!("{prefix}.b"))?))
 }
 
 /// `out += aᵀ [k, n] from a [rows, k] and g [rows, n]`: a weight's gradient.
@@ -116,7 +124,7 @@ pub fn loss_and_grad(
     let (loss, dlogits) = lm_loss(&logits, tokens, batch, v);
     let mut grads = Grads(HashMap::new());
     // Unembedding and the final LayerNorm.
-    let xf = hook(&h, "ln_final.hook_normalized");
+    let xf = &ln_out(params, &h, "ln_final")?;
     add_at_b(grads.of("unembed.W_U", d * v), xf, &dlogits, rows, d, v);
     add_bias_grad(grads.of("unembed.b_U", v), &dlogits, v);
     let dxf = g_wt(&dlogits, params.get("unembed.W_U")?, rows, d, v);
@@ -126,7 +134,7 @@ pub fn loss_and_grad(
         let name = |n: &str| format!("blocks.{l}.{n}");
         if !cfg.attn_only {
             let dmlp_out = dresid.clone();
-            let x2 = hook(&h, &name("ln2.hook_normalized"));
+            let x2 = &ln_out(params, &h, &name("ln2"))?;
             let post = hook(&h, &name("mlp.hook_post"));
             add_at_b(
                 grads.of(&name("mlp.W_out"), m * d),
@@ -182,7 +190,7 @@ pub fn loss_and_grad(
             d_head: dh,
         };
         let (dq, dk, dv) = attention_backward_ref(shape, q, k, vv, pattern, &dz);
-        let x1 = hook(&h, &name("ln1.hook_normalized"));
+        let x1 = &ln_out(params, &h, &name("ln1"))?;
         let mut dx1 = vec![0f32; rows * d];
         for (w, bias, g) in [
             ("W_Q", "b_Q", &dq),

@@ -9,6 +9,7 @@ pub mod cpu;
 pub mod fields;
 pub mod gpu;
 pub mod grad;
+pub mod hooks;
 pub mod inspect;
 pub mod lm;
 pub mod params;
@@ -19,5 +20,6 @@ pub mod unembed;
 mod fixture_tests;
 
 pub use config::{Activation, TransformerConfig};
-pub use cpu::{forward, Hooks};
+pub use cpu::{forward, forward_with, Hooks};
+pub use hooks::{Edit, HookEdit};
 pub use params::TransformerParams;
