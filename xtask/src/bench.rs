@@ -2,6 +2,10 @@
 //! general GPU path, the CPU reference and the same training written with burn (the peer in
 //! bench/burn-peer) on the same configs in one run, as ratios, appended to bench/RESULTS.md
 //! with the adapter's name. Timings are never asserted. MECHLAB_BENCH_NO_BURN=1 leaves burn out.
+//!
+//! `cargo xtask bench smoke` runs every benchmark at its smoke size (each path briefly, tiny
+//! shapes, no burn, nothing appended): seconds, so that the test command runs it and a
+//! benchmark that breaks is seen at once.
 
 use crate::tools::{output, root};
 use mechlab_engine::experiment::superposition::{Preset, SuperpositionConfig};
@@ -9,14 +13,59 @@ use mechlab_engine::gpu::Gpu;
 use mechlab_engine::models::toy::cpu::CpuToyTrainer;
 use mechlab_engine::models::toy::gpu::{GpuToyTrainer, ToyPath};
 use std::fmt::Write as _;
+use std::sync::atomic::{AtomicBool, Ordering};
 use std::time::{Duration, Instant};
 
 /// Each measurement grows its step count until it runs at least this long.
 const MIN_TIME: Duration = Duration::from_millis(1500);
 
+/// Whether the benchmarks run at their smoke sizes.
+static SMOKE: AtomicBool = AtomicBool::new(false);
+
+/// Whether the benchmarks run at their smoke sizes (`cargo xtask bench smoke`).
+pub(crate) fn smoke() -> bool {
+    SMOKE.load(Ordering::Relaxed)
+}
+
+/// How long a measurement runs at least: [`MIN_TIME`], or a moment at the smoke size.
+pub(crate) fn min_time() -> Duration {
+    if smoke() {
+        Duration::from_millis(20)
+    } else {
+        MIN_TIME
+    }
+}
+
+/// The burn peer, unless the smoke size or MECHLAB_BENCH_NO_BURN leaves it out (or it cannot
+/// be built, which is said).
+pub(crate) fn burn_peer() -> Option<std::path::PathBuf> {
+    if smoke() || std::env::var("MECHLAB_BENCH_NO_BURN").is_ok() {
+        return None;
+    }
+    match build_burn_peer() {
+        Ok(b) => Some(b),
+        Err(e) => {
+            println!("burn peer unavailable: {e}");
+            None
+        }
+    }
+}
+
+/// The benchmarks `cargo xtask bench smoke` runs, by name.
+pub(crate) const SMOKE_BENCHMARKS: [&str; 4] = ["superposition", "sae", "dispatch", "lm"];
+
 /// Runs the named benchmark (default: all).
 pub fn run(name: Option<&str>) -> Result<(), String> {
     match name {
+        Some("smoke") => {
+            SMOKE.store(true, Ordering::Relaxed);
+            for b in SMOKE_BENCHMARKS {
+                println!("bench {b} (smoke size)");
+                run(Some(b)).map_err(|e| format!("bench {b}: {e}"))?;
+                println!("bench {b} (smoke size) ... ok");
+            }
+            Ok(())
+        }
         None => superposition()
             .and_then(|_| crate::bench_sae::sae())
             .and_then(|_| crate::bench_dispatch::dispatch())
@@ -27,7 +76,7 @@ pub fn run(name: Option<&str>) -> Result<(), String> {
         Some("lm") => crate::bench_lm::lm(),
         Some("lm-profile") => crate::bench_lm::profile(),
         Some(other) => Err(format!(
-            "unknown benchmark `{other}`; available: superposition, sae, dispatch, lm, lm-profile"
+            "unknown benchmark `{other}`; available: superposition, sae, dispatch, lm, lm-profile, smoke"
         )),
     }
 }
@@ -125,7 +174,7 @@ pub(crate) fn steps_per_second(
         let t = Instant::now();
         step(n)?;
         let dt = t.elapsed();
-        if dt >= MIN_TIME || n >= 1 << 20 {
+        if dt >= min_time() || n >= 1 << 20 {
             return Ok(n as f64 / dt.as_secs_f64());
         }
         n *= 2;
@@ -151,19 +200,15 @@ fn superposition() -> Result<(), String> {
     let gpu = pollster::block_on(Gpu::new()).map_err(|e| e.to_string())?;
     let adapter = gpu.adapter_name();
     println!("adapter: {adapter}");
-    let burn_bin = if std::env::var("MECHLAB_BENCH_NO_BURN").is_ok() {
-        None
-    } else {
-        match build_burn_peer() {
-            Ok(b) => Some(b),
-            Err(e) => {
-                println!("burn peer unavailable: {e}");
-                None
-            }
-        }
-    };
+    let burn_bin = burn_peer();
     let mut rows = Vec::new();
-    for preset in Preset::ALL {
+    // The smoke size: the first preset alone.
+    let presets = if smoke() {
+        &Preset::ALL[..1]
+    } else {
+        &Preset::ALL[..]
+    };
+    for &preset in presets {
         let cfg = preset.config();
         println!("{} ({} instances) ...", preset.name(), cfg.n_instances());
         let fused = gpu_rate(&gpu, &cfg, ToyPath::Fused).ok();
@@ -244,9 +289,13 @@ fn superposition() -> Result<(), String> {
     append_results(&table)
 }
 
-/// Prints a benchmark's table and appends it to bench/RESULTS.md.
+/// Prints a benchmark's table and appends it to bench/RESULTS.md (only prints it at the smoke
+/// size).
 pub(crate) fn append_results(table: &str) -> Result<(), String> {
     print!("{table}");
+    if smoke() {
+        return Ok(());
+    }
     let path = root().join("bench/RESULTS.md");
     let mut existing =
         std::fs::read_to_string(&path).unwrap_or_else(|_| "# Benchmark results\n".into());

@@ -4,13 +4,18 @@
 //! before it, written out here as the peer in the same run: per call a new bind-group and
 //! pipeline layout, the whole shader source formatted and used as the pipeline cache's key, a
 //! fresh uniform buffer, a new bind group and its own compute pass. Both record the same
-//! kernel (an 8 × 8 × 8 matmul from `shaders/matmul.wgsl`) over the same rotating buffers.
-//! Appended to bench/RESULTS.md with the adapter's name; nothing is asserted.
+//! kernel (an elementwise sum of 64 values, `shaders/add.wgsl`, whose uniform block and
+//! bindings are stable, so the peer does not have to track a kernel's layout as the engine's
+//! kernels evolve: the per-call peer of an 8 × 8 × 8 matmul broke unseen when the engine began
+//! declaring the row kernels' lanes per device, and the matmul's layout grew since) over the
+//! same rotating buffers. The peer declares the row kernels' lane constants as
+//! the engine does for this device. Appended to bench/RESULTS.md with the adapter's name;
+//! nothing is asserted. At the smoke size (`cargo xtask bench smoke`) each path runs briefly.
 
 use crate::tools::output;
 use mechlab_engine::gpu::program::{layouts, read_only_bindings};
 use mechlab_engine::gpu::{Gpu, Recorder};
-use mechlab_engine::kernels::{matmul, Matmul};
+use mechlab_engine::kernels::add::add;
 use std::collections::HashMap;
 use std::fmt::Write as _;
 use std::sync::Arc;
@@ -21,12 +26,13 @@ use wgpu::util::DeviceExt;
 const DISPATCHES: usize = 200;
 /// Distinct operand sets the step rotates through (a model's layers bind different weights).
 const OPERAND_SETS: usize = 8;
-/// Each measurement grows its step count until it lasts this long.
-const MIN_TIME: Duration = Duration::from_millis(1500);
-const SIZE: usize = 8;
+/// Values each dispatch adds.
+const SIZE: usize = 64;
+/// The engine's uniform block (every kernel's, whatever prefix it reads).
+const UNIFORM_BYTES: u64 = 128;
 
 const COMMON_WGSL: &str = include_str!("../../shaders/common.wgsl");
-const MATMUL_WGSL: &str = include_str!("../../shaders/matmul.wgsl");
+const ADD_WGSL: &str = include_str!("../../shaders/add.wgsl");
 
 struct Operands {
     a: wgpu::Buffer,
@@ -38,30 +44,14 @@ fn operands(gpu: &Gpu) -> Result<Vec<Operands>, String> {
     let e = |r: mechlab_engine::Result<wgpu::Buffer>| r.map_err(|e| e.to_string());
     (0..OPERAND_SETS)
         .map(|i| {
-            let v: Vec<f32> = (0..SIZE * SIZE).map(|j| ((i + j) % 7) as f32).collect();
+            let v: Vec<f32> = (0..SIZE).map(|j| ((i + j) % 7) as f32).collect();
             Ok(Operands {
                 a: e(gpu.storage_from("a", &v))?,
                 b: e(gpu.storage_from("b", &v))?,
-                c: e(gpu.storage_zeroed::<f32>("c", SIZE * SIZE))?,
+                c: e(gpu.storage_zeroed::<f32>("c", SIZE))?,
             })
         })
         .collect()
-}
-
-fn product(o: &Operands) -> Matmul<'_> {
-    Matmul {
-        a: (&o.a).into(),
-        b: (&o.b).into(),
-        c: (&o.c).into(),
-        m: SIZE,
-        n: SIZE,
-        k: SIZE,
-        trans_a: false,
-        trans_b: false,
-        bias: None,
-        centre: None,
-        accumulate: false,
-    }
 }
 
 /// What one timed run measured, per step.
@@ -72,11 +62,13 @@ struct Timing {
     total: Duration,
 }
 
-/// Runs `step` n times, doubling n until a run lasts MIN_TIME; per-step times.
+/// Runs `step` n times, doubling n until a run lasts [`crate::bench::min_time`]; per-step
+/// times.
 fn time_steps(gpu: &Gpu, mut step: impl FnMut() -> Result<(), String>) -> Result<Timing, String> {
     step()?;
     wait(gpu)?;
     let mut n = 4u32;
+    let min_time = crate::bench::min_time();
     loop {
         let mut record = Duration::ZERO;
         let t = Instant::now();
@@ -87,7 +79,7 @@ fn time_steps(gpu: &Gpu, mut step: impl FnMut() -> Result<(), String>) -> Result
             wait(gpu)?;
         }
         let total = t.elapsed();
-        if total >= MIN_TIME || n >= 1 << 16 {
+        if total >= min_time || n >= 1 << 16 {
             return Ok(Timing {
                 record: record / n,
                 total: total / n,
@@ -108,8 +100,15 @@ fn wait(gpu: &Gpu) -> Result<(), String> {
 fn recorder_step(recorder: &mut Recorder, ops: &[Operands]) -> Result<(), String> {
     let mut rec = recorder.begin();
     for i in 0..DISPATCHES {
-        pollster::block_on(matmul(&mut rec, &product(&ops[i % ops.len()])))
-            .map_err(|e| e.to_string())?;
+        let o = &ops[i % ops.len()];
+        pollster::block_on(add(
+            &mut rec,
+            (&o.a).into(),
+            (&o.b).into(),
+            (&o.c).into(),
+            SIZE,
+        ))
+        .map_err(|e| e.to_string())?;
     }
     rec.submit();
     Ok(())
@@ -123,38 +122,36 @@ fn per_call_step(
     cache: &mut HashMap<PipelineKey, Arc<wgpu::ComputePipeline>>,
     ops: &[Operands],
 ) {
-    let gpu_kernel = !gpu.is_software();
-    let (entry, tile) = if gpu_kernel {
-        ("matmul", 64u32)
-    } else {
-        ("matmul_wide", 128)
-    };
+    let entry = "add";
     let mut encoder = gpu.device.create_command_encoder(&Default::default());
     // Which bindings are read-only is the shader's, the same on every call: found once here so
     // the peer pays only for what the old path did.
-    let read_only = read_only_bindings("per call", MATMUL_WGSL, 3).expect("matmul's bindings");
+    let read_only = read_only_bindings("per call", ADD_WGSL, 3).expect("add's bindings");
+    let lanes = gpu.row_lanes();
     for i in 0..DISPATCHES {
         let o = &ops[i % ops.len()];
-        let constants = "const TRANS_A: bool = false;\nconst TRANS_B: bool = false;\n\
-             const CENTRE: bool = false;\nconst BIAS: bool = false;\nconst ACCUMULATE: bool = false;\n";
-        let decls = "var<private> bias: array<f32, 1>;\nvar<private> centre: array<f32, 1>;\n";
-        let source = format!("{constants}{decls}{COMMON_WGSL}{MATMUL_WGSL}");
+        // The constants the engine declares for every kernel on this device.
+        let constants = format!(
+            "const SEG: u32 = {lanes}u;\nconst SEG_ROWS: u32 = {}u;\n",
+            256 / lanes
+        );
+        let source = format!("{constants}{COMMON_WGSL}{ADD_WGSL}");
         // The same layouts the engine's programs have, made anew on every call as before.
-        let (bgl, pl) = layouts(&gpu.device, "per call", 64, 3, read_only);
-        let key = (format!("matmul\n{source}"), entry.to_string());
+        let (bgl, pl) = layouts(&gpu.device, "per call", UNIFORM_BYTES, 3, read_only);
+        let key = (format!("add\n{source}"), entry.to_string());
         let pipeline = cache
             .entry(key)
             .or_insert_with(|| {
                 let module = gpu
                     .device
                     .create_shader_module(wgpu::ShaderModuleDescriptor {
-                        label: Some("matmul (per call)"),
+                        label: Some("add (per call)"),
                         source: wgpu::ShaderSource::Wgsl(source.clone().into()),
                     });
                 Arc::new(
                     gpu.device
                         .create_compute_pipeline(&wgpu::ComputePipelineDescriptor {
-                            label: Some("matmul (per call)"),
+                            label: Some("add (per call)"),
                             layout: Some(&pl),
                             module: &module,
                             entry_point: Some(entry),
@@ -164,17 +161,15 @@ fn per_call_step(
                 )
             })
             .clone();
-        let tiles_n = (SIZE as u32).div_ceil(tile);
-        let tiles = (SIZE as u32).div_ceil(tile) * tiles_n;
-        let mut params = [0u32; 16];
-        params[..5].copy_from_slice(&[SIZE as u32, SIZE as u32, SIZE as u32, tiles_n, tiles]);
+        let mut params = [0u32; UNIFORM_BYTES as usize / 4];
+        params[0] = SIZE as u32;
         let align = gpu.limits.min_uniform_buffer_offset_alignment as usize;
-        let mut bytes = vec![0u8; 64usize.div_ceil(align) * align];
-        bytes[..64].copy_from_slice(bytemuck::cast_slice(&params));
+        let mut bytes = vec![0u8; (UNIFORM_BYTES as usize).div_ceil(align) * align];
+        bytes[..UNIFORM_BYTES as usize].copy_from_slice(bytemuck::cast_slice(&params));
         let uniform = gpu
             .device
             .create_buffer_init(&wgpu::util::BufferInitDescriptor {
-                label: Some("matmul (per call)"),
+                label: Some("add (per call)"),
                 contents: &bytes,
                 usage: wgpu::BufferUsages::UNIFORM,
             });
@@ -183,7 +178,7 @@ fn per_call_step(
             resource: wgpu::BindingResource::Buffer(wgpu::BufferBinding {
                 buffer: &uniform,
                 offset: 0,
-                size: wgpu::BufferSize::new(64),
+                size: wgpu::BufferSize::new(UNIFORM_BYTES),
             }),
         }];
         for (j, b) in [&o.a, &o.b, &o.c].into_iter().enumerate() {
@@ -193,14 +188,14 @@ fn per_call_step(
             });
         }
         let bind = gpu.device.create_bind_group(&wgpu::BindGroupDescriptor {
-            label: Some("matmul (per call)"),
+            label: Some("add (per call)"),
             layout: &bgl,
             entries: &entries,
         });
         let mut pass = encoder.begin_compute_pass(&Default::default());
         pass.set_pipeline(&pipeline);
         pass.set_bind_group(0, &bind, &[0]);
-        pass.dispatch_workgroups(tiles, 1, 1);
+        pass.dispatch_workgroups((SIZE as u32).div_ceil(256), 1, 1);
     }
     gpu.queue.submit([encoder.finish()]);
 }
@@ -230,7 +225,7 @@ pub fn dispatch() -> Result<(), String> {
     );
     let _ = writeln!(
         table,
-        "A step of {DISPATCHES} dispatches of an {SIZE} × {SIZE} × {SIZE} matmul over {OPERAND_SETS} rotating operand sets, recorded and submitted as one submit.\n"
+        "A step of {DISPATCHES} dispatches of a {SIZE}-value elementwise sum over {OPERAND_SETS} rotating operand sets, recorded and submitted as one submit.\n"
     );
     let _ = writeln!(
         table,

@@ -6,7 +6,8 @@
 //! with `MECHLAB_BENCH_SOLU1L=1`) it also times the solu-1l shape (one SoLU layer, d_model 512,
 //! d_mlp 2048, 8 heads of 64, n_ctx 1024, a 48262-token vocabulary) against burn, on random
 //! tokens (no text fills that vocabulary; the work a step is the same); `MECHLAB_BENCH_N_CTX`
-//! shortens its window.
+//! shortens its window. At the smoke size (`cargo xtask bench smoke`) it times the `tiny`
+//! preset's GPU and CPU steps once each, without burn.
 
 use mechlab_engine::data::text::Corpus;
 use mechlab_engine::data::text::TextTokenizer;
@@ -33,14 +34,24 @@ pub fn lm() -> Result<(), String> {
     let gpu = pollster::block_on(Gpu::new()).map_err(|e| e.to_string())?;
     let adapter = gpu.adapter_name();
     let corpus = Corpus::shakespeare().map_err(|e| e.to_string())?;
-    let run = LmPreset::Small.runs().remove(0);
+    let smoke = crate::bench::smoke();
+    let preset = if smoke {
+        LmPreset::Tiny
+    } else {
+        LmPreset::Small
+    };
+    let run = preset.runs().remove(0);
     println!("building the tokenizer and both trainers (BPE trains on the corpus twice)");
     let mut cpu = CpuLmTrainer::new(&run, &corpus).map_err(|e| e.to_string())?;
     let mut g = GpuLmTrainer::new(&gpu, &run, &corpus).map_err(|e| e.to_string())?;
     let cfg = cpu.config().clone();
     let tokens = (cfg.batch_size * cfg.model.n_ctx) as f64;
     let software = gpu.is_software();
-    let steps = if software { 4 } else { 20 };
+    let steps = match (smoke, software) {
+        (true, _) => 1,
+        (false, true) => 4,
+        (false, false) => 20,
+    };
     println!("timing {steps} steps of each");
     let cpu_s = time_steps(steps, || {
         cpu.train_step().map(|_| ()).map_err(|e| e.to_string())
@@ -51,7 +62,16 @@ pub fn lm() -> Result<(), String> {
             .map_err(|e| e.to_string())
     })?;
     let (gpu_bytes, largest) = (gpu.pool().created_bytes(), gpu.pool().largest_bytes());
-    let burn_bin = crate::bench::build_burn_peer()?;
+    let Some(burn_bin) = crate::bench::burn_peer() else {
+        // The smoke size, or no burn: mechlab's figures alone.
+        println!(
+            "mechlab GPU {:.0} tokens/s, CPU reference {:.0} ({}; no burn)",
+            tokens / gpu_s,
+            tokens / cpu_s,
+            shape(&cfg, "tokens")
+        );
+        return Ok(());
+    };
     println!("timing burn on the same adapter");
     let burn_rate = burn_tokens_per_second(&burn_bin, &cfg)?;
     let burn_s = tokens / burn_rate;

@@ -35,6 +35,14 @@ const SMALL: Size = Size {
     k: 16,
     batch: 512,
 };
+/// The smoke size (`cargo xtask bench smoke`): every path once, in moments.
+const SMOKE: Size = Size {
+    name: "smoke",
+    d_in: 16,
+    d_sae: 64,
+    k: 4,
+    batch: 32,
+};
 const LARGE: Size = Size {
     name: "large",
     d_in: 768,
@@ -306,22 +314,17 @@ pub fn sae() -> Result<(), String> {
     let adapter = gpu.adapter_name();
     println!("adapter: {adapter}");
     let large = !gpu.is_software() || std::env::var("MECHLAB_BENCH_LARGE").is_ok();
-    let burn_bin = if std::env::var("MECHLAB_BENCH_NO_BURN").is_ok() {
-        None
+    let burn_bin = crate::bench::burn_peer();
+    let sizes = if crate::bench::smoke() {
+        vec![&SMOKE]
     } else {
-        match crate::bench::build_burn_peer() {
-            Ok(b) => Some(b),
-            Err(e) => {
-                println!("burn peer unavailable: {e}");
-                None
-            }
-        }
+        vec![&SMALL, &LARGE]
     };
     let mut rows = Vec::new();
     let mut arch_rows = Vec::new();
     let mut memory_rows = Vec::new();
     let mut large_decoder = None;
-    for s in [&SMALL, &LARGE] {
+    for s in sizes {
         if s.name == "large" && !large {
             println!(
                 "large: training steps not timed on a software adapter (MECHLAB_BENCH_LARGE=1 \
@@ -367,7 +370,7 @@ pub fn sae() -> Result<(), String> {
                     }
                 }
             };
-            let cpu = if s.name == "small" {
+            let cpu = if s.name != "large" {
                 Some(cpu_step_rate(s, &cfg)?)
             } else {
                 None

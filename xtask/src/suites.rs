@@ -91,6 +91,24 @@ fn node_counts(lines: &[String]) -> Counts {
     c
 }
 
+/// `cargo xtask bench smoke`'s lines: `bench NAME (smoke size) ... ok` for each benchmark that
+/// ran; those that did not are failed.
+fn smoke_counts(lines: &[String]) -> Counts {
+    let passed = crate::bench::SMOKE_BENCHMARKS
+        .iter()
+        .filter(|b| {
+            lines
+                .iter()
+                .any(|l| *l == format!("bench {b} (smoke size) ... ok"))
+        })
+        .count() as u32;
+    Counts {
+        passed,
+        failed: crate::bench::SMOKE_BENCHMARKS.len() as u32 - passed,
+        skipped: 0,
+    }
+}
+
 struct Report {
     rows: Vec<(String, Counts, String)>,
 }
@@ -148,7 +166,16 @@ pub fn run_all() -> Result<(), String> {
         );
     }
 
-    // 2. The engine's tests inside headless Chromium on WebGPU (SwiftShader).
+    // 2. Every benchmark at its smoke size (seconds), so that one that breaks is seen.
+    if gpu_ok {
+        let exe = std::env::current_exe().map_err(|e| e.to_string())?;
+        let (ok, lines) = run_capturing(Command::new(exe).args(["bench", "smoke"]));
+        report.add("benchmarks (smoke)", smoke_counts(&lines), ok, "");
+    } else {
+        report.missing("benchmarks (smoke)", "no GPU adapter");
+    }
+
+    // 3. The engine's tests inside headless Chromium on WebGPU (SwiftShader).
     let browser = std::path::Path::new("/usr/bin/chromedriver").exists();
     let web_tools = tools::ensure_web_build_tools();
     match (&web_tools, browser) {
@@ -183,7 +210,7 @@ pub fn run_all() -> Result<(), String> {
         }
     }
 
-    // 3. End to end: the built app in headless Chromium, driven by Playwright.
+    // 4. End to end: the built app in headless Chromium, driven by Playwright.
     match (&web_tools, browser) {
         (Err(e), _) => report.missing("browser app (e2e)", e),
         (_, false) => report.missing("browser app (e2e)", "no Chromium"),
