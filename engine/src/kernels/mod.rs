@@ -4,7 +4,7 @@
 //! LayerNorm ([`layernorm`]), the MLP's activations ([`activation`]) and causal attention
 //! ([`attention`]) forward and backward, per-head projections ([`heads`]), embeddings
 //! ([`embedding`]), the language-modelling loss ([`cross_entropy`]), the residual stream's
-//! sums ([`add`]), column sums for bias gradients ([`sum_rows`]) and the edits that replace a
+//! sums ([`add`]), linear layers by their weights' names ([`linear`]), column sums for bias gradients ([`sum_rows`]) and the edits that replace a
 //! hook's value ([`hook_edit`]). The
 //! WGSL of `name.rs` is `shaders/name.wgsl`, whose first line names its host. Labs build on
 //! these; a lab's own kernels live in its folder (`models/sae/kernels`).
@@ -30,6 +30,7 @@ pub mod embedding;
 pub mod heads;
 pub mod hook_edit;
 pub mod layernorm;
+pub mod linear;
 pub mod matmul;
 pub mod sum_rows;
 pub mod topk;

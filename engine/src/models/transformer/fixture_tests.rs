@@ -408,3 +408,91 @@ fn a_state_dict_for_another_model_is_refused_by_name() {
     assert!(err.contains("shape"), "{err}");
     assert!(TransformerParams::from_safetensors(&wider, b"not safetensors").is_err());
 }
+
+/// A steering edit at every hook that can be replaced (the embeddings, each block's hooks, the
+/// unembedding's input), on the GPU against the CPU reference: every place the GPU pass
+/// records an edit is where the CPU reference applies it. Each edit must move the logits,
+/// but at `hook_k`, where a direction added to every key shifts each query's scores equally
+/// and the softmax takes it away.
+async fn gpu_edits_everywhere_match(gpu: &crate::gpu::Gpu) {
+    for f in &FIXTURES {
+        let (params, rows) = load(f);
+        let (tokens, batch) = (rows.concat(), rows.len());
+        let pos = tokens.len() / batch;
+        let (clean, _) = forward(&params, &tokens, batch, &|_| false).unwrap();
+        let mut model = super::gpu::GpuTransformer::new(gpu, &params).unwrap();
+        let mut edited = 0;
+        for (hook, shape) in super::hooks::hook_shapes(&params.cfg, batch, pos) {
+            let width: usize = shape[2..].iter().product();
+            let vector = (0..width).map(|i| (i % 5) as f32 * 0.3 - 0.6).collect();
+            let edits = [HookEdit::new(&hook, Edit::Steer { vector, scale: 1.5 })];
+            if super::hooks::check_edits(&params.cfg, &edits, batch, pos).is_err() {
+                continue;
+            }
+            edited += 1;
+            let what = format!("{}: steering {hook}", f.name);
+            let (want, _) = forward_with(&params, &tokens, batch, &|_| false, &edits).unwrap();
+            let (got, _) = model
+                .forward_with(&tokens, batch, &|_| false, &edits)
+                .await
+                .unwrap();
+            crate::testing::assert_close(&what, &got, &want, 1e-4, 1e-4);
+            let moved = want.iter().zip(&clean).any(|(a, b)| (a - b).abs() > 1e-3);
+            assert_eq!(
+                moved,
+                !hook.ends_with("attn.hook_k"),
+                "{what} moves the logits"
+            );
+        }
+        assert!(edited >= 10, "{}: {edited} hooks edited", f.name);
+    }
+}
+crate::gpu_test!(
+    gpu_edits_at_every_hook_match_the_cpu,
+    gpu_edits_everywhere_match
+);
+
+/// A pass that stops after the first block (TransformerLens's `stop_at_layer`) captures that
+/// block's hooks as the whole pass does and nothing past it; a stop past the last block is
+/// refused.
+async fn gpu_stops_at_a_layer(gpu: &crate::gpu::Gpu) {
+    let f = &FIXTURES[1];
+    let (params, rows) = load(f);
+    let (tokens, batch) = (rows.concat(), rows.len());
+    let mut model = super::gpu::GpuTransformer::new(gpu, &params).unwrap();
+    let edits = [HookEdit::new("blocks.0.mlp.hook_post", Edit::ZeroIndex(2))];
+    let hooks = model
+        .hooks_until(&tokens, batch, &|_| true, &edits, 1)
+        .await
+        .unwrap();
+    let names: Vec<&str> = hooks.names().collect();
+    assert!(names.contains(&"blocks.0.hook_resid_post"), "{names:?}");
+    assert!(names.contains(&"hook_embed"), "{names:?}");
+    assert!(
+        names
+            .iter()
+            .all(|n| n.starts_with("blocks.0.") || n.starts_with("hook_")),
+        "{names:?}"
+    );
+    let (_, edited) = forward_with(&params, &tokens, batch, &|_| true, &edits).unwrap();
+    for n in names {
+        let (got, want) = (hooks.get(n).unwrap().1, edited.get(n).unwrap().1);
+        for (i, (g, w)) in got.iter().zip(want).enumerate() {
+            assert!(
+                close(*g, *w),
+                "{} stopped after block 0: {n}[{i}] = {g}, CPU {w}",
+                f.name
+            );
+        }
+    }
+    let err = model
+        .hooks_until(&tokens, batch, &|_| true, &[], 3)
+        .await
+        .unwrap_err()
+        .to_string();
+    assert!(
+        err.contains("stop_at_layer = 3") && err.contains("2 blocks"),
+        "{err}"
+    );
+}
+crate::gpu_test!(gpu_a_pass_stops_at_a_layer, gpu_stops_at_a_layer);

@@ -5,12 +5,12 @@
 //! into that chunk's losses and gradient, and folded into `W_U`'s and `b_U`'s gradients and
 //! `ln_final`'s, before the next chunk reuses their buffers.
 
-use super::gpu::linear_backward;
 use crate::error::Result;
 use crate::gpu::{Arena, Gpu, Recording, View};
 use crate::kernels::cross_entropy::{
     cross_entropy_rows, cross_entropy_total, CeShape, CrossEntropy,
 };
+use crate::kernels::linear::linear_backward;
 use crate::kernels::matmul::{matmul, Matmul, MAX_TILE_ROWS};
 
 /// The largest chunk of logits (and of their gradient) by default: big enough that a chunk's

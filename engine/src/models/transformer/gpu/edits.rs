@@ -1,0 +1,75 @@
+//! A GPU pass's hook edits: checked against the model ([`super::super::hooks::check_edits`]),
+//! their operands (steering vectors, patch sources and position flags) uploaded before the
+//! recording that reads them, and recorded where the pass writes each hook.
+
+use super::super::hooks::{CheckedEdit, Edit};
+use crate::error::Result;
+use crate::gpu::{Gpu, Recording};
+use crate::kernels::hook_edit::{hook_edit, EditOp};
+
+/// The edits of one pass, with their operands on the device.
+pub(super) struct Edits<'a> {
+    checked: Vec<CheckedEdit<'a>>,
+    /// Per edit: a steering vector or a patch's source, and a patch's position flags.
+    operands: Vec<(Option<wgpu::Buffer>, Option<wgpu::Buffer>)>,
+}
+
+impl<'a> Edits<'a> {
+    /// Uploads the operands of `checked`.
+    pub fn new(gpu: &Gpu, checked: Vec<CheckedEdit<'a>>) -> Result<Self> {
+        let operands = checked
+            .iter()
+            .map(|e| {
+                Ok(match &e.edit.edit {
+                    Edit::Zero | Edit::ZeroIndex(_) => (None, None),
+                    Edit::Steer { vector, .. } => {
+                        (Some(gpu.storage_from("steering vector", vector)?), None)
+                    }
+                    Edit::Patch { source, .. } => {
+                        let flags: Vec<u32> = e.mask.iter().map(|&m| u32::from(m)).collect();
+                        (
+                            Some(gpu.storage_from("patch source", source)?),
+                            Some(gpu.storage_from("patch positions", &flags)?),
+                        )
+                    }
+                })
+            })
+            .collect::<Result<_>>()?;
+        Ok(Self { checked, operands })
+    }
+
+    /// Whether any edit is at `hook`.
+    pub fn any_at(&self, hook: &str) -> bool {
+        self.checked.iter().any(|e| e.edit.hook == hook)
+    }
+
+    /// Records the edits at `hook` on its value `x`, in order.
+    pub async fn at(&self, rec: &mut Recording<'_>, hook: &str, x: &wgpu::Buffer) -> Result<()> {
+        for (e, (a, b)) in self.checked.iter().zip(&self.operands) {
+            if e.edit.hook != hook {
+                continue;
+            }
+            let op = match &e.edit.edit {
+                Edit::Zero => EditOp::Zero,
+                Edit::ZeroIndex(i) => EditOp::ZeroIndex(*i),
+                Edit::Steer { scale, .. } => EditOp::Steer {
+                    vector: a.as_ref().expect("uploaded in new").into(),
+                    scale: *scale,
+                },
+                Edit::Patch { .. } => EditOp::Patch {
+                    source: a.as_ref().expect("uploaded in new").into(),
+                    mask: b.as_ref().expect("uploaded in new").into(),
+                },
+            };
+            hook_edit(rec, x.into(), e.shape, op).await?;
+        }
+        Ok(())
+    }
+
+    /// Gives the operands back to the pool (once the recording that read them is submitted).
+    pub fn recycle(self, gpu: &Gpu) {
+        for (a, b) in self.operands {
+            a.into_iter().chain(b).for_each(|buf| gpu.recycle(buf));
+        }
+    }
+}

@@ -1,0 +1,431 @@
+//! The transformer on the GPU: the parameters in one arena under their TransformerLens names,
+//! a pass's activations in device buffers kept while the shape stays the same ([`acts`]), the
+//! forward and backward written a block at a time ([`block`]), and one recording and one
+//! submit for a whole pass. Hooks can be replaced on the way ([`edits`]; TransformerLens's
+//! `run_with_hooks`), a pass can stop after the blocks it needs (`stop_at_layer`), and captured
+//! hooks are read back by name afterwards with the CPU reference's names and shapes; nothing
+//! else is read back but the logits or the loss.
+
+mod acts;
+mod block;
+mod edits;
+mod lm_trainer;
+
+pub use lm_trainer::GpuLmTrainer;
+
+use super::config::Activation;
+use super::cpu::{check_tokens, normalized, Hooks};
+use super::hooks::{check_edits, hook_shapes, HookEdit};
+use super::params::TransformerParams;
+use super::unembed::{self, unembed_loss, UnembedLoss};
+use crate::error::{EngineError, Result};
+use crate::gpu::{Arena, ArenaLayout, Gpu, Recorder};
+use crate::kernels::activation::Act;
+use crate::kernels::add::add;
+use crate::kernels::attention::AttnShape;
+use crate::kernels::cross_entropy::CeShape;
+use crate::kernels::embedding::{
+    embedding, embedding_backward, token_lists, Embedding, EmbeddingBackward,
+};
+use crate::kernels::linear::linear;
+use acts::{Activations, HookBuf};
+use block::{ln_backward, ln_forward, Scratch, Shape};
+use edits::Edits;
+use std::sync::Arc;
+
+/// A transformer's parameters on the device, ready to run.
+pub struct GpuTransformer {
+    gpu: Gpu,
+    params: TransformerParams,
+    arena: Arena,
+    recorder: Recorder,
+    /// The largest chunk of logits a loss makes at once ([`unembed::LOGIT_CHUNK_BYTES`]).
+    chunk_bytes: u64,
+    /// The last pass's activations, kept for the next pass of the same shape.
+    acts: Option<Activations>,
+}
+
+/// What a pass gives back.
+#[derive(Clone, Copy)]
+enum Want<'g> {
+    /// Every position's logits (and the hooks asked for).
+    Logits,
+    /// The hooks asked for, from the first `n` blocks alone.
+    Hooks(usize),
+    /// The mean loss, the logits made a chunk of positions at a time and never kept.
+    Loss,
+    /// The loss, every parameter's gradient written into this mirror of the arena.
+    Grads(&'g Arena),
+}
+
+impl GpuTransformer {
+    /// Uploads `params` into an arena laid out for this device.
+    pub fn new(gpu: &Gpu, params: &TransformerParams) -> Result<Self> {
+        params.cfg.validate()?;
+        let shapes: Vec<(&str, &[usize])> = params
+            .tensors
+            .iter()
+            .map(|t| (t.name.as_str(), t.shape.as_slice()))
+            .collect();
+        let layout = Arc::new(ArenaLayout::for_device(gpu, &shapes)?);
+        let arena = Arena::zeroed(gpu, "transformer params", layout)?;
+        for t in &params.tensors {
+            arena.write(gpu, &t.name, &t.values)?;
+        }
+        Ok(Self {
+            gpu: gpu.clone(),
+            params: params.clone(),
+            arena,
+            recorder: Recorder::new(gpu),
+            chunk_bytes: unembed::LOGIT_CHUNK_BYTES,
+            acts: None,
+        })
+    }
+
+    /// Caps the logits a loss makes at once at `bytes` (tests take small vocabularies in
+    /// several chunks this way).
+    pub fn set_logit_chunk_bytes(&mut self, bytes: u64) {
+        self.chunk_bytes = bytes;
+    }
+
+    /// The logits `[batch, pos, d_vocab]` for `tokens` and the hooks `capture` accepts, as
+    /// [`super::cpu::forward`] gives them.
+    pub async fn forward(
+        &mut self,
+        tokens: &[u32],
+        batch: usize,
+        capture: &dyn Fn(&str) -> bool,
+    ) -> Result<(Vec<f32>, Hooks)> {
+        self.forward_with(tokens, batch, capture, &[]).await
+    }
+
+    /// [`GpuTransformer::forward`] with `edits` replacing hooks' values on the way, on the
+    /// device, as [`super::cpu::forward_with`] does: the pass goes on from each edited value,
+    /// and a captured hook holds its value after its edits.
+    pub async fn forward_with(
+        &mut self,
+        tokens: &[u32],
+        batch: usize,
+        capture: &dyn Fn(&str) -> bool,
+        edits: &[HookEdit],
+    ) -> Result<(Vec<f32>, Hooks)> {
+        let (logits, hooks, _) = self
+            .run(tokens, batch, capture, edits, Want::Logits)
+            .await?;
+        Ok((logits, hooks))
+    }
+
+    /// The hooks `capture` accepts from a pass that runs only the first `stop_at_layer` blocks
+    /// (TransformerLens's `stop_at_layer`; all of them, without the unembedding, when it is
+    /// n_layers): an SAE on `blocks.0.mlp.hook_post` pays for neither the later blocks nor the
+    /// vocabulary. Hooks past the stop are not captured.
+    pub async fn hooks_until(
+        &mut self,
+        tokens: &[u32],
+        batch: usize,
+        capture: &dyn Fn(&str) -> bool,
+        edits: &[HookEdit],
+        stop_at_layer: usize,
+    ) -> Result<Hooks> {
+        let n = self.params.cfg.n_layers as usize;
+        if stop_at_layer > n {
+            return Err(EngineError::invalid(
+                "stop_at_layer",
+                stop_at_layer,
+                format!("the model has {n} blocks"),
+            ));
+        }
+        let want = Want::Hooks(stop_at_layer);
+        let (_, hooks, _) = self.run(tokens, batch, capture, edits, want).await?;
+        Ok(hooks)
+    }
+
+    /// The parameters on the device (their gradients are its [`Arena::mirror`]s).
+    pub fn arena(&self) -> &Arena {
+        &self.arena
+    }
+
+    /// The language-modelling loss on `tokens` (rows of `batch`), with every parameter's
+    /// gradient written into `grads` (a mirror of [`GpuTransformer::arena`]), in the same
+    /// recording as the forward pass.
+    pub async fn loss_and_grad(
+        &mut self,
+        tokens: &[u32],
+        batch: usize,
+        grads: &Arena,
+    ) -> Result<f32> {
+        let (_, _, loss) = self
+            .run(tokens, batch, &|_| false, &[], Want::Grads(grads))
+            .await?;
+        Ok(loss.expect("the backward pass reads the loss"))
+    }
+
+    /// The mean language-modelling loss on `tokens` (rows of `batch`), its logits made a chunk
+    /// of positions at a time so that no vocabulary's are too large to bind.
+    pub async fn loss(&mut self, tokens: &[u32], batch: usize) -> Result<f32> {
+        self.loss_with(tokens, batch, &[]).await
+    }
+
+    /// The mean language-modelling loss with `edits` replacing hooks' values (the loss of an
+    /// ablated, steered or patched model; with an SAE's reconstruction, CE loss recovered).
+    pub async fn loss_with(
+        &mut self,
+        tokens: &[u32],
+        batch: usize,
+        edits: &[HookEdit],
+    ) -> Result<f32> {
+        let (_, _, loss) = self
+            .run(tokens, batch, &|_| false, edits, Want::Loss)
+            .await?;
+        Ok(loss.expect("a loss pass reads the loss"))
+    }
+
+    async fn run(
+        &mut self,
+        tokens: &[u32],
+        batch: usize,
+        capture: &dyn Fn(&str) -> bool,
+        edits: &[HookEdit],
+        want: Want<'_>,
+    ) -> Result<(Vec<f32>, Hooks, Option<f32>)> {
+        let cfg = self.params.cfg.clone();
+        let pos = check_tokens(&cfg, tokens, batch)?;
+        let checked = check_edits(&cfg, edits, batch, pos)?;
+        let (d, v) = (cfg.d_model as usize, cfg.d_vocab as usize);
+        let rows = batch * pos;
+        let gpu = self.gpu.clone();
+        let layers = match want {
+            Want::Hooks(n) => n,
+            _ => cfg.n_layers as usize,
+        };
+        let keep_logits = matches!(want, Want::Logits);
+        if !self
+            .acts
+            .as_ref()
+            .is_some_and(|a| a.fits((batch, pos), layers, keep_logits))
+        {
+            if let Some(old) = self.acts.take() {
+                old.recycle(&gpu);
+            }
+            let made = Activations::new(&gpu, &cfg, (batch, pos), layers, keep_logits)?;
+            self.acts = Some(made);
+        }
+        let acts = self.acts.as_ref().expect("made above");
+        let edits = Edits::new(&gpu, checked)?;
+        let tok = gpu.storage_from("tokens", tokens)?;
+        let shape = |layer| Shape {
+            layer,
+            attn: AttnShape {
+                batch,
+                pos,
+                heads: cfg.n_heads as usize,
+                d_head: cfg.d_head as usize,
+            },
+            d_model: d,
+            d_mlp: cfg.d_mlp as usize,
+            // Resolved once: SoLU's LayerNorm is the block's, after `solu`.
+            act: match cfg.act_fn {
+                Activation::Gelu => Act::Gelu,
+                Activation::GeluNew => Act::GeluNew,
+                Activation::SoluLn => Act::Solu,
+            },
+        };
+        let arena = &self.arena;
+        let mut rec = self.recorder.begin();
+        // Zeroed at the start of the recording, not by a submit each.
+        for b in acts.buffers() {
+            rec.clear(b, 0, None);
+        }
+        // The embeddings and the residual stream they start.
+        let resid0 = &acts.blocks.first().map(|b| &b.resid_pre);
+        let scratch_resid = match resid0 {
+            Some(_) => None,
+            None => Some(gpu.storage_dirty::<f32>("resid", rows * d)?),
+        };
+        let resid0 = resid0.or(scratch_resid.as_ref()).expect("one of the two");
+        let t = Embedding {
+            tokens: (&tok).into(),
+            w_e: arena.view("embed.W_E")?,
+            w_pos: arena.view("pos_embed.W_pos")?,
+            embed: (&acts.embed).into(),
+            pos_embed: (&acts.pos_embed).into(),
+            resid: resid0.into(),
+        };
+        embedding(&mut rec, &t, (rows, pos, d, v, cfg.n_ctx as usize)).await?;
+        if edits.any_at("hook_embed") || edits.any_at("hook_pos_embed") {
+            edits.at(&mut rec, "hook_embed", &acts.embed).await?;
+            edits
+                .at(&mut rec, "hook_pos_embed", &acts.pos_embed)
+                .await?;
+            let (e, p) = ((&acts.embed).into(), (&acts.pos_embed).into());
+            add(&mut rec, e, p, resid0.into(), rows * d).await?;
+        }
+        // The blocks; the previous block's resid_post is the next one's resid_pre
+        // (TransformerLens caches, and edits, both).
+        for (l, b) in acts.blocks.iter().enumerate() {
+            if l > 0 {
+                let prev = acts.blocks[l - 1].resid_post();
+                rec.copy(prev, 0, &b.resid_pre, 0, (rows * d * 4) as u64);
+            }
+            let pre = format!("blocks.{l}.hook_resid_pre");
+            edits.at(&mut rec, &pre, &b.resid_pre).await?;
+            block::forward(&mut rec, arena, shape(l), b, &edits).await?;
+        }
+        // The final LayerNorm and the unembedding.
+        if let (Some(lnf), Some(last)) = (&acts.ln_final, acts.blocks.last()) {
+            let x = last.resid_post().into();
+            ln_forward(&mut rec, arena, "ln_final", x, lnf, (rows, d)).await?;
+            edits.at(&mut rec, "unembed.hook_in", &lnf.out).await?;
+            if let Some(logits) = &acts.logits {
+                let u = ("unembed.W_U", "unembed.b_U");
+                let (x, y) = ((&lnf.out).into(), logits.into());
+                linear(&mut rec, arena, u, x, y, (rows, d, v)).await?;
+            }
+        }
+        let grads = match want {
+            Want::Grads(ga) => Some(ga),
+            _ => None,
+        };
+        let mut scratch = Scratch::new(&gpu);
+        // The gradient at ln_final's output: every chunk of the loss writes its rows.
+        let dxf = match grads {
+            Some(_) => Some(gpu.storage_dirty::<f32>("d ln_final", rows * d)?),
+            None => None,
+        };
+        let loss_buf = match (want, &acts.ln_final) {
+            (Want::Loss | Want::Grads(_), Some(lnf)) => {
+                let t = UnembedLoss {
+                    xf: (&lnf.out).into(),
+                    tokens: (&tok).into(),
+                    backward: dxf.as_ref().zip(grads).map(|(b, g)| (b.into(), g)),
+                    shape: CeShape {
+                        rows,
+                        pos,
+                        vocab: v,
+                    },
+                    d_model: d,
+                    chunk_bytes: self.chunk_bytes,
+                };
+                Some(unembed_loss(&mut rec, arena, &t).await?)
+            }
+            _ => None,
+        };
+        let mut token_bufs = vec![];
+        if let (Some(ga), Some(dxf), Some(lnf)) = (grads, &dxf, &acts.ln_final) {
+            let last = acts.blocks.last().expect("a model has a block");
+            let mut dresid = scratch.zeroed(&mut rec, "d resid", rows * d)?;
+            let (x, dr) = (last.resid_post().into(), scratch.view(dresid));
+            let st = (&lnf.stats).into();
+            let pa = (arena, ga);
+            ln_backward(
+                &mut rec,
+                ga,
+                arena,
+                "ln_final",
+                x,
+                dxf.into(),
+                st,
+                dr,
+                (rows, d),
+            )
+            .await?;
+            for (l, b) in acts.blocks.iter().enumerate().rev() {
+                dresid = block::backward(&mut rec, pa, shape(l), b, &mut scratch, dresid).await?;
+            }
+            let (offsets, list) = token_lists(tokens, v)?;
+            let bo = gpu.storage_from("token offsets", &offsets)?;
+            let bl = gpu.storage_from("token rows", &list)?;
+            embedding_backward(
+                &mut rec,
+                &EmbeddingBackward {
+                    offsets: (&bo).into(),
+                    list: (&bl).into(),
+                    g: scratch.view(dresid),
+                    dw_e: ga.view("embed.W_E")?,
+                    dw_pos: ga.view("pos_embed.W_pos")?,
+                },
+                (rows, pos, d, v, cfg.n_ctx as usize),
+            )
+            .await?;
+            token_bufs.extend([bo, bl]);
+        }
+        rec.submit_scoped().await?;
+        let loss = match &loss_buf {
+            Some((l, _)) => Some(gpu.read::<f32>(l, 1).await?[0]),
+            None => None,
+        };
+        let (logits, hooks) = read_hooks(&gpu, &cfg, acts, capture).await?;
+        // Scratch goes back to the pool: the next step asks for the same sizes, and creating
+        // buffers afresh each step costs allocations a fast GPU notices.
+        let scratch = scratch.keep;
+        let loss_bufs = loss_buf
+            .into_iter()
+            .flat_map(|(l, keep)| keep.into_iter().chain([l]));
+        for b in [tok]
+            .into_iter()
+            .chain(scratch_resid)
+            .chain(dxf)
+            .chain(token_bufs)
+        {
+            gpu.recycle(b);
+        }
+        scratch
+            .into_iter()
+            .chain(loss_bufs)
+            .for_each(|b| gpu.recycle(b));
+        edits.recycle(&gpu);
+        Ok((logits, hooks, loss))
+    }
+}
+
+/// The logits (empty unless the pass kept them) and the hooks `capture` accepts, read back in
+/// forward order; a LayerNorm's `hook_scale` and `hook_normalized` made from its statistics and
+/// input.
+async fn read_hooks(
+    gpu: &Gpu,
+    cfg: &super::TransformerConfig,
+    acts: &Activations,
+    capture: &dyn Fn(&str) -> bool,
+) -> Result<(Vec<f32>, Hooks)> {
+    let (batch, pos) = (acts.batch, acts.pos);
+    let rows = batch * pos;
+    let logits = match &acts.logits {
+        Some(b) => gpu.read(b, rows * cfg.d_vocab as usize).await?,
+        None => vec![],
+    };
+    let mut hooks = Hooks::default();
+    for (name, shape) in hook_shapes(cfg, batch, pos) {
+        if !capture(&name) {
+            continue;
+        }
+        if name == "unembed.hook_out" {
+            if acts.logits.is_some() {
+                hooks.put(capture, name, shape, &logits);
+            }
+            continue;
+        }
+        match acts.hook(&name) {
+            None => {}
+            Some(HookBuf::Value(b)) => {
+                let n: usize = shape.iter().product();
+                let values: Vec<f32> = gpu.read(b, n).await?;
+                hooks.put(capture, name, shape, &values);
+            }
+            Some(HookBuf::Ln {
+                x,
+                stats,
+                width,
+                normalized: n,
+            }) => {
+                let st: Vec<f32> = gpu.read(stats, 2 * rows).await?;
+                if n {
+                    let xv: Vec<f32> = gpu.read(x, rows * width).await?;
+                    hooks.put(capture, name, shape, &normalized(&xv, &st, width));
+                } else {
+                    hooks.put(capture, name, shape, &st[..rows]);
+                }
+            }
+        }
+    }
+    Ok((logits, hooks))
+}
