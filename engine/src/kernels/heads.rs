@@ -44,17 +44,8 @@ pub struct Heads<'a> {
 /// Records the projection: one product over all heads.
 pub async fn heads(rec: &mut Recording<'_>, t: &Heads<'_>) -> Result<()> {
     let mm = Matmul {
-        a: t.x,
-        b: t.w,
-        c: t.out,
-        m: t.rows,
-        n: t.heads * t.d_head,
-        k: t.d_in,
-        trans_a: false,
-        trans_b: false,
         bias: Some(t.bias),
-        centre: None,
-        accumulate: false,
+        ..Matmul::new(t.x, t.w, t.out, (t.rows, t.heads * t.d_head, t.d_in))
     };
     let splits = Splits {
         b: Some(per_head(t.d_in, t.d_head)),
@@ -96,17 +87,9 @@ pub async fn heads_backward(rec: &mut Recording<'_>, t: &HeadsBackward<'_>) -> R
     let width = t.heads * t.d_head;
     let split = per_head(t.d_in, t.d_head);
     let dx = Matmul {
-        a: t.dout,
-        b: t.w,
-        c: t.dx,
-        m: t.rows,
-        n: t.d_in,
-        k: width,
-        trans_a: false,
         trans_b: true,
-        bias: None,
-        centre: None,
         accumulate: t.accumulate,
+        ..Matmul::new(t.dout, t.w, t.dx, (t.rows, t.d_in, width))
     };
     let b_split = Splits {
         b: Some(split),
@@ -114,17 +97,8 @@ pub async fn heads_backward(rec: &mut Recording<'_>, t: &HeadsBackward<'_>) -> R
     };
     matmul_split(rec, &dx, &b_split).await?;
     let dw = Matmul {
-        a: t.x,
-        b: t.dout,
-        c: t.dw,
-        m: t.d_in,
-        n: width,
-        k: t.rows,
         trans_a: true,
-        trans_b: false,
-        bias: None,
-        centre: None,
-        accumulate: false,
+        ..Matmul::new(t.x, t.dout, t.dw, (t.d_in, width, t.rows))
     };
     let c_split = Splits {
         c: Some(split),

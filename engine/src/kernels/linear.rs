@@ -18,17 +18,8 @@ pub async fn linear(
     (rows, k, n): (usize, usize, usize),
 ) -> Result<()> {
     let mm = Matmul {
-        a: x,
-        b: params.view(w)?,
-        c: y,
-        m: rows,
-        n,
-        k,
-        trans_a: false,
-        trans_b: false,
         bias: Some(params.view(b)?),
-        centre: None,
-        accumulate: false,
+        ..Matmul::new(x, params.view(w)?, y, (rows, n, k))
     };
     matmul(rec, &mm).await
 }
@@ -49,32 +40,15 @@ pub async fn linear_backward(
     accumulate: bool,
 ) -> Result<()> {
     let dw = Matmul {
-        a: x,
-        b: dy,
-        c: grads.view(w)?,
-        m: k,
-        n,
-        k: rows,
         trans_a: true,
-        trans_b: false,
-        bias: None,
-        centre: None,
         accumulate,
+        ..Matmul::new(x, dy, grads.view(w)?, (k, n, rows))
     };
     matmul(rec, &dw).await?;
     sum_rows(rec, dy, grads.view(b)?, (rows, n), accumulate).await?;
     let din = Matmul {
-        a: dy,
-        b: params.view(w)?,
-        c: dx,
-        m: rows,
-        n: k,
-        k: n,
-        trans_a: false,
         trans_b: true,
-        bias: None,
-        centre: None,
-        accumulate: false,
+        ..Matmul::new(dy, params.view(w)?, dx, (rows, k, n))
     };
     matmul(rec, &din).await
 }

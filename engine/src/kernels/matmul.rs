@@ -52,6 +52,26 @@ pub struct Matmul<'a> {
     pub accumulate: bool,
 }
 
+impl<'a> Matmul<'a> {
+    /// The plain product `c = a · b` of an `[m, k]` and a `[k, n]` matrix (`dims` is
+    /// `(m, n, k)`): no transposes, bias, centring or accumulation, which callers set by field.
+    pub fn new(a: View<'a>, b: View<'a>, c: View<'a>, (m, n, k): (usize, usize, usize)) -> Self {
+        Self {
+            a,
+            b,
+            c,
+            m,
+            n,
+            k,
+            trans_a: false,
+            trans_b: false,
+            bias: None,
+            centre: None,
+            accumulate: false,
+        }
+    }
+}
+
 /// An operand that is not a dense matrix (see `shaders/matmul.wgsl`): its element at (outer,
 /// inner), inner being the index stored contiguously (k for a plain `a`, m for a transposed
 /// one), lies at `outer · ld + (inner / block) · stride + inner % block`. TransformerLens's
@@ -670,19 +690,12 @@ mod tests {
         let out = gpu.storage_zeroed::<f32>("out", rows * width).unwrap();
         let mut recorder = crate::gpu::Recorder::new(gpu);
         let mut rec = recorder.begin();
-        let mm = Matmul {
-            a: (&bx).into(),
-            b: (&short).into(),
-            c: (&out).into(),
-            m: rows,
-            n: width,
-            k: d,
-            trans_a: false,
-            trans_b: false,
-            bias: None,
-            centre: None,
-            accumulate: false,
-        };
+        let mm = Matmul::new(
+            (&bx).into(),
+            (&short).into(),
+            (&out).into(),
+            (rows, width, d),
+        );
         let on_b = Splits {
             b: Some(split),
             ..Splits::default()
@@ -845,17 +858,8 @@ mod tests {
         record(gpu, async |rec: &mut Recording<'_>| {
             let w_in = arena.view("W_in")?;
             let mm = Matmul {
-                a: w_in,
-                b: w_in,
-                c: (&gram).into(),
-                m: k,
-                n: k,
-                k: n,
-                trans_a: false,
                 trans_b: true,
-                bias: None,
-                centre: None,
-                accumulate: false,
+                ..Matmul::new(w_in, w_in, (&gram).into(), (k, k, n))
             };
             matmul(rec, &mm).await
         })

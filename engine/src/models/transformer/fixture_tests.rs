@@ -22,41 +22,28 @@ struct Fixture {
 }
 
 macro_rules! fixture {
-    ($name:literal) => {
+    ($name:literal) => {{
+        // One of the fixture's files, read at compile time by `$read`.
+        macro_rules! at {
+            ($read:ident, $file:literal) => {
+                $read!(concat!(
+                    "../../../tests/fixtures/transformer_lens/",
+                    $name,
+                    "/",
+                    $file
+                ))
+            };
+        }
         Fixture {
             name: $name,
-            config: include_str!(concat!(
-                "../../../tests/fixtures/transformer_lens/",
-                $name,
-                "/config.json"
-            )),
-            model: include_bytes!(concat!(
-                "../../../tests/fixtures/transformer_lens/",
-                $name,
-                "/model.safetensors"
-            )),
-            activations: include_bytes!(concat!(
-                "../../../tests/fixtures/transformer_lens/",
-                $name,
-                "/activations.safetensors"
-            )),
-            loss_and_grads: include_bytes!(concat!(
-                "../../../tests/fixtures/transformer_lens/",
-                $name,
-                "/loss_and_grads.safetensors"
-            )),
-            edits: include_str!(concat!(
-                "../../../tests/fixtures/transformer_lens/",
-                $name,
-                "/interventions.json"
-            )),
-            edited: include_bytes!(concat!(
-                "../../../tests/fixtures/transformer_lens/",
-                $name,
-                "/interventions.safetensors"
-            )),
+            config: at!(include_str, "config.json"),
+            model: at!(include_bytes, "model.safetensors"),
+            activations: at!(include_bytes, "activations.safetensors"),
+            loss_and_grads: at!(include_bytes, "loss_and_grads.safetensors"),
+            edits: at!(include_str, "interventions.json"),
+            edited: at!(include_bytes, "interventions.safetensors"),
         }
-    };
+    }};
 }
 
 const FIXTURES: [Fixture; 4] = [

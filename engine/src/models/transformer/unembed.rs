@@ -101,17 +101,8 @@ pub async fn unembed_loss(
         matmul(
             rec,
             &Matmul {
-                a: xf,
-                b: w_u,
-                c: ce.logits,
-                m: n,
-                n: v,
-                k: d,
-                trans_a: false,
-                trans_b: false,
                 bias: Some(params.view("unembed.b_U")?),
-                centre: None,
-                accumulate: false,
+                ..Matmul::new(xf, w_u, ce.logits, (n, v, d))
             },
         )
         .await?;

@@ -31,17 +31,10 @@ pub async fn encode(
     d_sae: usize,
 ) -> Result<()> {
     let mm = Matmul {
-        a: buf.x,
-        b: buf.w_enc,
-        c: buf.pre,
-        m: batch,
-        n: d_sae,
-        k: d_in,
-        trans_a: false,
         trans_b: true,
         bias: Some(buf.b_enc),
         centre: Some(buf.b_dec),
-        accumulate: false,
+        ..Matmul::new(buf.x, buf.w_enc, buf.pre, (batch, d_sae, d_in))
     };
     matmul_named(rec, &mm, ["x", "w_enc", "pre", "b_enc", "b_dec"]).await
 }
@@ -68,17 +61,8 @@ pub async fn decode_dense(
     d_sae: usize,
 ) -> Result<()> {
     let mm = Matmul {
-        a: buf.f,
-        b: buf.w_dec,
-        c: buf.x_hat,
-        m: batch,
-        n: d_in,
-        k: d_sae,
-        trans_a: false,
-        trans_b: false,
         bias: Some(buf.b_dec),
-        centre: None,
-        accumulate: false,
+        ..Matmul::new(buf.f, buf.w_dec, buf.x_hat, (batch, d_in, d_sae))
     };
     matmul_named(rec, &mm, ["f", "w_dec", "x_hat", "b_dec", "-"]).await
 }
@@ -103,17 +87,8 @@ pub async fn latent_grad_dense(
     d_sae: usize,
 ) -> Result<()> {
     let mm = Matmul {
-        a: buf.g,
-        b: buf.w_dec,
-        c: buf.gf,
-        m: batch,
-        n: d_sae,
-        k: d_in,
-        trans_a: false,
         trans_b: true,
-        bias: None,
-        centre: None,
-        accumulate: false,
+        ..Matmul::new(buf.g, buf.w_dec, buf.gf, (batch, d_sae, d_in))
     };
     matmul_named(rec, &mm, ["g", "w_dec", "gf", "-", "-"]).await
 }
@@ -138,17 +113,9 @@ pub async fn weight_grad_dense(
     d_sae: usize,
 ) -> Result<()> {
     let mm = Matmul {
-        a: buf.coef,
-        b: buf.rows,
-        c: buf.grad,
-        m: d_sae,
-        n: d_in,
-        k: batch,
         trans_a: true,
-        trans_b: false,
-        bias: None,
-        centre: None,
         accumulate: true,
+        ..Matmul::new(buf.coef, buf.rows, buf.grad, (d_sae, d_in, batch))
     };
     matmul_named(rec, &mm, ["coef", "rows", "grad", "-", "-"]).await
 }
