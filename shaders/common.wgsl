@@ -1,4 +1,4 @@
-// Host: engine/src/kernels/mod.rs (prepended to every kernel of kernels/ and models/sae/kernels/).
+// Host: engine/src/kernels/common.rs (prepended to every kernel of kernels/ and models/sae/kernels/).
 // Shared by the general and SAE kernels (the host prepends it to each): indexing over 2-D grids, the
 // sortable key of ReLU(x), a scan across a 256-invocation workgroup, and a fixed-order sum or
 // maximum across one.

@@ -6,7 +6,7 @@
 //! slots ([`ShuffleSlots`]), outputs the rows in them, then writes the next `batch` source rows
 //! into those slots ([`gather_scatter`]). Every source row that enters the pool leaves it once.
 //! The CPU trainer uses [`ShuffleBuffer`]; the GPU trainer keeps the pool on the device
-//! (`shaders/sae_shuffle.wgsl`) and draws the same slots, so the two stay comparable.
+//! (`shaders/sae/shuffle.wgsl`) and draws the same slots, so the two stay comparable.
 
 use super::ActivationSource;
 use crate::rng::{fold_seed, rng_u32};

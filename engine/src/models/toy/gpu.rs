@@ -1,5 +1,5 @@
-//! GPU trainers for the toy model. Host side of `shaders/toy_fused.wgsl` (one workgroup per
-//! instance, many steps per dispatch) and `shaders/toy_general.wgsl` (four dispatches a step, any
+//! GPU trainers for the toy model. Host side of `shaders/toy/gpu_fused.wgsl` (one workgroup per
+//! instance, many steps per dispatch) and `shaders/toy/gpu_general.wgsl` (four dispatches a step, any
 //! size). Both draw the same data as the CPU reference in `cpu.rs` and are tested against it.
 
 use super::{init_params, instance_table, ADAM, NOT_DIVERGED};
@@ -11,11 +11,11 @@ use crate::rng::fold_seed;
 use std::sync::Arc;
 
 const RNG_WGSL: &str = include_str!("../../../../shaders/rng.wgsl");
-const COMMON_WGSL: &str = include_str!("../../../../shaders/toy_common.wgsl");
-const FUSED_WGSL: &str = include_str!("../../../../shaders/toy_fused.wgsl");
-const GENERAL_WGSL: &str = include_str!("../../../../shaders/toy_general.wgsl");
+const COMMON_WGSL: &str = include_str!("../../../../shaders/toy/gpu.wgsl");
+const FUSED_WGSL: &str = include_str!("../../../../shaders/toy/gpu_fused.wgsl");
+const GENERAL_WGSL: &str = include_str!("../../../../shaders/toy/gpu_general.wgsl");
 
-/// Uniform block shared by both kernels (matches `ToyParams` in toy_common.wgsl).
+/// Uniform block shared by both kernels (matches `ToyParams` in toy/gpu.wgsl).
 #[repr(C)]
 #[derive(Clone, Copy, bytemuck::Pod, bytemuck::Zeroable)]
 struct ToyParams {

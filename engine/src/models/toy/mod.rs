@@ -67,7 +67,7 @@ pub fn instance_table(instances: &[InstanceSpec]) -> Vec<f32> {
 }
 
 /// Feature `f` of sample `sample` at `step` for `instance`: zero with probability 1 − p, else
-/// uniform in [0, 1). Matches `toy_sample` in `shaders/toy_common.wgsl`.
+/// uniform in [0, 1). Matches `toy_sample` in `shaders/toy/gpu.wgsl`.
 pub fn sample_feature(
     seed: u32,
     instance: u32,

@@ -31,11 +31,11 @@ use crate::kernels::adam::{adam_scratch_words, AdamStep};
 use crate::metrics::sae::FiringTracker;
 use std::sync::Arc;
 
-/// `arch` of the dense path's kernels (see sae_step.wgsl).
+/// `arch` of the dense path's kernels (see sae/step.wgsl).
 const ARCH_RELU: u32 = 0;
 const ARCH_JUMP: u32 = 1;
 const ARCH_GATED: u32 = 2;
-/// Sections of `lat_scratch`, what the dense path gathers per latent (see sae_step.wgsl).
+/// Sections of `lat_scratch`, what the dense path gathers per latent (see sae/step.wgsl).
 const LAT_SCRATCH_SECTIONS: usize = 6;
 
 /// The per-latent tensors, packed back to back in this order so the step kernels bind them as

@@ -1,4 +1,4 @@
-//! Host side of `shaders/sae_step.wgsl`: the training step's own kernels (reconstruction
+//! Host side of `shaders/sae/step.wgsl`: the training step's own kernels (reconstruction
 //! gradient, the TopK family's per-entry gradients and AuxK, firing and dead-latent bookkeeping,
 //! decoder projection, the dense path's activations and penalties, BatchTopK's threshold
 //! estimate; the optimiser is [`crate::kernels::adam`]). One bind group layout
@@ -11,7 +11,7 @@ use crate::models::sae::train::THRESHOLD_RATE;
 use std::collections::HashMap;
 use std::sync::Arc;
 
-const SOURCE: &str = include_str!("../../../../../shaders/sae_step.wgsl");
+const SOURCE: &str = include_str!("../../../../../shaders/sae/step.wgsl");
 /// Invocations per workgroup (WebGPU guarantees 256).
 pub const WG: u32 = 256;
 /// f32 arrays, u32 arrays and the atomic counters: the shared layout's storage bindings.
@@ -44,7 +44,7 @@ pub struct StepParams {
 // The uniform block's size must stay a multiple of 16 bytes.
 const _: () = assert!(std::mem::size_of::<StepParams>().is_multiple_of(16));
 
-/// The entry points of `sae_step.wgsl`, each with the buffers it binds in slot order (f32
+/// The entry points of `sae/step.wgsl`, each with the buffers it binds in slot order (f32
 /// slots 1–5, then u32 slots 6–7, then the counters; a number says where slots are skipped),
 /// as the shader names them.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]

@@ -1,4 +1,4 @@
-//! BatchTopK (host of `shaders/sae_batch_topk.wgsl`): the `k · batch` largest values of
+//! BatchTopK (host of `shaders/sae/batch_topk.wgsl`): the `k · batch` largest values of
 //! `ReLU(pre)` over the whole batch, by a global radix select (histogram passes with atomic
 //! counts, then a pick per pass), written as a sparse code whose rows hold as many entries as
 //! they won. The pre-activations may come in chunks of whole rows, one buffer each, so a batch
@@ -9,7 +9,7 @@ use crate::error::{EngineError, Result};
 use crate::gpu::Recording;
 use crate::kernels::{check_buffer, dim, elements, params, Kernel, Params};
 
-const BATCH_TOPK_WGSL: &str = include_str!("../../../../../shaders/sae_batch_topk.wgsl");
+const BATCH_TOPK_WGSL: &str = include_str!("../../../../../shaders/sae/batch_topk.wgsl");
 
 /// Entries each workgroup of the histogram passes reads.
 const CHUNK: u64 = 4096;

@@ -1,4 +1,4 @@
-//! The shuffle pool's step on the device (host of `shaders/sae_shuffle.wgsl`): the batch is
+//! The shuffle pool's step on the device (host of `shaders/sae/shuffle.wgsl`): the batch is
 //! gathered from the pool's drawn slots into the trainer's input, scaled, and the fresh source
 //! rows are scattered into those slots. The CPU reference is
 //! [`crate::data::gather_scatter`] (the [`crate::data::ShuffleBuffer`]'s step),
@@ -9,7 +9,7 @@ use crate::gpu::Recording;
 use crate::gpu::Tensor;
 use crate::kernels::{check_buffer, dim, elements, params, Kernel};
 
-const SHUFFLE_WGSL: &str = include_str!("../../../../../shaders/sae_shuffle.wgsl");
+const SHUFFLE_WGSL: &str = include_str!("../../../../../shaders/sae/shuffle.wgsl");
 
 /// Buffers of [`gather_scatter`] (four distinct buffers).
 #[derive(Clone, Copy)]

@@ -1,4 +1,4 @@
-//! Products with a sparse code `(idx, val)` `[batch, k]` (host of `shaders/sae_sparse.wgsl`):
+//! Products with a sparse code `(idx, val)` `[batch, k]` (host of `shaders/sae/sparse.wgsl`):
 //! the sparse decoder and the gradient at the code's values. Entries with `idx = NO_LATENT`
 //! (or any index past `d_sae`) contribute nothing; `k` is not limited and indices may repeat.
 //! With a row index ([`super::code_rows_len`]) the `batch · k` entries are spread over the rows
@@ -10,7 +10,7 @@ use crate::gpu::Tensor;
 use crate::gpu::{Gpu, Recording, View};
 use crate::kernels::{bool_consts, dim, elements, params, row_width, Kernel, Optional};
 
-const SPARSE_WGSL: &str = include_str!("../../../../../shaders/sae_sparse.wgsl");
+const SPARSE_WGSL: &str = include_str!("../../../../../shaders/sae/sparse.wgsl");
 
 /// The optional bindings: the decoder bias, which only `decode` reads, and the row index.
 fn optional<'a>(b_dec: Option<View<'a>>, rows: Option<View<'a>>) -> (String, [Optional<'a>; 2]) {

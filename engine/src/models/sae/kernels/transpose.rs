@@ -1,5 +1,5 @@
-//! Sparse weight gradients through the transpose of the code (hosts of `shaders/sae_transpose_lists.wgsl`
-//! and `shaders/sae_transpose_scatter.wgsl`): per-latent lists of the entries that use each latent, then
+//! Sparse weight gradients through the transpose of the code (hosts of `shaders/sae/transpose_lists.wgsl`
+//! and `shaders/sae/transpose_scatter.wgsl`): per-latent lists of the entries that use each latent, then
 //! each latent's columns add up its rows, a workgroup serving 256 / width latents of `width`
 //! columns (64, 128 or 256, whichever is narrowest to cover d_in). Only active latents' rows are
 //! touched.
@@ -25,8 +25,8 @@ use crate::kernels::{
     bool_consts, dim, elements, items_per_group, params, row_width, Kernel, Optional,
 };
 
-const LISTS_WGSL: &str = include_str!("../../../../../shaders/sae_transpose_lists.wgsl");
-const SCATTER_WGSL: &str = include_str!("../../../../../shaders/sae_transpose_scatter.wgsl");
+const LISTS_WGSL: &str = include_str!("../../../../../shaders/sae/transpose_lists.wgsl");
+const SCATTER_WGSL: &str = include_str!("../../../../../shaders/sae/transpose_scatter.wgsl");
 
 /// Counts per block of the offsets scan.
 const SCAN_BLOCK: u64 = 1024;

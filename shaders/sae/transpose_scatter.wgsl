@@ -1,5 +1,5 @@
 // Host: engine/src/models/sae/kernels/transpose.rs (CPU reference: weight_grad_sparse_ref there).
-// Per-latent weight gradients from the lists of sae_transpose_lists.wgsl:
+// Per-latent weight gradients from the lists of sae/transpose_lists.wgsl:
 //   grad[j, :] += Σ_{e in list j} coef[e] · rows[e / k, :]   (and bias_grad[j] += Σ coef[e]
 //   with BIAS)
 // One invocation per (latent, column) walks the latent's list, sorted by entry: each output
