@@ -2,6 +2,7 @@
 //! activations; later language-model sources plug in through the same trait. A
 //! [`ShuffleBuffer`] mixes a source's batches before training.
 
+pub mod config;
 mod ground_truth;
 mod shuffle;
 mod superposition;
@@ -12,26 +13,8 @@ pub use shuffle::{gather_scatter, ShuffleBuffer, ShuffleSlots};
 pub use superposition::SuperpositionSource;
 
 use crate::error::Result;
-use crate::models::sae::config::SourceConfig;
-
-/// Cross-entropy loss recovered: how much of a language model's loss the SAE's reconstruction
-/// keeps, `(CE_zero_ablated − CE_reconstructed) / (CE_zero_ablated − CE_clean)`.
-#[derive(Debug, Clone, Copy, PartialEq, serde::Serialize, serde::Deserialize)]
-pub struct CeLossRecovered {
-    /// The model's loss with its own activations.
-    pub clean: f32,
-    /// The loss with the activations replaced by the SAE's reconstruction.
-    pub reconstructed: f32,
-    /// The loss with the activations zeroed.
-    pub zero_ablated: f32,
-}
-
-impl CeLossRecovered {
-    /// The recovered fraction (1 is perfect, 0 is no better than zeros).
-    pub fn fraction(&self) -> f32 {
-        (self.zero_ablated - self.reconstructed) / (self.zero_ablated - self.clean)
-    }
-}
+use crate::metrics::CeLossRecovered;
+pub use config::SourceConfig;
 
 /// A stream of activation batches.
 pub trait ActivationSource {

@@ -2,7 +2,7 @@
 //! log10 firing-density histogram) and, for sources with planted features, how many of them the
 //! decoder recovered.
 
-use crate::data::CeLossRecovered;
+use crate::metrics::CeLossRecovered;
 use serde::{Deserialize, Serialize};
 
 /// A latent firing more often than this counts as dense.
