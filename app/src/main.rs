@@ -5,7 +5,7 @@
 //!
 //! The app is a thin composition: the address's hash says which lab and which experiment;
 //! each lab's folder (`labs/superposition`, `labs/sae`) holds its page, form, controls, charts
-//! and view. What labs share: `trainer` (the page's side of the training worker, which the
+//! and view. What labs share: `run_controller` (the page's side of the training worker, which the
 //! crate's library holds with the messages between the two), `charts` (the canvas tools),
 //! `components` (chart panel, run bar, preset and field controls) and `url` (the hash).
 
@@ -13,7 +13,7 @@ mod charts;
 mod components;
 mod download;
 mod labs;
-mod trainer;
+mod run_controller;
 mod url;
 
 use leptos::prelude::*;

@@ -1,7 +1,7 @@
 //! The run bar every lab shares: Run, Pause/Resume, Reset, progress with ETA and status, the
 //! share link and the whole-run export; and the backend line.
 
-use crate::trainer::{Estimate, Runner, Status, LONG_RUN_SECS};
+use crate::run_controller::{Estimate, Runner, Status, LONG_RUN_SECS};
 
 /// "1 step", "12 steps".
 fn steps(n: u32) -> String {
@@ -85,7 +85,7 @@ pub fn RunPanel(
         runner.estimate.set(Estimate::Measuring);
         let generation = settle.get_value();
         leptos::task::spawn_local(async move {
-            crate::trainer::sleep_ms(SETTLE_MS).await;
+            crate::run_controller::sleep_ms(SETTLE_MS).await;
             if settle.try_get_value() == Some(generation) {
                 runner.calibrate(j);
             }
@@ -102,7 +102,7 @@ pub fn RunPanel(
             let took = if total_secs < 1.0 {
                 "under a second".to_string()
             } else {
-                format!("about {}", crate::trainer::fmt_duration(total_secs))
+                format!("about {}", crate::run_controller::fmt_duration(total_secs))
             };
             let mut t = format!(
                 "This run will take {took} on this device (measured over {}).",
@@ -163,7 +163,7 @@ pub fn RunPanel(
             } else {
                 "copied to the address bar (the clipboard was blocked)".into()
             });
-            crate::trainer::sleep_ms(2500).await;
+            crate::run_controller::sleep_ms(2500).await;
             copied.set(String::new());
         });
     };
@@ -208,7 +208,7 @@ pub fn RunPanel(
                             .long_run
                             .get()
                             .map(|l| {
-                                let took = crate::trainer::fmt_duration(l.total_secs);
+                                let took = crate::run_controller::fmt_duration(l.total_secs);
                                 if l.before_start {
                                     format!(
                                         "This run will take about {took} on this device (measured over {}). Start it?",

@@ -14,7 +14,7 @@ use crate::components::controls::EngineSelect;
 use crate::components::link_sync::sync_link;
 use crate::components::progress::{BackendLine, ErrorLine, RunPanel};
 use crate::download;
-use crate::trainer::Runner;
+use crate::run_controller::Runner;
 use crate::url;
 use charts::SaeChart;
 use controls::SaeControls;

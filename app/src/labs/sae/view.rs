@@ -3,7 +3,7 @@
 
 use std::sync::Arc;
 
-use crate::trainer::{History, RunEvent};
+use crate::run_controller::{History, RunEvent};
 use mechlab_app::protocol::{Job, SaeUpdate, Update};
 use mechlab_engine::experiment::frontier::FrontierPoint;
 use mechlab_engine::io::saelens::SaeLensFiles;

@@ -16,7 +16,7 @@ use crate::components::controls::EngineSelect;
 use crate::components::link_sync::sync_link;
 use crate::components::progress::{BackendLine, ErrorLine, RunPanel};
 use crate::download;
-use crate::trainer::{History, RunEvent, Runner};
+use crate::run_controller::{History, RunEvent, Runner};
 use leptos::prelude::*;
 use mechlab_app::protocol::{Job, Update as ChunkUpdate};
 use mechlab_engine::experiment::link::LinkConfig;

@@ -45,7 +45,7 @@ pub fn draw_loss(canvas: &HtmlCanvasElement, run: Option<&LmRun>) {
         .collect();
     let mut lines = vec![];
     for (i, m) in run.models.iter().enumerate() {
-        let pts = |h: &crate::trainer::History<f32>| -> Vec<(f64, f64)> {
+        let pts = |h: &crate::run_controller::History<f32>| -> Vec<(f64, f64)> {
             h.steps
                 .iter()
                 .zip(&h.points)

@@ -15,7 +15,7 @@ use crate::components::controls::EngineSelect;
 use crate::components::link_sync::sync_link;
 use crate::components::progress::{BackendLine, ErrorLine, RunPanel};
 use crate::download;
-use crate::trainer::{Runner, Status};
+use crate::run_controller::{Runner, Status};
 use crate::url;
 use controls::LmControls;
 use files::Given;
@@ -93,7 +93,7 @@ pub fn TransformerPage(
     // What an opened checkpoint is; any run started since says nothing of it.
     let opened = RwSignal::new(None::<String>);
     let runner = Runner::new(move |ev| {
-        if matches!(ev, crate::trainer::RunEvent::Cleared) {
+        if matches!(ev, crate::run_controller::RunEvent::Cleared) {
             opened.set(None);
         }
         run.update(|r| replies.update(|rep| view::on_run_event(r, rep, ev)))

@@ -1,7 +1,7 @@
 //! What the Transformer page keeps of a run: each model's training and validation curves, its
 //! latest sample, the speed, and the latest look inside a prompt.
 
-use crate::trainer::{History, RunEvent};
+use crate::run_controller::{History, RunEvent};
 use mechlab_app::protocol::{FromWorker, Job, LmUpdate, ModelView, Update};
 use mechlab_engine::models::transformer::lm::LmConfig;
 

@@ -1,7 +1,8 @@
-//! The page's side of training. A dedicated Web Worker (`mechlab_app::worker`, its own WebGPU
-//! device or the CPU reference for small configs) trains in chunks; this module starts it, sends
-//! it Start, Pause, Resume and Reset (`mechlab_app::protocol`), keeps the run's status, progress
-//! and ETA, and hands each chunk's figures to the page that started the run.
+//! The page's run controller, its side of training. A dedicated Web Worker
+//! (`mechlab_app::worker`, its own WebGPU device or the CPU reference for small configs) trains
+//! in chunks; this module starts it, sends it Start, Pause, Resume and Reset
+//! (`mechlab_app::protocol`), keeps the run's status, progress and ETA, and hands each chunk's
+//! figures to the page that started the run.
 //!
 //! The page thread only keeps histories and draws; nothing that scales with training runs here.
 
