@@ -66,6 +66,9 @@ pub(super) enum HookBuf<'a> {
 pub(super) struct Activations {
     pub batch: usize,
     pub pos: usize,
+    /// The residual stream's width and the MLP's (LayerNorm hooks are made at these widths).
+    pub d_model: usize,
+    pub d_mlp: usize,
     pub embed: wgpu::Buffer,
     pub pos_embed: wgpu::Buffer,
     pub blocks: Vec<BlockActs>,
@@ -137,6 +140,8 @@ impl Activations {
         Ok(Self {
             batch,
             pos,
+            d_model: d,
+            d_mlp: m,
             embed: buf("hook_embed", resid)?,
             pos_embed: buf("hook_pos_embed", resid)?,
             blocks,
@@ -221,7 +226,7 @@ impl Activations {
             })
         }
         let v = |b| Some(HookBuf::Value(b));
-        let d = self.embed.size() as usize / 4 / (self.batch * self.pos).max(1);
+        let d = self.d_model;
         match name {
             "hook_embed" => return v(&self.embed),
             "hook_pos_embed" => return v(&self.pos_embed),
@@ -258,11 +263,10 @@ impl Activations {
             ("mlp.hook_mid", Some(m)) => m.mid.as_ref().and_then(|(mid, _)| v(mid)),
             ("mlp.ln.hook_scale" | "mlp.ln.hook_normalized", Some(m)) => {
                 let (mid, stats) = m.mid.as_ref()?;
-                let width = m.pre.size() as usize / 4 / (self.batch * self.pos).max(1);
                 Some(HookBuf::Ln {
                     x: mid,
                     stats,
-                    width,
+                    width: self.d_mlp,
                     normalized,
                 })
             }
