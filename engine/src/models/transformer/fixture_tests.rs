@@ -483,3 +483,51 @@ async fn gpu_stops_at_a_layer(gpu: &crate::gpu::Gpu) {
     );
 }
 crate::gpu_test!(gpu_a_pass_stops_at_a_layer, gpu_stops_at_a_layer);
+
+/// A forward pass recorded into another recorder's recording (as an SAE trainer records the
+/// model's pass before its own step) leaves each hook on the device: a copy of its view in the
+/// same recording holds what the CPU reference captures, edits included, and nothing is read
+/// back until the caller submits.
+async fn gpu_hooks_stay_on_the_device(gpu: &crate::gpu::Gpu) {
+    let f = &FIXTURES[0];
+    let (params, rows) = load(f);
+    let (tokens, batch) = (rows.concat(), rows.len());
+    let edits = [HookEdit::new("blocks.0.mlp.hook_mid", Edit::ZeroIndex(5))];
+    let (_, want) = forward_with(&params, &tokens, batch, &|_| true, &edits).unwrap();
+    let mut model = super::gpu::GpuTransformer::new(gpu, &params).unwrap();
+    let mut recorder = crate::gpu::Recorder::new(gpu);
+    for (hook, stop) in [
+        ("blocks.0.mlp.hook_post", 1),
+        ("blocks.1.hook_resid_mid", 2),
+    ] {
+        let mut rec = recorder.begin();
+        model
+            .record_forward(&mut rec, &tokens, batch, &edits, stop)
+            .await
+            .unwrap();
+        let (view, shape) = model.hook_view(hook).expect("the pass made the hook");
+        let n: usize = shape.iter().product();
+        assert_eq!(view.len, n, "{hook}'s view");
+        let out = gpu.storage_zeroed::<f32>("consumer", n).unwrap();
+        rec.copy(view.buffer, view.offset, &out, 0, (n * 4) as u64);
+        rec.submit();
+        let got: Vec<f32> = gpu.read(&out, n).await.unwrap();
+        let (want_shape, want) = want.get(hook).unwrap();
+        assert_eq!(shape, want_shape, "{hook}'s shape");
+        for (i, (g, w)) in got.iter().zip(want).enumerate() {
+            assert!(close(*g, *w), "{hook}[{i}] on the device = {g}, CPU {w}");
+        }
+    }
+    assert!(model.hook_view("blocks.0.ln1.hook_normalized").is_none());
+    let mut rec = recorder.begin();
+    let err = model
+        .record_forward(&mut rec, &tokens, batch, &[], 3)
+        .await
+        .unwrap_err()
+        .to_string();
+    assert!(err.contains("stop_at_layer = 3"), "{err}");
+}
+crate::gpu_test!(
+    gpu_hooks_stay_on_the_device_for_a_consumer,
+    gpu_hooks_stay_on_the_device
+);

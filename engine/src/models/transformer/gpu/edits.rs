@@ -68,8 +68,14 @@ impl<'a> Edits<'a> {
 
     /// Gives the operands back to the pool (once the recording that read them is submitted).
     pub fn recycle(self, gpu: &Gpu) {
-        for (a, b) in self.operands {
-            a.into_iter().chain(b).for_each(|buf| gpu.recycle(buf));
-        }
+        self.into_buffers().into_iter().for_each(|b| gpu.recycle(b));
+    }
+
+    /// The operands' buffers, for a caller that submits the recording later.
+    pub fn into_buffers(self) -> Vec<wgpu::Buffer> {
+        self.operands
+            .into_iter()
+            .flat_map(|(a, b)| a.into_iter().chain(b))
+            .collect()
     }
 }

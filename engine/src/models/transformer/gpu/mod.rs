@@ -13,13 +13,13 @@ mod lm_trainer;
 
 pub use lm_trainer::GpuLmTrainer;
 
-use super::config::Activation;
+use super::config::{Activation, TransformerConfig};
 use super::cpu::{check_tokens, normalized, Hooks};
 use super::hooks::{check_edits, hook_shapes, HookEdit};
 use super::params::TransformerParams;
 use super::unembed::{self, unembed_loss, UnembedLoss};
 use crate::error::{EngineError, Result};
-use crate::gpu::{Arena, ArenaLayout, Gpu, Recorder};
+use crate::gpu::{Arena, ArenaLayout, Gpu, Recorder, Recording, View};
 use crate::kernels::activation::Act;
 use crate::kernels::add::add;
 use crate::kernels::attention::AttnShape;
@@ -43,6 +43,9 @@ pub struct GpuTransformer {
     chunk_bytes: u64,
     /// The last pass's activations, kept for the next pass of the same shape.
     acts: Option<Activations>,
+    /// What a pass recorded into a caller's recording reads (its tokens, the edits'
+    /// operands), kept until the next pass.
+    kept: Vec<wgpu::Buffer>,
 }
 
 /// What a pass gives back.
@@ -79,6 +82,7 @@ impl GpuTransformer {
             recorder: Recorder::new(gpu),
             chunk_bytes: unembed::LOGIT_CHUNK_BYTES,
             acts: None,
+            kept: vec![],
         })
     }
 
@@ -127,14 +131,7 @@ impl GpuTransformer {
         edits: &[HookEdit],
         stop_at_layer: usize,
     ) -> Result<Hooks> {
-        let n = self.params.cfg.n_layers as usize;
-        if stop_at_layer > n {
-            return Err(EngineError::invalid(
-                "stop_at_layer",
-                stop_at_layer,
-                format!("the model has {n} blocks"),
-            ));
-        }
+        check_stop(&self.params.cfg, stop_at_layer)?;
         let want = Want::Hooks(stop_at_layer);
         let (_, hooks, _) = self.run(tokens, batch, capture, edits, want).await?;
         Ok(hooks)
@@ -180,6 +177,69 @@ impl GpuTransformer {
         Ok(loss.expect("a loss pass reads the loss"))
     }
 
+    /// Records a forward pass of `tokens` (rows of `batch`) through the first `stop_at_layer`
+    /// blocks into the caller's recording, with `edits` on the way, so that a consumer on the
+    /// device (an SAE trainer's input, an explorer's accumulators) reads the hooks it needs with
+    /// [`GpuTransformer::hook_view`] in the same recording: nothing is read back. The pass's
+    /// buffers stay valid until the next pass.
+    pub async fn record_forward(
+        &mut self,
+        rec: &mut Recording<'_>,
+        tokens: &[u32],
+        batch: usize,
+        edits: &[HookEdit],
+        stop_at_layer: usize,
+    ) -> Result<()> {
+        let cfg = self.params.cfg.clone();
+        check_stop(&cfg, stop_at_layer)?;
+        let pos = check_tokens(&cfg, tokens, batch)?;
+        let checked = check_edits(&cfg, edits, batch, pos)?;
+        self.prepare((batch, pos), stop_at_layer, false)?;
+        let gpu = self.gpu.clone();
+        let edits = Edits::new(&gpu, checked)?;
+        let tok = gpu.storage_from("tokens", tokens)?;
+        let acts = self.acts.as_ref().expect("prepared above");
+        let scratch = record_forward(rec, &self.arena, &cfg, acts, &tok, &edits).await?;
+        // Kept until the caller has submitted the recording that reads them.
+        self.kept
+            .extend(edits.into_buffers().into_iter().chain([tok]).chain(scratch));
+        Ok(())
+    }
+
+    /// The device view of hook `name` from the last pass, with its shape, when that pass made
+    /// it and it is a buffer of its own (a LayerNorm's `hook_scale` and `hook_normalized` are
+    /// made from its statistics when read back, and have no view).
+    pub fn hook_view(&self, name: &str) -> Option<(View<'_>, Vec<usize>)> {
+        let acts = self.acts.as_ref()?;
+        let (_, shape) = hook_shapes(&self.params.cfg, acts.batch, acts.pos)
+            .into_iter()
+            .find(|(n, _)| n == name)?;
+        match acts.hook(name)? {
+            HookBuf::Value(b) => Some((b.into(), shape)),
+            HookBuf::Ln { .. } => None,
+        }
+    }
+
+    /// Makes (or keeps) the activations for a pass of this shape, and gives back the buffers
+    /// the last recorded pass kept.
+    fn prepare(&mut self, shape: (usize, usize), layers: usize, logits: bool) -> Result<()> {
+        for b in self.kept.drain(..) {
+            self.gpu.recycle(b);
+        }
+        if !self
+            .acts
+            .as_ref()
+            .is_some_and(|a| a.fits(shape, layers, logits))
+        {
+            if let Some(old) = self.acts.take() {
+                old.recycle(&self.gpu);
+            }
+            let cfg = &self.params.cfg;
+            self.acts = Some(Activations::new(&self.gpu, cfg, shape, layers, logits)?);
+        }
+        Ok(())
+    }
+
     async fn run(
         &mut self,
         tokens: &[u32],
@@ -198,90 +258,14 @@ impl GpuTransformer {
             Want::Hooks(n) => n,
             _ => cfg.n_layers as usize,
         };
-        let keep_logits = matches!(want, Want::Logits);
-        if !self
-            .acts
-            .as_ref()
-            .is_some_and(|a| a.fits((batch, pos), layers, keep_logits))
-        {
-            if let Some(old) = self.acts.take() {
-                old.recycle(&gpu);
-            }
-            let made = Activations::new(&gpu, &cfg, (batch, pos), layers, keep_logits)?;
-            self.acts = Some(made);
-        }
+        self.prepare((batch, pos), layers, matches!(want, Want::Logits))?;
         let acts = self.acts.as_ref().expect("made above");
         let edits = Edits::new(&gpu, checked)?;
         let tok = gpu.storage_from("tokens", tokens)?;
-        let shape = |layer| Shape {
-            layer,
-            attn: AttnShape {
-                batch,
-                pos,
-                heads: cfg.n_heads as usize,
-                d_head: cfg.d_head as usize,
-            },
-            d_model: d,
-            d_mlp: cfg.d_mlp as usize,
-            // Resolved once: SoLU's LayerNorm is the block's, after `solu`.
-            act: match cfg.act_fn {
-                Activation::Gelu => Act::Gelu,
-                Activation::GeluNew => Act::GeluNew,
-                Activation::SoluLn => Act::Solu,
-            },
-        };
+        let shape = |layer| block_shape(&cfg, (batch, pos), layer);
         let arena = &self.arena;
         let mut rec = self.recorder.begin();
-        // Zeroed at the start of the recording, not by a submit each.
-        for b in acts.buffers() {
-            rec.clear(b, 0, None);
-        }
-        // The embeddings and the residual stream they start.
-        let resid0 = &acts.blocks.first().map(|b| &b.resid_pre);
-        let scratch_resid = match resid0 {
-            Some(_) => None,
-            None => Some(gpu.storage_dirty::<f32>("resid", rows * d)?),
-        };
-        let resid0 = resid0.or(scratch_resid.as_ref()).expect("one of the two");
-        let t = Embedding {
-            tokens: (&tok).into(),
-            w_e: arena.view("embed.W_E")?,
-            w_pos: arena.view("pos_embed.W_pos")?,
-            embed: (&acts.embed).into(),
-            pos_embed: (&acts.pos_embed).into(),
-            resid: resid0.into(),
-        };
-        embedding(&mut rec, &t, (rows, pos, d, v, cfg.n_ctx as usize)).await?;
-        if edits.any_at("hook_embed") || edits.any_at("hook_pos_embed") {
-            edits.at(&mut rec, "hook_embed", &acts.embed).await?;
-            edits
-                .at(&mut rec, "hook_pos_embed", &acts.pos_embed)
-                .await?;
-            let (e, p) = ((&acts.embed).into(), (&acts.pos_embed).into());
-            add(&mut rec, e, p, resid0.into(), rows * d).await?;
-        }
-        // The blocks; the previous block's resid_post is the next one's resid_pre
-        // (TransformerLens caches, and edits, both).
-        for (l, b) in acts.blocks.iter().enumerate() {
-            if l > 0 {
-                let prev = acts.blocks[l - 1].resid_post();
-                rec.copy(prev, 0, &b.resid_pre, 0, (rows * d * 4) as u64);
-            }
-            let pre = format!("blocks.{l}.hook_resid_pre");
-            edits.at(&mut rec, &pre, &b.resid_pre).await?;
-            block::forward(&mut rec, arena, shape(l), b, &edits).await?;
-        }
-        // The final LayerNorm and the unembedding.
-        if let (Some(lnf), Some(last)) = (&acts.ln_final, acts.blocks.last()) {
-            let x = last.resid_post().into();
-            ln_forward(&mut rec, arena, "ln_final", x, lnf, (rows, d)).await?;
-            edits.at(&mut rec, "unembed.hook_in", &lnf.out).await?;
-            if let Some(logits) = &acts.logits {
-                let u = ("unembed.W_U", "unembed.b_U");
-                let (x, y) = ((&lnf.out).into(), logits.into());
-                linear(&mut rec, arena, u, x, y, (rows, d, v)).await?;
-            }
-        }
+        let scratch_resid = record_forward(&mut rec, arena, &cfg, acts, &tok, &edits).await?;
         let grads = match want {
             Want::Grads(ga) => Some(ga),
             _ => None,
@@ -376,6 +360,107 @@ impl GpuTransformer {
         edits.recycle(&gpu);
         Ok((logits, hooks, loss))
     }
+}
+
+/// Refuses a `stop_at_layer` past the model's blocks.
+fn check_stop(cfg: &TransformerConfig, stop_at_layer: usize) -> Result<()> {
+    let n = cfg.n_layers as usize;
+    if stop_at_layer > n {
+        return Err(EngineError::invalid(
+            "stop_at_layer",
+            stop_at_layer,
+            format!("the model has {n} blocks"),
+        ));
+    }
+    Ok(())
+}
+
+/// A block's shape for a pass of `batch` rows of `pos` tokens, the MLP's activation resolved
+/// once (SoLU's LayerNorm is the block's, after `solu`).
+fn block_shape(cfg: &TransformerConfig, (batch, pos): (usize, usize), layer: usize) -> Shape {
+    Shape {
+        layer,
+        attn: AttnShape {
+            batch,
+            pos,
+            heads: cfg.n_heads as usize,
+            d_head: cfg.d_head as usize,
+        },
+        d_model: cfg.d_model as usize,
+        d_mlp: cfg.d_mlp as usize,
+        act: match cfg.act_fn {
+            Activation::Gelu => Act::Gelu,
+            Activation::GeluNew => Act::GeluNew,
+            Activation::SoluLn => Act::Solu,
+        },
+    }
+}
+
+/// Records a forward pass of the tokens in `tok` through `acts`' blocks (then the final
+/// LayerNorm and the logits, where `acts` has them), each edit recorded where its hook is
+/// written. Returns the residual buffer made when no block runs, to keep until the recording
+/// is submitted.
+async fn record_forward(
+    rec: &mut Recording<'_>,
+    arena: &Arena,
+    cfg: &TransformerConfig,
+    acts: &Activations,
+    tok: &wgpu::Buffer,
+    edits: &Edits<'_>,
+) -> Result<Option<wgpu::Buffer>> {
+    let gpu = rec.gpu().clone();
+    let (d, v) = (cfg.d_model as usize, cfg.d_vocab as usize);
+    let (pos, rows) = (acts.pos, acts.batch * acts.pos);
+    // Zeroed at the start of the recording, not by a submit each.
+    for b in acts.buffers() {
+        rec.clear(b, 0, None);
+    }
+    // The embeddings and the residual stream they start.
+    let resid0 = acts.blocks.first().map(|b| &b.resid_pre);
+    let scratch_resid = match resid0 {
+        Some(_) => None,
+        None => Some(gpu.storage_dirty::<f32>("resid", rows * d)?),
+    };
+    let resid0 = resid0.or(scratch_resid.as_ref()).expect("one of the two");
+    let t = Embedding {
+        tokens: tok.into(),
+        w_e: arena.view("embed.W_E")?,
+        w_pos: arena.view("pos_embed.W_pos")?,
+        embed: (&acts.embed).into(),
+        pos_embed: (&acts.pos_embed).into(),
+        resid: resid0.into(),
+    };
+    embedding(rec, &t, (rows, pos, d, v, cfg.n_ctx as usize)).await?;
+    if edits.any_at("hook_embed") || edits.any_at("hook_pos_embed") {
+        edits.at(rec, "hook_embed", &acts.embed).await?;
+        edits.at(rec, "hook_pos_embed", &acts.pos_embed).await?;
+        let (e, p) = ((&acts.embed).into(), (&acts.pos_embed).into());
+        add(rec, e, p, resid0.into(), rows * d).await?;
+    }
+    // The blocks; the previous block's resid_post is the next one's resid_pre
+    // (TransformerLens caches, and edits, both).
+    for (l, b) in acts.blocks.iter().enumerate() {
+        if l > 0 {
+            let prev = acts.blocks[l - 1].resid_post();
+            rec.copy(prev, 0, &b.resid_pre, 0, (rows * d * 4) as u64);
+        }
+        let pre = format!("blocks.{l}.hook_resid_pre");
+        edits.at(rec, &pre, &b.resid_pre).await?;
+        let shape = block_shape(cfg, (acts.batch, pos), l);
+        block::forward(rec, arena, shape, b, edits).await?;
+    }
+    // The final LayerNorm and the unembedding.
+    if let (Some(lnf), Some(last)) = (&acts.ln_final, acts.blocks.last()) {
+        let x = last.resid_post().into();
+        ln_forward(rec, arena, "ln_final", x, lnf, (rows, d)).await?;
+        edits.at(rec, "unembed.hook_in", &lnf.out).await?;
+        if let Some(logits) = &acts.logits {
+            let u = ("unembed.W_U", "unembed.b_U");
+            let (x, y) = ((&lnf.out).into(), logits.into());
+            linear(rec, arena, u, x, y, (rows, d, v)).await?;
+        }
+    }
+    Ok(scratch_resid)
 }
 
 /// The logits (empty unless the pass kept them) and the hooks `capture` accepts, read back in
