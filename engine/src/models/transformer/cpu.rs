@@ -14,7 +14,7 @@ use crate::kernels::embedding::embedding_ref;
 use crate::kernels::heads::heads_ref;
 use crate::kernels::layernorm::layernorm_ref;
 
-use super::hooks::{check_edits, HookEdit, Tap};
+use super::hooks::{check_edits, check_stop, HookEdit, Tap};
 pub use super::hooks::{hook_matches, Hooks};
 
 /// The logits `[batch, pos, d_vocab]` for `tokens` (`batch` rows of `tokens.len() / batch`
@@ -38,6 +38,35 @@ pub fn forward_with(
     capture: &dyn Fn(&str) -> bool,
     edits: &[HookEdit],
 ) -> Result<(Vec<f32>, Hooks)> {
+    let (logits, hooks) = pass(params, tokens, batch, capture, edits, None)?;
+    Ok((logits.expect("a whole pass makes the logits"), hooks))
+}
+
+/// The hooks `capture` accepts from a pass through the first `stop_at_layer` blocks alone
+/// (TransformerLens's `stop_at_layer`; all of them, without the final LayerNorm and the
+/// unembedding, when it is n_layers), with `edits` on the way: what an SAE on an early hook
+/// needs, without the rest of the model. A stop past the last block is refused.
+pub fn forward_until(
+    params: &TransformerParams,
+    tokens: &[u32],
+    batch: usize,
+    capture: &dyn Fn(&str) -> bool,
+    edits: &[HookEdit],
+    stop_at_layer: usize,
+) -> Result<Hooks> {
+    check_stop(&params.cfg, stop_at_layer)?;
+    Ok(pass(params, tokens, batch, capture, edits, Some(stop_at_layer))?.1)
+}
+
+/// A forward pass through every block, or the first `stop` alone (then without logits).
+fn pass(
+    params: &TransformerParams,
+    tokens: &[u32],
+    batch: usize,
+    capture: &dyn Fn(&str) -> bool,
+    edits: &[HookEdit],
+    stop: Option<usize>,
+) -> Result<(Option<Vec<f32>>, Hooks)> {
     let cfg = &params.cfg;
     cfg.validate()?;
     let pos = check_tokens(cfg, tokens, batch)?;
@@ -55,7 +84,7 @@ pub fn forward_with(
     tap.see("hook_embed".into(), resid_shape.clone(), &embed);
     tap.see("hook_pos_embed".into(), resid_shape.clone(), &pos_embed);
     let ln_ctx = (batch, pos);
-    for l in 0..cfg.n_layers as usize {
+    for l in 0..stop.unwrap_or(cfg.n_layers as usize) {
         let name = |n: &str| format!("blocks.{l}.{n}");
         tap.at(name("hook_resid_pre"), resid_shape.clone(), &mut resid);
         let x = layer_norm(params, &name("ln1"), &resid, d, &mut tap, ln_ctx)?;
@@ -71,6 +100,9 @@ pub fn forward_with(
         }
         tap.at(name("hook_resid_post"), resid_shape.clone(), &mut resid);
     }
+    if stop.is_some() {
+        return Ok((None, tap.hooks));
+    }
     let mut x = layer_norm(params, "ln_final", &resid, d, &mut tap, ln_ctx)?;
     tap.at("unembed.hook_in".into(), resid_shape, &mut x);
     let v = cfg.d_vocab as usize;
@@ -83,7 +115,7 @@ pub fn forward_with(
         v,
     );
     tap.see("unembed.hook_out".into(), vec![batch, pos, v], &logits);
-    Ok((logits, tap.hooks))
+    Ok((Some(logits), tap.hooks))
 }
 
 /// Positions per row of `tokens`, refused (naming the problem) unless they are `batch` equal

@@ -439,9 +439,9 @@ crate::gpu_test!(
     gpu_edits_everywhere_match
 );
 
-/// A pass that stops after the first block (TransformerLens's `stop_at_layer`) captures that
-/// block's hooks as the whole pass does and nothing past it; a stop past the last block is
-/// refused.
+/// A pass that stops after the first block (TransformerLens's `stop_at_layer`), on the GPU and
+/// on the CPU, captures that block's hooks as the whole pass does and nothing past it; a stop
+/// past the last block is refused.
 async fn gpu_stops_at_a_layer(gpu: &crate::gpu::Gpu) {
     let f = &FIXTURES[1];
     let (params, rows) = load(f);
@@ -462,6 +462,11 @@ async fn gpu_stops_at_a_layer(gpu: &crate::gpu::Gpu) {
         "{names:?}"
     );
     let (_, edited) = forward_with(&params, &tokens, batch, &|_| true, &edits).unwrap();
+    // The CPU reference stops at the same place.
+    let cpu = super::cpu::forward_until(&params, &tokens, batch, &|_| true, &edits, 1).unwrap();
+    assert_eq!(cpu.names().collect::<Vec<_>>(), names, "the CPU's hooks");
+    let err = super::cpu::forward_until(&params, &tokens, batch, &|_| true, &[], 3);
+    assert!(err.unwrap_err().to_string().contains("stop_at_layer = 3"));
     for n in names {
         let (got, want) = (hooks.get(n).unwrap().1, edited.get(n).unwrap().1);
         for (i, (g, w)) in got.iter().zip(want).enumerate() {

@@ -312,6 +312,19 @@ pub(crate) fn check_edits<'a>(
         .collect()
 }
 
+/// Refuses a `stop_at_layer` past the model's blocks.
+pub(crate) fn check_stop(cfg: &TransformerConfig, stop_at_layer: usize) -> Result<()> {
+    let n = cfg.n_layers as usize;
+    if stop_at_layer > n {
+        return Err(EngineError::invalid(
+            "stop_at_layer",
+            stop_at_layer,
+            format!("the model has {n} blocks"),
+        ));
+    }
+    Ok(())
+}
+
 /// A CPU pass's hooks: captures what `capture` accepts, after applying the edits at each hook.
 pub(crate) struct Tap<'a> {
     capture: &'a dyn Fn(&str) -> bool,

@@ -15,10 +15,10 @@ pub use lm_trainer::GpuLmTrainer;
 
 use super::config::{Activation, TransformerConfig};
 use super::cpu::{check_tokens, normalized, Hooks};
-use super::hooks::{check_edits, hook_shapes, HookEdit};
+use super::hooks::{check_edits, check_stop, hook_shapes, HookEdit};
 use super::params::TransformerParams;
 use super::unembed::{self, unembed_loss, UnembedLoss};
-use crate::error::{EngineError, Result};
+use crate::error::Result;
 use crate::gpu::{Arena, ArenaLayout, Gpu, Recorder, Recording, View};
 use crate::kernels::activation::Act;
 use crate::kernels::add::add;
@@ -360,19 +360,6 @@ impl GpuTransformer {
         edits.recycle(&gpu);
         Ok((logits, hooks, loss))
     }
-}
-
-/// Refuses a `stop_at_layer` past the model's blocks.
-fn check_stop(cfg: &TransformerConfig, stop_at_layer: usize) -> Result<()> {
-    let n = cfg.n_layers as usize;
-    if stop_at_layer > n {
-        return Err(EngineError::invalid(
-            "stop_at_layer",
-            stop_at_layer,
-            format!("the model has {n} blocks"),
-        ));
-    }
-    Ok(())
 }
 
 /// A block's shape for a pass of `batch` rows of `pos` tokens, the MLP's activation resolved
