@@ -449,7 +449,7 @@ async fn gpu_stops_at_a_layer(gpu: &crate::gpu::Gpu) {
     let mut model = super::gpu::GpuTransformer::new(gpu, &params).unwrap();
     let edits = [HookEdit::new("blocks.0.mlp.hook_post", Edit::ZeroIndex(2))];
     let hooks = model
-        .hooks_until(&tokens, batch, &|_| true, &edits, 1)
+        .forward_until(&tokens, batch, &|_| true, &edits, 1)
         .await
         .unwrap();
     let names: Vec<&str> = hooks.names().collect();
@@ -478,7 +478,7 @@ async fn gpu_stops_at_a_layer(gpu: &crate::gpu::Gpu) {
         }
     }
     let err = model
-        .hooks_until(&tokens, batch, &|_| true, &[], 3)
+        .forward_until(&tokens, batch, &|_| true, &[], 3)
         .await
         .unwrap_err()
         .to_string();

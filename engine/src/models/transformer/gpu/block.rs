@@ -312,18 +312,9 @@ pub(super) async fn backward(
             false,
         )
         .await?;
-        let dln = scratch.zeroed(rec, "d resid_mid", rows * d)?;
-        let (x, g, st, dx) = (
-            (&a.resid_mid).into(),
-            scratch.view(dx2),
-            (&mlp.ln2.stats).into(),
-            scratch.view(dln),
-        );
-        ln_backward(rec, grads, params, &name("ln2"), x, g, st, dx, (rows, d)).await?;
-        let sum = scratch.zeroed(rec, "d resid", rows * d)?;
-        let (x, y, out) = (scratch.view(dresid), scratch.view(dln), scratch.view(sum));
-        add(rec, x, y, out, rows * d).await?;
-        dresid = sum;
+        let ln2 = (name("ln2"), &a.resid_mid, &mlp.ln2);
+        let pg = (params, grads);
+        dresid = back_through_ln(rec, pg, ln2, scratch, (dx2, dresid), (rows, d)).await?;
     }
     // Attention.
     let n = rows * h * dh;
@@ -383,16 +374,39 @@ pub(super) async fn backward(
         };
         heads_backward(rec, &t).await?;
     }
-    let dln = scratch.zeroed(rec, "d resid_pre", rows * d)?;
-    let (x, g, st, dx) = (
-        (&a.resid_pre).into(),
-        scratch.view(dx1),
-        (&a.ln1.stats).into(),
-        scratch.view(dln),
-    );
-    ln_backward(rec, grads, params, &name("ln1"), x, g, st, dx, (rows, d)).await?;
-    let sum = scratch.zeroed(rec, "d resid", rows * d)?;
-    let (x, y, out) = (scratch.view(dresid), scratch.view(dln), scratch.view(sum));
-    add(rec, x, y, out, rows * d).await?;
+    let ln1 = (name("ln1"), &a.resid_pre, &a.ln1);
+    back_through_ln(rec, (params, grads), ln1, scratch, (dx1, dresid), (rows, d)).await
+}
+
+/// A branch's gradient back through the LayerNorm `(prefix, its input x, its activations)` at
+/// its start (`rows` of `width`), added to the residual stream's gradient: from the scratch
+/// indices of the gradient at the LayerNorm's output and of the residual stream's, the new
+/// scratch index of the residual stream's gradient before the branch.
+async fn back_through_ln(
+    rec: &mut Recording<'_>,
+    (params, grads): (&Arena, &Arena),
+    (prefix, x, ln): (String, &wgpu::Buffer, &LnActs),
+    scratch: &mut Scratch<'_>,
+    (dy, dresid): (usize, usize),
+    (rows, width): (usize, usize),
+) -> Result<usize> {
+    let n = rows * width;
+    let dx = scratch.zeroed(rec, "d ln input", n)?;
+    let (g, st, dxv) = (scratch.view(dy), (&ln.stats).into(), scratch.view(dx));
+    ln_backward(
+        rec,
+        grads,
+        params,
+        &prefix,
+        x.into(),
+        g,
+        st,
+        dxv,
+        (rows, width),
+    )
+    .await?;
+    let sum = scratch.zeroed(rec, "d resid", n)?;
+    let (a, b, out) = (scratch.view(dresid), scratch.view(dx), scratch.view(sum));
+    add(rec, a, b, out, n).await?;
     Ok(sum)
 }

@@ -123,7 +123,7 @@ impl GpuTransformer {
     /// (TransformerLens's `stop_at_layer`; all of them, without the unembedding, when it is
     /// n_layers): an SAE on `blocks.0.mlp.hook_post` pays for neither the later blocks nor the
     /// vocabulary. Hooks past the stop are not captured.
-    pub async fn hooks_until(
+    pub async fn forward_until(
         &mut self,
         tokens: &[u32],
         batch: usize,
