@@ -1,5 +1,8 @@
 //! One face for the lab's two trainers, so the CLI (and next the page's worker) drives either:
-//! the CPU reference ([`CpuLmTrainer`]) or the GPU ([`GpuLmTrainer`]).
+//! the CPU reference ([`CpuLmTrainer`]) or the GPU ([`GpuLmTrainer`]); it is a [`Trainer`] as
+//! every lab's trainer is, so the loops that drive the other labs ([`train_to_end`]) drive it.
+//!
+//! [`train_to_end`]: crate::train::trainer::train_to_end
 
 use super::config::TransformerConfig;
 use super::gpu::GpuLmTrainer;
@@ -9,6 +12,7 @@ use super::lm::{
 use super::params::TransformerParams;
 use crate::error::Result;
 use crate::gpu::Gpu;
+use crate::train::trainer::Trainer;
 
 /// A language-model trainer on the CPU or the GPU.
 pub enum LmTrainer {
@@ -110,10 +114,62 @@ impl LmTrainer {
     }
 }
 
+impl Trainer for LmTrainer {
+    /// Each step's figures, in order.
+    type Report = Vec<LmStep>;
+
+    fn step(&self) -> u32 {
+        LmTrainer::step(self)
+    }
+
+    fn total_steps(&self) -> u32 {
+        self.config().steps
+    }
+
+    async fn run_steps(&mut self, n: u32) -> Result<Vec<LmStep>> {
+        let mut steps = vec![];
+        for _ in 0..n.min(self.remaining()) {
+            steps.push(self.train_step().await?);
+        }
+        Ok(steps)
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
     use crate::data::text::Corpus;
+
+    /// The CPU trainer driven by the loop every lab's trainer is driven by: chunks of three
+    /// steps to the end of a seven-step run report every step once, the last chunk short, with
+    /// the losses a step at a time gives.
+    async fn the_lab_loop_drives_it() {
+        let text: String = (0..200).map(|i| format!("a cat sat {}\n", i % 7)).collect();
+        let corpus = Corpus::from_file("cats.txt", text.as_bytes()).unwrap();
+        let mut cfg = LmConfig {
+            steps: 7,
+            batch_size: 2,
+            ..LmConfig::default()
+        };
+        (cfg.model.d_model, cfg.model.d_head, cfg.model.d_mlp) = (16, 4, 32);
+        cfg.model.n_ctx = 8;
+        let data = TokenizedCorpus::new(&corpus, cfg.tokenizer).unwrap();
+        let mut one = LmTrainer::start(None, &cfg, data.clone()).unwrap();
+        let mut want = vec![];
+        for _ in 0..7 {
+            want.push(one.train_step().await.unwrap());
+        }
+        let mut t = LmTrainer::start(None, &cfg, data).unwrap();
+        let mut got = vec![];
+        let each = |_: &LmTrainer, r: &Vec<LmStep>| got.extend_from_slice(r);
+        let last = crate::train::trainer::train_to_end(&mut t, 3, each)
+            .await
+            .unwrap();
+        assert_eq!(got, want);
+        assert_eq!(last.map(|r| r.len()), Some(1));
+        assert_eq!((Trainer::step(&t), t.remaining()), (7, 0));
+    }
+    crate::cpu_test!(the_lab_loop_drives_it_to_the_end, the_lab_loop_drives_it);
 
     /// A GPU run saved after some steps and resumed in a fresh trainer continues with the
     /// losses of the run that never stopped.
