@@ -189,24 +189,12 @@ impl Activations {
         all
     }
 
-    /// Gives every buffer back to the pool.
+    /// Gives every buffer back to the pool (handles to the same buffers: one list of them,
+    /// [`Activations::buffers`]).
     pub fn recycle(self, gpu: &Gpu) {
-        let mut all = vec![self.embed, self.pos_embed];
-        for b in self.blocks {
-            all.extend([b.resid_pre, b.ln1.out, b.ln1.stats, b.q, b.k, b.v]);
-            all.extend([b.scores, b.pattern, b.z, b.attn_out, b.resid_mid]);
-            if let Some(m) = b.mlp {
-                all.extend([m.ln2.out, m.ln2.stats, m.pre, m.post, m.out, m.resid_post]);
-                if let Some((mid, stats)) = m.mid {
-                    all.extend([mid, stats]);
-                }
-            }
+        for b in self.buffers() {
+            gpu.recycle(b.clone());
         }
-        if let Some(ln) = self.ln_final {
-            all.extend([ln.out, ln.stats]);
-        }
-        all.extend(self.logits);
-        all.into_iter().for_each(|b| gpu.recycle(b));
     }
 
     /// Where the hook `name` (a TransformerLens name) is, when this pass made it. The logits
