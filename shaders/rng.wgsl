@@ -16,3 +16,12 @@ fn rng_u32(seed: u32, a: u32, b: u32, c: u32) -> u32 {
 fn rng_unit(seed: u32, a: u32, b: u32, c: u32) -> f32 {
     return f32(rng_u32(seed, a, b, c) >> 8u) * (1.0 / 16777216.0);
 }
+
+// A standard normal (Box-Muller) at coordinates (a, b), as rng_normal in engine/src/rng.rs
+// computes it. Not bit-identical: WGSL's log and cos may differ from the host's in the last
+// bits, so values agree to a few ulps.
+fn rng_normal(seed: u32, a: u32, b: u32) -> f32 {
+    let u1 = max(rng_unit(seed, a, b, 0u), 1e-7);
+    let u2 = rng_unit(seed, a, b, 1u);
+    return sqrt(-2.0 * log(u1)) * cos(6.2831855 * u2);
+}

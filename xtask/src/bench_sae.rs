@@ -242,6 +242,34 @@ fn replay(cfg: &SaeConfig, batches: usize) -> Result<Box<ReplaySource>, String> 
     ))
 }
 
+/// The ground-truth source's batches at size `s`, rows/s: drawn on the host (`next_batch`:
+/// the CPU reference's way, and what the GPU trainer paid every step before its sources drew
+/// on the device) and on the device (`record_batch`).
+fn source_rates(gpu: &Gpu, s: &Size) -> Result<(f64, f64), String> {
+    let cfg = config(s, "topk")?;
+    let build = || mechlab_engine::data::build(&cfg.source, 0).map_err(|e| e.to_string());
+    let (mut host, mut device) = (build()?, build()?);
+    let mut x = vec![0f32; s.batch * s.d_in];
+    let on_host = rate(|n| {
+        (0..n).for_each(|_| host.next_batch(&mut x));
+        Ok(())
+    })?;
+    let out = gpu
+        .storage_zeroed::<f32>("batch", s.batch * s.d_in)
+        .map_err(|e| e.to_string())?;
+    let on_device = rate(|n| {
+        let mut recorder = Recorder::new(gpu);
+        let mut rec = recorder.begin();
+        for _ in 0..n {
+            pollster::block_on(device.record_batch(&mut rec, (&out).into(), s.batch))
+                .map_err(|e| e.to_string())?;
+        }
+        rec.submit();
+        wait(gpu)
+    })?;
+    Ok((on_host * s.batch as f64, on_device * s.batch as f64))
+}
+
 struct Row {
     size: String,
     sparse: f64,
@@ -324,7 +352,10 @@ pub fn sae() -> Result<(), String> {
     let mut arch_rows = Vec::new();
     let mut memory_rows = Vec::new();
     let mut large_decoder = None;
+    let mut source_rows = Vec::new();
     for s in sizes {
+        println!("  {} ground-truth batches, host and device ...", s.name);
+        source_rows.push((s, source_rates(&gpu, s)?));
         if s.name == "large" && !large {
             println!(
                 "large: training steps not timed on a software adapter (MECHLAB_BENCH_LARGE=1 \
@@ -489,6 +520,27 @@ pub fn sae() -> Result<(), String> {
             LARGE.k,
             LARGE.d_in,
             sparse / dense
+        );
+    }
+    let _ = writeln!(
+        table,
+        "\nThe ground-truth source's batches (n_features 4 × d_in, the preset's sparsity), drawn \
+         on the host (`next_batch`) and on the device (`record_batch`, what the GPU trainer \
+         uses):\n"
+    );
+    let _ = writeln!(
+        table,
+        "| size | host rows/s | device rows/s | device/host |"
+    );
+    let _ = writeln!(table, "|---|---:|---:|---:|");
+    for (s, (host, device)) in &source_rows {
+        let _ = writeln!(
+            table,
+            "| {} (d_in {}, batch {}) | {host:.3e} | {device:.3e} | {:.1}× |",
+            s.name,
+            s.d_in,
+            s.batch,
+            device / host
         );
     }
     let sorted: Vec<&str> = rows

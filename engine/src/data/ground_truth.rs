@@ -1,7 +1,12 @@
 //! Planted ground-truth features (as in Sharkey et al. 2022): `n_features` random unit vectors
 //! in `d` dimensions; a sample is the sum of the active ones, each scaled by a random magnitude.
+//! Host of `shaders/data/ground_truth.wgsl`, which draws the same batches on the device; this
+//! file's `next_batch` is its CPU reference.
 
+use super::LocalFuture;
 use crate::error::{EngineError, Result};
+use crate::gpu::{Recording, Tensor, View};
+use crate::kernels::{dim, elements, params, Kernel};
 use crate::models::sae::config::{Magnitude, SourceConfig};
 use crate::rng::{fold_seed, rng_normal, rng_unit};
 
@@ -18,7 +23,14 @@ pub struct GroundTruthSource {
     seed: u32,
     /// Samples drawn so far: the counter the RNG is keyed on.
     drawn: u64,
+    /// `features` on the device, uploaded by the first [`Self::record_rows`].
+    device_features: Option<wgpu::Buffer>,
 }
+
+const GROUND_TRUTH_WGSL: &str = concat!(
+    include_str!("../../../shaders/rng.wgsl"),
+    include_str!("../../../shaders/data/ground_truth.wgsl")
+);
 
 const FEATURE_STREAM: u32 = 0x6d00_0001;
 const DATA_STREAM: u32 = 0x6d00_0002;
@@ -61,6 +73,7 @@ impl GroundTruthSource {
             features,
             seed: fold_seed(seed) ^ DATA_STREAM,
             drawn: 0,
+            device_features: None,
         })
     }
 
@@ -98,6 +111,52 @@ impl GroundTruthSource {
     pub fn n_features(&self) -> usize {
         self.n_features
     }
+
+    /// Records the next `rows` samples into `out` on the device (see
+    /// `shaders/data/ground_truth.wgsl`).
+    async fn record_rows(
+        &mut self,
+        rec: &mut Recording<'_>,
+        out: View<'_>,
+        rows: usize,
+    ) -> Result<()> {
+        let gpu = rec.gpu().clone();
+        let (r, d, n) = (
+            dim("rows", rows)?,
+            dim("d", self.d)?,
+            dim("n_features", self.n_features)?,
+        );
+        Tensor::flat(&gpu, "batch", out, elements("batch", &[r, d])?)?;
+        if self.device_features.is_none() {
+            let f = gpu.storage_from("ground-truth features", &self.features)?;
+            self.device_features = Some(f);
+        }
+        let features = self.device_features.as_ref().expect("uploaded above");
+        let (magnitude, a, b) = match self.magnitude {
+            Magnitude::Uniform { low, high } => (0, low, high),
+            Magnitude::FoldedNormal { mean, std } => (1, mean, std),
+            Magnitude::Constant { value } => (2, value, 0.0),
+        };
+        let p = params(&[
+            r,
+            d,
+            n,
+            self.group_size as u32,
+            self.seed,
+            self.drawn as u32,
+            (self.drawn >> 32) as u32,
+            magnitude,
+            self.probability.to_bits(),
+            self.group_coherence.to_bits(),
+            a.to_bits(),
+            b.to_bits(),
+        ]);
+        let storage = vec![View::from(features), out];
+        let kern = Kernel::new(&gpu, "ground_truth", "", GROUND_TRUTH_WGSL, storage, &[]).await?;
+        kern.dispatch(rec, "ground_truth", p, rows as u64).await?;
+        self.drawn += rows as u64;
+        Ok(())
+    }
 }
 
 impl super::ActivationSource for GroundTruthSource {
@@ -116,6 +175,15 @@ impl super::ActivationSource for GroundTruthSource {
             }
             self.drawn += 1;
         }
+    }
+
+    fn record_batch<'a, 'r: 'a>(
+        &'a mut self,
+        rec: &'a mut Recording<'r>,
+        out: View<'a>,
+        rows: usize,
+    ) -> LocalFuture<'a, Result<bool>> {
+        Box::pin(async move { self.record_rows(rec, out, rows).await.map(|()| true) })
     }
 
     fn true_features(&self) -> Option<&[f32]> {
@@ -189,6 +257,72 @@ mod tests {
         a.next_batch(&mut x);
         assert_ne!(x, y, "the stream moves on");
     }
+
+    /// The device's batches against `next_batch` on a twin source: two batches in a row (the
+    /// stream moves on), starting 3 samples short of 2^32 (the counter's carry), with more
+    /// features than one workgroup's chunk, d not a multiple of anything, groups, and every
+    /// magnitude. Uniform and constant magnitudes add the same products in the same order, so
+    /// they agree to an ulp (a device may fuse the multiply-add); folded normals draw through
+    /// WGSL's log and cos, so to 1e-5 relative.
+    async fn device_batches_match_the_host(gpu: &crate::gpu::Gpu) {
+        let magnitudes = [
+            (
+                Magnitude::Uniform {
+                    low: 0.5,
+                    high: 1.5,
+                },
+                1e-6,
+            ),
+            (Magnitude::Constant { value: 2.0 }, 1e-6),
+            (
+                Magnitude::FoldedNormal {
+                    mean: 0.2,
+                    std: 1.0,
+                },
+                1e-5,
+            ),
+        ];
+        for (d, n, group_size, rows) in [(7, 300, 1, 37), (16, 64, 4, 5), (1, 513, 3, 260)] {
+            for (magnitude, tol) in magnitudes {
+                let cfg = SourceConfig::GroundTruth {
+                    d,
+                    n_features: n,
+                    probability: 0.08,
+                    magnitude,
+                    group_size,
+                    group_coherence: 0.7,
+                };
+                let mut host = GroundTruthSource::new(&cfg, 4).unwrap();
+                host.drawn = u32::MAX as u64 - 3;
+                let mut dev = host.clone();
+                let len = rows * d as usize;
+                let outs = [0, 1].map(|_| gpu.storage_zeroed::<f32>("batch", len).unwrap());
+                let mut recorder = crate::gpu::Recorder::new(gpu);
+                let mut rec = recorder.begin();
+                for out in &outs {
+                    assert!(dev.record_batch(&mut rec, out.into(), rows).await.unwrap());
+                }
+                rec.submit();
+                let mut got = gpu.read::<f32>(&outs[0], len).await.unwrap();
+                got.extend(gpu.read::<f32>(&outs[1], len).await.unwrap());
+                let mut want = vec![0.0; 2 * rows * d as usize];
+                let (first, second) = want.split_at_mut(rows * d as usize);
+                host.next_batch(first);
+                host.next_batch(second);
+                assert_eq!(dev.drawn, host.drawn);
+                let label = format!("d {d}, {n} features, groups of {group_size}, {magnitude:?}");
+                assert!(want.iter().any(|v| *v != 0.0), "{label}: an empty batch");
+                for (i, (g, w)) in got.iter().zip(&want).enumerate() {
+                    let bound = tol * (1.0 + w.abs());
+                    assert!((g - w).abs() <= bound, "{label}: element {i}: {g} vs {w}");
+                }
+            }
+        }
+    }
+    crate::gpu_test!(
+        gpu_ground_truth_batches_match_the_host,
+        device_batches_match_the_host
+    );
 
     #[test]
     fn groups_fire_together() {

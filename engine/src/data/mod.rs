@@ -1,6 +1,8 @@
 //! Where an SAE's training activations come from. A source produces batches of `d_in`
-//! activations; later language-model sources plug in through the same trait. A
-//! [`ShuffleBuffer`] mixes a source's batches before training.
+//! activations: on the host for the CPU reference ([`ActivationSource::next_batch`]), and on
+//! the device for the GPU trainer ([`ActivationSource::record_batch`]), recorded into the
+//! step's own recording so nothing passes through the host. Language-model sources plug in
+//! through the same trait. A [`ShuffleBuffer`] mixes a source's batches before training.
 
 pub mod config;
 mod ground_truth;
@@ -13,8 +15,15 @@ pub use shuffle::{gather_scatter, ShuffleBuffer, ShuffleSlots};
 pub use superposition::SuperpositionSource;
 
 use crate::error::Result;
+use crate::gpu::{Recording, View};
 use crate::metrics::CeLossRecovered;
 pub use config::SourceConfig;
+use std::future::Future;
+use std::pin::Pin;
+
+/// A future run on the thread that made it (the browser's, or pollster natively): what a
+/// `dyn` trait's async method returns.
+pub type LocalFuture<'a, T> = Pin<Box<dyn Future<Output = T> + 'a>>;
 
 /// A stream of activation batches.
 pub trait ActivationSource {
@@ -23,6 +32,20 @@ pub trait ActivationSource {
 
     /// Writes the next `out.len() / d_in` activations into `out`, row-major.
     fn next_batch(&mut self, out: &mut [f32]);
+
+    /// Records the next `rows` activations into `out` (`[rows, d_in]`, row-major) on the
+    /// device, the batch [`ActivationSource::next_batch`] would have written, and moves the
+    /// stream on as it does. Returns `false`, recording nothing, for a source that makes its
+    /// batches on the host only: the caller then uploads `next_batch`'s. A source keeps what
+    /// it uploads for this (its features, its weights) for the device of its first call.
+    fn record_batch<'a, 'r: 'a>(
+        &'a mut self,
+        _rec: &'a mut Recording<'r>,
+        _out: View<'a>,
+        _rows: usize,
+    ) -> LocalFuture<'a, Result<bool>> {
+        Box::pin(async { Ok(false) })
+    }
 
     /// The planted features, `[n_features, d_in]` row-major, when the source knows them.
     fn true_features(&self) -> Option<&[f32]> {

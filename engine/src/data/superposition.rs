@@ -1,9 +1,14 @@
 //! The hidden layer of a toy model of superposition: `h = W x` with `x` drawn as the toy model
 //! was trained on. The model's feature directions (the normalised columns of `W` that it
-//! represents) are the ground truth an SAE should find.
+//! represents) are the ground truth an SAE should find. Host of
+//! `shaders/data/superposition.wgsl`, which draws the same batches on the device; this file's
+//! `next_batch` is its CPU reference.
 
+use super::LocalFuture;
 use crate::error::{EngineError, Result};
 use crate::experiment::superposition::{Axis, SuperpositionConfig};
+use crate::gpu::{Recording, Tensor, View};
+use crate::kernels::{dim, elements, params, Kernel};
 use crate::models::sae::config::SourceConfig;
 use crate::models::toy::cpu::CpuToyTrainer;
 use crate::models::toy::sample_feature;
@@ -12,6 +17,11 @@ use crate::rng::fold_seed;
 /// A column of `W` shorter than this is a feature the toy model dropped: it is left out of the
 /// ground truth, since no SAE could recover it from `h`.
 pub const REPRESENTED_NORM: f32 = 0.5;
+
+const SUPERPOSITION_WGSL: &str = concat!(
+    include_str!("../../../shaders/rng.wgsl"),
+    include_str!("../../../shaders/data/superposition.wgsl")
+);
 
 /// Hidden activations of a frozen toy model.
 #[derive(Debug, Clone)]
@@ -26,6 +36,8 @@ pub struct SuperpositionSource {
     seed: u32,
     drawn: u64,
     describe: serde_json::Value,
+    /// `w` on the device, uploaded by the first [`Self::record_rows`].
+    device_w: Option<wgpu::Buffer>,
 }
 
 impl SuperpositionSource {
@@ -105,6 +117,7 @@ impl SuperpositionSource {
             features,
             seed: fold_seed(seed) ^ 0x70f0_0003,
             drawn: 0,
+            device_w: None,
             describe: serde_json::json!({
                 "kind": "superposition",
                 "n_features": n_features,
@@ -118,6 +131,43 @@ impl SuperpositionSource {
     /// The frozen `W`, n_hidden rows of n_features.
     pub fn weights(&self) -> &[f32] {
         &self.w
+    }
+
+    /// Records the next `rows` samples into `out` on the device (see
+    /// `shaders/data/superposition.wgsl`).
+    async fn record_rows(
+        &mut self,
+        rec: &mut Recording<'_>,
+        out: View<'_>,
+        rows: usize,
+    ) -> Result<()> {
+        let gpu = rec.gpu().clone();
+        let (r, h, f) = (
+            dim("rows", rows)?,
+            dim("n_hidden", self.n_hidden)?,
+            dim("n_features", self.n_features)?,
+        );
+        let len = elements("batch", &[r, h])?;
+        Tensor::flat(&gpu, "batch", out, len)?;
+        if self.device_w.is_none() {
+            self.device_w = Some(gpu.storage_from("superposition W", &self.w)?);
+        }
+        let w = self.device_w.as_ref().expect("uploaded above");
+        let p = params(&[
+            r,
+            h,
+            f,
+            self.seed,
+            self.drawn as u32,
+            (self.drawn >> 32) as u32,
+            self.feature_probability.to_bits(),
+        ]);
+        let storage = vec![View::from(w), out];
+        let kern = Kernel::new(&gpu, "superposition", "", SUPERPOSITION_WGSL, storage, &[]).await?;
+        kern.dispatch(rec, "superposition", p, len.div_ceil(256))
+            .await?;
+        self.drawn += rows as u64;
+        Ok(())
     }
 }
 
@@ -150,6 +200,15 @@ impl super::ActivationSource for SuperpositionSource {
         }
     }
 
+    fn record_batch<'a, 'r: 'a>(
+        &'a mut self,
+        rec: &'a mut Recording<'r>,
+        out: View<'a>,
+        rows: usize,
+    ) -> LocalFuture<'a, Result<bool>> {
+        Box::pin(async move { self.record_rows(rec, out, rows).await.map(|()| true) })
+    }
+
     fn true_features(&self) -> Option<&[f32]> {
         Some(&self.features)
     }
@@ -179,4 +238,42 @@ mod tests {
         assert!(h.iter().any(|v| *v > 0.0));
         assert!(SuperpositionSource::from_weights(vec![0.0; 5], 2, 3, 0.5, 1).is_err());
     }
+
+    /// The device's batches against `next_batch` on a twin source: two batches in a row, the
+    /// first crossing a toy-RNG step (2^20 samples) and the second the counter's 2^32 carry, on
+    /// a `W` of awkward shape. The same products are added in the same order, so they agree to
+    /// an ulp (a device may fuse the multiply-add): 1e-6 relative.
+    async fn device_batches_match_the_host(gpu: &crate::gpu::Gpu) {
+        let (h, f, rows) = (3usize, 11usize, 37usize);
+        let w = crate::kernels::test_data::values(5, h * f);
+        let mut host = SuperpositionSource::from_weights(w, h as u32, f as u32, 0.3, 2).unwrap();
+        for start in [(1u64 << 20) - 7, u32::MAX as u64 - 20] {
+            host.drawn = start;
+            let mut dev = host.clone();
+            let outs = [0, 1].map(|_| gpu.storage_zeroed::<f32>("batch", rows * h).unwrap());
+            let mut recorder = crate::gpu::Recorder::new(gpu);
+            let mut rec = recorder.begin();
+            for out in &outs {
+                assert!(dev.record_batch(&mut rec, out.into(), rows).await.unwrap());
+            }
+            rec.submit();
+            let mut got = gpu.read::<f32>(&outs[0], rows * h).await.unwrap();
+            got.extend(gpu.read::<f32>(&outs[1], rows * h).await.unwrap());
+            let mut want = vec![0.0; 2 * rows * h];
+            host.next_batch(&mut want);
+            assert_eq!(dev.drawn, host.drawn);
+            assert!(want.iter().any(|v| *v != 0.0));
+            for (i, (g, w)) in got.iter().zip(&want).enumerate() {
+                let bound = 1e-6 * (1.0 + w.abs());
+                assert!(
+                    (g - w).abs() <= bound,
+                    "from {start}: element {i}: {g} vs {w}"
+                );
+            }
+        }
+    }
+    crate::gpu_test!(
+        gpu_superposition_batches_match_the_host,
+        device_batches_match_the_host
+    );
 }

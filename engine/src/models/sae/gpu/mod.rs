@@ -1,7 +1,9 @@
 //! The GPU trainer: the shared training loop of [`crate::models::sae::train`] with every tensor on the
-//! device and one command encoder, one submit per step. Batches come from the host source and
-//! are uploaded scaled; with a shuffle pool, the source's rows are uploaded as they come and a
-//! kernel gathers the scaled batch from a device-side pool and puts them in its place. Nothing
+//! device and one command encoder, one submit per step. The source records each batch into the
+//! step's recording ([`ActivationSource::record_batch`]; a source that makes batches on the
+//! host only has its rows uploaded ahead of the submit); the batch is then scaled into the
+//! trainer's input, or, with a shuffle pool, a kernel gathers the scaled batch from a
+//! device-side pool and puts the fresh rows in its place. Nothing
 //! is read back but the per-step losses and firing counts when the caller asks for a report,
 //! and the parameters when it asks for them.
 //!
@@ -166,9 +168,8 @@ struct DeviceShuffle {
     slots: ShuffleSlots,
     /// `[pool_rows, d_in]`, unscaled.
     pool: wgpu::Buffer,
-    /// The step's slots and fresh source rows (unscaled), uploaded before its submit.
+    /// The step's slots, uploaded before its submit.
     slot_buf: wgpu::Buffer,
-    fresh: wgpu::Buffer,
 }
 
 /// Trains an SAE on the GPU.
@@ -195,8 +196,9 @@ pub struct GpuSaeTrainer {
     step: u32,
     pending: u32,
     tracker: FiringTracker,
-    /// The step's batch from the source: scaled and uploaded into `x`, or, with a shuffle
-    /// pool, uploaded unscaled as its fresh rows.
+    /// The step's batch from the source, `[batch, d_in]` unscaled: recorded there by the
+    /// source, or uploaded from `host_x` (allocated only for a source that draws on the host).
+    fresh: wgpu::Buffer,
     host_x: Vec<f32>,
     shuffle: Option<DeviceShuffle>,
     lrs: Vec<f32>,
@@ -276,7 +278,6 @@ impl GpuSaeTrainer {
                     slots: ShuffleSlots::new(pool_rows, batch, cfg.seed),
                     pool: gpu.storage_from("sae shuffle pool", &pool)?,
                     slot_buf: gpu.storage_zeroed::<u32>("sae shuffle slots", batch)?,
-                    fresh: gpu.storage_zeroed::<f32>("sae shuffle fresh", batch * d_in)?,
                 })
             }
             None => None,
@@ -375,7 +376,8 @@ impl GpuSaeTrainer {
             batch_topk,
             step: 0,
             pending: 0,
-            host_x: vec![0.0; batch * d_in],
+            fresh: gpu.storage_zeroed::<f32>("sae fresh batch", batch * d_in)?,
+            host_x: Vec::new(),
             shuffle,
             lrs: Vec::new(),
         })
@@ -437,8 +439,9 @@ impl GpuSaeTrainer {
         for arena in [&b.params, &b.grads, &b.m, &b.v] {
             all.extend(arena.buffers());
         }
+        all.push(&self.fresh);
         if let Some(sh) = &self.shuffle {
-            all.extend([&sh.pool, &sh.slot_buf, &sh.fresh]);
+            all.extend([&sh.pool, &sh.slot_buf]);
         }
         all.iter().map(|x| x.size()).sum()
     }
@@ -500,22 +503,6 @@ impl GpuSaeTrainer {
 
     /// Records and submits one training step.
     async fn step_once(&mut self) -> Result<()> {
-        self.source.next_batch(&mut self.host_x);
-        let gpu = self.gpu.clone();
-        match &mut self.shuffle {
-            // The kernel recorded below gathers the batch and scales it.
-            Some(sh) => {
-                let q = &gpu.queue;
-                q.write_buffer(&sh.fresh, 0, bytemuck::cast_slice(&self.host_x));
-                q.write_buffer(&sh.slot_buf, 0, bytemuck::cast_slice(sh.slots.draw()));
-            }
-            None => {
-                let s = self.input_scale;
-                self.host_x.iter_mut().for_each(|v| *v *= s);
-                gpu.queue
-                    .write_buffer(&self.buf.x, 0, bytemuck::cast_slice(&self.host_x));
-            }
-        }
         let lr = learning_rate(&self.cfg, self.step);
         let base = StepParams {
             coefficient: sparsity_coefficient(&self.cfg.architecture, self.step),
@@ -534,20 +521,47 @@ impl GpuSaeTrainer {
         Ok(())
     }
 
-    /// Records one step's work (the batch already uploaded) and submits it.
-    async fn record_step(&self, recorder: &mut Recorder, base: StepParams, lr: f32) -> Result<()> {
-        let mut rec = recorder.begin();
-        if let Some(sh) = &self.shuffle {
-            let sb = kernels::GatherScatterBuffers {
-                slots: &sh.slot_buf,
-                fresh: &sh.fresh,
-                pool: &sh.pool,
-                x: &self.buf.x,
-            };
-            let rows = sh.slots.pool_rows();
-            kernels::gather_scatter(&mut rec, &sb, self.batch, self.d_in, rows, self.input_scale)
-                .await?;
+    /// Records the step's batch into `x`, scaled: the source records it into `fresh` (or its
+    /// host rows are uploaded there, ahead of the submit), then the shuffle pool's gather, or a
+    /// plain scaling, brings it to `x`.
+    async fn record_batch(&mut self, rec: &mut Recording<'_>) -> Result<()> {
+        let (batch, d_in) = (self.batch, self.d_in);
+        let fresh = (&self.fresh).into();
+        if !self.source.record_batch(rec, fresh, batch).await? {
+            self.host_x.resize(batch * d_in, 0.0);
+            self.source.next_batch(&mut self.host_x);
+            let q = &self.gpu.queue;
+            q.write_buffer(&self.fresh, 0, bytemuck::cast_slice(&self.host_x));
         }
+        match &mut self.shuffle {
+            Some(sh) => {
+                let q = &self.gpu.queue;
+                q.write_buffer(&sh.slot_buf, 0, bytemuck::cast_slice(sh.slots.draw()));
+                let sb = kernels::GatherScatterBuffers {
+                    slots: &sh.slot_buf,
+                    fresh: &self.fresh,
+                    pool: &sh.pool,
+                    x: &self.buf.x,
+                };
+                let rows = sh.slots.pool_rows();
+                kernels::gather_scatter(rec, &sb, batch, d_in, rows, self.input_scale).await
+            }
+            None => {
+                let (fresh, x) = ((&self.fresh).into(), (&self.buf.x).into());
+                crate::kernels::add::scale(rec, fresh, x, batch * d_in, self.input_scale).await
+            }
+        }
+    }
+
+    /// Records one step's work, its batch first, and submits it.
+    async fn record_step(
+        &mut self,
+        recorder: &mut Recorder,
+        base: StepParams,
+        lr: f32,
+    ) -> Result<()> {
+        let mut rec = recorder.begin();
+        self.record_batch(&mut rec).await?;
         for gb in self.buf.grads.buffers() {
             rec.clear(gb, 0, None);
         }
