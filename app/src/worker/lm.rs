@@ -16,7 +16,7 @@ use mechlab_engine::EngineError;
 use std::cell::RefCell;
 
 use super::sae::crossed_tenth;
-use super::Opened;
+use super::work::Opened;
 use crate::protocol::{LmJob, LmModelUpdate, LmUpdate, ModelView, SampleRequest, Update};
 
 /// Largest training FLOPs a step the CPU fallback takes on: a second or so a step in wasm.
@@ -236,8 +236,8 @@ impl LmWork {
         let t1 = js_sys::Date::now();
         self.live_samples().await?;
         let sample = js_sys::Date::now() - t1;
-        let share = super::periodic_share(eval, EVAL_EVERY_MS, chunk_ms)
-            + super::periodic_share(sample, SAMPLE_EVERY_MS, chunk_ms);
+        let share = super::work::periodic_share(eval, EVAL_EVERY_MS, chunk_ms)
+            + super::work::periodic_share(sample, SAMPLE_EVERY_MS, chunk_ms);
         Ok((share.min(0.9), eval + sample))
     }
 

@@ -13,7 +13,7 @@ use mechlab_engine::models::sae::train::CpuSaeTrainer;
 use mechlab_engine::models::sae::trainer::SaeTrainer;
 use mechlab_engine::EngineError;
 
-use super::Opened;
+use super::work::Opened;
 use crate::protocol::{SaeUpdate, Update};
 use mechlab_engine::train::engine::{place, Adapter, EngineChoice, Request};
 
@@ -187,7 +187,7 @@ impl SaeWork {
         saelens::to_saelens(&params, &cfg, saelens::SOURCE_HOOK_NAME)?;
         let end = js_sys::Date::now() - t1;
         Ok((
-            super::periodic_share(live, EVAL_EVERY_MS, chunk_ms),
+            super::work::periodic_share(live, EVAL_EVERY_MS, chunk_ms),
             end * self.runs.len() as f64,
         ))
     }

@@ -9,7 +9,7 @@ use mechlab_engine::models::toy::{unflatten, ToyTrainer};
 use mechlab_engine::train::trainer::Trainer;
 use mechlab_engine::EngineError;
 
-use super::Opened;
+use super::work::Opened;
 use crate::protocol::{ToyUpdate, Update};
 use mechlab_engine::train::engine::{place, Adapter, EngineChoice, Request};
 
