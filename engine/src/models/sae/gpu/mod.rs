@@ -103,28 +103,76 @@ fn fs<const N: usize>(bufs: [View<'_>; N]) -> Bindings<'_> {
 /// Steps whose losses stay on the device before a report must read them.
 pub const MAX_PENDING_STEPS: u32 = 1024;
 
-/// Device buffers of one trainer.
+/// Device buffers of one trainer, by what they hold.
 struct Buffers {
-    /// The trained tensors by name (see [`layout`]); their gradient and Adam's moments mirror
-    /// it.
+    weights: Weights,
+    batch: BatchBuffers,
+    codes: Codes,
+    dense: DenseBuffers,
+    health: Health,
+}
+
+/// The trained tensors, their gradient and Adam's moments, and Adam's scratch.
+struct Weights {
+    /// The trained tensors by name (see [`layout`]); `grads`, `m` and `v` mirror it.
     params: Arena,
     grads: Arena,
     m: Arena,
     v: Arena,
-    /// [6, d_sae]: the dense path's per-latent scratch: decoder norms, the penalty's column
-    /// statistic and Gated's per-latent sums.
-    lat_scratch: wgpu::Buffer,
-    /// Dense path: one chunk's activations and their gradient `[rows, d_sae]` (1 word on the
-    /// TopK path).
-    f: wgpu::Buffer,
-    gf: wgpu::Buffer,
-    /// Gated: ReLU(π_gate), then (once decoded) the aux path's gradient at it.
-    gate: wgpu::Buffer,
+    /// Adam's partial sums of squares and the gradient's global norm².
+    adam_scratch: wgpu::Buffer,
+}
+
+impl Weights {
+    /// Every buffer it holds.
+    fn buffers(&self) -> Vec<&wgpu::Buffer> {
+        let mut all: Vec<&wgpu::Buffer> = vec![&self.adam_scratch];
+        all.extend(self.grads.buffers());
+        all.extend(self.m.buffers());
+        all.extend(self.v.buffers());
+        all.extend(self.params.buffers());
+        all
+    }
+}
+
+/// The batch as the step sees it: its input `x` (scaled), centred (`xc`), a chunk's rows of
+/// each, the reconstruction, and the loss's gradient and per-row terms.
+struct BatchBuffers {
     x: wgpu::Buffer,
     xc: wgpu::Buffer,
     x_chunk: wgpu::Buffer,
     /// Dense path, when the batch takes more than one chunk: the chunk's rows of `xc`.
     xc_chunk: wgpu::Buffer,
+    x_hat: wgpu::Buffer,
+    e_hat: wgpu::Buffer,
+    g: wgpu::Buffer,
+    row_loss: wgpu::Buffer,
+    /// Gated: the aux path's per-row loss (1 word otherwise).
+    aux_row_loss: wgpu::Buffer,
+    zero_bias: wgpu::Buffer,
+}
+
+impl BatchBuffers {
+    /// Every buffer it holds.
+    fn buffers(&self) -> Vec<&wgpu::Buffer> {
+        vec![
+            &self.x,
+            &self.xc,
+            &self.x_chunk,
+            &self.xc_chunk,
+            &self.x_hat,
+            &self.e_hat,
+            &self.g,
+            &self.row_loss,
+            &self.aux_row_loss,
+            &self.zero_bias,
+        ]
+    }
+}
+
+/// Pre-activations and the TopK family's sparse codes: the main and AuxK codes by chunk and
+/// for the batch, their gradients, and the selections' scratch.
+struct Codes {
     /// Pre-activations: one chunk of rows (TopK and the dense path, reused), or every chunk of
     /// the batch (BatchTopK).
     pre: Vec<wgpu::Buffer>,
@@ -136,30 +184,81 @@ struct Buffers {
     val: wgpu::Buffer,
     aidx: wgpu::Buffer,
     aval: wgpu::Buffer,
-    x_hat: wgpu::Buffer,
-    e_hat: wgpu::Buffer,
-    g: wgpu::Buffer,
     g_val: wgpu::Buffer,
     gpre: wgpu::Buffer,
     ag_val: wgpu::Buffer,
     agpre: wgpu::Buffer,
-    row_loss: wgpu::Buffer,
-    /// Gated: the aux path's per-row loss (1 word otherwise).
-    aux_row_loss: wgpu::Buffer,
-    losses: wgpu::Buffer,
-    zero_bias: wgpu::Buffer,
-    since: wgpu::Buffer,
-    mask_window: wgpu::Buffer,
-    counters: wgpu::Buffer,
     topk_scratch: wgpu::Buffer,
     list_scratch: wgpu::Buffer,
-    /// Adam's partial sums of squares and the gradient's global norm².
-    adam_scratch: wgpu::Buffer,
     /// BatchTopK: the main code's row index, the selection's scratch and the inference
     /// threshold (1 word each on the other paths).
     code_rows: wgpu::Buffer,
     select_scratch: wgpu::Buffer,
     threshold: wgpu::Buffer,
+}
+
+impl Codes {
+    /// Every buffer it holds.
+    fn buffers(&self) -> Vec<&wgpu::Buffer> {
+        let mut all: Vec<&wgpu::Buffer> = vec![
+            &self.idx_chunk,
+            &self.val_chunk,
+            &self.aidx_chunk,
+            &self.aval_chunk,
+            &self.idx,
+            &self.val,
+            &self.aidx,
+            &self.aval,
+            &self.g_val,
+            &self.gpre,
+            &self.ag_val,
+            &self.agpre,
+            &self.topk_scratch,
+            &self.list_scratch,
+            &self.code_rows,
+            &self.select_scratch,
+            &self.threshold,
+        ];
+        all.extend(self.pre.iter());
+        all
+    }
+}
+
+/// The dense path's (ReLU + L1, JumpReLU, Gated) activations and per-latent sums, one chunk
+/// at a time.
+struct DenseBuffers {
+    /// Dense path: one chunk's activations and their gradient `[rows, d_sae]` (1 word on the
+    /// TopK path).
+    f: wgpu::Buffer,
+    gf: wgpu::Buffer,
+    /// Gated: ReLU(π_gate), then (once decoded) the aux path's gradient at it.
+    gate: wgpu::Buffer,
+    /// [6, d_sae]: the dense path's per-latent scratch: decoder norms, the penalty's column
+    /// statistic and Gated's per-latent sums.
+    lat_scratch: wgpu::Buffer,
+}
+
+impl DenseBuffers {
+    /// Every buffer it holds.
+    fn buffers(&self) -> Vec<&wgpu::Buffer> {
+        vec![&self.f, &self.gf, &self.gate, &self.lat_scratch]
+    }
+}
+
+/// Latent health and what a report reads back: steps since each latent fired, the dead mask
+/// and firing window, firing counts, and the pending steps' losses.
+struct Health {
+    since: wgpu::Buffer,
+    mask_window: wgpu::Buffer,
+    counters: wgpu::Buffer,
+    losses: wgpu::Buffer,
+}
+
+impl Health {
+    /// Every buffer it holds.
+    fn buffers(&self) -> Vec<&wgpu::Buffer> {
+        vec![&self.since, &self.mask_window, &self.counters, &self.losses]
+    }
 }
 
 /// The shuffle pool on the device (one buffer: a pool over the device's binding limit is
@@ -289,72 +388,82 @@ impl GpuSaeTrainer {
         let dense_len = if dense { rows * d_sae } else { 1 };
         let adam_lens: Vec<usize> = arena.layout().buffer_lens().to_vec();
         let buf = Buffers {
-            grads: arena.mirror(gpu, "sae grads")?,
-            m: arena.mirror(gpu, "sae adam m")?,
-            v: arena.mirror(gpu, "sae adam v")?,
-            params: arena,
-            lat_scratch: z("sae per-latent scratch", LAT_SCRATCH_SECTIONS * d_sae)?,
-            f: z("sae f", dense_len)?,
-            gf: z("sae gf", dense_len)?,
-            gate: z("sae gate", if gated { dense_len } else { 1 })?,
-            x: z("sae x", batch * d_in)?,
-            xc: z("sae xc", batch * d_in)?,
-            x_chunk: z("sae x chunk", rows * d_in)?,
-            xc_chunk: z(
-                "sae xc chunk",
-                if dense && chunks > 1 { rows * d_in } else { 1 },
-            )?,
-            pre: (0..if batch_topk { chunks } else { 1 })
-                .map(|_| z("sae pre", rows * d_sae))
-                .collect::<Result<_>>()?,
-            idx_chunk: zu("sae idx chunk", if batch_topk { 1 } else { rows * k })?,
-            val_chunk: z("sae val chunk", if batch_topk { 1 } else { rows * k })?,
-            aidx_chunk: zu("sae aux idx chunk", rows * k_aux)?,
-            aval_chunk: z("sae aux val chunk", rows * k_aux)?,
-            idx: zu("sae idx", batch * k)?,
-            val: z("sae val", batch * k)?,
-            aidx: zu("sae aux idx", batch * k_aux)?,
-            aval: z("sae aux val", batch * k_aux)?,
-            x_hat: z("sae x_hat", batch * d_in)?,
-            e_hat: z("sae e_hat", batch * d_in)?,
-            g: z("sae g", batch * d_in)?,
-            g_val: z("sae g_val", batch * k)?,
-            gpre: z("sae gpre", batch * k)?,
-            ag_val: z("sae aux g_val", batch * k_aux)?,
-            agpre: z("sae aux gpre", batch * k_aux)?,
-            row_loss: z("sae row loss", batch)?,
-            aux_row_loss: z("sae aux row loss", if gated { batch } else { 1 })?,
-            losses: z("sae losses", 3 * MAX_PENDING_STEPS as usize)?,
-            zero_bias: z("sae zero bias", d_in)?,
-            since: zu("sae since fired", d_sae)?,
-            mask_window: zu("sae dead mask and window", 2 * d_sae)?,
-            counters: zu("sae counters", d_sae + 1)?,
-            topk_scratch: gpu.storage_zeroed::<u8>(
-                "sae topk scratch",
-                kernels::topk_scratch_bytes(rows, d_sae) as usize,
-            )?,
-            list_scratch: gpu.storage_zeroed::<u8>(
-                "sae list scratch",
-                kernels::weight_grad_sparse_scratch_bytes(batch, k.max(k_aux), d_sae) as usize,
-            )?,
-            adam_scratch: z("sae adam scratch", adam_scratch_words(&adam_lens))?,
-            code_rows: zu(
-                "sae code rows",
-                if batch_topk {
-                    kernels::code_rows_len(batch, batch * k)
-                } else {
-                    1
-                },
-            )?,
-            select_scratch: gpu.storage_zeroed::<u8>(
-                "sae batch topk scratch",
-                if batch_topk {
-                    kernels::batch_topk_scratch_bytes() as usize
-                } else {
-                    4
-                },
-            )?,
-            threshold: gpu.storage_from("sae batch threshold", &[params.batch_threshold])?,
+            weights: Weights {
+                grads: arena.mirror(gpu, "sae grads")?,
+                m: arena.mirror(gpu, "sae adam m")?,
+                v: arena.mirror(gpu, "sae adam v")?,
+                params: arena,
+                adam_scratch: z("sae adam scratch", adam_scratch_words(&adam_lens))?,
+            },
+            batch: BatchBuffers {
+                x: z("sae x", batch * d_in)?,
+                xc: z("sae xc", batch * d_in)?,
+                x_chunk: z("sae x chunk", rows * d_in)?,
+                xc_chunk: z(
+                    "sae xc chunk",
+                    if dense && chunks > 1 { rows * d_in } else { 1 },
+                )?,
+                x_hat: z("sae x_hat", batch * d_in)?,
+                e_hat: z("sae e_hat", batch * d_in)?,
+                g: z("sae g", batch * d_in)?,
+                row_loss: z("sae row loss", batch)?,
+                aux_row_loss: z("sae aux row loss", if gated { batch } else { 1 })?,
+                zero_bias: z("sae zero bias", d_in)?,
+            },
+            codes: Codes {
+                pre: (0..if batch_topk { chunks } else { 1 })
+                    .map(|_| z("sae pre", rows * d_sae))
+                    .collect::<Result<_>>()?,
+                idx_chunk: zu("sae idx chunk", if batch_topk { 1 } else { rows * k })?,
+                val_chunk: z("sae val chunk", if batch_topk { 1 } else { rows * k })?,
+                aidx_chunk: zu("sae aux idx chunk", rows * k_aux)?,
+                aval_chunk: z("sae aux val chunk", rows * k_aux)?,
+                idx: zu("sae idx", batch * k)?,
+                val: z("sae val", batch * k)?,
+                aidx: zu("sae aux idx", batch * k_aux)?,
+                aval: z("sae aux val", batch * k_aux)?,
+                g_val: z("sae g_val", batch * k)?,
+                gpre: z("sae gpre", batch * k)?,
+                ag_val: z("sae aux g_val", batch * k_aux)?,
+                agpre: z("sae aux gpre", batch * k_aux)?,
+                topk_scratch: gpu.storage_zeroed::<u8>(
+                    "sae topk scratch",
+                    kernels::topk_scratch_bytes(rows, d_sae) as usize,
+                )?,
+                list_scratch: gpu.storage_zeroed::<u8>(
+                    "sae list scratch",
+                    kernels::weight_grad_sparse_scratch_bytes(batch, k.max(k_aux), d_sae) as usize,
+                )?,
+                code_rows: zu(
+                    "sae code rows",
+                    if batch_topk {
+                        kernels::code_rows_len(batch, batch * k)
+                    } else {
+                        1
+                    },
+                )?,
+                select_scratch: gpu.storage_zeroed::<u8>(
+                    "sae batch topk scratch",
+                    if batch_topk {
+                        kernels::batch_topk_scratch_bytes() as usize
+                    } else {
+                        4
+                    },
+                )?,
+                threshold: gpu.storage_from("sae batch threshold", &[params.batch_threshold])?,
+            },
+            dense: DenseBuffers {
+                f: z("sae f", dense_len)?,
+                gf: z("sae gf", dense_len)?,
+                gate: z("sae gate", if gated { dense_len } else { 1 })?,
+                lat_scratch: z("sae per-latent scratch", LAT_SCRATCH_SECTIONS * d_sae)?,
+            },
+            health: Health {
+                since: zu("sae since fired", d_sae)?,
+                mask_window: zu("sae dead mask and window", 2 * d_sae)?,
+                counters: zu("sae counters", d_sae + 1)?,
+                losses: z("sae losses", 3 * MAX_PENDING_STEPS as usize)?,
+            },
         };
         let kernels = StepKernels::new(gpu).await?;
         Ok(Self {
@@ -397,48 +506,11 @@ impl GpuSaeTrainer {
     /// and scratch bytes aside).
     pub fn device_bytes(&self) -> u64 {
         let b = &self.buf;
-        let mut all: Vec<&wgpu::Buffer> = vec![
-            &b.lat_scratch,
-            &b.f,
-            &b.gf,
-            &b.gate,
-            &b.x,
-            &b.xc,
-            &b.x_chunk,
-            &b.xc_chunk,
-            &b.idx_chunk,
-            &b.val_chunk,
-            &b.aidx_chunk,
-            &b.aval_chunk,
-            &b.idx,
-            &b.val,
-            &b.aidx,
-            &b.aval,
-            &b.x_hat,
-            &b.e_hat,
-            &b.g,
-            &b.g_val,
-            &b.gpre,
-            &b.ag_val,
-            &b.agpre,
-            &b.row_loss,
-            &b.aux_row_loss,
-            &b.losses,
-            &b.zero_bias,
-            &b.since,
-            &b.mask_window,
-            &b.counters,
-            &b.topk_scratch,
-            &b.list_scratch,
-            &b.adam_scratch,
-            &b.code_rows,
-            &b.select_scratch,
-            &b.threshold,
-        ];
-        all.extend(b.pre.iter());
-        for arena in [&b.params, &b.grads, &b.m, &b.v] {
-            all.extend(arena.buffers());
-        }
+        let mut all = b.weights.buffers();
+        all.extend(b.batch.buffers());
+        all.extend(b.codes.buffers());
+        all.extend(b.dense.buffers());
+        all.extend(b.health.buffers());
         all.push(&self.fresh);
         if let Some(sh) = &self.shuffle {
             all.extend([&sh.pool, &sh.slot_buf]);
@@ -451,9 +523,9 @@ impl GpuSaeTrainer {
     pub fn largest_buffer(&self) -> u64 {
         let b = &self.buf;
         let pool = self.shuffle.as_ref().map_or(0, |sh| sh.pool.size());
-        [&b.pre[0], &b.x, &b.list_scratch]
+        [&b.codes.pre[0], &b.batch.x, &b.codes.list_scratch]
             .into_iter()
-            .chain(b.params.buffers())
+            .chain(b.weights.params.buffers())
             .map(|x| x.size())
             .chain([pool])
             .max()
@@ -541,13 +613,13 @@ impl GpuSaeTrainer {
                     slots: &sh.slot_buf,
                     fresh: &self.fresh,
                     pool: &sh.pool,
-                    x: &self.buf.x,
+                    x: &self.buf.batch.x,
                 };
                 let rows = sh.slots.pool_rows();
                 kernels::gather_scatter(rec, &sb, batch, d_in, rows, self.input_scale).await
             }
             None => {
-                let (fresh, x) = ((&self.fresh).into(), (&self.buf.x).into());
+                let (fresh, x) = ((&self.fresh).into(), (&self.buf.batch.x).into());
                 crate::kernels::add::scale(rec, fresh, x, batch * d_in, self.input_scale).await
             }
         }
@@ -562,13 +634,13 @@ impl GpuSaeTrainer {
     ) -> Result<()> {
         let mut rec = recorder.begin();
         self.record_batch(&mut rec).await?;
-        for gb in self.buf.grads.buffers() {
+        for gb in self.buf.weights.grads.buffers() {
             rec.clear(gb, 0, None);
         }
         {
             let b = &self.buf;
-            let p = Tensors::of(&b.params)?;
-            let bg = fs([(&b.x).into(), p.b_dec, (&b.xc).into()]);
+            let p = Tensors::of(&b.weights.params)?;
+            let bg = fs([(&b.batch.x).into(), p.b_dec, (&b.batch.xc).into()]);
             let n = (self.batch * self.d_in) as u32;
             self.kernels.record(&mut rec, Kernel::Centre, &bg, base, n);
         }
@@ -587,7 +659,10 @@ impl GpuSaeTrainer {
     /// carries a row index, since its rows hold different numbers of latents.
     async fn record_sparse(&self, rec: &mut Recording<'_>, base: StepParams) -> Result<()> {
         let b = &self.buf;
-        let (p, g_all) = (Tensors::of(&b.params)?, Tensors::of(&b.grads)?);
+        let (p, g_all) = (
+            Tensors::of(&b.weights.params)?,
+            Tensors::of(&b.weights.grads)?,
+        );
         let (batch, d_in, d_sae, k, k_aux) =
             (self.batch, self.d_in, self.d_sae, self.k, self.k_aux);
         let slot = self.pending;
@@ -597,16 +672,16 @@ impl GpuSaeTrainer {
             let rows = self.rows_per_chunk.min(batch - row);
             // BatchTopK keeps every chunk's pre-activations for its selection over the batch;
             // TopK selects per chunk and reuses one buffer.
-            let pre = &b.pre[chunk % b.pre.len()];
+            let pre = &b.codes.pre[chunk % b.codes.pre.len()];
             rec.copy(
-                &b.x,
+                &b.batch.x,
                 (row * d_in) as u64 * f4,
-                &b.x_chunk,
+                &b.batch.x_chunk,
                 0,
                 (rows * d_in) as u64 * f4,
             );
             let eb = kernels::EncodeBuffers {
-                x: (&b.x_chunk).into(),
+                x: (&b.batch.x_chunk).into(),
                 w_enc: p.w_enc,
                 b_enc: p.b_enc,
                 b_dec: p.b_dec,
@@ -616,20 +691,25 @@ impl GpuSaeTrainer {
             // (chunk's code, mask, width, the batch's code): AuxK's per-row selection over dead
             // latents, and TopK's own.
             let mut selections = vec![(
-                (&b.aidx_chunk, &b.aval_chunk),
-                Some(&b.mask_window),
+                (&b.codes.aidx_chunk, &b.codes.aval_chunk),
+                Some(&b.health.mask_window),
                 k_aux,
-                (&b.aidx, &b.aval),
+                (&b.codes.aidx, &b.codes.aval),
             )];
             if !self.batch_topk {
-                selections.push(((&b.idx_chunk, &b.val_chunk), None, k, (&b.idx, &b.val)));
+                selections.push((
+                    (&b.codes.idx_chunk, &b.codes.val_chunk),
+                    None,
+                    k,
+                    (&b.codes.idx, &b.codes.val),
+                ));
             }
             for ((idx, val), mask, width, (all_idx, all_val)) in selections {
                 let tb = kernels::TopkBuffers {
                     pre,
                     idx,
                     val,
-                    scratch: &b.topk_scratch,
+                    scratch: &b.codes.topk_scratch,
                     mask,
                 };
                 kernels::topk_rows(rec, &tb, rows, d_sae, width).await?;
@@ -642,29 +722,36 @@ impl GpuSaeTrainer {
             chunk += 1;
         }
         let main_rows = if self.batch_topk {
-            let pre: Vec<&wgpu::Buffer> = b.pre.iter().collect();
+            let pre: Vec<&wgpu::Buffer> = b.codes.pre.iter().collect();
             let sb = kernels::BatchTopkBuffers {
                 pre: &pre,
                 rows_per_chunk: self.rows_per_chunk,
-                idx: &b.idx,
-                val: &b.val,
-                rows: &b.code_rows,
-                scratch: &b.select_scratch,
+                idx: &b.codes.idx,
+                val: &b.codes.val,
+                rows: &b.codes.code_rows,
+                scratch: &b.codes.select_scratch,
             };
             kernels::batch_topk(rec, &sb, batch, d_sae, k).await?;
-            Some(&b.code_rows)
+            Some(&b.codes.code_rows)
         } else {
             None
         };
         // The main code (k entries a row on average) and AuxK's (k_aux a row) through the same
         // sparse kernels, the main one with its row index.
         for (idx, val, bias, out, width, rows) in [
-            (&b.idx, &b.val, p.b_dec, &b.x_hat, k, main_rows),
             (
-                &b.aidx,
-                &b.aval,
-                (&b.zero_bias).into(),
-                &b.e_hat,
+                &b.codes.idx,
+                &b.codes.val,
+                p.b_dec,
+                &b.batch.x_hat,
+                k,
+                main_rows,
+            ),
+            (
+                &b.codes.aidx,
+                &b.codes.aval,
+                (&b.batch.zero_bias).into(),
+                &b.batch.e_hat,
                 k_aux,
                 None,
             ),
@@ -682,10 +769,17 @@ impl GpuSaeTrainer {
         // Reconstruction and AuxK gradients at the outputs (AuxK's overwrites e_hat), losses.
         let kx = &self.kernels;
         {
-            let bg_recon = fs([&b.x, &b.x_hat, &b.g, &b.row_loss].map(View::from));
-            let bg_sum = fs([&b.row_loss, &b.losses].map(View::from));
-            let mut bg_aux = fs([&b.x, &b.x_hat, &b.e_hat, &b.row_loss].map(View::from));
-            bg_aux.counters = Some((&b.counters).into());
+            let bg_recon =
+                fs([&b.batch.x, &b.batch.x_hat, &b.batch.g, &b.batch.row_loss].map(View::from));
+            let bg_sum = fs([&b.batch.row_loss, &b.health.losses].map(View::from));
+            let mut bg_aux = fs([
+                &b.batch.x,
+                &b.batch.x_hat,
+                &b.batch.e_hat,
+                &b.batch.row_loss,
+            ]
+            .map(View::from));
+            bg_aux.counters = Some((&b.health.counters).into());
             let bg_aux = bg_aux;
             let sum = |out_index| StepParams {
                 count: batch as u32,
@@ -698,8 +792,8 @@ impl GpuSaeTrainer {
             kx.record(rec, Kernel::ReduceSum, &bg_sum, sum(3 * slot + 2), 1);
         }
         for (idx, g, out, width, rows) in [
-            (&b.idx, &b.g, &b.g_val, k, main_rows),
-            (&b.aidx, &b.e_hat, &b.ag_val, k_aux, None),
+            (&b.codes.idx, &b.batch.g, &b.codes.g_val, k, main_rows),
+            (&b.codes.aidx, &b.batch.e_hat, &b.codes.ag_val, k_aux, None),
         ] {
             let lb = kernels::LatentGradSparseBuffers {
                 idx: idx.into(),
@@ -711,11 +805,11 @@ impl GpuSaeTrainer {
             kernels::latent_grad_sparse(rec, &lb, batch, width, d_in, d_sae).await?;
         }
         {
-            let mut bg = fs([&b.g_val, &b.val, &b.gpre].map(View::from));
-            bg.u[0] = Some((&b.idx).into());
+            let mut bg = fs([&b.codes.g_val, &b.codes.val, &b.codes.gpre].map(View::from));
+            bg.u[0] = Some((&b.codes.idx).into());
             let bg_gpre = bg;
-            let mut bg = fs([&b.ag_val, &b.aval, &b.agpre].map(View::from));
-            bg.u[0] = Some((&b.aidx).into());
+            let mut bg = fs([&b.codes.ag_val, &b.codes.aval, &b.codes.agpre].map(View::from));
+            bg.u[0] = Some((&b.codes.aidx).into());
             let bg_agpre = bg;
             let n = |w: usize| StepParams {
                 count: (batch * w) as u32,
@@ -726,8 +820,22 @@ impl GpuSaeTrainer {
             kx.record(rec, Kernel::EntryGpre, &bg_agpre, n(k_aux), na);
         }
         for (idx, val, g, gpre, width, rows) in [
-            (&b.idx, &b.val, &b.g, &b.gpre, k, main_rows),
-            (&b.aidx, &b.aval, &b.e_hat, &b.agpre, k_aux, None),
+            (
+                &b.codes.idx,
+                &b.codes.val,
+                &b.batch.g,
+                &b.codes.gpre,
+                k,
+                main_rows,
+            ),
+            (
+                &b.codes.aidx,
+                &b.codes.aval,
+                &b.batch.e_hat,
+                &b.codes.agpre,
+                k_aux,
+                None,
+            ),
         ] {
             let wb = kernels::WeightGradSparseBuffers {
                 idx: idx.into(),
@@ -736,11 +844,11 @@ impl GpuSaeTrainer {
                 w_dec_grad: g_all.w_dec,
                 encoder: Some(kernels::EncoderGradBuffers {
                     gpre: gpre.into(),
-                    xc: (&b.xc).into(),
+                    xc: (&b.batch.xc).into(),
                     w_enc_grad: g_all.w_enc,
                     b_enc_grad: g_all.b_enc,
                 }),
-                scratch: (&b.list_scratch).into(),
+                scratch: (&b.codes.list_scratch).into(),
                 rows: rows.map(View::from),
             };
             kernels::weight_grad_sparse(rec, &wb, batch, width, d_in, d_sae).await?;
@@ -748,16 +856,16 @@ impl GpuSaeTrainer {
         // b_dec's gradient: Σ g, less the encoder's term Σ_(b,t) gpre · W_enc[idx] summed per
         // latent first, which is b_enc's gradient (main and AuxK entries, just accumulated):
         // d_sae products per input dimension instead of one per entry of both codes.
-        let mut bg = fs([(&b.g).into(), p.w_enc, g_all.b_dec]);
+        let mut bg = fs([(&b.batch.g).into(), p.w_enc, g_all.b_dec]);
         bg.f[4] = Some(g_all.b_enc);
         let bg_bdec = bg;
-        let mut bg = fs([(&b.val).into()]);
-        bg.u[0] = Some((&b.idx).into());
-        bg.counters = Some((&b.counters).into());
+        let mut bg = fs([(&b.codes.val).into()]);
+        bg.u[0] = Some((&b.codes.idx).into());
+        bg.counters = Some((&b.health.counters).into());
         let bg_fire = bg;
         let bg_threshold = self
             .batch_topk
-            .then(|| fs([&b.val, &b.threshold].map(View::from)));
+            .then(|| fs([&b.codes.val, &b.codes.threshold].map(View::from)));
         let di = d_in as u32;
         let bdec = StepParams {
             flags: 1,
@@ -789,15 +897,18 @@ impl GpuSaeTrainer {
     /// column statistics, firing counts, per-row losses, b_dec's row sums) is summed over chunks.
     async fn record_dense(&self, rec: &mut Recording<'_>, base: StepParams) -> Result<()> {
         let b = &self.buf;
-        let (p, g_all) = (Tensors::of(&b.params)?, Tensors::of(&b.grads)?);
+        let (p, g_all) = (
+            Tensors::of(&b.weights.params)?,
+            Tensors::of(&b.weights.grads)?,
+        );
         let (batch, d_in, d_sae) = (self.batch, self.d_in, self.d_sae);
         let slot = self.pending;
         let gated = base.arch == ARCH_GATED;
         let whole = self.rows_per_chunk == batch;
         let f4 = 4u64;
         // The per-latent scratch gathers sums over the chunks.
-        rec.clear(&b.lat_scratch, 0, None);
-        let scratch = View::from(&b.lat_scratch);
+        rec.clear(&b.dense.lat_scratch, 0, None);
+        let scratch = View::from(&b.dense.lat_scratch);
         let kx = &self.kernels;
         {
             let mut bg = fs([p.w_dec]);
@@ -807,35 +918,35 @@ impl GpuSaeTrainer {
         }
         // Gated's aux path reconstructs into e_hat and takes its output gradient in x_hat, whose
         // main reconstruction is spent by then.
-        let (x_aux, g_aux) = (&b.e_hat, &b.x_hat);
+        let (x_aux, g_aux) = (&b.batch.e_hat, &b.batch.x_hat);
         // The chunk's inputs, centred and not: copied into the chunk buffers before each chunk,
         // or read in place when the batch is one chunk. Every chunk binds the same buffers.
         let (x, xc) = if whole {
-            (&b.x, &b.xc)
+            (&b.batch.x, &b.batch.xc)
         } else {
-            (&b.x_chunk, &b.xc_chunk)
+            (&b.batch.x_chunk, &b.batch.xc_chunk)
         };
-        let mut bg = fs([&b.pre[0], &b.f, &b.gate].map(View::from));
+        let mut bg = fs([&b.codes.pre[0], &b.dense.f, &b.dense.gate].map(View::from));
         bg.f[3] = Some(p.lat);
         let bg_act = bg;
-        let bg_recon = fs([x, &b.x_hat, &b.g, &b.row_loss].map(View::from));
-        let bg_aux = gated.then(|| fs([x, x_aux, g_aux, &b.aux_row_loss].map(View::from)));
+        let bg_recon = fs([x, &b.batch.x_hat, &b.batch.g, &b.batch.row_loss].map(View::from));
+        let bg_aux = gated.then(|| fs([x, x_aux, g_aux, &b.batch.aux_row_loss].map(View::from)));
         // Slot 5: the aux path's gradient at ReLU(π_gate) for Gated, glat otherwise.
         let (col, last_f) = if gated {
-            (Kernel::GatedColBackward, View::from(&b.gate))
+            (Kernel::GatedColBackward, View::from(&b.dense.gate))
         } else {
             (Kernel::DenseColBackward, g_all.lat)
         };
-        let mut bg = fs([&b.pre[0], &b.f, &b.gf].map(View::from));
+        let mut bg = fs([&b.codes.pre[0], &b.dense.f, &b.dense.gf].map(View::from));
         bg.f[3] = Some(p.lat);
         bg.f[4] = Some(last_f);
         bg.u[1] = Some(scratch);
-        bg.counters = Some((&b.counters).into());
+        bg.counters = Some((&b.health.counters).into());
         let bg_col = bg;
         // b_dec's gradient: each chunk's Σ g, and once the column sums of the gradient at
         // W_enc xc are complete, their term (glat's b_enc section, or Gated's own in
         // lat_scratch).
-        let mut bg = fs([(&b.g).into(), p.w_enc, g_all.b_dec]);
+        let mut bg = fs([(&b.batch.g).into(), p.w_enc, g_all.b_dec]);
         bg.f[4] = Some(if gated { scratch } else { g_all.b_enc });
         let bg_bdec = bg;
         let mut row = 0;
@@ -849,24 +960,24 @@ impl GpuSaeTrainer {
             };
             if !whole {
                 let (at, bytes) = ((row * d_in) as u64 * f4, (rows * d_in) as u64 * f4);
-                rec.copy(&b.x, at, x, 0, bytes);
-                rec.copy(&b.xc, at, xc, 0, bytes);
+                rec.copy(&b.batch.x, at, x, 0, bytes);
+                rec.copy(&b.batch.xc, at, xc, 0, bytes);
             }
             let eb = kernels::EncodeBuffers {
                 x: x.into(),
                 w_enc: p.w_enc,
                 b_enc: p.b_enc,
                 b_dec: p.b_dec,
-                pre: (&b.pre[0]).into(),
+                pre: (&b.codes.pre[0]).into(),
             };
             kernels::encode(rec, &eb, rows, d_in, d_sae).await?;
             {
                 let n = (rows * d_sae) as u32;
                 kx.record(rec, Kernel::ActForward, &bg_act, chunk, n);
             }
-            let mut decodes = vec![(&b.f, &b.x_hat)];
+            let mut decodes = vec![(&b.dense.f, &b.batch.x_hat)];
             if gated {
-                decodes.push((&b.gate, x_aux));
+                decodes.push((&b.dense.gate, x_aux));
             }
             for (f, x_hat) in decodes {
                 let db = kernels::DecodeDenseBuffers {
@@ -884,10 +995,10 @@ impl GpuSaeTrainer {
                     kx.record(rec, Kernel::ReconGrad, bg, chunk, n);
                 }
             }
-            let mut grads = vec![(&b.g, &b.gf)];
+            let mut grads = vec![(&b.batch.g, &b.dense.gf)];
             if gated {
                 // ReLU(π_gate) is spent once decoded; its buffer takes the aux gradient.
-                grads.push((g_aux, &b.gate));
+                grads.push((g_aux, &b.dense.gate));
             }
             for (g, gf) in grads {
                 let lb = kernels::LatentGradDenseBuffers {
@@ -900,7 +1011,10 @@ impl GpuSaeTrainer {
             {
                 kx.record(rec, col, &bg_col, chunk, d_sae as u32);
             }
-            for (coef, rows_in, grad) in [(&b.gf, xc, g_all.w_enc), (&b.f, &b.g, g_all.w_dec)] {
+            for (coef, rows_in, grad) in [
+                (&b.dense.gf, xc, g_all.w_enc),
+                (&b.dense.f, &b.batch.g, g_all.w_dec),
+            ] {
                 let wb = kernels::WeightGradDenseBuffers {
                     coef: coef.into(),
                     rows: rows_in.into(),
@@ -916,9 +1030,9 @@ impl GpuSaeTrainer {
             kx.record(rec, Kernel::BdecGrad, &bg_bdec, bdec, d_in as u32);
             row += rows;
         }
-        let bg_sum = fs([&b.row_loss, &b.losses].map(View::from));
+        let bg_sum = fs([&b.batch.row_loss, &b.health.losses].map(View::from));
         let mut bg = Bindings::default();
-        bg.f[1] = Some((&b.losses).into());
+        bg.f[1] = Some((&b.health.losses).into());
         bg.u[1] = Some(scratch);
         let bg_pen = bg;
         // Gated's aux loss and per-latent gradients; the decoder's penalty gradient (JumpReLU's
@@ -927,7 +1041,7 @@ impl GpuSaeTrainer {
             let mut bg = Bindings::default();
             bg.f[4] = Some(g_all.lat);
             bg.u[1] = Some(scratch);
-            let aux_sum = fs([&b.aux_row_loss, &b.losses].map(View::from));
+            let aux_sum = fs([&b.batch.aux_row_loss, &b.health.losses].map(View::from));
             (aux_sum, bg)
         });
         let bg_pen_dec = (base.arch != ARCH_JUMP).then(|| {
@@ -968,15 +1082,21 @@ impl GpuSaeTrainer {
         let b = &self.buf;
         let d_sae = self.d_sae;
         let unit = self.cfg.architecture.unit_norm_decoder();
-        rec.clear(&b.counters, (d_sae * 4) as u64, Some(4));
+        rec.clear(&b.health.counters, (d_sae * 4) as u64, Some(4));
         let kx = &self.kernels;
         let bg_dead = Bindings {
-            u: [Some((&b.since).into()), Some((&b.mask_window).into())],
-            counters: Some((&b.counters).into()),
+            u: [
+                Some((&b.health.since).into()),
+                Some((&b.health.mask_window).into()),
+            ],
+            counters: Some((&b.health.counters).into()),
             ..Default::default()
         };
         kx.record(rec, Kernel::DeadUpdate, &bg_dead, base, d_sae as u32);
-        let (p, g_all) = (Tensors::of(&b.params)?, Tensors::of(&b.grads)?);
+        let (p, g_all) = (
+            Tensors::of(&b.weights.params)?,
+            Tensors::of(&b.weights.grads)?,
+        );
         if unit {
             let bg_project = fs([p.w_dec, g_all.w_dec]);
             kx.record(rec, Kernel::ProjectDecoder, &bg_project, base, d_sae as u32);
@@ -984,10 +1104,10 @@ impl GpuSaeTrainer {
         // JumpReLU's log θ has a rate of its own.
         let log_threshold_scale =
             learning_rate_scales(&self.cfg.architecture)[super::params::LOG_THRESHOLD];
-        let tensors = b.params.adam_tensors(
-            &b.grads,
-            &b.m,
-            &b.v,
+        let tensors = b.weights.params.adam_tensors(
+            &b.weights.grads,
+            &b.weights.m,
+            &b.weights.v,
             &[("log_threshold", log_threshold_scale)],
         )?;
         let step = AdamStep {
@@ -996,7 +1116,7 @@ impl GpuSaeTrainer {
             t: self.step + 1,
             max_norm: self.cfg.max_grad_norm,
         };
-        crate::kernels::adam(rec, &tensors, &b.adam_scratch, &step).await?;
+        crate::kernels::adam(rec, &tensors, &b.weights.adam_scratch, &step).await?;
         if unit {
             let bg_norm_dec = fs([p.w_dec]);
             kx.record(
@@ -1033,13 +1153,16 @@ impl GpuSaeTrainer {
         if n == 0 {
             return Ok(vec![]);
         }
-        let losses: Vec<f32> = self.gpu.read(&self.buf.losses, 3 * n).await?;
-        let window: Vec<u32> = self.gpu.read(&self.buf.mask_window, 2 * self.d_sae).await?;
+        let losses: Vec<f32> = self.gpu.read(&self.buf.health.losses, 3 * n).await?;
+        let window: Vec<u32> = self
+            .gpu
+            .read(&self.buf.health.mask_window, 2 * self.d_sae)
+            .await?;
         let fired: Vec<u64> = window[self.d_sae..].iter().map(|&c| c as u64).collect();
         let total: u64 = fired.iter().sum();
         self.tracker.record_counts(&fired, (n * self.batch) as u64);
         let mut enc = self.gpu.device.create_command_encoder(&Default::default());
-        enc.clear_buffer(&self.buf.mask_window, (self.d_sae * 4) as u64, None);
+        enc.clear_buffer(&self.buf.health.mask_window, (self.d_sae * 4) as u64, None);
         self.gpu.queue.submit([enc.finish()]);
         let first = self.step - n as u32;
         let l0 = total as f32 / (n * self.batch) as f32;
@@ -1074,9 +1197,9 @@ impl GpuSaeTrainer {
     pub async fn set_params(&mut self, p: &SaeParams) -> Result<()> {
         let like = self.params().await?;
         super::train::check_shapes(&like, p)?;
-        write_params(&self.gpu, &self.buf.params, p)?;
+        write_params(&self.gpu, &self.buf.weights.params, p)?;
         self.gpu.queue.write_buffer(
-            &self.buf.threshold,
+            &self.buf.codes.threshold,
             0,
             bytemuck::bytes_of(&p.batch_threshold),
         );
@@ -1087,13 +1210,13 @@ impl GpuSaeTrainer {
     /// The gradient of the last step as the optimiser saw it (after the TopK family's and
     /// Gated's decoder projection, before clipping), shaped like the parameters.
     pub async fn last_gradient(&self) -> Result<SaeParams> {
-        self.read_tensors(&self.buf.grads).await
+        self.read_tensors(&self.buf.weights.grads).await
     }
 
     /// The parameters, read back (trained on scaled inputs; see [`SaeParams::folded`]).
     pub async fn params(&self) -> Result<SaeParams> {
-        let mut p = self.read_tensors(&self.buf.params).await?;
-        let threshold: Vec<f32> = self.gpu.read(&self.buf.threshold, 1).await?;
+        let mut p = self.read_tensors(&self.buf.weights.params).await?;
+        let threshold: Vec<f32> = self.gpu.read(&self.buf.codes.threshold, 1).await?;
         p.batch_threshold = threshold[0];
         p.input_scale = self.input_scale;
         Ok(p)
