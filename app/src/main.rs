@@ -28,7 +28,8 @@ fn main() {
 enum Lab {
     Superposition,
     Sae,
-    Transformer,
+    /// The Transformer lab (its title): `lm` in links, the CLI, the worker and the code.
+    Lm,
 }
 
 impl Lab {
@@ -40,7 +41,7 @@ impl Lab {
         let pairs = link::fragment_pairs(hash).unwrap_or_default();
         match link::lab_of(&pairs) {
             Some("sae") => Lab::Sae,
-            Some("lm") => Lab::Transformer,
+            Some("lm") => Lab::Lm,
             _ => Lab::Superposition,
         }
     }
@@ -49,13 +50,13 @@ impl Lab {
         match self {
             Lab::Superposition => "Superposition",
             Lab::Sae => "Sparse autoencoders",
-            Lab::Transformer => "Transformer",
+            Lab::Lm => "Transformer",
         }
     }
 }
 
 impl Lab {
-    const ALL: [Lab; 3] = [Lab::Superposition, Lab::Sae, Lab::Transformer];
+    const ALL: [Lab; 3] = [Lab::Superposition, Lab::Sae, Lab::Lm];
 
     /// The tab's link before the lab has been visited: a preset that shows the lab's finding
     /// within a minute even on a software GPU (the SAE lab's `superposition-hidden` recovers
@@ -69,7 +70,7 @@ impl Lab {
                 "#{}",
                 encode_experiment(&SaePreset::SuperpositionHidden.config(), &Sweep::Single)
             ),
-            Lab::Transformer => "#v=1&lab=lm".into(),
+            Lab::Lm => "#v=1&lab=lm".into(),
         }
     }
 
@@ -109,10 +110,7 @@ fn page_element(
                     .into_any()
             }
             Lab::Sae => view! { <labs::sae::SaePage hash=hash resized=resized /> }.into_any(),
-            Lab::Transformer => {
-                view! { <labs::transformer::TransformerPage hash=hash resized=resized /> }
-                    .into_any()
-            }
+            Lab::Lm => view! { <labs::lm::LmPage hash=hash resized=resized /> }.into_any(),
         })
     });
     // The page lives as long as the tab: dropping the handle would unmount it.
@@ -195,7 +193,7 @@ fn App() -> impl IntoView {
             <nav class="labs">
                 {tab(Lab::Superposition, "lab-superposition")}
                 {tab(Lab::Sae, "lab-sae")}
-                {tab(Lab::Transformer, "lab-lm")}
+                {tab(Lab::Lm, "lab-lm")}
             </nav>
         </header>
         <div id="lab-host" node_ref=host></div>

@@ -75,7 +75,7 @@ fn experiment_of(
 
 /// The Transformer page.
 #[component]
-pub fn TransformerPage(
+pub fn LmPage(
     /// The address's hash, updated on every hashchange that stays on this lab.
     hash: ReadSignal<String>,
     /// Bumped on window resize, so charts redraw at their new width.
