@@ -10,14 +10,13 @@
 //! the order they were posted, in both directions.
 
 use mechlab_engine::experiment::frontier::FrontierPoint;
-use mechlab_engine::experiment::superposition::SuperpositionConfig;
+use mechlab_engine::experiment::lab::Experiment;
 use mechlab_engine::io::saelens::SaeLensFiles;
 use mechlab_engine::metrics::superposition::SuperpositionMetrics;
 use mechlab_engine::models::sae::arch::Loss;
-use mechlab_engine::models::sae::config::SaeConfig;
 use mechlab_engine::models::sae::train::Evaluation;
 use mechlab_engine::models::transformer::inspect::Inspection;
-use mechlab_engine::models::transformer::lm::{LmConfig, SampleOptions};
+use mechlab_engine::models::transformer::lm::SampleOptions;
 use mechlab_engine::train::engine::EngineChoice;
 use serde::{Deserialize, Serialize};
 use serde_bytes::ByteBuf;
@@ -78,6 +77,19 @@ pub struct SampleRequest {
     pub options: SampleOptions,
 }
 
+/// The prompt samples continue until the user gives another: how the corpus's plays name a
+/// speaker.
+pub const DEFAULT_PROMPT: &str = "ROMEO.\n";
+
+impl Default for SampleRequest {
+    fn default() -> Self {
+        Self {
+            prompt: DEFAULT_PROMPT.into(),
+            options: SampleOptions::default(),
+        }
+    }
+}
+
 /// A file the user gave: its name and bytes.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 pub struct UserFile {
@@ -87,49 +99,46 @@ pub struct UserFile {
     pub bytes: ByteBuf,
 }
 
-/// A Transformer lab run: one model, or two side by side on the same batches.
+/// What a run trains: a lab's experiment as its link says it, and what stays out of links
+/// (where it trains, the user's files). The worker decodes the link with the lab's own codec
+/// ([`Experiment::decode`]), as the page and the CLI do, so no lab's config crosses here typed.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
-pub struct LmJob {
-    /// The models' runs (a pair differs only in the MLP activation).
-    pub runs: Vec<LmConfig>,
-    /// The text to train on; Shakespeare when `None`.
+pub struct Job {
+    /// The experiment's link fragment (`v=1&lab=…&…`).
+    pub link: String,
+    /// Where it trains.
+    pub engine: EngineChoice,
+    /// The text to train on, for labs that train on text; Shakespeare when `None`.
     pub corpus: Option<UserFile>,
     /// A checkpoint archive to continue from: one folder per run, in order.
     pub checkpoint: Option<UserFile>,
     /// Open the run and wait, paused, without training (a checkpoint opened to look inside).
     pub paused: bool,
-    /// Where the models train.
-    pub engine: EngineChoice,
-    /// The samples during training.
-    pub sample: SampleRequest,
-}
-
-/// What a run trains: one lab's experiment.
-#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
-pub enum Job {
-    /// Toy models of superposition, every instance of the config side by side, where the
-    /// engine choice says.
-    Superposition(SuperpositionConfig, EngineChoice),
-    /// Sparse autoencoders, one after another: one for a single run, many for a frontier.
-    Sae {
-        /// The runs.
-        runs: Vec<SaeConfig>,
-        /// Where they train.
-        engine: EngineChoice,
-    },
-    /// Language models (the Transformer lab).
-    Lm(Box<LmJob>),
+    /// The samples during training, for labs that sample.
+    pub sample: Option<SampleRequest>,
 }
 
 impl Job {
-    /// Steps the whole job trains.
-    pub fn total_steps(&self) -> u32 {
-        match self {
-            Job::Superposition(c, _) => c.steps,
-            Job::Sae { runs, .. } => runs.iter().map(|c| c.steps).sum(),
-            // A pair trains in step.
-            Job::Lm(j) => j.runs.first().map_or(0, |c| c.steps),
+    /// A job for an experiment's link, trained where `engine` says, with nothing else.
+    pub fn new(link: String, engine: EngineChoice) -> Self {
+        Self {
+            link,
+            engine,
+            corpus: None,
+            checkpoint: None,
+            paused: false,
+            sample: None,
         }
+    }
+
+    /// The experiment its link describes.
+    pub fn experiment(&self) -> Result<Experiment, String> {
+        Experiment::decode(&self.link).map_err(|e| e.to_string())
+    }
+
+    /// Steps the whole job trains (0 for a link that does not decode).
+    pub fn total_steps(&self) -> u32 {
+        self.experiment().map_or(0, |e| e.total_steps())
     }
 }
 

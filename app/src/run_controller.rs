@@ -10,6 +10,7 @@ use std::sync::Arc;
 
 use leptos::prelude::*;
 use mechlab_app::protocol::{FromWorker, Job, Progress, ToWorker, WORKER_LOADER};
+use mechlab_engine::experiment::lab::Experiment;
 use wasm_bindgen::prelude::*;
 use wasm_bindgen::JsCast;
 use web_sys::{ErrorEvent, MessageEvent, Worker};
@@ -20,8 +21,9 @@ pub use mechlab_app::sleep_ms;
 pub enum RunEvent<'a> {
     /// A run started or was reset: drop what the last one drew.
     Cleared,
-    /// A chunk of the current run finished.
-    Progress(&'a Job, Progress),
+    /// A chunk of the current run finished: the run's experiment (decoded once from its
+    /// job's link) and the chunk.
+    Progress(&'a Experiment, Progress),
     /// The worker answered a request about the current run ([`Runner::request`]):
     /// [`FromWorker::Inspection`] or [`FromWorker::Checkpoint`].
     Reply(FromWorker),
@@ -70,8 +72,9 @@ struct Inner {
     broken: Option<String>,
     /// The page's current run (0 before the first); the worker stamps its messages with it.
     run: u32,
-    /// The current run's job (shared, not copied, with each chunk's handler).
-    current: Option<Arc<Job>>,
+    /// The current run's job and its experiment (shared, not copied, with each chunk's
+    /// handler).
+    current: Option<Arc<(Job, Experiment)>>,
     /// Pause was asked for and the worker has not yet said [`FromWorker::Paused`].
     pausing: bool,
     /// The user said to go on before the worker had confirmed the hold: resume once it does.
@@ -486,7 +489,7 @@ impl Runner {
             i.pausing = false;
             i.resume_on_pause = false;
             i.reports = 0;
-            i.current = Some(Arc::new(job.clone()));
+            i.current = job.experiment().ok().map(|e| Arc::new((job.clone(), e)));
         });
         self.clear();
         self.total.set(job.total_steps());
@@ -565,13 +568,15 @@ impl Runner {
     }
 
     fn publish(self, p: Progress) {
-        let Some(job) = self.inner.with_value(|i| i.current.clone()) else {
+        let Some(current) = self.inner.with_value(|i| i.current.clone()) else {
             return;
         };
-        let left = job.total_steps().saturating_sub(p.step) as f64;
+        let (job, experiment) = (&current.0, &current.1);
+        let total = experiment.total_steps();
+        let left = total.saturating_sub(p.step) as f64;
         let (step, rate) = (p.step, p.steps_per_sec);
         self.sink
-            .with_value(|sink| sink(RunEvent::Progress(&job, p)));
+            .with_value(|sink| sink(RunEvent::Progress(experiment, p)));
         self.step.set(step);
         let pausing = self.inner.with_value(|i| i.pausing);
         if self.status.get_untracked() == Status::Running && !pausing {
@@ -587,11 +592,11 @@ impl Runner {
                 i.reports
             })
             .unwrap_or(0);
-        let total_secs = job.total_steps() as f64 / rate.max(1e-9);
+        let total_secs = total as f64 / rate.max(1e-9);
         // A run whose estimate was long has been asked about already.
         let asked = self
             .estimate
-            .with_untracked(|e| e.long_run_for(&job).is_some());
+            .with_untracked(|e| e.long_run_for(job).is_some());
         if reports == 2 && total_secs > LONG_RUN_SECS && left > 0.0 && !asked {
             self.long_run.set(Some(LongRun {
                 total_secs,

@@ -17,7 +17,7 @@ use std::cell::RefCell;
 
 use super::sae::crossed_tenth;
 use super::work::Opened;
-use crate::protocol::{LmJob, LmModelUpdate, LmUpdate, ModelView, SampleRequest, Update};
+use crate::protocol::{Job, LmModelUpdate, LmUpdate, ModelView, SampleRequest, Update};
 
 /// Largest training FLOPs a step the CPU fallback takes on: a second or so a step in wasm.
 pub const CPU_FALLBACK_FLOPS: f64 = 1.5e9;
@@ -75,15 +75,15 @@ pub struct LmWork {
 
 /// Reads the text, makes the tokens (once, shared by a pair), settles where the models train
 /// and opens their trainers, fresh or from the job's checkpoint.
-pub async fn open(job: &LmJob, gpu: Adapter) -> Result<Opened<LmWork>, String> {
+pub async fn open(runs: &[LmConfig], job: &Job, gpu: Adapter) -> Result<Opened<LmWork>, String> {
     let err = |e: EngineError| e.to_string();
-    if job.runs.is_empty() || job.runs.len() > 2 {
+    if runs.is_empty() || runs.len() > 2 {
         return Err(format!(
             "a run trains one or two models, not {}",
-            job.runs.len()
+            runs.len()
         ));
     }
-    for cfg in &job.runs {
+    for cfg in runs {
         cfg.validate().map_err(err)?;
     }
     let corpus = match &job.corpus {
@@ -95,13 +95,13 @@ pub async fn open(job: &LmJob, gpu: Adapter) -> Result<Opened<LmWork>, String> {
         Some(f) => Some(from_zip(&f.bytes).map_err(|e| format!("{}: {e}", f.name))?),
     };
     let (data, tokenize_ms, kept) = match &checkpoints {
-        None => tokenize(&corpus, job.runs[0].tokenizer).map_err(err)?,
+        None => tokenize(&corpus, runs[0].tokenizer).map_err(err)?,
         Some(cks) => {
-            if cks.len() != job.runs.len() {
+            if cks.len() != runs.len() {
                 return Err(format!(
                     "the checkpoint holds {} model(s) and the run trains {}",
                     cks.len(),
-                    job.runs.len()
+                    runs.len()
                 ));
             }
             let json = cks[0].1.tokenizer.as_ref().ok_or_else(|| {
@@ -146,8 +146,7 @@ pub async fn open(job: &LmJob, gpu: Adapter) -> Result<Opened<LmWork>, String> {
         },
         ..cfg.clone()
     };
-    let flops_per_step: f64 = job
-        .runs
+    let flops_per_step: f64 = runs
         .iter()
         .map(|c| {
             let c = with_vocab(c);
@@ -173,7 +172,7 @@ pub async fn open(job: &LmJob, gpu: Adapter) -> Result<Opened<LmWork>, String> {
     let on = placement.chosen(&gpu);
     let mut trainers = vec![];
     let mut start = 0;
-    for (i, cfg) in job.runs.iter().enumerate() {
+    for (i, cfg) in runs.iter().enumerate() {
         let t = match &checkpoints {
             None => LmTrainer::start(on, cfg, data.clone()),
             Some(cks) => {
@@ -211,7 +210,7 @@ pub async fn open(job: &LmJob, gpu: Adapter) -> Result<Opened<LmWork>, String> {
     Ok(Opened {
         work: LmWork {
             trainers,
-            sample: job.sample.clone(),
+            sample: job.sample.clone().unwrap_or_default(),
             data_note: Some(data_note),
             since_eval_ms: 0.0,
             last_eval_ms: 0.0,

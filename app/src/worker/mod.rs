@@ -26,7 +26,7 @@ use self::adapter::{gpu, GpuState};
 use self::calibrate::calibrate;
 use self::run_loop::{run_loop, serve_requests, Session};
 use self::work::open;
-use crate::protocol::{FromWorker, Job, ToWorker};
+use crate::protocol::{FromWorker, ToWorker};
 
 /// Wall time one chunk should take: long enough to amortise readback, short enough that a
 /// pause or a reset waits for little.
@@ -111,7 +111,7 @@ pub fn start() {
 fn handle(msg: ToWorker) {
     match msg {
         ToWorker::Start { run, job } => {
-            let paused = matches!(&job, Job::Lm(j) if j.paused);
+            let paused = job.paused;
             with_state(|s| {
                 s.run = run;
                 s.pause = paused;

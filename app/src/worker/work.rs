@@ -1,6 +1,7 @@
 //! What trains in the worker, per lab: each lab's work as it opened ([`Opened`]), and the one
 //! face the worker's loops drive it through ([`Work`]).
 
+use mechlab_engine::experiment::lab::Experiment;
 use mechlab_engine::EngineError;
 
 use super::adapter::gpu;
@@ -90,13 +91,15 @@ pub(super) fn periodic_share(cost_ms: f64, every_ms: f64, chunk_ms: f64) -> f64 
 /// Opens the job's trainer on the worker's GPU, or on the CPU when there is none.
 pub(super) async fn open(run: u32, job: &Job) -> Result<Session, String> {
     let gpu = gpu().await;
-    let (work, adapter, chunk, max_chunk, start) = match job {
-        Job::Superposition(cfg, engine) => {
-            let o = toy::open(cfg, *engine, gpu).await?;
+    let experiment = job.experiment()?;
+    let (work, adapter, chunk, max_chunk, start) = match &experiment {
+        Experiment::Superposition(cfg) => {
+            let o = toy::open(cfg, job.engine, gpu).await?;
             (Work::Toy(o.work), o.adapter, o.chunk, o.max_chunk, o.start)
         }
-        Job::Sae { runs, engine } => {
-            let o = sae::open(runs, *engine, gpu).await?;
+        Experiment::Sae(..) => {
+            let runs = experiment.sae_runs().map_err(|e| e.to_string())?;
+            let o = sae::open(&runs, job.engine, gpu).await?;
             (
                 Work::Sae(Box::new(o.work)),
                 o.adapter,
@@ -105,8 +108,8 @@ pub(super) async fn open(run: u32, job: &Job) -> Result<Session, String> {
                 o.start,
             )
         }
-        Job::Lm(j) => {
-            let o = lm::open(j, gpu).await?;
+        Experiment::Lm(e) => {
+            let o = lm::open(&e.runs(), job, gpu).await?;
             (
                 Work::Lm(Box::new(o.work)),
                 o.adapter,
@@ -119,7 +122,7 @@ pub(super) async fn open(run: u32, job: &Job) -> Result<Session, String> {
     Ok(Session {
         run,
         work,
-        total: job.total_steps(),
+        total: experiment.total_steps(),
         adapter,
         step: start,
         chunk,

@@ -2,6 +2,7 @@
 
 pub mod fields;
 pub mod frontier;
+pub mod lab;
 pub mod link;
 pub mod lm_link;
 pub mod repair;

@@ -21,15 +21,12 @@ use controls::LmControls;
 use files::Given;
 use form::LmForm;
 use leptos::prelude::*;
-use mechlab_app::protocol::{Job, LmJob, SampleRequest, ToWorker, UserFile};
+use mechlab_app::protocol::{Job, SampleRequest, ToWorker, UserFile, DEFAULT_PROMPT};
 use mechlab_engine::experiment::link::LinkConfig;
 use mechlab_engine::experiment::lm_link::LmExperiment;
 use mechlab_engine::models::transformer::lm::{LmConfig, LmPreset, SampleOptions};
 use mechlab_engine::train::engine::EngineChoice;
 use view::{LmRun, Replies};
-
-/// The prompt the page starts with: how the corpus's plays name a speaker.
-const DEFAULT_PROMPT: &str = "ROMEO.\n";
 
 /// The sample settings the controls describe; the error names the bad one.
 fn sample_request(prompt: &str, temperature: &str, top_k: &str) -> Result<SampleRequest, String> {
@@ -124,18 +121,12 @@ pub fn LmPage(
     let layer = RwSignal::new(0usize);
     let head = RwSignal::new(0usize);
 
-    let job_of = move |e: &LmExperiment, checkpoint: Option<UserFile>, paused: bool| {
-        Job::Lm(Box::new(LmJob {
-            runs: e.runs(),
-            corpus: corpus.get_untracked().map(|(f, _)| f),
-            checkpoint,
-            paused,
-            engine: engine.get_untracked(),
-            sample: sample.get_untracked().unwrap_or(SampleRequest {
-                prompt: DEFAULT_PROMPT.into(),
-                options: SampleOptions::default(),
-            }),
-        }))
+    let job_of = move |e: &LmExperiment, checkpoint: Option<UserFile>, paused: bool| Job {
+        corpus: corpus.get_untracked().map(|(f, _)| f),
+        checkpoint,
+        paused,
+        sample: Some(sample.get_untracked().unwrap_or_default()),
+        ..Job::new(e.encode(), engine.get_untracked())
     };
     let job_signal = Signal::derive(move || {
         corpus.track();

@@ -2,7 +2,8 @@
 //! latest sample, the speed, and the latest look inside a prompt.
 
 use crate::run_controller::{History, RunEvent};
-use mechlab_app::protocol::{FromWorker, Job, LmUpdate, ModelView, Update};
+use mechlab_app::protocol::{FromWorker, LmUpdate, ModelView, Update};
+use mechlab_engine::experiment::lab::Experiment;
 use mechlab_engine::models::transformer::lm::LmConfig;
 
 /// One model's record.
@@ -96,10 +97,10 @@ pub fn on_run_event(run: &mut Option<LmRun>, replies: &mut Replies, ev: RunEvent
             *run = None;
             *replies = Replies::default();
         }
-        RunEvent::Progress(Job::Lm(job), p) => {
+        RunEvent::Progress(Experiment::Lm(e), p) => {
             if let Update::Lm(u) = p.update {
                 run.get_or_insert_with(LmRun::default).apply(
-                    &job.runs,
+                    &e.runs(),
                     p.step,
                     p.adapter,
                     p.steps_per_sec,

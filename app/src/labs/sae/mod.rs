@@ -27,13 +27,12 @@ use mechlab_engine::models::sae::config::SaeConfig;
 use mechlab_engine::train::engine::EngineChoice;
 use view::SaeRun;
 
-/// The job Run trains for a config and sweep.
+/// The job Run trains for a config and sweep: none when the sweep's runs cannot be made.
 fn job(cfg: &SaeConfig, sweep: &Sweep, engine: EngineChoice) -> Result<Job, String> {
-    let runs = match sweep {
-        Sweep::Single => vec![cfg.clone()],
-        Sweep::Frontier(names) => frontier::runs(cfg, names).map_err(|e| e.to_string())?,
-    };
-    Ok(Job::Sae { runs, engine })
+    if let Sweep::Frontier(names) = sweep {
+        frontier::runs(cfg, names).map_err(|e| e.to_string())?;
+    }
+    Ok(Job::new(link::encode_experiment(cfg, sweep), engine))
 }
 
 /// The SAE page.

@@ -4,8 +4,9 @@
 use std::sync::Arc;
 
 use crate::run_controller::{History, RunEvent};
-use mechlab_app::protocol::{Job, SaeUpdate, Update};
+use mechlab_app::protocol::{SaeUpdate, Update};
 use mechlab_engine::experiment::frontier::FrontierPoint;
+use mechlab_engine::experiment::lab::Experiment;
 use mechlab_engine::io::saelens::SaeLensFiles;
 use mechlab_engine::models::sae::arch::Loss;
 use mechlab_engine::models::sae::config::SaeConfig;
@@ -126,10 +127,10 @@ impl SaeRun {
 pub fn on_run_event(run: &mut Option<SaeRun>, ev: RunEvent) {
     match ev {
         RunEvent::Cleared => *run = None,
-        RunEvent::Progress(Job::Sae { runs, .. }, p) => {
-            if let Update::Sae(u) = p.update {
+        RunEvent::Progress(e @ Experiment::Sae(..), p) => {
+            if let (Update::Sae(u), Ok(runs)) = (p.update, e.sae_runs()) {
                 run.get_or_insert_with(SaeRun::default)
-                    .apply(runs, p.adapter, *u);
+                    .apply(&runs, p.adapter, *u);
             }
         }
         RunEvent::Progress(..) | RunEvent::Reply(_) => {}

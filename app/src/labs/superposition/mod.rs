@@ -19,6 +19,7 @@ use crate::download;
 use crate::run_controller::{History, RunEvent, Runner};
 use leptos::prelude::*;
 use mechlab_app::protocol::{Job, Update as ChunkUpdate};
+use mechlab_engine::experiment::lab::Experiment;
 use mechlab_engine::experiment::link::LinkConfig;
 use mechlab_engine::experiment::results::SuperpositionResult;
 use mechlab_engine::experiment::superposition::{InstanceSpec, SuperpositionConfig};
@@ -71,7 +72,7 @@ impl ToyView {
                 self.snapshot.set(None);
                 self.history.set(LossHistory::default());
             }
-            RunEvent::Progress(Job::Superposition(cfg, _), p) => {
+            RunEvent::Progress(Experiment::Superposition(cfg), p) => {
                 let ChunkUpdate::Superposition(u) = p.update else {
                     return;
                 };
@@ -171,7 +172,7 @@ pub fn SuperpositionPage(
                 // Run first: it stays in view above the (long) list of controls.
                 <RunPanel
                     runner=runner
-                    job=Signal::derive(move || parsed.get().ok().map(|c| Job::Superposition(c, engine.get())))
+                    job=Signal::derive(move || parsed.get().ok().map(|c| Job::new(c.to_link(), engine.get())))
                     share_url=Callback::new(move |()| state::share_url(parsed.get_untracked().ok().as_ref()))
                     has_result=Signal::derive(move || view.snapshot.with(Option::is_some))
                     export=Callback::new(move |()| {
