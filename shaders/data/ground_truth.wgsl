@@ -7,15 +7,16 @@
 // columns of the row. So the work is one draw a feature plus one multiply-add per active
 // feature and column, and each column adds its features in the host's order.
 
+// The first six words are every device-drawn source's (engine/src/data/device.rs).
 struct GroundTruthParams {
     rows: u32,
     d: u32,
     n_features: u32,
-    group_size: u32,
     seed: u32,
     // The first row's sample number, low and high words.
     lo: u32,
     hi: u32,
+    group_size: u32,
     // 0: uniform in [a, b); 1: |normal(a, b)|, folded; 2: the constant a.
     magnitude: u32,
     probability: f32,

@@ -4,6 +4,7 @@
 // (rng.wgsl, prepended by the host), and each element sums over the features in the host's
 // order.
 
+// The first six words are every device-drawn source's (engine/src/data/device.rs).
 struct SuperpositionParams {
     rows: u32,
     n_hidden: u32,

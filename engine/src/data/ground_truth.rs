@@ -3,10 +3,10 @@
 //! Host of `shaders/data/ground_truth.wgsl`, which draws the same batches on the device; this
 //! file's `next_batch` is its CPU reference.
 
+use super::device::{record_draw, Draw};
 use super::LocalFuture;
 use crate::error::{EngineError, Result};
-use crate::gpu::{Recording, Tensor, View};
-use crate::kernels::{dim, elements, params, Kernel};
+use crate::gpu::{Recording, View};
 use crate::models::sae::config::{Magnitude, SourceConfig};
 use crate::rng::{fold_seed, rng_normal, rng_unit};
 
@@ -120,40 +120,31 @@ impl GroundTruthSource {
         out: View<'_>,
         rows: usize,
     ) -> Result<()> {
-        let gpu = rec.gpu().clone();
-        let (r, d, n) = (
-            dim("rows", rows)?,
-            dim("d", self.d)?,
-            dim("n_features", self.n_features)?,
-        );
-        Tensor::flat(&gpu, "batch", out, elements("batch", &[r, d])?)?;
-        if self.device_features.is_none() {
-            let f = gpu.storage_from("ground-truth features", &self.features)?;
-            self.device_features = Some(f);
-        }
-        let features = self.device_features.as_ref().expect("uploaded above");
         let (magnitude, a, b) = match self.magnitude {
             Magnitude::Uniform { low, high } => (0, low, high),
             Magnitude::FoldedNormal { mean, std } => (1, mean, std),
             Magnitude::Constant { value } => (2, value, 0.0),
         };
-        let p = params(&[
-            r,
-            d,
-            n,
+        let rest = [
             self.group_size as u32,
-            self.seed,
-            self.drawn as u32,
-            (self.drawn >> 32) as u32,
             magnitude,
             self.probability.to_bits(),
             self.group_coherence.to_bits(),
             a.to_bits(),
             b.to_bits(),
-        ]);
-        let storage = vec![View::from(features), out];
-        let kern = Kernel::new(&gpu, "ground_truth", "", GROUND_TRUTH_WGSL, storage, &[]).await?;
-        kern.dispatch(rec, "ground_truth", p, rows as u64).await?;
+        ];
+        let draw = Draw {
+            entry: "ground_truth",
+            wgsl: GROUND_TRUTH_WGSL,
+            table: &self.features,
+            width: self.d,
+            n_features: self.n_features,
+            seed: self.seed,
+            drawn: self.drawn,
+            rest: &rest,
+            workgroup_per_row: true,
+        };
+        record_draw(rec, out, rows, &draw, &mut self.device_features).await?;
         self.drawn += rows as u64;
         Ok(())
     }
@@ -206,6 +197,7 @@ impl super::ActivationSource for GroundTruthSource {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::data::device::testing::assert_device_matches_host;
     use crate::data::ActivationSource;
 
     fn cfg(p: f32, group_size: u32) -> SourceConfig {
@@ -258,8 +250,8 @@ mod tests {
         assert_ne!(x, y, "the stream moves on");
     }
 
-    /// The device's batches against `next_batch` on a twin source: two batches in a row (the
-    /// stream moves on), starting 3 samples short of 2^32 (the counter's carry), with more
+    /// The device's batches against `next_batch` on a twin source: two batches in a row, then
+    /// one more of each on the host (the streams moved on alike), starting 3 samples short of 2^32 (the counter's carry), with more
     /// features than one workgroup's chunk, d not a multiple of anything, groups, and every
     /// magnitude. Uniform and constant magnitudes add the same products in the same order, so
     /// they agree to an ulp (a device may fuse the multiply-add): 1e-6 relative. Folded normals
@@ -296,27 +288,8 @@ mod tests {
                 let mut host = GroundTruthSource::new(&cfg, 4).unwrap();
                 host.drawn = u32::MAX as u64 - 3;
                 let mut dev = host.clone();
-                let len = rows * d as usize;
-                let outs = [0, 1].map(|_| gpu.storage_zeroed::<f32>("batch", len).unwrap());
-                let mut recorder = crate::gpu::Recorder::new(gpu);
-                let mut rec = recorder.begin();
-                for out in &outs {
-                    assert!(dev.record_batch(&mut rec, out.into(), rows).await.unwrap());
-                }
-                rec.submit();
-                let mut got = gpu.read::<f32>(&outs[0], len).await.unwrap();
-                got.extend(gpu.read::<f32>(&outs[1], len).await.unwrap());
-                let mut want = vec![0.0; 2 * rows * d as usize];
-                let (first, second) = want.split_at_mut(rows * d as usize);
-                host.next_batch(first);
-                host.next_batch(second);
-                assert_eq!(dev.drawn, host.drawn);
                 let label = format!("d {d}, {n} features, groups of {group_size}, {magnitude:?}");
-                assert!(want.iter().any(|v| *v != 0.0), "{label}: an empty batch");
-                for (i, (g, w)) in got.iter().zip(&want).enumerate() {
-                    let bound = tol * (1.0 + w.abs());
-                    assert!((g - w).abs() <= bound, "{label}: element {i}: {g} vs {w}");
-                }
+                assert_device_matches_host(gpu, &mut dev, &mut host, rows, tol, &label).await;
             }
         }
     }

@@ -5,6 +5,7 @@
 //! through the same trait. A [`ShuffleBuffer`] mixes a source's batches before training.
 
 pub mod config;
+mod device;
 mod ground_truth;
 mod shuffle;
 mod superposition;

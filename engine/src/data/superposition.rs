@@ -4,11 +4,11 @@
 //! `shaders/data/superposition.wgsl`, which draws the same batches on the device; this file's
 //! `next_batch` is its CPU reference.
 
+use super::device::{record_draw, Draw};
 use super::LocalFuture;
 use crate::error::{EngineError, Result};
 use crate::experiment::superposition::{Axis, SuperpositionConfig};
-use crate::gpu::{Recording, Tensor, View};
-use crate::kernels::{dim, elements, params, Kernel};
+use crate::gpu::{Recording, View};
 use crate::models::sae::config::SourceConfig;
 use crate::models::toy::cpu::CpuToyTrainer;
 use crate::models::toy::sample_feature;
@@ -141,31 +141,18 @@ impl SuperpositionSource {
         out: View<'_>,
         rows: usize,
     ) -> Result<()> {
-        let gpu = rec.gpu().clone();
-        let (r, h, f) = (
-            dim("rows", rows)?,
-            dim("n_hidden", self.n_hidden)?,
-            dim("n_features", self.n_features)?,
-        );
-        let len = elements("batch", &[r, h])?;
-        Tensor::flat(&gpu, "batch", out, len)?;
-        if self.device_w.is_none() {
-            self.device_w = Some(gpu.storage_from("superposition W", &self.w)?);
-        }
-        let w = self.device_w.as_ref().expect("uploaded above");
-        let p = params(&[
-            r,
-            h,
-            f,
-            self.seed,
-            self.drawn as u32,
-            (self.drawn >> 32) as u32,
-            self.feature_probability.to_bits(),
-        ]);
-        let storage = vec![View::from(w), out];
-        let kern = Kernel::new(&gpu, "superposition", "", SUPERPOSITION_WGSL, storage, &[]).await?;
-        kern.dispatch(rec, "superposition", p, len.div_ceil(256))
-            .await?;
+        let draw = Draw {
+            entry: "superposition",
+            wgsl: SUPERPOSITION_WGSL,
+            table: &self.w,
+            width: self.n_hidden,
+            n_features: self.n_features,
+            seed: self.seed,
+            drawn: self.drawn,
+            rest: &[self.feature_probability.to_bits()],
+            workgroup_per_row: false,
+        };
+        record_draw(rec, out, rows, &draw, &mut self.device_w).await?;
         self.drawn += rows as u64;
         Ok(())
     }
@@ -221,6 +208,7 @@ impl super::ActivationSource for SuperpositionSource {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::data::device::testing::assert_device_matches_host;
     use crate::data::ActivationSource;
 
     #[test]
@@ -239,8 +227,8 @@ mod tests {
         assert!(SuperpositionSource::from_weights(vec![0.0; 5], 2, 3, 0.5, 1).is_err());
     }
 
-    /// The device's batches against `next_batch` on a twin source: two batches in a row, the
-    /// first crossing a toy-RNG step (2^20 samples) and the second the counter's 2^32 carry, on
+    /// The device's batches against `next_batch` on a twin source: two batches in a row (then
+    /// one more of each on the host, alike), the first crossing a toy-RNG step (2^20 samples) and the second the counter's 2^32 carry, on
     /// a `W` of awkward shape. The same products are added in the same order, so they agree to
     /// an ulp (a device may fuse the multiply-add): 1e-6 relative.
     async fn device_batches_match_the_host(gpu: &crate::gpu::Gpu) {
@@ -250,26 +238,8 @@ mod tests {
         for start in [(1u64 << 20) - 7, u32::MAX as u64 - 20] {
             host.drawn = start;
             let mut dev = host.clone();
-            let outs = [0, 1].map(|_| gpu.storage_zeroed::<f32>("batch", rows * h).unwrap());
-            let mut recorder = crate::gpu::Recorder::new(gpu);
-            let mut rec = recorder.begin();
-            for out in &outs {
-                assert!(dev.record_batch(&mut rec, out.into(), rows).await.unwrap());
-            }
-            rec.submit();
-            let mut got = gpu.read::<f32>(&outs[0], rows * h).await.unwrap();
-            got.extend(gpu.read::<f32>(&outs[1], rows * h).await.unwrap());
-            let mut want = vec![0.0; 2 * rows * h];
-            host.next_batch(&mut want);
-            assert_eq!(dev.drawn, host.drawn);
-            assert!(want.iter().any(|v| *v != 0.0));
-            for (i, (g, w)) in got.iter().zip(&want).enumerate() {
-                let bound = 1e-6 * (1.0 + w.abs());
-                assert!(
-                    (g - w).abs() <= bound,
-                    "from {start}: element {i}: {g} vs {w}"
-                );
-            }
+            let label = format!("from sample {start}");
+            assert_device_matches_host(gpu, &mut dev, &mut host, rows, 1e-6, &label).await;
         }
     }
     crate::gpu_test!(
