@@ -7,6 +7,7 @@ use indicatif::{ProgressBar, ProgressStyle};
 use mechlab_engine::experiment::link::{self, LinkConfig};
 use mechlab_engine::gpu::Gpu;
 use mechlab_engine::train::engine::{place, Adapter, EngineChoice, Placement, Request};
+use mechlab_engine::train::lab::Lab;
 use std::path::{Path, PathBuf};
 
 /// The config's source and the overrides, the same for every lab.
@@ -61,21 +62,25 @@ pub async fn adapter(engine: EngineChoice, cache: &mut Option<Adapter>) -> &Adap
     cache.as_ref().expect("set above")
 }
 
-/// Where a run of a lab trains natively ([`place`], the CPU reference taking any config):
-/// `cpu_faster_on_software` as the lab measured it.
-pub fn placement(
-    engine: EngineChoice,
-    adapter: &Adapter,
-    cpu_faster_on_software: bool,
-) -> Result<Placement, String> {
+/// Where a run of lab `L` trains natively ([`place`], the CPU reference taking any config),
+/// "auto" preferring the CPU reference on software adapters where the lab says it is faster.
+pub fn placement<L: Lab>(engine: EngineChoice, adapter: &Adapter) -> Result<Placement, String> {
+    place(&L::request(engine, None, GPU_NAME), adapter)
+}
+
+/// Where a forward pass (no training) runs: the GPU wherever there is one, as "auto" asks.
+pub fn forward_placement(engine: EngineChoice, adapter: &Adapter) -> Result<Placement, String> {
     let request = Request {
         choice: engine,
         cpu_too_large: None,
-        cpu_faster_on_software,
-        gpu_name: "a GPU adapter",
+        cpu_faster_on_software: false,
+        gpu_name: GPU_NAME,
     };
     place(&request, adapter)
 }
+
+/// What the GPU is called in the CLI's messages.
+const GPU_NAME: &str = "a GPU adapter";
 
 /// Reads a JSON config file as the link codec reads a link: fields left out take their
 /// defaults, and errors name the file and the field.

@@ -4,21 +4,23 @@
 //! checkpoint; `cache` writes a checkpoint's activations at the hooks a pattern names, and its
 //! logits, after any hooks were ablated or steered (`--ablate`, `--steer`).
 
-use crate::common::{adapter, bar, engine_choice, placement, read_config, ConfigArgs};
+use crate::common::{
+    adapter, bar, engine_choice, forward_placement, placement, read_config, ConfigArgs,
+};
 use mechlab_engine::data::text::{Corpus, TextTokenizer};
 use mechlab_engine::experiment::link::LinkConfig;
 use mechlab_engine::experiment::lm_link::LmExperiment;
 use mechlab_engine::io::safetensors::{f32_bytes, serialize_f32};
 use mechlab_engine::io::transformer_lens::Checkpoint;
 use mechlab_engine::models::transformer::cpu::{forward_with, hook_matches};
-use mechlab_engine::models::transformer::gpu::GpuLmTrainer;
 use mechlab_engine::models::transformer::gpu::GpuTransformer;
 use mechlab_engine::models::transformer::lm::{
-    CpuLmTrainer, LmConfig, LmPreset, LmStep, SampleOptions, TokenizedCorpus,
+    LmConfig, LmPreset, LmStep, SampleOptions, TokenizedCorpus,
 };
 use mechlab_engine::models::transformer::trainer::LmTrainer;
-use mechlab_engine::models::transformer::{Edit, HookEdit};
+use mechlab_engine::models::transformer::{Edit, HookEdit, LmLab};
 use mechlab_engine::train::engine::EngineChoice;
+use mechlab_engine::train::lab::Lab;
 use serde_json::json;
 use std::path::{Path, PathBuf};
 
@@ -199,19 +201,16 @@ async fn train(args: TrainArgs) -> Result<(), String> {
             args.out.clone()
         };
         let adapter = adapter(args.common.engine, &mut cache).await;
-        // Measured on lavapipe at the tiny preset: the CPU reference is faster there (see the
-        // README), so auto takes the GPU only on hardware adapters.
-        let place = placement(args.common.engine, adapter, true)?;
+        let place = placement::<LmLab>(args.common.engine, adapter)?;
         let on_gpu = place.chosen(adapter);
         let mut t = match &args.resume {
-            None => match on_gpu {
-                Some(gpu) => LmTrainer::Gpu(Box::new(
-                    GpuLmTrainer::new(gpu, cfg, &corpus).map_err(|e| e.to_string())?,
-                )),
-                None => LmTrainer::Cpu(Box::new(
-                    CpuLmTrainer::new(cfg, &corpus).map_err(|e| e.to_string())?,
-                )),
-            },
+            None => {
+                let data =
+                    TokenizedCorpus::new(&corpus, cfg.tokenizer).map_err(|e| e.to_string())?;
+                LmLab::open(on_gpu, cfg, data)
+                    .await
+                    .map_err(|e| e.to_string())?
+            }
             Some(dir) => {
                 let ck = load_checkpoint(dir)?;
                 if let Some(why) = ck.other_text(&corpus.name) {
@@ -363,7 +362,7 @@ async fn cache(args: CacheArgs) -> Result<(), String> {
     let want = move |name: &str| patterns.iter().any(|p| hook_matches(p, name));
     let mut opened = None;
     let adapter = adapter(args.engine, &mut opened).await;
-    let placed = placement(args.engine, adapter, false)?;
+    let placed = forward_placement(args.engine, adapter)?;
     let (logits, hooks) = match placed.chosen(adapter) {
         Some(gpu) => {
             let mut model = GpuTransformer::new(gpu, &ck.params).map_err(|e| e.to_string())?;

@@ -8,10 +8,11 @@ use mechlab_engine::experiment::frontier::{self, FrontierPoint};
 use mechlab_engine::experiment::sae_link::{self as link, Sweep};
 use mechlab_engine::io::saelens;
 use mechlab_engine::models::sae::config::{Architecture, SaeConfig, SaePreset};
-use mechlab_engine::models::sae::gpu::GpuSaeTrainer;
-use mechlab_engine::models::sae::train::{CpuSaeTrainer, Evaluation};
+use mechlab_engine::models::sae::train::Evaluation;
 use mechlab_engine::models::sae::trainer::SaeTrainer as Trainer;
+use mechlab_engine::models::sae::SaeLab;
 use mechlab_engine::train::engine::{Adapter, EngineChoice};
+use mechlab_engine::train::lab::Lab;
 use mechlab_engine::train::trainer::train_to_end;
 use std::path::{Path, PathBuf};
 
@@ -41,19 +42,10 @@ async fn trainer(
     cache: &mut Option<Adapter>,
 ) -> Result<(Trainer, String), String> {
     let adapter = adapter(engine, cache).await;
-    // A software rasterizer (lavapipe, SwiftShader) runs the GPU kernels on the CPU, about 25
-    // times slower than the CPU reference for the ground-truth preset here.
-    let placement = placement(engine, adapter, true)?;
-    let t = match placement.chosen(adapter) {
-        Some(g) => Trainer::Gpu(Box::new(
-            GpuSaeTrainer::new(g, cfg)
-                .await
-                .map_err(|e| e.to_string())?,
-        )),
-        None => Trainer::Cpu(Box::new(
-            CpuSaeTrainer::new(cfg).map_err(|e| e.to_string())?,
-        )),
-    };
+    let placement = placement::<SaeLab>(engine, adapter)?;
+    let t = SaeLab::open(placement.chosen(adapter), cfg, ())
+        .await
+        .map_err(|e| e.to_string())?;
     Ok((t, placement.runs_on))
 }
 

@@ -6,9 +6,9 @@ use clap::ValueEnum;
 use mechlab_engine::experiment::link::LinkConfig;
 use mechlab_engine::experiment::results::SuperpositionResult;
 use mechlab_engine::experiment::superposition::{Preset, SuperpositionConfig};
-use mechlab_engine::models::toy::cpu::CpuToyTrainer;
 use mechlab_engine::models::toy::gpu::{GpuToyTrainer, ToyPath};
-use mechlab_engine::models::toy::ToyTrainer;
+use mechlab_engine::models::toy::{ToyLab, ToyTrainer};
+use mechlab_engine::train::lab::Lab;
 use mechlab_engine::train::trainer::{train_to_end, Trainer};
 use std::path::PathBuf;
 
@@ -62,26 +62,27 @@ pub async fn run(args: Args) -> Result<(), String> {
     let chunk = (cfg.steps / 100).clamp(1, 1000);
     let mut cache = None;
     let adapter = adapter(args.common.engine, &mut cache).await;
-    // The fused kernel keeps each instance in workgroup memory and beats the CPU reference on
-    // software adapters too.
-    let placement = placement(args.common.engine, adapter, false)?;
+    let placement = placement::<ToyLab>(args.common.engine, adapter)?;
     bar.println(format!("training on {}", placement.runs_on));
-    let mut t = match placement.chosen(adapter) {
-        Some(gpu) => {
-            let path = args.path.map(|p| match p {
+    let mut t = match (placement.chosen(adapter), args.path) {
+        // A path the user named, rather than the one the trainer picks.
+        (Some(gpu), Some(path)) => {
+            let path = match path {
                 GpuPath::Fused => ToyPath::Fused,
                 GpuPath::General => ToyPath::General,
-            });
-            let t = GpuToyTrainer::new(gpu, &cfg, path)
+            };
+            let t = GpuToyTrainer::new(gpu, &cfg, Some(path))
                 .await
                 .map_err(|e| e.to_string())?;
-            bar.set_message(format!("({:?} path)", t.path()));
             ToyTrainer::Gpu(Box::new(t))
         }
-        None => ToyTrainer::Cpu(Box::new(
-            CpuToyTrainer::new(&cfg).map_err(|e| e.to_string())?,
-        )),
+        (gpu, _) => ToyLab::open(gpu, &cfg, ())
+            .await
+            .map_err(|e| e.to_string())?,
     };
+    if let ToyTrainer::Gpu(g) = &t {
+        bar.set_message(format!("({:?} path)", g.path()));
+    }
     train_to_end(&mut t, chunk, |t, _| bar.set_position(t.step() as u64))
         .await
         .map_err(|e| e.to_string())?;

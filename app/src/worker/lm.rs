@@ -10,8 +10,10 @@ use mechlab_engine::io::transformer_lens::{from_zip, to_zip, Checkpoint};
 use mechlab_engine::models::transformer::inspect::inspect;
 use mechlab_engine::models::transformer::lm::{sample, LmConfig, SampleOptions, TokenizedCorpus};
 use mechlab_engine::models::transformer::trainer::LmTrainer;
+use mechlab_engine::models::transformer::LmLab;
 use mechlab_engine::models::transformer::TransformerConfig;
-use mechlab_engine::train::engine::{place, Adapter, Request};
+use mechlab_engine::train::engine::{place, Adapter};
+use mechlab_engine::train::lab::Lab;
 use mechlab_engine::EngineError;
 use std::cell::RefCell;
 
@@ -160,21 +162,13 @@ pub async fn open(runs: &[LmConfig], job: &Job, gpu: Adapter) -> Result<Opened<L
              batch or n_ctx"
         )
     });
-    let request = Request {
-        choice: job.engine,
-        cpu_too_large,
-        // A software adapter runs the kernels one dispatch at a time on the CPU: the CPU
-        // reference was 8× faster at the tiny preset on lavapipe.
-        cpu_faster_on_software: true,
-        gpu_name: "WebGPU",
-    };
-    let placement = place(&request, &gpu)?;
+    let placement = place(&LmLab::request(job.engine, cpu_too_large, "WebGPU"), &gpu)?;
     let on = placement.chosen(&gpu);
     let mut trainers = vec![];
     let mut start = 0;
     for (i, cfg) in runs.iter().enumerate() {
         let t = match &checkpoints {
-            None => LmTrainer::start(on, cfg, data.clone()),
+            None => LmLab::open(on, cfg, data.clone()).await,
             Some(cks) => {
                 let (folder, ck) = &cks[i];
                 let state = ck.run.as_ref().map(|(_, s)| s.clone());

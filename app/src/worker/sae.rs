@@ -8,14 +8,14 @@ use mechlab_engine::gpu::Gpu;
 use mechlab_engine::io::saelens;
 use mechlab_engine::models::sae::arch::Loss;
 use mechlab_engine::models::sae::config::SaeConfig;
-use mechlab_engine::models::sae::gpu::GpuSaeTrainer;
-use mechlab_engine::models::sae::train::CpuSaeTrainer;
 use mechlab_engine::models::sae::trainer::SaeTrainer;
+use mechlab_engine::models::sae::SaeLab;
 use mechlab_engine::EngineError;
 
 use super::work::Opened;
 use crate::protocol::{SaeUpdate, Update};
-use mechlab_engine::train::engine::{place, Adapter, EngineChoice, Request};
+use mechlab_engine::train::engine::{place, Adapter, EngineChoice};
+use mechlab_engine::train::lab::Lab;
 
 /// Largest `batch × d_in × d_sae` (multiply-adds of one matmul of a step) the CPU fallback
 /// takes on: about a tenth of a second a step in wasm.
@@ -70,15 +70,7 @@ pub async fn open(
             cfg.d_sae
         )
     });
-    let request = Request {
-        choice: engine,
-        cpu_too_large,
-        // A software adapter runs the kernels on the CPU, one dispatch at a time: the CPU
-        // reference is many times faster wherever it can take the config.
-        cpu_faster_on_software: true,
-        gpu_name: "WebGPU",
-    };
-    let placement = place(&request, &gpu)?;
+    let placement = place(&SaeLab::request(engine, cpu_too_large, "WebGPU"), &gpu)?;
     let gpu = placement.chosen(&gpu).cloned();
     let adapter = placement.runs_on;
     // A step costs a few matmuls of batch × d_in × d_sae; the loop corrects the guess at once.
@@ -196,10 +188,7 @@ impl SaeWork {
     /// its evaluation timers reset, whichever of `advance` and `overhead` comes first.
     async fn open_trainer(&mut self, cfg: &SaeConfig) -> Result<(), EngineError> {
         if self.trainer.is_none() {
-            self.trainer = Some(match &self.gpu {
-                Some(g) => SaeTrainer::Gpu(Box::new(GpuSaeTrainer::new(g, cfg).await?)),
-                None => SaeTrainer::Cpu(Box::new(CpuSaeTrainer::new(cfg)?)),
-            });
+            self.trainer = Some(SaeLab::open(self.gpu.as_ref(), cfg, ()).await?);
             self.since_eval_ms = 0.0;
             self.last_eval_ms = 0.0;
         }

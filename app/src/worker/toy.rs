@@ -3,15 +3,14 @@
 
 use mechlab_engine::experiment::superposition::SuperpositionConfig;
 use mechlab_engine::metrics::superposition::superposition_metrics;
-use mechlab_engine::models::toy::cpu::CpuToyTrainer;
-use mechlab_engine::models::toy::gpu::GpuToyTrainer;
-use mechlab_engine::models::toy::{unflatten, ToyTrainer};
+use mechlab_engine::models::toy::{unflatten, ToyLab, ToyTrainer};
 use mechlab_engine::train::trainer::Trainer;
 use mechlab_engine::EngineError;
 
 use super::work::Opened;
 use crate::protocol::{ToyUpdate, Update};
-use mechlab_engine::train::engine::{place, Adapter, EngineChoice, Request};
+use mechlab_engine::train::engine::{place, Adapter, EngineChoice};
+use mechlab_engine::train::lab::Lab;
 
 /// Largest `instances × params × batch` the CPU fallback takes on; beyond it one step takes
 /// seconds and a run would never finish.
@@ -32,55 +31,33 @@ pub async fn open(
 ) -> Result<Opened<ToyWork>, String> {
     cfg.validate().map_err(|e| e.to_string())?;
     let cost = cpu_cost(cfg);
-    let request = Request {
-        choice: engine,
-        cpu_too_large: (cost > CPU_FALLBACK_LIMIT).then(|| {
-            format!(
-                "this run needs WebGPU: instances × parameters × batch = {cost} is more than the \
-                 CPU fallback's {CPU_FALLBACK_LIMIT}; shrink the sweep, the model or the batch"
-            )
-        }),
-        // The fused kernel keeps each instance in workgroup memory and beats the CPU reference
-        // on software adapters too.
-        cpu_faster_on_software: false,
-        gpu_name: "WebGPU",
+    let cpu_too_large = (cost > CPU_FALLBACK_LIMIT).then(|| {
+        format!(
+            "this run needs WebGPU: instances × parameters × batch = {cost} is more than the CPU \
+             fallback's {CPU_FALLBACK_LIMIT}; shrink the sweep, the model or the batch"
+        )
+    });
+    let placement = place(&ToyLab::request(engine, cpu_too_large, "WebGPU"), &gpu)?;
+    let trainer = ToyLab::open(placement.chosen(&gpu), cfg, ())
+        .await
+        .map_err(|e| e.to_string())?;
+    let (chunk, max_chunk) = match &trainer {
+        // Start small when a step is big (software adapters take seconds for the phase
+        // diagram); the loop grows the chunk fourfold per chunk on fast GPUs.
+        ToyTrainer::Gpu(_) => ((2e6 / step_work(cfg) as f64).clamp(1.0, 50.0), 5000.0),
+        // A first guess of ~50 M multiply-adds a second; the loop corrects it at once.
+        ToyTrainer::Cpu(_) => ((5e6 / (cost * 4).max(1) as f64).clamp(1.0, 200.0), 2000.0),
     };
-    let placement = place(&request, &gpu)?;
-    match placement.chosen(&gpu) {
-        Some(gpu) => {
-            let t = GpuToyTrainer::new(gpu, cfg, None)
-                .await
-                .map_err(|e| e.to_string())?;
-            // Start small when a step is big (software adapters take seconds for the phase
-            // diagram); the loop grows the chunk fourfold per chunk on fast GPUs.
-            let chunk = (2e6 / step_work(cfg) as f64).clamp(1.0, 50.0);
-            Ok(Opened {
-                work: ToyWork {
-                    trainer: ToyTrainer::Gpu(Box::new(t)),
-                    cfg: cfg.clone(),
-                },
-                adapter: placement.runs_on,
-                chunk,
-                max_chunk: 5000.0,
-                start: 0,
-            })
-        }
-        None => {
-            let t = CpuToyTrainer::new(cfg).map_err(|e| e.to_string())?;
-            // A first guess of ~50 M multiply-adds a second; the loop corrects it at once.
-            let per_step = (cost * 4).max(1) as f64;
-            Ok(Opened {
-                work: ToyWork {
-                    trainer: ToyTrainer::Cpu(Box::new(t)),
-                    cfg: cfg.clone(),
-                },
-                adapter: placement.runs_on,
-                chunk: (5e6 / per_step).clamp(1.0, 200.0),
-                max_chunk: 2000.0,
-                start: 0,
-            })
-        }
-    }
+    Ok(Opened {
+        work: ToyWork {
+            trainer,
+            cfg: cfg.clone(),
+        },
+        adapter: placement.runs_on,
+        chunk,
+        max_chunk,
+        start: 0,
+    })
 }
 
 impl ToyWork {

@@ -1,9 +1,10 @@
 //! What every lab's training shares: Adam ([`adam`]), global-norm clipping ([`clip`]),
-//! learning-rate schedules ([`schedule`]), where a run trains ([`engine`]) and the trainer
-//! interface the loops drive ([`trainer`]).
+//! learning-rate schedules ([`schedule`]), where a run trains ([`engine`]), the trainer
+//! interface the loops drive ([`trainer`]) and the contract each lab keeps with them ([`lab`]).
 
 pub mod adam;
 pub mod clip;
 pub mod engine;
+pub mod lab;
 pub mod schedule;
 pub mod trainer;

@@ -11,6 +11,7 @@ pub mod kernels;
 pub mod params;
 pub mod train;
 pub mod trainer;
+pub use trainer::SaeLab;
 
 #[cfg(test)]
 mod recovery_tests;

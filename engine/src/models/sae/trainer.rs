@@ -1,12 +1,36 @@
 //! Either SAE trainer behind one face, for the loops that drive them (the CLI, the page's
 //! worker, the benchmark): the CPU reference or the GPU trainer.
 
+use super::config::SaeConfig;
 use super::gpu::GpuSaeTrainer;
 use super::params::SaeParams;
 use super::train::{CpuSaeTrainer, Evaluation, StepReport};
 use crate::data::ActivationSource;
 use crate::error::Result;
+use crate::gpu::Gpu;
+use crate::train::lab::Lab;
 use crate::train::trainer::Trainer;
+
+/// The Sparse-autoencoder lab.
+pub struct SaeLab;
+
+impl Lab for SaeLab {
+    type Config = SaeConfig;
+    type Data = ();
+    type Trainer = SaeTrainer;
+
+    // A software rasterizer runs the GPU kernels on the CPU, about 25 times slower than the
+    // CPU reference for the ground-truth preset on lavapipe.
+    const CPU_FASTER_ON_SOFTWARE: bool = true;
+
+    /// The source the config names, built for either trainer.
+    async fn open(gpu: Option<&Gpu>, cfg: &SaeConfig, (): ()) -> Result<SaeTrainer> {
+        Ok(match gpu {
+            Some(g) => SaeTrainer::Gpu(Box::new(GpuSaeTrainer::new(g, cfg).await?)),
+            None => SaeTrainer::Cpu(Box::new(CpuSaeTrainer::new(cfg)?)),
+        })
+    }
+}
 
 /// A CPU or GPU SAE trainer.
 pub enum SaeTrainer {

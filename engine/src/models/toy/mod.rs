@@ -8,7 +8,7 @@ pub mod cpu;
 pub mod gpu;
 mod trainer;
 
-pub use trainer::ToyTrainer;
+pub use trainer::{ToyLab, ToyTrainer};
 
 use crate::error::{EngineError, Result};
 use crate::experiment::superposition::{InstanceSpec, SuperpositionConfig};

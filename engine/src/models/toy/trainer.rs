@@ -4,7 +4,31 @@
 use super::cpu::CpuToyTrainer;
 use super::gpu::GpuToyTrainer;
 use crate::error::Result;
+use crate::experiment::superposition::SuperpositionConfig;
+use crate::gpu::Gpu;
+use crate::train::lab::Lab;
 use crate::train::trainer::Trainer;
+
+/// The Superposition lab.
+pub struct ToyLab;
+
+impl Lab for ToyLab {
+    type Config = SuperpositionConfig;
+    type Data = ();
+    type Trainer = ToyTrainer;
+
+    // The fused kernel keeps each instance in workgroup memory and beats the CPU reference on
+    // software adapters too.
+    const CPU_FASTER_ON_SOFTWARE: bool = false;
+
+    /// On the GPU, the path [`GpuToyTrainer::new`] picks for the config.
+    async fn open(gpu: Option<&Gpu>, cfg: &SuperpositionConfig, (): ()) -> Result<ToyTrainer> {
+        Ok(match gpu {
+            Some(g) => ToyTrainer::Gpu(Box::new(GpuToyTrainer::new(g, cfg, None).await?)),
+            None => ToyTrainer::Cpu(Box::new(CpuToyTrainer::new(cfg)?)),
+        })
+    }
+}
 
 /// A CPU or GPU toy-model trainer.
 pub enum ToyTrainer {

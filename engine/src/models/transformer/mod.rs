@@ -23,3 +23,4 @@ pub use config::{Activation, TransformerConfig};
 pub use cpu::{forward, forward_with, Hooks};
 pub use hooks::{Edit, HookEdit};
 pub use params::TransformerParams;
+pub use trainer::LmLab;
