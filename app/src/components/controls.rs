@@ -2,6 +2,7 @@
 //! box, menu or checkbox).
 
 use leptos::prelude::*;
+use mechlab_engine::experiment::fields::{Field, Range};
 
 /// The preset menu: every preset by name, and "custom" while the controls match none; under
 /// it, what the current preset should show.
@@ -78,14 +79,30 @@ pub fn text_input(
 }
 
 /// How a control shows a field.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+#[derive(Debug, Clone, PartialEq, Eq)]
 pub enum Input {
     /// Free text, parsed on Run.
     Text,
     /// A checkbox (`true` / `false`).
     Check,
     /// A menu of these `(value, label)` options.
-    Menu(&'static [(&'static str, &'static str)]),
+    Menu(Vec<(&'static str, String)>),
+}
+
+impl Input {
+    /// How a config field's control shows it, from the lab's field table: a menu of a
+    /// choice's options, a checkbox for true or false, else a text box (and a checkbox for a
+    /// field the table does not know whose text is `true` or `false`).
+    pub fn of(field: Option<&Field>, value: &str) -> Input {
+        match field.map(|f| f.range) {
+            Some(Range::Choice(options)) => {
+                Input::Menu(options.iter().map(|&(v, l)| (v, l.to_string())).collect())
+            }
+            Some(Range::Bool) => Input::Check,
+            _ if value == "true" || value == "false" => Input::Check,
+            _ => Input::Text,
+        }
+    }
 }
 
 /// The DOM id of the control of the field with link key `key`.
@@ -105,6 +122,7 @@ pub fn config_field(
     invalid: impl Fn() -> bool + Clone + Send + Sync + 'static,
 ) -> impl IntoView {
     let id = dom_id(key);
+    let check = input == Input::Check;
     let control = match input {
         Input::Menu(options) => {
             let set = set.clone();
@@ -112,8 +130,8 @@ pub fn config_field(
             view! {
                 <select id=id on:change=move |ev| set(event_target_value(&ev))>
                     {options
-                        .iter()
-                        .map(|&(v, l)| {
+                        .into_iter()
+                        .map(|(v, l)| {
                             let value = value.clone();
                             view! {
                                 <option value=v prop:selected=move || value() == v>
@@ -141,7 +159,6 @@ pub fn config_field(
         }
         Input::Text => text_input(id, invalid.clone(), value, set).into_any(),
     };
-    let check = input == Input::Check;
     view! {
         <label class="field" class:check=check class:invalid=invalid>
             {if check {

@@ -81,3 +81,16 @@ impl SourceConfig {
         }
     }
 }
+
+/// Every source kind as links spell it (`s.kind`) and as menus label it.
+pub const SOURCE_CHOICES: &[(&str, &str)] = &[
+    ("ground_truth", "planted ground-truth features"),
+    ("superposition", "a toy model's hidden layer"),
+];
+
+/// Every magnitude kind as links spell it (`s.magnitude.kind`) and as menus label it.
+pub const MAGNITUDE_CHOICES: &[(&str, &str)] = &[
+    ("uniform", "uniform"),
+    ("folded_normal", "folded normal"),
+    ("constant", "constant"),
+];

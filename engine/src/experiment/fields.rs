@@ -27,6 +27,18 @@ pub enum Range {
     Fraction,
     /// true or false.
     Bool,
+    /// One of these `(value, label)`: the value as links spell it, the label as menus show it.
+    /// The page's menus, `--help` and the lab's error messages all list them from here.
+    Choice(&'static [(&'static str, &'static str)]),
+}
+
+/// The values of a choice as a sentence lists them: `a, b or c`.
+pub fn one_of(choices: &[(&str, &str)]) -> String {
+    let values: Vec<&str> = choices.iter().map(|c| c.0).collect();
+    match values.split_last() {
+        Some((last, rest)) if !rest.is_empty() => format!("{} or {last}", rest.join(", ")),
+        _ => values.concat(),
+    }
 }
 
 /// One field of a lab's config.
@@ -91,6 +103,7 @@ impl Field {
             Range::Probability => "a probability in (0, 1]".into(),
             Range::Fraction => "a fraction in [0, 1]".into(),
             Range::Bool => "true or false".into(),
+            Range::Choice(c) => one_of(c),
         }
     }
 }
@@ -146,5 +159,8 @@ mod tests {
         assert!(p.check_real(f32::NAN).is_err());
         assert!(help(&[STEPS, p])
             .contains("steps  Steps: training steps (a whole number from 1 to 100)"));
+        assert_eq!(one_of(&[("a", "A"), ("b", "B"), ("c", "C")]), "a, b or c");
+        assert_eq!(one_of(&[("a", "A"), ("b", "B")]), "a or b");
+        assert_eq!(one_of(&[("a", "A")]), "a");
     }
 }

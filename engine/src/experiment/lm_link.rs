@@ -4,7 +4,7 @@
 //! model beside the first, identical but for its MLP activation (the `solu-vs-gelu` preset).
 
 use super::link::{self, LinkConfig};
-use crate::data::text::TokenizerKind;
+use crate::data::text::{TokenizerKind, TOKENIZER_CHOICES};
 use crate::error::{EngineError, Result};
 use crate::models::transformer::fields::LM_FIELDS;
 use crate::models::transformer::lm::{LmConfig, LmPreset};
@@ -26,7 +26,8 @@ impl LinkConfig for LmConfig {
                 .map(|a| serde_json::Value::String(a.name().into()))
                 .map_err(|_| {
                     EngineError::BadLink(format!(
-                        "`{key}={text}`: the activation must be gelu, gelu_new or solu_ln"
+                        "`{key}={text}`: the activation must be {}",
+                        crate::models::transformer::config::names()
                     ))
                 })
         })
@@ -42,7 +43,8 @@ impl LinkConfig for LmConfig {
             }
             ("tokenizer.kind", other) => {
                 return Err(EngineError::BadLink(format!(
-                    "`tokenizer.kind={other}`: the tokenizer must be char or bpe"
+                    "`tokenizer.kind={other}`: the tokenizer must be {}",
+                    crate::experiment::fields::one_of(TOKENIZER_CHOICES)
                 )))
             }
             _ => return Err(EngineError::BadLink(format!("unknown field `{key}`"))),
@@ -145,7 +147,8 @@ impl LmExperiment {
 fn vs_activation(text: &str) -> Result<Activation> {
     Activation::by_name(text).map_err(|_| {
         EngineError::BadLink(format!(
-            "`vs={text}`: the second model's activation must be gelu, gelu_new or solu_ln"
+            "`vs={text}`: the second model's activation must be {}",
+            crate::models::transformer::config::names()
         ))
     })
 }

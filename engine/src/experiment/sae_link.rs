@@ -6,7 +6,9 @@
 //! Fields a link leaves out take the defaults of the architecture or source kind it names, so
 //! a short hand-written link works; a field this build does not know is refused by name.
 
+use super::fields::one_of;
 use super::link::{self, LinkConfig};
+use crate::data::config::{MAGNITUDE_CHOICES, SOURCE_CHOICES};
 use crate::error::{EngineError, Result};
 use crate::models::sae::config::{
     Architecture, Magnitude, SaeConfig, SaePreset, SourceConfig, ARCHITECTURE_NAMES,
@@ -59,7 +61,8 @@ fn default_source(kind: &str) -> Result<SourceConfig> {
         "ground_truth" => Ok(SaePreset::GroundTruth.config().source),
         "superposition" => Ok(SaePreset::SuperpositionHidden.config().source),
         other => Err(EngineError::BadLink(format!(
-            "`s.kind={other}`: expected ground_truth or superposition"
+            "`s.kind={other}`: expected {}",
+            one_of(SOURCE_CHOICES)
         ))),
     }
 }
@@ -76,7 +79,8 @@ fn default_magnitude(kind: &str) -> Result<Magnitude> {
         }),
         "constant" => Ok(Magnitude::Constant { value: 1.0 }),
         other => Err(EngineError::BadLink(format!(
-            "`s.magnitude.kind={other}`: expected uniform, folded_normal or constant"
+            "`s.magnitude.kind={other}`: expected {}",
+            one_of(MAGNITUDE_CHOICES)
         ))),
     }
 }

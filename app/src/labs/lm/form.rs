@@ -10,33 +10,26 @@ use crate::components::link_sync::{read_link, FromHash};
 use mechlab_engine::experiment::fields;
 use mechlab_engine::experiment::link;
 use mechlab_engine::experiment::lm_link::{LmExperiment, DEFAULT_BPE_VOCAB};
+use mechlab_engine::models::transformer::config::ACTIVATION_CHOICES;
 use mechlab_engine::models::transformer::fields::LM_FIELDS;
 use mechlab_engine::models::transformer::lm::{LmConfig, LmPreset};
 use mechlab_engine::models::transformer::TransformerConfig;
 use mechlab_engine::EngineError;
 
-const TOKENIZERS: &[(&str, &str)] = &[("char", "characters"), ("bpe", "byte-level BPE")];
-const ACTIVATIONS: &[(&str, &str)] = &[
-    ("solu_ln", "SoLU + LayerNorm"),
-    ("gelu", "GeLU (exact)"),
-    ("gelu_new", "GeLU (tanh)"),
-];
-const VS: &[(&str, &str)] = &[
-    ("none", "nothing: one model"),
-    ("solu_ln", "a SoLU + LayerNorm twin"),
-    ("gelu", "a GeLU (exact) twin"),
-    ("gelu_new", "a GeLU (tanh) twin"),
-];
-
-/// How `key`'s control shows it, given its current text.
+/// How `key`'s control shows it, given its current text: as the field table says, and `vs`
+/// (not a config field) as a menu of the activations a twin may have.
 pub fn input(key: &str, value: &str) -> Input {
-    match key {
-        "tokenizer.kind" => Input::Menu(TOKENIZERS),
-        "model.act_fn" => Input::Menu(ACTIVATIONS),
-        "vs" => Input::Menu(VS),
-        _ if value == "true" || value == "false" => Input::Check,
-        _ => Input::Text,
+    if key != "vs" {
+        return Input::of(fields::find(LM_FIELDS, key), value);
     }
+    let twins = ACTIVATION_CHOICES
+        .iter()
+        .map(|&(v, l)| (v, format!("a {l} twin")));
+    Input::Menu(
+        std::iter::once(("none", "nothing: one model".to_string()))
+            .chain(twins)
+            .collect(),
+    )
 }
 
 /// The heading and hint of `key`.

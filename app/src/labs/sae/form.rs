@@ -80,32 +80,9 @@ impl SweepChoice {
     }
 }
 
-const ARCHITECTURES: &[(&str, &str)] = &[
-    ("relu_l1", "ReLU + L1"),
-    ("topk", "TopK"),
-    ("batch_topk", "BatchTopK"),
-    ("gated", "Gated"),
-    ("jumprelu", "JumpReLU"),
-];
-const SOURCES: &[(&str, &str)] = &[
-    ("ground_truth", "planted ground-truth features"),
-    ("superposition", "a toy model's hidden layer"),
-];
-const MAGNITUDES: &[(&str, &str)] = &[
-    ("uniform", "uniform"),
-    ("folded_normal", "folded normal"),
-    ("constant", "constant"),
-];
-
-/// How `key`'s control shows it, given its current text.
+/// How `key`'s control shows it, given its current text: as the field table says.
 pub fn input(key: &str, value: &str) -> Input {
-    match key {
-        "a.kind" => Input::Menu(ARCHITECTURES),
-        "s.kind" => Input::Menu(SOURCES),
-        "s.magnitude.kind" => Input::Menu(MAGNITUDES),
-        _ if value == "true" || value == "false" => Input::Check,
-        _ => Input::Text,
-    }
+    Input::of(fields::find(SAE_FIELDS, key), value)
 }
 
 /// Every control's text.

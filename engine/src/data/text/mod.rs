@@ -7,5 +7,5 @@ pub mod tokenizer;
 pub mod windows;
 
 pub use corpus::{Corpus, Split, Work};
-pub use tokenizer::{TextTokenizer, TokenizerKind};
+pub use tokenizer::{TextTokenizer, TokenizerKind, TOKENIZER_CHOICES};
 pub use windows::Windows;

@@ -30,6 +30,9 @@ pub enum TokenizerKind {
     },
 }
 
+/// Every tokenizer kind as links spell it (`tokenizer.kind`) and as menus label it.
+pub const TOKENIZER_CHOICES: &[(&str, &str)] = &[("char", "characters"), ("bpe", "byte-level BPE")];
+
 /// The character-level pre-tokenizer's pattern: one character, whatever it is.
 pub const CHAR_PATTERN: &str = r"[\s\S]";
 

@@ -72,8 +72,26 @@ pub enum Architecture {
     },
 }
 
-/// The five architectures by name, for menus, links and the CLI.
-pub const ARCHITECTURE_NAMES: [&str; 5] = ["relu_l1", "topk", "batch_topk", "gated", "jumprelu"];
+/// The five architectures as links and the CLI name them and menus label them: the one list
+/// the field table, the page's menu and [`ARCHITECTURE_NAMES`] come from.
+pub const ARCHITECTURE_CHOICES: &[(&str, &str)] = &[
+    ("relu_l1", "ReLU + L1"),
+    ("topk", "TopK"),
+    ("batch_topk", "BatchTopK"),
+    ("gated", "Gated"),
+    ("jumprelu", "JumpReLU"),
+];
+
+/// The five architectures by name, for links and the CLI.
+pub const ARCHITECTURE_NAMES: [&str; 5] = {
+    let mut names = [""; 5];
+    let mut i = 0;
+    while i < names.len() {
+        names[i] = ARCHITECTURE_CHOICES[i].0;
+        i += 1;
+    }
+    names
+};
 
 impl Architecture {
     /// The default hyper-parameters of the architecture called `name` (see

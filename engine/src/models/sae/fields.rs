@@ -2,7 +2,9 @@
 //! the page shows them (see [`crate::experiment::fields`]). Validation checks each field's own
 //! range through these constants; rules between fields stay in [`super::config`].
 
+use super::config::ARCHITECTURE_CHOICES;
 use super::config::{MAX_D_IN, MAX_D_SAE, MAX_K, MAX_TRUE_FEATURES};
+use crate::data::config::{MAGNITUDE_CHOICES, SOURCE_CHOICES};
 use crate::experiment::fields::{Field, Range};
 
 /// `a.kind`.
@@ -11,7 +13,7 @@ pub const A_KIND: Field = Field {
     name: "kind",
     label: "Architecture",
     hint: "how latents are chosen and penalised",
-    range: Range::Text("relu_l1, topk, batch_topk, gated or jumprelu"),
+    range: Range::Choice(ARCHITECTURE_CHOICES),
 };
 /// `a.k`.
 pub const A_K: Field = Field {
@@ -133,7 +135,7 @@ pub const S_KIND: Field = Field {
     name: "kind",
     label: "Source",
     hint: "where the activations come from",
-    range: Range::Text("ground_truth or superposition"),
+    range: Range::Choice(SOURCE_CHOICES),
 };
 /// `s.d`.
 pub const S_D: Field = Field {
@@ -209,7 +211,7 @@ pub const MAG_KIND: Field = Field {
     name: "magnitude.kind",
     label: "Magnitudes",
     hint: "how strongly an active feature fires",
-    range: Range::Text("uniform, folded_normal or constant"),
+    range: Range::Choice(MAGNITUDE_CHOICES),
 };
 /// `s.magnitude.low`.
 pub const MAG_LOW: Field = Field {

@@ -18,17 +18,22 @@ pub enum Activation {
     SoluLn,
 }
 
+/// Every activation as TransformerLens names it (`act_fn`) and as menus label it, in
+/// [`Activation::ALL`]'s order: the one list the field table, the page's menus and every
+/// message take them from.
+pub const ACTIVATION_CHOICES: &[(&str, &str)] = &[
+    ("gelu", "GeLU (exact)"),
+    ("gelu_new", "GeLU (tanh)"),
+    ("solu_ln", "SoLU + LayerNorm"),
+];
+
 impl Activation {
     /// Every activation, in the order menus list them.
     pub const ALL: [Activation; 3] = [Activation::Gelu, Activation::GeluNew, Activation::SoluLn];
 
     /// The name TransformerLens gives it (`act_fn`).
     pub fn name(self) -> &'static str {
-        match self {
-            Activation::Gelu => "gelu",
-            Activation::GeluNew => "gelu_new",
-            Activation::SoluLn => "solu_ln",
-        }
+        ACTIVATION_CHOICES[self as usize].0
     }
 
     /// The activation called `name`; the error lists those there are.
@@ -36,10 +41,13 @@ impl Activation {
         Self::ALL
             .into_iter()
             .find(|a| a.name() == name)
-            .ok_or_else(|| {
-                EngineError::invalid("act_fn", name, "must be gelu, gelu_new or solu_ln")
-            })
+            .ok_or_else(|| EngineError::invalid("act_fn", name, format!("must be {}", names())))
     }
+}
+
+/// The activations' names as a sentence lists them.
+pub fn names() -> String {
+    crate::experiment::fields::one_of(ACTIVATION_CHOICES)
 }
 
 /// The largest sizes a config may ask for before any device limit is consulted.
@@ -144,6 +152,7 @@ mod tests {
         }
         let err = Activation::by_name("relu").unwrap_err().to_string();
         assert!(err.contains("act_fn = relu"), "{err}");
+        assert!(err.contains("must be gelu, gelu_new or solu_ln"), "{err}");
     }
 
     #[test]

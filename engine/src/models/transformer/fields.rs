@@ -1,8 +1,10 @@
 //! The Transformer lab's config fields: link key, the name errors use, label, hint and range,
 //! in the order the page shows them (see [`crate::experiment::fields`]).
 
+use super::config::ACTIVATION_CHOICES;
 use super::config::{MAX_CTX, MAX_D_MODEL, MAX_LAYERS};
 use crate::data::text::tokenizer::BPE_VOCAB;
+use crate::data::text::TOKENIZER_CHOICES;
 use crate::experiment::fields::{Field, Range};
 
 const fn whole(
@@ -45,7 +47,7 @@ pub const LM_FIELDS: &[Field] = &[
         "kind",
         "Tokenizer",
         "how text becomes tokens",
-        Range::Text("char or bpe"),
+        Range::Choice(TOKENIZER_CHOICES),
     ),
     whole(
         "tokenizer.vocab_size",
@@ -108,7 +110,7 @@ pub const LM_FIELDS: &[Field] = &[
         "act_fn",
         "Activation",
         "the MLP's nonlinearity",
-        Range::Text("gelu, gelu_new or solu_ln"),
+        Range::Choice(ACTIVATION_CHOICES),
     ),
     real(
         "model.attn_only",
