@@ -160,23 +160,29 @@ fn write(path: &Path, bytes: &[u8]) -> Result<(), String> {
 pub async fn run(args: Args) -> Result<(), String> {
     let (cfg, sweep) = load_config(&args)?;
     let mut gpu = None;
-    let Sweep::Frontier(names) = sweep else {
+    if sweep == Sweep::Single {
         let b = bar(cfg.steps as u64);
         let eval = train_one(&cfg, args.common.engine, &mut gpu, &args.out, &b).await?;
         b.finish();
         print_summary(&cfg, &eval);
         eprintln!("wrote {}", args.out.display());
         return Ok(());
-    };
-    // The frontier: each architecture across its sparsity sweep, one folder per run.
-    let runs = frontier::runs(&cfg, &names).map_err(|e| e.to_string())?;
+    }
+    // A frontier (each architecture across its sparsity sweep) or a sweep over one field: one
+    // folder per run, named by what the run varies.
+    let runs = sweep.runs(&cfg).map_err(|e| e.to_string())?;
     let b = bar(runs.iter().map(|r| r.steps as u64).sum());
     let mut points = Vec::new();
-    for run in &runs {
-        let knob = frontier::knob(&run.architecture);
-        let dir = args
-            .out
-            .join(format!("{}-{}", run.architecture.name(), knob));
+    for (i, run) in runs.iter().enumerate() {
+        let name = match &sweep {
+            Sweep::Key(k) => format!("{}-{}", k.key, k.values[i]),
+            _ => format!(
+                "{}-{}",
+                run.architecture.name(),
+                frontier::knob(&run.architecture)
+            ),
+        };
+        let dir = args.out.join(name);
         let eval = train_one(run, args.common.engine, &mut gpu, &dir, &b).await?;
         let mut point = serde_json::to_value(FrontierPoint::new(run, &eval.metrics))
             .map_err(|e| e.to_string())?;
@@ -187,7 +193,16 @@ pub async fn run(args: Args) -> Result<(), String> {
         points.push(point);
     }
     b.finish();
-    let json = serde_json::json!({ "config": cfg, "architectures": names, "points": points });
+    let architectures: Vec<&str> = match &sweep {
+        Sweep::Frontier(names) => names.clone(),
+        _ => vec![cfg.architecture.name()],
+    };
+    let json = serde_json::json!({
+        "config": cfg,
+        "architectures": architectures,
+        "sweep": sweep.encode(),
+        "points": points,
+    });
     write(
         &args.out.join("frontier.json"),
         serde_json::to_string_pretty(&json)

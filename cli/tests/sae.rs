@@ -146,6 +146,56 @@ fn a_sweep_link_trains_the_frontier_of_the_architectures_it_names() {
 }
 
 #[test]
+fn a_sweep_over_a_field_trains_each_value_in_its_own_folder() {
+    let out = tmp("key-sweep");
+    let link = "v=1&lab=sae&a.kind=topk&a.k=4&s.kind=ground_truth&s.d=16&s.n_features=40\
+                &d_sae=64&batch_size=128&steps=10&sweep=a.k:2,8";
+    let o = mechlab(&[
+        "sae",
+        "--link",
+        link,
+        "--engine",
+        "cpu",
+        "--out",
+        out.to_str().unwrap(),
+    ]);
+    assert!(o.status.success(), "{}", stderr(&o));
+    let f: serde_json::Value =
+        serde_json::from_slice(&std::fs::read(out.join("frontier.json")).unwrap()).unwrap();
+    assert_eq!(f["sweep"], "a.k:2,8");
+    let points = f["points"].as_array().unwrap();
+    let dirs: Vec<&str> = points.iter().map(|p| p["dir"].as_str().unwrap()).collect();
+    assert_eq!(dirs, ["a.k-2", "a.k-8"]);
+    let ks: Vec<f64> = points
+        .iter()
+        .map(|p| p["sparsity"].as_f64().unwrap())
+        .collect();
+    assert_eq!(ks, [2.0, 8.0]);
+    for d in dirs {
+        let cfg: serde_json::Value =
+            serde_json::from_slice(&std::fs::read(out.join(d).join("cfg.json")).unwrap()).unwrap();
+        assert_eq!(
+            cfg["k"].as_f64(),
+            Some(if d.ends_with('2') { 2.0 } else { 8.0 }),
+            "{cfg}"
+        );
+    }
+    // A value the config cannot take is named before anything trains.
+    let bad = link.replace("a.k:2,8", "a.k:2,500");
+    let o = mechlab(&[
+        "sae",
+        "--link",
+        &bad,
+        "--engine",
+        "cpu",
+        "--out",
+        tmp("bad-sweep").to_str().unwrap(),
+    ]);
+    assert!(!o.status.success());
+    assert!(stderr(&o).contains("at `500`"), "{}", stderr(&o));
+}
+
+#[test]
 fn a_short_config_file_takes_its_architectures_defaults() {
     let dir = tmp("config");
     std::fs::create_dir_all(&dir).unwrap();

@@ -3,7 +3,6 @@
 //! the worker and the CLI read one link the same way. The page sends the worker the link, not a
 //! typed config, and the worker decodes it here.
 
-use super::frontier;
 use super::link::{self, LinkConfig};
 use super::lm_link::LmExperiment;
 use super::sae_link::{self, Sweep};
@@ -55,11 +54,11 @@ impl Experiment {
         }
     }
 
-    /// The SAE runs it trains, one after another (one, or a frontier's). Empty for other labs.
+    /// The SAE runs it trains, one after another (one, a frontier's or a key sweep's). Empty
+    /// for other labs.
     pub fn sae_runs(&self) -> Result<Vec<SaeConfig>> {
         match self {
-            Experiment::Sae(cfg, Sweep::Single) => Ok(vec![cfg.clone()]),
-            Experiment::Sae(cfg, Sweep::Frontier(names)) => frontier::runs(cfg, names),
+            Experiment::Sae(cfg, sweep) => sweep.runs(cfg),
             _ => Ok(Vec::new()),
         }
     }
@@ -98,6 +97,8 @@ mod tests {
                 .map(|p| Experiment::Sae(p.config(), Sweep::Single)),
         );
         cases.push(Experiment::Sae(SaePreset::GroundTruth.config(), frontier));
+        let by_k = Sweep::decode("a.k:8,32").unwrap();
+        cases.push(Experiment::Sae(SaePreset::GroundTruth.config(), by_k));
         cases.extend(
             LmPreset::ALL
                 .iter()

@@ -1,9 +1,11 @@
 //! How the Transformer lab's run is spelled in links and config files: dotted keys for the
 //! model and the tokenizer (`model.act_fn=gelu`, `tokenizer.kind=bpe&tokenizer.vocab_size=2048`),
-//! the rest by name, through the one link codec ([`super::link`]). `vs=gelu` trains a second
-//! model beside the first, identical but for its MLP activation (the `solu-vs-gelu` preset).
+//! the rest by name, through the one link codec ([`super::link`]). `vs=gelu` (or the one sweep
+//! syntax, `sweep=model.act_fn:solu_ln,gelu`) trains a second model beside the first,
+//! identical but for its MLP activation (the `solu-vs-gelu` preset).
 
 use super::link::{self, LinkConfig};
+use super::sweep::KeySweep;
 use crate::data::text::{TokenizerKind, TOKENIZER_CHOICES};
 use crate::error::{EngineError, Result};
 use crate::models::transformer::fields::LM_FIELDS;
@@ -17,7 +19,7 @@ impl LinkConfig for LmConfig {
     const LAB: &'static str = "lm";
     const TITLE: &'static str = "Transformer";
     const WRITES_LAB: bool = true;
-    const EXTRA_KEYS: &'static [&'static str] = &["vs"];
+    const EXTRA_KEYS: &'static [&'static str] = &["vs", "sweep"];
     const FIELDS: &'static [crate::experiment::fields::Field] = LM_FIELDS;
 
     fn decode_field(key: &str, text: &str) -> Option<Result<serde_json::Value>> {
@@ -97,16 +99,35 @@ impl LmExperiment {
         }
     }
 
-    /// Decodes a whole URL, a fragment or a query string.
+    /// Decodes a whole URL, a fragment or a query string. A pair is `vs=ACT` (what links
+    /// write) or the one sweep syntax over its key, `sweep=model.act_fn:ACT,ACT`.
     pub fn decode(text: &str) -> Result<Self> {
         let d = link::decode::<LmConfig>(text)?;
-        let vs = d
-            .extra
-            .iter()
-            .find(|(k, _)| *k == "vs")
-            .map(|(_, v)| vs_activation(v))
-            .transpose()?;
-        let e = Self { run: d.config, vs };
+        let extra = |key: &str| d.extra.iter().find(|(k, _)| *k == key).map(|(_, v)| *v);
+        let vs = extra("vs").map(vs_activation).transpose()?;
+        let e = match (extra("sweep"), vs) {
+            (Some(_), Some(_)) => {
+                return Err(EngineError::BadLink(
+                    "`vs` and `sweep` both ask for a second model: keep one".into(),
+                ))
+            }
+            (Some(s), None) => {
+                let sweep = KeySweep::parse::<LmConfig>(s)?;
+                if sweep.key != "model.act_fn" || sweep.values.len() != 2 {
+                    return Err(EngineError::BadLink(format!(
+                        "`sweep={s}`: the Transformer lab trains one model, or a pair identical \
+                         but for the MLP's activation, side by side: sweep=model.act_fn:ACT,ACT"
+                    )));
+                }
+                let mut runs = sweep.configs(&d.config)?.into_iter();
+                let (run, twin) = (runs.next(), runs.next());
+                Self {
+                    run: run.expect("two values"),
+                    vs: twin.map(|t| t.model.act_fn),
+                }
+            }
+            (None, vs) => Self { run: d.config, vs },
+        };
         e.check()?;
         Ok(e)
     }
@@ -218,5 +239,25 @@ mod tests {
         assert!(err.contains("must differ"), "{err}");
         let e = LmExperiment::from_fields(&[("steps", "9"), ("vs", "none")]).unwrap();
         assert_eq!((e.run.steps, e.vs), (9, None));
+    }
+
+    #[test]
+    fn a_pair_is_also_a_sweep_over_the_activation() {
+        let pair = LmExperiment::preset(LmPreset::SoluVsGelu);
+        let swept = pair.encode().replace(
+            "model.act_fn=solu_ln",
+            "model.act_fn=gelu_new&sweep=model.act_fn:solu_ln,gelu",
+        );
+        let swept = swept.replace("&vs=gelu", "");
+        assert!(
+            swept.contains("sweep=") && !swept.contains("vs="),
+            "{swept}"
+        );
+        assert_eq!(LmExperiment::decode(&swept).unwrap(), pair);
+        let err = |link: &str| LmExperiment::decode(link).unwrap_err().to_string();
+        assert!(err("v=1&lab=lm&sweep=steps:10,20").contains("a pair identical"));
+        assert!(err("v=1&lab=lm&sweep=model.act_fn:gelu,solu_ln,gelu_new").contains("a pair"));
+        assert!(err("v=1&lab=lm&sweep=model.act_fn:gelu,relu").contains("at `relu`"));
+        assert!(err("v=1&lab=lm&sweep=model.act_fn:gelu,solu_ln&vs=gelu").contains("keep one"));
     }
 }

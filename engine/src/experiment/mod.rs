@@ -9,6 +9,7 @@ pub mod repair;
 pub mod results;
 pub mod sae_link;
 pub mod superposition;
+pub mod sweep;
 
 /// Every lab's name, as links spell it in `lab=`.
 pub const LABS: [&str; 3] = ["superposition", "sae", "lm"];

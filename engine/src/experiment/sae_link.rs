@@ -8,6 +8,7 @@
 
 use super::fields::one_of;
 use super::link::{self, LinkConfig};
+use super::sweep::KeySweep;
 use crate::data::config::{MAGNITUDE_CHOICES, SOURCE_CHOICES};
 use crate::error::{EngineError, Result};
 use crate::models::sae::config::{
@@ -85,8 +86,8 @@ fn default_magnitude(kind: &str) -> Result<Magnitude> {
     }
 }
 
-/// What a link trains: one SAE, or the MSE-vs-L0 frontier over the sparsity sweeps of some
-/// architectures.
+/// What a link trains: one SAE, the MSE-vs-L0 frontier over the sparsity sweeps of some
+/// architectures, or a sweep over any one field; a sweep's runs train one after another.
 #[derive(Debug, Clone, PartialEq, Eq, Default)]
 pub enum Sweep {
     /// One run of the config.
@@ -94,6 +95,8 @@ pub enum Sweep {
     Single,
     /// The frontier of these architectures (names from [`ARCHITECTURE_NAMES`], in that order).
     Frontier(Vec<&'static str>),
+    /// The config once per value of one field (`sweep=a.k:8,16,32`).
+    Key(KeySweep),
 }
 
 impl Sweep {
@@ -108,10 +111,21 @@ impl Sweep {
             Sweep::Single => None,
             Sweep::Frontier(a) if a.len() == ARCHITECTURE_NAMES.len() => Some("frontier".into()),
             Sweep::Frontier(a) => Some(format!("frontier:{}", a.join(","))),
+            Sweep::Key(k) => Some(k.encode()),
         }
     }
 
-    /// Reads [`Sweep::encode`]'s spelling (`single` too).
+    /// The runs it trains, one after another, each checked; the error names the run's value.
+    pub fn runs(&self, cfg: &SaeConfig) -> Result<Vec<SaeConfig>> {
+        match self {
+            Sweep::Single => Ok(vec![cfg.clone()]),
+            Sweep::Frontier(names) => super::frontier::runs(cfg, names),
+            Sweep::Key(k) => k.configs(cfg),
+        }
+    }
+
+    /// Reads [`Sweep::encode`]'s spelling (`single` too); anything but `frontier` before a
+    /// colon is a field's key ([`KeySweep`]).
     pub fn decode(s: &str) -> Result<Self> {
         let bad = |why: String| EngineError::BadLink(format!("`sweep={s}`: {why}"));
         match s.split_once(':') {
@@ -136,7 +150,10 @@ impl Sweep {
                     .collect();
                 Ok(Sweep::Frontier(ordered))
             }
-            _ => Err(bad("expected single, frontier or frontier:NAME,NAME".into())),
+            Some(_) => Ok(Sweep::Key(KeySweep::parse::<SaeConfig>(s)?)),
+            None => Err(bad(
+                "expected single, frontier, frontier:NAME,NAME or KEY:VALUE,VALUE (a field)".into(),
+            )),
         }
     }
 }
@@ -245,6 +262,35 @@ mod tests {
         assert!(err("v=1&a.kind=topk&a.k=5000").contains("k = 5000"));
         assert!(err("v=1&a.kind=relu_l1&a.l1_coefficient=-2").contains("l1_coefficient = -2"));
         assert!(err("v=1&d_sae").contains("not a key=value"));
+    }
+
+    #[test]
+    fn a_sweep_over_any_field_trains_each_value_in_turn() {
+        let link = "v=1&lab=sae&a.kind=topk&a.k=4&d_sae=64&sweep=a.k:4,8,16";
+        let (cfg, sweep) = decode(link).unwrap();
+        assert_eq!(sweep.encode().as_deref(), Some("a.k:4,8,16"));
+        assert_eq!(
+            decode(&encode_experiment(&cfg, &sweep)).unwrap(),
+            (cfg.clone(), sweep.clone())
+        );
+        let ks: Vec<u32> = sweep
+            .runs(&cfg)
+            .unwrap()
+            .iter()
+            .map(|c| match c.architecture {
+                Architecture::TopK { k, .. } => k,
+                _ => unreachable!("a.kind=topk"),
+            })
+            .collect();
+        assert_eq!(ks, [4, 8, 16]);
+        // A value the config cannot take is named when the runs are made.
+        let (cfg, sweep) = decode("v=1&lab=sae&a.kind=topk&d_sae=64&sweep=a.k:4,128").unwrap();
+        let e = sweep.runs(&cfg).unwrap_err().to_string();
+        assert!(e.contains("at `128`"), "{e}");
+        assert!(decode("v=1&lab=sae&sweep=seeds:1,2")
+            .unwrap_err()
+            .to_string()
+            .contains("`seeds` is not a field"));
     }
 
     #[test]

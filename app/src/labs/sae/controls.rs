@@ -61,10 +61,14 @@ pub fn SaeControls(
                             let label = format!("frontier: {}", names.join(", "));
                             Some(sweep_option(SweepChoice::Some(names), label))
                         }
+                        SweepChoice::Key(k) => {
+                            let label = format!("sweep {}: {}", k.key, k.values.join(", "));
+                            Some(sweep_option(SweepChoice::Key(k), label))
+                        }
                         _ => None,
                     }}
                 </select>
-                <small class="hint">"a frontier trains each k or λ of the sweep in turn"</small>
+                <small class="hint">"a frontier trains each k or λ of the sweep in turn; a link's sweep=KEY:A,B,… each value of one field"</small>
             </label>
             <For each=keys key=|k| k.clone() let:key>
                 {form_field(form, parsed, key.clone(), form::info(&key), form::input)}

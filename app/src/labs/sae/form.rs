@@ -10,6 +10,7 @@
 use crate::components::link_sync::{read_link, FromHash};
 use mechlab_engine::experiment::fields;
 use mechlab_engine::experiment::sae_link::{self as link, Sweep};
+use mechlab_engine::experiment::sweep::KeySweep;
 use mechlab_engine::models::sae::config::{
     Architecture, SaeConfig, SaePreset, ARCHITECTURE_NAMES, SAE_PRESETS,
 };
@@ -29,6 +30,8 @@ pub enum SweepChoice {
     All,
     /// The frontier of the architectures a link named.
     Some(Vec<&'static str>),
+    /// The sweep over one field a link named (`sweep=a.k:8,16,32`).
+    Key(KeySweep),
 }
 
 impl SweepChoice {
@@ -40,6 +43,7 @@ impl SweepChoice {
                 SweepChoice::ThisArchitecture
             }
             Sweep::Frontier(a) => SweepChoice::Some(a.clone()),
+            Sweep::Key(k) => SweepChoice::Key(k.clone()),
         }
     }
 
@@ -49,6 +53,7 @@ impl SweepChoice {
             SweepChoice::ThisArchitecture => Sweep::Frontier(vec![cfg.architecture.name()]),
             SweepChoice::All => Sweep::all(),
             SweepChoice::Some(a) => Sweep::Frontier(a.clone()),
+            SweepChoice::Key(k) => Sweep::Key(k.clone()),
         }
     }
 
@@ -59,6 +64,7 @@ impl SweepChoice {
             SweepChoice::ThisArchitecture => "this".into(),
             SweepChoice::All => "all".into(),
             SweepChoice::Some(a) => format!("some:{}", a.join(",")),
+            SweepChoice::Key(k) => format!("key:{}", k.encode()),
         }
     }
 
@@ -67,14 +73,17 @@ impl SweepChoice {
         match v {
             "this" => SweepChoice::ThisArchitecture,
             "all" => SweepChoice::All,
-            v => match v.strip_prefix("some:") {
-                Some(list) => SweepChoice::Some(
+            v => match (v.strip_prefix("some:"), v.strip_prefix("key:")) {
+                (Some(list), _) => SweepChoice::Some(
                     ARCHITECTURE_NAMES
                         .into_iter()
                         .filter(|n| list.split(',').any(|x| x == *n))
                         .collect(),
                 ),
-                None => SweepChoice::Single,
+                (_, Some(k)) => {
+                    KeySweep::parse::<SaeConfig>(k).map_or(SweepChoice::Single, SweepChoice::Key)
+                }
+                _ => SweepChoice::Single,
             },
         }
     }
@@ -173,10 +182,8 @@ impl SaeForm {
             .collect();
         let cfg: SaeConfig = mechlab_engine::experiment::link::from_fields(&pairs)?;
         let sweep = self.sweep.sweep(&cfg);
-        if let Sweep::Frontier(names) = &sweep {
-            // Every run of the sweep must be valid too (k = 32 needs d_sae ≥ 32).
-            mechlab_engine::experiment::frontier::runs(&cfg, names)?;
-        }
+        // Every run of the sweep must be valid too (k = 32 needs d_sae ≥ 32).
+        sweep.runs(&cfg)?;
         Ok((cfg, sweep))
     }
 }

@@ -21,7 +21,6 @@ use controls::SaeControls;
 use form::SaeForm;
 use leptos::prelude::*;
 use mechlab_app::protocol::Job;
-use mechlab_engine::experiment::frontier;
 use mechlab_engine::experiment::sae_link::{self as link, Sweep};
 use mechlab_engine::models::sae::config::SaeConfig;
 use mechlab_engine::train::engine::EngineChoice;
@@ -29,9 +28,7 @@ use view::SaeRun;
 
 /// The job Run trains for a config and sweep: none when the sweep's runs cannot be made.
 fn job(cfg: &SaeConfig, sweep: &Sweep, engine: EngineChoice) -> Result<Job, String> {
-    if let Sweep::Frontier(names) = sweep {
-        frontier::runs(cfg, names).map_err(|e| e.to_string())?;
-    }
+    sweep.runs(cfg).map_err(|e| e.to_string())?;
     Ok(Job::new(link::encode_experiment(cfg, sweep), engine))
 }
 
