@@ -110,6 +110,11 @@ fn bad_input_exits_nonzero_with_reason() {
     assert!(stderr(&r).contains("cfg.json"), "{}", stderr(&r));
 }
 
+/// A JSON file the run wrote.
+fn json(path: &std::path::Path) -> serde_json::Value {
+    serde_json::from_slice(&std::fs::read(path).unwrap()).unwrap()
+}
+
 #[test]
 fn a_sweep_link_trains_the_frontier_of_the_architectures_it_names() {
     let out = tmp("sweep");
@@ -125,8 +130,7 @@ fn a_sweep_link_trains_the_frontier_of_the_architectures_it_names() {
         out.to_str().unwrap(),
     ]);
     assert!(o.status.success(), "{}", stderr(&o));
-    let f: serde_json::Value =
-        serde_json::from_slice(&std::fs::read(out.join("frontier.json")).unwrap()).unwrap();
+    let f = json(&out.join("frontier.json"));
     assert_eq!(f["architectures"], serde_json::json!(["relu_l1", "topk"]));
     let points = f["points"].as_array().unwrap();
     assert_eq!(points.len(), 10);
@@ -160,8 +164,7 @@ fn a_sweep_over_a_field_trains_each_value_in_its_own_folder() {
         out.to_str().unwrap(),
     ]);
     assert!(o.status.success(), "{}", stderr(&o));
-    let f: serde_json::Value =
-        serde_json::from_slice(&std::fs::read(out.join("frontier.json")).unwrap()).unwrap();
+    let f = json(&out.join("frontier.json"));
     assert_eq!(f["sweep"], "a.k:2,8");
     let points = f["points"].as_array().unwrap();
     let dirs: Vec<&str> = points.iter().map(|p| p["dir"].as_str().unwrap()).collect();
@@ -172,8 +175,7 @@ fn a_sweep_over_a_field_trains_each_value_in_its_own_folder() {
         .collect();
     assert_eq!(ks, [2.0, 8.0]);
     for d in dirs {
-        let cfg: serde_json::Value =
-            serde_json::from_slice(&std::fs::read(out.join(d).join("cfg.json")).unwrap()).unwrap();
+        let cfg = json(&out.join(d).join("cfg.json"));
         assert_eq!(
             cfg["k"].as_f64(),
             Some(if d.ends_with('2') { 2.0 } else { 8.0 }),

@@ -3,6 +3,7 @@
 
 use leptos::prelude::*;
 use mechlab_engine::experiment::fields::{Field, Range};
+use mechlab_engine::experiment::link::{self, LinkConfig};
 
 /// The preset menu: every preset by name, and "custom" while the controls match none; under
 /// it, what the current preset should show.
@@ -181,10 +182,69 @@ pub fn config_field(
 
 /// A lab's form: the controls' text by link key.
 pub trait TextForm: Send + Sync + 'static {
+    /// The lab's config, whose link codec reads the controls.
+    type Config: LinkConfig;
+
+    /// `(link key, text)` per control.
+    fn fields(&self) -> &[(String, String)];
+
+    /// The same, to edit.
+    fn fields_mut(&mut self) -> &mut Vec<(String, String)>;
+
+    /// Puts the controls in the page's order after a change (by default, as they are).
+    fn reorder(&mut self) {}
+
     /// The text of `key`'s control.
-    fn text(&self, key: &str) -> Option<&str>;
-    /// Sets `key`'s text (a kind may swap its group's fields).
-    fn set_text(&mut self, key: &str, value: String);
+    fn text(&self, key: &str) -> Option<&str> {
+        self.fields()
+            .iter()
+            .find(|(k, _)| k == key)
+            .map(|(_, v)| v.as_str())
+    }
+
+    /// Sets `key`'s text. A `…kind` swaps its group's fields (those under its prefix) for that
+    /// kind's defaults, as the link codec gives them for it and the kinds above it: choosing BPE
+    /// brings a vocabulary size, a JumpReLU its threshold's fields.
+    fn set_text(&mut self, key: &str, value: String) {
+        if let Some(prefix) = key.strip_suffix("kind") {
+            let fields = self.fields_mut();
+            // The kinds above this one keep theirs (a magnitude exists for one source kind).
+            let mut kinds: Vec<(&str, &str)> = fields
+                .iter()
+                .filter(|(k, _)| {
+                    k.ends_with("kind")
+                        && prefix.starts_with(k.trim_end_matches("kind"))
+                        && k != key
+                })
+                .map(|(k, v)| (k.as_str(), v.as_str()))
+                .collect();
+            kinds.push((key, value.as_str()));
+            if let Ok(cfg) = link::from_pairs::<Self::Config>(&kinds) {
+                let group: Vec<(String, String)> = link::pairs(&cfg)
+                    .into_iter()
+                    .filter(|(k, _)| k.starts_with(prefix))
+                    .collect();
+                fields.retain(|(k, _)| !k.starts_with(prefix));
+                fields.extend(group);
+                self.reorder();
+                return;
+            }
+        }
+        let fields = self.fields_mut();
+        match fields.iter_mut().find(|(k, _)| k == key) {
+            Some(slot) => slot.1 = value,
+            None => fields.push((key.to_string(), value)),
+        }
+        self.reorder();
+    }
+
+    /// The controls' text as `(key, text)` pairs for the codec.
+    fn pairs(&self) -> Vec<(&str, &str)> {
+        self.fields()
+            .iter()
+            .map(|(k, v)| (k.as_str(), v.as_str()))
+            .collect()
+    }
 }
 
 /// The control of the field `key` of a lab's form, with its heading and hint, marked invalid

@@ -53,13 +53,14 @@ pub trait Lab {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::data::text::{Corpus, TokenizerKind};
+    use crate::data::text::TokenizerKind;
     use crate::experiment::superposition::{Axis, Preset};
     use crate::models::sae::config::{SaeConfig, SaePreset, SourceConfig};
     use crate::models::sae::SaeLab;
     use crate::models::toy::ToyLab;
+    use crate::models::transformer::lm::tests as lm_tests;
     use crate::models::transformer::lm::{LmConfig, TokenizedCorpus};
-    use crate::models::transformer::{LmLab, TransformerConfig};
+    use crate::models::transformer::LmLab;
 
     /// Opens `cfg` through the lab on the CPU reference and on `gpu`, trains three steps on
     /// each, and returns each side's per-step losses (`losses` reads them from a report).
@@ -132,24 +133,12 @@ mod tests {
             both_sides::<SaeLab>(gpu, &sae, || (), sae_losses).await,
         );
 
-        let text: String = (0..200).map(|i| format!("a cat sat {}\n", i % 7)).collect();
-        let corpus = Corpus::from_file("cats.txt", text.as_bytes()).unwrap();
+        let corpus = lm_tests::small_corpus();
         let lm = LmConfig {
-            model: TransformerConfig {
-                n_layers: 1,
-                d_model: 16,
-                n_heads: 2,
-                d_head: 8,
-                d_mlp: 32,
-                n_ctx: 16,
-                ..TransformerConfig::default()
-            },
-            batch_size: 4,
             steps: 10,
             learning_rate: 0.05,
             warmup_steps: 0,
-            eval_windows: 4,
-            ..LmConfig::default()
+            ..lm_tests::tiny()
         };
         let data = || TokenizedCorpus::new(&corpus, TokenizerKind::Char).unwrap();
         let lm_losses =

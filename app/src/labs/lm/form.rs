@@ -5,11 +5,11 @@
 //! from the engine's field table, and [`LmForm::parse`] is the link's own decoder and
 //! validation ([`LmExperiment::from_fields`]).
 
-use crate::components::controls::Input;
+use crate::components::controls::{Input, TextForm};
 use crate::components::link_sync::{read_link, FromHash};
 use mechlab_engine::experiment::fields;
 use mechlab_engine::experiment::link;
-use mechlab_engine::experiment::lm_link::{LmExperiment, DEFAULT_BPE_VOCAB};
+use mechlab_engine::experiment::lm_link::LmExperiment;
 use mechlab_engine::models::transformer::config::ACTIVATION_CHOICES;
 use mechlab_engine::models::transformer::fields::LM_FIELDS;
 use mechlab_engine::models::transformer::lm::{LmConfig, LmPreset};
@@ -63,38 +63,9 @@ impl LmForm {
         }
     }
 
-    /// The text of `key`'s control.
-    pub fn get(&self, key: &str) -> Option<&str> {
-        self.fields
-            .iter()
-            .find(|(k, _)| k == key)
-            .map(|(_, v)| v.as_str())
-    }
-
-    /// Sets `key`'s text; choosing BPE brings its vocabulary size, characters take it away.
-    pub fn set(&mut self, key: &str, value: String) {
-        if key == "tokenizer.kind" {
-            self.fields.retain(|(k, _)| k != "tokenizer.vocab_size");
-            if value == "bpe" {
-                self.fields
-                    .push(("tokenizer.vocab_size".into(), DEFAULT_BPE_VOCAB.to_string()));
-            }
-        }
-        match self.fields.iter_mut().find(|(k, _)| k == key) {
-            Some(slot) => slot.1 = value,
-            None => self.fields.push((key.to_string(), value)),
-        }
-        self.fields = ordered(std::mem::take(&mut self.fields));
-    }
-
     /// The experiment the controls describe, validated; the error names the first bad field.
     pub fn parse(&self) -> Result<LmExperiment, EngineError> {
-        let pairs: Vec<(&str, &str)> = self
-            .fields
-            .iter()
-            .map(|(k, v)| (k.as_str(), v.as_str()))
-            .collect();
-        LmExperiment::from_fields(&pairs)
+        LmExperiment::from_fields(&self.pairs())
     }
 
     /// The controls with the model's shape set to `model`'s (an opened checkpoint's).
@@ -109,7 +80,7 @@ impl LmForm {
         let mut out = self.clone();
         for (k, v) in link::pairs(&run) {
             if k.starts_with("model.") {
-                out.set(&k, v);
+                out.set_text(&k, v);
             }
         }
         out
@@ -158,19 +129,26 @@ pub fn from_hash(hash: &str) -> FromHash<LmExperiment> {
     read_link::<LmConfig, _>(hash, LmExperiment::decode, LmExperiment::encode)
 }
 
-impl crate::components::controls::TextForm for LmForm {
-    fn text(&self, key: &str) -> Option<&str> {
-        self.get(key)
+impl TextForm for LmForm {
+    type Config = LmConfig;
+
+    fn fields(&self) -> &[(String, String)] {
+        &self.fields
     }
 
-    fn set_text(&mut self, key: &str, value: String) {
-        self.set(key, value);
+    fn fields_mut(&mut self) -> &mut Vec<(String, String)> {
+        &mut self.fields
+    }
+
+    fn reorder(&mut self) {
+        self.fields = ordered(std::mem::take(&mut self.fields));
     }
 }
 
 #[cfg(test)]
 mod tests {
     use super::*;
+    use mechlab_engine::experiment::lm_link::DEFAULT_BPE_VOCAB;
     use mechlab_engine::models::transformer::Activation;
 
     #[test]
@@ -190,23 +168,23 @@ mod tests {
     #[test]
     fn the_tokenizer_kind_brings_its_vocabulary_and_bad_text_is_named() {
         let mut form = LmForm::new(&LmExperiment::default());
-        assert!(form.get("tokenizer.vocab_size").is_none());
-        form.set("tokenizer.kind", "bpe".into());
+        assert!(form.text("tokenizer.vocab_size").is_none());
+        form.set_text("tokenizer.kind", "bpe".into());
         assert_eq!(
-            form.get("tokenizer.vocab_size"),
+            form.text("tokenizer.vocab_size"),
             Some(DEFAULT_BPE_VOCAB.to_string().as_str())
         );
         assert!(form.parse().is_ok());
-        form.set("tokenizer.kind", "char".into());
-        assert!(form.get("tokenizer.vocab_size").is_none());
-        form.set("model.d_model", "abc".into());
+        form.set_text("tokenizer.kind", "char".into());
+        assert!(form.text("tokenizer.vocab_size").is_none());
+        form.set_text("model.d_model", "abc".into());
         let err = form.parse().unwrap_err().to_string();
         assert!(err.contains("`model.d_model=abc`"), "{err}");
-        form.set("model.d_model", "64".into());
-        form.set("vs", "solu_ln".into());
+        form.set_text("model.d_model", "64".into());
+        form.set_text("vs", "solu_ln".into());
         let err = form.parse().unwrap_err().to_string();
         assert!(err.contains("must differ"), "{err}");
-        form.set("vs", "gelu".into());
+        form.set_text("vs", "gelu".into());
         assert_eq!(form.parse().unwrap().vs, Some(Activation::Gelu));
     }
 

@@ -11,7 +11,7 @@ pub mod form;
 mod view;
 
 use crate::components::chart_panel::ChartPanel;
-use crate::components::controls::EngineSelect;
+use crate::components::controls::{EngineSelect, TextForm};
 use crate::components::link_sync::sync_link;
 use crate::components::progress::{BackendLine, ErrorLine, RunPanel};
 use crate::download;
@@ -66,7 +66,7 @@ fn experiment_of(
         }
         None => form.with_model(&first.params.cfg),
     };
-    f.set("vs", vs.map_or("none", |a| a.name()).to_string());
+    f.set_text("vs", vs.map_or("none", |a| a.name()).to_string());
     f.parse().map_err(|e| e.to_string())
 }
 

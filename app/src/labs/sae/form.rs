@@ -11,13 +11,11 @@ use crate::components::link_sync::{read_link, FromHash};
 use mechlab_engine::experiment::fields;
 use mechlab_engine::experiment::sae_link::{self as link, Sweep};
 use mechlab_engine::experiment::sweep::KeySweep;
-use mechlab_engine::models::sae::config::{
-    Architecture, SaeConfig, SaePreset, ARCHITECTURE_NAMES, SAE_PRESETS,
-};
+use mechlab_engine::models::sae::config::{SaeConfig, SaePreset, ARCHITECTURE_NAMES, SAE_PRESETS};
 use mechlab_engine::models::sae::fields::SAE_FIELDS;
 use mechlab_engine::EngineError;
 
-pub use crate::components::controls::Input;
+pub use crate::components::controls::{Input, TextForm};
 
 /// What Run trains.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -112,75 +110,10 @@ impl SaeForm {
         }
     }
 
-    /// The text of `key`'s control.
-    pub fn get(&self, key: &str) -> Option<&str> {
-        self.fields
-            .iter()
-            .find(|(k, _)| k == key)
-            .map(|(_, v)| v.as_str())
-    }
-
-    /// Sets `key`'s text; a kind swaps its group's fields for that kind's defaults.
-    pub fn set(&mut self, key: &str, value: String) {
-        let group = match key {
-            "a.kind" => Architecture::by_name(&value).ok().map(|a| {
-                let cfg = SaeConfig {
-                    architecture: a,
-                    ..SaeConfig::default()
-                };
-                ("a.", cfg)
-            }),
-            "s.kind" => {
-                let preset = match value.as_str() {
-                    "superposition" => Some(SaePreset::SuperpositionHidden),
-                    "ground_truth" => Some(SaePreset::GroundTruth),
-                    _ => None,
-                };
-                preset.map(|p| ("s.", p.config()))
-            }
-            "s.magnitude.kind" => {
-                let pairs = [
-                    ("s.kind", "ground_truth"),
-                    ("s.magnitude.kind", value.as_str()),
-                ];
-                link::from_pairs(&pairs)
-                    .ok()
-                    .map(|(c, _)| ("s.magnitude.", c))
-            }
-            _ => None,
-        };
-        match group {
-            Some((prefix, cfg)) => {
-                let mut fields: Vec<(String, String)> = self
-                    .fields
-                    .iter()
-                    .filter(|(k, _)| !k.starts_with(prefix))
-                    .cloned()
-                    .collect();
-                fields.extend(
-                    link::pairs(&cfg)
-                        .into_iter()
-                        .filter(|(k, _)| k.starts_with(prefix)),
-                );
-                self.fields = ordered(fields);
-            }
-            None => {
-                if let Some(slot) = self.fields.iter_mut().find(|(k, _)| k == key) {
-                    slot.1 = value;
-                }
-            }
-        }
-    }
-
     /// The config and sweep the controls describe, validated; the error names the first bad
     /// field.
     pub fn parse(&self) -> Result<(SaeConfig, Sweep), EngineError> {
-        let pairs: Vec<(&str, &str)> = self
-            .fields
-            .iter()
-            .map(|(k, v)| (k.as_str(), v.as_str()))
-            .collect();
-        let cfg: SaeConfig = mechlab_engine::experiment::link::from_fields(&pairs)?;
+        let cfg: SaeConfig = mechlab_engine::experiment::link::from_fields(&self.pairs())?;
         let sweep = self.sweep.sweep(&cfg);
         // Every run of the sweep must be valid too (k = 32 needs d_sae ≥ 32).
         sweep.runs(&cfg)?;
@@ -229,13 +162,19 @@ pub fn from_hash(hash: &str) -> FromHash<(SaeConfig, Sweep)> {
     read_link::<SaeConfig, _>(hash, link::decode, |(c, s)| link::encode_experiment(c, s))
 }
 
-impl crate::components::controls::TextForm for SaeForm {
-    fn text(&self, key: &str) -> Option<&str> {
-        self.get(key)
+impl TextForm for SaeForm {
+    type Config = SaeConfig;
+
+    fn fields(&self) -> &[(String, String)] {
+        &self.fields
     }
 
-    fn set_text(&mut self, key: &str, value: String) {
-        self.set(key, value);
+    fn fields_mut(&mut self) -> &mut Vec<(String, String)> {
+        &mut self.fields
+    }
+
+    fn reorder(&mut self) {
+        self.fields = ordered(std::mem::take(&mut self.fields));
     }
 }
 
@@ -257,34 +196,34 @@ mod tests {
     fn every_field_has_a_heading_and_kinds_swap_their_group() {
         let mut form = SaeForm::new(&SaeConfig::default(), &Sweep::Single);
         for kind in ARCHITECTURE_NAMES {
-            form.set("a.kind", kind.into());
+            form.set_text("a.kind", kind.into());
             assert_eq!(form.parse().unwrap().0.architecture.name(), kind);
             for (k, _) in &form.fields {
                 assert!(!info(k).0.is_empty(), "{k} has no heading");
             }
         }
-        form.set("s.kind", "superposition".into());
-        assert!(form.get("s.n_hidden").is_some() && form.get("s.d").is_none());
-        form.set("s.kind", "ground_truth".into());
-        form.set("s.magnitude.kind", "constant".into());
-        assert_eq!(form.get("s.magnitude.value"), Some("1"));
-        assert!(form.get("s.magnitude.low").is_none());
+        form.set_text("s.kind", "superposition".into());
+        assert!(form.text("s.n_hidden").is_some() && form.text("s.d").is_none());
+        form.set_text("s.kind", "ground_truth".into());
+        form.set_text("s.magnitude.kind", "constant".into());
+        assert_eq!(form.text("s.magnitude.value"), Some("1"));
+        assert!(form.text("s.magnitude.low").is_none());
         assert!(form.parse().is_ok());
     }
 
     #[test]
     fn bad_text_names_the_field_and_sweeps_are_checked() {
         let mut form = SaeForm::new(&SaeConfig::default(), &Sweep::Single);
-        form.set("a.k", "0".into());
+        form.set_text("a.k", "0".into());
         assert!(form
             .parse()
             .unwrap_err()
             .to_string()
             .contains("config: k = 0"));
-        form.set("a.k", "x".into());
+        form.set_text("a.k", "x".into());
         assert!(form.parse().unwrap_err().to_string().contains("`a.k=x`"));
-        form.set("a.k", "8".into());
-        form.set("d_sae", "16".into());
+        form.set_text("a.k", "8".into());
+        form.set_text("d_sae", "16".into());
         assert!(form.parse().is_ok());
         form.sweep = SweepChoice::ThisArchitecture;
         assert!(form.parse().unwrap_err().to_string().contains("k = 32"));

@@ -593,17 +593,19 @@ fn argmax(v: &[f32]) -> usize {
 }
 
 #[cfg(test)]
-mod tests {
+pub(crate) mod tests {
     use super::*;
 
-    fn small_corpus() -> Corpus {
+    /// A small text of repeated lines, for tests that train on something.
+    pub(crate) fn small_corpus() -> Corpus {
         let text: String = (0..200)
             .map(|i| format!("the cat sat on the mat {}\n", i % 7))
             .collect();
         Corpus::from_file("cats.txt", text.as_bytes()).unwrap()
     }
 
-    fn tiny() -> LmConfig {
+    /// A one-layer model small enough to train a few steps in a test.
+    pub(crate) fn tiny() -> LmConfig {
         LmConfig {
             model: TransformerConfig {
                 n_layers: 1,
