@@ -18,8 +18,11 @@ use mechlab_engine::EngineError;
 use std::cell::RefCell;
 
 use super::sae::crossed_tenth;
-use super::work::Opened;
-use crate::protocol::{Job, LmModelUpdate, LmUpdate, ModelView, SampleRequest, Update};
+use super::work::{LabWork, Opened};
+use crate::protocol::{
+    FromWorker, Job, LmModelUpdate, LmUpdate, ModelView, SampleRequest, ToWorker, Update,
+};
+use mechlab_engine::data::LocalFuture;
 
 /// Largest training FLOPs a step the CPU fallback takes on: a second or so a step in wasm.
 pub const CPU_FALLBACK_FLOPS: f64 = 1.5e9;
@@ -217,12 +220,48 @@ pub async fn open(runs: &[LmConfig], job: &Job, gpu: Adapter) -> Result<Opened<L
     })
 }
 
+impl LabWork for LmWork {
+    fn advance(
+        &mut self,
+        n: u32,
+        chunk_ms: f64,
+        total: u32,
+    ) -> LocalFuture<'_, Result<(u32, Update), EngineError>> {
+        Box::pin(self.chunk(n, chunk_ms, total))
+    }
+
+    fn overhead(&mut self, chunk_ms: f64) -> LocalFuture<'_, Result<(f64, f64), EngineError>> {
+        Box::pin(self.measure_overhead(chunk_ms))
+    }
+
+    /// Looks inside the models for a prompt, or saves them as a checkpoint archive.
+    fn serve(&mut self, run: u32, step: u32, req: ToWorker) -> LocalFuture<'_, FromWorker> {
+        Box::pin(async move {
+            match req {
+                ToWorker::Inspect(r) => FromWorker::Inspection {
+                    run,
+                    models: self.inspect(r).await.map_err(|e| e.to_string()),
+                },
+                _ => FromWorker::Checkpoint {
+                    run,
+                    step,
+                    archive: self
+                        .save()
+                        .await
+                        .map(serde_bytes::ByteBuf::from)
+                        .map_err(|e| e.to_string()),
+                },
+            }
+        })
+    }
+}
+
 impl LmWork {
     /// What a run pays besides training, measured once: the share of its time its periodic
     /// validation passes and samples take (each runs after a chunk once enough training time
     /// has passed, or after every chunk when it takes longer than that), and the last ones'
     /// milliseconds at the end of the run.
-    pub async fn overhead(&mut self, chunk_ms: f64) -> Result<(f64, f64), EngineError> {
+    async fn measure_overhead(&mut self, chunk_ms: f64) -> Result<(f64, f64), EngineError> {
         let t0 = js_sys::Date::now();
         self.validation_losses().await?;
         let eval = js_sys::Date::now() - t0;
@@ -263,7 +302,7 @@ impl LmWork {
     }
 
     /// Trains every model `n` steps; returns `n` and the chunk's update.
-    pub async fn advance(
+    async fn chunk(
         &mut self,
         n: u32,
         chunk_ms: f64,

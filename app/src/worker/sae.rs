@@ -12,8 +12,9 @@ use mechlab_engine::models::sae::trainer::SaeTrainer;
 use mechlab_engine::models::sae::SaeLab;
 use mechlab_engine::EngineError;
 
-use super::work::Opened;
+use super::work::{LabWork, Opened};
 use crate::protocol::{SaeUpdate, Update};
+use mechlab_engine::data::LocalFuture;
 use mechlab_engine::train::engine::{place, Adapter, EngineChoice};
 use mechlab_engine::train::lab::Lab;
 
@@ -96,10 +97,25 @@ pub async fn open(
     })
 }
 
+impl LabWork for SaeWork {
+    fn advance(
+        &mut self,
+        n: u32,
+        chunk_ms: f64,
+        _: u32,
+    ) -> LocalFuture<'_, Result<(u32, Update), EngineError>> {
+        Box::pin(self.chunk(n, chunk_ms))
+    }
+
+    fn overhead(&mut self, chunk_ms: f64) -> LocalFuture<'_, Result<(f64, f64), EngineError>> {
+        Box::pin(self.measure_overhead(chunk_ms))
+    }
+}
+
 impl SaeWork {
     /// Trains up to `n` steps of the current run (fewer when it ends first); returns the steps
     /// trained and the chunk's update.
-    pub async fn advance(&mut self, n: u32, chunk_ms: f64) -> Result<(u32, Update), EngineError> {
+    async fn chunk(&mut self, n: u32, chunk_ms: f64) -> Result<(u32, Update), EngineError> {
         let index = self.index;
         let cfg = self.runs[index].clone();
         self.open_trainer(&cfg).await?;
@@ -163,7 +179,7 @@ impl SaeWork {
     /// What the job pays besides training, measured once on the run now training: the share
     /// of its time live evaluations take, and the milliseconds every run's final evaluation
     /// and SAELens files add (a sweep's runs are taken to cost alike).
-    pub async fn overhead(&mut self, chunk_ms: f64) -> Result<(f64, f64), EngineError> {
+    async fn measure_overhead(&mut self, chunk_ms: f64) -> Result<(f64, f64), EngineError> {
         let Some(cfg) = self.runs.get(self.index).cloned() else {
             // The measured chunks trained the whole job, evaluations and all.
             return Ok((0.0, 0.0));

@@ -7,8 +7,9 @@ use mechlab_engine::models::toy::{unflatten, ToyLab, ToyTrainer};
 use mechlab_engine::train::trainer::Trainer;
 use mechlab_engine::EngineError;
 
-use super::work::Opened;
+use super::work::{LabWork, Opened};
 use crate::protocol::{ToyUpdate, Update};
+use mechlab_engine::data::LocalFuture;
 use mechlab_engine::train::engine::{place, Adapter, EngineChoice};
 use mechlab_engine::train::lab::Lab;
 
@@ -60,9 +61,20 @@ pub async fn open(
     })
 }
 
+impl LabWork for ToyWork {
+    fn advance(
+        &mut self,
+        n: u32,
+        _: f64,
+        _: u32,
+    ) -> LocalFuture<'_, Result<(u32, Update), EngineError>> {
+        Box::pin(self.chunk(n))
+    }
+}
+
 impl ToyWork {
     /// Trains `n` steps; returns them with the chunk's losses, weights and measures.
-    pub async fn advance(&mut self, n: u32) -> Result<(u32, Update), EngineError> {
+    async fn chunk(&mut self, n: u32) -> Result<(u32, Update), EngineError> {
         let losses = self.trainer.run_steps(n).await?;
         let params = self.trainer.params_flat().await?;
         let cfg = &self.cfg;

@@ -1,6 +1,7 @@
 //! What trains in the worker, per lab: each lab's work as it opened ([`Opened`]), and the one
 //! face the worker's loops drive it through ([`Work`]).
 
+use mechlab_engine::data::LocalFuture;
 use mechlab_engine::experiment::lab::Experiment;
 use mechlab_engine::EngineError;
 
@@ -21,65 +22,53 @@ pub(super) struct Opened<W> {
     pub(super) start: u32,
 }
 
-/// What trains, per lab.
-pub(super) enum Work {
-    Toy(toy::ToyWork),
-    Sae(Box<sae::SaeWork>),
-    Lm(Box<lm::LmWork>),
+impl<W: LabWork + 'static> Opened<W> {
+    /// The work behind the one face, with the rest of what opening it settled.
+    fn boxed(self) -> (Work, String, f64, f64, u32) {
+        (
+            Box::new(self.work),
+            self.adapter,
+            self.chunk,
+            self.max_chunk,
+            self.start,
+        )
+    }
 }
 
-impl Work {
-    /// Trains up to `n` steps of a `total`-step job; returns how many it trained and the
-    /// chunk's update.
-    pub(super) async fn advance(
+/// What trains in the worker for one lab, as the worker's loops drive it: each lab's
+/// `worker/<lab>.rs` implements it, and [`open`] is the one place that picks the lab.
+pub(super) trait LabWork {
+    /// Trains up to `n` steps of a `total`-step job (`last_chunk_ms`, how long the last chunk
+    /// took, paces work that runs every so often); returns how many it trained and the chunk's
+    /// update.
+    fn advance(
         &mut self,
         n: u32,
         last_chunk_ms: f64,
         total: u32,
-    ) -> Result<(u32, Update), EngineError> {
-        match self {
-            Work::Toy(w) => w.advance(n).await,
-            Work::Sae(w) => w.advance(n, last_chunk_ms).await,
-            Work::Lm(w) => w.advance(n, last_chunk_ms, total).await,
-        }
-    }
+    ) -> LocalFuture<'_, Result<(u32, Update), EngineError>>;
 
     /// The share of a run's time spent besides training (evaluations, samples) and the
-    /// milliseconds its end adds, for the estimate: measured where a lab has such work (the
-    /// toy lab's measures come with every chunk, so its timed chunks hold them already).
-    pub(super) async fn overhead(&mut self, chunk_ms: f64) -> Result<(f64, f64), EngineError> {
-        match self {
-            Work::Lm(w) => w.overhead(chunk_ms).await,
-            Work::Sae(w) => w.overhead(chunk_ms).await,
-            Work::Toy(_) => Ok((0.0, 0.0)),
-        }
+    /// milliseconds its end adds, for the estimate. None by default: a lab whose measures come
+    /// with every chunk has them in its timed chunks already.
+    fn overhead(&mut self, _chunk_ms: f64) -> LocalFuture<'_, Result<(f64, f64), EngineError>> {
+        Box::pin(async { Ok((0.0, 0.0)) })
     }
 
-    /// Answers one of the page's requests about the run (not a training command).
-    pub(super) async fn serve(&mut self, run: u32, step: u32, req: ToWorker) -> FromWorker {
-        let Work::Lm(w) = self else {
-            return FromWorker::Error {
+    /// Answers one of the page's requests about the run (not a training command); by default,
+    /// that the lab answers none.
+    fn serve(&mut self, run: u32, _step: u32, _req: ToWorker) -> LocalFuture<'_, FromWorker> {
+        Box::pin(async move {
+            FromWorker::Error {
                 run,
                 message: "this lab's runs answer no requests".into(),
-            };
-        };
-        match req {
-            ToWorker::Inspect(r) => FromWorker::Inspection {
-                run,
-                models: w.inspect(r).await.map_err(|e| e.to_string()),
-            },
-            _ => FromWorker::Checkpoint {
-                run,
-                step,
-                archive: w
-                    .save()
-                    .await
-                    .map(serde_bytes::ByteBuf::from)
-                    .map_err(|e| e.to_string()),
-            },
-        }
+            }
+        })
     }
 }
+
+/// A lab's work, whichever lab.
+pub(super) type Work = Box<dyn LabWork>;
 
 /// The share of a run's time taken by work costing `cost_ms` that follows a chunk (of
 /// `chunk_ms`) once `every_ms` of training has passed since it last ran: after every chunk when
@@ -93,31 +82,12 @@ pub(super) async fn open(run: u32, job: &Job) -> Result<Session, String> {
     let gpu = gpu().await;
     let experiment = job.experiment()?;
     let (work, adapter, chunk, max_chunk, start) = match &experiment {
-        Experiment::Superposition(cfg) => {
-            let o = toy::open(cfg, job.engine, gpu).await?;
-            (Work::Toy(o.work), o.adapter, o.chunk, o.max_chunk, o.start)
-        }
+        Experiment::Superposition(cfg) => toy::open(cfg, job.engine, gpu).await?.boxed(),
         Experiment::Sae(..) => {
             let runs = experiment.sae_runs().map_err(|e| e.to_string())?;
-            let o = sae::open(&runs, job.engine, gpu).await?;
-            (
-                Work::Sae(Box::new(o.work)),
-                o.adapter,
-                o.chunk,
-                o.max_chunk,
-                o.start,
-            )
+            sae::open(&runs, job.engine, gpu).await?.boxed()
         }
-        Experiment::Lm(e) => {
-            let o = lm::open(&e.runs(), job, gpu).await?;
-            (
-                Work::Lm(Box::new(o.work)),
-                o.adapter,
-                o.chunk,
-                o.max_chunk,
-                o.start,
-            )
-        }
+        Experiment::Lm(e) => lm::open(&e.runs(), job, gpu).await?.boxed(),
     };
     Ok(Session {
         run,
