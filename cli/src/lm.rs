@@ -21,6 +21,7 @@ use mechlab_engine::models::transformer::trainer::LmTrainer;
 use mechlab_engine::models::transformer::{Edit, HookEdit, LmLab};
 use mechlab_engine::train::engine::EngineChoice;
 use mechlab_engine::train::lab::Lab;
+use mechlab_engine::train::trainer::train_evaluating;
 use serde_json::json;
 use std::path::{Path, PathBuf};
 
@@ -256,22 +257,33 @@ async fn train(args: TrainArgs) -> Result<(), String> {
         pb.set_position(t.step() as u64);
         let mut steps: Vec<LmStep> = vec![];
         let mut validation: Vec<(u32, f32)> = vec![];
+        let last_validation = std::cell::Cell::new(None::<f32>);
         let started = std::time::Instant::now();
         let tokens_per_step = (t.config().batch_size * t.config().model.n_ctx) as f64;
-        while t.step() < total {
-            let s = t.train_step().await.map_err(|e| e.to_string())?;
-            steps.push(s);
-            if s.step % args.eval_every.max(1) == 0 || s.step == total {
-                let v = t.validation_loss().await.map_err(|e| e.to_string())?;
-                validation.push((s.step, v));
-            }
-            let rate = steps.len() as f64 * tokens_per_step / started.elapsed().as_secs_f64();
-            let val = validation
-                .last()
-                .map_or(String::new(), |(_, v)| format!(", val {v:.3}"));
-            pb.set_message(format!("loss {:.3}{val}, {rate:.0} tokens/s", s.loss));
-            pb.set_position(t.step() as u64);
-        }
+        train_evaluating(
+            &mut t,
+            1,
+            args.eval_every,
+            |t, report| {
+                steps.extend(report.iter().cloned());
+                let rate = steps.len() as f64 * tokens_per_step / started.elapsed().as_secs_f64();
+                let val = last_validation
+                    .get()
+                    .map_or(String::new(), |v| format!(", val {v:.3}"));
+                if let Some(s) = report.last() {
+                    pb.set_message(format!("loss {:.3}{val}, {rate:.0} tokens/s", s.loss));
+                }
+                pb.set_position(t.step() as u64);
+            },
+            async |t| {
+                let v = t.validation_loss().await?;
+                validation.push((t.step(), v));
+                last_validation.set(Some(v));
+                Ok(())
+            },
+        )
+        .await
+        .map_err(|e| e.to_string())?;
         pb.finish();
         write_checkpoint(&out, &t).await?;
         let text = match t.sample("ROMEO.\n", &SampleOptions::default()).await {
