@@ -484,16 +484,23 @@ impl Runner {
             self.estimate.set(Estimate::None);
         }
         let (run, broken) = self.inner.with_value(|i| (i.run + 1, i.broken.clone()));
+        // Decoded once here: the pages read each chunk against it.
+        let experiment = job.experiment();
         self.inner.update_value(|i| {
             i.run = run;
             i.pausing = false;
             i.resume_on_pause = false;
             i.reports = 0;
-            i.current = job.experiment().ok().map(|e| Arc::new((job.clone(), e)));
+            i.current = experiment
+                .as_ref()
+                .ok()
+                .map(|e| Arc::new((job.clone(), e.clone())));
         });
         self.clear();
         self.total.set(job.total_steps());
-        if let Some(why) = broken {
+        // A page sends links its own codec wrote, so this names a bug rather than bad input;
+        // either way the run does not start silently.
+        if let Some(why) = broken.or_else(|| experiment.err()) {
             self.fail(why);
             return;
         }
