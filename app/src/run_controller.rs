@@ -497,7 +497,8 @@ impl Runner {
                 .map(|e| Arc::new((job.clone(), e.clone())));
         });
         self.clear();
-        self.total.set(job.total_steps());
+        self.total
+            .set(experiment.as_ref().map_or(0, |e| e.total_steps()));
         // A page sends links its own codec wrote, so this names a bug rather than bad input;
         // either way the run does not start silently.
         if let Some(why) = broken.or_else(|| experiment.err()) {

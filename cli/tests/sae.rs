@@ -110,6 +110,19 @@ fn bad_input_exits_nonzero_with_reason() {
     assert!(stderr(&r).contains("cfg.json"), "{}", stderr(&r));
 }
 
+/// `mechlab sae --link LINK --engine cpu --out OUT`.
+fn train_link(link: &str, out: &std::path::Path) -> std::process::Output {
+    mechlab(&[
+        "sae",
+        "--link",
+        link,
+        "--engine",
+        "cpu",
+        "--out",
+        out.to_str().unwrap(),
+    ])
+}
+
 /// A JSON file the run wrote.
 fn json(path: &std::path::Path) -> serde_json::Value {
     serde_json::from_slice(&std::fs::read(path).unwrap()).unwrap()
@@ -120,15 +133,7 @@ fn a_sweep_link_trains_the_frontier_of_the_architectures_it_names() {
     let out = tmp("sweep");
     let link = "http://127.0.0.1:8080/#v=1&lab=sae&a.kind=topk&a.k=4&s.kind=ground_truth&s.d=16\
                 &s.n_features=40&d_sae=64&batch_size=128&steps=20&sweep=frontier:topk,relu_l1";
-    let o = mechlab(&[
-        "sae",
-        "--link",
-        link,
-        "--engine",
-        "cpu",
-        "--out",
-        out.to_str().unwrap(),
-    ]);
+    let o = train_link(link, &out);
     assert!(o.status.success(), "{}", stderr(&o));
     let f = json(&out.join("frontier.json"));
     assert_eq!(f["architectures"], serde_json::json!(["relu_l1", "topk"]));
@@ -154,15 +159,7 @@ fn a_sweep_over_a_field_trains_each_value_in_its_own_folder() {
     let out = tmp("key-sweep");
     let link = "v=1&lab=sae&a.kind=topk&a.k=4&s.kind=ground_truth&s.d=16&s.n_features=40\
                 &d_sae=64&batch_size=128&steps=10&sweep=a.k:2,8";
-    let o = mechlab(&[
-        "sae",
-        "--link",
-        link,
-        "--engine",
-        "cpu",
-        "--out",
-        out.to_str().unwrap(),
-    ]);
+    let o = train_link(link, &out);
     assert!(o.status.success(), "{}", stderr(&o));
     let f = json(&out.join("frontier.json"));
     assert_eq!(f["sweep"], "a.k:2,8");
@@ -184,15 +181,7 @@ fn a_sweep_over_a_field_trains_each_value_in_its_own_folder() {
     }
     // A value the config cannot take is named before anything trains.
     let bad = link.replace("a.k:2,8", "a.k:2,500");
-    let o = mechlab(&[
-        "sae",
-        "--link",
-        &bad,
-        "--engine",
-        "cpu",
-        "--out",
-        tmp("bad-sweep").to_str().unwrap(),
-    ]);
+    let o = train_link(&bad, &tmp("bad-sweep"));
     assert!(!o.status.success());
     assert!(stderr(&o).contains("at `500`"), "{}", stderr(&o));
 }

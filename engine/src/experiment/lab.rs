@@ -9,6 +9,7 @@ use super::sae_link::{self, Sweep};
 use super::superposition::SuperpositionConfig;
 use crate::error::Result;
 use crate::models::sae::config::SaeConfig;
+use crate::models::transformer::lm::LmConfig;
 
 /// An experiment, as one lab's link describes it.
 #[derive(Debug, Clone, PartialEq)]
@@ -26,11 +27,11 @@ impl Experiment {
     pub fn decode(text: &str) -> Result<Self> {
         let pairs = link::fragment_pairs(text)?;
         Ok(match link::lab_of(&pairs) {
-            Some("sae") => {
+            Some(lab) if lab == SaeConfig::LAB => {
                 let (cfg, sweep) = sae_link::decode(text)?;
                 Experiment::Sae(cfg, sweep)
             }
-            Some("lm") => Experiment::Lm(LmExperiment::decode(text)?),
+            Some(lab) if lab == LmConfig::LAB => Experiment::Lm(LmExperiment::decode(text)?),
             // `decode` names a lab that does not exist.
             _ => Experiment::Superposition(SuperpositionConfig::from_link(text)?),
         })
@@ -42,15 +43,6 @@ impl Experiment {
             Experiment::Superposition(c) => c.to_link(),
             Experiment::Sae(c, s) => sae_link::encode_experiment(c, s),
             Experiment::Lm(e) => e.encode(),
-        }
-    }
-
-    /// The lab's name, as links spell it in `lab=`.
-    pub fn lab(&self) -> &'static str {
-        match self {
-            Experiment::Superposition(_) => SuperpositionConfig::LAB,
-            Experiment::Sae(..) => SaeConfig::LAB,
-            Experiment::Lm(_) => crate::models::transformer::lm::LmConfig::LAB,
         }
     }
 
