@@ -2,7 +2,7 @@
 //! share link on Shakespeare or a text file and writes a TransformerLens checkpoint folder
 //! (`solu-vs-gelu` writes one per model and compares them); `sample` continues a prompt from a
 //! checkpoint; `cache` writes a checkpoint's activations at the hooks a pattern names, and its
-//! logits, after any hooks were ablated or steered (`--ablate`, `--steer`).
+//! logits, after any hooks were ablated, steered or patched (`--ablate`, `--steer`, `--patch`).
 
 use crate::common::{
     adapter, bar, engine_choice, forward_placement, placement, read_config, ConfigArgs,
@@ -33,7 +33,7 @@ pub enum Command {
     /// Continue a prompt with a checkpoint.
     Sample(SampleArgs),
     /// Write a checkpoint's activations at hook points (TransformerLens names) and its logits
-    /// as safetensors, after zeroing or steering hooks if asked (TransformerLens's
+    /// as safetensors, after zeroing, steering or patching hooks if asked (TransformerLens's
     /// run_with_hooks).
     Cache(CacheArgs),
 }
@@ -100,6 +100,11 @@ pub struct CacheArgs {
     /// after the hook); repeat for several.
     #[arg(long, value_name = "HOOK=FILE[:SCALE]")]
     steer: Vec<String>,
+    /// Activation patching: replace a hook's value by the same hook's value from another run
+    /// (`HOOK=FILE.safetensors`, a file `mechlab lm cache --hook HOOK` wrote for a text of as
+    /// many windows), at every position or only at `:POS,POS,…`; repeat for several.
+    #[arg(long, value_name = "HOOK=FILE[:POS,…]")]
+    patch: Vec<String>,
     /// Also write the logits `[windows, n_ctx, d_vocab]` (after the edits), as `logits`.
     #[arg(long)]
     logits: bool,
@@ -370,6 +375,9 @@ async fn cache(args: CacheArgs) -> Result<(), String> {
     for s in &args.steer {
         edits.push(steering(s)?);
     }
+    for p in &args.patch {
+        edits.push(patching(p)?);
+    }
     let patterns = args.hook.clone();
     let want = move |name: &str| patterns.iter().any(|p| hook_matches(p, name));
     let mut opened = None;
@@ -443,23 +451,46 @@ fn steering(arg: &str) -> Result<HookEdit, String> {
         Some((file, scale)) if scale.parse::<f32>().is_ok() => (file, scale.parse().unwrap()),
         _ => (rest, 1.0),
     };
-    let bytes = read(Path::new(file))?;
+    let vector = hook_tensor("--steer", arg, hook, file)?;
+    Ok(HookEdit::new(hook, Edit::Steer { vector, scale }))
+}
+
+/// `--patch HOOK=FILE.safetensors[:POS,POS,…]`: the hook's value from another run's cache.
+fn patching(arg: &str) -> Result<HookEdit, String> {
+    let (hook, rest) = arg
+        .split_once('=')
+        .ok_or_else(|| format!("--patch {arg}: expected HOOK=FILE.safetensors[:POS,POS,…]"))?;
+    let parse_positions = |list: &str| -> Option<Vec<usize>> {
+        list.split(',').map(|p| p.trim().parse().ok()).collect()
+    };
+    let (file, positions) = match rest.rsplit_once(':') {
+        Some((file, list)) if parse_positions(list).is_some() => (file, parse_positions(list)),
+        _ => (rest, None),
+    };
+    let source = hook_tensor("--patch", arg, hook, file)?;
+    Ok(HookEdit::new(hook, Edit::Patch { source, positions }))
+}
+
+/// The tensor of `file` (a safetensors file) named after `hook`, or its only tensor, flattened;
+/// errors name the flag and its argument.
+fn hook_tensor(flag: &str, arg: &str, hook: &str, file: &str) -> Result<Vec<f32>, String> {
+    let bytes = read(Path::new(file)).map_err(|e| format!("{flag} {arg}: {e}"))?;
     let st = safetensors::SafeTensors::deserialize(&bytes)
-        .map_err(|e| format!("--steer {arg}: {file} is not a safetensors file: {e}"))?;
+        .map_err(|e| format!("{flag} {arg}: {file} is not a safetensors file: {e}"))?;
     let names = st.names();
-    let name = match names.as_slice() {
-        [one] => one.to_string(),
-        _ if names.contains(&hook) => hook.to_string(),
-        _ => {
-            return Err(format!(
-                "--steer {arg}: {file} holds {} tensors; give it one, or one named {hook}",
-                names.len()
-            ))
-        }
+    let name = if names.contains(&hook) {
+        hook.to_string()
+    } else if let [one] = names.as_slice() {
+        one.to_string()
+    } else {
+        return Err(format!(
+            "{flag} {arg}: {file} holds {} tensors, none named {hook}; give it one, or one \
+             named after the hook",
+            names.len()
+        ));
     };
     let view = st.tensor(&name).map_err(|e| format!("{file}: {e}"))?;
     let bad = |m: String| mechlab_engine::EngineError::BadModel(m);
-    let vector = mechlab_engine::io::safetensors::to_f32(&view, &name, bad)
-        .map_err(|e| format!("--steer {arg}: {e}"))?;
-    Ok(HookEdit::new(hook, Edit::Steer { vector, scale }))
+    mechlab_engine::io::safetensors::to_f32(&view, &name, bad)
+        .map_err(|e| format!("{flag} {arg}: {e}"))
 }

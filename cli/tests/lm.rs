@@ -239,6 +239,52 @@ fn edits_change_what_cache_writes(model: &Path) {
         .iter()
         .zip(&clean_logits)
         .any(|(a, b)| (a - b).abs() > 1e-3));
+    // Patching hook_post from the ablated run's cache gives the ablated run's logits; patching
+    // position 0 only zeroes that position's neurons and leaves the others clean.
+    let patch = format!("{post}={}", ablated.display());
+    let (o, patched) = cache(
+        "patched.safetensors",
+        &["--engine", "cpu", "--patch", &patch],
+    );
+    assert!(o.status.success(), "{}", stderr(&o));
+    assert_eq!(tensor(&patched, "logits"), ablated_logits);
+    let (o, first) = cache(
+        "patched0.safetensors",
+        &["--engine", "cpu", "--patch", &format!("{patch}:0")],
+    );
+    assert!(o.status.success(), "{}", stderr(&o));
+    let n_ctx = {
+        let bytes = std::fs::read(&clean).unwrap();
+        let st = safetensors::SafeTensors::deserialize(&bytes).unwrap();
+        st.tensor("tokens").unwrap().shape()[1]
+    };
+    for (i, (v, c)) in tensor(&first, post).iter().zip(&clean_values).enumerate() {
+        let at_0 = (i / 32) % n_ctx == 0;
+        assert_eq!(*v, if at_0 { 0.0 } else { *c }, "{post}[{i}]");
+    }
+    let (o, on_gpu) = cache(
+        "patched0-gpu.safetensors",
+        &["--engine", "gpu", "--patch", &format!("{patch}:0")],
+    );
+    assert!(o.status.success(), "{}", stderr(&o));
+    for (g, c) in tensor(&on_gpu, "logits")
+        .iter()
+        .zip(&tensor(&first, "logits"))
+    {
+        assert!((g - c).abs() <= 1e-4 + 1e-4 * c.abs(), "GPU {g} vs CPU {c}");
+    }
+    // A source of another shape, and a position past the row.
+    let wrong = format!("{post}={}", file.display());
+    let (o, _) = cache("bad.safetensors", &["--patch", &wrong]);
+    assert!(!o.status.success());
+    assert!(
+        stderr(&o).contains("a patch source of 16 values"),
+        "{}",
+        stderr(&o)
+    );
+    let (o, _) = cache("bad.safetensors", &["--patch", &format!("{patch}:0,4096")]);
+    assert!(!o.status.success());
+    assert!(stderr(&o).contains("patch position 4096"), "{}", stderr(&o));
     // Edits that do not fit.
     let (o, _) = cache("bad.safetensors", &["--ablate", "blocks.0.mlp.hook_psot"]);
     assert!(!o.status.success());
