@@ -62,6 +62,10 @@ pub enum EngineError {
     /// replacement does not fit it; the message names the hook and the problem.
     #[error("hook {hook}: {reason}")]
     BadHook { hook: String, reason: String },
+    /// A tensor handed to a kernel has a shape the kernel cannot take (a bug in the caller,
+    /// named so it can be found).
+    #[error("tensor {tensor}: {reason}")]
+    Tensor { tensor: String, reason: String },
 }
 
 /// Result with the engine's error.

@@ -14,7 +14,7 @@
 
 use crate::tools::output;
 use mechlab_engine::gpu::program::{layouts, read_only_bindings};
-use mechlab_engine::gpu::{Gpu, Recorder};
+use mechlab_engine::gpu::{Gpu, Recorder, Tensor};
 use mechlab_engine::kernels::add::add;
 use std::collections::HashMap;
 use std::fmt::Write as _;
@@ -101,14 +101,9 @@ fn recorder_step(recorder: &mut Recorder, ops: &[Operands]) -> Result<(), String
     let mut rec = recorder.begin();
     for i in 0..DISPATCHES {
         let o = &ops[i % ops.len()];
-        pollster::block_on(add(
-            &mut rec,
-            (&o.a).into(),
-            (&o.b).into(),
-            (&o.c).into(),
-            SIZE,
-        ))
-        .map_err(|e| e.to_string())?;
+        let [a, b, c] = [("a", &o.a), ("b", &o.b), ("c", &o.c)]
+            .map(|(name, buf)| Tensor::of(name, buf.into(), &[SIZE]).map_err(|e| e.to_string()));
+        pollster::block_on(add(&mut rec, a?, b?, c?)).map_err(|e| e.to_string())?;
     }
     rec.submit();
     Ok(())

@@ -8,7 +8,7 @@
 //!
 //! The gaps that alignment leaves hold zeros in every mirror, so Adam leaves them at zero.
 
-use super::{Gpu, View};
+use super::{Gpu, Tensor, View};
 use crate::error::{EngineError, Result};
 use crate::kernels::adam::AdamTensor;
 use std::sync::Arc;
@@ -210,6 +210,12 @@ impl Arena {
             offset: e.offset as u64 * 4,
             len: e.len,
         })
+    }
+
+    /// The tensor called `name` with its shape, to bind.
+    pub fn tensor(&self, name: &str) -> Result<Tensor<'_>> {
+        let e = self.layout.entry(name)?;
+        Tensor::of(&e.name, self.view(name)?, &e.shape)
     }
 
     /// The tensors `first` to `last` (in layout order, packed back to back by

@@ -19,7 +19,7 @@ pub use limits::LimitCheck;
 pub use pool::BufferPool;
 pub use program::{Program, ProgramCache, ProgramSpec};
 pub use recorder::{grid, Recorder, Recording};
-pub use tensor::{Tensor, View};
+pub use tensor::{Tensor, TensorBuf, View};
 
 use crate::error::{EngineError, Result};
 use std::sync::Arc;

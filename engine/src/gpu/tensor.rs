@@ -116,15 +116,23 @@ pub fn check_view(gpu: &Gpu, field: &'static str, view: &View<'_>, words: u64) -
     gpu.check().storage_buffer(field, view.bytes())
 }
 
-/// A checked view of a storage buffer as a tensor of 4-byte elements.
+/// The most dimensions a [`Tensor`] has.
+pub const MAX_RANK: usize = 6;
+
+/// A view of a storage buffer as a tensor of 4-byte elements with its name (for errors) and
+/// shape. Made once where the tensor is (an [`Arena`](super::Arena)'s parameter, a
+/// [`TensorBuf`] of a pass's activations), so a kernel takes its sizes from its inputs and
+/// states what the others must be ([`Tensor::expect`]) instead of being told every dimension.
 #[derive(Clone, Copy, Debug)]
 pub struct Tensor<'a> {
     /// Where it lives.
     pub view: View<'a>,
     /// Its name in error messages.
-    pub name: &'static str,
+    pub name: &'a str,
     /// Elements it holds (the product of its dimensions).
     pub len: u64,
+    dims: [u32; MAX_RANK],
+    rank: usize,
 }
 
 impl<'a> Tensor<'a> {
@@ -138,7 +146,9 @@ impl<'a> Tensor<'a> {
         dims: &[u32],
     ) -> Result<Self> {
         let len = elements(name, dims)?;
-        Self::flat(gpu, name, at, len)
+        let mut t = Self::flat(gpu, name, at, len)?;
+        t.set_dims(dims)?;
+        Ok(t)
     }
 
     /// Views `at` as `len` elements whose shape the kernel does not need (scratch space), with
@@ -150,6 +160,258 @@ impl<'a> Tensor<'a> {
         } else {
             check_view(gpu, name, &view, len)?;
         }
-        Ok(Self { view, name, len })
+        let mut dims = [1; MAX_RANK];
+        dims[0] = len as u32;
+        Ok(Self {
+            view,
+            name,
+            len,
+            dims,
+            rank: 1,
+        })
     }
+
+    /// `view` as a tensor of `dims`, for views whose buffer was checked against the device when
+    /// it was made (an arena's, a [`TensorBuf`]'s): every dimension at least 1, the elements
+    /// within 32-bit indices and within the view.
+    pub fn of(name: &'a str, view: View<'a>, dims: &[usize]) -> Result<Self> {
+        let bad = |reason: String| EngineError::Tensor {
+            tensor: name.to_string(),
+            reason,
+        };
+        if dims.is_empty() || dims.len() > MAX_RANK || dims.contains(&0) {
+            return Err(bad(format!(
+                "shape {dims:?}: a tensor has 1 to {MAX_RANK} dimensions, each at least 1"
+            )));
+        }
+        let len = dims.iter().map(|&d| d as u64).product::<u64>();
+        if len >= u32::MAX as u64 {
+            return Err(bad(format!(
+                "shape {dims:?}: too many elements for 32-bit indices"
+            )));
+        }
+        if (view.len as u64) < len {
+            return Err(bad(format!(
+                "shape {dims:?} needs {len} elements, but its view holds {}",
+                view.len
+            )));
+        }
+        let mut t = Self {
+            view,
+            name,
+            len,
+            dims: [1; MAX_RANK],
+            rank: 0,
+        };
+        let dims: Vec<u32> = dims.iter().map(|&d| d as u32).collect();
+        t.set_dims(&dims)?;
+        Ok(t)
+    }
+
+    fn set_dims(&mut self, dims: &[u32]) -> Result<()> {
+        if dims.is_empty() || dims.len() > MAX_RANK {
+            return Err(self.bad(format!(
+                "shape {dims:?}: a tensor has 1 to {MAX_RANK} dimensions"
+            )));
+        }
+        self.dims[..dims.len()].copy_from_slice(dims);
+        self.rank = dims.len();
+        Ok(())
+    }
+
+    fn bad(&self, reason: String) -> EngineError {
+        EngineError::Tensor {
+            tensor: self.name.to_string(),
+            reason,
+        }
+    }
+
+    /// Its dimensions.
+    pub fn dims(&self) -> &[u32] {
+        &self.dims[..self.rank]
+    }
+
+    /// Its `N` dimensions, refusing a tensor of another rank.
+    pub fn shape<const N: usize>(&self) -> Result<[u32; N]> {
+        self.dims().try_into().map_err(|_| {
+            self.bad(format!(
+                "has shape {:?}, but the kernel needs {N} dimensions",
+                self.dims()
+            ))
+        })
+    }
+
+    /// Its shape as a matrix: the leading dimensions as rows, the last as the width.
+    pub fn matrix(&self) -> (u32, u32) {
+        let width = self.dims[self.rank - 1];
+        (self.len as u32 / width, width)
+    }
+
+    /// Refuses any shape but `dims`, naming the tensor and both shapes.
+    pub fn expect(&self, dims: &[u32]) -> Result<()> {
+        if self.dims() != dims {
+            return Err(self.bad(format!(
+                "has shape {:?}, but the kernel needs {dims:?}",
+                self.dims()
+            )));
+        }
+        Ok(())
+    }
+
+    /// Refuses a tensor that cannot be read as `rows` rows of `width` in place: its leading
+    /// dimensions must multiply to `rows` and the rest to `width` (`[batch, pos, heads, d_head]`
+    /// is `batch · pos` rows of `heads · d_head`).
+    pub fn expect_matrix(&self, rows: u32, width: u32) -> Result<()> {
+        let dims = self.dims();
+        let fits = (0..=dims.len()).any(|k| {
+            let lead = dims[..k].iter().map(|&d| d as u64).product::<u64>();
+            let rest = dims[k..].iter().map(|&d| d as u64).product::<u64>();
+            (lead, rest) == (rows as u64, width as u64)
+        });
+        if !fits {
+            return Err(self.bad(format!(
+                "has shape {:?}, but the kernel needs {rows} rows of {width}",
+                self.dims()
+            )));
+        }
+        Ok(())
+    }
+
+    /// Rows `first .. first + n` of the tensor read as a matrix ([`Tensor::matrix`]), as an
+    /// `[n, width]` tensor in place (a chunk of a batch's positions); the caller picks chunks
+    /// that start at a bindable offset.
+    pub fn rows(&self, first: u32, n: u32) -> Result<Self> {
+        let (rows, width) = self.matrix();
+        if n == 0 || first as u64 + n as u64 > rows as u64 {
+            return Err(self.bad(format!(
+                "rows {first}..{} are not among its {rows}",
+                first as u64 + n as u64
+            )));
+        }
+        let view = View {
+            buffer: self.view.buffer,
+            offset: self.view.offset + first as u64 * width as u64 * 4,
+            len: n as usize * width as usize,
+        };
+        Tensor::of(self.name, view, &[n as usize, width as usize])
+    }
+
+    /// The same elements as `dims` (their product unchanged), as a strided kernel reads them
+    /// (`[rows, heads · d_head]` as `[rows, heads, d_head]`).
+    pub fn reshaped(&self, dims: &[u32]) -> Result<Self> {
+        let len = dims.iter().map(|&d| d as u64).product::<u64>();
+        if len != self.len {
+            return Err(self.bad(format!(
+                "shape {:?} cannot be read as {dims:?}",
+                self.dims()
+            )));
+        }
+        let mut t = *self;
+        t.set_dims(dims)?;
+        Ok(t)
+    }
+}
+
+/// A storage buffer holding one tensor of known shape: a pass's activation, made once per
+/// shape and bound as a [`Tensor`] at every step.
+#[derive(Debug)]
+pub struct TensorBuf {
+    /// The buffer (at least the tensor's size; pooled buffers may be larger).
+    pub buffer: wgpu::Buffer,
+    name: &'static str,
+    dims: Vec<usize>,
+}
+
+impl TensorBuf {
+    /// A buffer for `dims` from the device's pool, not zeroed, checked against the device's
+    /// limits.
+    pub fn dirty(gpu: &Gpu, name: &'static str, dims: &[usize]) -> Result<Self> {
+        let len = dims.iter().product::<usize>();
+        let buffer = gpu.storage_dirty::<f32>(name, len.max(1))?;
+        let buf = Self {
+            buffer,
+            name,
+            dims: dims.to_vec(),
+        };
+        buf.t()?;
+        Ok(buf)
+    }
+
+    /// Its shape.
+    pub fn dims(&self) -> &[usize] {
+        &self.dims
+    }
+
+    /// Its elements.
+    pub fn len(&self) -> usize {
+        self.dims.iter().product()
+    }
+
+    /// True when it holds no elements (never: every dimension is at least 1).
+    pub fn is_empty(&self) -> bool {
+        self.len() == 0
+    }
+
+    /// The tensor, to bind.
+    pub fn t(&self) -> Result<Tensor<'_>> {
+        Tensor::of(self.name, View::whole(&self.buffer), &self.dims)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::gpu_test;
+
+    /// Shapes are checked where a tensor is made and where a kernel states what it needs, and
+    /// every refusal names the tensor and both shapes.
+    async fn shapes_are_checked_and_named(gpu: &Gpu) {
+        let buf = gpu.storage_zeroed::<f32>("acts", 2 * 3 * 4 * 5).unwrap();
+        let q = Tensor::of("blocks.0.attn.hook_q", (&buf).into(), &[2, 3, 4, 5]).unwrap();
+        assert_eq!(q.dims(), &[2, 3, 4, 5]);
+        assert_eq!(q.len, 120);
+        assert_eq!(q.matrix(), (24, 5));
+        assert_eq!(q.shape::<4>().unwrap(), [2, 3, 4, 5]);
+        let e = q.shape::<3>().unwrap_err().to_string();
+        assert!(e.contains("hook_q") && e.contains("3 dimensions"), "{e}");
+        // Read in place as batch · pos rows of heads · d_head, or as 24 rows of d_head.
+        q.expect_matrix(6, 20).unwrap();
+        q.expect_matrix(24, 5).unwrap();
+        q.expect_matrix(120, 1).unwrap();
+        let e = q.expect_matrix(12, 10).unwrap_err().to_string();
+        assert!(
+            e.contains("blocks.0.attn.hook_q") && e.contains("[2, 3, 4, 5]"),
+            "{e}"
+        );
+        assert!(e.contains("12 rows of 10"), "{e}");
+        let e = q.expect(&[2, 3, 20]).unwrap_err().to_string();
+        assert!(
+            e.contains("[2, 3, 4, 5]") && e.contains("[2, 3, 20]"),
+            "{e}"
+        );
+        // A view too small, a zero or too many dimensions.
+        let e = Tensor::of("x", (&buf).into(), &[11, 11])
+            .unwrap_err()
+            .to_string();
+        assert!(e.contains("x") && e.contains("121 elements"), "{e}");
+        assert!(Tensor::of("x", (&buf).into(), &[0, 3]).is_err());
+        assert!(Tensor::of("x", (&buf).into(), &[1; MAX_RANK + 1]).is_err());
+        // Rows of the matrix in place, and reshapes that keep the count.
+        let r = q.rows(6, 12).unwrap();
+        assert_eq!(
+            (r.view.offset, r.view.len, r.dims()),
+            (6 * 5 * 4, 60, &[12, 5][..])
+        );
+        let e = q.rows(20, 5).unwrap_err().to_string();
+        assert!(e.contains("rows 20..25") && e.contains("24"), "{e}");
+        assert_eq!(q.reshaped(&[6, 20]).unwrap().dims(), &[6, 20]);
+        assert!(q.reshaped(&[6, 21]).is_err());
+        // A buffer made for a shape binds as that shape.
+        let b = TensorBuf::dirty(gpu, "hook_resid_pre", &[2, 7, 3]).unwrap();
+        assert_eq!((b.len(), b.t().unwrap().dims()), (42, &[2, 7, 3][..]));
+    }
+    gpu_test!(
+        gpu_tensors_check_and_name_their_shapes,
+        shapes_are_checked_and_named
+    );
 }

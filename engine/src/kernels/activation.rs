@@ -3,9 +3,9 @@
 //! [`activation_ref`] and [`activation_backward_ref`] are the CPU references, which the
 //! transformer's CPU passes use too.
 
-use super::{dim, elements, params, Kernel};
+use super::{params, Kernel};
 use crate::error::Result;
-use crate::gpu::{Recording, Tensor, View};
+use crate::gpu::{Recording, Tensor};
 
 const ACTIVATION_WGSL: &str = include_str!("../../../shaders/activation.wgsl");
 
@@ -33,27 +33,25 @@ impl Act {
     }
 }
 
-/// Records `out = act(pre)` over `rows` rows of `width` (the backward when `grad` is given:
-/// `out` = the gradient at `pre` from the gradient `grad` at the output).
+/// Records `out = act(pre)` over the rows of `pre` (SoLU's softmax is over its last axis; the
+/// backward when `grad` is given: `out` = the gradient at `pre` from the gradient `grad` at
+/// the output).
 pub async fn activation(
     rec: &mut Recording<'_>,
     act: Act,
-    pre: View<'_>,
-    grad: Option<View<'_>>,
-    out: View<'_>,
-    rows: usize,
-    width: usize,
+    pre: Tensor<'_>,
+    grad: Option<Tensor<'_>>,
+    out: Tensor<'_>,
 ) -> Result<()> {
     let gpu = &rec.gpu().clone();
-    let (r, w) = (dim("rows", rows)?, dim("width", width)?);
-    let n = elements("pre", &[r, w])? as u32;
-    Tensor::new(gpu, "pre", pre, &[r, w])?;
-    Tensor::new(gpu, "out", out, &[r, w])?;
+    let (r, w) = pre.matrix();
+    let n = pre.len as u32;
+    out.expect_matrix(r, w)?;
     if let Some(g) = grad {
-        Tensor::new(gpu, "grad", g, &[r, w])?;
+        g.expect_matrix(r, w)?;
     }
     // The forward reads no gradient; `pre` fills its read-only slot.
-    let storage = vec![pre, grad.unwrap_or(pre), out];
+    let storage = vec![pre.view, grad.unwrap_or(pre).view, out.view];
     let kern = Kernel::new(gpu, "activation", "", ACTIVATION_WGSL, storage, &[]).await?;
     let groups = match act {
         Act::Solu => (r as u64).div_ceil(super::seg_rows(gpu)),
@@ -144,7 +142,7 @@ pub fn activation_backward_ref(act: Act, pre: &[f32], grad: &[f32], width: usize
 
 #[cfg(test)]
 mod tests {
-    use super::super::test_data::{record, values};
+    use super::super::test_data::{record, t, values};
     use super::*;
     use crate::gpu::Gpu;
     use crate::testing::assert_close;
@@ -206,17 +204,10 @@ mod tests {
                 let y = gpu.storage_zeroed::<f32>("y", rows * width).unwrap();
                 let dx = gpu.storage_zeroed::<f32>("dx", rows * width).unwrap();
                 record(gpu, async |rec: &mut Recording<'_>| {
-                    activation(rec, act, (&bp).into(), None, (&y).into(), rows, width).await?;
-                    activation(
-                        rec,
-                        act,
-                        (&bp).into(),
-                        Some((&bg).into()),
-                        (&dx).into(),
-                        rows,
-                        width,
-                    )
-                    .await
+                    let shape = [rows, width];
+                    let (p, grad) = (t(&bp, "pre", &shape), t(&bg, "grad", &shape));
+                    activation(rec, act, p, None, t(&y, "y", &shape)).await?;
+                    activation(rec, act, p, Some(grad), t(&dx, "dx", &shape)).await
                 })
                 .await;
                 let what = format!("{act:?} {rows} × {width}");

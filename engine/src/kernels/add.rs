@@ -2,57 +2,50 @@
 //! an SAE's batch brought to its input scale. The CPU references are the plain sum and
 //! product, bit for bit (one operation an element).
 
-use super::{elements, params, Kernel};
+use super::{params, Kernel};
 use crate::error::Result;
-use crate::gpu::{Recording, Tensor, View};
+use crate::gpu::{Recording, Tensor};
 
 const ADD_WGSL: &str = include_str!("../../../shaders/add.wgsl");
 
-/// Records `out = a + b` over `n` elements.
+/// Records `out = a + b` (three tensors of one shape).
 pub async fn add(
     rec: &mut Recording<'_>,
-    a: View<'_>,
-    b: View<'_>,
-    out: View<'_>,
-    n: usize,
+    a: Tensor<'_>,
+    b: Tensor<'_>,
+    out: Tensor<'_>,
 ) -> Result<()> {
-    elementwise(rec, "add", a, b, out, n, 0.0).await
+    elementwise(rec, "add", a, b, out, 0.0).await
 }
 
-/// Records `out = a · s` over `n` elements (`out` another buffer than `a`'s).
-pub async fn scale(
-    rec: &mut Recording<'_>,
-    a: View<'_>,
-    out: View<'_>,
-    n: usize,
-    s: f32,
-) -> Result<()> {
+/// Records `out = a · s` (`out` of `a`'s shape, another buffer than `a`'s).
+pub async fn scale(rec: &mut Recording<'_>, a: Tensor<'_>, out: Tensor<'_>, s: f32) -> Result<()> {
     // `b` is bound but unread: `a` again, which a read-only binding may alias.
-    elementwise(rec, "scale", a, a, out, n, s).await
+    elementwise(rec, "scale", a, a, out, s).await
 }
 
 async fn elementwise(
     rec: &mut Recording<'_>,
     entry: &str,
-    a: View<'_>,
-    b: View<'_>,
-    out: View<'_>,
-    n: usize,
+    a: Tensor<'_>,
+    b: Tensor<'_>,
+    out: Tensor<'_>,
     s: f32,
 ) -> Result<()> {
     let gpu = &rec.gpu().clone();
-    let len = elements("n", &[super::dim("n", n)?])?;
-    for (name, v) in [("a", a), ("b", b), ("out", out)] {
-        Tensor::flat(gpu, name, v, len)?;
-    }
-    let kern = Kernel::new(gpu, "add", "", ADD_WGSL, vec![a, b, out], &[]).await?;
+    let (rows, width) = a.matrix();
+    b.expect_matrix(rows, width)?;
+    out.expect_matrix(rows, width)?;
+    let len = a.len;
+    let storage = vec![a.view, b.view, out.view];
+    let kern = Kernel::new(gpu, "add", "", ADD_WGSL, storage, &[]).await?;
     let p = params(&[len as u32, s.to_bits()]);
     kern.dispatch(rec, entry, p, len.div_ceil(256)).await
 }
 
 #[cfg(test)]
 mod tests {
-    use super::super::test_data::{record, values};
+    use super::super::test_data::{record, t, values};
     use super::*;
     use crate::gpu::Gpu;
     use crate::gpu_test;
@@ -64,7 +57,13 @@ mod tests {
             let bb = gpu.storage_from("b", &b).unwrap();
             let out = gpu.storage_zeroed::<f32>("out", n).unwrap();
             record(gpu, async |rec: &mut Recording<'_>| {
-                add(rec, (&ba).into(), (&bb).into(), (&out).into(), n).await
+                add(
+                    rec,
+                    t(&ba, "a", &[n]),
+                    t(&bb, "b", &[n]),
+                    t(&out, "out", &[n]),
+                )
+                .await
             })
             .await;
             let want: Vec<f32> = a.iter().zip(&b).map(|(x, y)| x + y).collect();
@@ -79,7 +78,7 @@ mod tests {
             let ba = gpu.storage_from("a", &a).unwrap();
             let out = gpu.storage_zeroed::<f32>("out", n).unwrap();
             record(gpu, async |rec: &mut Recording<'_>| {
-                scale(rec, (&ba).into(), (&out).into(), n, s).await
+                scale(rec, t(&ba, "a", &[n]), t(&out, "out", &[n]), s).await
             })
             .await;
             let want: Vec<f32> = a.iter().map(|x| x * s).collect();

@@ -100,17 +100,39 @@ impl AttnShape {
 #[derive(Clone, Copy)]
 pub struct Attention<'a> {
     /// Queries, keys and values `[batch, pos, head, d_head]`.
-    pub q: View<'a>,
+    pub q: Tensor<'a>,
     /// Keys.
-    pub k: View<'a>,
+    pub k: Tensor<'a>,
     /// Values.
-    pub v: View<'a>,
+    pub v: Tensor<'a>,
     /// Scores `[batch, head, pos, pos]` (written).
-    pub scores: View<'a>,
+    pub scores: Tensor<'a>,
     /// Pattern `[batch, head, pos, pos]` (written).
-    pub pattern: View<'a>,
+    pub pattern: Tensor<'a>,
     /// z `[batch, pos, head, d_head]` (written).
-    pub z: View<'a>,
+    pub z: Tensor<'a>,
+}
+
+impl AttnShape {
+    /// The shape of queries `[batch, pos, head, d_head]`, with `same` (keys, values, z, their
+    /// gradients) checked to be theirs and `squares` (scores, pattern) `[batch, head, pos,
+    /// pos]`.
+    fn of(q: &Tensor<'_>, same: &[Tensor<'_>], squares: &[Tensor<'_>]) -> Result<Self> {
+        let [b, p, h, d] = q.shape()?;
+        for t in same {
+            t.expect(&[b, p, h, d])?;
+        }
+        for t in squares {
+            t.expect(&[b, h, p, p])?;
+        }
+        let [batch, pos, heads, d_head] = [b, p, h, d].map(|v| v as usize);
+        Ok(Self {
+            batch,
+            pos,
+            heads,
+            d_head,
+        })
+    }
 }
 
 /// A product of one (batch, head) pair's operands: `c = op(a) · op(b)`, `[m, k] · [k, n]`.
@@ -136,15 +158,10 @@ fn pair_product<'a>(
 
 /// Records the forward: q·kᵀ for every (batch, head) pair in one product, each row scaled,
 /// masked and soft-maxed by a segment of a workgroup, then pattern · v in one product.
-pub async fn attention(rec: &mut Recording<'_>, s: AttnShape, t: &Attention<'_>) -> Result<()> {
+pub async fn attention(rec: &mut Recording<'_>, t: &Attention<'_>) -> Result<()> {
     let gpu = &rec.gpu().clone();
-    let [b, p, h, d] = s.dims()?;
-    for (name, v) in [("q", t.q), ("k", t.k), ("v", t.v), ("z", t.z)] {
-        Tensor::new(gpu, name, v, &[b, p, h, d])?;
-    }
-    for (name, v) in [("scores", t.scores), ("pattern", t.pattern)] {
-        Tensor::new(gpu, name, v, &[b, h, p, p])?;
-    }
+    let s = AttnShape::of(&t.q, &[t.k, t.v, t.z], &[t.scores, t.pattern])?;
+    let [b, p, h, _] = s.dims()?;
     let (pos, e, rows) = (s.pos, s.d_head, Some(s.head_rows()));
     let qk = Splits {
         a: rows,
@@ -152,9 +169,13 @@ pub async fn attention(rec: &mut Recording<'_>, s: AttnShape, t: &Attention<'_>)
         c: None,
         batch: Some(s.pairs(s.head_at(0), s.head_at(0), s.square_at())),
     };
-    let mm = pair_product((t.q, t.k, t.scores), (pos, pos, e), (false, true));
+    let mm = pair_product(
+        (t.q.view, t.k.view, t.scores.view),
+        (pos, pos, e),
+        (false, true),
+    );
     matmul_split(rec, &mm, &qk).await?;
-    let storage = vec![t.scores, t.pattern];
+    let storage = vec![t.scores.view, t.pattern.view];
     let kern = Kernel::new(gpu, "attention", "", FORWARD_WGSL, storage, &[]).await?;
     let n_rows = elements("pattern rows", &[b, h, p])?;
     let groups = n_rows.div_ceil(super::seg_rows(gpu));
@@ -166,7 +187,11 @@ pub async fn attention(rec: &mut Recording<'_>, s: AttnShape, t: &Attention<'_>)
         c: rows,
         batch: Some(s.pairs(s.square_at(), s.head_at(0), s.head_at(0))),
     };
-    let mm = pair_product((t.pattern, t.v, t.z), (pos, e, pos), (false, false));
+    let mm = pair_product(
+        (t.pattern.view, t.v.view, t.z.view),
+        (pos, e, pos),
+        (false, false),
+    );
     matmul_split(rec, &mm, &pv).await
 }
 
@@ -174,45 +199,30 @@ pub async fn attention(rec: &mut Recording<'_>, s: AttnShape, t: &Attention<'_>)
 #[derive(Clone, Copy)]
 pub struct AttentionBackward<'a> {
     /// The forward's queries, keys and values.
-    pub q: View<'a>,
+    pub q: Tensor<'a>,
     /// Keys.
-    pub k: View<'a>,
+    pub k: Tensor<'a>,
     /// Values.
-    pub v: View<'a>,
+    pub v: Tensor<'a>,
     /// The forward's pattern.
-    pub pattern: View<'a>,
+    pub pattern: Tensor<'a>,
     /// The gradient at z.
-    pub dz: View<'a>,
+    pub dz: Tensor<'a>,
     /// Scratch `[batch, head, pos, pos]`: the gradient at the scores.
-    pub ds: View<'a>,
+    pub ds: Tensor<'a>,
     /// The gradient at q (written).
-    pub dq: View<'a>,
+    pub dq: Tensor<'a>,
     /// The gradients at k, then v: `[2, batch, pos, head, d_head]` (written).
-    pub dkv: View<'a>,
+    pub dkv: Tensor<'a>,
 }
 
 /// Records the backward: dP = dz · vᵀ for every pair in one product, each row's dS by a
 /// segment of a workgroup, then dq = dS · k, dk = dSᵀ · q and dv = Pᵀ · dz, a product each.
-pub async fn attention_backward(
-    rec: &mut Recording<'_>,
-    s: AttnShape,
-    t: &AttentionBackward<'_>,
-) -> Result<()> {
+pub async fn attention_backward(rec: &mut Recording<'_>, t: &AttentionBackward<'_>) -> Result<()> {
     let gpu = &rec.gpu().clone();
+    let s = AttnShape::of(&t.q, &[t.k, t.v, t.dz, t.dq], &[t.pattern, t.ds])?;
     let [b, p, h, d] = s.dims()?;
-    for (name, v) in [
-        ("q", t.q),
-        ("k", t.k),
-        ("v", t.v),
-        ("dz", t.dz),
-        ("dq", t.dq),
-    ] {
-        Tensor::new(gpu, name, v, &[b, p, h, d])?;
-    }
-    Tensor::new(gpu, "dkv", t.dkv, &[2, b, p, h, d])?;
-    for (name, v) in [("pattern", t.pattern), ("ds", t.ds)] {
-        Tensor::new(gpu, name, v, &[b, h, p, p])?;
-    }
+    t.dkv.expect(&[2, b, p, h, d])?;
     let (pos, e, rows) = (s.pos, s.d_head, Some(s.head_rows()));
     let (head, square) = (s.head_at(0), s.square_at());
     // dP = dz · vᵀ, into ds.
@@ -222,9 +232,13 @@ pub async fn attention_backward(
         c: None,
         batch: Some(s.pairs(head, head, square)),
     };
-    let mm = pair_product((t.dz, t.v, t.ds), (pos, pos, e), (false, true));
+    let mm = pair_product(
+        (t.dz.view, t.v.view, t.ds.view),
+        (pos, pos, e),
+        (false, true),
+    );
     matmul_split(rec, &mm, &lay).await?;
-    let storage = vec![t.pattern, t.ds];
+    let storage = vec![t.pattern.view, t.ds.view];
     let kern = Kernel::new(gpu, "attention_backward", "", BACKWARD_WGSL, storage, &[]).await?;
     let n_rows = elements("pattern rows", &[b, h, p])?;
     kern.dispatch(
@@ -241,15 +255,19 @@ pub async fn attention_backward(
         c: rows,
         batch: Some(s.pairs(square, head, head)),
     };
-    let mm = pair_product((t.ds, t.k, t.dq), (pos, e, pos), (false, false));
+    let mm = pair_product(
+        (t.ds.view, t.k.view, t.dq.view),
+        (pos, e, pos),
+        (false, false),
+    );
     matmul_split(rec, &mm, &square_by_head).await?;
-    let n = elements("q", &[b, p, h, d])? as usize;
+    let n = t.q.len as usize;
     for (a, bv, base) in [(t.ds, t.q, 0), (t.pattern, t.dz, n)] {
         let lay = Splits {
             batch: Some(s.pairs(square, head, s.head_at(base))),
             ..square_by_head
         };
-        let mm = pair_product((a, bv, t.dkv), (pos, e, pos), (true, false));
+        let mm = pair_product((a.view, bv.view, t.dkv.view), (pos, e, pos), (true, false));
         matmul_split(rec, &mm, &lay).await?;
     }
     Ok(())
@@ -350,7 +368,7 @@ pub fn attention_backward_ref(
 
 #[cfg(test)]
 mod tests {
-    use super::super::test_data::{record, values};
+    use super::super::test_data::{record, t, values};
     use super::*;
     use crate::gpu::Gpu;
     use crate::testing::assert_close;
@@ -405,27 +423,31 @@ mod tests {
             let z0 = |name: &str, len: usize| gpu.storage_zeroed::<f32>(name, len).unwrap();
             let (scores, pattern, z) = (z0("scores", np), z0("pattern", np), z0("z", n));
             let (ds, dq, dkv) = (z0("ds", np), z0("dq", n), z0("dkv", 2 * n));
+            let qs = [s.batch, s.pos, s.heads, s.d_head];
+            let sq = [s.batch, s.heads, s.pos, s.pos];
             record(gpu, async |rec: &mut Recording<'_>| {
+                let (q, k, v) = (t(&bq, "q", &qs), t(&bk, "k", &qs), t(&bv, "v", &qs));
+                let pattern = t(&pattern, "pattern", &sq);
                 let f = Attention {
-                    q: (&bq).into(),
-                    k: (&bk).into(),
-                    v: (&bv).into(),
-                    scores: (&scores).into(),
-                    pattern: (&pattern).into(),
-                    z: (&z).into(),
+                    q,
+                    k,
+                    v,
+                    scores: t(&scores, "scores", &sq),
+                    pattern,
+                    z: t(&z, "z", &qs),
                 };
-                attention(rec, s, &f).await?;
+                attention(rec, &f).await?;
                 let bw = AttentionBackward {
-                    q: (&bq).into(),
-                    k: (&bk).into(),
-                    v: (&bv).into(),
-                    pattern: (&pattern).into(),
-                    dz: (&bdz).into(),
-                    ds: (&ds).into(),
-                    dq: (&dq).into(),
-                    dkv: (&dkv).into(),
+                    q,
+                    k,
+                    v,
+                    pattern,
+                    dz: t(&bdz, "dz", &qs),
+                    ds: t(&ds, "ds", &sq),
+                    dq: t(&dq, "dq", &qs),
+                    dkv: t(&dkv, "dkv", &[2, s.batch, s.pos, s.heads, s.d_head]),
                 };
-                attention_backward(rec, s, &bw).await
+                attention_backward(rec, &bw).await
             })
             .await;
             let (ws, wp, wz) = attention_ref(s, &q, &k, &v);

@@ -3,118 +3,97 @@
 //! predicting the next token of its row, averaged over every position but the last of each
 //! row. [`cross_entropy_ref`] is its CPU reference, which the CPU trainer uses.
 
-use super::{dim, elements, params, Kernel};
+use super::{params, Kernel};
 use crate::error::{EngineError, Result};
-use crate::gpu::{Recording, Tensor, View};
+use crate::gpu::{Recording, Tensor};
 
 const CE_WGSL: &str = include_str!("../../../shaders/cross_entropy.wgsl");
 
-/// The tensors of [`cross_entropy`].
+/// The tensors of [`cross_entropy`]: the logits of `chunk` positions (all of them, or a
+/// chunk's in [`cross_entropy_rows`]) among the batch's `rows`.
 #[derive(Clone, Copy)]
 pub struct CrossEntropy<'a> {
-    /// Logits `[rows, vocab]` (of the chunk, in [`cross_entropy_rows`]).
-    pub logits: View<'a>,
-    /// The tokens `[rows]` (u32), rows of `pos` positions.
-    pub tokens: View<'a>,
+    /// Logits `[chunk, vocab]`.
+    pub logits: Tensor<'a>,
+    /// The tokens `[rows]` (u32).
+    pub tokens: Tensor<'a>,
     /// The gradient at the logits (written), shaped as `logits`.
-    pub dlogits: View<'a>,
+    pub dlogits: Tensor<'a>,
     /// Scratch `[rows]`: each position's loss.
-    pub row_loss: View<'a>,
+    pub row_loss: Tensor<'a>,
     /// The mean loss `[1]` (written).
-    pub loss: View<'a>,
-}
-
-/// The positions of a loss: `rows` in rows of `pos`, over a vocabulary of `vocab`.
-#[derive(Clone, Copy, Debug)]
-pub struct CeShape {
-    /// Positions in the batch.
-    pub rows: usize,
-    /// Positions a row (a window).
+    pub loss: Tensor<'a>,
+    /// Positions a row (a window) of the batch.
     pub pos: usize,
-    /// The vocabulary.
-    pub vocab: usize,
 }
 
-impl CeShape {
+impl CrossEntropy<'_> {
+    /// The batch's positions, with `row_loss` and `loss` checked against them.
+    fn rows(&self) -> Result<u32> {
+        let [r] = self.tokens.shape()?;
+        self.row_loss.expect(&[r])?;
+        self.loss.expect(&[1])?;
+        if self.pos < 2 || !(r as usize).is_multiple_of(self.pos) {
+            return Err(EngineError::invalid(
+                "pos",
+                self.pos,
+                "rows of at least 2 positions must divide the tokens (a position predicts the next)",
+            ));
+        }
+        Ok(r)
+    }
+
     /// The positions that predict a token: all but the last of each row.
-    fn count(&self) -> f32 {
-        (self.rows / self.pos * (self.pos - 1)) as f32
+    fn count(&self, rows: u32) -> f32 {
+        (rows as usize / self.pos * (self.pos - 1)) as f32
     }
 }
 
 /// Records the loss and its gradient for every position at once.
-pub async fn cross_entropy(
-    rec: &mut Recording<'_>,
-    t: &CrossEntropy<'_>,
-    s: CeShape,
-) -> Result<()> {
-    cross_entropy_rows(rec, t, s, 0, s.rows).await?;
-    cross_entropy_total(rec, t, s).await
+pub async fn cross_entropy(rec: &mut Recording<'_>, t: &CrossEntropy<'_>) -> Result<()> {
+    cross_entropy_rows(rec, t, 0).await?;
+    cross_entropy_total(rec, t).await
 }
 
-/// Records the losses and the gradient of positions `first .. first + chunk` alone, with
-/// `t.logits` and `t.dlogits` holding just those rows: a large vocabulary's logits for every
-/// position would pass a binding's limit. [`cross_entropy_total`] then gives the mean.
+/// Records the losses and the gradient of the positions from `first` on that `t.logits` and
+/// `t.dlogits` hold (a chunk's rows alone: a large vocabulary's logits for every position
+/// would pass a binding's limit). [`cross_entropy_total`] then gives the mean.
 pub async fn cross_entropy_rows(
     rec: &mut Recording<'_>,
     t: &CrossEntropy<'_>,
-    s: CeShape,
     first: usize,
-    chunk: usize,
 ) -> Result<()> {
     let gpu = &rec.gpu().clone();
-    let (r, p, v) = (
-        dim("rows", s.rows)?,
-        dim("pos", s.pos)?,
-        dim("d_vocab", s.vocab)?,
-    );
-    if s.pos < 2 || !s.rows.is_multiple_of(s.pos) {
-        return Err(EngineError::invalid(
-            "pos",
-            s.pos,
-            "rows of at least 2 positions must divide the tokens (a position predicts the next)",
-        ));
-    }
-    if chunk == 0 || first + chunk > s.rows {
+    let r = t.rows()?;
+    let (c, v) = t.logits.matrix();
+    t.dlogits.expect(t.logits.dims())?;
+    let chunk = c as usize;
+    if first + chunk > r as usize {
         return Err(EngineError::invalid(
             "chunk",
             format!("positions {first}..{}", first + chunk),
-            format!(
-                "must be a non-empty range of the batch's {} positions",
-                s.rows
-            ),
+            format!("must be a range of the batch's {r} positions"),
         ));
     }
-    let c = dim("chunk", chunk)?;
-    elements("logits", &[c, v])?;
-    Tensor::new(gpu, "logits", t.logits, &[c, v])?;
-    Tensor::new(gpu, "dlogits", t.dlogits, &[c, v])?;
-    Tensor::new(gpu, "tokens", t.tokens, &[r])?;
-    Tensor::new(gpu, "row_loss", t.row_loss, &[r])?;
-    Tensor::new(gpu, "loss", t.loss, &[1])?;
     let kern = kernel(gpu, t).await?;
-    let prm = params(&[c, p, v, s.count().to_bits(), first as u32]);
+    let prm = params(&[c, t.pos as u32, v, t.count(r).to_bits(), first as u32]);
     let groups = (c as u64).div_ceil(super::seg_rows(gpu));
     kern.dispatch(rec, "ce_rows", prm, groups).await
 }
 
 /// Records the mean of the positions' losses (every chunk's) into `t.loss`.
-pub async fn cross_entropy_total(
-    rec: &mut Recording<'_>,
-    t: &CrossEntropy<'_>,
-    s: CeShape,
-) -> Result<()> {
+pub async fn cross_entropy_total(rec: &mut Recording<'_>, t: &CrossEntropy<'_>) -> Result<()> {
     let gpu = &rec.gpu().clone();
-    let r = dim("rows", s.rows)?;
-    Tensor::new(gpu, "row_loss", t.row_loss, &[r])?;
-    Tensor::new(gpu, "loss", t.loss, &[1])?;
+    let r = t.rows()?;
     let kern = kernel(gpu, t).await?;
-    let prm = params(&[r, dim("pos", s.pos)?, 0, s.count().to_bits(), 0]);
+    let prm = params(&[r, t.pos as u32, 0, t.count(r).to_bits(), 0]);
     kern.dispatch(rec, "ce_sum", prm, 1).await
 }
 
 async fn kernel<'a>(gpu: &crate::gpu::Gpu, t: &CrossEntropy<'a>) -> Result<Kernel<'a>> {
-    let storage = vec![t.logits, t.tokens, t.dlogits, t.row_loss, t.loss];
+    let storage = [t.logits, t.tokens, t.dlogits, t.row_loss, t.loss]
+        .map(|t| t.view)
+        .to_vec();
     Kernel::new(gpu, "cross_entropy", "", CE_WGSL, storage, &[]).await
 }
 
@@ -149,7 +128,7 @@ pub fn cross_entropy_ref(
 
 #[cfg(test)]
 mod tests {
-    use super::super::test_data::{record, values};
+    use super::super::test_data::{record, t, values};
     use super::*;
     use crate::gpu::Gpu;
     use crate::testing::assert_close;
@@ -175,15 +154,15 @@ mod tests {
             let rl = gpu.storage_zeroed::<f32>("row_loss", rows).unwrap();
             let loss = gpu.storage_zeroed::<f32>("loss", 1).unwrap();
             record(gpu, async |rec: &mut Recording<'_>| {
-                let t = CrossEntropy {
-                    logits: (&bl).into(),
-                    tokens: (&bt).into(),
-                    dlogits: (&dl).into(),
-                    row_loss: (&rl).into(),
-                    loss: (&loss).into(),
+                let ce = CrossEntropy {
+                    logits: t(&bl, "logits", &[rows, vocab]),
+                    tokens: t(&bt, "tokens", &[rows]),
+                    dlogits: t(&dl, "dlogits", &[rows, vocab]),
+                    row_loss: t(&rl, "row_loss", &[rows]),
+                    loss: t(&loss, "loss", &[1]),
+                    pos,
                 };
-                let s = CeShape { rows, pos, vocab };
-                cross_entropy(rec, &t, s).await
+                cross_entropy(rec, &ce).await
             })
             .await;
             let (want_loss, want_grad) = cross_entropy_ref(&logits, &tokens, pos, vocab);
@@ -206,7 +185,6 @@ mod tests {
         let bt = gpu.storage_from("tokens", &tokens).unwrap();
         let rl = gpu.storage_zeroed::<f32>("row_loss", rows).unwrap();
         let loss = gpu.storage_zeroed::<f32>("loss", 1).unwrap();
-        let s = CeShape { rows, pos, vocab };
         let chunks = [(0, 4), (4, 7), (11, 4)];
         let mut parts = vec![];
         for &(first, n) in &chunks {
@@ -217,19 +195,21 @@ mod tests {
         }
         let ce: Vec<CrossEntropy> = parts
             .iter()
-            .map(|(bl, dl)| CrossEntropy {
-                logits: bl.into(),
-                tokens: (&bt).into(),
-                dlogits: dl.into(),
-                row_loss: (&rl).into(),
-                loss: (&loss).into(),
+            .zip(&chunks)
+            .map(|((bl, dl), &(_, n))| CrossEntropy {
+                logits: t(bl, "logits", &[n, vocab]),
+                tokens: t(&bt, "tokens", &[rows]),
+                dlogits: t(dl, "dlogits", &[n, vocab]),
+                row_loss: t(&rl, "row_loss", &[rows]),
+                loss: t(&loss, "loss", &[1]),
+                pos,
             })
             .collect();
         record(gpu, async |rec: &mut Recording<'_>| {
-            for (&(first, n), t) in chunks.iter().zip(&ce) {
-                cross_entropy_rows(rec, t, s, first, n).await?;
+            for (&(first, _), ce) in chunks.iter().zip(&ce) {
+                cross_entropy_rows(rec, ce, first).await?;
             }
-            cross_entropy_total(rec, &ce[0], s).await
+            cross_entropy_total(rec, &ce[0]).await
         })
         .await;
         let (want_loss, want_grad) = cross_entropy_ref(&logits, &tokens, pos, vocab);
@@ -243,9 +223,7 @@ mod tests {
         // A chunk past the batch is refused by name.
         let mut recorder = crate::gpu::Recorder::new(gpu);
         let mut rec = recorder.begin();
-        let err = cross_entropy_rows(&mut rec, &ce[0], s, 12, 4)
-            .await
-            .unwrap_err();
+        let err = cross_entropy_rows(&mut rec, &ce[0], 12).await.unwrap_err();
         assert!(err.to_string().contains("chunk"), "{err}");
     }
     crate::gpu_rows_test!(

@@ -4,9 +4,9 @@
 //! (`shaders/embedding_backward.wgsl`). [`embedding_ref`] and [`embedding_backward_ref`] are the
 //! CPU references.
 
-use super::{dim, elements, params, Kernel};
+use super::{params, Kernel};
 use crate::error::{EngineError, Result};
-use crate::gpu::{Recording, Tensor, View};
+use crate::gpu::{Recording, Tensor};
 
 const EMBEDDING_WGSL: &str = include_str!("../../../shaders/embedding.wgsl");
 const BACKWARD_WGSL: &str = include_str!("../../../shaders/embedding_backward.wgsl");
@@ -15,53 +15,58 @@ const BACKWARD_WGSL: &str = include_str!("../../../shaders/embedding_backward.wg
 #[derive(Clone, Copy)]
 pub struct Embedding<'a> {
     /// Token ids `[rows]` (u32), rows of `pos` positions.
-    pub tokens: View<'a>,
+    pub tokens: Tensor<'a>,
     /// `[d_vocab, d_model]`.
-    pub w_e: View<'a>,
+    pub w_e: Tensor<'a>,
     /// `[n_ctx, d_model]`.
-    pub w_pos: View<'a>,
+    pub w_pos: Tensor<'a>,
     /// The token term `[rows, d_model]` (written).
-    pub embed: View<'a>,
+    pub embed: Tensor<'a>,
     /// The position term `[rows, d_model]` (written).
-    pub pos_embed: View<'a>,
+    pub pos_embed: Tensor<'a>,
     /// Their sum `[rows, d_model]` (written).
-    pub resid: View<'a>,
+    pub resid: Tensor<'a>,
+    /// Positions a row of the batch.
+    pub pos: usize,
 }
 
-/// Records the embedding of `rows` tokens in rows of `pos` positions.
-pub async fn embedding(
-    rec: &mut Recording<'_>,
-    t: &Embedding<'_>,
-    (rows, pos, d_model, d_vocab, n_ctx): (usize, usize, usize, usize, usize),
-) -> Result<()> {
-    let gpu = &rec.gpu().clone();
-    let (r, p, d, v, c) = (
-        dim("rows", rows)?,
-        dim("pos", pos)?,
-        dim("d_model", d_model)?,
-        dim("d_vocab", d_vocab)?,
-        dim("n_ctx", n_ctx)?,
-    );
-    if p > c || !rows.is_multiple_of(pos) {
+/// The sizes `[rows, pos, d_model, d_vocab, n_ctx]` of tokens in rows of `pos` with the
+/// embeddings `w_e` and `w_pos` (or their gradients), and `acts` (the residual terms, or the
+/// gradient at them) `[rows, d_model]`.
+fn sizes(
+    tokens: u32,
+    pos: usize,
+    (w_e, w_pos): (&Tensor<'_>, &Tensor<'_>),
+    acts: &[Tensor<'_>],
+) -> Result<[u32; 5]> {
+    let [v, d] = w_e.shape()?;
+    let [c, _] = w_pos.shape()?;
+    w_pos.expect(&[c, d])?;
+    for a in acts {
+        a.expect_matrix(tokens, d)?;
+    }
+    let p = pos as u32;
+    if pos == 0 || p > c || !tokens.is_multiple_of(p) {
         return Err(EngineError::invalid(
             "pos",
             pos,
-            format!("rows of at most n_ctx = {c} positions must divide the {r} tokens"),
+            format!("rows of 1 to n_ctx = {c} positions must divide the {tokens} tokens"),
         ));
     }
-    Tensor::new(gpu, "tokens", t.tokens, &[r])?;
-    Tensor::new(gpu, "W_E", t.w_e, &[v, d])?;
-    Tensor::new(gpu, "W_pos", t.w_pos, &[c, d])?;
-    for (name, view) in [
-        ("embed", t.embed),
-        ("pos_embed", t.pos_embed),
-        ("resid", t.resid),
-    ] {
-        Tensor::new(gpu, name, view, &[r, d])?;
-    }
-    let n = elements("resid", &[r, d])?;
-    let storage = vec![t.tokens, t.w_e, t.w_pos, t.embed, t.pos_embed, t.resid];
+    Ok([tokens, p, d, v, c])
+}
+
+/// Records the embedding of the tokens in rows of `pos` positions.
+pub async fn embedding(rec: &mut Recording<'_>, t: &Embedding<'_>) -> Result<()> {
+    let gpu = &rec.gpu().clone();
+    let [r] = t.tokens.shape()?;
+    let acts = [t.embed, t.pos_embed, t.resid];
+    let [r, p, d, v, _] = sizes(r, t.pos, (&t.w_e, &t.w_pos), &acts)?;
+    let storage = [t.tokens, t.w_e, t.w_pos, t.embed, t.pos_embed, t.resid]
+        .map(|t| t.view)
+        .to_vec();
     let kern = Kernel::new(gpu, "embedding", "", EMBEDDING_WGSL, storage, &[]).await?;
+    let n = t.resid.len;
     kern.dispatch(rec, "embed_forward", params(&[r, p, d, v]), n.div_ceil(256))
         .await
 }
@@ -98,44 +103,33 @@ pub fn token_lists(tokens: &[u32], d_vocab: usize) -> Result<(Vec<u32>, Vec<u32>
 #[derive(Clone, Copy)]
 pub struct EmbeddingBackward<'a> {
     /// [`token_lists`]' offsets `[d_vocab + 1]` (u32).
-    pub offsets: View<'a>,
+    pub offsets: Tensor<'a>,
     /// [`token_lists`]' rows `[rows]` (u32).
-    pub list: View<'a>,
+    pub list: Tensor<'a>,
     /// The gradient at the residual stream's start `[rows, d_model]`.
-    pub g: View<'a>,
+    pub g: Tensor<'a>,
     /// W_E's gradient `[d_vocab, d_model]` (written).
-    pub dw_e: View<'a>,
+    pub dw_e: Tensor<'a>,
     /// W_pos's gradient `[n_ctx, d_model]` (written; zero past `pos`).
-    pub dw_pos: View<'a>,
+    pub dw_pos: Tensor<'a>,
+    /// Positions a row of the batch.
+    pub pos: usize,
 }
 
-/// Records the embeddings' gradients for `rows` tokens in rows of `pos` positions.
-pub async fn embedding_backward(
-    rec: &mut Recording<'_>,
-    t: &EmbeddingBackward<'_>,
-    (rows, pos, d_model, d_vocab, n_ctx): (usize, usize, usize, usize, usize),
-) -> Result<()> {
+/// Records the embeddings' gradients for the tokens in rows of `pos` positions.
+pub async fn embedding_backward(rec: &mut Recording<'_>, t: &EmbeddingBackward<'_>) -> Result<()> {
     let gpu = &rec.gpu().clone();
-    let (r, p, d, v, c) = (
-        dim("rows", rows)?,
-        dim("pos", pos)?,
-        dim("d_model", d_model)?,
-        dim("d_vocab", d_vocab)?,
-        dim("n_ctx", n_ctx)?,
-    );
-    Tensor::new(gpu, "offsets", t.offsets, &[v + 1])?;
-    Tensor::new(gpu, "list", t.list, &[r])?;
-    Tensor::new(gpu, "g", t.g, &[r, d])?;
-    Tensor::new(gpu, "dW_E", t.dw_e, &[v, d])?;
-    Tensor::new(gpu, "dW_pos", t.dw_pos, &[c, d])?;
-    let storage = vec![t.offsets, t.list, t.g, t.dw_e, t.dw_pos];
+    let [r] = t.list.shape()?;
+    let [r, p, d, v, c] = sizes(r, t.pos, (&t.dw_e, &t.dw_pos), &[t.g])?;
+    t.offsets.expect(&[v + 1])?;
+    let storage = [t.offsets, t.list, t.g, t.dw_e, t.dw_pos]
+        .map(|t| t.view)
+        .to_vec();
     let kern = Kernel::new(gpu, "embedding_backward", "", BACKWARD_WGSL, storage, &[]).await?;
     let prm = params(&[r, p, d, v, c]);
-    let ne = elements("dW_E", &[v, d])?;
-    let np = elements("dW_pos", &[c, d])?;
-    kern.dispatch(rec, "embed_backward_tokens", prm, ne.div_ceil(256))
+    kern.dispatch(rec, "embed_backward_tokens", prm, t.dw_e.len.div_ceil(256))
         .await?;
-    kern.dispatch(rec, "embed_backward_pos", prm, np.div_ceil(256))
+    kern.dispatch(rec, "embed_backward_pos", prm, t.dw_pos.len.div_ceil(256))
         .await
 }
 
@@ -180,7 +174,7 @@ pub fn embedding_ref(
 
 #[cfg(test)]
 mod tests {
-    use super::super::test_data::{record, values};
+    use super::super::test_data::{record, t, values};
     use super::*;
     use crate::gpu::Gpu;
     use crate::gpu_test;
@@ -195,15 +189,17 @@ mod tests {
         let z = |n: &str| gpu.storage_zeroed::<f32>(n, batch * pos * d).unwrap();
         let (e, p, r) = (z("embed"), z("pos_embed"), z("resid"));
         record(gpu, async |rec: &mut Recording<'_>| {
-            let t = Embedding {
-                tokens: (&bt).into(),
-                w_e: (&be).into(),
-                w_pos: (&bp).into(),
-                embed: (&e).into(),
-                pos_embed: (&p).into(),
-                resid: (&r).into(),
+            let acts = [batch * pos, d];
+            let e = Embedding {
+                tokens: t(&bt, "tokens", &[batch * pos]),
+                w_e: t(&be, "W_E", &[v, d]),
+                w_pos: t(&bp, "W_pos", &[c, d]),
+                embed: t(&e, "embed", &acts),
+                pos_embed: t(&p, "pos_embed", &acts),
+                resid: t(&r, "resid", &acts),
+                pos,
             };
-            embedding(rec, &t, (batch * pos, pos, d, v, c)).await
+            embedding(rec, &e).await
         })
         .await;
         let (we, wp, wr) = embedding_ref(&tokens, pos, &w_e, &w_pos, d);
@@ -226,14 +222,15 @@ mod tests {
         let dwe = gpu.storage_zeroed::<f32>("dW_E", v * d).unwrap();
         let dwp = gpu.storage_from("dW_pos", &vec![7f32; c * d]).unwrap();
         record(gpu, async |rec: &mut Recording<'_>| {
-            let t = EmbeddingBackward {
-                offsets: (&bo).into(),
-                list: (&bl).into(),
-                g: (&bg).into(),
-                dw_e: (&dwe).into(),
-                dw_pos: (&dwp).into(),
+            let b = EmbeddingBackward {
+                offsets: t(&bo, "offsets", &[v + 1]),
+                list: t(&bl, "list", &[batch * pos]),
+                g: t(&bg, "g", &[batch * pos, d]),
+                dw_e: t(&dwe, "dW_E", &[v, d]),
+                dw_pos: t(&dwp, "dW_pos", &[c, d]),
+                pos,
             };
-            embedding_backward(rec, &t, (batch * pos, pos, d, v, c)).await
+            embedding_backward(rec, &b).await
         })
         .await;
         let (we, wp) = embedding_backward_ref(&tokens, pos, &g, d, (v, c));

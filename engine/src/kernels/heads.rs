@@ -8,7 +8,7 @@
 use super::matmul::{matmul_split, Matmul, Split, Splits};
 use super::sum_rows::sum_rows;
 use crate::error::Result;
-use crate::gpu::{Recording, View};
+use crate::gpu::{Recording, Tensor};
 
 /// The weights `[heads, d_in, d_head]` as a `[d_in, heads · d_head]` matrix (outer index
 /// m, inner (h, e)).
@@ -24,31 +24,35 @@ fn per_head(d_in: usize, d_head: usize) -> Split {
 #[derive(Clone, Copy)]
 pub struct Heads<'a> {
     /// Input `[rows, d_in]`.
-    pub x: View<'a>,
+    pub x: Tensor<'a>,
     /// Weights `[heads, d_in, d_head]`.
-    pub w: View<'a>,
+    pub w: Tensor<'a>,
     /// Bias `[heads, d_head]`.
-    pub bias: View<'a>,
+    pub bias: Tensor<'a>,
     /// Output `[rows, heads, d_head]` (written).
-    pub out: View<'a>,
-    /// Rows.
-    pub rows: usize,
-    /// Input width.
-    pub d_in: usize,
-    /// Heads.
-    pub heads: usize,
-    /// Each head's width.
-    pub d_head: usize,
+    pub out: Tensor<'a>,
+}
+
+/// The projection's sizes `(rows, d_in, heads, d_head)` from its input and weights, with its
+/// output (or the gradient at it) checked against them.
+fn sizes(x: &Tensor<'_>, w: &Tensor<'_>, out: &Tensor<'_>) -> Result<[usize; 4]> {
+    let (rows, d_in) = x.matrix();
+    let [h, _, e] = w.shape()?;
+    w.expect(&[h, d_in, e])?;
+    out.expect_matrix(rows, h * e)?;
+    Ok([rows, d_in, h, e].map(|v| v as usize))
 }
 
 /// Records the projection: one product over all heads.
 pub async fn heads(rec: &mut Recording<'_>, t: &Heads<'_>) -> Result<()> {
+    let [rows, d_in, h, e] = sizes(&t.x, &t.w, &t.out)?;
+    t.bias.expect(&[h as u32, e as u32])?;
     let mm = Matmul {
-        bias: Some(t.bias),
-        ..Matmul::new(t.x, t.w, t.out, (t.rows, t.heads * t.d_head, t.d_in))
+        bias: Some(t.bias.view),
+        ..Matmul::new(t.x.view, t.w.view, t.out.view, (rows, h * e, d_in))
     };
     let splits = Splits {
-        b: Some(per_head(t.d_in, t.d_head)),
+        b: Some(per_head(d_in, e)),
         ..Splits::default()
     };
     matmul_split(rec, &mm, &splits).await
@@ -58,25 +62,17 @@ pub async fn heads(rec: &mut Recording<'_>, t: &Heads<'_>) -> Result<()> {
 #[derive(Clone, Copy)]
 pub struct HeadsBackward<'a> {
     /// The forward's input `[rows, d_in]`.
-    pub x: View<'a>,
+    pub x: Tensor<'a>,
     /// Weights `[heads, d_in, d_head]`.
-    pub w: View<'a>,
+    pub w: Tensor<'a>,
     /// The gradient at the output `[rows, heads, d_head]`.
-    pub dout: View<'a>,
+    pub dout: Tensor<'a>,
     /// The gradient at the input `[rows, d_in]` (written, or added to with `accumulate`).
-    pub dx: View<'a>,
+    pub dx: Tensor<'a>,
     /// The weights' gradient (written).
-    pub dw: View<'a>,
+    pub dw: Tensor<'a>,
     /// The bias's gradient (written).
-    pub dbias: View<'a>,
-    /// Rows.
-    pub rows: usize,
-    /// Input width.
-    pub d_in: usize,
-    /// Heads.
-    pub heads: usize,
-    /// Each head's width.
-    pub d_head: usize,
+    pub dbias: Tensor<'a>,
     /// Add to `dx` (queries, keys and values share one input).
     pub accumulate: bool,
 }
@@ -84,12 +80,15 @@ pub struct HeadsBackward<'a> {
 /// Records the projection's backward: `dx (+)= dout · Wᵀ` and `dW = xᵀ · dout`, each one
 /// product over all heads, and the bias's gradient as `dout`'s column sums.
 pub async fn heads_backward(rec: &mut Recording<'_>, t: &HeadsBackward<'_>) -> Result<()> {
-    let width = t.heads * t.d_head;
-    let split = per_head(t.d_in, t.d_head);
+    let [rows, d_in, h, e] = sizes(&t.x, &t.w, &t.dout)?;
+    t.dx.expect_matrix(rows as u32, d_in as u32)?;
+    t.dw.expect(t.w.dims())?;
+    let width = h * e;
+    let split = per_head(d_in, e);
     let dx = Matmul {
         trans_b: true,
         accumulate: t.accumulate,
-        ..Matmul::new(t.dout, t.w, t.dx, (t.rows, t.d_in, width))
+        ..Matmul::new(t.dout.view, t.w.view, t.dx.view, (rows, d_in, width))
     };
     let b_split = Splits {
         b: Some(split),
@@ -98,14 +97,20 @@ pub async fn heads_backward(rec: &mut Recording<'_>, t: &HeadsBackward<'_>) -> R
     matmul_split(rec, &dx, &b_split).await?;
     let dw = Matmul {
         trans_a: true,
-        ..Matmul::new(t.x, t.dout, t.dw, (t.d_in, width, t.rows))
+        ..Matmul::new(t.x.view, t.dout.view, t.dw.view, (d_in, width, rows))
     };
     let c_split = Splits {
         c: Some(split),
         ..Splits::default()
     };
     matmul_split(rec, &dw, &c_split).await?;
-    sum_rows(rec, t.dout, t.dbias, (t.rows, width), false).await
+    sum_rows(
+        rec,
+        t.dout.reshaped(&[rows as u32, width as u32])?,
+        t.dbias.reshaped(&[width as u32])?,
+        false,
+    )
+    .await
 }
 
 /// CPU reference of [`heads_backward`]: `(dx, dw, dbias)`.
@@ -167,7 +172,7 @@ pub fn heads_ref(
 
 #[cfg(test)]
 mod tests {
-    use super::super::test_data::{record, values};
+    use super::super::test_data::{record, t, values};
     use super::*;
     use crate::gpu::Gpu;
     use crate::gpu_test;
@@ -186,17 +191,13 @@ mod tests {
             let bb = gpu.storage_from("b", &b).unwrap();
             let out = gpu.storage_zeroed::<f32>("out", rows * h * e).unwrap();
             record(gpu, async |rec: &mut Recording<'_>| {
-                let t = Heads {
-                    x: (&bx).into(),
-                    w: (&bw).into(),
-                    bias: (&bb).into(),
-                    out: (&out).into(),
-                    rows,
-                    d_in: d,
-                    heads: h,
-                    d_head: e,
+                let p = Heads {
+                    x: t(&bx, "x", &[rows, d]),
+                    w: t(&bw, "w", &[h, d, e]),
+                    bias: t(&bb, "b", &[h, e]),
+                    out: t(&out, "out", &[rows, h, e]),
                 };
-                heads(rec, &t).await
+                heads(rec, &p).await
             })
             .await;
             let got: Vec<f32> = gpu.read(&out, rows * h * e).await.unwrap();
@@ -226,20 +227,16 @@ mod tests {
             let dw = gpu.storage_zeroed::<f32>("dw", h * d * e).unwrap();
             let db = gpu.storage_zeroed::<f32>("db", h * e).unwrap();
             record(gpu, async |rec: &mut Recording<'_>| {
-                let t = HeadsBackward {
-                    x: (&bx).into(),
-                    w: (&bw).into(),
-                    dout: (&bg).into(),
-                    dx: (&dx).into(),
-                    dw: (&dw).into(),
-                    dbias: (&db).into(),
-                    rows,
-                    d_in: d,
-                    heads: h,
-                    d_head: e,
+                let p = HeadsBackward {
+                    x: t(&bx, "x", &[rows, d]),
+                    w: t(&bw, "w", &[h, d, e]),
+                    dout: t(&bg, "dout", &[rows, h, e]),
+                    dx: t(&dx, "dx", &[rows, d]),
+                    dw: t(&dw, "dw", &[h, d, e]),
+                    dbias: t(&db, "db", &[h, e]),
                     accumulate: true,
                 };
-                heads_backward(rec, &t).await
+                heads_backward(rec, &p).await
             })
             .await;
             let (wdx, wdw, wdb) = heads_backward_ref(&x, &w, &g, d, h, e);

@@ -5,9 +5,9 @@
 //! hook goes on from the edited buffer. [`hook_edit_ref`] is the CPU reference: the same
 //! arithmetic an element at a time (steering is one multiply and one add, as in the kernel).
 
-use super::{dim, elements, params, Kernel, Optional};
+use super::{dim, params, Kernel, Optional};
 use crate::error::{EngineError, Result};
-use crate::gpu::{Recording, Tensor, View};
+use crate::gpu::{Recording, Tensor};
 
 const HOOK_EDIT_WGSL: &str = include_str!("../../../shaders/hook_edit.wgsl");
 
@@ -47,8 +47,8 @@ pub enum EditOp<'a> {
     ZeroIndex(usize),
     /// `x + scale · vector` at every position; `vector` is one position's `width` values.
     Steer {
-        /// One position's direction.
-        vector: View<'a>,
+        /// One position's direction `[width]`.
+        vector: Tensor<'a>,
         /// Its multiple.
         scale: f32,
     },
@@ -56,23 +56,23 @@ pub enum EditOp<'a> {
     /// (another run's value of the same hook, the same shape).
     Patch {
         /// The other run's value.
-        source: View<'a>,
-        /// `pos` flags.
-        mask: View<'a>,
+        source: Tensor<'a>,
+        /// `[pos]` flags (u32).
+        mask: Tensor<'a>,
     },
 }
 
-/// Records `op` on `x`, a hook's value of shape `s`.
+/// Records `op` on `x`, a hook's value laid out as `s` says.
 pub async fn hook_edit(
     rec: &mut Recording<'_>,
-    x: View<'_>,
+    x: Tensor<'_>,
     s: EditShape,
     op: EditOp<'_>,
 ) -> Result<()> {
     let gpu = &rec.gpu().clone();
     let (width, pos) = (dim("width", s.width)?, dim("pos", s.pos)?);
-    let n = elements("x", &[dim("rows", s.rows)?, width])?;
-    Tensor::flat(gpu, "x", x, n)?;
+    x.expect_matrix(dim("rows", s.rows)?, width)?;
+    let n = x.len;
     let (mode, index, scale, src, mask) = match op {
         EditOp::Zero => (0, 0, 0.0, None, None),
         EditOp::ZeroIndex(i) => {
@@ -86,13 +86,13 @@ pub async fn hook_edit(
             (1, i, 0.0, None, None)
         }
         EditOp::Steer { vector, scale } => {
-            Tensor::new(gpu, "vector", vector, &[width])?;
-            (2, 0, scale, Some(vector), None)
+            vector.expect(&[width])?;
+            (2, 0, scale, Some(vector.view), None)
         }
         EditOp::Patch { source, mask } => {
-            Tensor::flat(gpu, "source", source, n)?;
-            Tensor::new(gpu, "mask", mask, &[pos])?;
-            (3, 0, 0.0, Some(source), Some(mask))
+            source.expect_matrix(s.rows as u32, width)?;
+            mask.expect(&[pos])?;
+            (3, 0, 0.0, Some(source.view), Some(mask.view))
         }
     };
     let optional = [
@@ -109,7 +109,15 @@ pub async fn hook_edit(
             writes: false,
         },
     ];
-    let kern = Kernel::new(gpu, "hook edit", "", HOOK_EDIT_WGSL, vec![x], &optional).await?;
+    let kern = Kernel::new(
+        gpu,
+        "hook edit",
+        "",
+        HOOK_EDIT_WGSL,
+        vec![x.view],
+        &optional,
+    )
+    .await?;
     let last = dim("last", s.last)?;
     let p = params(&[
         n as u32,
@@ -170,7 +178,7 @@ pub fn hook_edit_ref(x: &mut [f32], s: EditShape, op: &EditRef<'_>) {
 
 #[cfg(test)]
 mod tests {
-    use super::super::test_data::{record, values};
+    use super::super::test_data::{record, t, values};
     use super::*;
     use crate::gpu::Gpu;
     use crate::gpu_test;
@@ -214,7 +222,7 @@ mod tests {
                 (EditOp::ZeroIndex(index), EditRef::ZeroIndex(index)),
                 (
                     EditOp::Steer {
-                        vector: (&bv).into(),
+                        vector: t(&bv, "vector", &[s.width]),
                         scale: -2.5,
                     },
                     EditRef::Steer {
@@ -224,8 +232,8 @@ mod tests {
                 ),
                 (
                     EditOp::Patch {
-                        source: (&bs).into(),
-                        mask: (&bm).into(),
+                        source: t(&bs, "source", &[s.rows, s.width]),
+                        mask: t(&bm, "mask", &[s.pos]),
                     },
                     EditRef::Patch {
                         source: &source,
@@ -236,7 +244,7 @@ mod tests {
             for (op, op_ref) in cases {
                 let bx = gpu.storage_from("x", &x).unwrap();
                 record(gpu, async |rec: &mut Recording<'_>| {
-                    hook_edit(rec, (&bx).into(), s, op).await
+                    hook_edit(rec, t(&bx, "x", &[s.rows, s.width]), s, op).await
                 })
                 .await;
                 let mut want = x.clone();
@@ -263,19 +271,17 @@ mod tests {
         let short = gpu.storage_zeroed::<f32>("vector", 5).unwrap();
         let mut recorder = crate::gpu::Recorder::new(gpu);
         let mut rec = recorder.begin();
-        let e = hook_edit(&mut rec, (&bx).into(), s, EditOp::ZeroIndex(3))
+        let x = t(&bx, "x", &[s.rows, s.width]);
+        let e = hook_edit(&mut rec, x, s, EditOp::ZeroIndex(3))
             .await
             .unwrap_err()
             .to_string();
         assert!(e.contains("index = 3") && e.contains("3 values"), "{e}");
         let op = EditOp::Steer {
-            vector: (&short).into(),
+            vector: t(&short, "vector", &[5]),
             scale: 1.0,
         };
-        let e = hook_edit(&mut rec, (&bx).into(), s, op)
-            .await
-            .unwrap_err()
-            .to_string();
+        let e = hook_edit(&mut rec, x, s, op).await.unwrap_err().to_string();
         assert!(e.contains("vector"), "{e}");
     }
     gpu_test!(

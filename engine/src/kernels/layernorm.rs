@@ -4,9 +4,9 @@
 //! [`layernorm_backward_ref`] are the CPU references, which the transformer's CPU forward and
 //! backward passes use too.
 
-use super::{dim, elements, params, Kernel};
+use super::{params, Kernel};
 use crate::error::Result;
-use crate::gpu::{Recording, Tensor, View};
+use crate::gpu::{Recording, Tensor};
 
 const FORWARD_WGSL: &str = include_str!("../../../shaders/layernorm.wgsl");
 const BACKWARD_WGSL: &str = include_str!("../../../shaders/layernorm_backward.wgsl");
@@ -14,36 +14,32 @@ const BACKWARD_WGSL: &str = include_str!("../../../shaders/layernorm_backward.wg
 /// LayerNorm's ε, TransformerLens's default.
 pub const LN_EPS: f32 = 1e-5;
 
-/// The tensors of [`layernorm`]: `rows` rows of `width`.
+/// The tensors of [`layernorm`]: rows of a width (the input's leading dimensions and its
+/// last).
 #[derive(Clone, Copy)]
 pub struct LayerNorm<'a> {
     /// Input `[rows, width]`.
-    pub x: View<'a>,
+    pub x: Tensor<'a>,
     /// Weight `[width]`.
-    pub w: View<'a>,
+    pub w: Tensor<'a>,
     /// Bias `[width]`.
-    pub b: View<'a>,
+    pub b: Tensor<'a>,
     /// Output `[rows, width]`.
-    pub y: View<'a>,
+    pub y: Tensor<'a>,
     /// Per-row statistics `[2, rows]`: the scale s (TransformerLens's `hook_scale`), then the
     /// mean, for the backward pass.
-    pub stats: View<'a>,
-    /// Rows.
-    pub rows: usize,
-    /// Row width.
-    pub width: usize,
+    pub stats: Tensor<'a>,
 }
 
 /// Records LayerNorm over every row: a segment of a workgroup a row.
 pub async fn layernorm(rec: &mut Recording<'_>, ln: &LayerNorm<'_>) -> Result<()> {
     let gpu = &rec.gpu().clone();
-    let (r, w) = (dim("rows", ln.rows)?, dim("width", ln.width)?);
-    Tensor::new(gpu, "x", ln.x, &[r, w])?;
-    Tensor::new(gpu, "w", ln.w, &[w])?;
-    Tensor::new(gpu, "b", ln.b, &[w])?;
-    Tensor::new(gpu, "y", ln.y, &[r, w])?;
-    Tensor::new(gpu, "stats", ln.stats, &[2, r])?;
-    let storage = vec![ln.x, ln.w, ln.b, ln.y, ln.stats];
+    let (r, w) = ln.x.matrix();
+    ln.w.expect(&[w])?;
+    ln.b.expect(&[w])?;
+    ln.y.expect_matrix(r, w)?;
+    ln.stats.expect(&[2, r])?;
+    let storage = vec![ln.x.view, ln.w.view, ln.b.view, ln.y.view, ln.stats.view];
     let kern = Kernel::new(gpu, "layernorm", "", FORWARD_WGSL, storage, &[]).await?;
     kern.dispatch(
         rec,
@@ -58,23 +54,19 @@ pub async fn layernorm(rec: &mut Recording<'_>, ln: &LayerNorm<'_>) -> Result<()
 #[derive(Clone, Copy)]
 pub struct LayerNormBackward<'a> {
     /// The forward's input `[rows, width]`.
-    pub x: View<'a>,
+    pub x: Tensor<'a>,
     /// Weight `[width]`.
-    pub w: View<'a>,
+    pub w: Tensor<'a>,
     /// The gradient at the output `[rows, width]`.
-    pub dy: View<'a>,
+    pub dy: Tensor<'a>,
     /// The forward's statistics `[2, rows]`.
-    pub stats: View<'a>,
+    pub stats: Tensor<'a>,
     /// The gradient at the input `[rows, width]` (written).
-    pub dx: View<'a>,
+    pub dx: Tensor<'a>,
     /// The weight's gradient `[width]`.
-    pub dw: View<'a>,
+    pub dw: Tensor<'a>,
     /// The bias's gradient `[width]`.
-    pub db: View<'a>,
-    /// Rows.
-    pub rows: usize,
-    /// Row width.
-    pub width: usize,
+    pub db: Tensor<'a>,
     /// Add to `dw` and `db` rather than overwrite them.
     pub accumulate: bool,
 }
@@ -83,16 +75,17 @@ pub struct LayerNormBackward<'a> {
 /// bias's (an invocation a column, summing rows in order).
 pub async fn layernorm_backward(rec: &mut Recording<'_>, ln: &LayerNormBackward<'_>) -> Result<()> {
     let gpu = &rec.gpu().clone();
-    let (r, w) = (dim("rows", ln.rows)?, dim("width", ln.width)?);
-    for (name, v) in [("x", ln.x), ("dy", ln.dy), ("dx", ln.dx)] {
-        Tensor::new(gpu, name, v, &[r, w])?;
+    let (r, w) = ln.x.matrix();
+    for t in [ln.dy, ln.dx] {
+        t.expect_matrix(r, w)?;
     }
-    for (name, v) in [("w", ln.w), ("dw", ln.dw), ("db", ln.db)] {
-        Tensor::new(gpu, name, v, &[w])?;
+    for t in [ln.w, ln.dw, ln.db] {
+        t.expect(&[w])?;
     }
-    Tensor::new(gpu, "stats", ln.stats, &[2, r])?;
-    elements("x", &[r, w])?;
-    let storage = vec![ln.x, ln.w, ln.dy, ln.stats, ln.dx, ln.dw, ln.db];
+    ln.stats.expect(&[2, r])?;
+    let storage = [ln.x, ln.w, ln.dy, ln.stats, ln.dx, ln.dw, ln.db]
+        .map(|t| t.view)
+        .to_vec();
     let kern = Kernel::new(gpu, "layernorm_backward", "", BACKWARD_WGSL, storage, &[]).await?;
     let p = params(&[r, w, LN_EPS.to_bits(), u32::from(ln.accumulate)]);
     kern.dispatch(
@@ -160,7 +153,7 @@ pub fn layernorm_backward_ref(
 
 #[cfg(test)]
 mod tests {
-    use super::super::test_data::{record, values};
+    use super::super::test_data::{record, t, values};
     use super::*;
     use crate::gpu::Gpu;
     use crate::testing::assert_close;
@@ -191,26 +184,24 @@ mod tests {
             let dw = gpu.storage_from("dw", &vec![1f32; width]).unwrap();
             let db = gpu.storage_from("db", &vec![1f32; width]).unwrap();
             record(gpu, async |rec: &mut Recording<'_>| {
+                let (x, stats) = (t(&bx, "x", &[rows, width]), t(&stats, "stats", &[2, rows]));
+                let w = t(&bw, "w", &[width]);
                 let ln = LayerNorm {
-                    x: (&bx).into(),
-                    w: (&bw).into(),
-                    b: (&bb).into(),
-                    y: (&y).into(),
-                    stats: (&stats).into(),
-                    rows,
-                    width,
+                    x,
+                    w,
+                    b: t(&bb, "b", &[width]),
+                    y: t(&y, "y", &[rows, width]),
+                    stats,
                 };
                 layernorm(rec, &ln).await?;
                 let back = LayerNormBackward {
-                    x: (&bx).into(),
-                    w: (&bw).into(),
-                    dy: (&bdy).into(),
-                    stats: (&stats).into(),
-                    dx: (&dx).into(),
-                    dw: (&dw).into(),
-                    db: (&db).into(),
-                    rows,
-                    width,
+                    x,
+                    w,
+                    dy: t(&bdy, "dy", &[rows, width]),
+                    stats,
+                    dx: t(&dx, "dx", &[rows, width]),
+                    dw: t(&dw, "dw", &[width]),
+                    db: t(&db, "db", &[width]),
                     accumulate: true,
                 };
                 layernorm_backward(rec, &back).await
@@ -235,6 +226,39 @@ mod tests {
     crate::gpu_rows_test!(
         gpu_layernorm_forward_and_backward_match_reference,
         forward_and_backward
+    );
+
+    /// A kernel takes its sizes from its input and refuses the others' shapes by name.
+    async fn mismatched_shapes_are_refused(gpu: &Gpu) {
+        let (rows, width) = (3, 8);
+        let z = |n: usize| gpu.storage_zeroed::<f32>("t", n).unwrap();
+        let (bx, bw, by, bs) = (z(rows * width), z(width), z(rows * width), z(2 * rows));
+        let mut recorder = crate::gpu::Recorder::new(gpu);
+        let mut rec = recorder.begin();
+        let ln = LayerNorm {
+            x: t(&bx, "x", &[rows, width]),
+            w: t(&bw, "ln.w", &[width - 1]),
+            b: t(&bw, "ln.b", &[width]),
+            y: t(&by, "y", &[rows, width]),
+            stats: t(&bs, "stats", &[2, rows]),
+        };
+        let e = layernorm(&mut rec, &ln).await.unwrap_err().to_string();
+        assert!(
+            e.contains("ln.w") && e.contains("[7]") && e.contains("[8]"),
+            "{e}"
+        );
+        let ln = LayerNorm {
+            w: t(&bw, "ln.w", &[width]),
+            stats: t(&bs, "stats", &[rows, 2]),
+            ..ln
+        };
+        let e = layernorm(&mut rec, &ln).await.unwrap_err().to_string();
+        assert!(e.contains("stats") && e.contains("[2, 3]"), "{e}");
+        rec.submit();
+    }
+    crate::gpu_test!(
+        gpu_layernorm_refuses_mismatched_shapes,
+        mismatched_shapes_are_refused
     );
 
     #[test]

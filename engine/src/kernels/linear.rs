@@ -6,20 +6,33 @@
 use super::matmul::{matmul, Matmul};
 use super::sum_rows::sum_rows;
 use crate::error::Result;
-use crate::gpu::{Arena, Recording, View};
+use crate::gpu::{Arena, Recording, Tensor};
+
+/// The layer's sizes `(rows, k, n)`: W read as `[k, n]` (its last dimension against the rest:
+/// `W_O` `[heads, d_head, d_model]` is `[heads · d_head, d_model]`), `x` as `[rows, k]` and `y`
+/// (the output, or the gradient at it) as `[rows, n]`.
+fn sizes(x: &Tensor<'_>, w: &Tensor<'_>, y: &Tensor<'_>) -> Result<(usize, usize, usize)> {
+    let (k, n) = w.matrix();
+    let rows = (x.len / k as u64) as u32;
+    x.expect_matrix(rows, k)?;
+    y.expect_matrix(rows, n)?;
+    Ok((rows as usize, k as usize, n as usize))
+}
 
 /// Records `y = x · W + b` for the arena's tensors `w` and `b`.
 pub async fn linear(
     rec: &mut Recording<'_>,
     params: &Arena,
     (w, b): (&str, &str),
-    x: View<'_>,
-    y: View<'_>,
-    (rows, k, n): (usize, usize, usize),
+    x: Tensor<'_>,
+    y: Tensor<'_>,
 ) -> Result<()> {
+    let (w, b) = (params.tensor(w)?, params.tensor(b)?);
+    let (rows, k, n) = sizes(&x, &w, &y)?;
+    b.expect(&[n as u32])?;
     let mm = Matmul {
-        bias: Some(params.view(b)?),
-        ..Matmul::new(x, params.view(w)?, y, (rows, n, k))
+        bias: Some(b.view),
+        ..Matmul::new(x.view, w.view, y.view, (rows, n, k))
     };
     matmul(rec, &mm).await
 }
@@ -33,22 +46,25 @@ pub async fn linear_backward(
     grads: &Arena,
     params: &Arena,
     (w, b): (&str, &str),
-    x: View<'_>,
-    dy: View<'_>,
-    dx: View<'_>,
-    (rows, k, n): (usize, usize, usize),
+    x: Tensor<'_>,
+    dy: Tensor<'_>,
+    dx: Tensor<'_>,
     accumulate: bool,
 ) -> Result<()> {
+    let (weight, dw) = (params.tensor(w)?, grads.tensor(w)?);
+    let (rows, k, n) = sizes(&x, &weight, &dy)?;
+    dw.expect(weight.dims())?;
+    dx.expect_matrix(rows as u32, k as u32)?;
     let dw = Matmul {
         trans_a: true,
         accumulate,
-        ..Matmul::new(x, dy, grads.view(w)?, (k, n, rows))
+        ..Matmul::new(x.view, dy.view, dw.view, (k, n, rows))
     };
     matmul(rec, &dw).await?;
-    sum_rows(rec, dy, grads.view(b)?, (rows, n), accumulate).await?;
+    sum_rows(rec, dy, grads.tensor(b)?, accumulate).await?;
     let din = Matmul {
         trans_b: true,
-        ..Matmul::new(dy, params.view(w)?, dx, (rows, k, n))
+        ..Matmul::new(dy.view, weight.view, dx.view, (rows, k, n))
     };
     matmul(rec, &din).await
 }

@@ -106,6 +106,11 @@ pub(crate) mod test_data {
         rec.submit();
     }
 
+    /// A whole test buffer as a tensor of `dims`.
+    pub fn t<'a>(buf: &'a wgpu::Buffer, name: &'a str, dims: &[usize]) -> crate::gpu::Tensor<'a> {
+        crate::gpu::Tensor::of(name, buf.into(), dims).unwrap()
+    }
+
     /// `n` values in [-1, 1) from a hash of (seed, i): reproducible, no RNG state.
     pub fn values(seed: u32, n: usize) -> Vec<f32> {
         (0..n as u32)

@@ -1,25 +1,24 @@
 //! Column sums (host of `shaders/sum_rows.wgsl`): `out[c] (+)= Σ_r x[r, c]`, a linear layer's
 //! bias gradient. [`sum_rows_ref`] is its CPU reference, summing in the same order.
 
-use super::{dim, params, Kernel};
+use super::{params, Kernel};
 use crate::error::Result;
-use crate::gpu::{Recording, Tensor, View};
+use crate::gpu::{Recording, Tensor};
 
 const SUM_ROWS_WGSL: &str = include_str!("../../../shaders/sum_rows.wgsl");
 
-/// Records `out (+)= Σ_r x[r, :]` for `x` `[rows, width]`.
+/// Records `out (+)= Σ_r x[r, :]` for `x` `[rows, width]` (rows: its leading dimensions).
 pub async fn sum_rows(
     rec: &mut Recording<'_>,
-    x: View<'_>,
-    out: View<'_>,
-    (rows, width): (usize, usize),
+    x: Tensor<'_>,
+    out: Tensor<'_>,
     accumulate: bool,
 ) -> Result<()> {
     let gpu = &rec.gpu().clone();
-    let (r, w) = (dim("rows", rows)?, dim("width", width)?);
-    Tensor::new(gpu, "x", x, &[r, w])?;
-    Tensor::new(gpu, "out", out, &[w])?;
-    let kern = Kernel::new(gpu, "sum_rows", "", SUM_ROWS_WGSL, vec![x, out], &[]).await?;
+    let (r, w) = x.matrix();
+    out.expect(&[w])?;
+    let storage = vec![x.view, out.view];
+    let kern = Kernel::new(gpu, "sum_rows", "", SUM_ROWS_WGSL, storage, &[]).await?;
     let p = params(&[r, w, u32::from(accumulate)]);
     kern.dispatch(rec, "sum_rows", p, (w as u64).div_ceil(256))
         .await
@@ -36,7 +35,7 @@ pub fn sum_rows_ref(x: &[f32], width: usize) -> Vec<f32> {
 
 #[cfg(test)]
 mod tests {
-    use super::super::test_data::{record, values};
+    use super::super::test_data::{record, t, values};
     use super::*;
     use crate::gpu::Gpu;
     use crate::gpu_test;
@@ -47,7 +46,8 @@ mod tests {
             let bx = gpu.storage_from("x", &x).unwrap();
             let out = gpu.storage_from("out", &vec![0.5f32; width]).unwrap();
             record(gpu, async |rec: &mut Recording<'_>| {
-                sum_rows(rec, (&bx).into(), (&out).into(), (rows, width), true).await
+                let (x, out) = (t(&bx, "x", &[rows, width]), t(&out, "out", &[width]));
+                sum_rows(rec, x, out, true).await
             })
             .await;
             // The same adds in the same order, then the old value: equal to the bit.

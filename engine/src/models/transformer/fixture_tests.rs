@@ -510,7 +510,11 @@ async fn gpu_hooks_stay_on_the_device(gpu: &crate::gpu::Gpu) {
             .record_forward(&mut rec, &tokens, batch, &edits, stop)
             .await
             .unwrap();
-        let (view, shape) = model.hook_view(hook).expect("the pass made the hook");
+        let t = model.hook_view(hook).expect("the pass made the hook");
+        let (view, shape) = (
+            t.view,
+            t.dims().iter().map(|&d| d as usize).collect::<Vec<_>>(),
+        );
         let n: usize = shape.iter().product();
         assert_eq!(view.len, n, "{hook}'s view");
         let out = gpu.storage_zeroed::<f32>("consumer", n).unwrap();

@@ -6,12 +6,10 @@
 //! `ln_final`'s, before the next chunk reuses their buffers.
 
 use crate::error::Result;
-use crate::gpu::{Arena, Gpu, Recording, View};
-use crate::kernels::cross_entropy::{
-    cross_entropy_rows, cross_entropy_total, CeShape, CrossEntropy,
-};
-use crate::kernels::linear::linear_backward;
-use crate::kernels::matmul::{matmul, Matmul, MAX_TILE_ROWS};
+use crate::gpu::{Arena, Gpu, Recording, Tensor, TensorBuf};
+use crate::kernels::cross_entropy::{cross_entropy_rows, cross_entropy_total, CrossEntropy};
+use crate::kernels::linear::{linear, linear_backward};
+use crate::kernels::matmul::MAX_TILE_ROWS;
 
 /// The largest chunk of logits (and of their gradient) by default: big enough that a chunk's
 /// products keep a fast GPU busy, small enough for WebGPU's default binding limit with room.
@@ -51,16 +49,14 @@ fn gcd(a: usize, b: usize) -> usize {
 
 /// The loss of a batch from its final LayerNorm's output, and with `grads` its gradient.
 pub struct UnembedLoss<'a> {
-    /// `ln_final.hook_normalized` `[rows, d_model]`.
-    pub xf: View<'a>,
+    /// `ln_final`'s output `[rows, d_model]`.
+    pub xf: Tensor<'a>,
     /// The tokens `[rows]`.
-    pub tokens: View<'a>,
+    pub tokens: Tensor<'a>,
     /// The gradient at `xf` (written) and the gradient arena, for a training step.
-    pub backward: Option<(View<'a>, &'a Arena)>,
-    /// The positions: rows of `pos`, the vocabulary.
-    pub shape: CeShape,
-    /// The model's width.
-    pub d_model: usize,
+    pub backward: Option<(Tensor<'a>, &'a Arena)>,
+    /// Positions a row of the batch.
+    pub pos: usize,
     /// The largest chunk of logits in bytes ([`LOGIT_CHUNK_BYTES`] but in tests).
     pub chunk_bytes: u64,
 }
@@ -73,69 +69,56 @@ pub async fn unembed_loss(
     t: &UnembedLoss<'_>,
 ) -> Result<(wgpu::Buffer, Vec<wgpu::Buffer>)> {
     let gpu = rec.gpu().clone();
-    let CeShape { rows, vocab: v, .. } = t.shape;
-    let d = t.d_model;
+    let (rows, d) = t.xf.matrix();
+    let (rows, d) = (rows as usize, d as usize);
+    let v = params.tensor("unembed.W_U")?.matrix().1 as usize;
     let chunk = chunk_rows(&gpu, rows, d, v, t.chunk_bytes);
-    let logits = gpu.storage_dirty::<f32>("logits", chunk * v)?;
-    let dlogits = gpu.storage_dirty::<f32>("dlogits", chunk * v)?;
-    let row_loss = gpu.storage_dirty::<f32>("row loss", rows)?;
-    let loss = gpu.storage_dirty::<f32>("loss", 1)?;
-    let w_u = params.view("unembed.W_U")?;
-    // Every chunk binds the whole batch's tokens and losses and its own rows of logits.
-    let whole = CrossEntropy {
-        logits: (&logits).into(),
-        tokens: t.tokens,
-        dlogits: (&dlogits).into(),
-        row_loss: (&row_loss).into(),
-        loss: (&loss).into(),
-    };
-    let mut first = 0;
-    while first < rows {
-        let n = chunk.min(rows - first);
-        let ce = CrossEntropy {
-            logits: rows_of(whole.logits, 0, n, v),
-            dlogits: rows_of(whole.dlogits, 0, n, v),
-            ..whole
+    let logits = TensorBuf::dirty(&gpu, "logits", &[chunk, v])?;
+    let dlogits = TensorBuf::dirty(&gpu, "dlogits", &[chunk, v])?;
+    let row_loss = TensorBuf::dirty(&gpu, "row loss", &[rows])?;
+    let loss = TensorBuf::dirty(&gpu, "loss", &[1])?;
+    {
+        // Every chunk binds the whole batch's tokens and losses and its own rows of logits.
+        let whole = CrossEntropy {
+            logits: logits.t()?,
+            tokens: t.tokens,
+            dlogits: dlogits.t()?,
+            row_loss: row_loss.t()?,
+            loss: loss.t()?,
+            pos: t.pos,
         };
-        let xf = rows_of(t.xf, first, n, d);
-        matmul(
-            rec,
-            &Matmul {
-                bias: Some(params.view("unembed.b_U")?),
-                ..Matmul::new(xf, w_u, ce.logits, (n, v, d))
-            },
-        )
-        .await?;
-        cross_entropy_rows(rec, &ce, t.shape, first, n).await?;
-        if let Some((dxf, grads)) = t.backward {
-            // The chunks' shares of W_U's and b_U's gradients add up; each chunk writes its
-            // own rows of dxf.
-            linear_backward(
-                rec,
-                grads,
-                params,
-                ("unembed.W_U", "unembed.b_U"),
-                xf,
-                ce.dlogits,
-                rows_of(dxf, first, n, d),
-                (n, d, v),
-                first > 0,
-            )
-            .await?;
+        let mut first = 0;
+        while first < rows {
+            let n = chunk.min(rows - first) as u32;
+            let ce = CrossEntropy {
+                logits: whole.logits.rows(0, n)?,
+                dlogits: whole.dlogits.rows(0, n)?,
+                ..whole
+            };
+            let xf = t.xf.rows(first as u32, n)?;
+            linear(rec, params, ("unembed.W_U", "unembed.b_U"), xf, ce.logits).await?;
+            cross_entropy_rows(rec, &ce, first).await?;
+            if let Some((dxf, grads)) = t.backward {
+                // The chunks' shares of W_U's and b_U's gradients add up; each chunk writes
+                // its own rows of dxf.
+                linear_backward(
+                    rec,
+                    grads,
+                    params,
+                    ("unembed.W_U", "unembed.b_U"),
+                    xf,
+                    ce.dlogits,
+                    dxf.rows(first as u32, n)?,
+                    first > 0,
+                )
+                .await?;
+            }
+            first += n as usize;
         }
-        first += n;
+        cross_entropy_total(rec, &whole).await?;
     }
-    cross_entropy_total(rec, &whole, t.shape).await?;
-    Ok((loss, vec![logits, dlogits, row_loss]))
-}
-
-/// Rows `first .. first + n` of `x`, a `[rows, width]` tensor.
-fn rows_of(x: View<'_>, first: usize, n: usize, width: usize) -> View<'_> {
-    View {
-        buffer: x.buffer,
-        offset: x.offset + (first * width * 4) as u64,
-        len: n * width,
-    }
+    let scratch = [logits, dlogits, row_loss].map(|b| b.buffer).to_vec();
+    Ok((loss.buffer, scratch))
 }
 
 #[cfg(test)]

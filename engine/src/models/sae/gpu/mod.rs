@@ -28,7 +28,7 @@ use super::train::{
 };
 use crate::data::{self as source, ActivationSource, ShuffleSlots};
 use crate::error::{EngineError, Result};
-use crate::gpu::{Arena, ArenaLayout, Gpu, Recorder, Recording, View};
+use crate::gpu::{Arena, ArenaLayout, Gpu, Recorder, Recording, Tensor, View};
 use crate::kernels::adam::{adam_scratch_words, AdamStep};
 use crate::metrics::sae::FiringTracker;
 use std::sync::Arc;
@@ -619,8 +619,10 @@ impl GpuSaeTrainer {
                 kernels::gather_scatter(rec, &sb, batch, d_in, rows, self.input_scale).await
             }
             None => {
-                let (fresh, x) = ((&self.fresh).into(), (&self.buf.batch.x).into());
-                crate::kernels::add::scale(rec, fresh, x, batch * d_in, self.input_scale).await
+                let shape = [batch, d_in];
+                let fresh = Tensor::of("fresh batch", (&self.fresh).into(), &shape)?;
+                let x = Tensor::of("x", (&self.buf.batch.x).into(), &shape)?;
+                crate::kernels::add::scale(rec, fresh, x, self.input_scale).await
             }
         }
     }

@@ -7,44 +7,51 @@
 
 use super::super::config::{Activation, TransformerConfig};
 use crate::error::Result;
-use crate::gpu::Gpu;
+use crate::gpu::{Gpu, TensorBuf};
 
 /// A LayerNorm's output and its `[scale; mean]` statistics.
 pub(super) struct LnActs {
-    pub out: wgpu::Buffer,
-    pub stats: wgpu::Buffer,
+    pub out: TensorBuf,
+    pub stats: TensorBuf,
+}
+
+impl LnActs {
+    /// The output and the statistics, as the LayerNorm writes them.
+    pub fn pair(&self) -> (&TensorBuf, &TensorBuf) {
+        (&self.out, &self.stats)
+    }
 }
 
 /// One block's activations.
 pub(super) struct BlockActs {
-    pub resid_pre: wgpu::Buffer,
+    pub resid_pre: TensorBuf,
     pub ln1: LnActs,
-    pub q: wgpu::Buffer,
-    pub k: wgpu::Buffer,
-    pub v: wgpu::Buffer,
-    pub scores: wgpu::Buffer,
-    pub pattern: wgpu::Buffer,
-    pub z: wgpu::Buffer,
-    pub attn_out: wgpu::Buffer,
+    pub q: TensorBuf,
+    pub k: TensorBuf,
+    pub v: TensorBuf,
+    pub scores: TensorBuf,
+    pub pattern: TensorBuf,
+    pub z: TensorBuf,
+    pub attn_out: TensorBuf,
     /// `hook_resid_mid`, or an attention-only block's `hook_resid_post`.
-    pub resid_mid: wgpu::Buffer,
+    pub resid_mid: TensorBuf,
     pub mlp: Option<MlpActs>,
 }
 
 /// One block's MLP activations.
 pub(super) struct MlpActs {
     pub ln2: LnActs,
-    pub pre: wgpu::Buffer,
+    pub pre: TensorBuf,
     /// SoLU's `hook_mid` and its LayerNorm's statistics (its output is `hook_post`).
-    pub mid: Option<(wgpu::Buffer, wgpu::Buffer)>,
-    pub post: wgpu::Buffer,
-    pub out: wgpu::Buffer,
-    pub resid_post: wgpu::Buffer,
+    pub mid: Option<(TensorBuf, TensorBuf)>,
+    pub post: TensorBuf,
+    pub out: TensorBuf,
+    pub resid_post: TensorBuf,
 }
 
 impl BlockActs {
     /// What the block hands the next: `hook_resid_post`.
-    pub fn resid_post(&self) -> &wgpu::Buffer {
+    pub fn resid_post(&self) -> &TensorBuf {
         self.mlp.as_ref().map_or(&self.resid_mid, |m| &m.resid_post)
     }
 }
@@ -52,11 +59,11 @@ impl BlockActs {
 /// Where a hook's value is.
 pub(super) enum HookBuf<'a> {
     /// In this buffer, as it is.
-    Value(&'a wgpu::Buffer),
+    Value(&'a TensorBuf),
     /// A LayerNorm's hook, made from its input `x` `[rows, width]` and statistics.
     Ln {
-        x: &'a wgpu::Buffer,
-        stats: &'a wgpu::Buffer,
+        x: &'a TensorBuf,
+        stats: &'a TensorBuf,
         width: usize,
         normalized: bool,
     },
@@ -69,13 +76,13 @@ pub(super) struct Activations {
     /// The residual stream's width and the MLP's (LayerNorm hooks are made at these widths).
     pub d_model: usize,
     pub d_mlp: usize,
-    pub embed: wgpu::Buffer,
-    pub pos_embed: wgpu::Buffer,
+    pub embed: TensorBuf,
+    pub pos_embed: TensorBuf,
     pub blocks: Vec<BlockActs>,
     /// The final LayerNorm, its output `unembed.hook_in`; `None` when the pass stops early.
     pub ln_final: Option<LnActs>,
     /// Every position's logits, for a pass that keeps them.
-    pub logits: Option<wgpu::Buffer>,
+    pub logits: Option<TensorBuf>,
 }
 
 impl Activations {
@@ -95,14 +102,15 @@ impl Activations {
             cfg.d_mlp as usize,
         );
         let rows = batch * pos;
-        let buf = |what: &str, n: usize| gpu.storage_dirty::<f32>(what, n.max(1));
-        let ln = |what: &str, width: usize| -> Result<LnActs> {
+        let buf = |what: &'static str, dims: &[usize]| TensorBuf::dirty(gpu, what, dims);
+        let ln = |what: &'static str, width: usize| -> Result<LnActs> {
             Ok(LnActs {
-                out: buf(what, rows * width)?,
-                stats: buf(what, 2 * rows)?,
+                out: buf(what, &[batch, pos, width])?,
+                stats: buf(what, &[2, rows])?,
             })
         };
-        let (resid, qkv, scores) = (rows * d, rows * h * dh, batch * h * pos * pos);
+        let (resid, qkv) = (&[batch, pos, d][..], &[batch, pos, h, dh][..]);
+        let (scores, mlp) = (&[batch, h, pos, pos][..], &[batch, pos, m][..]);
         let mut blocks = vec![];
         for _ in 0..layers {
             let mlp = if cfg.attn_only {
@@ -110,14 +118,14 @@ impl Activations {
             } else {
                 Some(MlpActs {
                     ln2: ln("ln2", d)?,
-                    pre: buf("mlp.hook_pre", rows * m)?,
+                    pre: buf("mlp.hook_pre", mlp)?,
                     mid: match cfg.act_fn {
                         Activation::SoluLn => {
-                            Some((buf("mlp.hook_mid", rows * m)?, buf("mlp.ln", 2 * rows)?))
+                            Some((buf("mlp.hook_mid", mlp)?, buf("mlp.ln", &[2, rows])?))
                         }
                         Activation::Gelu | Activation::GeluNew => None,
                     },
-                    post: buf("mlp.hook_post", rows * m)?,
+                    post: buf("mlp.hook_post", mlp)?,
                     out: buf("hook_mlp_out", resid)?,
                     resid_post: buf("hook_resid_post", resid)?,
                 })
@@ -147,7 +155,7 @@ impl Activations {
             blocks,
             ln_final: if all { Some(ln("ln_final", d)?) } else { None },
             logits: if all && logits {
-                Some(buf("logits", rows * cfg.d_vocab as usize)?)
+                Some(buf("logits", &[batch, pos, cfg.d_vocab as usize])?)
             } else {
                 None
             },
@@ -163,7 +171,7 @@ impl Activations {
     }
 
     /// Every buffer, for clearing and for giving back to the pool.
-    pub fn buffers(&self) -> Vec<&wgpu::Buffer> {
+    pub fn buffers(&self) -> Vec<&TensorBuf> {
         let mut all = vec![&self.embed, &self.pos_embed];
         for b in &self.blocks {
             all.extend([&b.resid_pre, &b.ln1.out, &b.ln1.stats, &b.q, &b.k, &b.v]);
@@ -193,7 +201,7 @@ impl Activations {
     /// [`Activations::buffers`]).
     pub fn recycle(self, gpu: &Gpu) {
         for b in self.buffers() {
-            gpu.recycle(b.clone());
+            gpu.recycle(b.buffer.clone());
         }
     }
 
@@ -201,7 +209,7 @@ impl Activations {
     /// (`unembed.hook_out`) are [`Activations::logits`].
     pub fn hook(&self, name: &str) -> Option<HookBuf<'_>> {
         fn ln<'b>(
-            x: &'b wgpu::Buffer,
+            x: &'b TensorBuf,
             l: &'b LnActs,
             width: usize,
             normalized: bool,

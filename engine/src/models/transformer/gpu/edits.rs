@@ -4,7 +4,7 @@
 
 use super::super::hooks::{CheckedEdit, Edit};
 use crate::error::Result;
-use crate::gpu::{Gpu, Recording};
+use crate::gpu::{Gpu, Recording, Tensor, TensorBuf};
 use crate::kernels::hook_edit::{hook_edit, EditOp};
 
 /// The edits of one pass, with their operands on the device.
@@ -44,24 +44,25 @@ impl<'a> Edits<'a> {
     }
 
     /// Records the edits at `hook` on its value `x`, in order.
-    pub async fn at(&self, rec: &mut Recording<'_>, hook: &str, x: &wgpu::Buffer) -> Result<()> {
+    pub async fn at(&self, rec: &mut Recording<'_>, hook: &str, x: &TensorBuf) -> Result<()> {
         for (e, (a, b)) in self.checked.iter().zip(&self.operands) {
             if e.edit.hook != hook {
                 continue;
             }
+            let s = e.shape;
             let op = match &e.edit.edit {
                 Edit::Zero => EditOp::Zero,
                 Edit::ZeroIndex(i) => EditOp::ZeroIndex(*i),
                 Edit::Steer { scale, .. } => EditOp::Steer {
-                    vector: a.as_ref().expect("uploaded in new").into(),
+                    vector: operand(a, "steering vector", &[s.width])?,
                     scale: *scale,
                 },
                 Edit::Patch { .. } => EditOp::Patch {
-                    source: a.as_ref().expect("uploaded in new").into(),
-                    mask: b.as_ref().expect("uploaded in new").into(),
+                    source: operand(a, "patch source", &[s.rows, s.width])?,
+                    mask: operand(b, "patch positions", &[s.pos])?,
                 },
             };
-            hook_edit(rec, x.into(), e.shape, op).await?;
+            hook_edit(rec, x.t()?, s, op).await?;
         }
         Ok(())
     }
@@ -78,4 +79,14 @@ impl<'a> Edits<'a> {
             .flat_map(|(a, b)| a.into_iter().chain(b))
             .collect()
     }
+}
+
+/// An edit's operand uploaded by [`Edits::new`], as a tensor of `dims`.
+fn operand<'b>(
+    buf: &'b Option<wgpu::Buffer>,
+    name: &'static str,
+    dims: &[usize],
+) -> Result<Tensor<'b>> {
+    let buf = buf.as_ref().expect("uploaded in new");
+    Tensor::of(name, buf.into(), dims)
 }

@@ -19,11 +19,9 @@ use super::hooks::{check_edits, check_stop, hook_shapes, HookEdit};
 use super::params::TransformerParams;
 use super::unembed::{self, unembed_loss, UnembedLoss};
 use crate::error::Result;
-use crate::gpu::{Arena, ArenaLayout, Gpu, Recorder, Recording, View};
+use crate::gpu::{Arena, ArenaLayout, Gpu, Recorder, Recording, Tensor, TensorBuf};
 use crate::kernels::activation::Act;
 use crate::kernels::add::add;
-use crate::kernels::attention::AttnShape;
-use crate::kernels::cross_entropy::CeShape;
 use crate::kernels::embedding::{
     embedding, embedding_backward, token_lists, Embedding, EmbeddingBackward,
 };
@@ -199,23 +197,20 @@ impl GpuTransformer {
         let edits = Edits::new(&gpu, checked)?;
         let tok = gpu.storage_from("tokens", tokens)?;
         let acts = self.acts.as_ref().expect("prepared above");
-        let scratch = record_forward(rec, &self.arena, &cfg, acts, &tok, &edits).await?;
+        let tokens = Tensor::of("tokens", (&tok).into(), &[tokens.len()])?;
+        let scratch = record_forward(rec, &self.arena, &cfg, acts, tokens, &edits).await?;
         // Kept until the caller has submitted the recording that reads them.
         self.kept
             .extend(edits.into_buffers().into_iter().chain([tok]).chain(scratch));
         Ok(())
     }
 
-    /// The device view of hook `name` from the last pass, with its shape, when that pass made
-    /// it and it is a buffer of its own (a LayerNorm's `hook_scale` and `hook_normalized` are
-    /// made from its statistics when read back, and have no view).
-    pub fn hook_view(&self, name: &str) -> Option<(View<'_>, Vec<usize>)> {
-        let acts = self.acts.as_ref()?;
-        let (_, shape) = hook_shapes(&self.params.cfg, acts.batch, acts.pos)
-            .into_iter()
-            .find(|(n, _)| n == name)?;
-        match acts.hook(name)? {
-            HookBuf::Value(b) => Some((b.into(), shape)),
+    /// Hook `name` from the last pass as a device tensor of its TransformerLens shape, when
+    /// that pass made it and it is a buffer of its own (a LayerNorm's `hook_scale` and
+    /// `hook_normalized` are made from its statistics when read back, and have none).
+    pub fn hook_view(&self, name: &str) -> Option<Tensor<'_>> {
+        match self.acts.as_ref()?.hook(name)? {
+            HookBuf::Value(b) => b.t().ok(),
             HookBuf::Ln { .. } => None,
         }
     }
@@ -251,8 +246,7 @@ impl GpuTransformer {
         let cfg = self.params.cfg.clone();
         let pos = check_tokens(&cfg, tokens, batch)?;
         let checked = check_edits(&cfg, edits, batch, pos)?;
-        let (d, v) = (cfg.d_model as usize, cfg.d_vocab as usize);
-        let rows = batch * pos;
+        let v = cfg.d_vocab as usize;
         let gpu = self.gpu.clone();
         let layers = match want {
             Want::Hooks(n) => n,
@@ -262,32 +256,32 @@ impl GpuTransformer {
         let acts = self.acts.as_ref().expect("made above");
         let edits = Edits::new(&gpu, checked)?;
         let tok = gpu.storage_from("tokens", tokens)?;
-        let shape = |layer| block_shape(&cfg, (batch, pos), layer);
+        let tok_t = Tensor::of("tokens", (&tok).into(), &[tokens.len()])?;
+        let shape = |layer| block_shape(&cfg, layer);
         let arena = &self.arena;
         let mut rec = self.recorder.begin();
-        let scratch_resid = record_forward(&mut rec, arena, &cfg, acts, &tok, &edits).await?;
+        let scratch_resid = record_forward(&mut rec, arena, &cfg, acts, tok_t, &edits).await?;
         let grads = match want {
             Want::Grads(ga) => Some(ga),
             _ => None,
         };
         let mut scratch = Scratch::new(&gpu);
         // The gradient at ln_final's output: every chunk of the loss writes its rows.
-        let dxf = match grads {
-            Some(_) => Some(gpu.storage_dirty::<f32>("d ln_final", rows * d)?),
-            None => None,
+        let dxf = match (grads, &acts.ln_final) {
+            (Some(_), Some(lnf)) => Some(TensorBuf::dirty(&gpu, "d ln_final", lnf.out.dims())?),
+            _ => None,
         };
         let loss_buf = match (want, &acts.ln_final) {
             (Want::Loss | Want::Grads(_), Some(lnf)) => {
+                let backward = match (&dxf, grads) {
+                    (Some(b), Some(g)) => Some((b.t()?, g)),
+                    _ => None,
+                };
                 let t = UnembedLoss {
-                    xf: (&lnf.out).into(),
-                    tokens: (&tok).into(),
-                    backward: dxf.as_ref().zip(grads).map(|(b, g)| (b.into(), g)),
-                    shape: CeShape {
-                        rows,
-                        pos,
-                        vocab: v,
-                    },
-                    d_model: d,
+                    xf: lnf.out.t()?,
+                    tokens: tok_t,
+                    backward,
+                    pos,
                     chunk_bytes: self.chunk_bytes,
                 };
                 Some(unembed_loss(&mut rec, arena, &t).await?)
@@ -297,22 +291,11 @@ impl GpuTransformer {
         let mut token_bufs = vec![];
         if let (Some(ga), Some(dxf), Some(lnf)) = (grads, &dxf, &acts.ln_final) {
             let last = acts.blocks.last().expect("a model has a block");
-            let mut dresid = scratch.zeroed(&mut rec, "d resid", rows * d)?;
-            let (x, dr) = (last.resid_post().into(), scratch.view(dresid));
-            let st = (&lnf.stats).into();
+            let mut dresid = scratch.zeroed(&mut rec, "d resid", last.resid_post().dims())?;
             let pa = (arena, ga);
-            ln_backward(
-                &mut rec,
-                ga,
-                arena,
-                "ln_final",
-                x,
-                dxf.into(),
-                st,
-                dr,
-                (rows, d),
-            )
-            .await?;
+            let x = (last.resid_post().t()?, lnf.stats.t()?);
+            let dr = scratch.t(dresid)?;
+            ln_backward(&mut rec, pa, "ln_final", x, dxf.t()?, dr).await?;
             for (l, b) in acts.blocks.iter().enumerate().rev() {
                 dresid = block::backward(&mut rec, pa, shape(l), b, &mut scratch, dresid).await?;
             }
@@ -322,13 +305,13 @@ impl GpuTransformer {
             embedding_backward(
                 &mut rec,
                 &EmbeddingBackward {
-                    offsets: (&bo).into(),
-                    list: (&bl).into(),
-                    g: scratch.view(dresid),
-                    dw_e: ga.view("embed.W_E")?,
-                    dw_pos: ga.view("pos_embed.W_pos")?,
+                    offsets: Tensor::of("token offsets", (&bo).into(), &[offsets.len()])?,
+                    list: Tensor::of("token rows", (&bl).into(), &[list.len()])?,
+                    g: scratch.t(dresid)?,
+                    dw_e: ga.tensor("embed.W_E")?,
+                    dw_pos: ga.tensor("pos_embed.W_pos")?,
+                    pos,
                 },
-                (rows, pos, d, v, cfg.n_ctx as usize),
             )
             .await?;
             token_bufs.extend([bo, bl]);
@@ -341,40 +324,29 @@ impl GpuTransformer {
         let (logits, hooks) = read_hooks(&gpu, &cfg, acts, capture).await?;
         // Scratch goes back to the pool: the next step asks for the same sizes, and creating
         // buffers afresh each step costs allocations a fast GPU notices.
-        let scratch = scratch.keep;
+        let scratch = scratch.keep.into_iter().map(|b| b.buffer);
         let loss_bufs = loss_buf
             .into_iter()
             .flat_map(|(l, keep)| keep.into_iter().chain([l]));
         for b in [tok]
             .into_iter()
             .chain(scratch_resid)
-            .chain(dxf)
+            .chain(dxf.map(|b| b.buffer))
             .chain(token_bufs)
         {
             gpu.recycle(b);
         }
-        scratch
-            .into_iter()
-            .chain(loss_bufs)
-            .for_each(|b| gpu.recycle(b));
+        scratch.chain(loss_bufs).for_each(|b| gpu.recycle(b));
         edits.recycle(&gpu);
         Ok((logits, hooks, loss))
     }
 }
 
-/// A block's shape for a pass of `batch` rows of `pos` tokens, the MLP's activation resolved
-/// once (SoLU's LayerNorm is the block's, after `solu`).
-fn block_shape(cfg: &TransformerConfig, (batch, pos): (usize, usize), layer: usize) -> Shape {
+/// Block `layer`, the MLP's activation resolved once (SoLU's LayerNorm is the block's, after
+/// `solu`).
+fn block_shape(cfg: &TransformerConfig, layer: usize) -> Shape {
     Shape {
         layer,
-        attn: AttnShape {
-            batch,
-            pos,
-            heads: cfg.n_heads as usize,
-            d_head: cfg.d_head as usize,
-        },
-        d_model: cfg.d_model as usize,
-        d_mlp: cfg.d_mlp as usize,
         act: match cfg.act_fn {
             Activation::Gelu => Act::Gelu,
             Activation::GeluNew => Act::GeluNew,
@@ -392,62 +364,58 @@ async fn record_forward(
     arena: &Arena,
     cfg: &TransformerConfig,
     acts: &Activations,
-    tok: &wgpu::Buffer,
+    tokens: Tensor<'_>,
     edits: &Edits<'_>,
 ) -> Result<Option<wgpu::Buffer>> {
     let gpu = rec.gpu().clone();
-    let (d, v) = (cfg.d_model as usize, cfg.d_vocab as usize);
-    let (pos, rows) = (acts.pos, acts.batch * acts.pos);
     // Zeroed at the start of the recording, not by a submit each.
     for b in acts.buffers() {
-        rec.clear(b, 0, None);
+        rec.clear(&b.buffer, 0, None);
     }
     // The embeddings and the residual stream they start.
     let resid0 = acts.blocks.first().map(|b| &b.resid_pre);
     let scratch_resid = match resid0 {
         Some(_) => None,
-        None => Some(gpu.storage_dirty::<f32>("resid", rows * d)?),
+        None => Some(TensorBuf::dirty(&gpu, "resid", acts.embed.dims())?),
     };
     let resid0 = resid0.or(scratch_resid.as_ref()).expect("one of the two");
     let t = Embedding {
-        tokens: tok.into(),
-        w_e: arena.view("embed.W_E")?,
-        w_pos: arena.view("pos_embed.W_pos")?,
-        embed: (&acts.embed).into(),
-        pos_embed: (&acts.pos_embed).into(),
-        resid: resid0.into(),
+        tokens,
+        w_e: arena.tensor("embed.W_E")?,
+        w_pos: arena.tensor("pos_embed.W_pos")?,
+        embed: acts.embed.t()?,
+        pos_embed: acts.pos_embed.t()?,
+        resid: resid0.t()?,
+        pos: acts.pos,
     };
-    embedding(rec, &t, (rows, pos, d, v, cfg.n_ctx as usize)).await?;
+    embedding(rec, &t).await?;
     if edits.any_at("hook_embed") || edits.any_at("hook_pos_embed") {
         edits.at(rec, "hook_embed", &acts.embed).await?;
         edits.at(rec, "hook_pos_embed", &acts.pos_embed).await?;
-        let (e, p) = ((&acts.embed).into(), (&acts.pos_embed).into());
-        add(rec, e, p, resid0.into(), rows * d).await?;
+        add(rec, acts.embed.t()?, acts.pos_embed.t()?, resid0.t()?).await?;
     }
     // The blocks; the previous block's resid_post is the next one's resid_pre
     // (TransformerLens caches, and edits, both).
     for (l, b) in acts.blocks.iter().enumerate() {
         if l > 0 {
             let prev = acts.blocks[l - 1].resid_post();
-            rec.copy(prev, 0, &b.resid_pre, 0, (rows * d * 4) as u64);
+            let bytes = b.resid_pre.len() as u64 * 4;
+            rec.copy(&prev.buffer, 0, &b.resid_pre.buffer, 0, bytes);
         }
         let pre = format!("blocks.{l}.hook_resid_pre");
         edits.at(rec, &pre, &b.resid_pre).await?;
-        let shape = block_shape(cfg, (acts.batch, pos), l);
-        block::forward(rec, arena, shape, b, edits).await?;
+        block::forward(rec, arena, block_shape(cfg, l), b, edits).await?;
     }
     // The final LayerNorm and the unembedding.
     if let (Some(lnf), Some(last)) = (&acts.ln_final, acts.blocks.last()) {
-        let x = last.resid_post().into();
-        ln_forward(rec, arena, "ln_final", x, lnf, (rows, d)).await?;
+        ln_forward(rec, arena, "ln_final", last.resid_post().t()?, lnf.pair()).await?;
         edits.at(rec, "unembed.hook_in", &lnf.out).await?;
         if let Some(logits) = &acts.logits {
             let u = ("unembed.W_U", "unembed.b_U");
-            let (x, y) = ((&lnf.out).into(), logits.into());
-            linear(rec, arena, u, x, y, (rows, d, v)).await?;
+            linear(rec, arena, u, lnf.out.t()?, logits.t()?).await?;
         }
     }
-    Ok(scratch_resid)
+    Ok(scratch_resid.map(|b| b.buffer))
 }
 
 /// The logits (empty unless the pass kept them) and the hooks `capture` accepts, read back in
@@ -462,7 +430,7 @@ async fn read_hooks(
     let (batch, pos) = (acts.batch, acts.pos);
     let rows = batch * pos;
     let logits = match &acts.logits {
-        Some(b) => gpu.read(b, rows * cfg.d_vocab as usize).await?,
+        Some(b) => gpu.read(&b.buffer, rows * cfg.d_vocab as usize).await?,
         None => vec![],
     };
     let mut hooks = Hooks::default();
@@ -480,7 +448,7 @@ async fn read_hooks(
             None => {}
             Some(HookBuf::Value(b)) => {
                 let n: usize = shape.iter().product();
-                let values: Vec<f32> = gpu.read(b, n).await?;
+                let values: Vec<f32> = gpu.read(&b.buffer, n).await?;
                 hooks.put(capture, name, shape, &values);
             }
             Some(HookBuf::Ln {
@@ -489,9 +457,9 @@ async fn read_hooks(
                 width,
                 normalized: n,
             }) => {
-                let st: Vec<f32> = gpu.read(stats, 2 * rows).await?;
+                let st: Vec<f32> = gpu.read(&stats.buffer, 2 * rows).await?;
                 if n {
-                    let xv: Vec<f32> = gpu.read(x, rows * width).await?;
+                    let xv: Vec<f32> = gpu.read(&x.buffer, rows * width).await?;
                     hooks.put(capture, name, shape, &normalized(&xv, &st, width));
                 } else {
                     hooks.put(capture, name, shape, &st[..rows]);
