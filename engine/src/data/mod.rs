@@ -17,7 +17,6 @@ pub use superposition::SuperpositionSource;
 
 use crate::error::Result;
 use crate::gpu::{Recording, View};
-use crate::metrics::CeLossRecovered;
 pub use config::SourceConfig;
 use std::future::Future;
 use std::pin::Pin;
@@ -55,16 +54,6 @@ pub trait ActivationSource {
 
     /// The settings that generated the data, as written next to the results.
     fn describe(&self) -> serde_json::Value;
-
-    /// Sources inside a language model run it with the SAE spliced in (`reconstruct` maps a
-    /// batch of activations to their reconstructions) and report the loss recovered. Sources
-    /// without a downstream model return `None`.
-    fn ce_loss_recovered(
-        &mut self,
-        _reconstruct: &mut dyn FnMut(&[f32]) -> Vec<f32>,
-    ) -> Option<CeLossRecovered> {
-        None
-    }
 }
 
 /// Builds the source a config asks for.

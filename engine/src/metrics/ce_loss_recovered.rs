@@ -1,5 +1,14 @@
 //! CE loss recovered, as SAELens defines it: the share of a language model's loss that an SAE
-//! spliced in at a hook keeps.
+//! spliced in at a hook keeps. Measured on the GPU with three loss passes over the model's own
+//! arena (clean, the hook zeroed, the hook replaced by the SAE's reconstruction recorded in the
+//! pass), nothing but the three losses read back; and on the CPU reference the same way.
+
+use crate::error::Result;
+use crate::kernels::cross_entropy::cross_entropy_ref;
+use crate::models::transformer::gpu::GpuTransformer;
+use crate::models::transformer::hooks::HookMap;
+use crate::models::transformer::{forward_with, Edit, HookEdit, TransformerParams};
+use std::rc::Rc;
 
 /// Cross-entropy loss recovered: how much of a language model's loss the SAE's reconstruction
 /// keeps, `(CE_zero_ablated − CE_reconstructed) / (CE_zero_ablated − CE_clean)`.
@@ -13,7 +22,53 @@ pub struct CeLossRecovered {
     pub zero_ablated: f32,
 }
 
+/// The two edits at `hook`: zero ablation, and `map` spliced in.
+fn edits(hook: &str, map: Rc<dyn HookMap>) -> [[HookEdit; 1]; 2] {
+    [
+        [HookEdit::new(hook, Edit::Zero)],
+        [HookEdit::new(hook, Edit::Map(map))],
+    ]
+}
+
 impl CeLossRecovered {
+    /// Measured on the GPU: `model`'s mean next-token loss on `tokens` (rows of `batch`)
+    /// clean, with `hook` zero-ablated, and with `map` (an SAE) spliced in at `hook`.
+    pub async fn on_gpu(
+        model: &mut GpuTransformer,
+        tokens: &[u32],
+        batch: usize,
+        hook: &str,
+        map: Rc<dyn HookMap>,
+    ) -> Result<Self> {
+        let [zero, spliced] = edits(hook, map);
+        Ok(Self {
+            clean: model.loss(tokens, batch).await?,
+            reconstructed: model.loss_with(tokens, batch, &spliced).await?,
+            zero_ablated: model.loss_with(tokens, batch, &zero).await?,
+        })
+    }
+
+    /// [`CeLossRecovered::on_gpu`] on the CPU reference.
+    pub fn on_cpu(
+        params: &TransformerParams,
+        tokens: &[u32],
+        batch: usize,
+        hook: &str,
+        map: Rc<dyn HookMap>,
+    ) -> Result<Self> {
+        let [zero, spliced] = edits(hook, map);
+        let loss = |edits: &[HookEdit]| -> Result<f32> {
+            let (logits, _) = forward_with(params, tokens, batch, &|_| false, edits)?;
+            let pos = tokens.len() / batch;
+            Ok(cross_entropy_ref(&logits, tokens, pos, params.cfg.d_vocab as usize).0)
+        };
+        Ok(Self {
+            clean: loss(&[])?,
+            reconstructed: loss(&spliced)?,
+            zero_ablated: loss(&zero)?,
+        })
+    }
+
     /// The recovered fraction (1 is perfect, 0 is no better than zeros).
     pub fn fraction(&self) -> f32 {
         (self.zero_ablated - self.reconstructed) / (self.zero_ablated - self.clean)

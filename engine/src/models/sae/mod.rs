@@ -9,6 +9,7 @@ pub mod fields;
 pub mod gpu;
 pub mod kernels;
 pub mod params;
+pub mod splice;
 pub mod train;
 pub mod trainer;
 pub use trainer::SaeLab;

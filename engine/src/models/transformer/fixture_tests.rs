@@ -540,3 +540,111 @@ crate::gpu_test!(
     gpu_hooks_stay_on_the_device_for_a_consumer,
     gpu_hooks_stay_on_the_device
 );
+
+/// An SAE spliced in at a hook (the `HookMap` edit behind CE loss recovered): an SAE that
+/// reconstructs exactly (`W_enc = W_dec = [I; −I]`, no biases: ReLU of `x` and of `−x` add back
+/// to `x`) leaves the logits as they were and recovers all of the loss; a lossy one (Gated, at
+/// another input scale) changes them, and the GPU pass with the SAE recorded into it agrees
+/// with the CPU reference's logits and CE loss recovered.
+async fn sae_splices_match_the_cpu(gpu: &crate::gpu::Gpu) {
+    use crate::metrics::CeLossRecovered;
+    use crate::models::sae::config::Architecture;
+    use crate::models::sae::params::SaeParams;
+    use crate::models::sae::splice::SaeSplice;
+    use std::rc::Rc;
+    let f = &FIXTURES[1];
+    let (params, rows) = load(f);
+    let (tokens, batch) = (rows.concat(), rows.len());
+    let d = params.cfg.d_model as usize;
+    let hook = "blocks.1.hook_resid_pre";
+    let mut model = super::gpu::GpuTransformer::new(gpu, &params).unwrap();
+    let (clean, _) = forward(&params, &tokens, batch, &|_| false).unwrap();
+    let exact = |arch: Architecture| {
+        let mut p = SaeParams::zeros(d, 2 * d, &arch);
+        for i in 0..d {
+            for (j, sign) in [(i, 1.0), (d + i, -1.0)] {
+                p.w_enc[j * d + i] = sign;
+                p.w_dec[j * d + i] = sign;
+            }
+        }
+        p.input_scale = 1.0;
+        Rc::new(SaeSplice::new(arch, p).unwrap())
+    };
+    let topk = match Architecture::by_name("topk").unwrap() {
+        Architecture::TopK {
+            k_aux,
+            aux_coefficient,
+            dead_tokens,
+            ..
+        } => Architecture::TopK {
+            k: d as u32,
+            k_aux,
+            aux_coefficient,
+            dead_tokens,
+        },
+        _ => unreachable!(),
+    };
+    for arch in [Architecture::by_name("relu_l1").unwrap(), topk] {
+        let map = exact(arch);
+        let edits = [HookEdit::new(hook, Edit::Map(map.clone()))];
+        let (logits, _) = forward_with(&params, &tokens, batch, &|_| false, &edits).unwrap();
+        for (i, (a, b)) in logits.iter().zip(&clean).enumerate() {
+            assert!(
+                close(*a, *b),
+                "exact splice, CPU logit {i}: {a} vs clean {b}"
+            );
+        }
+        let (logits, _) = model
+            .forward_with(&tokens, batch, &|_| false, &edits)
+            .await
+            .unwrap();
+        for (i, (a, b)) in logits.iter().zip(&clean).enumerate() {
+            assert!(
+                close(*a, *b),
+                "exact splice, GPU logit {i}: {a} vs clean {b}"
+            );
+        }
+        let ce = CeLossRecovered::on_gpu(&mut model, &tokens, batch, hook, map)
+            .await
+            .unwrap();
+        assert!(ce.zero_ablated > ce.clean + 1e-3, "{ce:?}");
+        assert!((ce.fraction() - 1.0).abs() < 1e-3, "{ce:?}");
+    }
+    let gated = Architecture::by_name("gated").unwrap();
+    let mut p = SaeParams::random_for_checks(&gated, d, 24, 7);
+    p.input_scale = 0.5;
+    let map: Rc<SaeSplice> = Rc::new(SaeSplice::new(gated, p).unwrap());
+    let edits = [HookEdit::new(hook, Edit::Map(map.clone()))];
+    let (want, _) = forward_with(&params, &tokens, batch, &|_| false, &edits).unwrap();
+    assert!(want.iter().zip(&clean).any(|(a, b)| (a - b).abs() > 1e-2));
+    let (got, _) = model
+        .forward_with(&tokens, batch, &|_| false, &edits)
+        .await
+        .unwrap();
+    for (i, (g, w)) in got.iter().zip(&want).enumerate() {
+        assert!(close(*g, *w), "Gated splice, logit {i}: GPU {g} vs CPU {w}");
+    }
+    let on_cpu = CeLossRecovered::on_cpu(&params, &tokens, batch, hook, map.clone()).unwrap();
+    let on_gpu = CeLossRecovered::on_gpu(&mut model, &tokens, batch, hook, map.clone())
+        .await
+        .unwrap();
+    for (c, g) in [
+        (on_cpu.clean, on_gpu.clean),
+        (on_cpu.reconstructed, on_gpu.reconstructed),
+        (on_cpu.zero_ablated, on_gpu.zero_ablated),
+    ] {
+        assert!(close(g, c), "{on_gpu:?} vs {on_cpu:?}");
+    }
+    assert!(on_cpu.fraction() < 0.999, "{on_cpu:?}");
+    // A map of another width is refused by name.
+    let narrow = exact(Architecture::by_name("relu_l1").unwrap());
+    let edits = [HookEdit::new("blocks.0.mlp.hook_post", Edit::Map(narrow))];
+    let e = forward_with(&params, &tokens, batch, &|_| false, &edits)
+        .unwrap_err()
+        .to_string();
+    assert!(
+        e.contains("blocks.0.mlp.hook_post") && e.contains("map reads"),
+        "{e}"
+    );
+}
+crate::gpu_test!(gpu_sae_splices_match_the_cpu, sae_splices_match_the_cpu);

@@ -1,13 +1,18 @@
 //! Hook points by TransformerLens name: which a model has and their shapes ([`hook_shapes`]),
 //! the values a pass captured ([`Hooks`]), and the edits that replace a hook's value before the
 //! pass goes on from it ([`HookEdit`]), as TransformerLens's `run_with_hooks` does: zero
-//! ablation, one neuron zeroed, steering, activation patching. The CPU reference applies them
-//! with [`hook_edit_ref`], the GPU pass with the same kernel's WGSL, and both are tested against
-//! fixtures made with `run_with_hooks`.
+//! ablation, one neuron zeroed, steering, activation patching, or any computation of the value
+//! ([`HookMap`]: an SAE's encode→decode spliced in). The CPU reference applies them with
+//! [`hook_edit_ref`] (or the map's own reference), the GPU pass with the same kernel's WGSL (or
+//! what the map records), and the fixed edits are tested against fixtures made with
+//! `run_with_hooks`.
 
 use super::config::{Activation, TransformerConfig};
+use crate::data::LocalFuture;
 use crate::error::{EngineError, Result};
+use crate::gpu::{Recording, Tensor};
 use crate::kernels::hook_edit::{hook_edit_ref, EditRef, EditShape};
+use std::rc::Rc;
 
 /// Captured activations by hook name, in the order the forward pass reaches them.
 #[derive(Debug, Clone, Default)]
@@ -108,8 +113,30 @@ pub fn hook_shapes(cfg: &TransformerConfig, batch: usize, pos: usize) -> Vec<(St
     out
 }
 
+/// A computation that replaces a hook's value position by position (each position's `width`
+/// values; a head's hook flattened over its heads): recorded into the GPU pass, with the same
+/// arithmetic on the CPU reference. An SAE spliced in at a hook is one
+/// ([`crate::models::sae::splice::SaeSplice`]).
+pub trait HookMap: std::fmt::Debug {
+    /// The values of one position it reads and writes; the hook's must be as many.
+    fn width(&self) -> usize;
+
+    /// The CPU reference: `x` (rows of [`HookMap::width`]) replaced in place.
+    fn apply(&self, x: &mut [f32]);
+
+    /// Records, into the pass's recording, `out` = the replacement of `x` (both `[rows,
+    /// width]`, different buffers); the pass then goes on from `out`'s values. Returns the
+    /// scratch buffers it made, which the pass keeps until its recording is submitted.
+    fn record<'a, 'r: 'a>(
+        &'a self,
+        rec: &'a mut Recording<'r>,
+        x: Tensor<'a>,
+        out: Tensor<'a>,
+    ) -> LocalFuture<'a, Result<Vec<wgpu::Buffer>>>;
+}
+
 /// What a replaced hook's value becomes.
-#[derive(Debug, Clone, PartialEq)]
+#[derive(Debug, Clone)]
 pub enum Edit {
     /// Zero ablation: every value 0.
     Zero,
@@ -132,6 +159,34 @@ pub enum Edit {
         /// The positions patched.
         positions: Option<Vec<usize>>,
     },
+    /// The value computed from itself by a [`HookMap`] (an SAE's reconstruction).
+    Map(Rc<dyn HookMap>),
+}
+
+impl PartialEq for Edit {
+    fn eq(&self, other: &Self) -> bool {
+        match (self, other) {
+            (Edit::Zero, Edit::Zero) => true,
+            (Edit::ZeroIndex(a), Edit::ZeroIndex(b)) => a == b,
+            (
+                Edit::Steer { vector, scale },
+                Edit::Steer {
+                    vector: v2,
+                    scale: s2,
+                },
+            ) => vector == v2 && scale == s2,
+            (
+                Edit::Patch { source, positions },
+                Edit::Patch {
+                    source: s2,
+                    positions: p2,
+                },
+            ) => source == s2 && positions == p2,
+            // A map is itself: two maps are equal when they are one.
+            (Edit::Map(a), Edit::Map(b)) => Rc::ptr_eq(a, b),
+            _ => false,
+        }
+    }
 }
 
 /// An edit at a hook: the hook's value is replaced, and the pass goes on from the new value.
@@ -163,9 +218,9 @@ pub(crate) struct CheckedEdit<'a> {
 }
 
 impl CheckedEdit<'_> {
-    /// The edit as the CPU reference applies it.
-    pub fn as_ref(&self) -> EditRef<'_> {
-        match &self.edit.edit {
+    /// The edit as the CPU reference applies it to `x`, the hook's value.
+    pub fn apply(&self, x: &mut [f32]) {
+        let op = match &self.edit.edit {
             Edit::Zero => EditRef::Zero,
             Edit::ZeroIndex(i) => EditRef::ZeroIndex(*i),
             Edit::Steer { vector, scale } => EditRef::Steer {
@@ -176,7 +231,9 @@ impl CheckedEdit<'_> {
                 source,
                 mask: &self.mask,
             },
-        }
+            Edit::Map(m) => return m.apply(x),
+        };
+        hook_edit_ref(x, self.shape, &op);
     }
 }
 
@@ -280,6 +337,15 @@ pub(crate) fn check_edits<'a>(
                         return Err(bad("the steering vector or its scale is not finite".into()));
                     }
                 }
+                Edit::Map(m) => {
+                    if m.width() != width {
+                        return Err(bad(format!(
+                            "the map reads {} values a position, but a position of the hook \
+                             has {width}",
+                            m.width()
+                        )));
+                    }
+                }
                 Edit::Patch { source, positions } => {
                     if source.len() != s.len() {
                         return Err(bad(format!(
@@ -352,7 +418,7 @@ impl<'a> Tap<'a> {
     pub fn edit(&self, name: &str, v: &mut [f32]) -> bool {
         let mut any = false;
         for e in self.edits.iter().filter(|e| e.edit.hook == name) {
-            hook_edit_ref(v, e.shape, &e.as_ref());
+            e.apply(v);
             any = true;
         }
         any

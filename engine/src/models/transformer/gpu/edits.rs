@@ -1,17 +1,21 @@
 //! A GPU pass's hook edits: checked against the model ([`super::super::hooks::check_edits`]),
 //! their operands (steering vectors, patch sources and position flags) uploaded before the
-//! recording that reads them, and recorded where the pass writes each hook.
+//! recording that reads them, and recorded where the pass writes each hook (a map's output
+//! into a scratch tensor, then copied over the hook's value).
 
 use super::super::hooks::{CheckedEdit, Edit};
 use crate::error::Result;
 use crate::gpu::{Gpu, Recording, Tensor, TensorBuf};
-use crate::kernels::hook_edit::{hook_edit, EditOp};
+use crate::kernels::hook_edit::{hook_edit, EditOp, EditShape};
+use std::cell::RefCell;
 
 /// The edits of one pass, with their operands on the device.
 pub(super) struct Edits<'a> {
     checked: Vec<CheckedEdit<'a>>,
     /// Per edit: a steering vector or a patch's source, and a patch's position flags.
     operands: Vec<(Option<wgpu::Buffer>, Option<wgpu::Buffer>)>,
+    /// Maps' outputs, kept until the recording that writes them is submitted.
+    scratch: RefCell<Vec<wgpu::Buffer>>,
 }
 
 impl<'a> Edits<'a> {
@@ -21,7 +25,7 @@ impl<'a> Edits<'a> {
             .iter()
             .map(|e| {
                 Ok(match &e.edit.edit {
-                    Edit::Zero | Edit::ZeroIndex(_) => (None, None),
+                    Edit::Zero | Edit::ZeroIndex(_) | Edit::Map(_) => (None, None),
                     Edit::Steer { vector, .. } => {
                         (Some(gpu.storage_from("steering vector", vector)?), None)
                     }
@@ -35,7 +39,11 @@ impl<'a> Edits<'a> {
                 })
             })
             .collect::<Result<_>>()?;
-        Ok(Self { checked, operands })
+        Ok(Self {
+            checked,
+            operands,
+            scratch: RefCell::new(vec![]),
+        })
     }
 
     /// Whether any edit is at `hook`.
@@ -51,6 +59,17 @@ impl<'a> Edits<'a> {
             }
             let s = e.shape;
             let op = match &e.edit.edit {
+                Edit::Map(map) => {
+                    let out = TensorBuf::dirty(rec.gpu(), "hook map output", x.dims())?;
+                    let (xt, ot) = (x.t()?.reshaped(&dims(s))?, out.t()?.reshaped(&dims(s))?);
+                    let made = map.record(rec, xt, ot).await?;
+                    let bytes = x.len() as u64 * 4;
+                    rec.copy(&out.buffer, 0, &x.buffer, 0, bytes);
+                    let mut keep = self.scratch.borrow_mut();
+                    keep.extend(made);
+                    keep.push(out.buffer);
+                    continue;
+                }
                 Edit::Zero => EditOp::Zero,
                 Edit::ZeroIndex(i) => EditOp::ZeroIndex(*i),
                 Edit::Steer { scale, .. } => EditOp::Steer {
@@ -77,6 +96,7 @@ impl<'a> Edits<'a> {
         self.operands
             .into_iter()
             .flat_map(|(a, b)| a.into_iter().chain(b))
+            .chain(self.scratch.into_inner())
             .collect()
     }
 }
@@ -89,4 +109,9 @@ fn operand<'b>(
 ) -> Result<Tensor<'b>> {
     let buf = buf.as_ref().expect("uploaded in new");
     Tensor::of(name, buf.into(), dims)
+}
+
+/// A hook's value as a map reads it: `[rows, width]`.
+fn dims(s: EditShape) -> [u32; 2] {
+    [s.rows as u32, s.width as u32]
 }

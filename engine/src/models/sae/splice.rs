@@ -1,0 +1,326 @@
+//! An SAE spliced in at a language model's hook (host of `shaders/sae/splice.wgsl`): the hook's
+//! value replaced by the SAE's reconstruction at inference, `x̂ = decode(encode(x · s)) / s` (s
+//! the input scale the SAE was trained at), after which the model's pass goes on from x̂. This
+//! is SAELens's `run_with_hooks` splice behind CE loss recovered, recorded into the model's own
+//! GPU pass ([`HookMap::record`]: the encoder and decoder products, TopK's selection or the
+//! other architectures' activation kernel, nothing read back), with the CPU reference's
+//! [`encode`] and [`decode`] as [`HookMap::apply`]. BatchTopK uses its learned threshold, as at
+//! inference, so a row's reconstruction does not depend on the rest of its batch.
+
+use super::arch::{decode, encode};
+use super::config::Architecture;
+use super::kernels::{
+    decode_dense, decode_sparse, topk_rows, topk_scratch_bytes, DecodeDenseBuffers,
+    DecodeSparseBuffers, EncodeBuffers, TopkBuffers,
+};
+use super::params::SaeParams;
+use crate::data::LocalFuture;
+use crate::error::{EngineError, Result};
+use crate::gpu::{Gpu, Recording, Tensor, TensorBuf, View};
+use crate::kernels::add::scale;
+use crate::kernels::{params, Kernel};
+use crate::models::transformer::hooks::HookMap;
+use std::cell::OnceCell;
+
+const SPLICE_WGSL: &str = include_str!("../../../../shaders/sae/splice.wgsl");
+
+/// An SAE to splice in at a hook of its input width.
+#[derive(Debug)]
+pub struct SaeSplice {
+    arch: Architecture,
+    params: SaeParams,
+    /// The parameters on the device, uploaded at the first pass that records the splice.
+    device: OnceCell<Weights>,
+}
+
+/// The splice's parameters on the device.
+#[derive(Debug)]
+struct Weights {
+    w_enc: wgpu::Buffer,
+    b_enc: wgpu::Buffer,
+    w_dec: wgpu::Buffer,
+    b_dec: wgpu::Buffer,
+    /// The per-latent tensors the activation reads (see `splice.wgsl`); `b_enc` again when it
+    /// reads none.
+    lat: Option<wgpu::Buffer>,
+}
+
+impl SaeSplice {
+    /// The SAE `params` of architecture `arch`; parameters whose sizes disagree with its
+    /// widths, or that are not finite, are refused by name.
+    pub fn new(arch: Architecture, params: SaeParams) -> Result<Self> {
+        let (d, n) = (params.d_in, params.d_sae);
+        let bad = |what: &str, why: String| EngineError::BadModel(format!("SAE {what}: {why}"));
+        let want = [
+            ("w_enc", &params.w_enc, n * d),
+            ("b_enc", &params.b_enc, n),
+            ("w_dec", &params.w_dec, n * d),
+            ("b_dec", &params.b_dec, d),
+        ];
+        for (name, t, len) in want {
+            if t.len() != len {
+                return Err(bad(name, format!("{} values, expected {len}", t.len())));
+            }
+        }
+        let extra: &[(&str, &Vec<f32>)] = match arch {
+            Architecture::Gated { .. } => &[("r_mag", &params.r_mag), ("b_mag", &params.b_mag)],
+            Architecture::JumpRelu { .. } => &[("log_threshold", &params.log_threshold)],
+            _ => &[],
+        };
+        for (name, t) in extra {
+            if t.len() != n {
+                return Err(bad(name, format!("{} values, expected {n}", t.len())));
+            }
+        }
+        for (t, name) in params.tensors().iter().zip(super::params::TRAINED_TENSORS) {
+            if let Some(i) = t.iter().position(|v| !v.is_finite()) {
+                return Err(bad(name, format!("value {i} is {}", t[i])));
+            }
+        }
+        if !(params.input_scale.is_finite() && params.input_scale > 0.0) {
+            return Err(bad(
+                "input_scale",
+                format!("{} is not a positive number", params.input_scale),
+            ));
+        }
+        if let Architecture::TopK { k, .. } = arch {
+            if k == 0 || k as usize > n.min(super::kernels::MAX_K) {
+                return Err(bad("k", format!("{k} is not between 1 and {n}")));
+            }
+        }
+        Ok(Self {
+            arch,
+            params,
+            device: OnceCell::new(),
+        })
+    }
+
+    fn upload(&self, gpu: &Gpu) -> Result<&Weights> {
+        if let Some(w) = self.device.get() {
+            return Ok(w);
+        }
+        let p = &self.params;
+        let up = |name: &str, v: &[f32]| gpu.storage_from(name, v);
+        let lat = match self.arch {
+            Architecture::Gated { .. } => {
+                let parts = [&p.r_mag[..], &p.b_enc, &p.b_mag].concat();
+                Some(up("SAE r_mag, b_gate, b_mag", &parts)?)
+            }
+            Architecture::JumpRelu { .. } => Some(up("SAE log_threshold", &p.log_threshold)?),
+            _ => None,
+        };
+        let w = Weights {
+            w_enc: up("SAE w_enc", &p.w_enc)?,
+            b_enc: up("SAE b_enc", &p.b_enc)?,
+            w_dec: up("SAE w_dec", &p.w_dec)?,
+            b_dec: up("SAE b_dec", &p.b_dec)?,
+            lat,
+        };
+        Ok(self.device.get_or_init(|| w))
+    }
+
+    /// The activation kernel's architecture constant, and BatchTopK's threshold.
+    fn activation(&self) -> (u32, f32) {
+        match self.arch {
+            Architecture::JumpRelu { .. } => (1, 0.0),
+            Architecture::BatchTopK { .. } => (2, self.params.batch_threshold),
+            Architecture::Gated { .. } => (3, 0.0),
+            Architecture::ReluL1 { .. } | Architecture::TopK { .. } => (0, 0.0),
+        }
+    }
+
+    /// Records `out = decode(encode(x))` for `x` `[rows, d_in]` (already at the input scale);
+    /// the scratch buffers it made, to keep until the recording is submitted.
+    async fn record_reconstruction(
+        &self,
+        rec: &mut Recording<'_>,
+        x: View<'_>,
+        out: View<'_>,
+        rows: usize,
+    ) -> Result<Vec<wgpu::Buffer>> {
+        let gpu = rec.gpu().clone();
+        let w = self.upload(&gpu)?;
+        let (d, n) = (self.params.d_in, self.params.d_sae);
+        let pre = gpu.storage_dirty::<f32>("SAE pre-activations", rows * n)?;
+        let enc = EncodeBuffers {
+            x,
+            w_enc: (&w.w_enc).into(),
+            b_enc: (&w.b_enc).into(),
+            b_dec: (&w.b_dec).into(),
+            pre: (&pre).into(),
+        };
+        super::kernels::encode(rec, &enc, rows, d, n).await?;
+        if let Architecture::TopK { k, .. } = self.arch {
+            let k = k as usize;
+            let idx = gpu.storage_dirty::<u32>("SAE latents", rows * k)?;
+            let val = gpu.storage_dirty::<f32>("SAE activations", rows * k)?;
+            let bytes = topk_scratch_bytes(rows, n);
+            let scratch =
+                gpu.storage_dirty::<u32>("SAE TopK scratch", bytes.div_ceil(4) as usize)?;
+            let t = TopkBuffers {
+                pre: &pre,
+                idx: &idx,
+                val: &val,
+                scratch: &scratch,
+                mask: None,
+            };
+            topk_rows(rec, &t, rows, n, k).await?;
+            let dec = DecodeSparseBuffers {
+                idx: (&idx).into(),
+                val: (&val).into(),
+                w_dec: (&w.w_dec).into(),
+                b_dec: (&w.b_dec).into(),
+                x_hat: out,
+                rows: None,
+            };
+            decode_sparse(rec, &dec, rows, k, d, n).await?;
+            return Ok(vec![pre, idx, val, scratch]);
+        }
+        let f = gpu.storage_dirty::<f32>("SAE activations", rows * n)?;
+        let (arch, threshold) = self.activation();
+        let lat = w.lat.as_ref().unwrap_or(&w.b_enc);
+        let consts = format!("const ARCH: u32 = {arch}u;\n");
+        let storage = vec![&pre, lat, &f];
+        let kern = Kernel::new(&gpu, "sae_splice", &consts, SPLICE_WGSL, storage, &[]).await?;
+        let len = (rows * n) as u32;
+        let p = params(&[len, n as u32, threshold.to_bits()]);
+        kern.dispatch(rec, "activate", p, (len as u64).div_ceil(256))
+            .await?;
+        let dec = DecodeDenseBuffers {
+            f: (&f).into(),
+            w_dec: (&w.w_dec).into(),
+            b_dec: (&w.b_dec).into(),
+            x_hat: out,
+        };
+        decode_dense(rec, &dec, rows, d, n).await?;
+        Ok(vec![pre, f])
+    }
+}
+
+impl HookMap for SaeSplice {
+    fn width(&self) -> usize {
+        self.params.d_in
+    }
+
+    fn apply(&self, x: &mut [f32]) {
+        let p = &self.params;
+        let rows = x.len() / p.d_in;
+        let s = p.input_scale;
+        let scaled: Vec<f32> = x.iter().map(|v| v * s).collect();
+        let f = encode(&self.arch, p, &scaled, rows);
+        let x_hat = decode(p, &f, rows);
+        // The GPU's `scale` multiplies by 1/s too.
+        let back = 1.0 / s;
+        for (o, v) in x.iter_mut().zip(x_hat) {
+            *o = v * back;
+        }
+    }
+
+    fn record<'a, 'r: 'a>(
+        &'a self,
+        rec: &'a mut Recording<'r>,
+        x: Tensor<'a>,
+        out: Tensor<'a>,
+    ) -> LocalFuture<'a, Result<Vec<wgpu::Buffer>>> {
+        Box::pin(async move {
+            let (rows, d) = x.matrix();
+            x.expect_matrix(rows, self.params.d_in as u32)?;
+            out.expect(x.dims())?;
+            let rows = rows as usize;
+            let s = self.params.input_scale;
+            if s == 1.0 {
+                return self
+                    .record_reconstruction(rec, x.view, out.view, rows)
+                    .await;
+            }
+            let gpu = rec.gpu().clone();
+            let dims = [rows, d as usize];
+            let xs = TensorBuf::dirty(&gpu, "SAE input", &dims)?;
+            scale(rec, x, xs.t()?, s).await?;
+            let x_hat = TensorBuf::dirty(&gpu, "SAE reconstruction", &dims)?;
+            let (xv, hv) = ((&xs.buffer).into(), (&x_hat.buffer).into());
+            let mut keep = self.record_reconstruction(rec, xv, hv, rows).await?;
+            scale(rec, x_hat.t()?, out, 1.0 / s).await?;
+            keep.extend([xs.buffer, x_hat.buffer]);
+            Ok(keep)
+        })
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::gpu::Recorder;
+    use crate::kernels::test_data::values;
+    use crate::models::sae::config::ARCHITECTURE_NAMES;
+    use crate::testing::assert_close;
+
+    /// An architecture by name, TopK with `k`.
+    pub(crate) fn arch(name: &str, k: u32) -> Architecture {
+        match Architecture::by_name(name).unwrap() {
+            Architecture::TopK {
+                k_aux,
+                aux_coefficient,
+                dead_tokens,
+                ..
+            } => Architecture::TopK {
+                k,
+                k_aux,
+                aux_coefficient,
+                dead_tokens,
+            },
+            a => a,
+        }
+    }
+
+    /// The splice recorded on the GPU reconstructs as the CPU reference does, for every
+    /// architecture, at scale 1 and at another input scale, on widths that fill no workgroup.
+    /// Sums in other orders: 1e-5 absolute plus 1e-4 relative.
+    async fn gpu_matches_cpu(gpu: &Gpu) {
+        let (rows, d, n) = (7, 13, 37);
+        let x: Vec<f32> = values(11, rows * d).iter().map(|v| 2.0 * v).collect();
+        for (i, name) in ARCHITECTURE_NAMES.iter().enumerate() {
+            for s in [1.0, 2.5] {
+                let a = arch(name, 5);
+                let mut p = SaeParams::random_for_checks(&a, d, n, i as u32);
+                p.batch_threshold = 0.3;
+                p.input_scale = s;
+                let splice = SaeSplice::new(a, p).unwrap();
+                let mut want = x.clone();
+                splice.apply(&mut want);
+                assert_ne!(want, x, "{name}: the splice changes nothing");
+                let bx = gpu.storage_from("x", &x).unwrap();
+                let out = gpu.storage_zeroed::<f32>("out", rows * d).unwrap();
+                let mut recorder = Recorder::new(gpu);
+                let mut rec = recorder.begin();
+                let xt = Tensor::of("x", (&bx).into(), &[rows, d]).unwrap();
+                let ot = Tensor::of("out", (&out).into(), &[rows, d]).unwrap();
+                let keep = splice.record(&mut rec, xt, ot).await.unwrap();
+                rec.submit();
+                let got = gpu.read::<f32>(&out, rows * d).await.unwrap();
+                assert_close(&format!("{name} at scale {s}"), &got, &want, 1e-5, 1e-4);
+                drop(keep);
+            }
+        }
+    }
+    crate::gpu_test!(gpu_sae_splice_matches_the_cpu_reference, gpu_matches_cpu);
+
+    #[test]
+    fn parameters_that_do_not_fit_are_refused_by_name() {
+        let a = arch("topk", 5);
+        let mut p = SaeParams::random_for_checks(&a, 4, 8, 1);
+        p.w_dec.pop();
+        let e = SaeSplice::new(a.clone(), p).unwrap_err().to_string();
+        assert!(e.contains("w_dec") && e.contains("31 values"), "{e}");
+        let mut p = SaeParams::random_for_checks(&a, 4, 8, 1);
+        p.b_enc[3] = f32::NAN;
+        let e = SaeSplice::new(a.clone(), p).unwrap_err().to_string();
+        assert!(e.contains("b_enc") && e.contains("NaN"), "{e}");
+        let p = SaeParams::random_for_checks(&a, 4, 8, 1);
+        let e = SaeSplice::new(arch("topk", 9), p).unwrap_err().to_string();
+        assert!(e.contains('k') && e.contains("between 1 and 8"), "{e}");
+        let mut p = SaeParams::random_for_checks(&a, 4, 8, 1);
+        p.input_scale = 0.0;
+        assert!(SaeSplice::new(a, p).is_err());
+    }
+}
