@@ -8,10 +8,13 @@ mod charts;
 mod controls;
 mod files;
 pub mod form;
+mod inspect;
+mod sources;
+mod summary;
 mod view;
 
 use crate::components::chart_panel::ChartPanel;
-use crate::components::controls::{EngineSelect, TextForm};
+use crate::components::controls::TextForm;
 use crate::components::link_sync::sync_link;
 use crate::components::progress::{BackendLine, ErrorLine, RunPanel};
 use crate::download;
@@ -20,36 +23,14 @@ use crate::url;
 use controls::LmControls;
 use files::Given;
 use form::LmForm;
+use inspect::{InspectPanel, SampleSettings, SamplesPanel};
 use leptos::prelude::*;
-use mechlab_app::protocol::{Job, SampleRequest, ToWorker, UserFile, DEFAULT_PROMPT};
-use mechlab_engine::experiment::link::LinkConfig;
+use mechlab_app::protocol::{Job, ToWorker, UserFile};
 use mechlab_engine::experiment::lm_link::LmExperiment;
-use mechlab_engine::models::transformer::lm::{LmConfig, LmPreset, SampleOptions};
+use mechlab_engine::models::transformer::lm::LmPreset;
 use mechlab_engine::train::engine::EngineChoice;
+use sources::SourcesPanel;
 use view::{LmRun, Replies};
-
-/// The sample settings the controls describe; the error names the bad one.
-fn sample_request(prompt: &str, temperature: &str, top_k: &str) -> Result<SampleRequest, String> {
-    let temperature: f32 = temperature
-        .trim()
-        .parse()
-        .ok()
-        .filter(|t: &f32| t.is_finite() && *t >= 0.0)
-        .ok_or_else(|| format!("temperature = {temperature}: must be a number, 0 or above"))?;
-    let top_k: u32 = top_k
-        .trim()
-        .parse()
-        .map_err(|_| format!("top-k = {top_k}: must be a whole number, 0 for all"))?;
-    Ok(SampleRequest {
-        prompt: prompt.to_string(),
-        options: SampleOptions {
-            tokens: 200,
-            temperature,
-            top_k,
-            seed: 0,
-        },
-    })
-}
 
 /// The run a checkpoint's models continue, as the controls show it.
 fn experiment_of(
@@ -113,13 +94,8 @@ pub fn LmPage(
     let corpus = RwSignal::new(None::<(UserFile, usize)>);
     let file_error = RwSignal::new(None::<String>);
     let engine = RwSignal::new(EngineChoice::Auto);
-    let prompt = RwSignal::new(DEFAULT_PROMPT.to_string());
-    let temperature = RwSignal::new("0.8".to_string());
-    let top_k = RwSignal::new("20".to_string());
-    let sample =
-        Memo::new(move |_| sample_request(&prompt.get(), &temperature.get(), &top_k.get()));
-    let layer = RwSignal::new(0usize);
-    let head = RwSignal::new(0usize);
+    let settings = SampleSettings::new();
+    let sample = settings.request;
 
     let job_of = move |e: &LmExperiment, checkpoint: Option<UserFile>, paused: bool| Job {
         corpus: corpus.get_untracked().map(|(f, _)| f),
@@ -176,7 +152,7 @@ pub fn LmPage(
         });
     };
 
-    let save = move |_| runner.request(ToWorker::Save);
+    let save = Callback::new(move |()| runner.request(ToWorker::Save));
     // A saved archive downloads once, as it arrives.
     Effect::new(move |_| {
         let saved = replies.with(|r| r.checkpoint.is_some());
@@ -216,90 +192,16 @@ pub fn LmPage(
     let export = move || {
         run.with_untracked(|r| {
             let Some(r) = r else { return };
-            let models: Vec<serde_json::Value> = r
-                .names()
-                .iter()
-                .zip(&r.models)
-                .zip(&r.runs)
-                .map(|((name, m), cfg)| {
-                    serde_json::json!({
-                        "act_fn": name,
-                        "config": cfg,
-                        "link": cfg.to_link(),
-                        "train": {"steps": m.train.steps, "loss": m.train.points},
-                        "validation": {"steps": m.validation.steps, "loss": m.validation.points},
-                        "sample": m.sample,
-                    })
-                })
-                .collect();
-            let summary = serde_json::json!({
-                "link": parsed.get_untracked().ok().map(|e| e.encode()),
-                "adapter": r.adapter,
-                "data": r.data,
-                "step": r.step,
-                "models": models,
-            });
+            let summary = r.export(parsed.get_untracked().ok().map(|e| e.encode()));
             if let Some(text) = download::json_text(&summary) {
                 download::text("mechlab-lm-run.json", "application/json", &text);
             }
         })
     };
-    let has_run = move || run.with(Option::is_some) || runner.status.get() == Status::Paused;
-    let summary = move || {
-        run.with(|r| {
-            let r = r.as_ref()?;
-            let mut parts: Vec<String> = r
-                .names()
-                .iter()
-                .zip(&r.models)
-                .map(|(n, m)| {
-                    let loss = m
-                        .train
-                        .points
-                        .last()
-                        .map_or(String::new(), |l| format!(" loss {l:.3}"));
-                    let val = m
-                        .validation
-                        .points
-                        .last()
-                        .map_or(String::new(), |v| format!(", validation {v:.3}"));
-                    format!("{n}:{loss}{val}")
-                })
-                .collect();
-            parts.push(format!(
-                "{:.0} tokens/s, {:.2} GFLOP/s on {}",
-                r.tokens_per_sec,
-                r.flops_per_sec / 1e9,
-                r.adapter
-            ));
-            Some(parts.join(" · "))
-        })
-    };
-    let compare = move || {
-        run.with(|r| {
-            let r = r.as_ref()?;
-            let names = r.names();
-            let vals = r.last_validation();
-            match (names.as_slice(), vals.as_slice()) {
-                ([a, b], [Some(x), Some(y)]) => Some(format!(
-                    "Held-out loss at step {}: {a} {x:.4} · {b} {y:.4} · {a} − {b} = {:+.4} nats per token",
-                    r.step,
-                    x - y
-                )),
-                _ => None,
-            }
-        })
-    };
-    let names = move || run.with(|r| r.as_ref().map(LmRun::names).unwrap_or_default());
-    let shape = move || {
-        run.with(|r| {
-            r.as_ref()
-                .and_then(|r| r.runs.first())
-                .map_or((1, 1), |c: &LmConfig| {
-                    (c.model.n_layers as usize, c.model.n_heads as usize)
-                })
-        })
-    };
+    let has_run =
+        Signal::derive(move || run.with(Option::is_some) || runner.status.get() == Status::Paused);
+    let summary = move || run.with(|r| r.as_ref().map(LmRun::summary));
+    let compare = move || run.with(|r| r.as_ref().and_then(LmRun::comparison));
     let on_drop = move |ev: web_sys::DragEvent| {
         ev.prevent_default();
         give(ev.data_transfer().and_then(|d| d.files()));
@@ -324,57 +226,13 @@ pub fn LmPage(
                     has_result=Signal::derive(move || run.with(Option::is_some))
                     export=Callback::new(move |()| export())
                 />
-                <fieldset class="controls">
-                    <legend>"Text, engine and checkpoints"</legend>
-                    <label class="field">
-                        <span class="name">"Text"</span>
-                        <span id="lm-corpus">
-                            {move || match corpus.get() {
-                                None => "Shakespeare: 42 works; Hamlet, The Tempest and the sonnets held out".to_string(),
-                                Some((f, chars)) => format!("{}: {chars} characters; its last tenth held out", f.name),
-                            }}
-                        </span>
-                        <input
-                            id="lm-corpus-file"
-                            type="file"
-                            accept=".txt,text/plain"
-                            on:change=move |ev| give(files::of_input(&ev))
-                        />
-                        <button
-                            id="lm-corpus-default"
-                            class="small"
-                            hidden=move || corpus.with(Option::is_none)
-                            on:click=move |_| corpus.set(None)
-                        >
-                            "Back to Shakespeare"
-                        </button>
-                        <small class="hint">"a UTF-8 .txt of your own, or drop it on the page"</small>
-                    </label>
-                    <EngineSelect id="lm-engine" engine=engine hint="auto: WebGPU on a hardware adapter; the CPU reference where it is faster (software adapters, no WebGPU) and the run fits" />
-                    <label class="field">
-                        <span class="name">"Open a checkpoint"</span>
-                        <input
-                            id="lm-checkpoint-file"
-                            type="file"
-                            multiple=true
-                            accept=".zip,.json,.safetensors"
-                            on:change=move |ev| give(files::of_input(&ev))
-                        />
-                        <small class="hint">
-                            "a .zip saved here, or a TransformerLens folder's config.json, model.safetensors and tokenizer.json; or drop them on the page"
-                        </small>
-                    </label>
-                    <div class="buttons">
-                        <button
-                            id="lm-save"
-                            disabled=move || !has_run()
-                            title="model.safetensors, config.json (HookedTransformerConfig), tokenizer.json and the optimiser state, per model, in one .zip"
-                            on:click=save
-                        >
-                            "Save checkpoint"
-                        </button>
-                    </div>
-                </fieldset>
+                <SourcesPanel
+                    corpus=corpus
+                    engine=engine
+                    give=Callback::new(give)
+                    has_run=has_run
+                    save=save
+                />
                 <LmControls form=form parsed=parsed />
             </aside>
             <section class="charts">
@@ -399,153 +257,15 @@ pub fn LmPage(
                     export=move || run.with_untracked(|r| charts::export_loss(r.as_ref()))
                     resized=resized
                 />
-                <section class="panel" id="lm-samples">
-                    <h2>"Samples"</h2>
-                    <p class="caption">"A continuation of the prompt every few seconds of training (temperature and top-k below)."</p>
-                    {move || {
-                        run.with(|r| {
-                            r.as_ref()
-                                .map(|r| {
-                                    r.names()
-                                        .into_iter()
-                                        .zip(&r.models)
-                                        .enumerate()
-                                        .map(|(i, (n, m))| {
-                                            let text = m.sample.clone().unwrap_or_default();
-                                            view! {
-                                                <h3>{n}</h3>
-                                                <pre class="sample" id=format!("lm-sample-{i}")>
-                                                    <span class="prompt">{prompt.get_untracked()}</span>
-                                                    {text}
-                                                </pre>
-                                            }
-                                        })
-                                        .collect_view()
-                                })
-                        })
-                    }}
-                </section>
-                <section class="panel" id="lm-inspect-panel">
-                    <h2>"Look inside"</h2>
-                    <label class="field">
-                        <span class="name">"Prompt"</span>
-                        <textarea
-                            id="lm-prompt"
-                            rows="3"
-                            spellcheck="false"
-                            prop:value=move || prompt.get()
-                            on:input=move |ev| prompt.set(event_target_value(&ev))
-                        ></textarea>
-                    </label>
-                    <div class="row">
-                        <label class="field">
-                            <span class="name">"Temperature"</span>
-                            <input
-                                id="lm-temperature"
-                                type="text"
-                                prop:value=move || temperature.get()
-                                on:input=move |ev| temperature.set(event_target_value(&ev))
-                            />
-                        </label>
-                        <label class="field">
-                            <span class="name">"Top-k"</span>
-                            <input
-                                id="lm-top-k"
-                                type="text"
-                                prop:value=move || top_k.get()
-                                on:input=move |ev| top_k.set(event_target_value(&ev))
-                            />
-                        </label>
-                        <button
-                            id="lm-inspect"
-                            class="primary"
-                            disabled=move || !has_run() || sample.with(Result::is_err)
-                            on:click=move |_| inspect()
-                        >
-                            "Look inside"
-                        </button>
-                    </div>
-                    <p class="error-inline" id="lm-sample-error" hidden=move || sample.with(Result::is_ok)>
-                        {move || sample.with(|s| s.as_ref().err().cloned().unwrap_or_default())}
-                    </p>
-                    <p
-                        class="error-inline"
-                        id="lm-inspect-error"
-                        hidden=move || !replies.with(|r| matches!(r.inspection, Some(Err(_))))
-                    >
-                        {move || replies.with(|r| match &r.inspection {
-                            Some(Err(e)) => e.clone(),
-                            _ => String::new(),
-                        })}
-                    </p>
-                    <div class="row">
-                        <label class="field">
-                            <span class="name">"Layer"</span>
-                            <select id="lm-layer" on:change=move |ev| layer.set(event_target_value(&ev).parse().unwrap_or(0))>
-                                {move || (0..shape().0).map(|l| view! { <option value=l.to_string() prop:selected=move || layer.get() == l>{l}</option> }).collect_view()}
-                            </select>
-                        </label>
-                        <label class="field">
-                            <span class="name">"Head"</span>
-                            <select id="lm-head" on:change=move |ev| head.set(event_target_value(&ev).parse().unwrap_or(0))>
-                                {move || (0..shape().1).map(|h| view! { <option value=h.to_string() prop:selected=move || head.get() == h>{h}</option> }).collect_view()}
-                            </select>
-                        </label>
-                    </div>
-                    <ChartPanel
-                        spec=charts::ATTENTION
-                        shown=Signal::derive(|| true)
-                        has_data=Signal::derive(move || replies.with(|r| matches!(r.inspection, Some(Ok(_)))))
-                        track=move || {
-                            replies.track();
-                            layer.track();
-                            head.track();
-                        }
-                        draw=move |el: &web_sys::HtmlCanvasElement| {
-                            let n = names();
-                            replies.with_untracked(|r| charts::draw_attention(el, &n, r, layer.get_untracked(), head.get_untracked()))
-                        }
-                        export=move || {
-                            let n = names();
-                            replies.with_untracked(|r| charts::export_attention(&n, r))
-                        }
-                        resized=resized
-                    />
-                    <div class="next-tokens">
-                        {move || {
-                            let n = names();
-                            replies.with(|r| match &r.inspection {
-                                Some(Ok(views)) => views
-                                    .iter()
-                                    .enumerate()
-                                    .map(|(i, v)| {
-                                        let name = n.get(i).copied().unwrap_or("model");
-                                        view! {
-                                            <div class="next">
-                                                <h3>{format!("{name}: next token")}</h3>
-                                                <ol id=format!("lm-next-{i}")>
-                                                    {v.inspection.next.iter().map(|(t, p)| {
-                                                        let width = format!("width: {:.1}%", 100.0 * p);
-                                                        view! {
-                                                            <li>
-                                                                <code class="token">{charts::token_label(t)}</code>
-                                                                <span class="bar" style=width></span>
-                                                                <span class="p">{format!("{:.1}%", 100.0 * p)}</span>
-                                                            </li>
-                                                        }
-                                                    }).collect_view()}
-                                                </ol>
-                                                <pre class="sample" id=format!("lm-continuation-{i}")>{v.sample.clone()}</pre>
-                                            </div>
-                                        }
-                                    })
-                                    .collect_view()
-                                    .into_any(),
-                                _ => ().into_any(),
-                            })
-                        }}
-                    </div>
-                </section>
+                <SamplesPanel run=run prompt=settings.prompt />
+                <InspectPanel
+                    run=run
+                    replies=replies
+                    settings=settings
+                    has_run=has_run
+                    inspect=Callback::new(move |()| inspect())
+                    resized=resized
+                />
             </section>
         </main>
         <footer>
