@@ -95,6 +95,22 @@ pub fn SamplesPanel(run: RwSignal<Option<LmRun>>, prompt: RwSignal<String>) -> i
     }
 }
 
+/// A sample setting typed as text (checked by [`SampleSettings::request`]).
+#[component]
+fn Setting(id: &'static str, name: &'static str, value: RwSignal<String>) -> impl IntoView {
+    view! {
+        <label class="field">
+            <span class="name">{name}</span>
+            <input
+                id=id
+                type="text"
+                prop:value=move || value.get()
+                on:input=move |ev| value.set(event_target_value(&ev))
+            />
+        </label>
+    }
+}
+
 /// The look-inside panel: the settings, the Look inside button, and what came back.
 #[component]
 pub fn InspectPanel(
@@ -140,24 +156,8 @@ pub fn InspectPanel(
                 ></textarea>
             </label>
             <div class="row">
-                <label class="field">
-                    <span class="name">"Temperature"</span>
-                    <input
-                        id="lm-temperature"
-                        type="text"
-                        prop:value=move || temperature.get()
-                        on:input=move |ev| temperature.set(event_target_value(&ev))
-                    />
-                </label>
-                <label class="field">
-                    <span class="name">"Top-k"</span>
-                    <input
-                        id="lm-top-k"
-                        type="text"
-                        prop:value=move || top_k.get()
-                        on:input=move |ev| top_k.set(event_target_value(&ev))
-                    />
-                </label>
+                <Setting id="lm-temperature" name="Temperature" value=temperature />
+                <Setting id="lm-top-k" name="Top-k" value=top_k />
                 <button
                     id="lm-inspect"
                     class="primary"
