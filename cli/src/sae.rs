@@ -5,6 +5,7 @@
 use crate::common::{adapter, bar, placement, read_config, ConfigArgs};
 use indicatif::ProgressBar;
 use mechlab_engine::experiment::frontier::{self, FrontierPoint};
+use mechlab_engine::experiment::preset::LabPreset;
 use mechlab_engine::experiment::sae_link::{self as link, Sweep};
 use mechlab_engine::io::saelens;
 use mechlab_engine::models::sae::config::{Architecture, SaeConfig, SaePreset};

@@ -4,6 +4,7 @@
 use crate::common::{adapter, bar, placement, read_config, ConfigArgs};
 use clap::ValueEnum;
 use mechlab_engine::experiment::link::LinkConfig;
+use mechlab_engine::experiment::preset::LabPreset;
 use mechlab_engine::experiment::results::SuperpositionResult;
 use mechlab_engine::experiment::superposition::{Preset, SuperpositionConfig};
 use mechlab_engine::models::toy::gpu::{GpuToyTrainer, ToyPath};

@@ -8,6 +8,7 @@
 //! benchmark that breaks is seen at once.
 
 use crate::tools::{output, root};
+use mechlab_engine::experiment::preset::LabPreset;
 use mechlab_engine::experiment::superposition::{Preset, SuperpositionConfig};
 use mechlab_engine::gpu::Gpu;
 use mechlab_engine::models::toy::cpu::CpuToyTrainer;
@@ -206,7 +207,7 @@ fn superposition() -> Result<(), String> {
     let presets = if smoke() {
         &Preset::ALL[..1]
     } else {
-        &Preset::ALL[..]
+        Preset::ALL
     };
     for &preset in presets {
         let cfg = preset.config();

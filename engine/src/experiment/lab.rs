@@ -72,8 +72,9 @@ impl Experiment {
 mod tests {
     use super::*;
     use crate::experiment::lm_link::LmExperiment;
+    use crate::experiment::preset::LabPreset;
     use crate::experiment::superposition::Preset;
-    use crate::models::sae::config::{SaePreset, SAE_PRESETS};
+    use crate::models::sae::config::SaePreset;
     use crate::models::transformer::lm::LmPreset;
 
     #[test]
@@ -84,7 +85,7 @@ mod tests {
             .map(|p| Experiment::Superposition(p.config()))
             .collect();
         cases.extend(
-            SAE_PRESETS
+            SaePreset::ALL
                 .iter()
                 .map(|p| Experiment::Sae(p.config(), Sweep::Single)),
         );

@@ -403,6 +403,7 @@ pub fn from_fields<C: LinkConfig>(pairs: &[(&str, &str)]) -> Result<C> {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::experiment::preset::LabPreset;
     use crate::experiment::superposition::{Preset, SuperpositionConfig};
 
     // The Superposition lab's links, as the codec written for them alone read them.
@@ -416,7 +417,7 @@ mod tests {
 
     #[test]
     fn every_preset_round_trips() {
-        for p in Preset::ALL {
+        for &p in Preset::ALL {
             let mut c = p.config();
             c.seed = 12345678901;
             c.learning_rate = 0.0123;

@@ -178,6 +178,7 @@ fn vs_activation(text: &str) -> Result<Activation> {
 mod tests {
     use super::*;
     use crate::experiment::link::{decode, from_json, LinkConfig};
+    use crate::experiment::preset::LabPreset;
 
     #[test]
     fn runs_round_trip_through_links_and_json() {
@@ -222,7 +223,7 @@ mod tests {
 
     #[test]
     fn a_pair_round_trips_and_bad_pairs_are_named() {
-        for p in LmPreset::ALL {
+        for &p in LmPreset::ALL {
             let e = LmExperiment::preset(p);
             assert_eq!(e.runs(), p.runs(), "{}", p.name());
             assert_eq!(LmExperiment::decode(&e.encode()).unwrap(), e);

@@ -5,6 +5,7 @@ pub mod frontier;
 pub mod lab;
 pub mod link;
 pub mod lm_link;
+pub mod preset;
 pub mod repair;
 pub mod results;
 pub mod sae_link;

@@ -204,11 +204,12 @@ pub fn pairs(cfg: &SaeConfig) -> Vec<(String, String)> {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::models::sae::config::{ARCHITECTURE_NAMES, SAE_PRESETS};
+    use crate::experiment::preset::LabPreset;
+    use crate::models::sae::config::{SaePreset, ARCHITECTURE_NAMES};
 
     #[test]
     fn every_preset_and_architecture_round_trips() {
-        for p in SAE_PRESETS {
+        for &p in SaePreset::ALL {
             let cfg = p.config();
             assert_eq!(decode(&encode(&cfg)).unwrap().0, cfg, "{}", p.name());
         }

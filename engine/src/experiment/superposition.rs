@@ -1,6 +1,7 @@
 //! The superposition experiment's config: one type shared by the UI, the CLI and the share link,
 //! with the paper's presets and the validation every entry point runs before training.
 
+use super::preset::LabPreset;
 use crate::error::{EngineError, Result};
 use serde::{Deserialize, Serialize};
 
@@ -439,17 +440,15 @@ pub enum Preset {
     PhaseDiagram,
 }
 
-impl Preset {
-    /// Every preset, in the order the UI lists them.
-    pub const ALL: [Preset; 4] = [
+impl LabPreset for Preset {
+    const ALL: &'static [Preset] = &[
         Preset::Intro,
         Preset::SparsitySweep,
         Preset::Dimensionality,
         Preset::PhaseDiagram,
     ];
 
-    /// The preset's name as links and the CLI spell it.
-    pub fn name(self) -> &'static str {
+    fn name(self) -> &'static str {
         match self {
             Preset::Intro => "intro",
             Preset::SparsitySweep => "sparsity-sweep",
@@ -458,8 +457,7 @@ impl Preset {
         }
     }
 
-    /// One line on what the preset should show, for the page and `--help`.
-    pub fn shows(self) -> &'static str {
+    fn shows(self) -> &'static str {
         match self {
             Preset::Intro => {
                 "The paper's first figure: 5 features in 2 dimensions. Dense features (p = 1) \
@@ -483,24 +481,9 @@ impl Preset {
             }
         }
     }
+}
 
-    /// Looks a preset up by name; the error lists the valid names.
-    pub fn from_name(name: &str) -> Result<Self> {
-        Self::ALL
-            .into_iter()
-            .find(|p| p.name() == name)
-            .ok_or_else(|| {
-                EngineError::invalid(
-                    "preset",
-                    name,
-                    format!(
-                        "unknown preset; choose one of {}",
-                        Self::ALL.map(Preset::name).join(", ")
-                    ),
-                )
-            })
-    }
-
+impl Preset {
     /// The preset's config.
     pub fn config(self) -> SuperpositionConfig {
         match self {
@@ -582,7 +565,7 @@ mod tests {
 
     #[test]
     fn presets_validate_and_count_instances() {
-        for p in Preset::ALL {
+        for &p in Preset::ALL {
             p.config().validate().unwrap();
             assert_eq!(Preset::from_name(p.name()).unwrap(), p);
         }

@@ -24,6 +24,8 @@ pub trait Lab {
     type Data;
     /// Its trainer, over the CPU reference and the GPU path.
     type Trainer: Trainer;
+    /// Its presets: named experiments for the page's menu and the CLI's `--preset`.
+    type Preset: crate::experiment::preset::LabPreset;
 
     /// Whether "auto" trains on the CPU reference on a software adapter (lavapipe,
     /// SwiftShader) when the config is small enough: the lab measured it faster there.

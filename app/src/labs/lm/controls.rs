@@ -5,6 +5,7 @@ use super::form::{self, LmForm};
 use crate::components::controls::{form_field, PresetSelect};
 use leptos::prelude::*;
 use mechlab_engine::experiment::lm_link::LmExperiment;
+use mechlab_engine::experiment::preset::LabPreset;
 use mechlab_engine::models::transformer::lm::LmPreset;
 
 /// The parsed controls, or why they do not parse.
@@ -30,7 +31,7 @@ pub fn LmControls(
             <legend>"Experiment"</legend>
             <PresetSelect
                 id="lm-preset"
-                presets=LmPreset::ALL.map(|p| (p.name(), p.shows())).to_vec()
+                presets=LmPreset::menu()
                 current=preset
                 choose=choose
             />

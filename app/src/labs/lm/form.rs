@@ -10,6 +10,7 @@ use crate::components::link_sync::{read_link, FromHash};
 use mechlab_engine::experiment::fields;
 use mechlab_engine::experiment::link;
 use mechlab_engine::experiment::lm_link::LmExperiment;
+use mechlab_engine::experiment::preset::LabPreset;
 use mechlab_engine::models::transformer::config::ACTIVATION_CHOICES;
 use mechlab_engine::models::transformer::fields::LM_FIELDS;
 use mechlab_engine::models::transformer::lm::{LmConfig, LmPreset};
@@ -109,10 +110,7 @@ pub fn preset_name(parsed: Option<&LmExperiment>) -> &'static str {
     let Some(e) = parsed else {
         return "custom";
     };
-    LmPreset::ALL
-        .into_iter()
-        .find(|p| LmExperiment::preset(*p) == *e)
-        .map_or("custom", |p| p.name())
+    LmPreset::name_where(|p| LmExperiment::preset(p) == *e)
 }
 
 /// The experiment in a hash: `solu-vs-gelu` when there is none; a link's bad fields replaced
@@ -153,7 +151,7 @@ mod tests {
 
     #[test]
     fn presets_round_trip_through_the_form_and_every_field_has_a_heading() {
-        for p in LmPreset::ALL {
+        for &p in LmPreset::ALL {
             let e = LmExperiment::preset(p);
             let form = LmForm::new(&e);
             assert_eq!(form.parse().unwrap(), e, "{}", p.name());

@@ -5,8 +5,9 @@
 use super::form::{self, SaeForm, SweepChoice};
 use crate::components::controls::{form_field, PresetSelect};
 use leptos::prelude::*;
+use mechlab_engine::experiment::preset::LabPreset;
 use mechlab_engine::experiment::sae_link::Sweep;
-use mechlab_engine::models::sae::config::{SaeConfig, SaePreset, SAE_PRESETS};
+use mechlab_engine::models::sae::config::{SaeConfig, SaePreset};
 
 /// The parsed controls, or why they do not parse.
 pub type Parsed = Memo<Result<(SaeConfig, Sweep), String>>;
@@ -40,7 +41,7 @@ pub fn SaeControls(
             <legend>"Experiment"</legend>
             <PresetSelect
                 id="sae-preset"
-                presets=SAE_PRESETS.map(|p| (p.name(), p.shows())).to_vec()
+                presets=SaePreset::menu()
                 current=preset
                 choose=choose
             />

@@ -9,9 +9,10 @@
 
 use crate::components::link_sync::{read_link, FromHash};
 use mechlab_engine::experiment::fields;
+use mechlab_engine::experiment::preset::LabPreset;
 use mechlab_engine::experiment::sae_link::{self as link, Sweep};
 use mechlab_engine::experiment::sweep::KeySweep;
-use mechlab_engine::models::sae::config::{SaeConfig, SaePreset, ARCHITECTURE_NAMES, SAE_PRESETS};
+use mechlab_engine::models::sae::config::{SaeConfig, SaePreset, ARCHITECTURE_NAMES};
 use mechlab_engine::models::sae::fields::SAE_FIELDS;
 use mechlab_engine::EngineError;
 
@@ -143,10 +144,7 @@ pub fn preset_name(parsed: Option<&(SaeConfig, Sweep)>) -> &'static str {
     let Some((cfg, sweep)) = parsed else {
         return "custom";
     };
-    SAE_PRESETS
-        .into_iter()
-        .find(|p| p.config() == *cfg && preset_sweep(*p) == *sweep)
-        .map_or("custom", |p| p.name())
+    SaePreset::name_where(|p| p.config() == *cfg && preset_sweep(p) == *sweep)
 }
 
 /// The sweep a preset runs: the frontier preset sweeps every architecture.
@@ -181,10 +179,11 @@ impl TextForm for SaeForm {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use mechlab_engine::experiment::preset::LabPreset;
 
     #[test]
     fn presets_round_trip_through_the_form() {
-        for p in SAE_PRESETS {
+        for &p in SaePreset::ALL {
             let (cfg, sweep) = (p.config(), preset_sweep(p));
             let form = SaeForm::new(&cfg, &sweep);
             assert_eq!(form.parse().unwrap(), (cfg.clone(), sweep.clone()));

@@ -6,6 +6,7 @@ use super::form::{preset_name, Form};
 use crate::components::controls::{error_names_field, text_input, PresetSelect};
 use leptos::prelude::*;
 use mechlab_engine::experiment::fields::Field;
+use mechlab_engine::experiment::preset::LabPreset;
 use mechlab_engine::experiment::superposition::{fields, Preset, SuperpositionConfig};
 
 /// The experiment's controls.
@@ -29,7 +30,7 @@ pub fn Controls(
     view! {
         <fieldset class="controls">
             <legend>"Experiment"</legend>
-            <PresetSelect id="preset" presets=Preset::ALL.map(|p| (p.name(), p.shows())).to_vec() current=preset choose=choose />
+            <PresetSelect id="preset" presets=Preset::menu() current=preset choose=choose />
             {field(fields::N_FEATURES, |f: &Form| f.n_features.clone(), |f: &mut Form, v| f.n_features = v)}
             {field(fields::N_HIDDEN, |f: &Form| f.n_hidden.clone(), |f: &mut Form, v| f.n_hidden = v)}
             <label class="field check">

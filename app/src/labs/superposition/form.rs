@@ -7,6 +7,7 @@ use crate::components::link_sync::{read_link, FromHash};
 use crate::url;
 use mechlab_engine::experiment::fields::Field;
 use mechlab_engine::experiment::link::{self, LinkConfig};
+use mechlab_engine::experiment::preset::LabPreset;
 use mechlab_engine::experiment::superposition::{fields, Preset, SuperpositionConfig};
 use mechlab_engine::EngineError;
 
@@ -92,8 +93,7 @@ impl Form {
 
 /// The preset a config is exactly equal to, or `"custom"`.
 pub fn preset_name(cfg: Option<&SuperpositionConfig>) -> &'static str {
-    cfg.and_then(|c| Preset::ALL.into_iter().find(|p| p.config() == *c))
-        .map_or("custom", Preset::name)
+    Preset::name_where(|p| cfg.is_some_and(|c| p.config() == *c))
 }
 
 /// The config in a hash: the intro preset when there is none; a link's bad fields replaced
@@ -119,7 +119,7 @@ mod tests {
 
     #[test]
     fn presets_round_trip_through_the_form() {
-        for p in Preset::ALL {
+        for &p in Preset::ALL {
             let c = p.config();
             assert_eq!(Form::from_config(&c).parse().unwrap(), c);
             assert_eq!(preset_name(Some(&c)), p.name());

@@ -3,6 +3,7 @@
 
 use super::fields as f;
 use crate::error::{EngineError, Result};
+use crate::experiment::preset::LabPreset;
 use serde::{Deserialize, Serialize};
 
 /// Which sparse autoencoder, with the hyper-parameters only it has.
@@ -256,16 +257,14 @@ pub enum SaePreset {
     SuperpositionHidden,
 }
 
-/// All presets, in menu order.
-pub const SAE_PRESETS: [SaePreset; 3] = [
-    SaePreset::GroundTruth,
-    SaePreset::Frontier,
-    SaePreset::SuperpositionHidden,
-];
+impl LabPreset for SaePreset {
+    const ALL: &'static [SaePreset] = &[
+        SaePreset::GroundTruth,
+        SaePreset::Frontier,
+        SaePreset::SuperpositionHidden,
+    ];
 
-impl SaePreset {
-    /// The preset's name, as the CLI and links spell it.
-    pub fn name(&self) -> &'static str {
+    fn name(self) -> &'static str {
         match self {
             SaePreset::GroundTruth => "ground-truth",
             SaePreset::Frontier => "frontier",
@@ -273,8 +272,7 @@ impl SaePreset {
         }
     }
 
-    /// One line on what the preset should show, for the page and `--help`.
-    pub fn shows(&self) -> &'static str {
+    fn shows(self) -> &'static str {
         match self {
             SaePreset::GroundTruth => {
                 "A TopK SAE on 512 planted features in 64 dimensions: with the truth known, \
@@ -290,23 +288,9 @@ impl SaePreset {
             }
         }
     }
+}
 
-    /// Looks a preset up by name.
-    pub fn from_name(name: &str) -> Result<Self> {
-        SAE_PRESETS
-            .iter()
-            .copied()
-            .find(|p| p.name() == name)
-            .ok_or_else(|| {
-                let names: Vec<_> = SAE_PRESETS.iter().map(|p| p.name()).collect();
-                EngineError::invalid(
-                    "preset",
-                    name,
-                    format!("expected one of {}", names.join(", ")),
-                )
-            })
-    }
-
+impl SaePreset {
     /// The preset's config (for `frontier`, the base config that [`frontier_sweep`] varies).
     pub fn config(&self) -> SaeConfig {
         let ground_truth = SourceConfig::GroundTruth {
@@ -555,7 +539,7 @@ mod tests {
 
     #[test]
     fn presets_validate_and_round_trip_their_names() {
-        for p in SAE_PRESETS {
+        for &p in SaePreset::ALL {
             p.config().validate().unwrap();
             assert_eq!(SaePreset::from_name(p.name()).unwrap(), p);
         }

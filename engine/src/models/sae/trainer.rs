@@ -18,6 +18,7 @@ impl Lab for SaeLab {
     type Config = SaeConfig;
     type Data = ();
     type Trainer = SaeTrainer;
+    type Preset = crate::models::sae::config::SaePreset;
 
     // A software rasterizer runs the GPU kernels on the CPU, about 25 times slower than the
     // CPU reference for the ground-truth preset on lavapipe.

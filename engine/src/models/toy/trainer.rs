@@ -16,6 +16,7 @@ impl Lab for ToyLab {
     type Config = SuperpositionConfig;
     type Data = ();
     type Trainer = ToyTrainer;
+    type Preset = crate::experiment::superposition::Preset;
 
     // The fused kernel keeps each instance in workgroup memory and beats the CPU reference on
     // software adapters too.

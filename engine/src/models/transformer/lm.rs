@@ -11,6 +11,7 @@ use super::params::TransformerParams;
 use crate::data::text::corpus::SHAKESPEARE_VALIDATION;
 use crate::data::text::{Corpus, TextTokenizer, TokenizerKind, Windows};
 use crate::error::{EngineError, Result};
+use crate::experiment::preset::LabPreset;
 use crate::rng::{fold_seed, rng_unit};
 use crate::train::adam::{self, AdamConfig};
 use crate::train::clip;
@@ -175,12 +176,10 @@ pub enum LmPreset {
     Small,
 }
 
-impl LmPreset {
-    /// Every preset.
-    pub const ALL: [LmPreset; 3] = [LmPreset::Tiny, LmPreset::SoluVsGelu, LmPreset::Small];
+impl LabPreset for LmPreset {
+    const ALL: &'static [LmPreset] = &[LmPreset::Tiny, LmPreset::SoluVsGelu, LmPreset::Small];
 
-    /// One line on what the preset should show, for the page and `--help`.
-    pub fn shows(self) -> &'static str {
+    fn shows(self) -> &'static str {
         match self {
             LmPreset::Tiny => {
                 "One small SoLU layer on Shakespeare's characters: the loss falls well below \
@@ -199,25 +198,16 @@ impl LmPreset {
         }
     }
 
-    /// Its name in links and on the command line.
-    pub fn name(self) -> &'static str {
+    fn name(self) -> &'static str {
         match self {
             LmPreset::Tiny => "tiny",
             LmPreset::SoluVsGelu => "solu-vs-gelu",
             LmPreset::Small => "small",
         }
     }
+}
 
-    /// The preset called `name`; the error lists them.
-    pub fn from_name(name: &str) -> Result<Self> {
-        Self::ALL
-            .into_iter()
-            .find(|p| p.name() == name)
-            .ok_or_else(|| {
-                EngineError::invalid("preset", name, "must be tiny, solu-vs-gelu or small")
-            })
-    }
-
+impl LmPreset {
     /// The runs it trains: one, or the SoLU and GeLU pair.
     pub fn runs(self) -> Vec<LmConfig> {
         match self {
@@ -655,7 +645,7 @@ pub(crate) mod tests {
 
     #[test]
     fn presets_are_valid_and_the_pair_differs_only_in_activation() {
-        for p in LmPreset::ALL {
+        for &p in LmPreset::ALL {
             assert_eq!(LmPreset::from_name(p.name()).unwrap(), p);
             for r in p.runs() {
                 r.validate().unwrap();

@@ -22,6 +22,7 @@ impl Lab for LmLab {
     type Config = LmConfig;
     type Data = TokenizedCorpus;
     type Trainer = LmTrainer;
+    type Preset = super::lm::LmPreset;
 
     // Measured on lavapipe at the tiny preset: the CPU reference is faster there (see the
     // README).
