@@ -12,12 +12,12 @@ use mechlab_engine::models::transformer::lm::{sample, LmConfig, SampleOptions, T
 use mechlab_engine::models::transformer::trainer::LmTrainer;
 use mechlab_engine::models::transformer::LmLab;
 use mechlab_engine::models::transformer::TransformerConfig;
+use mechlab_engine::train::cadence::Cadence;
 use mechlab_engine::train::engine::{place, Adapter};
 use mechlab_engine::train::lab::Lab;
 use mechlab_engine::EngineError;
 use std::cell::RefCell;
 
-use super::sae::crossed_tenth;
 use super::work::{LabWork, Opened};
 use crate::protocol::{
     FromWorker, Job, LmModelUpdate, LmUpdate, ModelView, SampleRequest, ToWorker, Update,
@@ -30,6 +30,9 @@ pub const CPU_FALLBACK_FLOPS: f64 = 1.5e9;
 const EVAL_EVERY_MS: f64 = 1500.0;
 /// Training time between samples.
 const SAMPLE_EVERY_MS: f64 = 5000.0;
+/// Validation losses also come at each tenth of a run once training since the last took this
+/// many times what it cost.
+const EVAL_COST_RATIO: f64 = 4.0;
 /// Tokens a live sample adds (the page's own request says how many for its samples).
 const LIVE_SAMPLE_TOKENS: u32 = 80;
 /// Next tokens an inspection lists.
@@ -73,9 +76,10 @@ pub struct LmWork {
     sample: SampleRequest,
     /// How the text became tokens, said in the first update.
     data_note: Option<String>,
-    since_eval_ms: f64,
-    last_eval_ms: f64,
-    since_sample_ms: f64,
+    /// Validation losses: by training time, and at tenths of the run they can afford.
+    eval: Cadence,
+    /// Live samples: by training time.
+    samples: Cadence,
 }
 
 /// Reads the text, makes the tokens (once, shared by a pair), settles where the models train
@@ -209,9 +213,8 @@ pub async fn open(runs: &[LmConfig], job: &Job, gpu: Adapter) -> Result<Opened<L
             trainers,
             sample: job.sample.clone().unwrap_or_default(),
             data_note: Some(data_note),
-            since_eval_ms: 0.0,
-            last_eval_ms: 0.0,
-            since_sample_ms: 0.0,
+            eval: Cadence::new(EVAL_EVERY_MS, Some(EVAL_COST_RATIO)),
+            samples: Cadence::new(SAMPLE_EVERY_MS, None),
         },
         adapter: placement.runs_on,
         chunk,
@@ -268,8 +271,7 @@ impl LmWork {
         let t1 = js_sys::Date::now();
         self.live_samples().await?;
         let sample = js_sys::Date::now() - t1;
-        let share = super::work::periodic_share(eval, EVAL_EVERY_MS, chunk_ms)
-            + super::work::periodic_share(sample, SAMPLE_EVERY_MS, chunk_ms);
+        let share = self.eval.share(eval, chunk_ms) + self.samples.share(sample, chunk_ms);
         Ok((share.min(0.9), eval + sample))
     }
 
@@ -329,26 +331,22 @@ impl LmWork {
         }
         let step = self.trainers[0].step();
         let done = step >= total;
-        self.since_eval_ms += chunk_ms;
-        self.since_sample_ms += chunk_ms;
-        let cfg_steps = self.trainers[0].config().steps;
-        if done
-            || self.since_eval_ms >= EVAL_EVERY_MS
-            || (crossed_tenth(cfg_steps, step, step - step_before)
-                && self.since_eval_ms >= 4.0 * self.last_eval_ms)
-        {
+        let at = (step, self.trainers[0].config().steps);
+        let eval_due = self.eval.due(chunk_ms, at, step - step_before);
+        let sample_due = self.samples.due(chunk_ms, at, step - step_before);
+        if done || eval_due {
             let t0 = js_sys::Date::now();
             for (loss, m) in self.validation_losses().await?.into_iter().zip(&mut models) {
                 m.validation = Some(loss);
             }
-            self.last_eval_ms = js_sys::Date::now() - t0;
-            self.since_eval_ms = 0.0;
+            self.eval.done(js_sys::Date::now() - t0);
         }
-        if done || self.since_sample_ms >= SAMPLE_EVERY_MS || step_before == 0 {
+        if done || sample_due || step_before == 0 {
+            let t0 = js_sys::Date::now();
             for (text, m) in self.live_samples().await?.into_iter().zip(&mut models) {
                 m.sample = Some(text);
             }
-            self.since_sample_ms = 0.0;
+            self.samples.done(js_sys::Date::now() - t0);
         }
         let c = self.trainers.iter().map(|t| t.config());
         let tokens_per_step = c

@@ -10,6 +10,7 @@ use mechlab_engine::models::sae::arch::Loss;
 use mechlab_engine::models::sae::config::SaeConfig;
 use mechlab_engine::models::sae::trainer::SaeTrainer;
 use mechlab_engine::models::sae::SaeLab;
+use mechlab_engine::train::cadence::Cadence;
 use mechlab_engine::EngineError;
 
 use super::work::{LabWork, Opened};
@@ -38,9 +39,8 @@ pub struct SaeWork {
     index: usize,
     trainer: Option<SaeTrainer>,
     gpu: Option<Gpu>,
-    since_eval_ms: f64,
-    /// How long the last live evaluation took.
-    last_eval_ms: f64,
+    /// Live evaluations: by training time, and at tenths of the run they can afford.
+    eval: Cadence,
 }
 
 /// Checks every run and settles where they train (see [`place`]); trainers open as each
@@ -87,8 +87,7 @@ pub async fn open(
             index: 0,
             trainer: None,
             gpu,
-            since_eval_ms: 0.0,
-            last_eval_ms: 0.0,
+            eval: Cadence::new(EVAL_EVERY_MS, Some(EVAL_COST_RATIO)),
         },
         adapter,
         chunk: chunk.clamp(1.0, 20.0),
@@ -136,19 +135,15 @@ impl SaeWork {
         loss.auxiliary /= count;
         let run_step = t.step();
         let done = run_step >= cfg.steps;
-        self.since_eval_ms += chunk_ms;
+        let due = self.eval.due(chunk_ms, (run_step, cfg.steps), trained);
         let (evaluation, saelens) = if done {
             let (e, params) = t.evaluate_with_params(FINAL_EVAL_SAMPLES).await?;
             let files = saelens::to_saelens(&params, &cfg, saelens::SOURCE_HOOK_NAME)?;
             (Some(e), Some(files))
-        } else if self.since_eval_ms >= EVAL_EVERY_MS
-            || (crossed_tenth(cfg.steps, run_step, trained)
-                && self.since_eval_ms >= EVAL_COST_RATIO * self.last_eval_ms)
-        {
+        } else if due {
             let t0 = js_sys::Date::now();
             let e = t.evaluate(LIVE_EVAL_SAMPLES).await?;
-            self.last_eval_ms = js_sys::Date::now() - t0;
-            self.since_eval_ms = 0.0;
+            self.eval.done(js_sys::Date::now() - t0);
             (Some(e), None)
         } else {
             (None, None)
@@ -195,7 +190,7 @@ impl SaeWork {
         saelens::to_saelens(&params, &cfg, saelens::SOURCE_HOOK_NAME)?;
         let end = js_sys::Date::now() - t1;
         Ok((
-            super::work::periodic_share(live, EVAL_EVERY_MS, chunk_ms),
+            self.eval.share(live, chunk_ms),
             end * self.runs.len() as f64,
         ))
     }
@@ -205,8 +200,7 @@ impl SaeWork {
     async fn open_trainer(&mut self, cfg: &SaeConfig) -> Result<(), EngineError> {
         if self.trainer.is_none() {
             self.trainer = Some(SaeLab::open(self.gpu.as_ref(), cfg, ()).await?);
-            self.since_eval_ms = 0.0;
-            self.last_eval_ms = 0.0;
+            self.eval.reset();
         }
         Ok(())
     }
@@ -215,30 +209,4 @@ impl SaeWork {
 /// Multiply-adds of one of a step's matmuls: `batch × d_in × d_sae`.
 pub fn cpu_cost(cfg: &SaeConfig) -> u64 {
     cfg.batch_size as u64 * cfg.d_in() as u64 * cfg.d_sae as u64
-}
-
-/// Whether the last `trained` steps, ending at `step`, crossed a tenth of a `steps`-step run.
-pub(super) fn crossed_tenth(steps: u32, step: u32, trained: u32) -> bool {
-    let tenth = (steps / 10).max(1);
-    step / tenth > step.saturating_sub(trained) / tenth
-}
-
-#[cfg(test)]
-mod tests {
-    use super::crossed_tenth;
-
-    #[test]
-    fn tenths_are_crossed_once_each() {
-        // 1000 steps in chunks of 7: one crossing per tenth, the last at the end.
-        let (mut step, mut crossings) = (0, 0);
-        while step < 1000 {
-            let n = 7.min(1000 - step);
-            step += n;
-            crossings += crossed_tenth(1000, step, n) as u32;
-        }
-        assert_eq!(crossings, 10);
-        // Runs shorter than ten steps cross at every step.
-        assert!(crossed_tenth(5, 1, 1) && crossed_tenth(5, 2, 1));
-        assert!(!crossed_tenth(1000, 150, 40));
-    }
 }

@@ -70,13 +70,6 @@ pub(super) trait LabWork {
 /// A lab's work, whichever lab.
 pub(super) type Work = Box<dyn LabWork>;
 
-/// The share of a run's time taken by work costing `cost_ms` that follows a chunk (of
-/// `chunk_ms`) once `every_ms` of training has passed since it last ran: after every chunk when
-/// a chunk outlasts that.
-pub(super) fn periodic_share(cost_ms: f64, every_ms: f64, chunk_ms: f64) -> f64 {
-    cost_ms / every_ms.max(cost_ms + chunk_ms)
-}
-
 /// Opens the job's trainer on the worker's GPU, or on the CPU when there is none.
 pub(super) async fn open(run: u32, job: &Job) -> Result<Session, String> {
     let gpu = gpu().await;

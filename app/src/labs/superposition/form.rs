@@ -148,7 +148,7 @@ mod tests {
         assert_eq!(f.parse().unwrap().n_instances(), 3);
         // No relative importance unless the control has one.
         let phase = Preset::ALL
-            .into_iter()
+            .iter()
             .map(|p| p.config())
             .find(|c| c.relative_importance.is_some())
             .unwrap();
