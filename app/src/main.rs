@@ -4,8 +4,9 @@
 //! reference as a fallback.
 //!
 //! The app is a thin composition: the address's hash says which lab and which experiment;
-//! each lab's folder (`labs/superposition`, `labs/sae`) holds its page, form, controls, charts
-//! and view. What labs share: `run_controller` (the page's side of the training worker, which the
+//! each lab's folder (`labs/superposition`, `labs/sae`, `labs/lm`) holds its page, form,
+//! controls, charts and view, and says how the app shows it (`labs::LABS`: name, title, first
+//! link, page), from which the tabs are made. What labs share: `run_controller` (the page's side of the training worker, which the
 //! crate's library holds with the messages between the two), `charts` (the canvas tools),
 //! `components` (chart panel, run bar, preset and field controls) and `url` (the hash).
 
@@ -23,59 +24,30 @@ fn main() {
     leptos::mount::mount_to_body(App);
 }
 
-/// The labs, each a page of its own.
+/// A lab, by its place in [`labs::LABS`].
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
-enum Lab {
-    Superposition,
-    Sae,
-    /// The Transformer lab (its title): `lm` in links, the CLI, the worker and the code.
-    Lm,
-}
+struct Lab(usize);
 
 impl Lab {
-    /// The lab a hash's link is for: the SAE lab's links say `lab=sae`; the Superposition
-    /// lab's (the first, older format) say nothing.
+    /// The lab a hash's link is for: the one its `lab=` names, or the first (whose links,
+    /// the first format, say nothing).
     fn of(hash: &str) -> Lab {
         // The codec's own pair parser, so a link opens the lab whose decoder reads it.
         use mechlab_engine::experiment::link;
         let pairs = link::fragment_pairs(hash).unwrap_or_default();
-        match link::lab_of(&pairs) {
-            Some("sae") => Lab::Sae,
-            Some("lm") => Lab::Lm,
-            _ => Lab::Superposition,
-        }
+        let named = link::lab_of(&pairs);
+        Lab(labs::LABS
+            .iter()
+            .position(|l| Some(l.name) == named)
+            .unwrap_or(0))
     }
 
-    fn title(self) -> &'static str {
-        match self {
-            Lab::Superposition => "Superposition",
-            Lab::Sae => "Sparse autoencoders",
-            Lab::Lm => "Transformer",
-        }
-    }
-}
-
-impl Lab {
-    const ALL: [Lab; 3] = [Lab::Superposition, Lab::Sae, Lab::Lm];
-
-    /// The tab's link before the lab has been visited: a preset that shows the lab's finding
-    /// within a minute even on a software GPU (the SAE lab's `superposition-hidden` recovers
-    /// its 40 features in seconds; its full-size `ground-truth` is one menu choice away).
-    fn first_link(self) -> String {
-        use mechlab_engine::experiment::sae_link::{encode_experiment, Sweep};
-        use mechlab_engine::models::sae::config::SaePreset;
-        match self {
-            Lab::Superposition => "#".into(),
-            Lab::Sae => format!(
-                "#{}",
-                encode_experiment(&SaePreset::SuperpositionHidden.config(), &Sweep::Single)
-            ),
-            Lab::Lm => "#v=1&lab=lm".into(),
-        }
+    fn page(self) -> &'static labs::LabPage {
+        &labs::LABS[self.0]
     }
 
-    fn index(self) -> usize {
-        self as usize
+    fn all() -> impl Iterator<Item = Lab> {
+        (0..labs::LABS.len()).map(Lab)
     }
 }
 
@@ -84,7 +56,8 @@ thread_local! {
     /// kept for the tab's life: switching labs moves these elements in and out of the document,
     /// so a lab keeps its controls, its run (its worker goes on training) and its charts, and
     /// only the lab shown has its elements (and their ids) in the document.
-    static PAGES: std::cell::RefCell<[Option<web_sys::Element>; 3]> = Default::default();
+    static PAGES: std::cell::RefCell<Vec<Option<web_sys::Element>>> =
+        std::cell::RefCell::new(vec![None; labs::LABS.len()]);
 }
 
 /// The element holding `lab`'s page, mounting the page the first time. `owner` is the app's:
@@ -96,26 +69,18 @@ fn page_element(
     resized: RwSignal<u32>,
 ) -> Option<web_sys::Element> {
     use wasm_bindgen::JsCast;
-    if let Some(el) = PAGES.with(|p| p.borrow()[lab.index()].clone()) {
+    if let Some(el) = PAGES.with(|p| p.borrow()[lab.0].clone()) {
         return Some(el);
     }
     let doc = web_sys::window()?.document()?;
     let el = doc.create_element("div").ok()?;
     el.set_class_name("lab-page");
     let parent: web_sys::HtmlElement = el.clone().dyn_into().ok()?;
-    let handle = owner.with(|| {
-        leptos::mount::mount_to(parent, move || match lab {
-            Lab::Superposition => {
-                view! { <labs::superposition::SuperpositionPage hash=hash resized=resized /> }
-                    .into_any()
-            }
-            Lab::Sae => view! { <labs::sae::SaePage hash=hash resized=resized /> }.into_any(),
-            Lab::Lm => view! { <labs::lm::LmPage hash=hash resized=resized /> }.into_any(),
-        })
-    });
+    let page = lab.page().page;
+    let handle = owner.with(|| leptos::mount::mount_to(parent, move || page(hash, resized)));
     // The page lives as long as the tab: dropping the handle would unmount it.
     std::mem::forget(handle);
-    PAGES.with(|p| p.borrow_mut()[lab.index()] = Some(el.clone()));
+    PAGES.with(|p| p.borrow_mut()[lab.0] = Some(el.clone()));
     Some(el)
 }
 
@@ -127,22 +92,28 @@ fn App() -> impl IntoView {
     let lab = Memo::new(move |_| Lab::of(&hash.get()));
     // Each lab's hash: the address while it names that lab, so a page only ever reads links
     // for itself.
-    let lab_hashes = Lab::ALL.map(|l| {
-        let h = hash.get_untracked();
-        RwSignal::new(if Lab::of(&h) == l { h } else { String::new() })
-    });
+    let lab_hashes: Vec<RwSignal<String>> = Lab::all()
+        .map(|l| {
+            let h = hash.get_untracked();
+            RwSignal::new(if Lab::of(&h) == l { h } else { String::new() })
+        })
+        .collect();
     // Each tab's link: the lab's default until the user leaves the lab, then its link as left.
-    let tab_links = Lab::ALL.map(|l| RwSignal::new(l.first_link()));
+    let tab_links: Vec<RwSignal<String>> = Lab::all()
+        .map(|l| RwSignal::new((l.page().first_link)()))
+        .collect();
+    let lab_hashes = StoredValue::new(lab_hashes);
+    let tab_links = StoredValue::new(tab_links);
     let _ = window_event_listener(leptos::ev::hashchange, move |_| {
         let h = url::location_hash();
-        lab_hashes[Lab::of(&h).index()].set(h.clone());
+        lab_hashes.with_value(|hs| hs[Lab::of(&h).0].set(h.clone()));
         hash.set(h);
     });
     let resized = RwSignal::new(0u32);
     let _ = window_event_listener(leptos::ev::resize, move |_| resized.update(|n| *n += 1));
     Effect::new(move |_| {
         if let Some(doc) = web_sys::window().and_then(|w| w.document()) {
-            doc.set_title(&format!("mechlab — {}", lab.get().title()));
+            doc.set_title(&format!("mechlab — {}", lab.get().page().title));
         }
     });
     let owner = Owner::current().expect("the app runs inside its owner");
@@ -155,7 +126,8 @@ fn App() -> impl IntoView {
         // run, and be disposed when the effect runs again.
         set_timeout(
             move || {
-                let page = page_element(l, &owner, lab_hashes[l.index()].read_only(), resized);
+                let h = lab_hashes.with_value(|hs| hs[l.0].read_only());
+                let page = page_element(l, &owner, h, resized);
                 if let Some(page) = page {
                     host.replace_children_with_node_1(&page);
                 }
@@ -165,11 +137,12 @@ fn App() -> impl IntoView {
             std::time::Duration::ZERO,
         );
     });
-    let tab = move |l: Lab, id: &'static str| {
+    let tab = move |l: Lab| {
+        let link = tab_links.with_value(|t| t[l.0]);
         view! {
             <a
-                id=id
-                href=move || tab_links[l.index()].get()
+                id=format!("lab-{}", l.page().name)
+                href=move || link.get()
                 class:active=move || lab.get() == l
                 aria-current=move || if lab.get() == l { "page" } else { "false" }
                 on:click=move |ev| {
@@ -177,24 +150,20 @@ fn App() -> impl IntoView {
                     // page writes into the address as the user edits.
                     let from = lab.get_untracked();
                     if from != l {
-                        tab_links[from.index()].set(url::location_hash());
+                        tab_links.with_value(|t| t[from.0].set(url::location_hash()));
                     } else {
                         ev.prevent_default();
                     }
                 }
             >
-                {l.title()}
+                {l.page().title}
             </a>
         }
     };
     view! {
         <header>
-            <h1>"mechlab — " {move || lab.get().title()}</h1>
-            <nav class="labs">
-                {tab(Lab::Superposition, "lab-superposition")}
-                {tab(Lab::Sae, "lab-sae")}
-                {tab(Lab::Lm, "lab-lm")}
-            </nav>
+            <h1>"mechlab — " {move || lab.get().page().title}</h1>
+            <nav class="labs">{Lab::all().map(tab).collect_view()}</nav>
         </header>
         <div id="lab-host" node_ref=host></div>
     }

@@ -51,6 +51,15 @@ fn experiment_of(
     f.parse().map_err(|e| e.to_string())
 }
 
+/// How the app shows the lab (`lm` in links, the CLI, the worker and the code; "Transformer"
+/// to people): the default run on its first visit.
+pub const PAGE: super::LabPage = super::LabPage {
+    name: "lm",
+    title: "Transformer",
+    first_link: || "#v=1&lab=lm".into(),
+    page: |hash, resized| view! { <LmPage hash=hash resized=resized /> }.into_any(),
+};
+
 /// The Transformer page.
 #[component]
 pub fn LmPage(

@@ -33,6 +33,21 @@ fn job(cfg: &SaeConfig, sweep: &Sweep, engine: EngineChoice) -> Result<Job, Stri
 }
 
 /// The SAE page.
+/// How the app shows the lab: `superposition-hidden` on its first visit, which recovers its 40
+/// features in seconds (the full-size `ground-truth` is one menu choice away).
+pub const PAGE: super::LabPage = super::LabPage {
+    name: "sae",
+    title: "Sparse autoencoders",
+    first_link: || {
+        use mechlab_engine::models::sae::config::SaePreset;
+        format!(
+            "#{}",
+            link::encode_experiment(&SaePreset::SuperpositionHidden.config(), &Sweep::Single)
+        )
+    },
+    page: |hash, resized| view! { <SaePage hash=hash resized=resized /> }.into_any(),
+};
+
 #[component]
 pub fn SaePage(
     /// The address's hash, updated on every hashchange that stays on this lab.

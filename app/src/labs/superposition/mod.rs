@@ -100,6 +100,14 @@ impl ToyView {
 }
 
 /// The Superposition page.
+/// How the app shows the lab: the paper's first figure on its first visit.
+pub const PAGE: super::LabPage = super::LabPage {
+    name: "superposition",
+    title: "Superposition",
+    first_link: || "#".into(),
+    page: |hash, resized| view! { <SuperpositionPage hash=hash resized=resized /> }.into_any(),
+};
+
 #[component]
 pub fn SuperpositionPage(
     /// The address's hash, updated on every hashchange that stays on this lab.
