@@ -1,6 +1,7 @@
 // Host: engine/src/models/sae/gpu/step.rs (CPU reference: engine/src/models/sae/train.rs and arch/).
 // The SAE training step's own kernels: everything between the shared building blocks
-// (encode, top-k, sparse decode and backward, and the optimiser of adam.wgsl): the
+// (encode, top-k, sparse decode and backward, the row ops of rows.wgsl, and the optimiser of
+// adam.wgsl): the
 // reconstruction gradient, the TopK family's per-entry gradients and AuxK, firing and
 // dead-latent bookkeeping, the decoder projection, the dense path's activations and penalties,
 // and BatchTopK's threshold estimate. Every entry point shares one bind group layout: five f32
@@ -31,9 +32,8 @@ struct TrainParams {
 // variables of its own (a slot may have several names, one per role, never two in one entry
 // point). The host's `step::Kernel` lists each entry point's buffers in slot order.
 //
-// Slot 1: x, values, g_val, val, w_dec, pre, g_chunk
+// Slot 1: x, g_val, val, w_dec, pre, g_chunk
 @group(0) @binding(1) var<storage, read_write> x: array<f32>;
-@group(0) @binding(1) var<storage, read_write> values: array<f32>;
 @group(0) @binding(1) var<storage, read_write> g_val: array<f32>;
 @group(0) @binding(1) var<storage, read_write> val: array<f32>;
 @group(0) @binding(1) var<storage, read_write> w_dec: array<f32>;
@@ -48,8 +48,7 @@ struct TrainParams {
 @group(0) @binding(2) var<storage, read_write> w_dec_grad: array<f32>;
 @group(0) @binding(2) var<storage, read_write> f: array<f32>;
 @group(0) @binding(2) var<storage, read_write> w_enc: array<f32>;
-// Slot 3: xc, g_x_hat, g_pre, e_hat, gate, gf, b_dec_grad
-@group(0) @binding(3) var<storage, read_write> xc: array<f32>;
+// Slot 3: g_x_hat, g_pre, e_hat, gate, gf, b_dec_grad
 @group(0) @binding(3) var<storage, read_write> g_x_hat: array<f32>;
 @group(0) @binding(3) var<storage, read_write> g_pre: array<f32>;
 @group(0) @binding(3) var<storage, read_write> e_hat: array<f32>;
@@ -72,16 +71,11 @@ struct TrainParams {
 
 const NONE: u32 = 0xffffffffu;
 
+// The reductions' per-invocation partial results (one workgroup each).
+var<workgroup> partial: array<f32, WG>;
+
 fn flat_id(gid: vec3<u32>, nwg: vec3<u32>) -> u32 {
     return gid.x + gid.y * nwg.x * WG;
-}
-
-// xc = x − b_dec, x [B, d], b_dec [d].
-@compute @workgroup_size(WG)
-fn centre(@builtin(global_invocation_id) gid: vec3<u32>, @builtin(num_workgroups) nwg: vec3<u32>) {
-    let id = flat_id(gid, nwg);
-    if (id >= p.batch * p.d_in) { return; }
-    xc[id] = x[id] - b_dec[id % p.d_in];
 }
 
 // g_x_hat = 2 (x̂ − x) / B, row_loss[row0 + row] = ‖x̂ − x‖² (one invocation per row of the
@@ -99,29 +93,6 @@ fn recon_grad(@builtin(global_invocation_id) gid: vec3<u32>, @builtin(num_workgr
         g_x_hat[j] = scale * err;
     }
     row_loss[p.row0 + row] = s;
-}
-
-var<workgroup> partial: array<f32, WG>;
-
-// One workgroup: sums[out_index] = Σ values[0..count] (a fixed summation order, so it is
-// deterministic).
-@compute @workgroup_size(WG)
-fn reduce_sum(@builtin(local_invocation_id) lid: vec3<u32>) {
-    var s = 0.0;
-    for (var i = lid.x; i < p.count; i += WG) {
-        s += values[i];
-    }
-    partial[lid.x] = s;
-    workgroupBarrier();
-    for (var stride = WG / 2u; stride > 0u; stride /= 2u) {
-        if (lid.x < stride) {
-            partial[lid.x] += partial[lid.x + stride];
-        }
-        workgroupBarrier();
-    }
-    if (lid.x == 0u) {
-        sums[p.out_index] = partial[0];
-    }
 }
 
 // Per-entry gradient of the TopK family: g_pre = g_val [n], zero where the latent did not fire
@@ -233,23 +204,6 @@ fn project_decoder(@builtin(global_invocation_id) gid: vec3<u32>, @builtin(num_w
     }
 }
 
-// Scales decoder rows back to unit norm.
-@compute @workgroup_size(WG)
-fn normalize_decoder(@builtin(global_invocation_id) gid: vec3<u32>, @builtin(num_workgroups) nwg: vec3<u32>) {
-    let j = flat_id(gid, nwg);
-    if (j >= p.d_sae) { return; }
-    var n = 0.0;
-    for (var i = 0u; i < p.d_in; i++) {
-        n += w_dec[j * p.d_in + i] * w_dec[j * p.d_in + i];
-    }
-    n = sqrt(n);
-    if (n > 0.0) {
-        for (var i = 0u; i < p.d_in; i++) {
-            w_dec[j * p.d_in + i] /= n;
-        }
-    }
-}
-
 // ---- The dense path (ReLU + L1, JumpReLU, Gated). The per-latent parameters are one view
 // `lat` [4, d_sae] of the parameter arena (packed back to back): b_enc (b_gate), r_mag, b_mag,
 // log θ; their gradient `glat` has the same layout. `lat_scratch` [6, d_sae] holds what the
@@ -259,18 +213,6 @@ fn normalize_decoder(@builtin(global_invocation_id) gid: vec3<u32>, @builtin(num
 const ARCH_RELU: u32 = 0u;
 const ARCH_JUMP: u32 = 1u;
 const ARCH_GATED: u32 = 2u;
-
-// Decoder row norms into lat_scratch's section 0. One invocation per latent.
-@compute @workgroup_size(WG)
-fn row_norms(@builtin(global_invocation_id) gid: vec3<u32>, @builtin(num_workgroups) nwg: vec3<u32>) {
-    let j = flat_id(gid, nwg);
-    if (j >= p.d_sae) { return; }
-    var n = 0.0;
-    for (var i = 0u; i < p.d_in; i++) {
-        n += w_dec[j * p.d_in + i] * w_dec[j * p.d_in + i];
-    }
-    lat_scratch[j] = sqrt(n);
-}
 
 // f from pre-activations, one invocation per element of a chunk of `rows` rows. Gated also
 // writes its gate activations ReLU(π_gate) to gate.

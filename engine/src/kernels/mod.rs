@@ -4,7 +4,8 @@
 //! LayerNorm ([`layernorm`]), the MLP's activations ([`activation`]) and causal attention
 //! ([`attention`]) forward and backward, per-head projections ([`heads`]), embeddings
 //! ([`embedding`]), the language-modelling loss ([`cross_entropy`]), the residual stream's
-//! sums ([`add`]), linear layers by their weights' names ([`linear`]), column sums for bias gradients ([`sum_rows`]) and the edits that replace a
+//! sums ([`add`]), linear layers by their weights' names ([`linear`]), column sums for bias gradients ([`sum_rows`]), row-wise
+//! centring, norms, normalisation and a vector's sum ([`rows`]) and the edits that replace a
 //! hook's value ([`hook_edit`]). The
 //! WGSL of `name.rs` is `shaders/name.wgsl`, whose first line names its host. Labs build on
 //! these; a lab's own kernels live in its folder (`models/sae/kernels`).
@@ -32,6 +33,7 @@ pub mod hook_edit;
 pub mod layernorm;
 pub mod linear;
 pub mod matmul;
+pub mod rows;
 pub mod sum_rows;
 pub mod topk;
 

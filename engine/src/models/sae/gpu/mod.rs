@@ -30,6 +30,7 @@ use crate::data::{self as source, ActivationSource, ShuffleSlots};
 use crate::error::{EngineError, Result};
 use crate::gpu::{Arena, ArenaLayout, Gpu, Recorder, Recording, Tensor, View};
 use crate::kernels::adam::{adam_scratch_words, AdamStep};
+use crate::kernels::rows;
 use crate::metrics::sae::FiringTracker;
 use std::sync::Arc;
 
@@ -153,6 +154,11 @@ struct BatchBuffers {
 }
 
 impl BatchBuffers {
+    /// Each row's loss `[batch]`, as a tensor.
+    fn row_loss_t(&self, batch: usize) -> Result<Tensor<'_>> {
+        Tensor::of("row loss", (&self.row_loss).into(), &[batch])
+    }
+
     /// Every buffer it holds.
     fn buffers(&self) -> Vec<&wgpu::Buffer> {
         vec![
@@ -258,6 +264,12 @@ impl Health {
     /// Every buffer it holds.
     fn buffers(&self) -> Vec<&wgpu::Buffer> {
         vec![&self.since, &self.mask_window, &self.counters, &self.losses]
+    }
+
+    /// The pending steps' losses, three a step, as a tensor.
+    fn losses_t(&self) -> Result<Tensor<'_>> {
+        let v = View::whole(&self.losses);
+        Tensor::of("losses", v, &[v.len])
     }
 }
 
@@ -642,9 +654,11 @@ impl GpuSaeTrainer {
         {
             let b = &self.buf;
             let p = Tensors::of(&b.weights.params)?;
-            let bg = fs([(&b.batch.x).into(), p.b_dec, (&b.batch.xc).into()]);
-            let n = (self.batch * self.d_in) as u32;
-            self.kernels.record(&mut rec, Kernel::Centre, &bg, base, n);
+            let shape = [self.batch, self.d_in];
+            let x = Tensor::of("x", (&b.batch.x).into(), &shape)?;
+            let xc = Tensor::of("xc", (&b.batch.xc).into(), &shape)?;
+            let b_dec = Tensor::of("b_dec", p.b_dec, &[self.d_in])?;
+            rows::centre(&mut rec, x, b_dec, xc).await?;
         }
         if self.dense {
             self.record_dense(&mut rec, base).await?;
@@ -773,7 +787,6 @@ impl GpuSaeTrainer {
         {
             let bg_recon =
                 fs([&b.batch.x, &b.batch.x_hat, &b.batch.g, &b.batch.row_loss].map(View::from));
-            let bg_sum = fs([&b.batch.row_loss, &b.health.losses].map(View::from));
             let mut bg_aux = fs([
                 &b.batch.x,
                 &b.batch.x_hat,
@@ -783,15 +796,11 @@ impl GpuSaeTrainer {
             .map(View::from));
             bg_aux.counters = Some((&b.health.counters).into());
             let bg_aux = bg_aux;
-            let sum = |out_index| StepParams {
-                count: batch as u32,
-                out_index,
-                ..base
-            };
+            let (row_loss, losses) = (b.batch.row_loss_t(batch)?, b.health.losses_t()?);
             kx.record(rec, Kernel::ReconGrad, &bg_recon, base, batch as u32);
-            kx.record(rec, Kernel::ReduceSum, &bg_sum, sum(3 * slot), 1);
+            rows::sum_into(rec, row_loss, losses, 3 * slot as usize).await?;
             kx.record(rec, Kernel::AuxGrad, &bg_aux, base, batch as u32);
-            kx.record(rec, Kernel::ReduceSum, &bg_sum, sum(3 * slot + 2), 1);
+            rows::sum_into(rec, row_loss, losses, 3 * slot as usize + 2).await?;
         }
         for (idx, g, out, width, rows) in [
             (&b.codes.idx, &b.batch.g, &b.codes.g_val, k, main_rows),
@@ -913,10 +922,12 @@ impl GpuSaeTrainer {
         let scratch = View::from(&b.dense.lat_scratch);
         let kx = &self.kernels;
         {
-            let mut bg = fs([p.w_dec]);
-            bg.u[1] = Some(scratch);
-            let bg_norms = bg;
-            kx.record(rec, Kernel::RowNorms, &bg_norms, base, d_sae as u32);
+            let w_dec = Tensor::of("w_dec", p.w_dec, &[d_sae, d_in])?;
+            let norms = View {
+                len: d_sae,
+                ..scratch
+            };
+            rows::row_norms(rec, w_dec, Tensor::of("decoder norms", norms, &[d_sae])?).await?;
         }
         // Gated's aux path reconstructs into e_hat and takes its output gradient in x_hat, whose
         // main reconstruction is spent by then.
@@ -1032,7 +1043,6 @@ impl GpuSaeTrainer {
             kx.record(rec, Kernel::BdecGrad, &bg_bdec, bdec, d_in as u32);
             row += rows;
         }
-        let bg_sum = fs([&b.batch.row_loss, &b.health.losses].map(View::from));
         let mut bg = Bindings::default();
         bg.f[1] = Some((&b.health.losses).into());
         bg.u[1] = Some(scratch);
@@ -1043,22 +1053,18 @@ impl GpuSaeTrainer {
             let mut bg = Bindings::default();
             bg.f[4] = Some(g_all.lat);
             bg.u[1] = Some(scratch);
-            let aux_sum = fs([&b.batch.aux_row_loss, &b.health.losses].map(View::from));
-            (aux_sum, bg)
+            bg
         });
         let bg_pen_dec = (base.arch != ARCH_JUMP).then(|| {
             let mut bg = fs([p.w_dec, g_all.w_dec]);
             bg.u[1] = Some(scratch);
             bg
         });
-        let sum = |out_index| StepParams {
-            count: batch as u32,
-            out_index,
-            ..base
-        };
-        kx.record(rec, Kernel::ReduceSum, &bg_sum, sum(3 * slot), 1);
-        if let Some((aux_sum, lat)) = &bg_gated {
-            kx.record(rec, Kernel::ReduceSum, aux_sum, sum(3 * slot + 2), 1);
+        let losses = b.health.losses_t()?;
+        rows::sum_into(rec, b.batch.row_loss_t(batch)?, losses, 3 * slot as usize).await?;
+        if let Some(lat) = &bg_gated {
+            let aux = Tensor::of("aux row loss", (&b.batch.aux_row_loss).into(), &[batch])?;
+            rows::sum_into(rec, aux, losses, 3 * slot as usize + 2).await?;
             kx.record(rec, Kernel::GatedLatGrads, lat, base, d_sae as u32);
         }
         let value = StepParams {
@@ -1120,14 +1126,8 @@ impl GpuSaeTrainer {
         };
         crate::kernels::adam(rec, &tensors, &b.weights.adam_scratch, &step).await?;
         if unit {
-            let bg_norm_dec = fs([p.w_dec]);
-            kx.record(
-                rec,
-                Kernel::NormalizeDecoder,
-                &bg_norm_dec,
-                base,
-                d_sae as u32,
-            );
+            let w_dec = Tensor::of("w_dec", p.w_dec, &[d_sae, self.d_in])?;
+            rows::normalize_rows(rec, w_dec).await?;
         }
         Ok(())
     }

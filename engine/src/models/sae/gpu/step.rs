@@ -1,7 +1,8 @@
 //! Host side of `shaders/sae/step.wgsl`: the training step's own kernels (reconstruction
 //! gradient, the TopK family's per-entry gradients and AuxK, firing and dead-latent bookkeeping,
 //! decoder projection, the dense path's activations and penalties, BatchTopK's threshold
-//! estimate; the optimiser is [`crate::kernels::adam`]). One bind group layout
+//! estimate; the optimiser is [`crate::kernels::adam`], and the general row ops (centring,
+//! decoder norms and renormalisation, the losses' sums) are [`crate::kernels::rows`]). One bind group layout
 //! serves every entry point; each recorded dispatch gets its own parameter block in the step's
 //! recording.
 
@@ -49,12 +50,8 @@ const _: () = assert!(std::mem::size_of::<StepParams>().is_multiple_of(16));
 /// as the shader names them.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
 pub enum Kernel {
-    /// `xc = x − b_dec` broadcast over rows. Slots: x, b_dec, xc.
-    Centre,
     /// Reconstruction gradient and per-row loss. Slots: x, x_hat, g_x_hat, row_loss.
     ReconGrad,
-    /// One-workgroup sum into `sums[out_index]`. Slots: values, sums.
-    ReduceSum,
     /// The TopK family's per-entry pre-activation gradient. Slots: g_val, code_val, g_pre;
     /// idx.
     EntryGpre,
@@ -67,10 +64,6 @@ pub enum Kernel {
     AuxGrad,
     /// Removes the radial part of decoder-row gradients. Slots: w_dec, w_dec_grad.
     ProjectDecoder,
-    /// Rescales decoder rows to unit norm. Slot: w_dec.
-    NormalizeDecoder,
-    /// Decoder row norms (dense path). Slots: w_dec, 4: lat.
-    RowNorms,
     /// The dense path's activation. Slots: pre, f, gate, lat.
     ActForward,
     /// The dense path's activation backward, per latent column. Slots: pre, f, gf, lat, glat;
@@ -95,16 +88,12 @@ pub enum Kernel {
 impl Kernel {
     fn entry(self) -> &'static str {
         match self {
-            Kernel::Centre => "centre",
             Kernel::ReconGrad => "recon_grad",
-            Kernel::ReduceSum => "reduce_sum",
             Kernel::EntryGpre => "entry_gpre",
             Kernel::FireCount => "fire_count",
             Kernel::DeadUpdate => "dead_update",
             Kernel::AuxGrad => "aux_grad",
             Kernel::ProjectDecoder => "project_decoder",
-            Kernel::NormalizeDecoder => "normalize_decoder",
-            Kernel::RowNorms => "row_norms",
             Kernel::ActForward => "act_forward",
             Kernel::DenseColBackward => "dense_col_backward",
             Kernel::PenaltyDecoderGrad => "penalty_decoder_grad",
@@ -116,17 +105,13 @@ impl Kernel {
         }
     }
 
-    const ALL: [Kernel; 18] = [
-        Kernel::Centre,
+    const ALL: [Kernel; 14] = [
         Kernel::ReconGrad,
-        Kernel::ReduceSum,
         Kernel::EntryGpre,
         Kernel::FireCount,
         Kernel::DeadUpdate,
         Kernel::AuxGrad,
         Kernel::ProjectDecoder,
-        Kernel::NormalizeDecoder,
-        Kernel::RowNorms,
         Kernel::ActForward,
         Kernel::DenseColBackward,
         Kernel::PenaltyDecoderGrad,
@@ -199,7 +184,7 @@ impl StepKernels {
         threads: u32,
     ) {
         let groups = match kernel {
-            Kernel::ReduceSum | Kernel::PenaltyValue | Kernel::ThresholdEma => 1,
+            Kernel::PenaltyValue | Kernel::ThresholdEma => 1,
             _ => threads.div_ceil(WG).max(1),
         };
         let storage: Vec<View> =
