@@ -22,17 +22,27 @@ pub struct CeLossRecovered {
     pub zero_ablated: f32,
 }
 
-/// The two edits at `hook`: zero ablation, and `map` spliced in.
-fn edits(hook: &str, map: Rc<dyn HookMap>) -> [[HookEdit; 1]; 2] {
+/// The three passes' edits: none (clean), `map` spliced in at `hook`, and `hook` zeroed.
+fn passes(hook: &str, map: Rc<dyn HookMap>) -> [Vec<HookEdit>; 3] {
     [
-        [HookEdit::new(hook, Edit::Zero)],
-        [HookEdit::new(hook, Edit::Map(map))],
+        vec![],
+        vec![HookEdit::new(hook, Edit::Map(map))],
+        vec![HookEdit::new(hook, Edit::Zero)],
     ]
 }
 
 impl CeLossRecovered {
+    /// From the three passes' losses, in [`passes`]' order.
+    fn from_losses([clean, reconstructed, zero_ablated]: [f32; 3]) -> Self {
+        Self {
+            clean,
+            reconstructed,
+            zero_ablated,
+        }
+    }
+
     /// Measured on the GPU: `model`'s mean next-token loss on `tokens` (rows of `batch`)
-    /// clean, with `hook` zero-ablated, and with `map` (an SAE) spliced in at `hook`.
+    /// clean, with `map` (an SAE) spliced in at `hook`, and with `hook` zero-ablated.
     pub async fn on_gpu(
         model: &mut GpuTransformer,
         tokens: &[u32],
@@ -40,12 +50,11 @@ impl CeLossRecovered {
         hook: &str,
         map: Rc<dyn HookMap>,
     ) -> Result<Self> {
-        let [zero, spliced] = edits(hook, map);
-        Ok(Self {
-            clean: model.loss(tokens, batch).await?,
-            reconstructed: model.loss_with(tokens, batch, &spliced).await?,
-            zero_ablated: model.loss_with(tokens, batch, &zero).await?,
-        })
+        let mut losses = [0f32; 3];
+        for (l, edits) in losses.iter_mut().zip(passes(hook, map)) {
+            *l = model.loss_with(tokens, batch, &edits).await?;
+        }
+        Ok(Self::from_losses(losses))
     }
 
     /// [`CeLossRecovered::on_gpu`] on the CPU reference.
@@ -56,17 +65,13 @@ impl CeLossRecovered {
         hook: &str,
         map: Rc<dyn HookMap>,
     ) -> Result<Self> {
-        let [zero, spliced] = edits(hook, map);
-        let loss = |edits: &[HookEdit]| -> Result<f32> {
-            let (logits, _) = forward_with(params, tokens, batch, &|_| false, edits)?;
+        let mut losses = [0f32; 3];
+        for (l, edits) in losses.iter_mut().zip(passes(hook, map)) {
+            let (logits, _) = forward_with(params, tokens, batch, &|_| false, &edits)?;
             let pos = tokens.len() / batch;
-            Ok(cross_entropy_ref(&logits, tokens, pos, params.cfg.d_vocab as usize).0)
-        };
-        Ok(Self {
-            clean: loss(&[])?,
-            reconstructed: loss(&spliced)?,
-            zero_ablated: loss(&zero)?,
-        })
+            *l = cross_entropy_ref(&logits, tokens, pos, params.cfg.d_vocab as usize).0;
+        }
+        Ok(Self::from_losses(losses))
     }
 
     /// The recovered fraction (1 is perfect, 0 is no better than zeros).
