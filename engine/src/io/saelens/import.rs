@@ -169,7 +169,7 @@ pub fn from_saelens(cfg_json: &str, weights: &[u8]) -> Result<(SaeParams, Import
                 .into(),
         );
     }
-    if let Some((name, i)) = first_non_finite(&p) {
+    if let Some((name, i, _)) = p.first_non_finite() {
         return Err(bad(format!(
             "{name}[{i}] became non-finite while fitting the SAE to the engine's \
              parameterisation"
@@ -486,14 +486,4 @@ fn fold_decoder_norms(p: &mut SaeParams) {
             p.b_enc[j] = 0.0;
         }
     }
-}
-
-fn first_non_finite(p: &SaeParams) -> Option<(&'static str, usize)> {
-    let names = crate::models::sae::params::TRAINED_TENSORS;
-    for (name, t) in names.iter().zip(p.tensors()) {
-        if let Some(i) = t.iter().position(|v| !v.is_finite()) {
-            return Some((name, i));
-        }
-    }
-    (!p.batch_threshold.is_finite()).then_some(("batch_threshold", 0))
 }

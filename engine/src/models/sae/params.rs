@@ -74,6 +74,18 @@ impl SaeParams {
         }
     }
 
+    /// The first value that is not finite: its tensor's name, its index and the value
+    /// (`batch_threshold` at index 0 included).
+    pub fn first_non_finite(&self) -> Option<(&'static str, usize, f32)> {
+        for (name, t) in TRAINED_TENSORS.iter().zip(self.tensors()) {
+            if let Some(i) = t.iter().position(|v| !v.is_finite()) {
+                return Some((name, i, t[i]));
+            }
+        }
+        let t = self.batch_threshold;
+        (!t.is_finite()).then_some(("batch_threshold", 0, t))
+    }
+
     /// Parameters for gradient checks (the finite-difference tests and `cargo xtask oracle`):
     /// every tensor N(0, 0.35²) from `seed`, then positive encoder biases so most latents of
     /// the dense architectures fire and their gradients are exercised, and thresholds around

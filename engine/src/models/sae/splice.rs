@@ -49,33 +49,19 @@ impl SaeSplice {
     /// The SAE `params` of architecture `arch`; parameters whose sizes disagree with its
     /// widths, or that are not finite, are refused by name.
     pub fn new(arch: Architecture, params: SaeParams) -> Result<Self> {
-        let (d, n) = (params.d_in, params.d_sae);
+        let n = params.d_sae;
         let bad = |what: &str, why: String| EngineError::BadModel(format!("SAE {what}: {why}"));
-        let want = [
-            ("w_enc", &params.w_enc, n * d),
-            ("b_enc", &params.b_enc, n),
-            ("w_dec", &params.w_dec, n * d),
-            ("b_dec", &params.b_dec, d),
-        ];
-        for (name, t, len) in want {
-            if t.len() != len {
+        // The architecture's tensors, sized as its zeros are (those it lacks are not read).
+        let like = SaeParams::zeros(params.d_in, n, &arch);
+        let names = super::params::TRAINED_TENSORS;
+        for ((name, want), t) in names.iter().zip(like.tensors()).zip(params.tensors()) {
+            let len = want.len();
+            if len > 0 && t.len() != len {
                 return Err(bad(name, format!("{} values, expected {len}", t.len())));
             }
         }
-        let extra: &[(&str, &Vec<f32>)] = match arch {
-            Architecture::Gated { .. } => &[("r_mag", &params.r_mag), ("b_mag", &params.b_mag)],
-            Architecture::JumpRelu { .. } => &[("log_threshold", &params.log_threshold)],
-            _ => &[],
-        };
-        for (name, t) in extra {
-            if t.len() != n {
-                return Err(bad(name, format!("{} values, expected {n}", t.len())));
-            }
-        }
-        for (t, name) in params.tensors().iter().zip(super::params::TRAINED_TENSORS) {
-            if let Some(i) = t.iter().position(|v| !v.is_finite()) {
-                return Err(bad(name, format!("value {i} is {}", t[i])));
-            }
+        if let Some((name, i, v)) = params.first_non_finite() {
+            return Err(bad(name, format!("value {i} is {v}")));
         }
         if !(params.input_scale.is_finite() && params.input_scale > 0.0) {
             return Err(bad(
@@ -319,6 +305,12 @@ mod tests {
         let p = SaeParams::random_for_checks(&a, 4, 8, 1);
         let e = SaeSplice::new(arch("topk", 9), p).unwrap_err().to_string();
         assert!(e.contains('k') && e.contains("between 1 and 8"), "{e}");
+        let mut p = SaeParams::random_for_checks(&a, 4, 8, 1);
+        p.batch_threshold = f32::INFINITY;
+        let e = SaeSplice::new(arch("batch_topk", 5), p)
+            .unwrap_err()
+            .to_string();
+        assert!(e.contains("batch_threshold") && e.contains("inf"), "{e}");
         let mut p = SaeParams::random_for_checks(&a, 4, 8, 1);
         p.input_scale = 0.0;
         assert!(SaeSplice::new(a, p).is_err());
