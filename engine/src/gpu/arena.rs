@@ -204,18 +204,21 @@ impl Arena {
 
     /// The tensor called `name`, to bind.
     pub fn view(&self, name: &str) -> Result<View<'_>> {
-        let e = self.layout.entry(name)?;
-        Ok(View {
-            buffer: &self.buffers[e.buffer],
-            offset: e.offset as u64 * 4,
-            len: e.len,
-        })
+        Ok(self.view_of(self.layout.entry(name)?))
     }
 
     /// The tensor called `name` with its shape, to bind.
     pub fn tensor(&self, name: &str) -> Result<Tensor<'_>> {
         let e = self.layout.entry(name)?;
-        Tensor::of(&e.name, self.view(name)?, &e.shape)
+        Tensor::of(&e.name, self.view_of(e), &e.shape)
+    }
+
+    fn view_of(&self, e: &Entry) -> View<'_> {
+        View {
+            buffer: &self.buffers[e.buffer],
+            offset: e.offset as u64 * 4,
+            len: e.len,
+        }
     }
 
     /// The tensors `first` to `last` (in layout order, packed back to back by
@@ -245,11 +248,9 @@ impl Arena {
                 ));
             }
         }
-        let e = &entries[i];
         Ok(View {
-            buffer: &self.buffers[e.buffer],
-            offset: e.offset as u64 * 4,
             len: entries[i..=j].iter().map(|e| e.len).sum(),
+            ..self.view_of(&entries[i])
         })
     }
 

@@ -201,10 +201,11 @@ impl<'a> Tensor<'a> {
             name,
             len,
             dims: [1; MAX_RANK],
-            rank: 0,
+            rank: dims.len(),
         };
-        let dims: Vec<u32> = dims.iter().map(|&d| d as u32).collect();
-        t.set_dims(&dims)?;
+        for (to, &d) in t.dims.iter_mut().zip(dims) {
+            *to = d as u32;
+        }
         Ok(t)
     }
 
