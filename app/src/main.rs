@@ -6,8 +6,9 @@
 //! The app is a thin composition: the address's hash says which lab and which experiment;
 //! each lab's folder (`labs/superposition`, `labs/sae`, `labs/lm`) holds its page, form,
 //! controls, charts and view, and says how the app shows it (`labs::LABS`: name, title, first
-//! link, page), from which the tabs are made. What labs share: `run_controller` (the page's side of the training worker, which the
-//! crate's library holds with the messages between the two), `charts` (the canvas tools),
+//! link, page), from which the tabs are made. What labs share: `run_controller` (the page's
+//! side of the training worker, which the crate's library holds with the messages between the
+//! two), `charts` (the canvas tools),
 //! `components` (chart panel, run bar, preset and field controls) and `url` (the hash).
 
 mod charts;

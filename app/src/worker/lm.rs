@@ -12,7 +12,7 @@ use mechlab_engine::models::transformer::lm::{sample, LmConfig, SampleOptions, T
 use mechlab_engine::models::transformer::trainer::LmTrainer;
 use mechlab_engine::models::transformer::LmLab;
 use mechlab_engine::models::transformer::TransformerConfig;
-use mechlab_engine::train::cadence::Cadence;
+use mechlab_engine::train::cadence::{Cadence, TENTHS_COST_RATIO};
 use mechlab_engine::train::engine::{place, Adapter};
 use mechlab_engine::train::lab::Lab;
 use mechlab_engine::EngineError;
@@ -30,9 +30,6 @@ pub const CPU_FALLBACK_FLOPS: f64 = 1.5e9;
 const EVAL_EVERY_MS: f64 = 1500.0;
 /// Training time between samples.
 const SAMPLE_EVERY_MS: f64 = 5000.0;
-/// Validation losses also come at each tenth of a run once training since the last took this
-/// many times what it cost.
-const EVAL_COST_RATIO: f64 = 4.0;
 /// Tokens a live sample adds (the page's own request says how many for its samples).
 const LIVE_SAMPLE_TOKENS: u32 = 80;
 /// Next tokens an inspection lists.
@@ -213,7 +210,7 @@ pub async fn open(runs: &[LmConfig], job: &Job, gpu: Adapter) -> Result<Opened<L
             trainers,
             sample: job.sample.clone().unwrap_or_default(),
             data_note: Some(data_note),
-            eval: Cadence::new(EVAL_EVERY_MS, Some(EVAL_COST_RATIO)),
+            eval: Cadence::new(EVAL_EVERY_MS, Some(TENTHS_COST_RATIO)),
             samples: Cadence::new(SAMPLE_EVERY_MS, None),
         },
         adapter: placement.runs_on,

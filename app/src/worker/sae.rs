@@ -10,7 +10,7 @@ use mechlab_engine::models::sae::arch::Loss;
 use mechlab_engine::models::sae::config::SaeConfig;
 use mechlab_engine::models::sae::trainer::SaeTrainer;
 use mechlab_engine::models::sae::SaeLab;
-use mechlab_engine::train::cadence::Cadence;
+use mechlab_engine::train::cadence::{Cadence, TENTHS_COST_RATIO};
 use mechlab_engine::EngineError;
 
 use super::work::{LabWork, Opened};
@@ -28,10 +28,6 @@ const LIVE_EVAL_SAMPLES: usize = 1024;
 const FINAL_EVAL_SAMPLES: usize = 4096;
 /// Training time between live evaluations.
 const EVAL_EVERY_MS: f64 = 1500.0;
-/// Live evaluations also come at each tenth of a run, so a run shorter than [`EVAL_EVERY_MS`]
-/// still draws a curve, unless training since the last one took less than this many times
-/// what that evaluation took (which bounds their share of the run's time).
-const EVAL_COST_RATIO: f64 = 4.0;
 
 /// A job's runs and the one training now.
 pub struct SaeWork {
@@ -87,7 +83,7 @@ pub async fn open(
             index: 0,
             trainer: None,
             gpu,
-            eval: Cadence::new(EVAL_EVERY_MS, Some(EVAL_COST_RATIO)),
+            eval: Cadence::new(EVAL_EVERY_MS, Some(TENTHS_COST_RATIO)),
         },
         adapter,
         chunk: chunk.clamp(1.0, 20.0),

@@ -4,6 +4,10 @@
 //! native one differ) and what each evaluation cost; [`train_evaluating`](super::trainer::train_evaluating)
 //! is the step-counted loop the CLI uses.
 
+/// How many times its last cost training must take before work comes at a tenth of a run (so
+/// such work takes at most about a fifth of the run's time).
+pub const TENTHS_COST_RATIO: f64 = 4.0;
+
 /// The timing of one kind of periodic work (validation losses, samples, an SAE's metrics).
 #[derive(Debug, Clone, Copy, PartialEq)]
 pub struct Cadence {
