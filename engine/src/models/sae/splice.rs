@@ -234,7 +234,7 @@ impl HookMap for SaeSplice {
 }
 
 #[cfg(test)]
-mod tests {
+pub(crate) mod tests {
     use super::*;
     use crate::gpu::Recorder;
     use crate::kernels::test_data::values;

@@ -570,20 +570,7 @@ async fn sae_splices_match_the_cpu(gpu: &crate::gpu::Gpu) {
         p.input_scale = 1.0;
         Rc::new(SaeSplice::new(arch, p).unwrap())
     };
-    let topk = match Architecture::by_name("topk").unwrap() {
-        Architecture::TopK {
-            k_aux,
-            aux_coefficient,
-            dead_tokens,
-            ..
-        } => Architecture::TopK {
-            k: d as u32,
-            k_aux,
-            aux_coefficient,
-            dead_tokens,
-        },
-        _ => unreachable!(),
-    };
+    let topk = crate::models::sae::splice::tests::arch("topk", d as u32);
     for arch in [Architecture::by_name("relu_l1").unwrap(), topk] {
         let map = exact(arch);
         let edits = [HookEdit::new(hook, Edit::Map(map.clone()))];
