@@ -5,7 +5,13 @@
 //! the worker with wasm-bindgen's no-modules target, started by the page from
 //! `mechlab-worker-loader.js`.
 
+pub mod charts;
+pub mod components;
+pub mod download;
+pub mod labs;
 pub mod protocol;
+pub mod run_controller;
+pub mod url;
 pub mod worker;
 
 use wasm_bindgen::JsCast;

@@ -11,12 +11,7 @@
 //! two), `charts` (the canvas tools),
 //! `components` (chart panel, run bar, preset and field controls) and `url` (the hash).
 
-mod charts;
-mod components;
-mod download;
-mod labs;
-mod run_controller;
-mod url;
+use mechlab_app::{labs, url};
 
 use leptos::prelude::*;
 

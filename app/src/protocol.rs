@@ -9,15 +9,12 @@
 //! and the page drops what comes from a run it has since restarted or reset. Messages arrive in
 //! the order they were posted, in both directions.
 
-use mechlab_engine::experiment::frontier::FrontierPoint;
 use mechlab_engine::experiment::lab::Experiment;
-use mechlab_engine::io::saelens::SaeLensFiles;
-use mechlab_engine::metrics::superposition::SuperpositionMetrics;
-use mechlab_engine::models::sae::arch::Loss;
-use mechlab_engine::models::sae::train::Evaluation;
 use mechlab_engine::models::transformer::inspect::Inspection;
 use mechlab_engine::models::transformer::lm::SampleOptions;
 use mechlab_engine::train::engine::EngineChoice;
+use mechlab_engine::EngineError;
+use serde::de::DeserializeOwned;
 use serde::{Deserialize, Serialize};
 use serde_bytes::ByteBuf;
 use wasm_bindgen::JsValue;
@@ -227,15 +224,36 @@ pub struct Progress {
     pub update: Update,
 }
 
-/// A chunk's figures, per lab.
+/// A chunk's figures, in the lab's own type (`labs/<lab>/update.rs`), carried as the JS value
+/// `serde-wasm-bindgen` makes of it: a lab's figures need no variant here, and the page's lab
+/// reads them back with [`Update::read`] as it knows its run's experiment.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
-pub enum Update {
-    /// Toy models of superposition.
-    Superposition(ToyUpdate),
-    /// Sparse autoencoders.
-    Sae(Box<SaeUpdate>),
-    /// Language models.
-    Lm(LmUpdate),
+pub struct Update(#[serde(with = "serde_wasm_bindgen::preserve")] JsValue);
+
+impl Update {
+    /// A lab's figures, for [`Progress::update`].
+    pub fn new<T: Serialize>(figures: &T) -> Result<Self, EngineError> {
+        serde_wasm_bindgen::to_value(figures)
+            .map(Self)
+            .map_err(|e| {
+                EngineError::BadConfig(format!("a chunk's figures did not serialize: {e}"))
+            })
+    }
+
+    /// The figures as the lab's own type; an error names what did not fit (a chunk of another
+    /// lab's run).
+    pub fn read<T: DeserializeOwned>(&self) -> Result<T, String> {
+        serde_wasm_bindgen::from_value(self.0.clone())
+            .map_err(|e| format!("a chunk's figures did not read as this lab's: {e}"))
+    }
+
+    /// [`Update::read`] for a page: figures that do not read (a bug, never the user's input)
+    /// are reported on the console and the chunk is skipped.
+    pub fn figures<T: DeserializeOwned>(&self) -> Option<T> {
+        self.read()
+            .map_err(|e| web_sys::console::error_1(&e.into()))
+            .ok()
+    }
 }
 
 /// A model seen through a prompt.
@@ -245,67 +263,6 @@ pub struct ModelView {
     pub inspection: Inspection,
     /// A continuation of the prompt.
     pub sample: String,
-}
-
-/// A chunk of language-model training.
-#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
-pub struct LmUpdate {
-    /// Per model, in run order.
-    pub models: Vec<LmModelUpdate>,
-    /// How the text became tokens, in the run's first update.
-    pub data: Option<String>,
-    /// Tokens a step trains, all models together.
-    pub tokens_per_step: f64,
-    /// Training FLOPs a step, all models together.
-    pub flops_per_step: f64,
-}
-
-/// One model's chunk.
-#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
-pub struct LmModelUpdate {
-    /// Mean training loss over the chunk (nats per token).
-    pub loss: f32,
-    /// The last step's gradient norm before clipping.
-    pub grad_norm: f32,
-    /// The last step's learning rate.
-    pub lr: f32,
-    /// Loss on the held-out windows, when measured this chunk.
-    pub validation: Option<f32>,
-    /// A continuation of the sample prompt, now and then.
-    pub sample: Option<String>,
-}
-
-/// Everything the Superposition charts draw except the loss history, which the page
-/// accumulates from `losses`.
-#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
-pub struct ToyUpdate {
-    /// Each instance's mean loss over the chunk.
-    pub losses: Vec<f32>,
-    /// All parameters, flat, instance-major (`W` then `b` per instance).
-    pub params: Vec<f32>,
-    /// Each instance's measures of superposition, computed in the worker.
-    pub metrics: Vec<SuperpositionMetrics>,
-}
-
-/// A chunk of SAE training: the curve's next point, an evaluation now and then, and the
-/// frontier point of a run that just finished.
-#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
-pub struct SaeUpdate {
-    /// Which of the job's runs trained (a frontier trains several, one after another).
-    pub index: u32,
-    /// Steps that run has trained.
-    pub run_step: u32,
-    /// The chunk's mean loss by term.
-    pub loss: Loss,
-    /// The chunk's mean active latents per input.
-    pub l0: f32,
-    /// A fresh evaluation of the run, when one was made this chunk (every second or so of
-    /// training, and at the end of each run).
-    pub evaluation: Option<Evaluation>,
-    /// The run's point on the frontier, when this chunk finished it.
-    pub finished: Option<FrontierPoint>,
-    /// The trained SAE in SAELens's layout, when this chunk finished the run.
-    pub saelens: Option<SaeLensFiles>,
 }
 
 impl ToWorker {

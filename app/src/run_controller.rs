@@ -1,21 +1,21 @@
 //! The page's run controller, its side of training. A dedicated Web Worker
-//! (`mechlab_app::worker`, its own WebGPU device or the CPU reference for small configs) trains
+//! (`crate::worker`, its own WebGPU device or the CPU reference for small configs) trains
 //! in chunks; this module starts it, sends it Start, Pause, Resume and Reset
-//! (`mechlab_app::protocol`), keeps the run's status, progress and ETA, and hands each chunk's
+//! (`crate::protocol`), keeps the run's status, progress and ETA, and hands each chunk's
 //! figures to the page that started the run.
 //!
 //! The page thread only keeps histories and draws; nothing that scales with training runs here.
 
 use std::sync::Arc;
 
+use crate::protocol::{FromWorker, Job, Progress, ToWorker, WORKER_LOADER};
 use leptos::prelude::*;
-use mechlab_app::protocol::{FromWorker, Job, Progress, ToWorker, WORKER_LOADER};
 use mechlab_engine::experiment::lab::Experiment;
 use wasm_bindgen::prelude::*;
 use wasm_bindgen::JsCast;
 use web_sys::{ErrorEvent, MessageEvent, Worker};
 
-pub use mechlab_app::sleep_ms;
+pub use crate::sleep_ms;
 
 /// What the runner tells the page that owns it.
 pub enum RunEvent<'a> {

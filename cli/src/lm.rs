@@ -9,12 +9,12 @@ use crate::common::{
 };
 use mechlab_engine::data::text::{Corpus, TextTokenizer};
 use mechlab_engine::experiment::link::LinkConfig;
-use mechlab_engine::experiment::lm_link::LmExperiment;
 use mechlab_engine::experiment::preset::LabPreset;
 use mechlab_engine::io::safetensors::{f32_bytes, serialize_f32};
 use mechlab_engine::io::transformer_lens::Checkpoint;
 use mechlab_engine::models::transformer::cpu::{forward_with, hook_matches};
 use mechlab_engine::models::transformer::gpu::GpuTransformer;
+use mechlab_engine::models::transformer::link::LmExperiment;
 use mechlab_engine::models::transformer::lm::{
     LmConfig, LmPreset, LmStep, SampleOptions, TokenizedCorpus,
 };

@@ -37,8 +37,8 @@ fn main() -> ExitCode {
     use clap::{CommandFactory, FromArgMatches};
     use mechlab_engine::experiment::fields::help;
     use mechlab_engine::experiment::link::LinkConfig;
-    use mechlab_engine::experiment::superposition::SuperpositionConfig;
     use mechlab_engine::models::sae::config::SaeConfig;
+    use mechlab_engine::models::toy::config::SuperpositionConfig;
     use mechlab_engine::models::transformer::lm::LmConfig;
     // `--help` lists each lab's config fields from the engine's field tables.
     let command = Cli::command()

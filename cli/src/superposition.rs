@@ -6,7 +6,7 @@ use clap::ValueEnum;
 use mechlab_engine::experiment::link::LinkConfig;
 use mechlab_engine::experiment::preset::LabPreset;
 use mechlab_engine::experiment::results::SuperpositionResult;
-use mechlab_engine::experiment::superposition::{Preset, SuperpositionConfig};
+use mechlab_engine::models::toy::config::{Preset, SuperpositionConfig};
 use mechlab_engine::models::toy::gpu::{GpuToyTrainer, ToyPath};
 use mechlab_engine::models::toy::{ToyLab, ToyTrainer};
 use mechlab_engine::train::lab::Lab;

@@ -2,8 +2,8 @@
 //! kernel must agree with the CPU reference. Browser only.
 #![cfg(target_arch = "wasm32")]
 
-use mechlab_engine::experiment::superposition::{Axis, Preset, SuperpositionConfig};
 use mechlab_engine::gpu::Gpu;
+use mechlab_engine::models::toy::config::{Axis, Preset, SuperpositionConfig};
 use mechlab_engine::models::toy::cpu::CpuToyTrainer;
 use mechlab_engine::models::toy::gpu::{GpuToyTrainer, ToyPath};
 use wasm_bindgen_test::wasm_bindgen_test;

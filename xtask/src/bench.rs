@@ -9,8 +9,8 @@
 
 use crate::tools::{output, root};
 use mechlab_engine::experiment::preset::LabPreset;
-use mechlab_engine::experiment::superposition::{Preset, SuperpositionConfig};
 use mechlab_engine::gpu::Gpu;
+use mechlab_engine::models::toy::config::{Preset, SuperpositionConfig};
 use mechlab_engine::models::toy::cpu::CpuToyTrainer;
 use mechlab_engine::models::toy::gpu::{GpuToyTrainer, ToyPath};
 use std::fmt::Write as _;

@@ -17,10 +17,10 @@
 //! kink: f32 rounding on the GPU must not flip a selection. The transformer's loss is smooth.
 
 use crate::tools::root;
-use mechlab_engine::experiment::superposition::{Axis, Preset, SuperpositionConfig};
 use mechlab_engine::models::sae::arch::{self, Ctx};
 use mechlab_engine::models::sae::config::Architecture;
 use mechlab_engine::models::sae::params::{SaeParams, TRAINED_TENSORS};
+use mechlab_engine::models::toy::config::{Axis, Preset, SuperpositionConfig};
 use mechlab_engine::models::toy::cpu::CpuToyTrainer;
 use mechlab_engine::models::toy::{instance_table, sample_feature};
 use mechlab_engine::models::transformer::config::{Activation, TransformerConfig};

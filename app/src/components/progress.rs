@@ -14,8 +14,8 @@ fn steps(n: u32) -> String {
 
 /// How long the controls must stay unchanged before the run they describe is measured.
 const SETTLE_MS: i32 = 600;
+use crate::protocol::Job;
 use leptos::prelude::*;
-use mechlab_app::protocol::Job;
 
 /// Which backend trains, as the worker reported it.
 #[component]

@@ -1,7 +1,9 @@
-//! The labs, one folder each with its page, form, controls, charts and view; what they share
-//! lives in `components/`, `charts/` and `url.rs`. Each lab's folder states how the app shows
-//! it ([`LabPage`]); [`LABS`] lists them in tab order, and the app's tabs, titles and pages come
-//! from that list alone.
+//! The labs, one folder each with its page, form, controls, charts and view, the work its runs
+//! do in the training worker (`work.rs`) and the figures a chunk sends the page (`update.rs`);
+//! what they share lives in `components/`, `charts/`, `url.rs`, `run_controller.rs` and
+//! `worker/`. Each lab's folder states how the app shows and trains it ([`LabPage`]); [`LABS`]
+//! lists them in tab order, and the app's tabs, titles, pages and the worker's labs come from
+//! that list alone.
 
 pub mod lm;
 pub mod sae;
@@ -21,7 +23,20 @@ pub struct LabPage {
     pub first_link: fn() -> String,
     /// Its page, given the address's hash while it names this lab and the resize counter.
     pub page: fn(ReadSignal<String>, RwSignal<u32>) -> AnyView,
+    /// Opens a job of this lab in the training worker (the lab's `work.rs`).
+    pub open: crate::worker::work::OpenWork,
 }
 
 /// Every lab, in tab order; the first is the one a link without `lab=` opens.
 pub const LABS: [LabPage; 3] = [superposition::PAGE, sae::PAGE, lm::PAGE];
+
+#[cfg(test)]
+mod tests {
+    /// The worker finds a job's lab here by the name its link gives, so every lab the engine
+    /// decodes links for has a page, in the same order (the first opens links without `lab=`).
+    #[test]
+    fn every_lab_the_engine_decodes_has_one_page_in_its_order() {
+        let pages: Vec<&str> = super::LABS.iter().map(|l| l.name).collect();
+        assert_eq!(pages, mechlab_engine::experiment::lab::lab_names());
+    }
+}

@@ -10,11 +10,8 @@
 
 mod adapter;
 mod calibrate;
-mod lm;
 mod run_loop;
-mod sae;
-mod toy;
-mod work;
+pub mod work;
 
 use std::cell::RefCell;
 

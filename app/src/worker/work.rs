@@ -1,5 +1,6 @@
-//! What trains in the worker, per lab: each lab's work as it opened ([`Opened`]), and the one
-//! face the worker's loops drive it through ([`Work`]).
+//! What trains in the worker: the one face the worker's loops drive every lab's work through
+//! ([`LabWork`]), each lab's work as it opened ([`Opened`]), and [`open`], which finds the
+//! job's lab in [`crate::labs::LABS`]. Each lab's work lives in its folder (`labs/<lab>/work.rs`).
 
 use mechlab_engine::data::LocalFuture;
 use mechlab_engine::experiment::lab::Experiment;
@@ -7,37 +8,45 @@ use mechlab_engine::EngineError;
 
 use super::adapter::gpu;
 use super::run_loop::Session;
-use super::{lm, sae, toy};
+use crate::labs::LABS;
 use crate::protocol::{FromWorker, Job, ToWorker, Update};
+use mechlab_engine::train::engine::Adapter;
 
 /// A lab's trainer as opened, with where it runs and the loop's first chunk size.
-pub(super) struct Opened<W> {
-    pub(super) work: W,
-    pub(super) adapter: String,
+pub struct Opened<W> {
+    /// What trains.
+    pub work: W,
+    /// Where it trains, as the page shows it.
+    pub adapter: String,
     /// Steps in the first chunk.
-    pub(super) chunk: f64,
+    pub chunk: f64,
     /// The most steps a chunk may grow to.
-    pub(super) max_chunk: f64,
+    pub max_chunk: f64,
     /// Steps already trained (a run continued from a checkpoint).
-    pub(super) start: u32,
+    pub start: u32,
 }
 
 impl<W: LabWork + 'static> Opened<W> {
-    /// The work behind the one face, with the rest of what opening it settled.
-    fn boxed(self) -> (Work, String, f64, f64, u32) {
-        (
-            Box::new(self.work),
-            self.adapter,
-            self.chunk,
-            self.max_chunk,
-            self.start,
-        )
+    /// The work behind the one face.
+    pub fn boxed(self) -> Opened<Work> {
+        Opened {
+            work: Box::new(self.work),
+            adapter: self.adapter,
+            chunk: self.chunk,
+            max_chunk: self.max_chunk,
+            start: self.start,
+        }
     }
 }
 
+/// How a lab opens a job in the worker (its [`crate::labs::LabPage::open`]): the job's
+/// experiment, which is the lab's own, the job, and the worker's GPU.
+pub type OpenWork =
+    for<'a> fn(&'a Experiment, &'a Job, Adapter) -> LocalFuture<'a, Result<Opened<Work>, String>>;
+
 /// What trains in the worker for one lab, as the worker's loops drive it: each lab's
 /// `worker/<lab>.rs` implements it, and [`open`] is the one place that picks the lab.
-pub(super) trait LabWork {
+pub trait LabWork {
     /// Trains up to `n` steps of a `total`-step job (`last_chunk_ms`, how long the last chunk
     /// took, paces work that runs every so often); returns how many it trained and the chunk's
     /// update.
@@ -68,20 +77,23 @@ pub(super) trait LabWork {
 }
 
 /// A lab's work, whichever lab.
-pub(super) type Work = Box<dyn LabWork>;
+pub type Work = Box<dyn LabWork>;
 
 /// Opens the job's trainer on the worker's GPU, or on the CPU when there is none.
 pub(super) async fn open(run: u32, job: &Job) -> Result<Session, String> {
     let gpu = gpu().await;
     let experiment = job.experiment()?;
-    let (work, adapter, chunk, max_chunk, start) = match &experiment {
-        Experiment::Superposition(cfg) => toy::open(cfg, job.engine, gpu).await?.boxed(),
-        Experiment::Sae(..) => {
-            let runs = experiment.sae_runs().map_err(|e| e.to_string())?;
-            sae::open(&runs, job.engine, gpu).await?.boxed()
-        }
-        Experiment::Lm(e) => lm::open(&e.runs(), job, gpu).await?.boxed(),
-    };
+    let lab = LABS
+        .iter()
+        .find(|l| l.name == experiment.lab())
+        .ok_or_else(|| format!("the app has no page for the {} lab", experiment.lab()))?;
+    let Opened {
+        work,
+        adapter,
+        chunk,
+        max_chunk,
+        start,
+    } = (lab.open)(&experiment, job, gpu).await?;
     Ok(Session {
         run,
         work,

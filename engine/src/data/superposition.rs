@@ -7,9 +7,9 @@
 use super::device::{record_draw, Draw};
 use super::LocalFuture;
 use crate::error::{EngineError, Result};
-use crate::experiment::superposition::{Axis, SuperpositionConfig};
 use crate::gpu::{Recording, View};
 use crate::models::sae::config::SourceConfig;
+use crate::models::toy::config::{Axis, SuperpositionConfig};
 use crate::models::toy::cpu::CpuToyTrainer;
 use crate::models::toy::sample_feature;
 use crate::rng::fold_seed;

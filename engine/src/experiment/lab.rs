@@ -2,121 +2,231 @@
 //! names (a link that names none is the Superposition lab's, the first format), so the page,
 //! the worker and the CLI read one link the same way. The page sends the worker the link, not a
 //! typed config, and the worker decodes it here.
+//!
+//! Each lab's experiment type implements [`LabExperiment`] in the lab's own folder; [`LABS`]
+//! lists their codecs, and nothing else here names a lab. [`Experiment`] holds any of them, and
+//! a lab's page and worker take their own type back out with [`Experiment::get`].
 
 use super::link::{self, LinkConfig};
-use super::lm_link::LmExperiment;
-use super::sae_link::{self, Sweep};
-use super::superposition::SuperpositionConfig;
-use crate::error::Result;
-use crate::models::sae::config::SaeConfig;
-use crate::models::transformer::lm::LmConfig;
+use crate::error::{EngineError, Result};
+use crate::models::sae::link::SaeExperiment;
+use crate::models::toy::config::SuperpositionConfig;
+use crate::models::transformer::link::LmExperiment;
+use std::any::Any;
+use std::fmt;
+use std::sync::Arc;
 
-/// An experiment, as one lab's link describes it.
-#[derive(Debug, Clone, PartialEq)]
-pub enum Experiment {
-    /// Toy models of superposition: every instance of the config side by side.
-    Superposition(SuperpositionConfig),
-    /// Sparse autoencoders: one config, or a frontier sweep of it.
-    Sae(SaeConfig, Sweep),
-    /// Language models: one, or a pair identical but for the MLP activation.
-    Lm(LmExperiment),
+/// Every lab's link codec, the first being the one a link without `lab=` opens (links made
+/// before there were labs). Adding a lab adds its line here.
+pub const LABS: [LinkCodec; 3] = [
+    LinkCodec::of::<SuperpositionConfig>(),
+    LinkCodec::of::<SaeExperiment>(),
+    LinkCodec::of::<LmExperiment>(),
+];
+
+/// What a lab's link describes: a config, a sweep of it, a pair. Implemented in the lab's own
+/// folder, next to its config.
+pub trait LabExperiment: fmt::Debug + PartialEq + Send + Sync + Sized + 'static {
+    /// The config whose codec the link is read with: it names the lab (`lab=`).
+    type Config: LinkConfig;
+
+    /// Decodes a whole URL, a fragment or a query string with the lab's strict decoder.
+    fn decode(text: &str) -> Result<Self>;
+
+    /// The link fragment (without `#`) that [`LabExperiment::decode`] reads back as this.
+    fn encode(&self) -> String;
+
+    /// Steps the whole experiment trains: its runs one after another (a frontier), or side by
+    /// side (a pair of language models, every toy instance).
+    fn total_steps(&self) -> u32;
 }
 
+/// A lab's decoder, as [`LABS`] lists it.
+#[derive(Clone, Copy)]
+pub struct LinkCodec {
+    /// The lab's name, as links spell it in `lab=`.
+    pub lab: &'static str,
+    /// Its title, as the page and errors name it.
+    pub title: &'static str,
+    decode: fn(&str) -> Result<Experiment>,
+}
+
+impl LinkCodec {
+    /// The codec of `E`'s lab.
+    pub const fn of<E: LabExperiment>() -> Self {
+        Self {
+            lab: <E::Config as LinkConfig>::LAB,
+            title: <E::Config as LinkConfig>::TITLE,
+            decode: |text| E::decode(text).map(Experiment::new),
+        }
+    }
+}
+
+/// The names of every lab, as links spell them.
+pub fn lab_names() -> Vec<&'static str> {
+    LABS.iter().map(|c| c.lab).collect()
+}
+
+/// The one face of every lab's experiment that [`Experiment`] holds.
+trait AnyExperiment: fmt::Debug + Send + Sync {
+    fn lab(&self) -> &'static str;
+    fn encode(&self) -> String;
+    fn total_steps(&self) -> u32;
+    fn as_any(&self) -> &dyn Any;
+}
+
+impl<E: LabExperiment> AnyExperiment for E {
+    fn lab(&self) -> &'static str {
+        <E::Config as LinkConfig>::LAB
+    }
+
+    fn encode(&self) -> String {
+        LabExperiment::encode(self)
+    }
+
+    fn total_steps(&self) -> u32 {
+        LabExperiment::total_steps(self)
+    }
+
+    fn as_any(&self) -> &dyn Any {
+        self
+    }
+}
+
+/// An experiment of any lab, as its link describes it. Cheap to clone.
+#[derive(Clone)]
+pub struct Experiment(Arc<dyn AnyExperiment>);
+
 impl Experiment {
-    /// Decodes a whole URL, a fragment or a query string with its lab's strict decoder.
+    /// Holds a lab's experiment.
+    pub fn new<E: LabExperiment>(e: E) -> Self {
+        Self(Arc::new(e))
+    }
+
+    /// The lab's own experiment, when it is `E`'s lab's.
+    pub fn get<E: LabExperiment>(&self) -> Option<&E> {
+        self.0.as_any().downcast_ref()
+    }
+
+    /// The lab's own experiment, or an error naming both labs (a lab's worker handed another
+    /// lab's job).
+    pub fn expect<E: LabExperiment>(&self) -> Result<&E> {
+        self.get().ok_or_else(|| {
+            EngineError::BadLink(format!(
+                "this link is for the {} lab, not the {} lab",
+                self.lab(),
+                <E::Config as LinkConfig>::TITLE
+            ))
+        })
+    }
+
+    /// The lab's name, as links spell it in `lab=`.
+    pub fn lab(&self) -> &'static str {
+        self.0.lab()
+    }
+
+    /// Decodes a whole URL, a fragment or a query string with the strict decoder of the lab
+    /// its `lab=` names (the first of [`LABS`] when it names none).
     pub fn decode(text: &str) -> Result<Self> {
         let pairs = link::fragment_pairs(text)?;
-        Ok(match link::lab_of(&pairs) {
-            Some(lab) if lab == SaeConfig::LAB => {
-                let (cfg, sweep) = sae_link::decode(text)?;
-                Experiment::Sae(cfg, sweep)
-            }
-            Some(lab) if lab == LmConfig::LAB => Experiment::Lm(LmExperiment::decode(text)?),
-            // `decode` names a lab that does not exist.
-            _ => Experiment::Superposition(SuperpositionConfig::from_link(text)?),
-        })
+        let codec = match link::lab_of(&pairs) {
+            None => &LABS[0],
+            Some(lab) => LABS.iter().find(|c| c.lab == lab).ok_or_else(|| {
+                EngineError::BadLink(format!(
+                    "`lab={lab}`: there is no such lab; mechlab's labs are {}",
+                    lab_names().join(", ")
+                ))
+            })?,
+        };
+        (codec.decode)(text)
     }
 
     /// The link fragment (without `#`) that [`Experiment::decode`] reads back as this.
     pub fn encode(&self) -> String {
-        match self {
-            Experiment::Superposition(c) => c.to_link(),
-            Experiment::Sae(c, s) => sae_link::encode_experiment(c, s),
-            Experiment::Lm(e) => e.encode(),
-        }
+        self.0.encode()
     }
 
-    /// The SAE runs it trains, one after another (one, a frontier's or a key sweep's). Empty
-    /// for other labs.
-    pub fn sae_runs(&self) -> Result<Vec<SaeConfig>> {
-        match self {
-            Experiment::Sae(cfg, sweep) => sweep.runs(cfg),
-            _ => Ok(Vec::new()),
-        }
-    }
-
-    /// Steps the whole experiment trains: the runs one after another (a frontier), or side by
-    /// side (a pair of language models, every toy instance).
+    /// Steps the whole experiment trains.
     pub fn total_steps(&self) -> u32 {
-        match self {
-            Experiment::Superposition(c) => c.steps,
-            Experiment::Sae(..) => self
-                .sae_runs()
-                .map_or(0, |runs| runs.iter().map(|c| c.steps).sum()),
-            Experiment::Lm(e) => e.run.steps,
-        }
+        self.0.total_steps()
+    }
+}
+
+impl fmt::Debug for Experiment {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        self.0.fmt(f)
+    }
+}
+
+/// Two experiments are the same when they are one lab's and their links are the same.
+impl PartialEq for Experiment {
+    fn eq(&self, other: &Self) -> bool {
+        self.lab() == other.lab() && self.encode() == other.encode()
     }
 }
 
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::experiment::lm_link::LmExperiment;
     use crate::experiment::preset::LabPreset;
-    use crate::experiment::superposition::Preset;
     use crate::models::sae::config::SaePreset;
+    use crate::models::sae::link::Sweep;
+    use crate::models::toy::config::Preset;
     use crate::models::transformer::lm::LmPreset;
+
+    fn sae(sweep: &str) -> SaeExperiment {
+        SaeExperiment {
+            config: SaePreset::GroundTruth.config(),
+            sweep: Sweep::decode(sweep).unwrap(),
+        }
+    }
 
     #[test]
     fn every_lab_s_link_decodes_to_its_experiment_and_back() {
-        let frontier = Sweep::decode("frontier:topk,relu_l1").unwrap();
         let mut cases: Vec<Experiment> = Preset::ALL
             .iter()
-            .map(|p| Experiment::Superposition(p.config()))
+            .map(|p| Experiment::new(p.config()))
             .collect();
-        cases.extend(
-            SaePreset::ALL
-                .iter()
-                .map(|p| Experiment::Sae(p.config(), Sweep::Single)),
-        );
-        cases.push(Experiment::Sae(SaePreset::GroundTruth.config(), frontier));
-        let by_k = Sweep::decode("a.k:8,32").unwrap();
-        cases.push(Experiment::Sae(SaePreset::GroundTruth.config(), by_k));
+        cases.extend(SaePreset::ALL.iter().map(|p| {
+            Experiment::new(SaeExperiment {
+                config: p.config(),
+                sweep: Sweep::Single,
+            })
+        }));
+        cases.push(Experiment::new(sae("frontier:topk,relu_l1")));
+        cases.push(Experiment::new(sae("a.k:8,32")));
         cases.extend(
             LmPreset::ALL
                 .iter()
-                .map(|p| Experiment::Lm(LmExperiment::preset(*p))),
+                .map(|p| Experiment::new(LmExperiment::preset(*p))),
         );
         for e in cases {
             let link = e.encode();
             let back = Experiment::decode(&format!("https://example.org/#{link}")).unwrap();
             assert_eq!(back, e, "{link}");
             assert_eq!(back.encode(), link);
+            assert_eq!(back.lab(), e.lab());
         }
         // A frontier trains its runs one after another; a pair side by side.
-        let f = Experiment::decode(
-            &Experiment::Sae(
-                SaePreset::GroundTruth.config(),
-                Sweep::decode("frontier:topk").unwrap(),
-            )
-            .encode(),
-        )
-        .unwrap();
-        let runs = f.sae_runs().unwrap();
+        let f = Experiment::decode(&Experiment::new(sae("frontier:topk")).encode()).unwrap();
+        let runs = f.expect::<SaeExperiment>().unwrap().runs().unwrap();
         assert!(runs.len() > 1);
         assert_eq!(f.total_steps(), runs.iter().map(|c| c.steps).sum::<u32>());
-        let pair = Experiment::Lm(LmExperiment::preset(LmPreset::SoluVsGelu));
+        let pair = Experiment::new(LmExperiment::preset(LmPreset::SoluVsGelu));
         assert_eq!(pair.total_steps(), LmPreset::SoluVsGelu.runs()[0].steps);
+        // Each lab takes back its own type, and only its own.
+        assert!(pair.get::<LmExperiment>().is_some());
+        assert!(pair.get::<SaeExperiment>().is_none());
+        let e = pair
+            .expect::<SuperpositionConfig>()
+            .unwrap_err()
+            .to_string();
+        assert!(
+            e.contains("for the lm lab, not the Superposition lab"),
+            "{e}"
+        );
+        // Two labs' experiments are never equal.
+        assert_ne!(Experiment::new(SuperpositionConfig::default()), pair);
     }
 
     #[test]
@@ -128,5 +238,12 @@ mod tests {
             .to_string();
         assert!(e.contains("d_sae"), "{e}");
         assert!(Experiment::decode("garbage").is_err());
+    }
+
+    #[test]
+    fn the_labs_are_listed_once_each_the_first_opening_links_without_a_lab() {
+        assert_eq!(lab_names(), ["superposition", "sae", "lm"]);
+        let toy = Experiment::decode(&SuperpositionConfig::default().to_link()).unwrap();
+        assert_eq!(toy.lab(), LABS[0].lab);
     }
 }

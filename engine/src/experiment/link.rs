@@ -339,10 +339,11 @@ pub fn decode<C: LinkConfig>(link: &str) -> Result<Decoded<'_, C>> {
     check_version(&pairs)?;
     check_repeats(&pairs)?;
     if let Some(lab) = lab_of(&pairs) {
-        if !super::LABS.contains(&lab) {
+        let labs = super::lab::lab_names();
+        if !labs.contains(&lab) {
             return Err(EngineError::BadLink(format!(
                 "`lab={lab}`: there is no such lab; mechlab's labs are {}",
-                super::LABS.join(", ")
+                labs.join(", ")
             )));
         }
         if lab != C::LAB {
@@ -404,7 +405,7 @@ pub fn from_fields<C: LinkConfig>(pairs: &[(&str, &str)]) -> Result<C> {
 mod tests {
     use super::*;
     use crate::experiment::preset::LabPreset;
-    use crate::experiment::superposition::{Preset, SuperpositionConfig};
+    use crate::models::toy::config::{Preset, SuperpositionConfig};
 
     // The Superposition lab's links, as the codec written for them alone read them.
     fn encode(c: &SuperpositionConfig) -> String {
@@ -462,7 +463,7 @@ mod tests {
         assert_eq!(c.learning_rate, 0.001);
         assert_eq!(
             c.feature_probability,
-            crate::experiment::superposition::Axis::Range {
+            crate::models::toy::config::Axis::Range {
                 from: 1.0,
                 to: 0.01,
                 count: 12,

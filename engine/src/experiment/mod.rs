@@ -1,16 +1,12 @@
-//! Experiment configs, share links and result bundles.
+//! What every lab's experiment shares: the link codec and its field tables, presets, sweeps,
+//! frontiers, result bundles, and the list of labs ([`lab::LABS`]). Each lab's own config and
+//! its spelling in links live in its folder under `models/`.
 
 pub mod fields;
 pub mod frontier;
 pub mod lab;
 pub mod link;
-pub mod lm_link;
 pub mod preset;
 pub mod repair;
 pub mod results;
-pub mod sae_link;
-pub mod superposition;
 pub mod sweep;
-
-/// Every lab's name, as links spell it in `lab=`.
-pub const LABS: [&str; 3] = ["superposition", "sae", "lm"];

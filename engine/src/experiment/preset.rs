@@ -52,8 +52,8 @@ pub trait LabPreset: Copy + PartialEq + Sized + 'static {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::experiment::superposition::Preset;
     use crate::models::sae::config::SaePreset;
+    use crate::models::toy::config::Preset;
     use crate::models::transformer::lm::LmPreset;
 
     fn names_round_trip<P: LabPreset + std::fmt::Debug>() {

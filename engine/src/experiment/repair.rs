@@ -169,7 +169,7 @@ pub fn describe(replaced: &[Replaced], now: impl Fn(&str) -> Option<String>) -> 
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::experiment::superposition::SuperpositionConfig;
+    use crate::models::toy::config::SuperpositionConfig;
 
     fn open(link: &str) -> Result<Repaired<SuperpositionConfig>> {
         repair::<SuperpositionConfig, _>(link, SuperpositionConfig::from_link)

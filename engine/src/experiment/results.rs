@@ -1,7 +1,7 @@
 //! The result bundle of a superposition run, as the CLI writes it and the app exports it.
 
-use super::superposition::{InstanceSpec, SuperpositionConfig};
 use crate::metrics::superposition::{superposition_metrics, SuperpositionMetrics};
+use crate::models::toy::config::{InstanceSpec, SuperpositionConfig};
 use crate::models::toy::{eval_loss, unflatten, InstanceWeights};
 use serde::{Deserialize, Serialize};
 
@@ -84,7 +84,7 @@ fn instance_result(
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::experiment::superposition::Preset;
+    use crate::models::toy::config::Preset;
 
     #[test]
     fn losses_are_measured_on_a_fixed_batch() {

@@ -56,9 +56,9 @@ pub trait Lab {
 mod tests {
     use super::*;
     use crate::data::text::TokenizerKind;
-    use crate::experiment::superposition::{Axis, Preset};
     use crate::models::sae::config::{SaeConfig, SaePreset, SourceConfig};
     use crate::models::sae::SaeLab;
+    use crate::models::toy::config::{Axis, Preset};
     use crate::models::toy::ToyLab;
     use crate::models::transformer::lm::tests as lm_tests;
     use crate::models::transformer::lm::{LmConfig, TokenizedCorpus};
@@ -101,7 +101,7 @@ mod tests {
     }
 
     async fn every_lab_opens_the_same_run_on_either_device(gpu: &Gpu) {
-        let toy = crate::experiment::superposition::SuperpositionConfig {
+        let toy = crate::models::toy::config::SuperpositionConfig {
             n_features: 5,
             n_hidden: 2,
             batch_size: 7,

@@ -72,7 +72,7 @@ pub async fn train_evaluating<T: Trainer>(
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::experiment::superposition::{Axis, Preset, SuperpositionConfig};
+    use crate::models::toy::config::{Axis, Preset, SuperpositionConfig};
     use crate::models::toy::cpu::CpuToyTrainer;
     use crate::models::toy::ToyTrainer;
 

@@ -4,8 +4,8 @@
 use super::form::{self, LmForm};
 use crate::components::controls::{form_field, PresetSelect};
 use leptos::prelude::*;
-use mechlab_engine::experiment::lm_link::LmExperiment;
 use mechlab_engine::experiment::preset::LabPreset;
+use mechlab_engine::models::transformer::link::LmExperiment;
 use mechlab_engine::models::transformer::lm::LmPreset;
 
 /// The parsed controls, or why they do not parse.

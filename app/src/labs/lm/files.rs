@@ -3,7 +3,7 @@
 //! `config.json`, `model.safetensors`, `tokenizer.json`, …). Everything is checked on the page
 //! before a run uses it, so a bad file is named at once and nothing else changes.
 
-use mechlab_app::protocol::UserFile;
+use crate::protocol::UserFile;
 use mechlab_engine::data::text::Corpus;
 use mechlab_engine::io::transformer_lens::{from_zip, to_zip, Checkpoint};
 use serde_bytes::ByteBuf;

@@ -9,10 +9,10 @@ use crate::components::controls::{Input, TextForm};
 use crate::components::link_sync::{read_link, FromHash};
 use mechlab_engine::experiment::fields;
 use mechlab_engine::experiment::link;
-use mechlab_engine::experiment::lm_link::LmExperiment;
 use mechlab_engine::experiment::preset::LabPreset;
 use mechlab_engine::models::transformer::config::ACTIVATION_CHOICES;
 use mechlab_engine::models::transformer::fields::LM_FIELDS;
+use mechlab_engine::models::transformer::link::LmExperiment;
 use mechlab_engine::models::transformer::lm::{LmConfig, LmPreset};
 use mechlab_engine::models::transformer::TransformerConfig;
 use mechlab_engine::EngineError;
@@ -146,7 +146,7 @@ impl TextForm for LmForm {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use mechlab_engine::experiment::lm_link::DEFAULT_BPE_VOCAB;
+    use mechlab_engine::models::transformer::link::DEFAULT_BPE_VOCAB;
     use mechlab_engine::models::transformer::Activation;
 
     #[test]

@@ -5,8 +5,8 @@
 use super::charts;
 use super::view::{LmRun, Replies};
 use crate::components::chart_panel::ChartPanel;
+use crate::protocol::{SampleRequest, DEFAULT_PROMPT};
 use leptos::prelude::*;
-use mechlab_app::protocol::{SampleRequest, DEFAULT_PROMPT};
 use mechlab_engine::models::transformer::lm::{LmConfig, SampleOptions};
 
 /// The sample settings as typed, and the request they make.

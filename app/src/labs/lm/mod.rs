@@ -11,13 +11,16 @@ pub mod form;
 mod inspect;
 mod sources;
 mod summary;
+pub mod update;
 mod view;
+pub mod work;
 
 use crate::components::chart_panel::ChartPanel;
 use crate::components::controls::TextForm;
 use crate::components::link_sync::sync_link;
 use crate::components::progress::{BackendLine, ErrorLine, RunPanel};
 use crate::download;
+use crate::protocol::{Job, ToWorker, UserFile};
 use crate::run_controller::{Runner, Status};
 use crate::url;
 use controls::LmControls;
@@ -25,8 +28,7 @@ use files::Given;
 use form::LmForm;
 use inspect::{InspectPanel, SampleSettings, SamplesPanel};
 use leptos::prelude::*;
-use mechlab_app::protocol::{Job, ToWorker, UserFile};
-use mechlab_engine::experiment::lm_link::LmExperiment;
+use mechlab_engine::models::transformer::link::LmExperiment;
 use mechlab_engine::models::transformer::lm::LmPreset;
 use mechlab_engine::train::engine::EngineChoice;
 use sources::SourcesPanel;
@@ -54,10 +56,11 @@ fn experiment_of(
 /// How the app shows the lab (`lm` in links, the CLI, the worker and the code; "Transformer"
 /// to people): the default run on its first visit.
 pub const PAGE: super::LabPage = super::LabPage {
-    name: "lm",
+    name: <mechlab_engine::models::transformer::lm::LmConfig as mechlab_engine::experiment::link::LinkConfig>::LAB,
     title: "Transformer",
     first_link: || "#v=1&lab=lm".into(),
     page: |hash, resized| view! { <LmPage hash=hash resized=resized /> }.into_any(),
+    open: work::open_job,
 };
 
 /// The Transformer page.

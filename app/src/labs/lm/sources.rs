@@ -3,8 +3,8 @@
 
 use super::files;
 use crate::components::controls::EngineSelect;
+use crate::protocol::UserFile;
 use leptos::prelude::*;
-use mechlab_app::protocol::UserFile;
 use mechlab_engine::train::engine::EngineChoice;
 
 /// The text, engine and checkpoint controls.

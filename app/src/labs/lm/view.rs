@@ -1,9 +1,10 @@
 //! What the Transformer page keeps of a run: each model's training and validation curves, its
 //! latest sample, the speed, and the latest look inside a prompt.
 
+use super::update::LmUpdate;
+use crate::protocol::{FromWorker, ModelView};
 use crate::run_controller::{History, RunEvent};
-use mechlab_app::protocol::{FromWorker, LmUpdate, ModelView, Update};
-use mechlab_engine::experiment::lab::Experiment;
+use mechlab_engine::models::transformer::link::LmExperiment;
 use mechlab_engine::models::transformer::lm::LmConfig;
 
 /// One model's record.
@@ -97,8 +98,9 @@ pub fn on_run_event(run: &mut Option<LmRun>, replies: &mut Replies, ev: RunEvent
             *run = None;
             *replies = Replies::default();
         }
-        RunEvent::Progress(Experiment::Lm(e), p) => {
-            if let Update::Lm(u) = p.update {
+        RunEvent::Progress(e, p) => {
+            let figures = e.get::<LmExperiment>().zip(p.update.figures::<LmUpdate>());
+            if let Some((e, u)) = figures {
                 run.get_or_insert_with(LmRun::default).apply(
                     &e.runs(),
                     p.step,
@@ -114,6 +116,6 @@ pub fn on_run_event(run: &mut Option<LmRun>, replies: &mut Replies, ev: RunEvent
         RunEvent::Reply(FromWorker::Checkpoint { step, archive, .. }) => {
             replies.checkpoint = Some((step, archive.map(|b| b.into_vec())));
         }
-        RunEvent::Progress(..) | RunEvent::Reply(_) => {}
+        RunEvent::Reply(_) => {}
     }
 }

@@ -6,8 +6,8 @@ use super::form::{self, SaeForm, SweepChoice};
 use crate::components::controls::{form_field, PresetSelect};
 use leptos::prelude::*;
 use mechlab_engine::experiment::preset::LabPreset;
-use mechlab_engine::experiment::sae_link::Sweep;
 use mechlab_engine::models::sae::config::{SaeConfig, SaePreset};
+use mechlab_engine::models::sae::link::Sweep;
 
 /// The parsed controls, or why they do not parse.
 pub type Parsed = Memo<Result<(SaeConfig, Sweep), String>>;

@@ -10,10 +10,10 @@
 use crate::components::link_sync::{read_link, FromHash};
 use mechlab_engine::experiment::fields;
 use mechlab_engine::experiment::preset::LabPreset;
-use mechlab_engine::experiment::sae_link::{self as link, Sweep};
 use mechlab_engine::experiment::sweep::KeySweep;
 use mechlab_engine::models::sae::config::{SaeConfig, SaePreset, ARCHITECTURE_NAMES};
 use mechlab_engine::models::sae::fields::SAE_FIELDS;
+use mechlab_engine::models::sae::link::{self as link, Sweep};
 use mechlab_engine::EngineError;
 
 pub use crate::components::controls::{Input, TextForm};

@@ -7,22 +7,24 @@ mod charts;
 mod controls;
 pub mod form;
 mod table;
+pub mod update;
 mod view;
+pub mod work;
 
 use crate::components::chart_panel::ChartPanel;
 use crate::components::controls::EngineSelect;
 use crate::components::link_sync::sync_link;
 use crate::components::progress::{BackendLine, ErrorLine, RunPanel};
 use crate::download;
+use crate::protocol::Job;
 use crate::run_controller::Runner;
 use crate::url;
 use charts::SaeChart;
 use controls::SaeControls;
 use form::SaeForm;
 use leptos::prelude::*;
-use mechlab_app::protocol::Job;
-use mechlab_engine::experiment::sae_link::{self as link, Sweep};
 use mechlab_engine::models::sae::config::SaeConfig;
+use mechlab_engine::models::sae::link::{self as link, Sweep};
 use mechlab_engine::train::engine::EngineChoice;
 use view::SaeRun;
 
@@ -36,7 +38,7 @@ fn job(cfg: &SaeConfig, sweep: &Sweep, engine: EngineChoice) -> Result<Job, Stri
 /// How the app shows the lab: `superposition-hidden` on its first visit, which recovers its 40
 /// features in seconds (the full-size `ground-truth` is one menu choice away).
 pub const PAGE: super::LabPage = super::LabPage {
-    name: "sae",
+    name: <mechlab_engine::models::sae::config::SaeConfig as mechlab_engine::experiment::link::LinkConfig>::LAB,
     title: "Sparse autoencoders",
     first_link: || {
         use mechlab_engine::models::sae::config::SaePreset;
@@ -46,6 +48,7 @@ pub const PAGE: super::LabPage = super::LabPage {
         )
     },
     page: |hash, resized| view! { <SaePage hash=hash resized=resized /> }.into_any(),
+    open: work::open_job,
 };
 
 #[component]

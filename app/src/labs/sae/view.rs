@@ -3,13 +3,13 @@
 
 use std::sync::Arc;
 
+use super::update::SaeUpdate;
 use crate::run_controller::{History, RunEvent};
-use mechlab_app::protocol::{SaeUpdate, Update};
 use mechlab_engine::experiment::frontier::FrontierPoint;
-use mechlab_engine::experiment::lab::Experiment;
 use mechlab_engine::io::saelens::SaeLensFiles;
 use mechlab_engine::models::sae::arch::Loss;
 use mechlab_engine::models::sae::config::SaeConfig;
+use mechlab_engine::models::sae::link::SaeExperiment;
 use mechlab_engine::models::sae::train::Evaluation;
 use serde::Serialize;
 
@@ -127,12 +127,13 @@ impl SaeRun {
 pub fn on_run_event(run: &mut Option<SaeRun>, ev: RunEvent) {
     match ev {
         RunEvent::Cleared => *run = None,
-        RunEvent::Progress(e @ Experiment::Sae(..), p) => {
-            if let (Update::Sae(u), Ok(runs)) = (p.update, e.sae_runs()) {
+        RunEvent::Progress(e, p) => {
+            let runs = e.get::<SaeExperiment>().and_then(|e| e.runs().ok());
+            if let Some((runs, u)) = runs.zip(p.update.figures::<SaeUpdate>()) {
                 run.get_or_insert_with(SaeRun::default)
-                    .apply(&runs, p.adapter, *u);
+                    .apply(&runs, p.adapter, u);
             }
         }
-        RunEvent::Progress(..) | RunEvent::Reply(_) => {}
+        RunEvent::Reply(_) => {}
     }
 }

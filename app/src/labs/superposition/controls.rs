@@ -7,7 +7,7 @@ use crate::components::controls::{error_names_field, text_input, PresetSelect};
 use leptos::prelude::*;
 use mechlab_engine::experiment::fields::Field;
 use mechlab_engine::experiment::preset::LabPreset;
-use mechlab_engine::experiment::superposition::{fields, Preset, SuperpositionConfig};
+use mechlab_engine::models::toy::config::{fields, Preset, SuperpositionConfig};
 
 /// The experiment's controls.
 #[component]

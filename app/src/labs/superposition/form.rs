@@ -8,7 +8,7 @@ use crate::url;
 use mechlab_engine::experiment::fields::Field;
 use mechlab_engine::experiment::link::{self, LinkConfig};
 use mechlab_engine::experiment::preset::LabPreset;
-use mechlab_engine::experiment::superposition::{fields, Preset, SuperpositionConfig};
+use mechlab_engine::models::toy::config::{fields, Preset, SuperpositionConfig};
 use mechlab_engine::EngineError;
 
 /// Every control's current text (and the one checkbox).

@@ -7,6 +7,8 @@ mod about;
 mod charts;
 mod controls;
 pub mod form;
+pub mod update;
+pub mod work;
 
 use self::charts::{Chart, ChartInput};
 use self::controls::Controls;
@@ -16,15 +18,15 @@ use crate::components::controls::EngineSelect;
 use crate::components::link_sync::sync_link;
 use crate::components::progress::{BackendLine, ErrorLine, RunPanel};
 use crate::download;
+use crate::protocol::Job;
 use crate::run_controller::{History, RunEvent, Runner};
 use leptos::prelude::*;
-use mechlab_app::protocol::{Job, Update as ChunkUpdate};
-use mechlab_engine::experiment::lab::Experiment;
 use mechlab_engine::experiment::link::LinkConfig;
 use mechlab_engine::experiment::results::SuperpositionResult;
-use mechlab_engine::experiment::superposition::{InstanceSpec, SuperpositionConfig};
 use mechlab_engine::metrics::superposition::SuperpositionMetrics;
+use mechlab_engine::models::toy::config::{InstanceSpec, SuperpositionConfig};
 use mechlab_engine::models::toy::{unflatten, InstanceWeights};
+use update::ToyUpdate;
 
 /// The weights and measures after the latest chunk: everything the charts draw except the loss
 /// curves.
@@ -72,8 +74,11 @@ impl ToyView {
                 self.snapshot.set(None);
                 self.history.set(LossHistory::default());
             }
-            RunEvent::Progress(Experiment::Superposition(cfg), p) => {
-                let ChunkUpdate::Superposition(u) = p.update else {
+            RunEvent::Progress(e, p) => {
+                let Some(cfg) = e.get::<SuperpositionConfig>() else {
+                    return;
+                };
+                let Some(u) = p.update.figures::<ToyUpdate>() else {
                     return;
                 };
                 let (h, f) = (cfg.n_hidden as usize, cfg.n_features as usize);
@@ -94,7 +99,7 @@ impl ToyView {
                     adapter: p.adapter,
                 })));
             }
-            RunEvent::Progress(..) | RunEvent::Reply(_) => {}
+            RunEvent::Reply(_) => {}
         }
     }
 }
@@ -102,10 +107,11 @@ impl ToyView {
 /// The Superposition page.
 /// How the app shows the lab: the paper's first figure on its first visit.
 pub const PAGE: super::LabPage = super::LabPage {
-    name: "superposition",
+    name: <mechlab_engine::models::toy::config::SuperpositionConfig as mechlab_engine::experiment::link::LinkConfig>::LAB,
     title: "Superposition",
     first_link: || "#".into(),
     page: |hash, resized| view! { <SuperpositionPage hash=hash resized=resized /> }.into_any(),
+    open: work::open_job,
 };
 
 #[component]

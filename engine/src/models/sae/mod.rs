@@ -8,6 +8,7 @@ pub mod config;
 pub mod fields;
 pub mod gpu;
 pub mod kernels;
+pub mod link;
 pub mod params;
 pub mod splice;
 pub mod train;

@@ -3,7 +3,7 @@
 
 use super::{diverged_error, init_params, instance_table, sample_feature, ADAM, NOT_DIVERGED};
 use crate::error::Result;
-use crate::experiment::superposition::SuperpositionConfig;
+use crate::models::toy::config::SuperpositionConfig;
 use crate::rng::fold_seed;
 use crate::train::adam;
 
@@ -179,7 +179,7 @@ impl CpuToyTrainer {
 mod tests {
     use super::*;
     use crate::error::EngineError;
-    use crate::experiment::superposition::{Axis, Preset};
+    use crate::models::toy::config::{Axis, Preset};
 
     fn tiny() -> SuperpositionConfig {
         SuperpositionConfig {

@@ -4,9 +4,9 @@
 
 use super::{init_params, instance_table, ADAM, NOT_DIVERGED};
 use crate::error::{EngineError, Result};
-use crate::experiment::superposition::SuperpositionConfig;
 use crate::gpu::{grid, Gpu, Program, ProgramSpec, Recorder, View};
 use crate::kernels::adam::ADAM_UPDATE_WGSL;
+use crate::models::toy::config::SuperpositionConfig;
 use crate::rng::fold_seed;
 use std::sync::Arc;
 
@@ -394,7 +394,7 @@ impl Drop for GpuToyTrainer {
 #[cfg(test)]
 mod plan_tests {
     use super::*;
-    use crate::experiment::superposition::Preset;
+    use crate::models::toy::config::Preset;
 
     fn limits(workgroup_bytes: u32) -> wgpu::Limits {
         wgpu::Limits {

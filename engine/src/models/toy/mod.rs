@@ -4,6 +4,7 @@
 //! Parameters of one instance live in one flat block: `W` row-major (n_hidden × n_features),
 //! then `b` (n_features). Adam's `m` and `v` use the same layout.
 
+pub mod config;
 pub mod cpu;
 pub mod gpu;
 mod trainer;
@@ -11,7 +12,7 @@ mod trainer;
 pub use trainer::{ToyLab, ToyTrainer};
 
 use crate::error::{EngineError, Result};
-use crate::experiment::superposition::{InstanceSpec, SuperpositionConfig};
+use crate::models::toy::config::{InstanceSpec, SuperpositionConfig};
 use crate::rng::{fold_seed, rng_normal, rng_unit};
 use crate::train::adam::AdamConfig;
 

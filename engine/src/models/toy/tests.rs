@@ -5,10 +5,10 @@ use super::cpu::CpuToyTrainer;
 use super::gpu::{GpuToyTrainer, ToyPath};
 use super::unflatten;
 use crate::error::EngineError;
-use crate::experiment::superposition::{Axis, Preset, SuperpositionConfig};
 use crate::gpu::Gpu;
 use crate::gpu_test;
 use crate::metrics::superposition::{classify_phase, superposition_metrics, Phase};
+use crate::models::toy::config::{Axis, Preset, SuperpositionConfig};
 use crate::testing::assert_close;
 
 #[cfg(target_arch = "wasm32")]

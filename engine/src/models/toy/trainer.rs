@@ -4,8 +4,8 @@
 use super::cpu::CpuToyTrainer;
 use super::gpu::GpuToyTrainer;
 use crate::error::Result;
-use crate::experiment::superposition::SuperpositionConfig;
 use crate::gpu::Gpu;
+use crate::models::toy::config::SuperpositionConfig;
 use crate::train::lab::Lab;
 use crate::train::trainer::Trainer;
 
@@ -16,7 +16,7 @@ impl Lab for ToyLab {
     type Config = SuperpositionConfig;
     type Data = ();
     type Trainer = ToyTrainer;
-    type Preset = crate::experiment::superposition::Preset;
+    type Preset = crate::models::toy::config::Preset;
 
     // The fused kernel keeps each instance in workgroup memory and beats the CPU reference on
     // software adapters too.

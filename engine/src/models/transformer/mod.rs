@@ -11,6 +11,7 @@ pub mod gpu;
 pub mod grad;
 pub mod hooks;
 pub mod inspect;
+pub mod link;
 pub mod lm;
 pub mod params;
 pub mod trainer;

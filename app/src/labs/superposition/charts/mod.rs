@@ -12,8 +12,8 @@ use super::{LossHistory, Snapshot};
 use crate::charts::canvas;
 use crate::charts::{CSV, JSON};
 use crate::components::chart_panel::ChartSpec;
-use mechlab_engine::experiment::superposition::{InstanceSpec, SuperpositionConfig};
 use mechlab_engine::metrics::superposition::SuperpositionMetrics;
+use mechlab_engine::models::toy::config::{InstanceSpec, SuperpositionConfig};
 use mechlab_engine::models::toy::InstanceWeights;
 use web_sys::HtmlCanvasElement;
 

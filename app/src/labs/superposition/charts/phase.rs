@@ -6,8 +6,8 @@
 use super::{per_instance_json, ChartInput};
 use crate::charts::canvas::{pick, Plot, FONT, INK, SMALL};
 use crate::labs::superposition::{LossHistory, Snapshot};
-use mechlab_engine::experiment::superposition::SuperpositionConfig;
 use mechlab_engine::metrics::superposition::{classify_phase, Phase};
+use mechlab_engine::models::toy::config::SuperpositionConfig;
 use serde_json::{json, Value};
 
 const UNTRAINED: &str = "#eeeeee";

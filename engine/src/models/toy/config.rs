@@ -1,8 +1,9 @@
 //! The superposition experiment's config: one type shared by the UI, the CLI and the share link,
 //! with the paper's presets and the validation every entry point runs before training.
 
-use super::preset::LabPreset;
 use crate::error::{EngineError, Result};
+use crate::experiment::link::LinkConfig;
+use crate::experiment::preset::LabPreset;
 use serde::{Deserialize, Serialize};
 
 /// A swept quantity: an explicit list, or `count` points spaced evenly (in log space if `log`).
@@ -328,6 +329,23 @@ pub mod fields {
         LEARNING_RATE,
         SEED,
     ];
+}
+
+/// The lab's experiment is the config itself: every instance side by side.
+impl crate::experiment::lab::LabExperiment for SuperpositionConfig {
+    type Config = Self;
+
+    fn decode(text: &str) -> Result<Self> {
+        Self::from_link(text)
+    }
+
+    fn encode(&self) -> String {
+        self.to_link()
+    }
+
+    fn total_steps(&self) -> u32 {
+        self.steps
+    }
 }
 
 impl SuperpositionConfig {

@@ -1,15 +1,17 @@
 //! The worker's Superposition lab: every instance of a config trained side by side on WebGPU,
 //! or on the CPU reference when there is none and the config is small.
 
-use mechlab_engine::experiment::superposition::SuperpositionConfig;
 use mechlab_engine::metrics::superposition::superposition_metrics;
+use mechlab_engine::models::toy::config::SuperpositionConfig;
 use mechlab_engine::models::toy::{unflatten, ToyLab, ToyTrainer};
 use mechlab_engine::train::trainer::Trainer;
 use mechlab_engine::EngineError;
 
-use super::work::{LabWork, Opened};
-use crate::protocol::{ToyUpdate, Update};
+use super::update::ToyUpdate;
+use crate::protocol::{Job, Update};
+use crate::worker::work::{LabWork, Opened, Work};
 use mechlab_engine::data::LocalFuture;
+use mechlab_engine::experiment::lab::Experiment;
 use mechlab_engine::train::engine::{place, Adapter, EngineChoice};
 use mechlab_engine::train::lab::Lab;
 
@@ -21,6 +23,20 @@ pub const CPU_FALLBACK_LIMIT: u64 = 2_000_000;
 pub struct ToyWork {
     trainer: ToyTrainer,
     cfg: SuperpositionConfig,
+}
+
+/// Opens a job of this lab (its [`crate::labs::LabPage::open`]).
+pub fn open_job<'a>(
+    e: &'a Experiment,
+    job: &'a Job,
+    gpu: Adapter,
+) -> LocalFuture<'a, Result<Opened<Work>, String>> {
+    Box::pin(async move {
+        let cfg = e
+            .expect::<SuperpositionConfig>()
+            .map_err(|e| e.to_string())?;
+        Ok(open(cfg, job.engine, gpu).await?.boxed())
+    })
 }
 
 /// Builds the trainer where [`place`] puts it for `engine`: on auto, WebGPU when there is an
@@ -85,11 +101,11 @@ impl ToyWork {
             .collect();
         Ok((
             n,
-            Update::Superposition(ToyUpdate {
+            Update::new(&ToyUpdate {
                 losses,
                 params,
                 metrics,
-            }),
+            })?,
         ))
     }
 }

@@ -13,9 +13,12 @@ use mechlab_engine::models::sae::SaeLab;
 use mechlab_engine::train::cadence::{Cadence, TENTHS_COST_RATIO};
 use mechlab_engine::EngineError;
 
-use super::work::{LabWork, Opened};
-use crate::protocol::{SaeUpdate, Update};
+use super::update::SaeUpdate;
+use crate::protocol::{Job, Update};
+use crate::worker::work::{LabWork, Opened, Work};
 use mechlab_engine::data::LocalFuture;
+use mechlab_engine::experiment::lab::Experiment;
+use mechlab_engine::models::sae::link::SaeExperiment;
 use mechlab_engine::train::engine::{place, Adapter, EngineChoice};
 use mechlab_engine::train::lab::Lab;
 
@@ -37,6 +40,21 @@ pub struct SaeWork {
     gpu: Option<Gpu>,
     /// Live evaluations: by training time, and at tenths of the run they can afford.
     eval: Cadence,
+}
+
+/// Opens a job of this lab (its [`crate::labs::LabPage::open`]): its runs, one after another.
+pub fn open_job<'a>(
+    e: &'a Experiment,
+    job: &'a Job,
+    gpu: Adapter,
+) -> LocalFuture<'a, Result<Opened<Work>, String>> {
+    Box::pin(async move {
+        let runs = e
+            .expect::<SaeExperiment>()
+            .and_then(SaeExperiment::runs)
+            .map_err(|e| e.to_string())?;
+        Ok(open(&runs, job.engine, gpu).await?.boxed())
+    })
 }
 
 /// Checks every run and settles where they train (see [`place`]); trainers open as each
@@ -155,7 +173,7 @@ impl SaeWork {
         }
         Ok((
             trained,
-            Update::Sae(Box::new(SaeUpdate {
+            Update::new(&SaeUpdate {
                 index: index as u32,
                 run_step,
                 loss,
@@ -163,7 +181,7 @@ impl SaeWork {
                 evaluation,
                 finished,
                 saelens,
-            })),
+            })?,
         ))
     }
 

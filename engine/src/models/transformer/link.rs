@@ -1,13 +1,13 @@
 //! How the Transformer lab's run is spelled in links and config files: dotted keys for the
 //! model and the tokenizer (`model.act_fn=gelu`, `tokenizer.kind=bpe&tokenizer.vocab_size=2048`),
-//! the rest by name, through the one link codec ([`super::link`]). `vs=gelu` (or the one sweep
+//! the rest by name, through the one link codec ([`crate::experiment::link`]). `vs=gelu` (or the one sweep
 //! syntax, `sweep=model.act_fn:solu_ln,gelu`) trains a second model beside the first,
 //! identical but for its MLP activation (the `solu-vs-gelu` preset).
 
-use super::link::{self, LinkConfig};
-use super::sweep::KeySweep;
 use crate::data::text::{TokenizerKind, TOKENIZER_CHOICES};
 use crate::error::{EngineError, Result};
+use crate::experiment::link::{self, LinkConfig};
+use crate::experiment::sweep::KeySweep;
 use crate::models::transformer::fields::LM_FIELDS;
 use crate::models::transformer::lm::{LmConfig, LmPreset};
 use crate::models::transformer::Activation;
@@ -67,6 +67,23 @@ pub struct LmExperiment {
     /// A second model, identical but for this MLP activation, trained side by side on the same
     /// batches.
     pub vs: Option<Activation>,
+}
+
+impl crate::experiment::lab::LabExperiment for LmExperiment {
+    type Config = LmConfig;
+
+    fn decode(text: &str) -> Result<Self> {
+        LmExperiment::decode(text)
+    }
+
+    fn encode(&self) -> String {
+        LmExperiment::encode(self)
+    }
+
+    /// A pair trains side by side: the run's steps.
+    fn total_steps(&self) -> u32 {
+        self.run.steps
+    }
 }
 
 impl LmExperiment {

@@ -18,11 +18,12 @@ use mechlab_engine::train::lab::Lab;
 use mechlab_engine::EngineError;
 use std::cell::RefCell;
 
-use super::work::{LabWork, Opened};
-use crate::protocol::{
-    FromWorker, Job, LmModelUpdate, LmUpdate, ModelView, SampleRequest, ToWorker, Update,
-};
+use super::update::{LmModelUpdate, LmUpdate};
+use crate::protocol::{FromWorker, Job, ModelView, SampleRequest, ToWorker, Update};
+use crate::worker::work::{LabWork, Opened, Work};
 use mechlab_engine::data::LocalFuture;
+use mechlab_engine::experiment::lab::Experiment;
+use mechlab_engine::models::transformer::link::LmExperiment;
 
 /// Largest training FLOPs a step the CPU fallback takes on: a second or so a step in wasm.
 pub const CPU_FALLBACK_FLOPS: f64 = 1.5e9;
@@ -77,6 +78,21 @@ pub struct LmWork {
     eval: Cadence,
     /// Live samples: by training time.
     samples: Cadence,
+}
+
+/// Opens a job of this lab (its [`crate::labs::LabPage::open`]): one model, or a pair.
+pub fn open_job<'a>(
+    e: &'a Experiment,
+    job: &'a Job,
+    gpu: Adapter,
+) -> LocalFuture<'a, Result<Opened<Work>, String>> {
+    Box::pin(async move {
+        let runs = e
+            .expect::<LmExperiment>()
+            .map_err(|e| e.to_string())?
+            .runs();
+        Ok(open(&runs, job, gpu).await?.boxed())
+    })
 }
 
 /// Reads the text, makes the tokens (once, shared by a pair), settles where the models train
@@ -355,12 +371,12 @@ impl LmWork {
             .sum();
         Ok((
             n,
-            Update::Lm(LmUpdate {
+            Update::new(&LmUpdate {
                 models,
                 data: self.data_note.take(),
                 tokens_per_step,
                 flops_per_step,
-            }),
+            })?,
         ))
     }
 

@@ -6,11 +6,11 @@
 //! Fields a link leaves out take the defaults of the architecture or source kind it names, so
 //! a short hand-written link works; a field this build does not know is refused by name.
 
-use super::fields::one_of;
-use super::link::{self, LinkConfig};
-use super::sweep::KeySweep;
 use crate::data::config::{MAGNITUDE_CHOICES, SOURCE_CHOICES};
 use crate::error::{EngineError, Result};
+use crate::experiment::fields::one_of;
+use crate::experiment::link::{self, LinkConfig};
+use crate::experiment::sweep::KeySweep;
 use crate::models::sae::config::{
     Architecture, Magnitude, SaeConfig, SaePreset, SourceConfig, ARCHITECTURE_NAMES,
 };
@@ -119,7 +119,7 @@ impl Sweep {
     pub fn runs(&self, cfg: &SaeConfig) -> Result<Vec<SaeConfig>> {
         match self {
             Sweep::Single => Ok(vec![cfg.clone()]),
-            Sweep::Frontier(names) => super::frontier::runs(cfg, names),
+            Sweep::Frontier(names) => crate::experiment::frontier::runs(cfg, names),
             Sweep::Key(k) => k.configs(cfg),
         }
     }
@@ -155,6 +155,41 @@ impl Sweep {
                 "expected single, frontier, frontier:NAME,NAME or KEY:VALUE,VALUE (a field)".into(),
             )),
         }
+    }
+}
+
+/// The SAE lab's experiment: a config and its sweep.
+#[derive(Debug, Clone, PartialEq, Default)]
+pub struct SaeExperiment {
+    /// The config (the sweep's base).
+    pub config: SaeConfig,
+    /// One run, a frontier or a key sweep.
+    pub sweep: Sweep,
+}
+
+impl SaeExperiment {
+    /// The runs it trains, one after another (one, a frontier's or a key sweep's).
+    pub fn runs(&self) -> Result<Vec<SaeConfig>> {
+        self.sweep.runs(&self.config)
+    }
+}
+
+impl crate::experiment::lab::LabExperiment for SaeExperiment {
+    type Config = SaeConfig;
+
+    fn decode(text: &str) -> Result<Self> {
+        let (config, sweep) = decode(text)?;
+        Ok(Self { config, sweep })
+    }
+
+    fn encode(&self) -> String {
+        encode_experiment(&self.config, &self.sweep)
+    }
+
+    /// The runs one after another (0 when the sweep's runs do not check).
+    fn total_steps(&self) -> u32 {
+        self.runs()
+            .map_or(0, |runs| runs.iter().map(|c| c.steps).sum())
     }
 }
 
