@@ -6,6 +6,23 @@ use super::{with_state, TARGET_CHUNK_MS};
 use crate::protocol::{Job, Speed};
 use crate::sleep_ms;
 
+/// Marks a measurement as going on ([`super::State`]'s `measuring`) until it is dropped, on
+/// whichever path the measurement ends.
+struct Measuring;
+
+impl Measuring {
+    fn start() -> Self {
+        with_state(|s| s.measuring = true);
+        Measuring
+    }
+}
+
+impl Drop for Measuring {
+    fn drop(&mut self) {
+        with_state(|s| s.measuring = false);
+    }
+}
+
 /// Real chunks' worth of time an estimate times.
 const TIMED_CHUNKS: f64 = 3.0;
 
@@ -15,9 +32,14 @@ pub(super) async fn calibrate(id: u32, job: &Job) -> Option<Result<Speed, String
     let stale = move || with_state(|s| s.live || s.calibration != id);
     // Let a Start posted right behind this message through first.
     sleep_ms(0).await;
+    // One measurement at a time: a newer one waits for an older one to see it is stale.
+    while with_state(|s| s.measuring) {
+        sleep_ms(5).await;
+    }
     if stale() {
         return None;
     }
+    let _measuring = Measuring::start();
     let mut s = match open(0, job).await {
         Ok(s) => s,
         Err(e) => return (!stale()).then_some(Err(e)),

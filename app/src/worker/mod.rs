@@ -43,6 +43,9 @@ struct State {
     gpu: GpuState,
     /// The latest measurement asked for; an older one still going stops at its next chunk.
     calibration: u32,
+    /// A measurement is opening or timing its job. A run waits for it to stop (it does at
+    /// its next chunk once the run is live), so the two never hold the device at once.
+    measuring: bool,
 }
 
 thread_local! {
@@ -55,6 +58,7 @@ thread_local! {
             requests: Vec::new(),
             gpu: GpuState::Unknown,
             calibration: 0,
+            measuring: false,
         })
     };
 }
@@ -83,9 +87,10 @@ fn post(msg: &FromWorker) {
 /// WebGPU at once so the page can show the backend before the first run.
 pub fn start() {
     std::panic::set_hook(Box::new(|info| {
+        // The console gets the whole report, where it was raised included.
         console_error_panic_hook::hook(info);
         post(&FromWorker::Crashed {
-            message: info.to_string(),
+            message: panic_words(info),
         });
     }));
     let on_message = Closure::<dyn FnMut(MessageEvent)>::new(|ev: MessageEvent| {
@@ -105,6 +110,17 @@ pub fn start() {
     });
 }
 
+/// What a panic says, for the page: its own words, without where it was raised (a path on the
+/// machine that built the worker means nothing to the person reading it).
+fn panic_words(info: &std::panic::PanicHookInfo<'_>) -> String {
+    let payload = info.payload();
+    payload
+        .downcast_ref::<&str>()
+        .map(|s| s.to_string())
+        .or_else(|| payload.downcast_ref::<String>().cloned())
+        .unwrap_or_else(|| "an internal error".into())
+}
+
 fn handle(msg: ToWorker) {
     match msg {
         ToWorker::Start { run, job } => {
@@ -117,6 +133,13 @@ fn handle(msg: ToWorker) {
                 s.live = true;
             });
             wasm_bindgen_futures::spawn_local(async move {
+                // A measurement going on stops at its next chunk now that a run is live.
+                while with_state(|s| s.measuring) {
+                    crate::sleep_ms(5).await;
+                }
+                if !is_current(run) {
+                    return;
+                }
                 match open(run, &job).await {
                     Ok(session) => {
                         if is_current(run) {
@@ -200,4 +223,26 @@ fn handle(msg: ToWorker) {
 
 fn is_current(run: u32) -> bool {
     with_state(|s| s.run == run)
+}
+
+#[cfg(test)]
+mod tests {
+    use std::sync::{Arc, Mutex};
+
+    /// The page is told a panic's words and nothing of the path it was raised at.
+    #[test]
+    fn a_panic_reaches_the_page_without_a_build_path() {
+        let seen = Arc::new(Mutex::new(Vec::new()));
+        let keep = seen.clone();
+        let previous = std::panic::take_hook();
+        std::panic::set_hook(Box::new(move |info| {
+            keep.lock().unwrap().push(super::panic_words(info));
+        }));
+        let n = 3;
+        let _ = std::panic::catch_unwind(|| panic!("Mismatched pop_error_scope call"));
+        let _ = std::panic::catch_unwind(|| panic!("{n} scopes left"));
+        std::panic::set_hook(previous);
+        let seen = seen.lock().unwrap();
+        assert_eq!(*seen, ["Mismatched pop_error_scope call", "3 scopes left"]);
+    }
 }

@@ -232,8 +232,12 @@ impl Gpu {
         let oom = self.device.push_error_scope(wgpu::ErrorFilter::OutOfMemory);
         let validation = self.device.push_error_scope(wgpu::ErrorFilter::Validation);
         let out = f();
-        let v = validation.pop().await;
-        let o = oom.pop().await;
+        // Both scopes are popped before either answer is awaited. Scopes are a stack per
+        // thread, popped in the reverse order of their pushes (wgpu panics otherwise), and
+        // while this awaits, another task of the thread (the worker's measurement beside the
+        // run Run just started) may push and pop its own.
+        let (v, o) = (validation.pop(), oom.pop());
+        let (v, o) = (v.await, o.await);
         match v.or(o) {
             Some(e) => Err(EngineError::Gpu(e.to_string())),
             None => Ok(out),
@@ -244,4 +248,46 @@ impl Gpu {
 /// Rounds `n` up to a multiple of `m`.
 pub fn round_up(n: u64, m: u64) -> u64 {
     n.div_ceil(m) * m
+}
+
+#[cfg(test)]
+mod tests {
+    use super::Gpu;
+    use crate::gpu_test;
+    use std::future::Future;
+    use std::task::Poll;
+
+    /// Two scoped calls of one thread whose waits overlap (a measurement's chunk and a run's
+    /// first submit in the worker): in the browser, where a scope's answer is a promise, the
+    /// second pushes its scopes while the first waits, and both must still come back. Before
+    /// the fix this panicked in Chromium: "error scopes must be popped in reverse order".
+    async fn overlapping_scopes(gpu: &Gpu) {
+        let mut a = std::pin::pin!(gpu.scoped(|| 1));
+        let mut b = std::pin::pin!(gpu.scoped(|| 2));
+        let (mut got_a, mut got_b) = (None, None);
+        std::future::poll_fn(|cx| {
+            if got_a.is_none() {
+                if let Poll::Ready(v) = a.as_mut().poll(cx) {
+                    got_a = Some(v);
+                }
+            }
+            if got_b.is_none() {
+                if let Poll::Ready(v) = b.as_mut().poll(cx) {
+                    got_b = Some(v);
+                }
+            }
+            if got_a.is_some() && got_b.is_some() {
+                Poll::Ready(())
+            } else {
+                Poll::Pending
+            }
+        })
+        .await;
+        assert_eq!(got_a.unwrap().unwrap(), 1);
+        assert_eq!(got_b.unwrap().unwrap(), 2);
+    }
+    gpu_test!(
+        gpu_overlapping_error_scopes_both_come_back,
+        overlapping_scopes
+    );
 }
