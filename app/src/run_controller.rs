@@ -17,6 +17,50 @@ use web_sys::{ErrorEvent, MessageEvent, Worker};
 
 pub use crate::sleep_ms;
 
+thread_local! {
+    /// Every runner's status, for the warning before the page is left.
+    static RUNS: std::cell::RefCell<Vec<RwSignal<Status>>> = const {
+        std::cell::RefCell::new(Vec::new())
+    };
+}
+
+/// Whether a run trains, or waits paused, in this tab: leaving the page would lose it.
+fn training_here() -> bool {
+    RUNS.with_borrow(|runs| {
+        runs.iter().any(|s| {
+            matches!(
+                s.try_get_untracked(),
+                Some(Status::Running | Status::Paused)
+            )
+        })
+    })
+}
+
+/// Has the browser ask before the page is left (a reload, a closed tab, another address)
+/// while any run trains or waits paused: nothing keeps a run yet but its tab. The listener is
+/// installed with the first runner.
+fn warn_before_leaving(status: RwSignal<Status>) {
+    let first = RUNS.with_borrow_mut(|runs| {
+        runs.push(status);
+        runs.len() == 1
+    });
+    let Some(window) = web_sys::window().filter(|_| first) else {
+        return;
+    };
+    let on_leave =
+        Closure::<dyn FnMut(web_sys::BeforeUnloadEvent)>::new(|ev: web_sys::BeforeUnloadEvent| {
+            if training_here() {
+                // Either asks; browsers show their own words.
+                ev.prevent_default();
+                ev.set_return_value("a run is training in this tab; leaving loses it");
+            }
+        });
+    let _ =
+        window.add_event_listener_with_callback("beforeunload", on_leave.as_ref().unchecked_ref());
+    // The listener lives as long as the page.
+    on_leave.forget();
+}
+
 /// What the runner tells the page that owns it.
 pub enum RunEvent<'a> {
     /// A run started or was reset: drop what the last one drew.
@@ -205,6 +249,7 @@ impl Runner {
             }),
             sink: StoredValue::new_local(Box::new(sink) as Sink),
         };
+        warn_before_leaving(runner.status);
         on_cleanup(move || {
             let worker = runner.inner.try_update_value(|i| i.worker.take()).flatten();
             if let Some(w) = worker {
