@@ -7,7 +7,7 @@ import { test } from 'node:test';
 import assert from 'node:assert/strict';
 import fs from 'node:fs';
 import path from 'node:path';
-import { appSession, waitStatus, download, setField, checkBadLinks } from './harness.mjs';
+import { appSession, status, waitStatus, download, setField, checkBadLinks } from './harness.mjs';
 
 const session = appSession();
 const open = session.open;
@@ -154,6 +154,31 @@ test('a checkpoint saved mid-run opens again and resumes with the same losses', 
   assert.equal(last(resumed), last(whole), 'the final held-out loss is the uninterrupted run’s');
   assert.deepEqual(errors, []);
   await again.close();
+
+  // Run, the button people press, continues the opened model too (it used to start afresh),
+  // and the same file picked again opens it again (the picker is emptied once it is read).
+  const { page: third, errors: thirdErrors } = await open('v=1&lab=lm');
+  await third.setInputFiles('#lm-checkpoint-file', zip);
+  await waitStatus(third, 'paused');
+  assert.equal(await third.inputValue('#lm-checkpoint-file'), '', 'the picker is emptied');
+  assert.match(await third.textContent('#lm-opened'), /Run or Resume continues its training exactly/);
+  // Files that cannot open (TransformerLens's without a tokenizer) leave the opened model be.
+  await third.setInputFiles('#lm-checkpoint-file', ['config.json', 'model.safetensors'].map((f) => path.join(FIXTURE, f)));
+  await third.waitForFunction(() => /no tokenizer\.json/.test(document.querySelector('#error').textContent));
+  assert.equal(await status(third), 'paused');
+  assert.equal(Number(await third.textContent('#step')), step);
+  assert.match(await third.textContent('#lm-opened'), new RegExp(`gelu at step ${step} of 60`));
+  await third.click('#reset');
+  await waitStatus(third, 'idle');
+  await third.setInputFiles('#lm-checkpoint-file', zip);
+  await waitStatus(third, 'paused');
+  assert.equal(Number(await third.textContent('#step')), step, 'the same file opened again');
+  await third.click('#run');
+  await waitStatus(third, 'done', 120_000);
+  const continued = await exported(third);
+  assert.equal(last(continued), last(whole), 'Run continued the opened model');
+  assert.deepEqual(thirdErrors, []);
+  await third.close();
   await page.close();
 });
 
@@ -167,10 +192,12 @@ test('a text of your own trains, and bad files are named while the page keeps wo
   await page.waitForFunction(() => /empty\.txt holds no text/.test(document.querySelector('#error').textContent));
   await page.setInputFiles('#lm-checkpoint-file', bad('broken.zip', [0x50, 0x4b, 1, 2, 3]));
   await page.waitForFunction(() => /broken\.zip: cannot load model: not a zip archive/.test(document.querySelector('#error').textContent));
-  // TransformerLens's own files without a tokenizer: the model opens, and the page says what it lacks.
+  // TransformerLens's own files without a tokenizer: the page says what they lack, and what
+  // was open stays as it was (it used to be replaced by an error at step 0).
   await page.setInputFiles('#lm-checkpoint-file', ['config.json', 'model.safetensors'].map((f) => path.join(FIXTURE, f)));
-  await waitStatus(page, 'error');
-  assert.match(await page.textContent('#error'), /no tokenizer\.json/);
+  await page.waitForFunction(() => /no tokenizer\.json/.test(document.querySelector('#error').textContent));
+  assert.equal(await status(page), 'idle');
+  assert.equal(await page.inputValue('#f-model-d_model'), '32', 'the controls are as they were');
   const text = Array.from({ length: 300 }, (_, i) => `the cat sat on mat number ${i % 9}.`).join('\n');
   await page.setInputFiles('#lm-corpus-file', bad('cats.txt', Buffer.from(text)));
   await page.waitForFunction(() => /cats\.txt: \d+ characters/.test(document.querySelector('#lm-corpus').textContent));

@@ -27,9 +27,13 @@ async fn read(file: &web_sys::File) -> Result<Vec<u8>, String> {
     Ok(js_sys::Uint8Array::new(&buf).to_vec())
 }
 
+/// The files of a list (a drop's).
+pub fn of_list(files: &web_sys::FileList) -> Vec<web_sys::File> {
+    (0..files.length()).filter_map(|i| files.get(i)).collect()
+}
+
 /// The files of a picker or a drop, as a text or a checkpoint; the error names what is wrong.
-pub async fn take(files: web_sys::FileList) -> Result<Given, String> {
-    let files: Vec<web_sys::File> = (0..files.length()).filter_map(|i| files.get(i)).collect();
+pub async fn take(files: Vec<web_sys::File>) -> Result<Given, String> {
     let Some(first) = files.first() else {
         return Err("no file was given".into());
     };
@@ -93,10 +97,11 @@ pub async fn take(files: web_sys::FileList) -> Result<Given, String> {
     ))
 }
 
-/// The files of a file input's change event.
-pub fn of_input(ev: &web_sys::Event) -> Option<web_sys::FileList> {
-    ev.target()?
-        .dyn_into::<web_sys::HtmlInputElement>()
-        .ok()?
-        .files()
+/// The files of a file input's change event. The input is emptied once they are taken, so
+/// picking the same file again (to reopen it) is a change too.
+pub fn of_input(ev: &web_sys::Event) -> Option<Vec<web_sys::File>> {
+    let input = ev.target()?.dyn_into::<web_sys::HtmlInputElement>().ok()?;
+    let files = of_list(&input.files()?);
+    input.set_value("");
+    Some(files)
 }

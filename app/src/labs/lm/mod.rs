@@ -80,11 +80,14 @@ pub fn LmPage(
     let parsed = Memo::new(move |_| form.with(LmForm::parse).map_err(|e| e.to_string()));
     let run = RwSignal::new(None::<LmRun>);
     let replies = RwSignal::new(Replies::default());
-    // What an opened checkpoint is; any run started since says nothing of it.
+    // What an opened checkpoint is, and its files, which Run continues; any run started since
+    // says nothing of it.
     let opened = RwSignal::new(None::<String>);
+    let opened_file = RwSignal::new(None::<UserFile>);
     let runner = Runner::new(move |ev| {
         if matches!(ev, crate::run_controller::RunEvent::Cleared) {
             opened.set(None);
+            opened_file.set(None);
         }
         run.update(|r| replies.update(|rep| view::on_run_event(r, rep, ev)))
     });
@@ -116,13 +119,15 @@ pub fn LmPage(
         sample: Some(sample.get_untracked().unwrap_or_default()),
         ..Job::new(e.encode(), engine.get_untracked())
     };
+    // Run trains the controls' experiment: from the opened checkpoint while one is open.
     let job_signal = Signal::derive(move || {
         corpus.track();
         engine.track();
-        parsed.get().ok().map(|e| job_of(&e, None, false))
+        let checkpoint = opened_file.get();
+        parsed.get().ok().map(|e| job_of(&e, checkpoint, false))
     });
 
-    let give = move |list: Option<web_sys::FileList>| {
+    let give = move |list: Option<Vec<web_sys::File>>| {
         let Some(list) = list else { return };
         leptos::task::spawn_local(async move {
             match files::take(list).await {
@@ -132,7 +137,11 @@ pub fn LmPage(
                     corpus.set(Some((f, chars)));
                 }
                 Ok(Given::Checkpoint(f, cks)) => {
-                    let e = match experiment_of(&cks, &form.get_untracked()) {
+                    // Everything the worker would refuse without a device is checked first, so
+                    // files that cannot open leave what is open as it was.
+                    let e = experiment_of(&cks, &form.get_untracked())
+                        .and_then(|e| work::checkpoint_tokenizer(&cks).map(|_| e));
+                    let e = match e {
                         Ok(e) => e,
                         Err(e) => {
                             file_error.set(Some(format!("{}: {e}", f.name)));
@@ -143,11 +152,13 @@ pub fn LmPage(
                     let step = cks[0].1.run.as_ref().map(|(_, s)| s.step);
                     let name = f.name.clone();
                     form.set(LmForm::new(&e));
-                    runner.start(job_of(&e, Some(f), true));
+                    runner.start(job_of(&e, Some(f.clone()), true));
+                    opened_file.set(Some(f));
                     opened.set(Some(match step {
                         Some(s) => format!(
-                            "Opened {name}: {} at step {s} of {}. Look inside it below; Resume \
-                             continues its training exactly, Run starts afresh.",
+                            "Opened {name}: {} at step {s} of {}. Look inside it below; Run or \
+                             Resume continues its training exactly; Reset, then Run, starts \
+                             afresh.",
                             cks.iter()
                                 .map(|(_, c)| c.params.cfg.act_fn.name())
                                 .collect::<Vec<_>>()
@@ -156,7 +167,7 @@ pub fn LmPage(
                         ),
                         None => format!(
                             "Opened {name}: a model without mechlab's run state. Look inside it \
-                             below; Resume trains on from its weights with these settings."
+                             below; Run or Resume trains on from its weights with these settings."
                         ),
                     }));
                 }
@@ -216,7 +227,11 @@ pub fn LmPage(
     let compare = move || run.with(|r| r.as_ref().and_then(LmRun::comparison));
     let on_drop = move |ev: web_sys::DragEvent| {
         ev.prevent_default();
-        give(ev.data_transfer().and_then(|d| d.files()));
+        give(
+            ev.data_transfer()
+                .and_then(|d| d.files())
+                .map(|l| files::of_list(&l)),
+        );
     };
 
     view! {

@@ -14,7 +14,7 @@ pub fn SourcesPanel(
     corpus: RwSignal<Option<(UserFile, usize)>>,
     engine: RwSignal<EngineChoice>,
     /// Takes files picked or dropped: a text, or a checkpoint's.
-    give: Callback<Option<web_sys::FileList>>,
+    give: Callback<Option<Vec<web_sys::File>>>,
     /// Whether there is a model to save.
     has_run: Signal<bool>,
     /// Asks the worker for a checkpoint.

@@ -95,6 +95,25 @@ pub fn open_job<'a>(
     })
 }
 
+/// The tokenizer a checkpoint's models read text with: the first model's, which every model
+/// without its own shares; each one there must read. The page checks a checkpoint with this
+/// before it drops what it has open, and opening checks again.
+pub fn checkpoint_tokenizer(cks: &[(String, Checkpoint)]) -> Result<TextTokenizer, String> {
+    let Some((_, first)) = cks.first() else {
+        return Err("the archive holds no checkpoint".into());
+    };
+    let json = first.tokenizer.as_ref().ok_or_else(|| {
+        "the checkpoint has no tokenizer.json: mechlab needs the model's tokenizer to read text"
+            .to_string()
+    })?;
+    for (folder, ck) in &cks[1..] {
+        if let Some(other) = &ck.tokenizer {
+            TextTokenizer::from_json(other).map_err(|e| format!("{folder}: {e}"))?;
+        }
+    }
+    TextTokenizer::from_json(json).map_err(|e| e.to_string())
+}
+
 /// Reads the text, makes the tokens (once, shared by a pair), settles where the models train
 /// and opens their trainers, fresh or from the job's checkpoint.
 pub async fn open(runs: &[LmConfig], job: &Job, gpu: Adapter) -> Result<Opened<LmWork>, String> {
@@ -126,12 +145,7 @@ pub async fn open(runs: &[LmConfig], job: &Job, gpu: Adapter) -> Result<Opened<L
                     runs.len()
                 ));
             }
-            let json = cks[0].1.tokenizer.as_ref().ok_or_else(|| {
-                "the checkpoint has no tokenizer.json: mechlab needs the model's tokenizer to \
-                 read text"
-                    .to_string()
-            })?;
-            let tok = TextTokenizer::from_json(json).map_err(err)?;
+            let tok = checkpoint_tokenizer(cks)?;
             let data = TokenizedCorpus::with_tokenizer(&corpus, tok).map_err(err)?;
             (data, 0.0, false)
         }
