@@ -11,7 +11,7 @@ const open = session.open;
 const MEASURED = 'v=1&nf=20&nh=5&act=relu&imp=0.9&p=log:1:0.001:6&bs=256&steps=600&lr=0.001&seed=1';
 
 test('Run pressed while the page measures the run trains it, and the worker lives', async () => {
-  for (let attempt = 0; attempt < 3; attempt++) {
+  for (let attempt = 0; attempt < 2; attempt++) {
     const { page, errors } = await open(MEASURED);
     // The most natural first click: as soon as the page says it is measuring.
     await page.waitForFunction(() => /Measuring/.test(document.querySelector('#estimate')?.textContent ?? ''), null, {
