@@ -3,8 +3,9 @@
 //! job's lab in [`crate::labs::LABS`]. Each lab's work lives in its folder (`labs/<lab>/work.rs`).
 
 use mechlab_engine::data::LocalFuture;
-use mechlab_engine::experiment::lab::Experiment;
+use mechlab_engine::experiment::lab::{Experiment, LabExperiment};
 use mechlab_engine::EngineError;
+use std::future::Future;
 
 use super::adapter::gpu;
 use super::run_loop::Session;
@@ -39,13 +40,39 @@ impl<W: LabWork + 'static> Opened<W> {
     }
 }
 
-/// How a lab opens a job in the worker (its [`crate::labs::LabPage::open`]): the job's
-/// experiment, which is the lab's own, the job, and the worker's GPU.
+/// How a lab opens a job in the worker (its [`crate::labs::LabPage::open`], which is
+/// [`open_as`] for the lab's work): the job's experiment, the job, and the worker's GPU.
 pub type OpenWork =
     for<'a> fn(&'a Experiment, &'a Job, Adapter) -> LocalFuture<'a, Result<Opened<Work>, String>>;
 
+/// A lab's work as the worker opens it, from the lab's own experiment.
+pub trait LabJob: LabWork + Sized + 'static {
+    /// The lab's experiment, which its jobs' links decode to.
+    type Experiment: LabExperiment;
+
+    /// Opens the job's trainer where the job's engine choice and the device put it.
+    fn open<'a>(
+        e: &'a Self::Experiment,
+        job: &'a Job,
+        gpu: Adapter,
+    ) -> impl Future<Output = Result<Opened<Self>, String>> + 'a;
+}
+
+/// Opens `W` for a job: takes the lab's experiment out of the job's (an error names both labs
+/// when it is another's), then puts the work behind the one face.
+pub fn open_as<'a, W: LabJob>(
+    e: &'a Experiment,
+    job: &'a Job,
+    gpu: Adapter,
+) -> LocalFuture<'a, Result<Opened<Work>, String>> {
+    Box::pin(async move {
+        let e = e.expect::<W::Experiment>().map_err(|e| e.to_string())?;
+        Ok(W::open(e, job, gpu).await?.boxed())
+    })
+}
+
 /// What trains in the worker for one lab, as the worker's loops drive it: each lab's
-/// `worker/<lab>.rs` implements it, and [`open`] is the one place that picks the lab.
+/// `labs/<lab>/work.rs` implements it, and [`open`] is the one place that picks the lab.
 pub trait LabWork {
     /// Trains up to `n` steps of a `total`-step job (`last_chunk_ms`, how long the last chunk
     /// took, paces work that runs every so often); returns how many it trained and the chunk's

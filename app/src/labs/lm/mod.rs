@@ -60,7 +60,7 @@ pub const PAGE: super::LabPage = super::LabPage {
     title: "Transformer",
     first_link: || "#v=1&lab=lm".into(),
     page: |hash, resized| view! { <LmPage hash=hash resized=resized /> }.into_any(),
-    open: work::open_job,
+    open: crate::worker::work::open_as::<work::LmWork>,
 };
 
 /// The Transformer page.

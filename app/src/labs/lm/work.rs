@@ -20,9 +20,8 @@ use std::cell::RefCell;
 
 use super::update::{LmModelUpdate, LmUpdate};
 use crate::protocol::{FromWorker, Job, ModelView, SampleRequest, ToWorker, Update};
-use crate::worker::work::{LabWork, Opened, Work};
+use crate::worker::work::{LabJob, LabWork, Opened};
 use mechlab_engine::data::LocalFuture;
-use mechlab_engine::experiment::lab::Experiment;
 use mechlab_engine::models::transformer::link::LmExperiment;
 
 /// Largest training FLOPs a step the CPU fallback takes on: a second or so a step in wasm.
@@ -78,21 +77,6 @@ pub struct LmWork {
     eval: Cadence,
     /// Live samples: by training time.
     samples: Cadence,
-}
-
-/// Opens a job of this lab (its [`crate::labs::LabPage::open`]): one model, or a pair.
-pub fn open_job<'a>(
-    e: &'a Experiment,
-    job: &'a Job,
-    gpu: Adapter,
-) -> LocalFuture<'a, Result<Opened<Work>, String>> {
-    Box::pin(async move {
-        let runs = e
-            .expect::<LmExperiment>()
-            .map_err(|e| e.to_string())?
-            .runs();
-        Ok(open(&runs, job, gpu).await?.boxed())
-    })
 }
 
 /// The tokenizer a checkpoint's models read text with: the first model's, which every model
@@ -248,6 +232,18 @@ pub async fn open(runs: &[LmConfig], job: &Job, gpu: Adapter) -> Result<Opened<L
         max_chunk: 500.0,
         start,
     })
+}
+
+impl LabJob for LmWork {
+    type Experiment = LmExperiment;
+
+    fn open<'a>(
+        e: &'a LmExperiment,
+        job: &'a Job,
+        gpu: Adapter,
+    ) -> impl std::future::Future<Output = Result<Opened<Self>, String>> + 'a {
+        async move { open(&e.runs(), job, gpu).await }
+    }
 }
 
 impl LabWork for LmWork {

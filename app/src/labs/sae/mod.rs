@@ -48,7 +48,7 @@ pub const PAGE: super::LabPage = super::LabPage {
         )
     },
     page: |hash, resized| view! { <SaePage hash=hash resized=resized /> }.into_any(),
-    open: work::open_job,
+    open: crate::worker::work::open_as::<work::SaeWork>,
 };
 
 #[component]

@@ -15,9 +15,8 @@ use mechlab_engine::EngineError;
 
 use super::update::SaeUpdate;
 use crate::protocol::{Job, Update};
-use crate::worker::work::{LabWork, Opened, Work};
+use crate::worker::work::{LabJob, LabWork, Opened};
 use mechlab_engine::data::LocalFuture;
-use mechlab_engine::experiment::lab::Experiment;
 use mechlab_engine::models::sae::link::SaeExperiment;
 use mechlab_engine::train::engine::{place, Adapter, EngineChoice};
 use mechlab_engine::train::lab::Lab;
@@ -40,21 +39,6 @@ pub struct SaeWork {
     gpu: Option<Gpu>,
     /// Live evaluations: by training time, and at tenths of the run they can afford.
     eval: Cadence,
-}
-
-/// Opens a job of this lab (its [`crate::labs::LabPage::open`]): its runs, one after another.
-pub fn open_job<'a>(
-    e: &'a Experiment,
-    job: &'a Job,
-    gpu: Adapter,
-) -> LocalFuture<'a, Result<Opened<Work>, String>> {
-    Box::pin(async move {
-        let runs = e
-            .expect::<SaeExperiment>()
-            .and_then(SaeExperiment::runs)
-            .map_err(|e| e.to_string())?;
-        Ok(open(&runs, job.engine, gpu).await?.boxed())
-    })
 }
 
 /// Checks every run and settles where they train (see [`place`]); trainers open as each
@@ -108,6 +92,21 @@ pub async fn open(
         max_chunk: 1000.0,
         start: 0,
     })
+}
+
+impl LabJob for SaeWork {
+    type Experiment = SaeExperiment;
+
+    fn open<'a>(
+        e: &'a SaeExperiment,
+        job: &'a Job,
+        gpu: Adapter,
+    ) -> impl std::future::Future<Output = Result<Opened<Self>, String>> + 'a {
+        async move {
+            let runs = e.runs().map_err(|e| e.to_string())?;
+            open(&runs, job.engine, gpu).await
+        }
+    }
 }
 
 impl LabWork for SaeWork {

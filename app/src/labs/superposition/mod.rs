@@ -111,7 +111,7 @@ pub const PAGE: super::LabPage = super::LabPage {
     title: "Superposition",
     first_link: || "#".into(),
     page: |hash, resized| view! { <SuperpositionPage hash=hash resized=resized /> }.into_any(),
-    open: work::open_job,
+    open: crate::worker::work::open_as::<work::ToyWork>,
 };
 
 #[component]

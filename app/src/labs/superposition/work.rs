@@ -9,9 +9,8 @@ use mechlab_engine::EngineError;
 
 use super::update::ToyUpdate;
 use crate::protocol::{Job, Update};
-use crate::worker::work::{LabWork, Opened, Work};
+use crate::worker::work::{LabJob, LabWork, Opened};
 use mechlab_engine::data::LocalFuture;
-use mechlab_engine::experiment::lab::Experiment;
 use mechlab_engine::train::engine::{place, Adapter, EngineChoice};
 use mechlab_engine::train::lab::Lab;
 
@@ -23,20 +22,6 @@ pub const CPU_FALLBACK_LIMIT: u64 = 2_000_000;
 pub struct ToyWork {
     trainer: ToyTrainer,
     cfg: SuperpositionConfig,
-}
-
-/// Opens a job of this lab (its [`crate::labs::LabPage::open`]).
-pub fn open_job<'a>(
-    e: &'a Experiment,
-    job: &'a Job,
-    gpu: Adapter,
-) -> LocalFuture<'a, Result<Opened<Work>, String>> {
-    Box::pin(async move {
-        let cfg = e
-            .expect::<SuperpositionConfig>()
-            .map_err(|e| e.to_string())?;
-        Ok(open(cfg, job.engine, gpu).await?.boxed())
-    })
 }
 
 /// Builds the trainer where [`place`] puts it for `engine`: on auto, WebGPU when there is an
@@ -75,6 +60,18 @@ pub async fn open(
         max_chunk,
         start: 0,
     })
+}
+
+impl LabJob for ToyWork {
+    type Experiment = SuperpositionConfig;
+
+    fn open<'a>(
+        e: &'a SuperpositionConfig,
+        job: &'a Job,
+        gpu: Adapter,
+    ) -> impl std::future::Future<Output = Result<Opened<Self>, String>> + 'a {
+        open(e, job.engine, gpu)
+    }
 }
 
 impl LabWork for ToyWork {
