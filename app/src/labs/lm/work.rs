@@ -237,12 +237,8 @@ pub async fn open(runs: &[LmConfig], job: &Job, gpu: Adapter) -> Result<Opened<L
 impl LabJob for LmWork {
     type Experiment = LmExperiment;
 
-    fn open<'a>(
-        e: &'a LmExperiment,
-        job: &'a Job,
-        gpu: Adapter,
-    ) -> impl std::future::Future<Output = Result<Opened<Self>, String>> + 'a {
-        async move { open(&e.runs(), job, gpu).await }
+    async fn open(e: &LmExperiment, job: &Job, gpu: Adapter) -> Result<Opened<Self>, String> {
+        open(&e.runs(), job, gpu).await
     }
 }
 

@@ -97,15 +97,9 @@ pub async fn open(
 impl LabJob for SaeWork {
     type Experiment = SaeExperiment;
 
-    fn open<'a>(
-        e: &'a SaeExperiment,
-        job: &'a Job,
-        gpu: Adapter,
-    ) -> impl std::future::Future<Output = Result<Opened<Self>, String>> + 'a {
-        async move {
-            let runs = e.runs().map_err(|e| e.to_string())?;
-            open(&runs, job.engine, gpu).await
-        }
+    async fn open(e: &SaeExperiment, job: &Job, gpu: Adapter) -> Result<Opened<Self>, String> {
+        let runs = e.runs().map_err(|e| e.to_string())?;
+        open(&runs, job.engine, gpu).await
     }
 }
 

@@ -65,12 +65,12 @@ pub async fn open(
 impl LabJob for ToyWork {
     type Experiment = SuperpositionConfig;
 
-    fn open<'a>(
-        e: &'a SuperpositionConfig,
-        job: &'a Job,
+    async fn open(
+        e: &SuperpositionConfig,
+        job: &Job,
         gpu: Adapter,
-    ) -> impl std::future::Future<Output = Result<Opened<Self>, String>> + 'a {
-        open(e, job.engine, gpu)
+    ) -> Result<Opened<Self>, String> {
+        open(e, job.engine, gpu).await
     }
 }
 
