@@ -1,5 +1,7 @@
-//! What the page (`src/main.rs`) and its training worker (`src/bin/mechlab-worker.rs`) share:
-//! the message protocol between them, and the worker itself.
+//! The app, shared by the page (`src/main.rs`) and its training worker
+//! (`src/bin/mechlab-worker.rs`): the labs (`labs/<lab>/`: page, form, charts, and what its
+//! runs do in the worker), what the labs share (`components`, `charts`, `url`, the page's
+//! `run_controller`), the message protocol between page and worker, and the worker itself.
 //!
 //! trunk builds both binaries from this crate (see `index.html`): the page as the main module,
 //! the worker with wasm-bindgen's no-modules target, started by the page from

@@ -3,13 +3,9 @@
 //! and the Transformer lab (SoLU and GeLU language models), trained live on WebGPU with the CPU
 //! reference as a fallback.
 //!
-//! The app is a thin composition: the address's hash says which lab and which experiment;
-//! each lab's folder (`labs/superposition`, `labs/sae`, `labs/lm`) holds its page, form,
-//! controls, charts and view, and says how the app shows it (`labs::LABS`: name, title, first
-//! link, page), from which the tabs are made. What labs share: `run_controller` (the page's
-//! side of the training worker, which the crate's library holds with the messages between the
-//! two), `charts` (the canvas tools),
-//! `components` (chart panel, run bar, preset and field controls) and `url` (the hash).
+//! This binary is a thin composition over the crate's library: the address's hash says which
+//! lab and which experiment, and the tabs and pages come from `labs::LABS` (each lab's folder
+//! holds its page, form, controls, charts, view, and the work its runs do in the worker).
 
 use mechlab_app::{labs, url};
 
