@@ -46,8 +46,6 @@ pub trait LabExperiment: fmt::Debug + PartialEq + Send + Sync + Sized + 'static 
 pub struct LinkCodec {
     /// The lab's name, as links spell it in `lab=`.
     pub lab: &'static str,
-    /// Its title, as the page and errors name it.
-    pub title: &'static str,
     decode: fn(&str) -> Result<Experiment>,
 }
 
@@ -56,7 +54,6 @@ impl LinkCodec {
     pub const fn of<E: LabExperiment>() -> Self {
         Self {
             lab: <E::Config as LinkConfig>::LAB,
-            title: <E::Config as LinkConfig>::TITLE,
             decode: |text| E::decode(text).map(Experiment::new),
         }
     }
@@ -126,19 +123,13 @@ impl Experiment {
     }
 
     /// Decodes a whole URL, a fragment or a query string with the strict decoder of the lab
-    /// its `lab=` names (the first of [`LABS`] when it names none).
+    /// its `lab=` names (the first of [`LABS`] when it names none, or one that does not exist,
+    /// which the codec refuses by name).
     pub fn decode(text: &str) -> Result<Self> {
         let pairs = link::fragment_pairs(text)?;
-        let codec = match link::lab_of(&pairs) {
-            None => &LABS[0],
-            Some(lab) => LABS.iter().find(|c| c.lab == lab).ok_or_else(|| {
-                EngineError::BadLink(format!(
-                    "`lab={lab}`: there is no such lab; mechlab's labs are {}",
-                    lab_names().join(", ")
-                ))
-            })?,
-        };
-        (codec.decode)(text)
+        let named = link::lab_of(&pairs);
+        let codec = LABS.iter().find(|c| Some(c.lab) == named);
+        (codec.unwrap_or(&LABS[0]).decode)(text)
     }
 
     /// The link fragment (without `#`) that [`Experiment::decode`] reads back as this.

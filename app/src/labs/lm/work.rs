@@ -91,7 +91,8 @@ pub fn checkpoint_tokenizer(cks: &[(String, Checkpoint)]) -> Result<TextTokenize
             .to_string()
     })?;
     for (folder, ck) in &cks[1..] {
-        if let Some(other) = &ck.tokenizer {
+        // A model with a tokenizer of its own (opening reads it as well).
+        if let Some(other) = ck.tokenizer.as_ref().filter(|t| *t != json) {
             TextTokenizer::from_json(other).map_err(|e| format!("{folder}: {e}"))?;
         }
     }
