@@ -10,7 +10,7 @@
 
 use crate::tools::output;
 use mechlab_engine::data::ReplaySource;
-use mechlab_engine::gpu::{Gpu, Recorder};
+use mechlab_engine::gpu::{Gpu, Recorder, Tensor, View};
 use mechlab_engine::models::sae::config::{
     Architecture, SaeConfig, SaePreset, SourceConfig, ARCHITECTURE_NAMES,
 };
@@ -114,55 +114,46 @@ fn decoder_rates(gpu: &Gpu, s: &Size, rows: usize) -> Result<(f64, f64), String>
             k::weight_grad_sparse_scratch_bytes(rows, kk, n) as usize,
         )
         .map_err(|e| e.to_string())?;
+    let t = |buf, name, dims: &[usize]| {
+        Tensor::of(name, View::from(buf), dims).map_err(|e| e.to_string())
+    };
+    let code = k::Code {
+        idx: t(&idx, "idx", &[rows, kk])?,
+        val: t(&val, "val", &[rows, kk])?,
+        rows: None,
+    };
+    let (w_dec, b_dec) = (t(&w_dec, "w_dec", &[n, d])?, t(&b_dec, "b_dec", &[d])?);
+    let (g, gw) = (t(&g, "g", &[rows, d])?, t(&gw, "gw", &[n, d])?);
+    let (f, gf) = (t(&f, "f", &[rows, n])?, t(&gf, "gf", &[rows, n])?);
+    let x_hat = t(&x_hat, "x_hat", &[rows, d])?;
+    let g_val = t(&g_val, "g_val", &[rows, kk])?;
+    let scratch = Tensor::all("scratch", View::from(&scratch)).map_err(|e| e.to_string())?;
     let sparse = rate(|reps| {
         let mut recorder = Recorder::new(gpu);
         let mut rec = recorder.begin();
         for _ in 0..reps {
-            e(pollster::block_on(k::decode_sparse(
-                &mut rec,
-                &k::DecodeSparseBuffers {
-                    idx: (&idx).into(),
-                    val: (&val).into(),
-                    w_dec: (&w_dec).into(),
-                    b_dec: (&b_dec).into(),
-                    x_hat: (&x_hat).into(),
-                    rows: None,
-                },
-                rows,
-                kk,
-                d,
-                n,
-            )))?;
-            e(pollster::block_on(k::latent_grad_sparse(
-                &mut rec,
-                &k::LatentGradSparseBuffers {
-                    idx: (&idx).into(),
-                    g: (&g).into(),
-                    w_dec: (&w_dec).into(),
-                    g_val: (&g_val).into(),
-                    rows: None,
-                },
-                rows,
-                kk,
-                d,
-                n,
-            )))?;
-            e(pollster::block_on(k::weight_grad_sparse(
-                &mut rec,
-                &k::WeightGradSparseBuffers {
-                    idx: (&idx).into(),
-                    val: (&val).into(),
-                    g: (&g).into(),
-                    w_dec_grad: (&gw).into(),
-                    encoder: None,
-                    scratch: (&scratch).into(),
-                    rows: None,
-                },
-                rows,
-                kk,
-                d,
-                n,
-            )))?;
+            let decode = k::DecodeSparse {
+                code,
+                w_dec,
+                b_dec,
+                x_hat,
+            };
+            e(pollster::block_on(k::decode_sparse(&mut rec, &decode)))?;
+            let latent = k::LatentGradSparse {
+                code,
+                g,
+                w_dec,
+                g_val,
+            };
+            e(pollster::block_on(k::latent_grad_sparse(&mut rec, &latent)))?;
+            let weight = k::WeightGradSparse {
+                code,
+                g,
+                w_dec_grad: gw,
+                encoder: None,
+                scratch,
+            };
+            e(pollster::block_on(k::weight_grad_sparse(&mut rec, &weight)))?;
         }
         rec.submit();
         wait(gpu)
@@ -171,40 +162,21 @@ fn decoder_rates(gpu: &Gpu, s: &Size, rows: usize) -> Result<(f64, f64), String>
         let mut recorder = Recorder::new(gpu);
         let mut rec = recorder.begin();
         for _ in 0..reps {
-            e(pollster::block_on(k::decode_dense(
-                &mut rec,
-                &k::DecodeDenseBuffers {
-                    f: (&f).into(),
-                    w_dec: (&w_dec).into(),
-                    b_dec: (&b_dec).into(),
-                    x_hat: (&x_hat).into(),
-                },
-                rows,
-                d,
-                n,
-            )))?;
-            e(pollster::block_on(k::latent_grad_dense(
-                &mut rec,
-                &k::LatentGradDenseBuffers {
-                    g: (&g).into(),
-                    w_dec: (&w_dec).into(),
-                    gf: (&gf).into(),
-                },
-                rows,
-                d,
-                n,
-            )))?;
-            e(pollster::block_on(k::weight_grad_dense(
-                &mut rec,
-                &k::WeightGradDenseBuffers {
-                    coef: (&f).into(),
-                    rows: (&g).into(),
-                    grad: (&gw).into(),
-                },
-                rows,
-                d,
-                n,
-            )))?;
+            let decode = k::DecodeDense {
+                f,
+                w_dec,
+                b_dec,
+                x_hat,
+            };
+            e(pollster::block_on(k::decode_dense(&mut rec, &decode)))?;
+            let latent = k::LatentGradDense { g, w_dec, gf };
+            e(pollster::block_on(k::latent_grad_dense(&mut rec, &latent)))?;
+            let weight = k::WeightGradDense {
+                coef: f,
+                rows: g,
+                grad: gw,
+            };
+            e(pollster::block_on(k::weight_grad_dense(&mut rec, &weight)))?;
         }
         rec.submit();
         wait(gpu)

@@ -316,17 +316,25 @@ impl Arena {
                 ));
             }
         }
-        let mut out: Vec<AdamTensor<'a>> = (0..self.buffers.len())
+        let mut out = (0..self.buffers.len())
             .map(|b| {
-                AdamTensor::new(
-                    &self.buffers[b],
-                    &grads.buffers[b],
-                    &m.buffers[b],
-                    &v.buffers[b],
-                    self.layout.buffers[b],
-                )
+                let len = self.layout.buffers[b];
+                let t = |name, arena: &'a Arena| {
+                    let view = View {
+                        buffer: &arena.buffers[b],
+                        offset: 0,
+                        len,
+                    };
+                    Tensor::of(name, view, &[len])
+                };
+                Ok(AdamTensor::new(
+                    t("parameters", self)?,
+                    t("gradient", grads)?,
+                    t("first moment", m)?,
+                    t("second moment", v)?,
+                ))
             })
-            .collect();
+            .collect::<Result<Vec<AdamTensor<'a>>>>()?;
         for &(name, scale) in scales {
             let e = self.layout.entry(name)?;
             let t = &mut out[e.buffer];
@@ -484,7 +492,7 @@ fn double(@builtin(global_invocation_id) id: vec3<u32>) {
         let adam_t = params
             .adam_tensors(&grads, &m, &v, &[("log_theta", 3.0)])
             .unwrap();
-        let lens: Vec<usize> = adam_t.iter().map(|t| t.len).collect();
+        let lens: Vec<usize> = adam_t.iter().map(|t| t.len()).collect();
         let scratch = gpu
             .storage_zeroed::<f32>("scratch", adam_scratch_words(&lens))
             .unwrap();
@@ -495,7 +503,14 @@ fn double(@builtin(global_invocation_id) id: vec3<u32>) {
             max_norm: 1.0,
         };
         let mut rec = recorder.begin();
-        adam(&mut rec, &adam_t, &scratch, &step).await.unwrap();
+        adam(
+            &mut rec,
+            &adam_t,
+            Tensor::all("scratch", (&scratch).into()).unwrap(),
+            &step,
+        )
+        .await
+        .unwrap();
         rec.submit();
         let mut want = vec![host[0].clone(), doubled, host[2].clone()];
         let (mut mm, mut vv): (Vec<Vec<f32>>, Vec<Vec<f32>>) = want

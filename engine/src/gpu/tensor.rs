@@ -209,6 +209,24 @@ impl<'a> Tensor<'a> {
         Ok(t)
     }
 
+    /// All of `view` as a one-dimensional tensor: scratch space, or a list whose length the
+    /// kernel checks with [`Tensor::expect_at_least`].
+    pub fn all(name: &'a str, view: View<'a>) -> Result<Self> {
+        Self::of(name, view, &[view.len.max(1)])
+    }
+
+    /// Refuses a tensor of fewer than `len` elements (scratch space, whose shape does not
+    /// matter), naming it.
+    pub fn expect_at_least(&self, len: u64) -> Result<()> {
+        if self.len < len {
+            return Err(self.bad(format!(
+                "holds {} elements, but the kernel needs at least {len}",
+                self.len
+            )));
+        }
+        Ok(())
+    }
+
     fn set_dims(&mut self, dims: &[u32]) -> Result<()> {
         if dims.is_empty() || dims.len() > MAX_RANK {
             return Err(self.bad(format!(
@@ -331,6 +349,29 @@ impl TensorBuf {
         let buffer = gpu.storage_dirty::<f32>(name, len.max(1))?;
         let buf = Self {
             buffer,
+            name,
+            dims: dims.to_vec(),
+        };
+        buf.t()?;
+        Ok(buf)
+    }
+
+    /// A buffer holding `values` as a tensor of `dims` (whose product must be their count).
+    pub fn from_values(
+        gpu: &Gpu,
+        name: &'static str,
+        dims: &[usize],
+        values: &[f32],
+    ) -> Result<Self> {
+        let len = dims.iter().product::<usize>();
+        if len != values.len() {
+            return Err(EngineError::Tensor {
+                tensor: name.to_string(),
+                reason: format!("shape {dims:?} needs {len} values, given {}", values.len()),
+            });
+        }
+        let buf = Self {
+            buffer: gpu.storage_from(name, values)?,
             name,
             dims: dims.to_vec(),
         };

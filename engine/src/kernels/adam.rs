@@ -7,9 +7,8 @@
 //! reduction of those partial sums to the global norm², one update per tensor. Every sum is in
 //! a fixed order, so the step is the same bits on every run of a device.
 
-use super::{check_buffer, dim};
 use crate::error::Result;
-use crate::gpu::{Gpu, ProgramSpec, Recording};
+use crate::gpu::{Gpu, ProgramSpec, Recording, Tensor};
 use crate::train::adam::AdamConfig;
 
 const ADAM_WGSL: &str = include_str!("../../../shaders/adam.wgsl");
@@ -40,19 +39,17 @@ struct AdamParams {
     _pad: [u32; 3],
 }
 
-/// One trained tensor: its parameters, gradient and moments, each at least `len` elements.
+/// One trained tensor: its parameters, gradient and moments, of one shape.
 #[derive(Clone, Copy)]
 pub struct AdamTensor<'a> {
     /// Parameters, updated in place.
-    pub param: &'a wgpu::Buffer,
+    pub param: Tensor<'a>,
     /// Gradient (read; not clipped in place).
-    pub grad: &'a wgpu::Buffer,
+    pub grad: Tensor<'a>,
     /// First moment.
-    pub m: &'a wgpu::Buffer,
+    pub m: Tensor<'a>,
     /// Second moment.
-    pub v: &'a wgpu::Buffer,
-    /// Elements trained (a prefix of the buffers).
-    pub len: usize,
+    pub v: Tensor<'a>,
     /// Elements from this index on train at `lr · lr_scale` (`usize::MAX`: none).
     pub scaled_from: usize,
     /// Their learning-rate multiple.
@@ -61,22 +58,25 @@ pub struct AdamTensor<'a> {
 
 impl<'a> AdamTensor<'a> {
     /// A tensor trained at the shared learning rate.
-    pub fn new(
-        param: &'a wgpu::Buffer,
-        grad: &'a wgpu::Buffer,
-        m: &'a wgpu::Buffer,
-        v: &'a wgpu::Buffer,
-        len: usize,
-    ) -> Self {
+    pub fn new(param: Tensor<'a>, grad: Tensor<'a>, m: Tensor<'a>, v: Tensor<'a>) -> Self {
         Self {
             param,
             grad,
             m,
             v,
-            len,
             scaled_from: usize::MAX,
             lr_scale: 1.0,
         }
+    }
+
+    /// Its elements.
+    pub fn len(&self) -> usize {
+        self.param.len as usize
+    }
+
+    /// True when it holds no elements (never: a tensor has at least one).
+    pub fn is_empty(&self) -> bool {
+        self.param.len == 0
     }
 }
 
@@ -109,20 +109,19 @@ pub fn adam_scratch_words(lens: &[usize]) -> usize {
 pub async fn adam<'a>(
     rec: &mut Recording<'_>,
     tensors: &[AdamTensor<'a>],
-    scratch: &'a wgpu::Buffer,
+    scratch: Tensor<'a>,
     step: &AdamStep,
 ) -> Result<()> {
     let gpu = rec.gpu().clone();
-    let words = adam_scratch_words(&tensors.iter().map(|t| t.len).collect::<Vec<_>>());
-    check_buffer(&gpu, "adam scratch", scratch, words as u64)?;
+    let words = adam_scratch_words(&tensors.iter().map(AdamTensor::len).collect::<Vec<_>>());
+    scratch.expect_at_least(words as u64)?;
     for t in tensors {
-        let n = dim("adam tensor", t.len)? as u64;
-        for (name, b) in [("param", t.param), ("grad", t.grad), ("m", t.m), ("v", t.v)] {
-            check_buffer(&gpu, name, b, n)?;
+        for other in [t.grad, t.m, t.v] {
+            other.expect(t.param.dims())?;
         }
     }
     let program = program(&gpu).await?;
-    let storage = |t: &AdamTensor<'a>| [t.param, t.grad, t.m, t.v, scratch];
+    let storage = |t: &AdamTensor<'a>| [t.param, t.grad, t.m, t.v, scratch].map(|t| t.view);
     let (c1, c2) = step.cfg.bias_corrections(step.t);
     let base = AdamParams {
         lr: step.lr,
@@ -141,31 +140,34 @@ pub async fn adam<'a>(
     let mut at = 0;
     for t in tensors {
         let p = AdamParams {
-            count: t.len as u32,
+            count: t.len() as u32,
             out_index: at as u32,
             ..base
         };
-        let groups = partials(t.len) as u64;
-        rec.dispatch(&program, "sum_squares", &p, &storage(t), groups)
+        let groups = partials(t.len()) as u64;
+        rec.dispatch_views(&program, "sum_squares", &p, &storage(t), groups)
             .await?;
-        at += partials(t.len);
+        at += partials(t.len());
     }
     let p = AdamParams {
         count: at as u32,
         out_index: (words - 1) as u32,
         ..base
     };
-    rec.dispatch(&program, "reduce", &p, &storage(&tensors[0]), 1)
+    let Some(first) = tensors.first() else {
+        return Ok(());
+    };
+    rec.dispatch_views(&program, "reduce", &p, &storage(first), 1)
         .await?;
     for t in tensors {
         let p = AdamParams {
-            count: t.len as u32,
+            count: t.len() as u32,
             scaled_from: t.scaled_from.min(u32::MAX as usize) as u32,
             lr_scale: t.lr_scale,
             ..base
         };
-        let groups = (t.len as u64).div_ceil(WG);
-        rec.dispatch(&program, "adam", &p, &storage(t), groups)
+        let groups = (t.len() as u64).div_ceil(WG);
+        rec.dispatch_views(&program, "adam", &p, &storage(t), groups)
             .await?;
     }
     Ok(())
@@ -228,9 +230,9 @@ pub fn adam_ref(tensors: &mut [AdamRefTensor<'_>], step: &AdamStep) -> f32 {
 
 #[cfg(test)]
 mod tests {
-    use super::super::test_data::values;
+    use super::super::test_data::{t, values};
     use super::*;
-    use crate::gpu::Recorder;
+    use crate::gpu::{Recorder, View};
     use crate::gpu_test;
     use crate::testing::assert_close;
 
@@ -269,14 +271,14 @@ mod tests {
                 .storage_zeroed::<f32>("adam scratch", adam_scratch_words(&lens))
                 .unwrap();
             let mut recorder = Recorder::new(gpu);
-            for t in 1..=3u32 {
+            for step_number in 1..=3u32 {
                 let step = AdamStep {
                     cfg: AdamConfig {
                         weight_decay,
                         ..AdamConfig::DEFAULT
                     },
                     lr: 0.01,
-                    t,
+                    t: step_number,
                     max_norm,
                 };
                 let tensors: Vec<AdamTensor> = bufs
@@ -285,11 +287,17 @@ mod tests {
                     .map(|(b, n)| AdamTensor {
                         scaled_from: n / 2,
                         lr_scale: 3.0,
-                        ..AdamTensor::new(&b[0], &b[1], &b[2], &b[3], n)
+                        ..AdamTensor::new(
+                            t(&b[0], "param", &[n]),
+                            t(&b[1], "grad", &[n]),
+                            t(&b[2], "m", &[n]),
+                            t(&b[3], "v", &[n]),
+                        )
                     })
                     .collect();
                 let mut rec = recorder.begin();
-                adam(&mut rec, &tensors, &scratch, &step).await.unwrap();
+                let scratch = Tensor::all("adam scratch", (&scratch).into()).unwrap();
+                adam(&mut rec, &tensors, scratch, &step).await.unwrap();
                 rec.submit();
                 let mut refs: Vec<AdamRefTensor> = host
                     .iter_mut()
@@ -327,16 +335,23 @@ mod tests {
         };
         let mut recorder = Recorder::new(gpu);
         let mut rec = recorder.begin();
-        let t = AdamTensor::new(&big, &a, &b, &small, 100);
-        let err = adam(&mut rec, &[t], &c, &step).await.unwrap_err();
+        let [big, a, b, c] = [(&big, "param"), (&a, "grad"), (&b, "m"), (&c, "c")]
+            .map(|(buf, name)| t(buf, name, &[100]));
+        let all = |buf, name| Tensor::all(name, View::from(buf)).unwrap();
+        let v = all(&small, "v");
+        let err = adam(&mut rec, &[AdamTensor::new(big, a, b, v)], c, &step)
+            .await
+            .unwrap_err();
         assert!(
-            err.to_string().contains("\"v\"") || err.to_string().contains("v ="),
+            err.to_string().contains("v") && err.to_string().contains("[100]"),
             "{err}"
         );
         // One partial sum and the norm²: two words.
         let tiny = gpu.storage_zeroed::<f32>("tiny", 1).unwrap();
-        let t = AdamTensor::new(&big, &a, &b, &c, 100);
-        let err = adam(&mut rec, &[t], &tiny, &step).await.unwrap_err();
+        let tensor = AdamTensor::new(big, a, b, c);
+        let err = adam(&mut rec, &[tensor], all(&tiny, "adam scratch"), &step)
+            .await
+            .unwrap_err();
         assert!(err.to_string().contains("adam scratch"), "{err}");
         assert_eq!(rec.dispatches(), 0);
     }

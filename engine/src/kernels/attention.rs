@@ -5,14 +5,14 @@
 //! [`attention_backward_ref`] are the CPU references, which the transformer's CPU passes use.
 //!
 //! Every product (q·kᵀ, pattern·v and the backward's four) is one batched tiled product over
-//! all (batch, head) pairs ([`matmul_split`]), reading each head's `[pos, d_head]` matrix in
+//! all (batch, head) pairs ([`matmul_laid_out`]), reading each head's `[pos, d_head]` matrix in
 //! place; the row steps between them (scale, mask and softmax; the scores' gradient) are this
 //! module's kernels.
 //!
 //! The forward keeps the whole pattern (the backward reads it, and hooks expose it): batch ×
 //! heads × pos² floats, which the caller sizes against the device's binding limit.
 
-use super::matmul::{matmul_split, Batch, Matmul, Split, Splits, Strides};
+use super::matmul::{matmul_laid_out, Layout, Matmul, Strided};
 use super::{dim, elements, params, Kernel};
 use crate::error::Result;
 use crate::gpu::{Recording, Tensor, View};
@@ -43,43 +43,34 @@ impl AttnShape {
         ])
     }
 
-    /// One head's `[pos, d_head]` matrix inside a `[batch, pos, head, d_head]` tensor: rows
-    /// heads · d_head apart.
-    fn head_rows(&self) -> Split {
-        Split {
-            ld: self.heads * self.d_head,
-            block: self.d_head,
-            stride: 0,
-        }
-    }
-
-    /// Where (batch, head) pair t's matrix starts in a `[batch, pos, head, d_head]` tensor
-    /// that starts at `base` (pairs grouped by batch).
-    fn head_at(&self, base: usize) -> Strides {
-        Strides {
+    /// (Batch, head) pair t's `[pos, d_head]` matrix inside a `[batch, pos, head, d_head]`
+    /// tensor that starts at `base`: rows heads · d_head apart, pairs grouped by batch.
+    fn head(&self, base: usize) -> Strided {
+        Strided {
             base,
-            outer: self.pos * self.heads * self.d_head,
-            inner: self.d_head,
+            group_stride: self.pos * self.heads * self.d_head,
+            item_stride: self.d_head,
+            ..Strided::split(self.heads * self.d_head, self.d_head, 0)
         }
     }
 
-    /// Where pair t's `[pos, pos]` square starts in scores, pattern and their gradient.
-    fn square_at(&self) -> Strides {
-        Strides {
-            base: 0,
-            outer: self.heads * self.pos * self.pos,
-            inner: self.pos * self.pos,
+    /// Pair t's `[pos, pos]` square in scores, pattern and their gradient.
+    fn square(&self) -> Strided {
+        Strided {
+            group_stride: self.heads * self.pos * self.pos,
+            item_stride: self.pos * self.pos,
+            ..Strided::rows(self.pos)
         }
     }
 
-    /// A product for every (batch, head) pair, with where each finds its operands.
-    fn pairs(&self, a: Strides, b: Strides, c: Strides) -> Batch {
-        Batch {
+    /// A product for every (batch, head) pair, its operands laid out as given.
+    fn pairs(&self, a: Strided, b: Strided, c: Strided) -> Layout {
+        Layout {
+            a: Some(a),
+            b: Some(b),
+            c: Some(c),
             count: self.batch * self.heads,
             group: self.heads,
-            a,
-            b,
-            c,
         }
     }
 
@@ -162,37 +153,28 @@ pub async fn attention(rec: &mut Recording<'_>, t: &Attention<'_>) -> Result<()>
     let gpu = &rec.gpu().clone();
     let s = AttnShape::of(&t.q, &[t.k, t.v, t.z], &[t.scores, t.pattern])?;
     let [b, p, h, _] = s.dims()?;
-    let (pos, e, rows) = (s.pos, s.d_head, Some(s.head_rows()));
-    let qk = Splits {
-        a: rows,
-        b: rows,
-        c: None,
-        batch: Some(s.pairs(s.head_at(0), s.head_at(0), s.square_at())),
-    };
+    let (pos, e) = (s.pos, s.d_head);
+    let (head, square) = (s.head(0), s.square());
+    let qk = s.pairs(head, head, square);
     let mm = pair_product(
         (t.q.view, t.k.view, t.scores.view),
         (pos, pos, e),
         (false, true),
     );
-    matmul_split(rec, &mm, &qk).await?;
+    matmul_laid_out(rec, &mm, &qk).await?;
     let storage = vec![t.scores.view, t.pattern.view];
     let kern = Kernel::new(gpu, "attention", "", FORWARD_WGSL, storage, &[]).await?;
     let n_rows = elements("pattern rows", &[b, h, p])?;
     let groups = n_rows.div_ceil(super::seg_rows(gpu));
     kern.dispatch(rec, "attn_softmax", s.params()?, groups)
         .await?;
-    let pv = Splits {
-        a: None,
-        b: rows,
-        c: rows,
-        batch: Some(s.pairs(s.square_at(), s.head_at(0), s.head_at(0))),
-    };
+    let pv = s.pairs(square, head, head);
     let mm = pair_product(
         (t.pattern.view, t.v.view, t.z.view),
         (pos, e, pos),
         (false, false),
     );
-    matmul_split(rec, &mm, &pv).await
+    matmul_laid_out(rec, &mm, &pv).await
 }
 
 /// The tensors of [`attention_backward`].
@@ -223,21 +205,16 @@ pub async fn attention_backward(rec: &mut Recording<'_>, t: &AttentionBackward<'
     let s = AttnShape::of(&t.q, &[t.k, t.v, t.dz, t.dq], &[t.pattern, t.ds])?;
     let [b, p, h, d] = s.dims()?;
     t.dkv.expect(&[2, b, p, h, d])?;
-    let (pos, e, rows) = (s.pos, s.d_head, Some(s.head_rows()));
-    let (head, square) = (s.head_at(0), s.square_at());
+    let (pos, e) = (s.pos, s.d_head);
+    let (head, square) = (s.head(0), s.square());
     // dP = dz · vᵀ, into ds.
-    let lay = Splits {
-        a: rows,
-        b: rows,
-        c: None,
-        batch: Some(s.pairs(head, head, square)),
-    };
+    let lay = s.pairs(head, head, square);
     let mm = pair_product(
         (t.dz.view, t.v.view, t.ds.view),
         (pos, pos, e),
         (false, true),
     );
-    matmul_split(rec, &mm, &lay).await?;
+    matmul_laid_out(rec, &mm, &lay).await?;
     let storage = vec![t.pattern.view, t.ds.view];
     let kern = Kernel::new(gpu, "attention_backward", "", BACKWARD_WGSL, storage, &[]).await?;
     let n_rows = elements("pattern rows", &[b, h, p])?;
@@ -249,26 +226,18 @@ pub async fn attention_backward(rec: &mut Recording<'_>, t: &AttentionBackward<'
     )
     .await?;
     // dq = dS · k; dk = dSᵀ · q and dv = Pᵀ · dz, the two halves of dkv.
-    let square_by_head = Splits {
-        a: None,
-        b: rows,
-        c: rows,
-        batch: Some(s.pairs(square, head, head)),
-    };
+    let square_by_head = s.pairs(square, head, head);
     let mm = pair_product(
         (t.ds.view, t.k.view, t.dq.view),
         (pos, e, pos),
         (false, false),
     );
-    matmul_split(rec, &mm, &square_by_head).await?;
+    matmul_laid_out(rec, &mm, &square_by_head).await?;
     let n = t.q.len as usize;
     for (a, bv, base) in [(t.ds, t.q, 0), (t.pattern, t.dz, n)] {
-        let lay = Splits {
-            batch: Some(s.pairs(square, head, s.head_at(base))),
-            ..square_by_head
-        };
+        let lay = s.pairs(square, head, s.head(base));
         let mm = pair_product((a.view, bv.view, t.dkv.view), (pos, e, pos), (true, false));
-        matmul_split(rec, &mm, &lay).await?;
+        matmul_laid_out(rec, &mm, &lay).await?;
     }
     Ok(())
 }

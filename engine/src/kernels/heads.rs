@@ -1,23 +1,19 @@
 //! Per-head projections: `out[r, h, e] = Σ_m x[r, m] · w[h, m, e] + bias[h, e]`,
 //! TransformerLens's W_Q, W_K and W_V `[n_heads, d_model, d_head]` applied to a `[rows,
 //! d_model]` input, giving hook_q|k|v's `[rows, n_heads, d_head]`. Every head at once is one
-//! tiled product (`shaders/matmul.wgsl` through [`matmul_split`]), reading the weights in place
+//! tiled product (`shaders/matmul.wgsl` through [`matmul_laid_out`]), reading the weights in place
 //! as a `[d_model, n_heads · d_head]` matrix; the bias gradient is a column sum
 //! ([`sum_rows`]). [`heads_ref`] and [`heads_backward_ref`] are the CPU references.
 
-use super::matmul::{matmul_split, Matmul, Split, Splits};
+use super::matmul::{matmul_laid_out, Layout, Matmul, Strided};
 use super::sum_rows::sum_rows;
 use crate::error::Result;
 use crate::gpu::{Recording, Tensor};
 
 /// The weights `[heads, d_in, d_head]` as a `[d_in, heads · d_head]` matrix (outer index
 /// m, inner (h, e)).
-fn per_head(d_in: usize, d_head: usize) -> Split {
-    Split {
-        ld: d_head,
-        block: d_head,
-        stride: d_in * d_head,
-    }
+fn per_head(d_in: usize, d_head: usize) -> Strided {
+    Strided::split(d_head, d_head, d_in * d_head)
 }
 
 /// The tensors of [`heads`].
@@ -51,11 +47,11 @@ pub async fn heads(rec: &mut Recording<'_>, t: &Heads<'_>) -> Result<()> {
         bias: Some(t.bias.view),
         ..Matmul::new(t.x.view, t.w.view, t.out.view, (rows, h * e, d_in))
     };
-    let splits = Splits {
+    let layout = Layout {
         b: Some(per_head(d_in, e)),
-        ..Splits::default()
+        ..Layout::default()
     };
-    matmul_split(rec, &mm, &splits).await
+    matmul_laid_out(rec, &mm, &layout).await
 }
 
 /// The tensors of [`heads_backward`].
@@ -90,20 +86,20 @@ pub async fn heads_backward(rec: &mut Recording<'_>, t: &HeadsBackward<'_>) -> R
         accumulate: t.accumulate,
         ..Matmul::new(t.dout.view, t.w.view, t.dx.view, (rows, d_in, width))
     };
-    let b_split = Splits {
+    let b_split = Layout {
         b: Some(split),
-        ..Splits::default()
+        ..Layout::default()
     };
-    matmul_split(rec, &dx, &b_split).await?;
+    matmul_laid_out(rec, &dx, &b_split).await?;
     let dw = Matmul {
         trans_a: true,
         ..Matmul::new(t.x.view, t.dout.view, t.dw.view, (d_in, width, rows))
     };
-    let c_split = Splits {
+    let c_split = Layout {
         c: Some(split),
-        ..Splits::default()
+        ..Layout::default()
     };
-    matmul_split(rec, &dw, &c_split).await?;
+    matmul_laid_out(rec, &dw, &c_split).await?;
     sum_rows(
         rec,
         t.dout.reshaped(&[rows as u32, width as u32])?,

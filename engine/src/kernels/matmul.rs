@@ -72,46 +72,84 @@ impl<'a> Matmul<'a> {
     }
 }
 
-/// An operand that is not a dense matrix (see `shaders/matmul.wgsl`): its element at (outer,
-/// inner), inner being the index stored contiguously (k for a plain `a`, m for a transposed
-/// one), lies at `outer · ld + (inner / block) · stride + inner % block`. TransformerLens's
-/// per-head weights `[n_heads, d_model, d_head]` are one `[d_model, n_heads · d_head]` matrix
-/// this way (`ld` d_head, `block` d_head, `stride` d_model · d_head), so the heads are one
-/// product. An output split this way must not map two elements to one place.
+/// Where an operand finds its elements when it is not one dense matrix (see
+/// `shaders/matmul.wgsl`): a strided view. Element (outer, inner) of product `t` (inner being
+/// the index stored contiguously: k for a plain `a`, m for a transposed one; `t` the product of
+/// a batch, see [`Layout`]) lies at
+/// `base + (t / group) · group_stride + (t % group) · item_stride + outer · ld + (inner / block) · block_stride + inner % block`.
+/// TransformerLens's per-head weights `[n_heads, d_model, d_head]` are one `[d_model, n_heads ·
+/// d_head]` matrix this way (`ld` d_head, `block` d_head, `block_stride` d_model · d_head), so
+/// the heads are one product; attention's per-(batch, head) matrices of a `[batch, pos, head,
+/// d_head]` tensor are a batch of them (`ld` head · d_head, `item_stride` d_head, `group_stride`
+/// pos · head · d_head). An output laid out this way must not map two elements to one place.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
-pub struct Split {
+pub struct Strided {
     /// Distance between consecutive outer indices.
     pub ld: usize,
     /// Inner indices in one contiguous run.
     pub block: usize,
     /// Distance between consecutive runs.
-    pub stride: usize,
+    pub block_stride: usize,
+    /// Offset of the first product's operand.
+    pub base: usize,
+    /// Distance between groups of a batch's products.
+    pub group_stride: usize,
+    /// Distance between products within a group.
+    pub item_stride: usize,
 }
 
-impl Split {
-    /// The parameter words of an operand that is not split (the shader never reads them).
-    const UNUSED: Split = Split {
-        ld: 0,
-        block: 1,
-        stride: 0,
-    };
-
-    /// Where (outer, inner) lies.
-    pub fn at(&self, outer: usize, inner: usize) -> usize {
-        outer * self.ld + (inner / self.block) * self.stride + inner % self.block
+impl Strided {
+    /// Rows `ld` apart, each one contiguous run, the same for every product.
+    pub const fn rows(ld: usize) -> Self {
+        Self {
+            ld,
+            block: ld,
+            block_stride: 0,
+            base: 0,
+            group_stride: 0,
+            item_stride: 0,
+        }
     }
 
-    /// Elements a view must hold for `outer × inner` indices.
+    /// Runs of `block` inner indices `block_stride` apart, outer indices `ld` apart.
+    pub const fn split(ld: usize, block: usize, block_stride: usize) -> Self {
+        Self {
+            block,
+            block_stride,
+            ..Self::rows(ld)
+        }
+    }
+
+    /// Where (outer, inner) of the first product lies.
+    pub fn at(&self, outer: usize, inner: usize) -> usize {
+        self.base + outer * self.ld + (inner / self.block) * self.block_stride + inner % self.block
+    }
+
+    /// Where product `t` of a batch in groups of `group` starts.
+    fn product(&self, t: usize, group: usize) -> usize {
+        (t / group) * self.group_stride + (t % group) * self.item_stride
+    }
+
+    /// True when an `[outer, inner]` operand so laid out is a dense matrix within each product
+    /// (the shader then indexes it plainly).
+    fn dense(&self, inner: usize) -> bool {
+        self.ld == inner && self.block >= inner
+    }
+
+    /// Elements past `base` a view must hold for one product's `outer × inner` indices.
     fn extent(&self, outer: usize, inner: usize) -> usize {
         if outer == 0 || inner == 0 {
             return 0;
         }
-        let last = self.at(outer - 1, inner - 1);
+        let at = |o: usize, i: usize| {
+            o * self.ld + (i / self.block) * self.block_stride + i % self.block
+        };
+        let last = at(outer - 1, inner - 1);
         // The end of the last full run can lie past the last index when runs are spaced
         // closer than they are long; take whichever is further.
         let full = inner / self.block;
         let end_of_run = if full > 0 {
-            self.at(outer - 1, full * self.block - 1)
+            at(outer - 1, full * self.block - 1)
         } else {
             0
         };
@@ -119,53 +157,45 @@ impl Split {
     }
 }
 
-/// Where the products of a batch find an operand: product `t` reads it from `base + (t /
-/// group) · outer + (t % group) · inner` elements into its view (see [`Batch`]).
-#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
-pub struct Strides {
-    /// Offset of the first product's operand.
-    pub base: usize,
-    /// Distance between groups.
-    pub outer: usize,
-    /// Distance between products within a group.
-    pub inner: usize,
-}
-
-impl Strides {
-    /// Where product `t` starts.
-    pub fn at(&self, t: usize, group: usize) -> usize {
-        self.base + (t / group) * self.outer + (t % group) * self.inner
-    }
-}
-
-/// Many products of one shape in one dispatch: attention's per-(batch, head) products, whose
-/// operands lie `[batch, pos, head, d_head]` (group = heads).
+/// How a [`Matmul`]'s operands lie when they are not dense matrices (see [`Strided`]; `None`
+/// is dense, the same for every product), and how many products one dispatch computes: `count`
+/// in groups of `group` (attention's per-(batch, head) products, grouped by batch). The
+/// default is one product of dense operands.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
-pub struct Batch {
+pub struct Layout {
+    /// The left operand's layout.
+    pub a: Option<Strided>,
+    /// The right operand's layout.
+    pub b: Option<Strided>,
+    /// The output's layout.
+    pub c: Option<Strided>,
     /// Products.
     pub count: usize,
     /// Products in a group (the inner of a two-level index).
     pub group: usize,
-    /// The left operand's offsets.
-    pub a: Strides,
-    /// The right operand's offsets.
-    pub b: Strides,
-    /// The output's offsets.
-    pub c: Strides,
 }
 
-/// How a [`Matmul`]'s operands lie when they are not dense matrices: split (see [`Split`]),
-/// batched (see [`Batch`]), or both; the default is neither.
-#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
-pub struct Splits {
-    /// The left operand's layout.
-    pub a: Option<Split>,
-    /// The right operand's layout.
-    pub b: Option<Split>,
-    /// The output's layout.
-    pub c: Option<Split>,
-    /// Many products at once.
-    pub batch: Option<Batch>,
+impl Default for Layout {
+    fn default() -> Self {
+        Self {
+            a: None,
+            b: None,
+            c: None,
+            count: 1,
+            group: 1,
+        }
+    }
+}
+
+impl Layout {
+    /// More than one product, or operands that do not start where their views do.
+    fn batched(&self) -> bool {
+        self.count > 1
+            || [self.a, self.b, self.c]
+                .iter()
+                .flatten()
+                .any(|s| s.base > 0)
+    }
 }
 
 /// Names of a product's buffers in error messages: a, b, c, bias, centre.
@@ -228,64 +258,58 @@ pub(crate) async fn matmul_named(
     names: Names,
 ) -> Result<()> {
     let tiling = Tiling::for_device(rec.gpu(), mm.m, mm.n);
-    matmul_tiled(rec, mm, names, tiling, &Splits::default()).await
+    matmul_tiled(rec, mm, names, tiling, &Layout::default()).await
 }
 
-/// As [`matmul`], with operands laid out as `splits` says.
-pub async fn matmul_split(rec: &mut Recording<'_>, mm: &Matmul<'_>, splits: &Splits) -> Result<()> {
+/// As [`matmul`], with operands laid out as `layout` says.
+pub async fn matmul_laid_out(
+    rec: &mut Recording<'_>,
+    mm: &Matmul<'_>,
+    layout: &Layout,
+) -> Result<()> {
     let tiling = Tiling::for_device(rec.gpu(), mm.m, mm.n);
-    matmul_tiled(rec, mm, ["a", "b", "c", "bias", "centre"], tiling, splits).await
+    matmul_tiled(rec, mm, ["a", "b", "c", "bias", "centre"], tiling, layout).await
 }
 
-/// Checks that `view` holds a `[outer, inner]` operand, dense or split, for every product of
-/// the batch (`strides` and the group size) when there is one.
+/// Checks that `view` holds a `[outer, inner]` operand laid out as `strided` says (dense
+/// without one) for every product of the batch.
 fn check_operand(
     gpu: &Gpu,
     name: &'static str,
     view: View<'_>,
     (outer, inner): (u32, u32),
-    split: Option<Split>,
-    batch: Option<(Strides, usize, usize)>,
+    strided: Option<Strided>,
+    (count, group): (usize, usize),
 ) -> Result<()> {
-    let one = match split {
-        None => outer as usize * inner as usize,
-        Some(s) => {
-            if s.block == 0 {
-                return Err(crate::EngineError::invalid(
-                    name,
-                    "a split layout with runs of 0",
-                    "runs must hold at least one element",
-                ));
-            }
-            s.extent(outer as usize, inner as usize)
-        }
+    let Some(s) = strided else {
+        return Tensor::new(gpu, name, view, &[outer, inner]).map(|_| ());
     };
-    let last = match batch {
-        None => 0,
-        Some((st, count, group)) => {
-            // The furthest product is the last, or the last of the group before its group
-            // (when the last group is short).
-            let start_of_last_group = (count - 1) / group * group;
-            let far = st.at(count - 1, group);
-            match start_of_last_group.checked_sub(1) {
-                Some(t) => far.max(st.at(t, group)),
-                None => far,
-            }
-        }
-    };
-    match (split, batch) {
-        (None, None) => Tensor::new(gpu, name, view, &[outer, inner]).map(|_| ()),
-        _ => Tensor::flat(gpu, name, view, (last + one) as u64).map(|_| ()),
+    if s.block == 0 {
+        return Err(crate::EngineError::invalid(
+            name,
+            "a split layout with runs of 0",
+            "runs must hold at least one element",
+        ));
     }
+    // The furthest product is the last, or the last of the group before its group (when the
+    // last group is short).
+    let start_of_last_group = (count - 1) / group * group;
+    let far = s.product(count - 1, group);
+    let last = match start_of_last_group.checked_sub(1) {
+        Some(t) => far.max(s.product(t, group)),
+        None => far,
+    };
+    let one = s.extent(outer as usize, inner as usize);
+    Tensor::flat(gpu, name, view, (s.base + last + one) as u64).map(|_| ())
 }
 
 /// Into how many slices of k to split a product with only `tiles` output tiles (`None`: do
 /// not): enough to fill the device, each at least [`MIN_PART_K`] long and all of one length.
-/// Only dense operands split (a slice is then a batch of plain products).
-fn k_parts(gpu: &Gpu, mm: &Matmul<'_>, splits: &Splits, tiles: u64) -> Option<usize> {
-    // An output split (heads' weight gradients) is the reduction's to write; split or batched
-    // inputs would need a second level of layout.
-    if splits.a.is_some() || splits.b.is_some() || splits.batch.is_some() {
+/// Only dense inputs split (a slice is then a batch of plain products).
+fn k_parts(gpu: &Gpu, mm: &Matmul<'_>, layout: &Layout, tiles: u64) -> Option<usize> {
+    // An output laid out otherwise (heads' weight gradients) is the reduction's to write;
+    // laid-out or batched inputs would need a second level of layout.
+    if layout.a.is_some() || layout.b.is_some() || layout.batched() {
         return None;
     }
     if mm.centre.is_some() {
@@ -310,45 +334,38 @@ async fn matmul_tiled(
     mm: &Matmul<'_>,
     names: Names,
     tiling: Tiling,
-    splits: &Splits,
+    layout: &Layout,
 ) -> Result<()> {
     let gpu = rec.gpu().clone();
     let (tiles_m, tiles_n) = tiling.tiles(mm.m as u64, mm.n as u64);
     let tiles = tiles_m * tiles_n;
-    let Some(parts) = k_parts(&gpu, mm, splits, tiles) else {
-        return dispatch_tiled(rec, mm, names, tiling, splits).await;
+    let Some(parts) = k_parts(&gpu, mm, layout, tiles) else {
+        return dispatch_tiled(rec, mm, names, tiling, layout).await;
     };
     // Check the operands as given before recording anything.
-    check_product(&gpu, mm, names, splits)?;
+    check_product(&gpu, mm, names, layout)?;
     let (m, n, k) = (mm.m, mm.n, mm.k);
     let kp = k / parts;
     let partial = gpu.storage_dirty::<f32>("matmul slabs", parts * m * n)?;
-    // Slice s of k: A's columns (or, transposed, rows) and B's rows (or columns) from s · kp.
-    let slice = Split {
-        ld: k,
-        block: kp,
-        stride: 0,
+    // Slice s of k: A's columns (or, transposed, rows) and B's rows (or columns) from s · kp,
+    // each slice's product written to its own slab.
+    let columns = Strided {
+        item_stride: kp,
+        ..Strided::split(k, kp, 0)
     };
-    let sliced = Splits {
-        a: (!mm.trans_a).then_some(slice),
-        b: mm.trans_b.then_some(slice),
-        c: None,
-        batch: Some(Batch {
-            count: parts,
-            group: parts,
-            a: Strides {
-                inner: if mm.trans_a { kp * m } else { kp },
-                ..Strides::default()
-            },
-            b: Strides {
-                inner: if mm.trans_b { kp } else { kp * n },
-                ..Strides::default()
-            },
-            c: Strides {
-                inner: m * n,
-                ..Strides::default()
-            },
+    let rows = |ld: usize| Strided {
+        item_stride: kp * ld,
+        ..Strided::rows(ld)
+    };
+    let sliced = Layout {
+        a: Some(if mm.trans_a { rows(m) } else { columns }),
+        b: Some(if mm.trans_b { columns } else { rows(n) }),
+        c: Some(Strided {
+            item_stride: m * n,
+            ..Strided::rows(n)
         }),
+        count: parts,
+        group: parts,
     };
     let part = Matmul {
         c: (&partial).into(),
@@ -361,7 +378,7 @@ async fn matmul_tiled(
     let consts = bool_consts(&[
         ("BIAS", mm.bias.is_some()),
         ("ACCUMULATE", mm.accumulate),
-        ("SPLIT_C", splits.c.is_some()),
+        ("SPLIT_C", layout.c.is_some()),
     ]);
     let optional = [Optional {
         name: "bias",
@@ -379,8 +396,8 @@ async fn matmul_tiled(
         &optional,
     )
     .await?;
-    let c = splits.c.unwrap_or(Split::UNUSED);
-    let words = layout_words(&[m, n, parts, c.ld, c.block, c.stride])?;
+    let c = layout.c.unwrap_or(Strided::rows(n));
+    let words = layout_words(&[m, n, parts, c.ld, c.block, c.block_stride])?;
     let elems = (m * n) as u64;
     kern.dispatch(rec, "matmul_reduce", params(&words), elems.div_ceil(256))
         .await?;
@@ -400,71 +417,70 @@ fn layout_words(values: &[usize]) -> Result<Vec<u32>> {
         .collect()
 }
 
+/// The stored `(outer, inner)` shape of each operand: a, b, c.
+fn stored(mm: &Matmul<'_>) -> Result<[(u32, u32); 3]> {
+    let (m, n, k) = (dim("m", mm.m)?, dim("n", mm.n)?, dim("k", mm.k)?);
+    let st = |t: bool, rows: u32, cols: u32| if t { (cols, rows) } else { (rows, cols) };
+    Ok([st(mm.trans_a, m, k), st(mm.trans_b, k, n), (m, n)])
+}
+
 /// Checks a product's operands against its shape and layout (named as `names` says), before
 /// anything is recorded.
-fn check_product(gpu: &Gpu, mm: &Matmul<'_>, names: Names, splits: &Splits) -> Result<()> {
-    let (m, n, k) = (dim("m", mm.m)?, dim("n", mm.n)?, dim("k", mm.k)?);
-    let stored = |t: bool, rows: u32, cols: u32| if t { (cols, rows) } else { (rows, cols) };
-    if let Some(b) = splits.batch {
-        if b.count == 0 || b.group == 0 {
-            return Err(crate::EngineError::invalid(
-                "matmul batch",
-                format!("{} products in groups of {}", b.count, b.group),
-                "must hold at least one product",
-            ));
-        }
+fn check_product(gpu: &Gpu, mm: &Matmul<'_>, names: Names, layout: &Layout) -> Result<()> {
+    if layout.count == 0 || layout.group == 0 {
+        return Err(crate::EngineError::invalid(
+            "matmul batch",
+            format!("{} products in groups of {}", layout.count, layout.group),
+            "must hold at least one product",
+        ));
     }
-    let of = |f: fn(&Batch) -> Strides| splits.batch.map(|b| (f(&b), b.count, b.group));
-    check_operand(
-        gpu,
-        names[0],
-        mm.a,
-        stored(mm.trans_a, m, k),
-        splits.a,
-        of(|b| b.a),
-    )?;
-    check_operand(
-        gpu,
-        names[1],
-        mm.b,
-        stored(mm.trans_b, k, n),
-        splits.b,
-        of(|b| b.b),
-    )?;
-    check_operand(gpu, names[2], mm.c, (m, n), splits.c, of(|b| b.c))?;
+    let batch = (layout.count, layout.group);
+    let operands = [(mm.a, layout.a), (mm.b, layout.b), (mm.c, layout.c)];
+    for (((view, strided), shape), name) in operands.into_iter().zip(stored(mm)?).zip(names) {
+        check_operand(gpu, name, view, shape, strided, batch)?;
+    }
     if let Some(bias) = mm.bias {
-        Tensor::new(gpu, names[3], bias, &[n])?;
+        Tensor::new(gpu, names[3], bias, &[mm.n as u32])?;
     }
     if let Some(centre) = mm.centre {
-        Tensor::new(gpu, names[4], centre, &[k])?;
+        Tensor::new(gpu, names[4], centre, &[mm.k as u32])?;
     }
     Ok(())
 }
 
-/// Records one tiled product (a batch of them with `splits.batch`).
+/// Records one tiled product (a batch of them when `layout` says so).
 async fn dispatch_tiled(
     rec: &mut Recording<'_>,
     mm: &Matmul<'_>,
     names: Names,
     tiling: Tiling,
-    splits: &Splits,
+    layout: &Layout,
 ) -> Result<()> {
     let gpu = &rec.gpu().clone();
-    check_product(gpu, mm, names, splits)?;
+    check_product(gpu, mm, names, layout)?;
     let (m, n, k) = (dim("m", mm.m)?, dim("n", mm.n)?, dim("k", mm.k)?);
     let (entry, _, _) = tiling.entry_and_tile();
     let (tiles_m, tiles_n) = tiling.tiles(m as u64, n as u64);
     let tiles = tiles_m * tiles_n;
+    let operands = [layout.a, layout.b, layout.c];
+    // An operand the shader must index through its layout: one that is not dense within its
+    // product.
+    let split: Vec<bool> = operands
+        .iter()
+        .zip(stored(mm)?)
+        .map(|(s, (_, inner))| s.is_some_and(|s| !s.dense(inner as usize)))
+        .collect();
+    let batched = layout.batched();
     let consts = bool_consts(&[
         ("TRANS_A", mm.trans_a),
         ("TRANS_B", mm.trans_b),
         ("CENTRE", mm.centre.is_some()),
         ("BIAS", mm.bias.is_some()),
         ("ACCUMULATE", mm.accumulate),
-        ("SPLIT_A", splits.a.is_some()),
-        ("SPLIT_B", splits.b.is_some()),
-        ("SPLIT_C", splits.c.is_some()),
-        ("BATCHED", splits.batch.is_some()),
+        ("SPLIT_A", split[0]),
+        ("SPLIT_B", split[1]),
+        ("SPLIT_C", split[2]),
+        ("BATCHED", batched),
     ]);
     let optional = [
         Optional {
@@ -483,24 +499,19 @@ async fn dispatch_tiled(
     let storage = vec![mm.a, mm.b, mm.c];
     let kern = Kernel::new(gpu, "matmul", &consts, MATMUL_WGSL, storage, &optional).await?;
     let mut words = vec![m, n, k, tiles_n as u32, tiles as u32];
+    let none = Strided::split(0, 1, 0);
     let mut wide = vec![];
-    for s in [splits.a, splits.b, splits.c] {
-        let s = s.unwrap_or(Split::UNUSED);
-        wide.extend([s.ld, s.block, s.stride]);
+    for s in operands {
+        let s = s.unwrap_or(none);
+        wide.extend([s.ld, s.block, s.block_stride]);
     }
-    let batch = splits.batch.unwrap_or(Batch {
-        count: 1,
-        group: 1,
-        a: Strides::default(),
-        b: Strides::default(),
-        c: Strides::default(),
-    });
-    wide.extend([batch.count, batch.group]);
-    for st in [batch.a, batch.b, batch.c] {
-        wide.extend([st.base, st.outer, st.inner]);
+    wide.extend([layout.count, layout.group]);
+    for s in operands {
+        let s = s.unwrap_or(none);
+        wide.extend([s.base, s.group_stride, s.item_stride]);
     }
     words.extend(layout_words(&wide)?);
-    let groups = tiles * batch.count as u64;
+    let groups = tiles * layout.count as u64;
     kern.dispatch(rec, entry, params(&words), groups).await?;
     Ok(())
 }
@@ -574,7 +585,7 @@ mod tests {
                     accumulate: false,
                 };
                 let names = ["a", "b", "c", "bias", "centre"];
-                matmul_tiled(rec, &mm, names, tiling, &Splits::default()).await
+                matmul_tiled(rec, &mm, names, tiling, &Layout::default()).await
             })
             .await;
             let got: Vec<f32> = gpu.read(&c, m * n).await.unwrap();
@@ -592,11 +603,7 @@ mod tests {
     async fn split_layouts(gpu: &Gpu) {
         let (rows, d, heads, e) = (131, 70, 5, 27);
         let width = heads * e;
-        let split = Split {
-            ld: e,
-            block: e,
-            stride: d * e,
-        };
+        let split = Strided::split(e, e, d * e);
         // w[h, m, e] as a dense [d, width] matrix.
         let w = values(31, heads * d * e);
         let dense_w: Vec<f32> = (0..d)
@@ -629,13 +636,13 @@ mod tests {
                     accumulate: false,
                 };
                 let names = ["a", "b", "c", "bias", "centre"];
-                let on_b = Splits {
+                let on_b = Layout {
                     b: Some(split),
-                    ..Splits::default()
+                    ..Layout::default()
                 };
-                let on_c = Splits {
+                let on_c = Layout {
                     c: Some(split),
-                    ..Splits::default()
+                    ..Layout::default()
                 };
                 let mm = plain(
                     (&bx).into(),
@@ -696,11 +703,11 @@ mod tests {
             (&out).into(),
             (rows, width, d),
         );
-        let on_b = Splits {
+        let on_b = Layout {
             b: Some(split),
-            ..Splits::default()
+            ..Layout::default()
         };
-        let err = matmul_split(&mut rec, &mm, &on_b)
+        let err = matmul_laid_out(&mut rec, &mm, &on_b)
             .await
             .unwrap_err()
             .to_string();
@@ -741,7 +748,7 @@ mod tests {
                 centre: None,
                 accumulate: true,
             };
-            matmul_tiled(&mut rec, &mm, names, tiling, &Splits::default())
+            matmul_tiled(&mut rec, &mm, names, tiling, &Layout::default())
                 .await
                 .unwrap();
             assert_eq!(rec.dispatches(), 2, "slices, then their sum");
@@ -769,11 +776,7 @@ mod tests {
         }
         // Into a split output: W's gradient in the per-head layout.
         let (heads, e) = (5, 7);
-        let split = Split {
-            ld: e,
-            block: e,
-            stride: m * e,
-        };
+        let split = Strided::split(e, e, m * e);
         let g = values(45, k * heads * e);
         let bg = up("g", &g);
         for tiling in [Tiling::Gpu, Tiling::Wide, Tiling::Narrow] {
@@ -792,9 +795,9 @@ mod tests {
                     centre: None,
                     accumulate: false,
                 };
-                let on_c = Splits {
+                let on_c = Layout {
                     c: Some(split),
-                    ..Splits::default()
+                    ..Layout::default()
                 };
                 matmul_tiled(rec, &mm, names, tiling, &on_c).await
             })

@@ -39,9 +39,9 @@ pub mod topk;
 
 pub use adam::{adam, adam_scratch_words, AdamStep, AdamTensor};
 pub use matmul::{matmul, Matmul};
-pub use topk::{topk_rows, topk_scratch_bytes, TopkBuffers, MAX_K};
+pub use topk::{topk_rows, topk_scratch_bytes, Topk, MAX_K};
 
-pub(crate) use crate::gpu::tensor::{check_buffer, dim, elements};
+pub(crate) use crate::gpu::tensor::{dim, elements};
 use crate::gpu::Gpu;
 
 /// Marks an empty slot of a sparse code: a masked TopK found fewer than `k` eligible latents.

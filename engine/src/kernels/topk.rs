@@ -5,10 +5,9 @@
 //! lists merged pairwise). For larger k a radix select on the float bits finds the k-th value,
 //! then the k winners are gathered and bitonic-sorted in workgroup memory.
 
-use super::{bool_consts, check_buffer, dim, params, Kernel, Optional, NO_LATENT};
+use super::{bool_consts, params, Kernel, Optional, NO_LATENT};
 use crate::error::{EngineError, Result};
-use crate::gpu::Recording;
-use crate::gpu::{Tensor, View};
+use crate::gpu::{Recording, Tensor};
 
 const TOPK_WGSL: &str = include_str!("../../../shaders/topk.wgsl");
 
@@ -32,62 +31,56 @@ pub fn topk_scratch_bytes(batch: usize, n: usize) -> u64 {
     4 * scratch_words(batch, n)
 }
 
-/// Buffers of [`topk_rows`].
+/// Tensors of [`topk_rows`].
 #[derive(Clone, Copy)]
-pub struct TopkBuffers<'a> {
+pub struct Topk<'a> {
     /// Pre-activations `[batch, n]`.
-    pub pre: &'a wgpu::Buffer,
-    /// Output latent indices `[batch, k]` (u32).
-    pub idx: &'a wgpu::Buffer,
+    pub pre: Tensor<'a>,
+    /// Output latent indices `[batch, k]` (u32): k is its width.
+    pub idx: Tensor<'a>,
     /// Output values `ReLU(pre)` at those indices, `[batch, k]`.
-    pub val: &'a wgpu::Buffer,
-    /// Scratch of [`topk_scratch_bytes`]`(batch, n)` bytes; its contents do not matter.
-    pub scratch: &'a wgpu::Buffer,
+    pub val: Tensor<'a>,
+    /// Scratch of at least [`topk_scratch_bytes`]`(batch, n)` bytes; its contents do not matter.
+    pub scratch: Tensor<'a>,
     /// Optional eligibility `[n]` (u32): only latents with a non-zero word can be selected.
-    pub mask: Option<&'a wgpu::Buffer>,
+    pub mask: Option<Tensor<'a>>,
 }
 
 /// Records, for each row of `pre`, the first `k` latents in the order (`ReLU(pre)` descending,
 /// index ascending), as `idx`/`val` in that order: exactly "sort the row's ReLU by (value desc,
 /// index asc) and take k", so rows with fewer than k positive values are completed by zeros of
 /// the lowest-index latents not yet taken. With a mask, ineligible latents are never selected
-/// and missing slots are (`NO_LATENT`, 0). Requires `1 <= k <= min(n, MAX_K)`. NaN counts as 0.
+/// and missing slots are (`NO_LATENT`, 0). Requires `k <= min(n, MAX_K)`. NaN counts as 0.
 ///
 /// Dispatches (each one workgroup per row): for `k <= 32` one (`list_select`), after a
 /// one-workgroup pass listing the eligible latents when there is a mask, so that AuxK's
 /// selection walks only the dead latents; beyond, each reading the row once, 4 radix passes
 /// over the value bits, up to 4 over index bits (which return at once unless the k-th value is
 /// tied and only some of the tied latents are taken), and the gather-and-sort.
-pub async fn topk_rows(
-    rec: &mut Recording<'_>,
-    buf: &TopkBuffers<'_>,
-    batch: usize,
-    n: usize,
-    k: usize,
-) -> Result<()> {
+pub async fn topk_rows(rec: &mut Recording<'_>, t: &Topk<'_>) -> Result<()> {
     let gpu = &rec.gpu().clone();
-    let (b, n32) = (dim("batch", batch)?, dim("n", n)?);
-    if k == 0 || k > MAX_K || k > n {
+    let (b, n32) = t.pre.matrix();
+    let k32 = t.idx.matrix().1;
+    let (batch, n, k) = (b as usize, n32 as usize, k32 as usize);
+    if k > MAX_K || k > n {
         return Err(EngineError::invalid(
             "k",
             k,
             format!("must be between 1 and min(n = {n}, {MAX_K})"),
         ));
     }
-    let k32 = k as u32;
-    Tensor::new(gpu, "pre", buf.pre, &[b, n32])?;
-    Tensor::new(gpu, "idx", buf.idx, &[b, k32])?;
-    Tensor::new(gpu, "val", buf.val, &[b, k32])?;
-    check_buffer(gpu, "scratch", buf.scratch, scratch_words(batch, n))?;
-    if let Some(mask) = buf.mask {
-        Tensor::new(gpu, "mask", mask, &[n32])?;
+    t.idx.expect_matrix(b, k32)?;
+    t.val.expect_matrix(b, k32)?;
+    t.scratch.expect_at_least(scratch_words(batch, n))?;
+    if let Some(mask) = t.mask {
+        mask.expect(&[n32])?;
     }
-    let consts = bool_consts(&[("USE_MASK", buf.mask.is_some())]);
-    let storage = vec![buf.pre, buf.idx, buf.val, buf.scratch];
+    let consts = bool_consts(&[("USE_MASK", t.mask.is_some())]);
+    let storage = vec![t.pre.view, t.idx.view, t.val.view, t.scratch.view];
     let mask = [Optional {
         name: "mask",
         elem: "u32",
-        buffer: buf.mask.map(View::from),
+        buffer: t.mask.map(|m| m.view),
         writes: false,
     }];
     let kern = Kernel::new(gpu, "topk", &consts, TOPK_WGSL, storage, &mask).await?;
@@ -95,7 +88,7 @@ pub async fn topk_rows(
     let sort_n = k32.next_power_of_two();
     if k <= LIST_K {
         let p = params(&[b, n32, k32, 0, 0, sort_n]);
-        if buf.mask.is_some() {
+        if t.mask.is_some() {
             kern.dispatch(rec, "compact_mask", p, 1).await?;
         }
         kern.dispatch(rec, "list_select", p, rows).await?;
@@ -150,7 +143,7 @@ pub fn topk_ref(pre: &[f32], n: usize, k: usize, mask: Option<&[u32]>) -> (Vec<u
 
 #[cfg(test)]
 mod tests {
-    use super::super::test_data::{values, Timer};
+    use super::super::test_data::{t, values, Timer};
     use super::*;
     use crate::gpu::{Gpu, Recorder};
     use crate::gpu_test;
@@ -169,14 +162,14 @@ mod tests {
         let timer = Timer::start();
         let mut recorder = Recorder::new(gpu);
         let mut rec = recorder.begin();
-        let b = TopkBuffers {
-            pre: &bpre,
-            idx: &idx,
-            val: &val,
-            scratch: &scratch,
-            mask: bmask.as_ref(),
+        let b = Topk {
+            pre: t(&bpre, "pre", &[batch, n]),
+            idx: t(&idx, "idx", &[batch, k]),
+            val: t(&val, "val", &[batch, k]),
+            scratch: Tensor::all("scratch", (&scratch).into()).unwrap(),
+            mask: bmask.as_ref().map(|m| t(m, "mask", &[n])),
         };
-        topk_rows(&mut rec, &b, batch, n, k).await.unwrap();
+        topk_rows(&mut rec, &b).await.unwrap();
         rec.submit();
         let got_idx: Vec<u32> = gpu.read(&idx, batch * k).await.unwrap();
         let got_val: Vec<f32> = gpu.read(&val, batch * k).await.unwrap();
@@ -271,22 +264,29 @@ mod tests {
         let small = gpu.storage_zeroed::<f32>("small", 1).unwrap();
         let mut recorder = Recorder::new(gpu);
         let mut rec = recorder.begin();
-        let b = TopkBuffers {
-            pre: &buf,
-            idx: &buf,
-            val: &buf,
-            scratch: &buf,
+        let whole = |name| Tensor::all(name, (&buf).into()).unwrap();
+        let b = |n: usize, k: usize| Topk {
+            pre: t(&buf, "pre", &[2, n]),
+            idx: t(&buf, "idx", &[2, k]),
+            val: t(&buf, "val", &[2, k]),
+            scratch: whole("scratch"),
             mask: None,
         };
-        for (n, k) in [(100, 0), (100, 101), (1000, 257)] {
-            let err = topk_rows(&mut rec, &b, 2, n, k).await.unwrap_err();
+        for (n, k) in [(100, 101), (1000, 257)] {
+            let err = topk_rows(&mut rec, &b(n, k)).await.unwrap_err();
             assert!(err.to_string().contains("k = "), "{err}");
         }
-        let b = TopkBuffers {
-            scratch: &small,
-            ..b
+        // No tensor has a zero dimension, so k = 0 cannot reach the kernel.
+        let err = Tensor::of("idx", (&buf).into(), &[2, 0]).unwrap_err();
+        assert!(err.to_string().contains("idx"), "{err}");
+        let b = Topk {
+            scratch: Tensor::all("scratch", (&small).into()).unwrap(),
+            pre: t(&buf, "pre", &[4, 100]),
+            idx: t(&buf, "idx", &[4, 8]),
+            val: t(&buf, "val", &[4, 8]),
+            mask: None,
         };
-        let err = topk_rows(&mut rec, &b, 4, 100, 8).await.unwrap_err();
+        let err = topk_rows(&mut rec, &b).await.unwrap_err();
         assert!(err.to_string().contains("scratch"), "{err}");
         rec.submit();
     }

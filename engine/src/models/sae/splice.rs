@@ -10,13 +10,13 @@
 use super::arch::{decode, encode};
 use super::config::Architecture;
 use super::kernels::{
-    decode_dense, decode_sparse, topk_rows, topk_scratch_bytes, DecodeDenseBuffers,
-    DecodeSparseBuffers, EncodeBuffers, TopkBuffers,
+    decode_dense, decode_sparse, topk_rows, topk_scratch_bytes, Code, DecodeDense, DecodeSparse,
+    Encode, Topk,
 };
 use super::params::SaeParams;
 use crate::data::LocalFuture;
 use crate::error::{EngineError, Result};
-use crate::gpu::{Gpu, Recording, Tensor, TensorBuf, View};
+use crate::gpu::{Gpu, Recording, Tensor, TensorBuf};
 use crate::kernels::add::scale;
 use crate::kernels::{params, Kernel};
 use crate::models::transformer::hooks::HookMap;
@@ -36,10 +36,10 @@ pub struct SaeSplice {
 /// The splice's parameters on the device.
 #[derive(Debug)]
 struct Weights {
-    w_enc: wgpu::Buffer,
-    b_enc: wgpu::Buffer,
-    w_dec: wgpu::Buffer,
-    b_dec: wgpu::Buffer,
+    w_enc: TensorBuf,
+    b_enc: TensorBuf,
+    w_dec: TensorBuf,
+    b_dec: TensorBuf,
     /// The per-latent tensors the activation reads (see `splice.wgsl`); `b_enc` again when it
     /// reads none.
     lat: Option<wgpu::Buffer>,
@@ -95,11 +95,12 @@ impl SaeSplice {
             Architecture::JumpRelu { .. } => Some(up("SAE log_threshold", &p.log_threshold)?),
             _ => None,
         };
+        let (w, n, d) = ([p.d_sae, p.d_in], [p.d_sae], [p.d_in]);
         let w = Weights {
-            w_enc: up("SAE w_enc", &p.w_enc)?,
-            b_enc: up("SAE b_enc", &p.b_enc)?,
-            w_dec: up("SAE w_dec", &p.w_dec)?,
-            b_dec: up("SAE b_dec", &p.b_dec)?,
+            w_enc: TensorBuf::from_values(gpu, "SAE w_enc", &w, &p.w_enc)?,
+            b_enc: TensorBuf::from_values(gpu, "SAE b_enc", &n, &p.b_enc)?,
+            w_dec: TensorBuf::from_values(gpu, "SAE w_dec", &w, &p.w_dec)?,
+            b_dec: TensorBuf::from_values(gpu, "SAE b_dec", &d, &p.b_dec)?,
             lat,
         };
         Ok(self.device.get_or_init(|| w))
@@ -120,66 +121,67 @@ impl SaeSplice {
     async fn record_reconstruction(
         &self,
         rec: &mut Recording<'_>,
-        x: View<'_>,
-        out: View<'_>,
+        x: Tensor<'_>,
+        out: Tensor<'_>,
         rows: usize,
     ) -> Result<Vec<wgpu::Buffer>> {
         let gpu = rec.gpu().clone();
         let w = self.upload(&gpu)?;
-        let (d, n) = (self.params.d_in, self.params.d_sae);
-        let pre = gpu.storage_dirty::<f32>("SAE pre-activations", rows * n)?;
-        let enc = EncodeBuffers {
+        let n = self.params.d_sae;
+        let pre = TensorBuf::dirty(&gpu, "SAE pre-activations", &[rows, n])?;
+        let enc = Encode {
             x,
-            w_enc: (&w.w_enc).into(),
-            b_enc: (&w.b_enc).into(),
-            b_dec: (&w.b_dec).into(),
-            pre: (&pre).into(),
+            w_enc: w.w_enc.t()?,
+            b_enc: w.b_enc.t()?,
+            b_dec: w.b_dec.t()?,
+            pre: pre.t()?,
         };
-        super::kernels::encode(rec, &enc, rows, d, n).await?;
+        super::kernels::encode(rec, &enc).await?;
         if let Architecture::TopK { k, .. } = self.arch {
             let k = k as usize;
-            let idx = gpu.storage_dirty::<u32>("SAE latents", rows * k)?;
-            let val = gpu.storage_dirty::<f32>("SAE activations", rows * k)?;
-            let bytes = topk_scratch_bytes(rows, n);
-            let scratch =
-                gpu.storage_dirty::<u32>("SAE TopK scratch", bytes.div_ceil(4) as usize)?;
-            let t = TopkBuffers {
-                pre: &pre,
-                idx: &idx,
-                val: &val,
-                scratch: &scratch,
+            let idx = TensorBuf::dirty(&gpu, "SAE latents", &[rows, k])?;
+            let val = TensorBuf::dirty(&gpu, "SAE activations", &[rows, k])?;
+            let words = topk_scratch_bytes(rows, n).div_ceil(4) as usize;
+            let scratch = TensorBuf::dirty(&gpu, "SAE TopK scratch", &[words])?;
+            let t = Topk {
+                pre: pre.t()?,
+                idx: idx.t()?,
+                val: val.t()?,
+                scratch: scratch.t()?,
                 mask: None,
             };
-            topk_rows(rec, &t, rows, n, k).await?;
-            let dec = DecodeSparseBuffers {
-                idx: (&idx).into(),
-                val: (&val).into(),
-                w_dec: (&w.w_dec).into(),
-                b_dec: (&w.b_dec).into(),
+            topk_rows(rec, &t).await?;
+            let dec = DecodeSparse {
+                code: Code {
+                    idx: idx.t()?,
+                    val: val.t()?,
+                    rows: None,
+                },
+                w_dec: w.w_dec.t()?,
+                b_dec: w.b_dec.t()?,
                 x_hat: out,
-                rows: None,
             };
-            decode_sparse(rec, &dec, rows, k, d, n).await?;
-            return Ok(vec![pre, idx, val, scratch]);
+            decode_sparse(rec, &dec).await?;
+            return Ok([pre, idx, val, scratch].map(|t| t.buffer).into());
         }
-        let f = gpu.storage_dirty::<f32>("SAE activations", rows * n)?;
+        let f = TensorBuf::dirty(&gpu, "SAE activations", &[rows, n])?;
         let (arch, threshold) = self.activation();
-        let lat = w.lat.as_ref().unwrap_or(&w.b_enc);
+        let lat = w.lat.as_ref().unwrap_or(&w.b_enc.buffer);
         let consts = format!("const ARCH: u32 = {arch}u;\n");
-        let storage = vec![&pre, lat, &f];
+        let storage = vec![&pre.buffer, lat, &f.buffer];
         let kern = Kernel::new(&gpu, "sae_splice", &consts, SPLICE_WGSL, storage, &[]).await?;
         let len = (rows * n) as u32;
         let p = params(&[len, n as u32, threshold.to_bits()]);
         kern.dispatch(rec, "activate", p, (len as u64).div_ceil(256))
             .await?;
-        let dec = DecodeDenseBuffers {
-            f: (&f).into(),
-            w_dec: (&w.w_dec).into(),
-            b_dec: (&w.b_dec).into(),
+        let dec = DecodeDense {
+            f: f.t()?,
+            w_dec: w.w_dec.t()?,
+            b_dec: w.b_dec.t()?,
             x_hat: out,
         };
-        decode_dense(rec, &dec, rows, d, n).await?;
-        Ok(vec![pre, f])
+        decode_dense(rec, &dec).await?;
+        Ok(vec![pre.buffer, f.buffer])
     }
 }
 
@@ -215,17 +217,16 @@ impl HookMap for SaeSplice {
             let rows = rows as usize;
             let s = self.params.input_scale;
             if s == 1.0 {
-                return self
-                    .record_reconstruction(rec, x.view, out.view, rows)
-                    .await;
+                return self.record_reconstruction(rec, x, out, rows).await;
             }
             let gpu = rec.gpu().clone();
             let dims = [rows, d as usize];
             let xs = TensorBuf::dirty(&gpu, "SAE input", &dims)?;
             scale(rec, x, xs.t()?, s).await?;
             let x_hat = TensorBuf::dirty(&gpu, "SAE reconstruction", &dims)?;
-            let (xv, hv) = ((&xs.buffer).into(), (&x_hat.buffer).into());
-            let mut keep = self.record_reconstruction(rec, xv, hv, rows).await?;
+            let mut keep = self
+                .record_reconstruction(rec, xs.t()?, x_hat.t()?, rows)
+                .await?;
             scale(rec, x_hat.t()?, out, 1.0 / s).await?;
             keep.extend([xs.buffer, x_hat.buffer]);
             Ok(keep)

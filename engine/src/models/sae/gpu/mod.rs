@@ -62,24 +62,30 @@ fn layout(gpu: &Gpu, d_in: usize, d_sae: usize) -> Result<ArenaLayout> {
 /// One arena's tensors (the parameters, or their gradient) as the kernels bind them.
 #[derive(Clone, Copy)]
 struct Tensors<'a> {
-    w_enc: View<'a>,
-    b_enc: View<'a>,
+    w_enc: Tensor<'a>,
+    b_enc: Tensor<'a>,
     /// The per-latent group [4, d_sae], b_enc first.
     lat: View<'a>,
-    w_dec: View<'a>,
-    b_dec: View<'a>,
+    w_dec: Tensor<'a>,
+    b_dec: Tensor<'a>,
 }
 
 impl<'a> Tensors<'a> {
     fn of(arena: &'a Arena) -> Result<Self> {
         Ok(Self {
-            w_enc: arena.view("w_enc")?,
-            b_enc: arena.view("b_enc")?,
+            w_enc: arena.tensor("w_enc")?,
+            b_enc: arena.tensor("b_enc")?,
             lat: arena.span(PER_LATENT[0], PER_LATENT[3])?,
-            w_dec: arena.view("w_dec")?,
-            b_dec: arena.view("b_dec")?,
+            w_dec: arena.tensor("w_dec")?,
+            b_dec: arena.tensor("b_dec")?,
         })
     }
+}
+
+/// The first elements of a trainer's buffer as a tensor of `dims` (a buffer is made for the
+/// largest shape it takes: a chunk buffer holds a full chunk, the last may be shorter).
+fn t<'a>(buf: &'a wgpu::Buffer, name: &'a str, dims: &[usize]) -> Result<Tensor<'a>> {
+    Tensor::of(name, buf.into(), dims)
 }
 
 /// Writes `p`'s trained tensors into `arena` by name; those its architecture lacks stay zero.
@@ -621,19 +627,18 @@ impl GpuSaeTrainer {
             Some(sh) => {
                 let q = &self.gpu.queue;
                 q.write_buffer(&sh.slot_buf, 0, bytemuck::cast_slice(sh.slots.draw()));
-                let sb = kernels::GatherScatterBuffers {
-                    slots: &sh.slot_buf,
-                    fresh: &self.fresh,
-                    pool: &sh.pool,
-                    x: &self.buf.batch.x,
+                let sb = kernels::GatherScatter {
+                    slots: t(&sh.slot_buf, "slots", &[batch])?,
+                    fresh: t(&self.fresh, "fresh batch", &[batch, d_in])?,
+                    pool: t(&sh.pool, "shuffle pool", &[sh.slots.pool_rows(), d_in])?,
+                    x: t(&self.buf.batch.x, "x", &[batch, d_in])?,
                 };
-                let rows = sh.slots.pool_rows();
-                kernels::gather_scatter(rec, &sb, batch, d_in, rows, self.input_scale).await
+                kernels::gather_scatter(rec, &sb, self.input_scale).await
             }
             None => {
                 let shape = [batch, d_in];
-                let fresh = Tensor::of("fresh batch", (&self.fresh).into(), &shape)?;
-                let x = Tensor::of("x", (&self.buf.batch.x).into(), &shape)?;
+                let fresh = t(&self.fresh, "fresh batch", &shape)?;
+                let x = t(&self.buf.batch.x, "x", &shape)?;
                 crate::kernels::add::scale(rec, fresh, x, self.input_scale).await
             }
         }
@@ -655,10 +660,9 @@ impl GpuSaeTrainer {
             let b = &self.buf;
             let p = Tensors::of(&b.weights.params)?;
             let shape = [self.batch, self.d_in];
-            let x = Tensor::of("x", (&b.batch.x).into(), &shape)?;
-            let xc = Tensor::of("xc", (&b.batch.xc).into(), &shape)?;
-            let b_dec = Tensor::of("b_dec", p.b_dec, &[self.d_in])?;
-            rows::centre(&mut rec, x, b_dec, xc).await?;
+            let x = t(&b.batch.x, "x", &shape)?;
+            let xc = t(&b.batch.xc, "xc", &shape)?;
+            rows::centre(&mut rec, x, p.b_dec, xc).await?;
         }
         if self.dense {
             self.record_dense(&mut rec, base).await?;
@@ -696,14 +700,15 @@ impl GpuSaeTrainer {
                 0,
                 (rows * d_in) as u64 * f4,
             );
-            let eb = kernels::EncodeBuffers {
-                x: (&b.batch.x_chunk).into(),
+            let pre_t = t(pre, "pre", &[rows, d_sae])?;
+            let eb = kernels::Encode {
+                x: t(&b.batch.x_chunk, "x chunk", &[rows, d_in])?,
                 w_enc: p.w_enc,
                 b_enc: p.b_enc,
                 b_dec: p.b_dec,
-                pre: pre.into(),
+                pre: pre_t,
             };
-            kernels::encode(rec, &eb, rows, d_in, d_sae).await?;
+            kernels::encode(rec, &eb).await?;
             // (chunk's code, mask, width, the batch's code): AuxK's per-row selection over dead
             // latents, and TopK's own.
             let mut selections = vec![(
@@ -721,14 +726,14 @@ impl GpuSaeTrainer {
                 ));
             }
             for ((idx, val), mask, width, (all_idx, all_val)) in selections {
-                let tb = kernels::TopkBuffers {
-                    pre,
-                    idx,
-                    val,
-                    scratch: &b.codes.topk_scratch,
-                    mask,
+                let tb = kernels::Topk {
+                    pre: pre_t,
+                    idx: t(idx, "idx chunk", &[rows, width])?,
+                    val: t(val, "val chunk", &[rows, width])?,
+                    scratch: Tensor::all("topk scratch", (&b.codes.topk_scratch).into())?,
+                    mask: mask.map(|m| t(m, "dead mask", &[d_sae])).transpose()?,
                 };
-                kernels::topk_rows(rec, &tb, rows, d_sae, width).await?;
+                kernels::topk_rows(rec, &tb).await?;
                 let at = (row * width) as u64 * f4;
                 let bytes = (rows * width) as u64 * f4;
                 rec.copy(idx, 0, all_idx, at, bytes);
@@ -738,49 +743,55 @@ impl GpuSaeTrainer {
             chunk += 1;
         }
         let main_rows = if self.batch_topk {
-            let pre: Vec<&wgpu::Buffer> = b.codes.pre.iter().collect();
-            let sb = kernels::BatchTopkBuffers {
+            let per = self.rows_per_chunk;
+            let pre = b
+                .codes
+                .pre
+                .iter()
+                .enumerate()
+                .map(|(c, pre)| t(pre, "pre", &[per.min(batch - c * per), d_sae]))
+                .collect::<Result<Vec<_>>>()?;
+            let rows = Tensor::all("code rows", (&b.codes.code_rows).into())?;
+            let sb = kernels::BatchTopk {
                 pre: &pre,
-                rows_per_chunk: self.rows_per_chunk,
-                idx: &b.codes.idx,
-                val: &b.codes.val,
-                rows: &b.codes.code_rows,
-                scratch: &b.codes.select_scratch,
+                code: kernels::Code {
+                    idx: t(&b.codes.idx, "idx", &[batch, k])?,
+                    val: t(&b.codes.val, "val", &[batch, k])?,
+                    rows: Some(rows),
+                },
+                scratch: Tensor::all("select scratch", (&b.codes.select_scratch).into())?,
             };
-            kernels::batch_topk(rec, &sb, batch, d_sae, k).await?;
-            Some(&b.codes.code_rows)
+            kernels::batch_topk(rec, &sb).await?;
+            Some(rows)
         } else {
             None
         };
         // The main code (k entries a row on average) and AuxK's (k_aux a row) through the same
         // sparse kernels, the main one with its row index.
-        for (idx, val, bias, out, width, rows) in [
-            (
-                &b.codes.idx,
-                &b.codes.val,
-                p.b_dec,
-                &b.batch.x_hat,
-                k,
-                main_rows,
-            ),
-            (
-                &b.codes.aidx,
-                &b.codes.aval,
-                (&b.batch.zero_bias).into(),
-                &b.batch.e_hat,
-                k_aux,
-                None,
-            ),
-        ] {
-            let db = kernels::DecodeSparseBuffers {
-                idx: idx.into(),
-                val: val.into(),
+        // The main code (k entries a row on average, with its row index) and AuxK's.
+        let main = kernels::Code {
+            idx: t(&b.codes.idx, "idx", &[batch, k])?,
+            val: t(&b.codes.val, "val", &[batch, k])?,
+            rows: main_rows,
+        };
+        let aux = kernels::Code {
+            idx: t(&b.codes.aidx, "aux idx", &[batch, k_aux])?,
+            val: t(&b.codes.aval, "aux val", &[batch, k_aux])?,
+            rows: None,
+        };
+        let zero_bias = t(&b.batch.zero_bias, "zero bias", &[d_in])?;
+        let (x_hat, e_hat) = (
+            t(&b.batch.x_hat, "x_hat", &[batch, d_in])?,
+            t(&b.batch.e_hat, "e_hat", &[batch, d_in])?,
+        );
+        for (code, bias, out) in [(main, p.b_dec, x_hat), (aux, zero_bias, e_hat)] {
+            let db = kernels::DecodeSparse {
+                code,
                 w_dec: p.w_dec,
                 b_dec: bias,
-                x_hat: out.into(),
-                rows: rows.map(View::from),
+                x_hat: out,
             };
-            kernels::decode_sparse(rec, &db, batch, width, d_in, d_sae).await?;
+            kernels::decode_sparse(rec, &db).await?;
         }
         // Reconstruction and AuxK gradients at the outputs (AuxK's overwrites e_hat), losses.
         let kx = &self.kernels;
@@ -802,18 +813,22 @@ impl GpuSaeTrainer {
             kx.record(rec, Kernel::AuxGrad, &bg_aux, base, batch as u32);
             rows::sum_into(rec, row_loss, losses, 3 * slot as usize + 2).await?;
         }
-        for (idx, g, out, width, rows) in [
-            (&b.codes.idx, &b.batch.g, &b.codes.g_val, k, main_rows),
-            (&b.codes.aidx, &b.batch.e_hat, &b.codes.ag_val, k_aux, None),
+        let g = t(&b.batch.g, "g", &[batch, d_in])?;
+        for (code, g, out) in [
+            (main, g, t(&b.codes.g_val, "g_val", &[batch, k])?),
+            (
+                aux,
+                e_hat,
+                t(&b.codes.ag_val, "aux g_val", &[batch, k_aux])?,
+            ),
         ] {
-            let lb = kernels::LatentGradSparseBuffers {
-                idx: idx.into(),
-                g: g.into(),
+            let lb = kernels::LatentGradSparse {
+                code,
+                g,
                 w_dec: p.w_dec,
-                g_val: out.into(),
-                rows: rows.map(View::from),
+                g_val: out,
             };
-            kernels::latent_grad_sparse(rec, &lb, batch, width, d_in, d_sae).await?;
+            kernels::latent_grad_sparse(rec, &lb).await?;
         }
         {
             let mut bg = fs([&b.codes.g_val, &b.codes.val, &b.codes.gpre].map(View::from));
@@ -830,45 +845,31 @@ impl GpuSaeTrainer {
             kx.record(rec, Kernel::EntryGpre, &bg_gpre, n(k), nk);
             kx.record(rec, Kernel::EntryGpre, &bg_agpre, n(k_aux), na);
         }
-        for (idx, val, g, gpre, width, rows) in [
-            (
-                &b.codes.idx,
-                &b.codes.val,
-                &b.batch.g,
-                &b.codes.gpre,
-                k,
-                main_rows,
-            ),
-            (
-                &b.codes.aidx,
-                &b.codes.aval,
-                &b.batch.e_hat,
-                &b.codes.agpre,
-                k_aux,
-                None,
-            ),
+        let xc = t(&b.batch.xc, "xc", &[batch, d_in])?;
+        let list_scratch = Tensor::all("list scratch", (&b.codes.list_scratch).into())?;
+        for (code, g, gpre) in [
+            (main, g, t(&b.codes.gpre, "gpre", &[batch, k])?),
+            (aux, e_hat, t(&b.codes.agpre, "aux gpre", &[batch, k_aux])?),
         ] {
-            let wb = kernels::WeightGradSparseBuffers {
-                idx: idx.into(),
-                val: val.into(),
-                g: g.into(),
+            let wb = kernels::WeightGradSparse {
+                code,
+                g,
                 w_dec_grad: g_all.w_dec,
-                encoder: Some(kernels::EncoderGradBuffers {
-                    gpre: gpre.into(),
-                    xc: (&b.batch.xc).into(),
+                encoder: Some(kernels::EncoderGrad {
+                    gpre,
+                    xc,
                     w_enc_grad: g_all.w_enc,
                     b_enc_grad: g_all.b_enc,
                 }),
-                scratch: (&b.codes.list_scratch).into(),
-                rows: rows.map(View::from),
+                scratch: list_scratch,
             };
-            kernels::weight_grad_sparse(rec, &wb, batch, width, d_in, d_sae).await?;
+            kernels::weight_grad_sparse(rec, &wb).await?;
         }
         // b_dec's gradient: Σ g, less the encoder's term Σ_(b,t) gpre · W_enc[idx] summed per
         // latent first, which is b_enc's gradient (main and AuxK entries, just accumulated):
         // d_sae products per input dimension instead of one per entry of both codes.
-        let mut bg = fs([(&b.batch.g).into(), p.w_enc, g_all.b_dec]);
-        bg.f[4] = Some(g_all.b_enc);
+        let mut bg = fs([(&b.batch.g).into(), p.w_enc.view, g_all.b_dec.view]);
+        bg.f[4] = Some(g_all.b_enc.view);
         let bg_bdec = bg;
         let mut bg = fs([(&b.codes.val).into()]);
         bg.u[0] = Some((&b.codes.idx).into());
@@ -922,12 +923,11 @@ impl GpuSaeTrainer {
         let scratch = View::from(&b.dense.lat_scratch);
         let kx = &self.kernels;
         {
-            let w_dec = Tensor::of("w_dec", p.w_dec, &[d_sae, d_in])?;
             let norms = View {
                 len: d_sae,
                 ..scratch
             };
-            rows::row_norms(rec, w_dec, Tensor::of("decoder norms", norms, &[d_sae])?).await?;
+            rows::row_norms(rec, p.w_dec, Tensor::of("decoder norms", norms, &[d_sae])?).await?;
         }
         // Gated's aux path reconstructs into e_hat and takes its output gradient in x_hat, whose
         // main reconstruction is spent by then.
@@ -959,8 +959,8 @@ impl GpuSaeTrainer {
         // b_dec's gradient: each chunk's Σ g, and once the column sums of the gradient at
         // W_enc xc are complete, their term (glat's b_enc section, or Gated's own in
         // lat_scratch).
-        let mut bg = fs([(&b.batch.g).into(), p.w_enc, g_all.b_dec]);
-        bg.f[4] = Some(if gated { scratch } else { g_all.b_enc });
+        let mut bg = fs([(&b.batch.g).into(), p.w_enc.view, g_all.b_dec.view]);
+        bg.f[4] = Some(if gated { scratch } else { g_all.b_enc.view });
         let bg_bdec = bg;
         let mut row = 0;
         while row < batch {
@@ -976,30 +976,42 @@ impl GpuSaeTrainer {
                 rec.copy(&b.batch.x, at, x, 0, bytes);
                 rec.copy(&b.batch.xc, at, xc, 0, bytes);
             }
-            let eb = kernels::EncodeBuffers {
-                x: x.into(),
+            // The chunk's rows of each buffer it binds.
+            let by_input = |buf, name| t(buf, name, &[rows, d_in]);
+            let by_latent = |buf, name| t(buf, name, &[rows, d_sae]);
+            let eb = kernels::Encode {
+                x: by_input(x, "x chunk")?,
                 w_enc: p.w_enc,
                 b_enc: p.b_enc,
                 b_dec: p.b_dec,
-                pre: (&b.codes.pre[0]).into(),
+                pre: by_latent(&b.codes.pre[0], "pre")?,
             };
-            kernels::encode(rec, &eb, rows, d_in, d_sae).await?;
+            kernels::encode(rec, &eb).await?;
             {
                 let n = (rows * d_sae) as u32;
                 kx.record(rec, Kernel::ActForward, &bg_act, chunk, n);
             }
-            let mut decodes = vec![(&b.dense.f, &b.batch.x_hat)];
-            if gated {
-                decodes.push((&b.dense.gate, x_aux));
+            let (f, gf) = (by_latent(&b.dense.f, "f")?, by_latent(&b.dense.gf, "gf")?);
+            // Gated's ReLU(π_gate) (one word on the other paths).
+            let gate = gated
+                .then(|| by_latent(&b.dense.gate, "gate"))
+                .transpose()?;
+            let (x_hat, g) = (
+                by_input(&b.batch.x_hat, "x_hat")?,
+                by_input(&b.batch.g, "g")?,
+            );
+            let mut decodes = vec![(f, x_hat)];
+            if let Some(gate) = gate {
+                decodes.push((gate, by_input(x_aux, "aux x_hat")?));
             }
             for (f, x_hat) in decodes {
-                let db = kernels::DecodeDenseBuffers {
-                    f: f.into(),
+                let db = kernels::DecodeDense {
+                    f,
                     w_dec: p.w_dec,
                     b_dec: p.b_dec,
-                    x_hat: x_hat.into(),
+                    x_hat,
                 };
-                kernels::decode_dense(rec, &db, rows, d_in, d_sae).await?;
+                kernels::decode_dense(rec, &db).await?;
             }
             {
                 let n = rows as u32;
@@ -1008,32 +1020,28 @@ impl GpuSaeTrainer {
                     kx.record(rec, Kernel::ReconGrad, bg, chunk, n);
                 }
             }
-            let mut grads = vec![(&b.batch.g, &b.dense.gf)];
-            if gated {
+            let mut grads = vec![(g, gf)];
+            if let Some(gate) = gate {
                 // ReLU(π_gate) is spent once decoded; its buffer takes the aux gradient.
-                grads.push((g_aux, &b.dense.gate));
+                grads.push((by_input(g_aux, "aux g")?, gate));
             }
             for (g, gf) in grads {
-                let lb = kernels::LatentGradDenseBuffers {
-                    g: g.into(),
+                let lb = kernels::LatentGradDense {
+                    g,
                     w_dec: p.w_dec,
-                    gf: gf.into(),
+                    gf,
                 };
-                kernels::latent_grad_dense(rec, &lb, rows, d_in, d_sae).await?;
+                kernels::latent_grad_dense(rec, &lb).await?;
             }
             {
                 kx.record(rec, col, &bg_col, chunk, d_sae as u32);
             }
-            for (coef, rows_in, grad) in [
-                (&b.dense.gf, xc, g_all.w_enc),
-                (&b.dense.f, &b.batch.g, g_all.w_dec),
+            for (coef, rows, grad) in [
+                (gf, by_input(xc, "xc chunk")?, g_all.w_enc),
+                (f, g, g_all.w_dec),
             ] {
-                let wb = kernels::WeightGradDenseBuffers {
-                    coef: coef.into(),
-                    rows: rows_in.into(),
-                    grad,
-                };
-                kernels::weight_grad_dense(rec, &wb, rows, d_in, d_sae).await?;
+                let wb = kernels::WeightGradDense { coef, rows, grad };
+                kernels::weight_grad_dense(rec, &wb).await?;
             }
             let bdec = StepParams {
                 out_index: if gated { 5 * d_sae as u32 } else { 0 },
@@ -1056,7 +1064,7 @@ impl GpuSaeTrainer {
             bg
         });
         let bg_pen_dec = (base.arch != ARCH_JUMP).then(|| {
-            let mut bg = fs([p.w_dec, g_all.w_dec]);
+            let mut bg = fs([p.w_dec.view, g_all.w_dec.view]);
             bg.u[1] = Some(scratch);
             bg
         });
@@ -1106,7 +1114,7 @@ impl GpuSaeTrainer {
             Tensors::of(&b.weights.grads)?,
         );
         if unit {
-            let bg_project = fs([p.w_dec, g_all.w_dec]);
+            let bg_project = fs([p.w_dec.view, g_all.w_dec.view]);
             kx.record(rec, Kernel::ProjectDecoder, &bg_project, base, d_sae as u32);
         }
         // JumpReLU's log θ has a rate of its own.
@@ -1124,10 +1132,10 @@ impl GpuSaeTrainer {
             t: self.step + 1,
             max_norm: self.cfg.max_grad_norm,
         };
-        crate::kernels::adam(rec, &tensors, &b.weights.adam_scratch, &step).await?;
+        let scratch = Tensor::all("adam scratch", (&b.weights.adam_scratch).into())?;
+        crate::kernels::adam(rec, &tensors, scratch, &step).await?;
         if unit {
-            let w_dec = Tensor::of("w_dec", p.w_dec, &[d_sae, self.d_in])?;
-            rows::normalize_rows(rec, w_dec).await?;
+            rows::normalize_rows(rec, p.w_dec).await?;
         }
         Ok(())
     }

@@ -5,9 +5,10 @@
 //! larger than one binding still selects exactly.
 
 use super::code_rows_len;
+use super::sparse::Code;
 use crate::error::{EngineError, Result};
-use crate::gpu::Recording;
-use crate::kernels::{check_buffer, dim, elements, params, Kernel, Params};
+use crate::gpu::{Recording, Tensor};
+use crate::kernels::{elements, params, Kernel, Params};
 
 const BATCH_TOPK_WGSL: &str = include_str!("../../../../../shaders/sae/batch_topk.wgsl");
 
@@ -21,27 +22,22 @@ pub fn batch_topk_scratch_bytes() -> u64 {
     SCRATCH_WORDS * 4
 }
 
-/// Buffers of [`batch_topk`].
+/// Tensors of [`batch_topk`].
 #[derive(Clone, Copy)]
-pub struct BatchTopkBuffers<'a> {
-    /// Pre-activations `[batch, n]` as consecutive chunks of `rows_per_chunk` rows (the last may
-    /// be shorter), one buffer each.
-    pub pre: &'a [&'a wgpu::Buffer],
-    /// Rows in each chunk of `pre` but the last.
-    pub rows_per_chunk: usize,
-    /// Output latent indices `[k · batch]` (u32), row by row, increasing within a row.
-    pub idx: &'a wgpu::Buffer,
-    /// Output values `[k · batch]`: `ReLU(pre)` of each kept entry.
-    pub val: &'a wgpu::Buffer,
-    /// Output row index of the code, [`code_rows_len`]`(batch, k · batch)` words.
-    pub rows: &'a wgpu::Buffer,
-    /// Scratch of [`batch_topk_scratch_bytes`] bytes; its contents do not matter.
-    pub scratch: &'a wgpu::Buffer,
+pub struct BatchTopk<'a> {
+    /// Pre-activations `[batch, n]` as consecutive chunks of whole rows, `[rows, n]` each: all
+    /// of one size but the last, which may be shorter.
+    pub pre: &'a [Tensor<'a>],
+    /// The output code `[batch, k]` (k entries a row on average), with its row index: row by
+    /// row, latents increasing within a row.
+    pub code: Code<'a>,
+    /// Scratch of at least [`batch_topk_scratch_bytes`] bytes; its contents do not matter.
+    pub scratch: Tensor<'a>,
 }
 
 /// Records BatchTopK: keeps the first `k · batch` entries of `ReLU(pre)` in the order (value
 /// descending, flat index ascending) and writes them as a code `(idx, val, rows)` in flat-index
-/// order. Requires `1 <= k <= n`. NaN counts as 0; kept entries that are not positive (when
+/// order. Requires `k <= n`. NaN counts as 0; kept entries that are not positive (when
 /// fewer than `k · batch` are) stay in the code with value 0.
 ///
 /// Dispatches: an init; per 8 bits of the threshold a histogram pass over each chunk (one
@@ -50,16 +46,45 @@ pub struct BatchTopkBuffers<'a> {
 /// row's kept entries, a scan of the counts, and per chunk the compaction (one workgroup per
 /// row, each invocation writing a contiguous run of latents). Consecutive dispatches on one
 /// chunk share a compute pass.
-pub async fn batch_topk(
-    rec: &mut Recording<'_>,
-    buf: &BatchTopkBuffers<'_>,
-    batch: usize,
-    n: usize,
-    k: usize,
-) -> Result<()> {
+pub async fn batch_topk(rec: &mut Recording<'_>, t: &BatchTopk<'_>) -> Result<()> {
     let gpu = &rec.gpu().clone();
-    let (b, n32) = (dim("batch", batch)?, dim("n", n)?);
-    if k == 0 || k > n {
+    let Some(first) = t.pre.first() else {
+        return Err(EngineError::invalid(
+            "pre",
+            "no chunks",
+            "needs at least one",
+        ));
+    };
+    let (per, n32) = first.matrix();
+    let (per, n) = (per as usize, n32 as usize);
+    let mut chunks = Vec::with_capacity(t.pre.len());
+    let mut batch = 0;
+    for (c, pre) in t.pre.iter().enumerate() {
+        let (rows, width) = pre.matrix();
+        let rows = rows as usize;
+        let last = c + 1 == t.pre.len();
+        if width != n32 || rows > per || (!last && rows != per) {
+            return Err(EngineError::invalid(
+                "pre",
+                format!("chunk {c} of {rows} rows of {width}"),
+                format!(
+                    "every chunk but the last must hold {per} rows of {n}, the last at most that"
+                ),
+            ));
+        }
+        chunks.push((batch, rows));
+        batch += rows;
+    }
+    let (b, k32) = t.code.shape()?;
+    let k = k32 as usize;
+    if b as usize != batch {
+        return Err(EngineError::invalid(
+            "idx",
+            format!("{b} rows"),
+            format!("the chunks of pre hold {batch}"),
+        ));
+    }
+    if k > n {
         return Err(EngineError::invalid(
             "k",
             k,
@@ -67,26 +92,17 @@ pub async fn batch_topk(
         ));
     }
     let total = elements("pre", &[b, n32])?;
-    let per = dim("rows_per_chunk", buf.rows_per_chunk)?.min(b) as usize;
-    let n_chunks = batch.div_ceil(per);
-    if buf.pre.len() != n_chunks {
-        return Err(EngineError::invalid(
-            "pre",
-            format!("{} buffers", buf.pre.len()),
-            format!("batch {batch} in chunks of {per} rows needs {n_chunks}"),
-        ));
-    }
-    let chunks: Vec<(usize, usize)> = (0..n_chunks)
-        .map(|c| (c * per, per.min(batch - c * per)))
-        .collect();
-    for (&pre, &(_, rows)) in buf.pre.iter().zip(&chunks) {
-        check_buffer(gpu, "pre", pre, (rows * n) as u64)?;
-    }
+    let n_chunks = chunks.len();
     let keep = k * batch;
-    check_buffer(gpu, "idx", buf.idx, keep as u64)?;
-    check_buffer(gpu, "val", buf.val, keep as u64)?;
-    check_buffer(gpu, "rows", buf.rows, code_rows_len(batch, keep) as u64)?;
-    check_buffer(gpu, "scratch", buf.scratch, SCRATCH_WORDS)?;
+    let Some(rows_index) = t.code.rows else {
+        return Err(EngineError::invalid(
+            "rows",
+            "none",
+            "BatchTopK writes the code's row index",
+        ));
+    };
+    rows_index.expect_at_least(code_rows_len(batch, keep) as u64)?;
+    t.scratch.expect_at_least(SCRATCH_WORDS)?;
     let p = |chunk: usize, shift: u32, groups: u64| -> Params {
         let (row0, rows) = chunks[chunk];
         params(&[
@@ -131,7 +147,9 @@ pub async fn batch_topk(
     let mut at = 0;
     while at < plan.len() {
         let chunk = plan[at].0;
-        let storage = vec![buf.pre[chunk], buf.scratch, buf.idx, buf.val, buf.rows];
+        let storage = [t.pre[chunk], t.scratch, t.code.idx, t.code.val, rows_index]
+            .map(|t| t.view)
+            .to_vec();
         let kern = Kernel::new(gpu, "sae_batch_topk", "", BATCH_TOPK_WGSL, storage, &[]).await?;
         while at < plan.len() && plan[at].0 == chunk {
             let (_, entry, params, groups) = plan[at];
@@ -162,7 +180,7 @@ mod tests {
     use super::*;
     use crate::gpu::{Gpu, Recorder};
     use crate::gpu_test;
-    use crate::kernels::test_data::{values, Timer};
+    use crate::kernels::test_data::{t, values, Timer};
 
     /// Runs the kernel on `pre` split into chunks of `per` rows and checks the code against the
     /// reference bit for bit (the kernel only selects and copies, so there is no tolerance).
@@ -172,7 +190,6 @@ mod tests {
             .chunks(per * n)
             .map(|c| gpu.storage_from("pre", c).unwrap())
             .collect();
-        let chunk_refs: Vec<&wgpu::Buffer> = chunks.iter().collect();
         let keep = k * batch;
         let idx = gpu.storage_zeroed::<u32>("idx", keep).unwrap();
         let val = gpu.storage_zeroed::<f32>("val", keep).unwrap();
@@ -184,15 +201,21 @@ mod tests {
         let timer = Timer::start();
         let mut recorder = Recorder::new(gpu);
         let mut rec = recorder.begin();
-        let b = BatchTopkBuffers {
-            pre: &chunk_refs,
-            rows_per_chunk: per,
-            idx: &idx,
-            val: &val,
-            rows: &rows,
-            scratch: &scratch,
+        let pre_t: Vec<Tensor<'_>> = chunks
+            .iter()
+            .zip(pre.chunks(per * n))
+            .map(|(c, values)| t(c, "pre", &[values.len() / n, n]))
+            .collect();
+        let b = BatchTopk {
+            pre: &pre_t,
+            code: Code {
+                idx: t(&idx, "idx", &[batch, k]),
+                val: t(&val, "val", &[batch, k]),
+                rows: Some(t(&rows, "rows", &[rows_len])),
+            },
+            scratch: Tensor::all("scratch", (&scratch).into()).unwrap(),
         };
-        batch_topk(&mut rec, &b, batch, n, k).await.unwrap();
+        batch_topk(&mut rec, &b).await.unwrap();
         rec.submit();
         let got_idx: Vec<u32> = gpu.read(&idx, keep).await.unwrap();
         let got_val: Vec<f32> = gpu.read(&val, keep).await.unwrap();
@@ -269,23 +292,37 @@ mod tests {
         let [pre, idx, val, rows, scratch] = &buf;
         let mut recorder = Recorder::new(gpu);
         let mut rec = recorder.begin();
-        let mut b = BatchTopkBuffers {
-            pre: &[pre],
-            rows_per_chunk: 2,
-            idx,
-            val,
-            rows,
+        let code = |batch, k| Code {
+            idx: t(idx, "idx", &[batch, k]),
+            val: t(val, "val", &[batch, k]),
+            rows: Some(Tensor::all("rows", rows.into()).unwrap()),
+        };
+        let scratch = Tensor::all("scratch", scratch.into()).unwrap();
+        let one = [t(pre, "pre", &[2, 10])];
+        let b = BatchTopk {
+            pre: &one,
+            code: code(2, 11),
             scratch,
         };
-        let err = batch_topk(&mut rec, &b, 2, 10, 11).await.unwrap_err();
+        let err = batch_topk(&mut rec, &b).await.unwrap_err();
         assert!(err.to_string().contains("k = 11"), "{err}");
-        let err = batch_topk(&mut rec, &b, 2, 1000, 5).await.unwrap_err();
-        assert!(err.to_string().contains("pre"), "{err}");
-        let err = batch_topk(&mut rec, &b, 3, 10, 5).await.unwrap_err();
-        assert!(err.to_string().contains("needs 2"), "{err}");
-        b.rows_per_chunk = 0;
-        let err = batch_topk(&mut rec, &b, 2, 10, 5).await.unwrap_err();
-        assert!(err.to_string().contains("rows_per_chunk"), "{err}");
+        // Chunks of other widths, or a short chunk before the last.
+        for dims in [[[2, 10], [2, 12]], [[1, 10], [2, 10]]] {
+            let two = dims.map(|d| t(pre, "pre", &d));
+            let b = BatchTopk { pre: &two, ..b };
+            let err = batch_topk(&mut rec, &b).await.unwrap_err();
+            assert!(err.to_string().contains("pre"), "{err}");
+        }
+        // A code for more rows than the chunks hold.
+        let b = BatchTopk {
+            code: code(3, 5),
+            ..b
+        };
+        let err = batch_topk(&mut rec, &b).await.unwrap_err();
+        assert!(
+            err.to_string().contains("the chunks of pre hold 2"),
+            "{err}"
+        );
         rec.submit();
     }
     gpu_test!(gpu_batch_topk_refuses_bad_shapes, refuses_bad_shapes);

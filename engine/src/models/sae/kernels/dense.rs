@@ -4,120 +4,139 @@
 //! use. The CPU references beside them are built on [`matmul_ref`].
 
 use crate::error::Result;
-use crate::gpu::{Recording, View};
+use crate::gpu::{Recording, Tensor};
 use crate::kernels::matmul::{matmul_named, matmul_ref, Matmul};
 
-/// Buffers of [`encode`].
+/// Tensors of [`encode`].
 #[derive(Clone, Copy)]
-pub struct EncodeBuffers<'a> {
+pub struct Encode<'a> {
     /// Inputs `[batch, d_in]`.
-    pub x: View<'a>,
+    pub x: Tensor<'a>,
     /// Encoder `[d_sae, d_in]`.
-    pub w_enc: View<'a>,
+    pub w_enc: Tensor<'a>,
     /// Encoder bias `[d_sae]`.
-    pub b_enc: View<'a>,
+    pub b_enc: Tensor<'a>,
     /// Decoder bias `[d_in]`, subtracted from the inputs.
-    pub b_dec: View<'a>,
+    pub b_dec: Tensor<'a>,
     /// Output pre-activations `[batch, d_sae]`.
-    pub pre: View<'a>,
+    pub pre: Tensor<'a>,
 }
 
 /// Records `pre[b, j] = Σ_i w_enc[j, i] (x[b, i] − b_dec[i]) + b_enc[j]`.
-pub async fn encode(
-    rec: &mut Recording<'_>,
-    buf: &EncodeBuffers<'_>,
-    batch: usize,
-    d_in: usize,
-    d_sae: usize,
-) -> Result<()> {
+pub async fn encode(rec: &mut Recording<'_>, t: &Encode<'_>) -> Result<()> {
+    let (d_sae, d_in) = t.w_enc.matrix();
+    let batch = rows_of(t.x, d_in)?;
+    t.pre.expect_matrix(batch as u32, d_sae)?;
+    t.b_enc.expect(&[d_sae])?;
+    t.b_dec.expect(&[d_in])?;
     let mm = Matmul {
         trans_b: true,
-        bias: Some(buf.b_enc),
-        centre: Some(buf.b_dec),
-        ..Matmul::new(buf.x, buf.w_enc, buf.pre, (batch, d_sae, d_in))
+        bias: Some(t.b_enc.view),
+        centre: Some(t.b_dec.view),
+        ..Matmul::new(
+            t.x.view,
+            t.w_enc.view,
+            t.pre.view,
+            (batch, d_sae as usize, d_in as usize),
+        )
     };
     matmul_named(rec, &mm, ["x", "w_enc", "pre", "b_enc", "b_dec"]).await
 }
 
-/// Buffers of [`decode_dense`].
+/// Tensors of [`decode_dense`].
 #[derive(Clone, Copy)]
-pub struct DecodeDenseBuffers<'a> {
+pub struct DecodeDense<'a> {
     /// Latent activations `[batch, d_sae]`.
-    pub f: View<'a>,
+    pub f: Tensor<'a>,
     /// Decoder `[d_sae, d_in]`.
-    pub w_dec: View<'a>,
+    pub w_dec: Tensor<'a>,
     /// Decoder bias `[d_in]`.
-    pub b_dec: View<'a>,
+    pub b_dec: Tensor<'a>,
     /// Output reconstruction `[batch, d_in]`.
-    pub x_hat: View<'a>,
+    pub x_hat: Tensor<'a>,
 }
 
 /// Records `x_hat = f · w_dec + b_dec`.
-pub async fn decode_dense(
-    rec: &mut Recording<'_>,
-    buf: &DecodeDenseBuffers<'_>,
-    batch: usize,
-    d_in: usize,
-    d_sae: usize,
-) -> Result<()> {
+pub async fn decode_dense(rec: &mut Recording<'_>, t: &DecodeDense<'_>) -> Result<()> {
+    let (d_sae, d_in) = t.w_dec.matrix();
+    let batch = rows_of(t.f, d_sae)?;
+    t.x_hat.expect_matrix(batch as u32, d_in)?;
+    t.b_dec.expect(&[d_in])?;
     let mm = Matmul {
-        bias: Some(buf.b_dec),
-        ..Matmul::new(buf.f, buf.w_dec, buf.x_hat, (batch, d_in, d_sae))
+        bias: Some(t.b_dec.view),
+        ..Matmul::new(
+            t.f.view,
+            t.w_dec.view,
+            t.x_hat.view,
+            (batch, d_in as usize, d_sae as usize),
+        )
     };
     matmul_named(rec, &mm, ["f", "w_dec", "x_hat", "b_dec", "-"]).await
 }
 
-/// Buffers of [`latent_grad_dense`].
+/// Tensors of [`latent_grad_dense`].
 #[derive(Clone, Copy)]
-pub struct LatentGradDenseBuffers<'a> {
+pub struct LatentGradDense<'a> {
     /// Gradient of the loss at the reconstruction, `[batch, d_in]`.
-    pub g: View<'a>,
+    pub g: Tensor<'a>,
     /// Decoder `[d_sae, d_in]`.
-    pub w_dec: View<'a>,
+    pub w_dec: Tensor<'a>,
     /// Output gradient at the latent activations, `[batch, d_sae]`.
-    pub gf: View<'a>,
+    pub gf: Tensor<'a>,
 }
 
 /// Records `gf = g · w_decᵀ` (overwriting `gf`).
-pub async fn latent_grad_dense(
-    rec: &mut Recording<'_>,
-    buf: &LatentGradDenseBuffers<'_>,
-    batch: usize,
-    d_in: usize,
-    d_sae: usize,
-) -> Result<()> {
+pub async fn latent_grad_dense(rec: &mut Recording<'_>, t: &LatentGradDense<'_>) -> Result<()> {
+    let (d_sae, d_in) = t.w_dec.matrix();
+    let batch = rows_of(t.g, d_in)?;
+    t.gf.expect_matrix(batch as u32, d_sae)?;
     let mm = Matmul {
         trans_b: true,
-        ..Matmul::new(buf.g, buf.w_dec, buf.gf, (batch, d_sae, d_in))
+        ..Matmul::new(
+            t.g.view,
+            t.w_dec.view,
+            t.gf.view,
+            (batch, d_sae as usize, d_in as usize),
+        )
     };
     matmul_named(rec, &mm, ["g", "w_dec", "gf", "-", "-"]).await
 }
 
-/// Buffers of [`weight_grad_dense`].
+/// Tensors of [`weight_grad_dense`].
 #[derive(Clone, Copy)]
-pub struct WeightGradDenseBuffers<'a> {
+pub struct WeightGradDense<'a> {
     /// Per-latent coefficients `[batch, d_sae]`: `f` for the decoder, `gpre` for the encoder.
-    pub coef: View<'a>,
+    pub coef: Tensor<'a>,
     /// Rows `[batch, d_in]`: `g` for the decoder, the centred input `xc` for the encoder.
-    pub rows: View<'a>,
+    pub rows: Tensor<'a>,
     /// Gradient `[d_sae, d_in]`, added to.
-    pub grad: View<'a>,
+    pub grad: Tensor<'a>,
 }
 
 /// Records `grad += coefᵀ · rows`: `gW_dec += fᵀ · g`, or `gW_enc += gpreᵀ · xc`.
-pub async fn weight_grad_dense(
-    rec: &mut Recording<'_>,
-    buf: &WeightGradDenseBuffers<'_>,
-    batch: usize,
-    d_in: usize,
-    d_sae: usize,
-) -> Result<()> {
+pub async fn weight_grad_dense(rec: &mut Recording<'_>, t: &WeightGradDense<'_>) -> Result<()> {
+    let (d_sae, d_in) = t.grad.matrix();
+    let batch = rows_of(t.rows, d_in)?;
+    t.coef.expect_matrix(batch as u32, d_sae)?;
     let mm = Matmul {
         trans_a: true,
         accumulate: true,
-        ..Matmul::new(buf.coef, buf.rows, buf.grad, (d_sae, d_in, batch))
+        ..Matmul::new(
+            t.coef.view,
+            t.rows.view,
+            t.grad.view,
+            (d_sae as usize, d_in as usize, batch),
+        )
     };
     matmul_named(rec, &mm, ["coef", "rows", "grad", "-", "-"]).await
+}
+
+/// The rows of `t` read as rows of `width` (the batch of a product whose other operand fixes
+/// the width), refusing a tensor that cannot be.
+fn rows_of(t: Tensor<'_>, width: u32) -> Result<usize> {
+    let rows = (t.len / width as u64).max(1) as u32;
+    t.expect_matrix(rows, width)?;
+    Ok(rows as usize)
 }
 
 /// CPU reference of [`encode`].
@@ -190,7 +209,7 @@ mod tests {
     use crate::error::EngineError;
     use crate::gpu::{Gpu, Recorder, Recording};
     use crate::gpu_test;
-    use crate::kernels::test_data::{record, values};
+    use crate::kernels::test_data::{record, t, values};
     use crate::testing::assert_close;
 
     /// Tolerance of products summing a few hundred terms of magnitude ≤ 1 in f32, in another
@@ -225,21 +244,21 @@ mod tests {
             let pre = gpu.storage_zeroed::<f32>("pre", batch * d_sae).unwrap();
             let x_hat = gpu.storage_zeroed::<f32>("x_hat", batch * d_in).unwrap();
             record(gpu, async |rec: &mut Recording<'_>| {
-                let b = EncodeBuffers {
-                    x: (&bx).into(),
-                    w_enc: (&bw).into(),
-                    b_enc: (&bbe).into(),
-                    b_dec: (&bbd).into(),
-                    pre: (&pre).into(),
+                let b = Encode {
+                    x: t(&bx, "x", &[batch, d_in]),
+                    w_enc: t(&bw, "w_enc", &[d_sae, d_in]),
+                    b_enc: t(&bbe, "b_enc", &[d_sae]),
+                    b_dec: t(&bbd, "b_dec", &[d_in]),
+                    pre: t(&pre, "pre", &[batch, d_sae]),
                 };
-                encode(rec, &b, batch, d_in, d_sae).await?;
-                let b = DecodeDenseBuffers {
-                    f: (&bf).into(),
-                    w_dec: (&bwd).into(),
-                    b_dec: (&bbd).into(),
-                    x_hat: (&x_hat).into(),
+                encode(rec, &b).await?;
+                let b = DecodeDense {
+                    f: t(&bf, "f", &[batch, d_sae]),
+                    w_dec: t(&bwd, "w_dec", &[d_sae, d_in]),
+                    b_dec: t(&bbd, "b_dec", &[d_in]),
+                    x_hat: t(&x_hat, "x_hat", &[batch, d_in]),
                 };
-                decode_dense(rec, &b, batch, d_in, d_sae).await
+                decode_dense(rec, &b).await
             })
             .await;
             let what = format!("B={batch} d_in={d_in} d_sae={d_sae}");
@@ -268,18 +287,18 @@ mod tests {
             let grad = gpu.storage_from("grad", &grad0).unwrap();
             let gf = gpu.storage_zeroed::<f32>("gf", batch * d_sae).unwrap();
             record(gpu, async |rec: &mut Recording<'_>| {
-                let b = LatentGradDenseBuffers {
-                    g: (&bg).into(),
-                    w_dec: (&bw).into(),
-                    gf: (&gf).into(),
+                let b = LatentGradDense {
+                    g: t(&bg, "g", &[batch, d_in]),
+                    w_dec: t(&bw, "w_dec", &[d_sae, d_in]),
+                    gf: t(&gf, "gf", &[batch, d_sae]),
                 };
-                latent_grad_dense(rec, &b, batch, d_in, d_sae).await?;
-                let b = WeightGradDenseBuffers {
-                    coef: (&bf).into(),
-                    rows: (&bg).into(),
-                    grad: (&grad).into(),
+                latent_grad_dense(rec, &b).await?;
+                let b = WeightGradDense {
+                    coef: t(&bf, "f", &[batch, d_sae]),
+                    rows: t(&bg, "g", &[batch, d_in]),
+                    grad: t(&grad, "grad", &[d_sae, d_in]),
                 };
-                weight_grad_dense(rec, &b, batch, d_in, d_sae).await
+                weight_grad_dense(rec, &b).await
             })
             .await;
             let what = format!("B={batch} d_in={d_in} d_sae={d_sae}");
@@ -299,18 +318,30 @@ mod tests {
         let big = gpu.storage_zeroed::<f32>("big", 1000).unwrap();
         let mut recorder = Recorder::new(gpu);
         let mut rec = recorder.begin();
-        let b = EncodeBuffers {
-            x: (&big).into(),
-            w_enc: (&big).into(),
-            b_enc: (&big).into(),
-            b_dec: (&small).into(),
-            pre: (&big).into(),
+        let b = Encode {
+            x: t(&big, "x", &[2, 20]),
+            w_enc: t(&big, "w_enc", &[5, 20]),
+            b_enc: t(&big, "b_enc", &[5]),
+            b_dec: t(&small, "b_dec", &[10]),
+            pre: t(&big, "pre", &[2, 5]),
         };
-        let err = encode(&mut rec, &b, 2, 20, 5).await.unwrap_err();
-        assert!(matches!(err, EngineError::InvalidConfig { .. }), "{err}");
-        assert!(err.to_string().contains("b_dec"), "{err}");
-        let err = encode(&mut rec, &b, 0, 5, 5).await.unwrap_err();
-        assert!(err.to_string().contains("at least 1"), "{err}");
+        let err = encode(&mut rec, &b).await.unwrap_err();
+        assert!(matches!(err, EngineError::Tensor { .. }), "{err}");
+        assert!(
+            err.to_string().contains("b_dec") && err.to_string().contains("[20]"),
+            "{err}"
+        );
+        // Inputs whose width is not the encoder's.
+        let b = Encode {
+            x: t(&big, "x", &[2, 19]),
+            b_dec: t(&big, "b_dec", &[20]),
+            ..b
+        };
+        let err = encode(&mut rec, &b).await.unwrap_err();
+        assert!(
+            err.to_string().contains("x") && err.to_string().contains("20"),
+            "{err}"
+        );
         // Nothing was recorded, so the encoder is still usable.
         rec.submit();
     }

@@ -10,17 +10,16 @@ pub mod shuffle;
 pub mod sparse;
 pub mod transpose;
 
-pub use crate::kernels::{matmul, topk_rows, topk_scratch_bytes, Matmul, TopkBuffers, MAX_K};
-pub use batch_topk::{batch_topk, batch_topk_scratch_bytes, BatchTopkBuffers};
+pub use crate::kernels::{matmul, topk_rows, topk_scratch_bytes, Matmul, Topk, MAX_K};
+pub use batch_topk::{batch_topk, batch_topk_scratch_bytes, BatchTopk};
 pub use dense::{
-    decode_dense, encode, latent_grad_dense, weight_grad_dense, DecodeDenseBuffers, EncodeBuffers,
-    LatentGradDenseBuffers, WeightGradDenseBuffers,
+    decode_dense, encode, latent_grad_dense, weight_grad_dense, DecodeDense, Encode,
+    LatentGradDense, WeightGradDense,
 };
-pub use shuffle::{gather_scatter, GatherScatterBuffers};
-pub use sparse::{decode_sparse, latent_grad_sparse, DecodeSparseBuffers, LatentGradSparseBuffers};
+pub use shuffle::{gather_scatter, GatherScatter};
+pub use sparse::{decode_sparse, latent_grad_sparse, Code, DecodeSparse, LatentGradSparse};
 pub use transpose::{
-    weight_grad_sparse, weight_grad_sparse_scratch_bytes, EncoderGradBuffers,
-    WeightGradSparseBuffers,
+    weight_grad_sparse, weight_grad_sparse_scratch_bytes, EncoderGrad, WeightGradSparse,
 };
 
 pub use crate::kernels::NO_LATENT;

@@ -5,23 +5,22 @@
 //! and the slots come from the same [`crate::data::ShuffleSlots`].
 
 use crate::error::{EngineError, Result};
-use crate::gpu::Recording;
-use crate::gpu::Tensor;
-use crate::kernels::{check_buffer, dim, elements, params, Kernel};
+use crate::gpu::{Recording, Tensor};
+use crate::kernels::{params, Kernel};
 
 const SHUFFLE_WGSL: &str = include_str!("../../../../../shaders/sae/shuffle.wgsl");
 
-/// Buffers of [`gather_scatter`] (four distinct buffers).
+/// Tensors of [`gather_scatter`] (in four distinct buffers).
 #[derive(Clone, Copy)]
-pub struct GatherScatterBuffers<'a> {
-    /// The step's `batch` distinct pool slots (u32).
-    pub slots: &'a wgpu::Buffer,
+pub struct GatherScatter<'a> {
+    /// The step's `batch` distinct pool slots (u32), `[batch]`.
+    pub slots: Tensor<'a>,
     /// The fresh source rows `[batch, d]`, unscaled.
-    pub fresh: &'a wgpu::Buffer,
+    pub fresh: Tensor<'a>,
     /// The pool `[pool_rows, d]`, unscaled; the drawn slots are overwritten by `fresh`.
-    pub pool: &'a wgpu::Buffer,
+    pub pool: Tensor<'a>,
     /// Output batch `[batch, d]`, scaled.
-    pub x: &'a wgpu::Buffer,
+    pub x: Tensor<'a>,
 }
 
 /// Records `x[i, :] = pool[slots[i], :] · scale; pool[slots[i], :] = fresh[i, :]`, one
@@ -29,18 +28,12 @@ pub struct GatherScatterBuffers<'a> {
 /// a race); a slot past the pool is skipped.
 pub async fn gather_scatter(
     rec: &mut Recording<'_>,
-    buf: &GatherScatterBuffers<'_>,
-    batch: usize,
-    d: usize,
-    pool_rows: usize,
+    t: &GatherScatter<'_>,
     scale: f32,
 ) -> Result<()> {
     let gpu = &rec.gpu().clone();
-    let (b, d, rows) = (
-        dim("batch", batch)?,
-        dim("d_in", d)?,
-        dim("pool rows", pool_rows)?,
-    );
+    let [b] = t.slots.shape()?;
+    let (rows, d) = t.pool.matrix();
     if rows < b {
         return Err(EngineError::invalid(
             "pool rows",
@@ -48,12 +41,10 @@ pub async fn gather_scatter(
             format!("a pool must hold at least one batch of {b}"),
         ));
     }
-    let n = elements("x", &[b, d])?;
-    Tensor::new(gpu, "slots", buf.slots, &[b])?;
-    check_buffer(gpu, "fresh", buf.fresh, n)?;
-    Tensor::new(gpu, "pool", buf.pool, &[rows, d])?;
-    check_buffer(gpu, "x", buf.x, n)?;
-    let storage = vec![buf.slots, buf.fresh, buf.pool, buf.x];
+    t.fresh.expect_matrix(b, d)?;
+    t.x.expect_matrix(b, d)?;
+    let n = t.x.len;
+    let storage = vec![t.slots.view, t.fresh.view, t.pool.view, t.x.view];
     let kern = Kernel::new(gpu, "sae_shuffle", "", SHUFFLE_WGSL, storage, &[]).await?;
     let p = params(&[b, d, rows, scale.to_bits()]);
     kern.dispatch(rec, "gather_scatter", p, n.div_ceil(256))
@@ -67,7 +58,7 @@ mod tests {
     use crate::data::{ActivationSource, ReplaySource, ShuffleBuffer, ShuffleSlots};
     use crate::gpu::{Gpu, Recorder};
     use crate::gpu_test;
-    use crate::kernels::test_data::values;
+    use crate::kernels::test_data::{t, values};
 
     /// Steps of the kernel against the CPU `ShuffleBuffer` on the same source and seed: the
     /// batches (scaled alike, one multiply each) and the pool must be equal to the bit.
@@ -109,15 +100,13 @@ mod tests {
                     .write_buffer(&bslots, 0, bytemuck::cast_slice(slots.draw()));
                 let mut recorder = Recorder::new(gpu);
                 let mut rec = recorder.begin();
-                let b = GatherScatterBuffers {
-                    slots: &bslots,
-                    fresh: &bfresh,
-                    pool: &bpool,
-                    x: &bx,
+                let b = GatherScatter {
+                    slots: t(&bslots, "slots", &[batch]),
+                    fresh: t(&bfresh, "fresh", &[batch, d]),
+                    pool: t(&bpool, "pool", &[pool_rows, d]),
+                    x: t(&bx, "x", &[batch, d]),
                 };
-                gather_scatter(&mut rec, &b, batch, d, pool_rows, scale)
-                    .await
-                    .unwrap();
+                gather_scatter(&mut rec, &b, scale).await.unwrap();
                 rec.submit();
                 cpu.next_batch(&mut cpu_source, &mut want);
                 want.iter_mut().for_each(|v| *v *= scale);

@@ -6,14 +6,39 @@
 
 use super::code_rows_len;
 use crate::error::Result;
-use crate::gpu::Tensor;
-use crate::gpu::{Gpu, Recording, View};
-use crate::kernels::{bool_consts, dim, elements, params, row_width, Kernel, Optional};
+use crate::gpu::{Recording, Tensor, View};
+use crate::kernels::{bool_consts, elements, params, row_width, Kernel, Optional};
 
 const SPARSE_WGSL: &str = include_str!("../../../../../shaders/sae/sparse.wgsl");
 
+/// A sparse code as the kernels bind it: latent indices (u32) and values, each `[batch, k]`,
+/// and its row index ([`code_rows_len`] words) when its rows hold varying numbers of entries
+/// (k is then their mean).
+#[derive(Clone, Copy)]
+pub struct Code<'a> {
+    /// Latent indices `[batch, k]`; `NO_LATENT` slots contribute nothing.
+    pub idx: Tensor<'a>,
+    /// Latent values `[batch, k]`.
+    pub val: Tensor<'a>,
+    /// The row index, when there is one.
+    pub rows: Option<Tensor<'a>>,
+}
+
+impl Code<'_> {
+    /// Its rows and entries a row (`(batch, k)`), its tensors checked against each other.
+    pub fn shape(&self) -> Result<(u32, u32)> {
+        let (batch, k) = self.idx.matrix();
+        self.val.expect_matrix(batch, k)?;
+        if let Some(r) = self.rows {
+            let entries = elements("code", &[batch, k])? as usize;
+            r.expect_at_least(code_rows_len(batch as usize, entries) as u64)?;
+        }
+        Ok((batch, k))
+    }
+}
+
 /// The optional bindings: the decoder bias, which only `decode` reads, and the row index.
-fn optional<'a>(b_dec: Option<View<'a>>, rows: Option<View<'a>>) -> (String, [Optional<'a>; 2]) {
+fn optional<'a>(b_dec: Option<View<'a>>, rows: Option<Tensor<'a>>) -> (String, [Optional<'a>; 2]) {
     let consts = bool_consts(&[("ROWS", rows.is_some())]);
     let bindings = [
         Optional {
@@ -25,117 +50,70 @@ fn optional<'a>(b_dec: Option<View<'a>>, rows: Option<View<'a>>) -> (String, [Op
         Optional {
             name: "code_rows",
             elem: "u32",
-            buffer: rows,
+            buffer: rows.map(|r| r.view),
             writes: false,
         },
     ];
     (consts, bindings)
 }
 
-/// Checks a code's row index, when it has one.
-fn check_rows(gpu: &Gpu, rows: Option<View<'_>>, batch: u32, entries: u64) -> Result<()> {
-    match rows {
-        Some(r) => {
-            let words = code_rows_len(batch as usize, entries as usize) as u64;
-            Tensor::flat(gpu, "rows", r, words).map(|_| ())
-        }
-        None => Ok(()),
-    }
-}
-
-/// Buffers of [`decode_sparse`].
+/// Tensors of [`decode_sparse`].
 #[derive(Clone, Copy)]
-pub struct DecodeSparseBuffers<'a> {
-    /// Latent indices `[batch, k]` (u32).
-    pub idx: View<'a>,
-    /// Latent values `[batch, k]`.
-    pub val: View<'a>,
+pub struct DecodeSparse<'a> {
+    /// The code.
+    pub code: Code<'a>,
     /// Decoder `[d_sae, d_in]`.
-    pub w_dec: View<'a>,
+    pub w_dec: Tensor<'a>,
     /// Decoder bias `[d_in]`.
-    pub b_dec: View<'a>,
+    pub b_dec: Tensor<'a>,
     /// Output reconstruction `[batch, d_in]`.
-    pub x_hat: View<'a>,
-    /// The code's row index when its rows hold varying numbers of entries.
-    pub rows: Option<View<'a>>,
+    pub x_hat: Tensor<'a>,
 }
 
 /// Records `x_hat[b, :] = Σ_t val[b, t] · w_dec[idx[b, t], :] + b_dec`, summed in increasing t
 /// (over the row's entries in the row index, when given). One invocation per (row, column),
 /// 256 / `row_width(d_in)` rows to a workgroup.
-pub async fn decode_sparse(
-    rec: &mut Recording<'_>,
-    buf: &DecodeSparseBuffers<'_>,
-    batch: usize,
-    k: usize,
-    d_in: usize,
-    d_sae: usize,
-) -> Result<()> {
+pub async fn decode_sparse(rec: &mut Recording<'_>, t: &DecodeSparse<'_>) -> Result<()> {
     let gpu = &rec.gpu().clone();
-    let (b, k, d_in, d_sae) = (
-        dim("batch", batch)?,
-        dim("k", k)?,
-        dim("d_in", d_in)?,
-        dim("d_sae", d_sae)?,
-    );
-    let entries = elements("idx", &[b, k])?;
-    Tensor::flat(gpu, "idx", buf.idx, entries)?;
-    Tensor::flat(gpu, "val", buf.val, entries)?;
-    check_rows(gpu, buf.rows, b, entries)?;
-    Tensor::new(gpu, "w_dec", buf.w_dec, &[d_sae, d_in])?;
-    Tensor::new(gpu, "b_dec", buf.b_dec, &[d_in])?;
-    Tensor::new(gpu, "x_hat", buf.x_hat, &[b, d_in])?;
+    let (b, k) = t.code.shape()?;
+    let (d_sae, d_in) = t.w_dec.matrix();
+    t.b_dec.expect(&[d_in])?;
+    t.x_hat.expect_matrix(b, d_in)?;
     let width = row_width(d_in);
     let col_tiles = d_in.div_ceil(width);
     let groups = elements("row tiles", &[b.div_ceil(256 / width), col_tiles])?;
-    let storage = vec![buf.idx, buf.val, buf.w_dec, buf.x_hat];
-    let (consts, opt) = optional(Some(buf.b_dec), buf.rows);
+    let storage = vec![t.code.idx.view, t.code.val.view, t.w_dec.view, t.x_hat.view];
+    let (consts, opt) = optional(Some(t.b_dec.view), t.code.rows);
     let kern = Kernel::new(gpu, "sae_sparse", &consts, SPARSE_WGSL, storage, &opt).await?;
     let p = params(&[b, k, d_in, d_sae, col_tiles, groups as u32, width]);
     kern.dispatch(rec, "decode", p, groups).await?;
     Ok(())
 }
 
-/// Buffers of [`latent_grad_sparse`].
+/// Tensors of [`latent_grad_sparse`].
 #[derive(Clone, Copy)]
-pub struct LatentGradSparseBuffers<'a> {
-    /// Latent indices `[batch, k]` (u32).
-    pub idx: View<'a>,
+pub struct LatentGradSparse<'a> {
+    /// The code (its values are not read).
+    pub code: Code<'a>,
     /// Gradient of the loss at the reconstruction, `[batch, d_in]`.
-    pub g: View<'a>,
+    pub g: Tensor<'a>,
     /// Decoder `[d_sae, d_in]`.
-    pub w_dec: View<'a>,
+    pub w_dec: Tensor<'a>,
     /// Output gradient at the code's values, `[batch, k]` (0 at empty slots).
-    pub g_val: View<'a>,
-    /// The code's row index when its rows hold varying numbers of entries.
-    pub rows: Option<View<'a>>,
+    pub g_val: Tensor<'a>,
 }
 
 /// Records `g_val[b, t] = w_dec[idx[b, t], :] · g[b, :]`, one invocation per entry summing in
 /// increasing column.
-pub async fn latent_grad_sparse(
-    rec: &mut Recording<'_>,
-    buf: &LatentGradSparseBuffers<'_>,
-    batch: usize,
-    k: usize,
-    d_in: usize,
-    d_sae: usize,
-) -> Result<()> {
+pub async fn latent_grad_sparse(rec: &mut Recording<'_>, t: &LatentGradSparse<'_>) -> Result<()> {
     let gpu = &rec.gpu().clone();
-    let (b, k, d_in, d_sae) = (
-        dim("batch", batch)?,
-        dim("k", k)?,
-        dim("d_in", d_in)?,
-        dim("d_sae", d_sae)?,
-    );
-    let entries = elements("idx", &[b, k])?;
-    Tensor::flat(gpu, "idx", buf.idx, entries)?;
-    Tensor::new(gpu, "g", buf.g, &[b, d_in])?;
-    Tensor::new(gpu, "w_dec", buf.w_dec, &[d_sae, d_in])?;
-    Tensor::flat(gpu, "g_val", buf.g_val, entries)?;
-    check_rows(gpu, buf.rows, b, entries)?;
-    let storage = vec![buf.idx, buf.g_val, buf.w_dec, buf.g];
-    let (consts, opt) = optional(None, buf.rows);
+    let (b, k) = t.code.shape()?;
+    let (d_sae, d_in) = t.w_dec.matrix();
+    t.g.expect_matrix(b, d_in)?;
+    t.g_val.expect_matrix(b, k)?;
+    let entries = t.code.idx.len;
+    let storage = vec![t.code.idx.view, t.g_val.view, t.w_dec.view, t.g.view];
+    let (consts, opt) = optional(None, t.code.rows);
     let kern = Kernel::new(gpu, "sae_sparse", &consts, SPARSE_WGSL, storage, &opt).await?;
     let p = params(&[b, k, d_in, d_sae, 0, 0]);
     kern.dispatch(rec, "latent_grad", p, entries.div_ceil(64))
@@ -240,7 +218,7 @@ mod tests {
     use super::*;
     use crate::gpu::{Gpu, Recorder};
     use crate::gpu_test;
-    use crate::kernels::test_data::values;
+    use crate::kernels::test_data::{t, values};
     use crate::testing::assert_close;
 
     /// Sums of up to a few hundred terms of magnitude ≤ 1: 2e-5 absolute + 1e-4 relative.
@@ -275,27 +253,28 @@ mod tests {
                 let g_val = gpu.storage_zeroed::<f32>("g_val", batch * k).unwrap();
                 let mut recorder = Recorder::new(gpu);
                 let mut rec = recorder.begin();
-                let b = DecodeSparseBuffers {
-                    idx: (&bidx).into(),
-                    val: (&bval).into(),
-                    w_dec: (&bw).into(),
-                    b_dec: (&bb).into(),
-                    x_hat: (&x_hat).into(),
-                    rows: brows.as_ref().map(View::from),
+                let code = Code {
+                    idx: t(&bidx, "idx", &[batch, k]),
+                    val: t(&bval, "val", &[batch, k]),
+                    rows: brows
+                        .as_ref()
+                        .map(|r| Tensor::all("rows", r.into()).unwrap()),
                 };
-                decode_sparse(&mut rec, &b, batch, k, d_in, d_sae)
-                    .await
-                    .unwrap();
-                let b = LatentGradSparseBuffers {
-                    idx: (&bidx).into(),
-                    g: (&bg).into(),
-                    w_dec: (&bw).into(),
-                    g_val: (&g_val).into(),
-                    rows: brows.as_ref().map(View::from),
+                let w = t(&bw, "w_dec", &[d_sae, d_in]);
+                let b = DecodeSparse {
+                    code,
+                    w_dec: w,
+                    b_dec: t(&bb, "b_dec", &[d_in]),
+                    x_hat: t(&x_hat, "x_hat", &[batch, d_in]),
                 };
-                latent_grad_sparse(&mut rec, &b, batch, k, d_in, d_sae)
-                    .await
-                    .unwrap();
+                decode_sparse(&mut rec, &b).await.unwrap();
+                let b = LatentGradSparse {
+                    code,
+                    g: t(&bg, "g", &[batch, d_in]),
+                    w_dec: w,
+                    g_val: t(&g_val, "g_val", &[batch, k]),
+                };
+                latent_grad_sparse(&mut rec, &b).await.unwrap();
                 rec.submit();
                 let what = format!("B={batch} k={k} d_in={d_in} d_sae={d_sae} varied {varied}");
                 let rows = rows.as_deref();

@@ -18,12 +18,10 @@
 //! `c <= batch`. On lavapipe, which abandons workgroups that run for about a second, one list
 //! of 65,536 entries sorts in about 0.15 s and one of 262,144 does not finish.
 
-use super::code_rows_len;
+use super::sparse::Code;
 use crate::error::{EngineError, Result};
-use crate::gpu::{Recording, Tensor, View};
-use crate::kernels::{
-    bool_consts, dim, elements, items_per_group, params, row_width, Kernel, Optional,
-};
+use crate::gpu::{Recording, Tensor};
+use crate::kernels::{bool_consts, elements, items_per_group, params, row_width, Kernel, Optional};
 
 const LISTS_WGSL: &str = include_str!("../../../../../shaders/sae/transpose_lists.wgsl");
 const SCATTER_WGSL: &str = include_str!("../../../../../shaders/sae/transpose_scatter.wgsl");
@@ -43,34 +41,31 @@ pub fn weight_grad_sparse_scratch_bytes(batch: usize, k: usize, d_sae: usize) ->
 
 /// The encoder's share of [`weight_grad_sparse`].
 #[derive(Clone, Copy)]
-pub struct EncoderGradBuffers<'a> {
+pub struct EncoderGrad<'a> {
     /// Gradient at each entry's pre-activation, `[batch, k]`.
-    pub gpre: View<'a>,
+    pub gpre: Tensor<'a>,
     /// Centred inputs `x − b_dec`, `[batch, d_in]`.
-    pub xc: View<'a>,
+    pub xc: Tensor<'a>,
     /// Encoder gradient `[d_sae, d_in]`, added to.
-    pub w_enc_grad: View<'a>,
+    pub w_enc_grad: Tensor<'a>,
     /// Encoder-bias gradient `[d_sae]`, added to.
-    pub b_enc_grad: View<'a>,
+    pub b_enc_grad: Tensor<'a>,
 }
 
-/// Buffers of [`weight_grad_sparse`].
+/// Tensors of [`weight_grad_sparse`].
 #[derive(Clone, Copy)]
-pub struct WeightGradSparseBuffers<'a> {
-    /// Latent indices `[batch, k]` (u32); `NO_LATENT` slots are skipped.
-    pub idx: View<'a>,
-    /// Latent values `[batch, k]`.
-    pub val: View<'a>,
+pub struct WeightGradSparse<'a> {
+    /// The code; `NO_LATENT` slots are skipped.
+    pub code: Code<'a>,
     /// Gradient of the loss at the reconstruction, `[batch, d_in]`.
-    pub g: View<'a>,
+    pub g: Tensor<'a>,
     /// Decoder gradient `[d_sae, d_in]`, added to.
-    pub w_dec_grad: View<'a>,
+    pub w_dec_grad: Tensor<'a>,
     /// The encoder's gradients, when wanted.
-    pub encoder: Option<EncoderGradBuffers<'a>>,
-    /// Scratch of [`weight_grad_sparse_scratch_bytes`] bytes; its contents do not matter.
-    pub scratch: View<'a>,
-    /// The code's row index ([`code_rows_len`]) when its rows hold varying numbers of entries.
-    pub rows: Option<View<'a>>,
+    pub encoder: Option<EncoderGrad<'a>>,
+    /// Scratch of at least [`weight_grad_sparse_scratch_bytes`] bytes; its contents do not
+    /// matter.
+    pub scratch: Tensor<'a>,
 }
 
 /// Records the sparse weight gradients of a code `(idx, val)`:
@@ -81,38 +76,18 @@ pub struct WeightGradSparseBuffers<'a> {
 /// Dispatches: building the lists (zero, count, a three-step scan, fill, sort) in
 /// one pass, then one invocation per (latent, column) for the decoder and, with `encoder`,
 /// another such pass for the encoder; invocations of latents no entry uses return at once.
-pub async fn weight_grad_sparse(
-    rec: &mut Recording<'_>,
-    buf: &WeightGradSparseBuffers<'_>,
-    batch: usize,
-    k: usize,
-    d_in: usize,
-    d_sae: usize,
-) -> Result<()> {
+pub async fn weight_grad_sparse(rec: &mut Recording<'_>, t: &WeightGradSparse<'_>) -> Result<()> {
     let gpu = &rec.gpu().clone();
-    let (b, k, d_in, d_sae) = (
-        dim("batch", batch)?,
-        dim("k", k)?,
-        dim("d_in", d_in)?,
-        dim("d_sae", d_sae)?,
-    );
-    let entries = elements("idx", &[b, k])?;
-    let rows = elements("g", &[b, d_in])?;
-    let weights = elements("w_dec_grad", &[d_sae, d_in])?;
-    Tensor::flat(gpu, "idx", buf.idx, entries)?;
-    Tensor::flat(gpu, "val", buf.val, entries)?;
-    Tensor::flat(gpu, "g", buf.g, rows)?;
-    Tensor::flat(gpu, "w_dec_grad", buf.w_dec_grad, weights)?;
-    if let Some(r) = buf.rows {
-        let words = code_rows_len(batch, entries as usize) as u64;
-        Tensor::flat(gpu, "rows", r, words)?;
+    let (b, k) = t.code.shape()?;
+    let (d_sae, d_in) = t.w_dec_grad.matrix();
+    t.g.expect_matrix(b, d_in)?;
+    if let Some(e) = &t.encoder {
+        e.gpre.expect_matrix(b, k)?;
+        e.xc.expect_matrix(b, d_in)?;
+        e.w_enc_grad.expect_matrix(d_sae, d_in)?;
+        e.b_enc_grad.expect(&[d_sae])?;
     }
-    if let Some(e) = &buf.encoder {
-        Tensor::flat(gpu, "gpre", e.gpre, entries)?;
-        Tensor::flat(gpu, "xc", e.xc, rows)?;
-        Tensor::flat(gpu, "w_enc_grad", e.w_enc_grad, weights)?;
-        Tensor::flat(gpu, "b_enc_grad", e.b_enc_grad, d_sae as u64)?;
-    }
+    let entries = t.code.idx.len;
     let words = scratch_words(b as u64, k as u64, d_sae as u64);
     if words >= u32::MAX as u64 {
         return Err(EngineError::invalid(
@@ -121,7 +96,8 @@ pub async fn weight_grad_sparse(
             "too many words for 32-bit indices",
         ));
     }
-    Tensor::flat(gpu, "scratch", buf.scratch, words)?;
+    t.scratch.expect_at_least(words)?;
+    let (idx, scratch) = (t.code.idx.view, t.scratch.view);
 
     let blocks = (d_sae as u64).div_ceil(SCAN_BLOCK);
     let lp = params(&[entries as u32, d_sae, blocks as u32, 0]);
@@ -130,7 +106,7 @@ pub async fn weight_grad_sparse(
         "sae_transpose_lists",
         "",
         LISTS_WGSL,
-        vec![buf.idx, buf.scratch],
+        vec![idx, scratch],
         &[],
     )
     .await?;
@@ -166,13 +142,14 @@ pub async fn weight_grad_sparse(
         latent_tiles as u32,
         span as u32,
     ]);
-    let mut jobs = vec![(buf.val, buf.g, buf.w_dec_grad, None)];
-    if let Some(e) = &buf.encoder {
-        jobs.push((e.gpre, e.xc, e.w_enc_grad, Some(e.b_enc_grad)));
+    let mut jobs = vec![(t.code.val, t.g, t.w_dec_grad, None)];
+    if let Some(e) = &t.encoder {
+        jobs.push((e.gpre, e.xc, e.w_enc_grad, Some(e.b_enc_grad.view)));
     }
+    let code_rows = t.code.rows.map(|r| r.view);
     for (coef, rows, grad, bias) in jobs {
-        let consts = bool_consts(&[("BIAS", bias.is_some()), ("ROWS", buf.rows.is_some())]);
-        let storage = vec![buf.scratch, coef, rows, grad];
+        let consts = bool_consts(&[("BIAS", bias.is_some()), ("ROWS", code_rows.is_some())]);
+        let storage = vec![scratch, coef.view, rows.view, grad.view];
         let optional = [
             Optional {
                 name: "bias_grad",
@@ -183,7 +160,7 @@ pub async fn weight_grad_sparse(
             Optional {
                 name: "code_rows",
                 elem: "u32",
-                buffer: buf.rows,
+                buffer: code_rows,
                 writes: false,
             },
         ];
@@ -248,8 +225,9 @@ mod tests {
     use super::*;
     use crate::gpu::{Gpu, Recorder};
     use crate::gpu_test;
+    use crate::kernels::test_data::t;
     use crate::kernels::test_data::{values, Timer};
-    use crate::models::sae::kernels::{weight_grad_dense, WeightGradDenseBuffers, NO_LATENT};
+    use crate::models::sae::kernels::{weight_grad_dense, WeightGradDense, NO_LATENT};
     use crate::testing::assert_close;
 
     /// Sums of up to a few thousand terms of magnitude ≤ 1: 1e-4 absolute + 1e-4 relative.
@@ -291,23 +269,25 @@ mod tests {
         let scratch = gpu.storage_zeroed::<u8>("scratch", bytes).unwrap();
         let mut recorder = Recorder::new(gpu);
         let mut rec = recorder.begin();
-        let b = WeightGradSparseBuffers {
-            idx: (&bidx).into(),
-            val: (&bval).into(),
-            g: (&bg).into(),
-            w_dec_grad: (&gw_dec).into(),
-            encoder: Some(EncoderGradBuffers {
-                gpre: (&bgpre).into(),
-                xc: (&bxc).into(),
-                w_enc_grad: (&gw_enc).into(),
-                b_enc_grad: (&gb_enc).into(),
+        let b = WeightGradSparse {
+            code: Code {
+                idx: t(&bidx, "idx", &[batch, k]),
+                val: t(&bval, "val", &[batch, k]),
+                rows: brows
+                    .as_ref()
+                    .map(|r| Tensor::all("rows", r.into()).unwrap()),
+            },
+            g: t(&bg, "g", &[batch, d_in]),
+            w_dec_grad: t(&gw_dec, "gw_dec", &[d_sae, d_in]),
+            encoder: Some(EncoderGrad {
+                gpre: t(&bgpre, "gpre", &[batch, k]),
+                xc: t(&bxc, "xc", &[batch, d_in]),
+                w_enc_grad: t(&gw_enc, "gw_enc", &[d_sae, d_in]),
+                b_enc_grad: t(&gb_enc, "gb_enc", &[d_sae]),
             }),
-            scratch: (&scratch).into(),
-            rows: brows.as_ref().map(View::from),
+            scratch: Tensor::all("scratch", (&scratch).into()).unwrap(),
         };
-        weight_grad_sparse(&mut rec, &b, batch, k, d_in, d_sae)
-            .await
-            .unwrap();
+        weight_grad_sparse(&mut rec, &b).await.unwrap();
         rec.submit();
         Outputs {
             w_dec_grad: gpu.read(&gw_dec, d_sae * d_in).await.unwrap(),
@@ -494,14 +474,12 @@ mod tests {
         let grad = gpu.storage_from("grad", &values(24, d_sae * d_in)).unwrap();
         let mut recorder = Recorder::new(gpu);
         let mut rec = recorder.begin();
-        let b = WeightGradDenseBuffers {
-            coef: (&bf).into(),
-            rows: (&bg).into(),
-            grad: (&grad).into(),
+        let b = WeightGradDense {
+            coef: t(&bf, "f", &[batch, d_sae]),
+            rows: t(&bg, "g", &[batch, d_in]),
+            grad: t(&grad, "grad", &[d_sae, d_in]),
         };
-        weight_grad_dense(&mut rec, &b, batch, d_in, d_sae)
-            .await
-            .unwrap();
+        weight_grad_dense(&mut rec, &b).await.unwrap();
         rec.submit();
         let dense: Vec<f32> = gpu.read(&grad, d_sae * d_in).await.unwrap();
         assert_close(

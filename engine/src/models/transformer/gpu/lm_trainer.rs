@@ -2,7 +2,7 @@
 
 use super::GpuTransformer;
 use crate::error::Result;
-use crate::gpu::{Arena, Gpu};
+use crate::gpu::{Arena, Gpu, Tensor};
 use crate::models::transformer::TransformerParams;
 
 /// Trains a language model on the GPU: the same run as [`crate::models::transformer::lm::CpuLmTrainer`] (the same
@@ -160,7 +160,8 @@ impl GpuLmTrainer {
             max_norm: self.cfg.max_grad_norm,
         };
         let mut rec = self.model.recorder.begin();
-        crate::kernels::adam::adam(&mut rec, &tensors, &self.scratch, &step).await?;
+        let scratch = Tensor::all("adam scratch", (&self.scratch).into())?;
+        crate::kernels::adam::adam(&mut rec, &tensors, scratch, &step).await?;
         rec.submit_scoped().await?;
         let words =
             crate::kernels::adam::adam_scratch_words(self.model.arena.layout().buffer_lens());
