@@ -32,10 +32,10 @@ function contrast(a, b) {
 test('one bad field keeps the rest of the link, names what replaced it, and the address agrees', async () => {
   const { page, errors } = await open('v=1&nf=7&nh=3&lr=-0.01&seed=5');
   await page.waitForSelector('#error', { state: 'visible' });
-  assert.equal(await page.inputValue('#n_features'), '7');
-  assert.equal(await page.inputValue('#n_hidden'), '3');
-  assert.equal(await page.inputValue('#seed'), '5');
-  assert.equal(await page.inputValue('#learning_rate'), '0.001');
+  assert.equal(await page.inputValue('#f-nf'), '7');
+  assert.equal(await page.inputValue('#f-nh'), '3');
+  assert.equal(await page.inputValue('#f-seed'), '5');
+  assert.equal(await page.inputValue('#f-lr'), '0.001');
   const message = await page.textContent('#error');
   assert.match(message, /`lr=-0\.01` was replaced by `0\.001`/);
   assert.match(message, /learning_rate/);
@@ -102,9 +102,9 @@ test('the feature directions colour bar runs the way the arrows do: dark is most
 
 test('the focus ring stands out from the page (3:1)', async () => {
   const { page } = await open(TOY);
-  await page.focus('#n_features');
+  await page.focus('#f-nf');
   const [ring, bg] = await page.evaluate(() => [
-    getComputedStyle(document.querySelector('#n_features')).outlineColor,
+    getComputedStyle(document.querySelector('#f-nf')).outlineColor,
     getComputedStyle(document.body).backgroundColor,
   ]);
   const background = bg === 'rgba(0, 0, 0, 0)' ? 'rgb(255, 255, 255)' : bg;
@@ -140,20 +140,20 @@ test('SAE exports: numbers as set, an L0 file of its own, a visible total, one s
 test('switching labs loses nothing: controls, a run in progress and charts come back as left', async () => {
   const long = TOY.replace('steps=60', 'steps=1000000');
   const { page, errors } = await open(long);
-  await setField(page, '#seed', '7');
+  await setField(page, '#f-seed', '7');
   await runLong(page);
   await page.waitForFunction(() => Number(document.querySelector('#step').textContent.replace(/\D/g, '')) > 0);
   const toyLink = await page.evaluate(() => location.hash);
   // To the SAE lab, change a field there, and back.
   await page.click('#lab-sae');
   await page.waitForSelector('#f-d_sae');
-  assert.equal(await page.$('#n_features'), null, 'only the lab shown is in the document');
+  assert.equal(await page.$('#f-nf'), null, 'only the lab shown is in the document');
   await setField(page, '#f-d_sae', '96');
   await page.waitForFunction(() => location.hash.includes('d_sae=96'));
   await page.click('#lab-superposition');
-  await page.waitForSelector('#n_features');
+  await page.waitForSelector('#f-nf');
   assert.equal(await page.evaluate(() => location.hash), toyLink, 'the tab brings back the lab as left');
-  assert.equal(await page.inputValue('#seed'), '7');
+  assert.equal(await page.inputValue('#f-seed'), '7');
   assert.equal(await status(page), 'running', 'the run went on while away');
   assert.ok(Number((await page.textContent('#step')).replace(/\D/g, '')) > 0);
   await page.waitForFunction(() => Number(document.querySelector('#loss-chart').dataset.updates) >= 2);
@@ -163,7 +163,7 @@ test('switching labs loses nothing: controls, a run in progress and charts come 
   await page.waitForSelector('#f-d_sae');
   assert.equal(await page.inputValue('#f-d_sae'), '96');
   await page.click('#lab-superposition');
-  await page.waitForSelector('#n_features');
+  await page.waitForSelector('#f-nf');
   await page.click('#reset');
   await waitStatus(page, 'idle');
   assert.deepEqual(errors, []);
@@ -265,13 +265,13 @@ test('every run is measured on this device before Run, and a long one asks befor
   const short = await measured(page, est);
   assert.match(short, /^This run will take (about \d+ s|under a second) on this device/);
   assert.doesNotMatch(await page.getAttribute('#estimate', 'class'), /warn/);
-  await setField(page, '#steps', '10000');
+  await setField(page, '#f-steps', '10000');
   const some = await measured(page, short);
-  await setField(page, '#steps', '100000');
+  await setField(page, '#f-steps', '100000');
   const more = await measured(page, some);
   const ratio = seconds(more) / seconds(some);
   assert.ok(ratio > 4 && ratio < 25, `10,000 steps: ${some}; 100,000: ${more}`);
-  await setField(page, '#steps', '60');
+  await setField(page, '#f-steps', '60');
   await measured(page, more);
   await page.click('#run');
   await waitStatus(page, 'done');

@@ -20,7 +20,7 @@ const ARCHITECTURES = ['relu_l1', 'topk', 'batch_topk', 'gated', 'jumprelu'];
 
 test('the lab switcher moves between the labs and each keeps its own link', async () => {
   const { page, errors } = await open();
-  await page.waitForSelector('#n_features');
+  await page.waitForSelector('#f-nf');
   await page.click('#lab-sae');
   await page.waitForSelector('#f-a-kind');
   assert.match(await page.title(), /Sparse autoencoders/);
@@ -32,7 +32,7 @@ test('the lab switcher moves between the labs and each keeps its own link', asyn
   await page.waitForFunction(() => location.hash.includes('lab=sae') && location.hash.includes('d_sae=80'));
   await page.waitForFunction(() => /WebGPU/.test(document.querySelector('#backend')?.textContent ?? ''));
   await page.click('#lab-superposition');
-  await page.waitForSelector('#n_features');
+  await page.waitForSelector('#f-nf');
   assert.equal(await page.isVisible('#f-a-kind'), false);
   assert.match(await page.title(), /Superposition/);
   assert.deepEqual(errors, []);

@@ -19,8 +19,8 @@ test('the page loads with the intro preset and a WebGPU backend', async () => {
   await page.waitForFunction(() => /WebGPU|CPU/.test(document.querySelector('#backend')?.textContent ?? ''));
   assert.match(await page.textContent('#backend'), /WebGPU/);
   assert.equal(await status(page), 'idle');
-  assert.equal(await page.inputValue('#n_features'), '5');
-  assert.equal(await page.inputValue('#n_hidden'), '2');
+  assert.equal(await page.inputValue('#f-nf'), '5');
+  assert.equal(await page.inputValue('#f-nh'), '2');
   assert.match(new URL(page.url()).hash, /v=1/);
   assert.deepEqual(errors, []);
   await page.close();
@@ -134,22 +134,22 @@ test('a training worker that cannot start is reported instead of hanging', async
 test('a shared link restores the same controls, and control changes update the link', async () => {
   const link = 'v=1&nf=7&nh=3&act=linear&imp=0.8&p=log:1:0.01:4&bs=128&steps=900&lr=0.005&seed=42';
   const { page } = await open(link);
-  assert.equal(await page.inputValue('#n_features'), '7');
-  assert.equal(await page.inputValue('#n_hidden'), '3');
-  assert.equal(await page.isChecked('#relu'), false);
-  assert.equal(await page.inputValue('#feature_probability'), 'log:1:0.01:4');
-  assert.equal(await page.inputValue('#learning_rate'), '0.005');
-  assert.equal(await page.inputValue('#seed'), '42');
-  await setField(page, '#seed', '43');
+  assert.equal(await page.inputValue('#f-nf'), '7');
+  assert.equal(await page.inputValue('#f-nh'), '3');
+  assert.equal(await page.inputValue('#f-act'), 'linear');
+  assert.equal(await page.inputValue('#f-p'), 'log:1:0.01:4');
+  assert.equal(await page.inputValue('#f-lr'), '0.005');
+  assert.equal(await page.inputValue('#f-seed'), '42');
+  await setField(page, '#f-seed', '43');
   await page.waitForFunction(() => location.hash.includes('seed=43'));
   const shared = page.url();
   const other = await session.newPage();
   await other.goto(shared);
   await other.waitForSelector('#status');
-  for (const id of ['#n_features', '#n_hidden', '#feature_probability', '#learning_rate', '#batch_size', '#steps']) {
+  for (const id of ['#f-nf', '#f-nh', '#f-p', '#f-lr', '#f-bs', '#f-steps']) {
     assert.equal(await other.inputValue(id), await page.inputValue(id), id);
   }
-  assert.equal(await other.inputValue('#seed'), '43');
+  assert.equal(await other.inputValue('#f-seed'), '43');
   await other.close();
   await page.close();
 });
@@ -163,25 +163,25 @@ test('bad links show a clear message and fall back to defaults', async () => {
       ['v=1&nf=abc', /nf=abc/],
       ['v=1&nf=100000000', /n_features/],
     ],
-    '#n_features',
+    '#f-nf',
     '5',
   );
 });
 
 test('invalid controls are named and block the run until fixed', async () => {
   const { page } = await open(TINY);
-  await setField(page, '#learning_rate', '-1');
+  await setField(page, '#f-lr', '-1');
   await page.waitForSelector('#error', { state: 'visible' });
   assert.match(await page.textContent('#error'), /learning_rate/);
   assert.equal(await page.isEnabled('#run'), false);
-  await setField(page, '#learning_rate', '0.01');
+  await setField(page, '#f-lr', '0.01');
   await page.waitForFunction(() => !document.querySelector('#run').disabled);
   await page.close();
 });
 
 test('a diverging run stops, names the step, and the page keeps working', async () => {
   const { page, errors } = await open(TINY.replace('lr=0.01', 'lr=1e30'));
-  await checkDivergenceRecovers(page, errors, [['#learning_rate', '0.01'], ['#steps', '50']]);
+  await checkDivergenceRecovers(page, errors, [['#f-lr', '0.01'], ['#f-steps', '50']]);
 });
 
 test('charts export PNG and data', async () => {

@@ -194,6 +194,12 @@ pub trait TextForm: Send + Sync + 'static {
     /// Puts the controls in the page's order after a change (by default, as they are).
     fn reorder(&mut self) {}
 
+    /// The name validation errors give `key`'s field ("invalid config: NAME = …"): by default
+    /// the key's last segment (`a.k` is `k`).
+    fn error_name(key: &str) -> String {
+        key.rsplit('.').next().unwrap_or(key).to_string()
+    }
+
     /// The text of `key`'s control.
     fn text(&self, key: &str) -> Option<&str> {
         self.fields()
@@ -261,7 +267,7 @@ pub fn form_field<F: TextForm, T: Send + Sync + 'static>(
         move || form.with(|f| f.text(&key).unwrap_or_default().to_string())
     };
     let input = input(&key, &value());
-    let last = key.rsplit('.').next().unwrap_or(&key).to_string();
+    let last = F::error_name(&key);
     let invalid = {
         let key = key.clone();
         move || {

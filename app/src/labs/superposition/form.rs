@@ -3,92 +3,82 @@
 //! The controls hold text, not numbers, so that a half-typed or wrong value stays on screen with a
 //! message instead of snapping back; [`Form::parse`] turns the text into a validated config.
 
+pub use crate::components::controls::{Input, TextForm};
 use crate::components::link_sync::{read_link, FromHash};
 use crate::url;
-use mechlab_engine::experiment::fields::Field;
+use mechlab_engine::experiment::fields as table;
 use mechlab_engine::experiment::link::{self, LinkConfig};
 use mechlab_engine::experiment::preset::LabPreset;
 use mechlab_engine::models::toy::config::{fields, Preset, SuperpositionConfig};
 use mechlab_engine::EngineError;
 
-/// Every control's current text (and the one checkbox).
+/// Every control's text, by link key, in the page's order ([`fields::ALL`]).
 #[derive(Debug, Clone, PartialEq)]
 pub struct Form {
-    /// `n_features`.
-    pub n_features: String,
-    /// `n_hidden`.
-    pub n_hidden: String,
-    /// ReLU output (unchecked: the linear model).
-    pub relu: bool,
-    /// `importance_decay`.
-    pub importance_decay: String,
-    /// `feature_probability` in the link's axis syntax.
-    pub feature_probability: String,
-    /// `relative_importance` in the link's axis syntax; empty for none.
-    pub relative_importance: String,
-    /// `batch_size`.
-    pub batch_size: String,
-    /// `steps`.
-    pub steps: String,
-    /// `learning_rate`.
-    pub learning_rate: String,
-    /// `seed`.
-    pub seed: String,
+    /// `(key, text)` per field; relative importance's text is empty for none.
+    pub fields: Vec<(String, String)>,
 }
 
 impl Form {
     /// The controls' text for a config, spelled exactly as the share link spells it.
     pub fn from_config(c: &SuperpositionConfig) -> Self {
-        // The link codec owns every field's spelling (the axis syntax above all).
+        // The link codec owns every field's spelling (the axis syntax above all); a field the
+        // link leaves out (no relative importance) has an empty control.
         let pairs = link::pairs(c);
-        let text = |f: Field| {
-            pairs
-                .iter()
-                .find(|(k, _)| k == f.key)
-                .map(|(_, v)| v.clone())
-                .unwrap_or_default()
-        };
-        Self {
-            n_features: text(fields::N_FEATURES),
-            n_hidden: text(fields::N_HIDDEN),
-            relu: c.relu,
-            importance_decay: text(fields::IMPORTANCE_DECAY),
-            feature_probability: text(fields::FEATURE_PROBABILITY),
-            relative_importance: text(fields::RELATIVE_IMPORTANCE),
-            batch_size: text(fields::BATCH_SIZE),
-            steps: text(fields::STEPS),
-            learning_rate: text(fields::LEARNING_RATE),
-            seed: text(fields::SEED),
-        }
+        let fields = fields::ALL
+            .iter()
+            .map(|f| {
+                let text = pairs
+                    .iter()
+                    .find(|(k, _)| k == f.key)
+                    .map(|(_, v)| v.clone());
+                (f.key.to_string(), text.unwrap_or_default())
+            })
+            .collect();
+        Self { fields }
     }
 
     /// The config the controls describe, read by the link codec as a link's fields are, and
     /// validated; the error names the first bad field.
     pub fn parse(&self) -> Result<SuperpositionConfig, EngineError> {
-        let act = if self.relu { "relu" } else { "linear" };
-        let mut pairs = vec![
-            (fields::N_FEATURES.key, self.n_features.as_str()),
-            (fields::N_HIDDEN.key, self.n_hidden.as_str()),
-            (fields::RELU.key, act),
-            (fields::IMPORTANCE_DECAY.key, self.importance_decay.as_str()),
-            (
-                fields::FEATURE_PROBABILITY.key,
-                self.feature_probability.as_str(),
-            ),
-            (fields::BATCH_SIZE.key, self.batch_size.as_str()),
-            (fields::STEPS.key, self.steps.as_str()),
-            (fields::LEARNING_RATE.key, self.learning_rate.as_str()),
-            (fields::SEED.key, self.seed.as_str()),
-        ];
         // No relative importance is the field left out, as links leave it out.
-        if !self.relative_importance.trim().is_empty() {
-            pairs.push((
-                fields::RELATIVE_IMPORTANCE.key,
-                self.relative_importance.as_str(),
-            ));
-        }
+        let pairs: Vec<(&str, &str)> = self
+            .pairs()
+            .into_iter()
+            .filter(|(k, v)| *k != fields::RELATIVE_IMPORTANCE.key || !v.trim().is_empty())
+            .collect();
         link::from_fields(&pairs)
     }
+}
+
+impl TextForm for Form {
+    type Config = SuperpositionConfig;
+
+    fn fields(&self) -> &[(String, String)] {
+        &self.fields
+    }
+
+    fn fields_mut(&mut self) -> &mut Vec<(String, String)> {
+        &mut self.fields
+    }
+
+    /// This lab's short link keys (`lr`) name their fields in full in errors
+    /// (`learning_rate`).
+    fn error_name(key: &str) -> String {
+        table::find(fields::ALL, key)
+            .map_or(key, |f| f.name)
+            .to_string()
+    }
+}
+
+/// The heading and hint of `key` (the engine's field table).
+pub fn info(key: &str) -> (&'static str, &'static str) {
+    table::find(fields::ALL, key).map_or(("", ""), |f| (f.label, f.hint))
+}
+
+/// How `key`'s control shows it, given its current text: as the field table says.
+pub fn input(key: &str, value: &str) -> Input {
+    Input::of(table::find(fields::ALL, key), value)
 }
 
 /// The preset a config is exactly equal to, or `"custom"`.
@@ -129,22 +119,22 @@ mod tests {
     #[test]
     fn bad_text_names_the_field() {
         let mut f = Form::from_config(&Preset::Intro.config());
-        f.learning_rate = "-1".into();
+        f.set_text("lr", "-1".into());
         assert!(f.parse().unwrap_err().to_string().contains("learning_rate"));
-        f.learning_rate = "abc".into();
+        f.set_text("lr", "abc".into());
         let err = f.parse().unwrap_err().to_string();
         assert!(err.contains("`lr=abc` (learning_rate)"), "{err}");
         assert!(!err.contains("bad link"), "{err}");
-        f.learning_rate = "0.01".into();
-        f.feature_probability = "1,x".into();
+        f.set_text("lr", "0.01".into());
+        f.set_text("p", "1,x".into());
         assert!(f
             .parse()
             .unwrap_err()
             .to_string()
             .contains("`x` is not a number"));
-        f.feature_probability = "log:1:0.01:4".into();
+        f.set_text("p", "log:1:0.01:4".into());
         assert_eq!(f.parse().unwrap().n_instances(), 4);
-        f.feature_probability = " 1, 0.3 ,0.1 ".into();
+        f.set_text("p", " 1, 0.3 ,0.1 ".into());
         assert_eq!(f.parse().unwrap().n_instances(), 3);
         // No relative importance unless the control has one.
         let phase = Preset::ALL
@@ -153,9 +143,18 @@ mod tests {
             .find(|c| c.relative_importance.is_some())
             .unwrap();
         let mut f = Form::from_config(&phase);
-        assert!(!f.relative_importance.is_empty());
-        f.relative_importance = " ".into();
+        assert!(!f.text("ri").unwrap().is_empty());
+        f.set_text("ri", " ".into());
         assert_eq!(f.parse().unwrap().relative_importance, None);
+        // Every field has a control with a heading, the one without a value included.
+        let f = Form::from_config(&Preset::Intro.config());
+        assert_eq!(f.fields.len(), fields::ALL.len());
+        assert!(f.fields.iter().all(|(k, _)| !info(k).0.is_empty()));
+        assert_eq!(f.text("ri"), Some(""));
+        assert_eq!(
+            input("act", "relu"),
+            Input::Menu(vec![("relu", "ReLU".into()), ("linear", "linear".into())])
+        );
     }
 
     #[test]

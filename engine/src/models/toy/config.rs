@@ -244,9 +244,9 @@ pub mod fields {
     pub const RELU: Field = Field {
         key: "act",
         name: "relu",
-        label: "ReLU output",
-        hint: "unchecked: the linear model",
-        range: Range::Text("relu or linear"),
+        label: "Output",
+        hint: "ReLU(Wᵀ W x + b), or the linear model",
+        range: Range::Choice(&[("relu", "ReLU"), ("linear", "linear")]),
     };
     /// `imp`.
     pub const IMPORTANCE_DECAY: Field = Field {
