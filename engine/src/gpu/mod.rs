@@ -53,12 +53,25 @@ impl std::fmt::Debug for Gpu {
     }
 }
 
+/// The backends [`Gpu::new`] opens, given `WGPU_BACKEND`: those it names, else the primary
+/// ones (Vulkan, Metal, DX12, and WebGPU in a browser). Not OpenGL by default: on Mesa's
+/// llvmpipe through EGL, the SAE's per-latent lists (storage atomics and barriers in
+/// `sae/transpose_lists.wgsl`) came out with holes, so its gradients were wrong; with no
+/// primary adapter the CPU reference trains instead.
+pub fn backends(wgpu_backend: Option<&str>) -> wgpu::Backends {
+    wgpu_backend.map_or(wgpu::Backends::PRIMARY, wgpu::Backends::from_comma_list)
+}
+
 impl Gpu {
-    /// Opens the best adapter available: native backends from `WGPU_BACKEND` (default all), or
-    /// `navigator.gpu` in a browser window or worker.
+    /// Opens the best adapter available: natively on the backends `WGPU_BACKEND` names (by
+    /// default Vulkan, Metal or DX12, see [`backends`]), or `navigator.gpu` in a browser window
+    /// or worker.
     pub async fn new() -> Result<Self> {
-        let instance =
-            wgpu::Instance::new(wgpu::InstanceDescriptor::new_without_display_handle_from_env());
+        let env = std::env::var("WGPU_BACKEND").ok();
+        let instance = wgpu::Instance::new(wgpu::InstanceDescriptor {
+            backends: backends(env.as_deref()),
+            ..wgpu::InstanceDescriptor::new_without_display_handle_from_env()
+        });
         let adapter = instance
             .request_adapter(&wgpu::RequestAdapterOptions {
                 power_preference: wgpu::PowerPreference::HighPerformance,
@@ -252,8 +265,21 @@ pub fn round_up(n: u64, m: u64) -> u64 {
 
 #[cfg(test)]
 mod tests {
-    use super::Gpu;
+    use super::{backends, Gpu};
     use crate::gpu_test;
+
+    /// OpenGL only when asked for: by default a machine without Vulkan, Metal or DX12 has no
+    /// adapter (and trains on the CPU reference) rather than a GL one that gets SAE gradients
+    /// wrong.
+    #[test]
+    fn opengl_only_when_asked_for() {
+        let default = backends(None);
+        assert!(!default.contains(wgpu::Backends::GL), "{default:?}");
+        assert!(default.contains(wgpu::Backends::VULKAN | wgpu::Backends::METAL));
+        assert!(default.contains(wgpu::Backends::DX12 | wgpu::Backends::BROWSER_WEBGPU));
+        assert_eq!(backends(Some("gl")), wgpu::Backends::GL);
+        assert_eq!(backends(Some("vulkan")), wgpu::Backends::VULKAN);
+    }
     use std::future::Future;
     use std::task::Poll;
 
