@@ -10,9 +10,21 @@ fn tmp(name: &str) -> PathBuf {
     common::tmp("cli", name)
 }
 
-fn check_bundle(path: &PathBuf, instances: usize, n_hidden: usize, n_features: usize) {
+/// Checks a results bundle: `steps` steps trained, on the GPU or the CPU reference, and
+/// `instances` models of the given shape.
+fn check_bundle(
+    path: &PathBuf,
+    (steps, on_gpu): (u64, bool),
+    instances: usize,
+    n_hidden: usize,
+    n_features: usize,
+) {
     let v: serde_json::Value = serde_json::from_slice(&std::fs::read(path).unwrap()).unwrap();
-    assert!(v["config"]["n_features"].is_number());
+    assert_eq!(v["config"]["n_features"], n_features);
+    assert_eq!(v["steps"], steps, "steps trained");
+    // The adapter's name, or "CPU reference" for a run that trained (or fell back) there.
+    let on = v["adapter"].as_str().unwrap();
+    assert_eq!(on != "CPU reference", on_gpu, "trained on {on}");
     let inst = v["instances"].as_array().unwrap();
     assert_eq!(inst.len(), instances);
     for i in inst {
@@ -37,11 +49,13 @@ fn gpu_preset_run_writes_results() {
         "intro",
         "--steps",
         "60",
+        "--engine",
+        "gpu",
         "--out",
         out.to_str().unwrap(),
     ]);
     assert!(o.status.success(), "{}", stderr(&o));
-    check_bundle(&out, 5, 2, 5);
+    check_bundle(&out, (60, true), 5, 2, 5);
 }
 
 #[test]
@@ -52,11 +66,13 @@ fn gpu_link_run_reproduces_config() {
         "superposition",
         "--link",
         link,
+        "--engine",
+        "gpu",
         "--out",
         out.to_str().unwrap(),
     ]);
     assert!(o.status.success(), "{}", stderr(&o));
-    check_bundle(&out, 2, 2, 3);
+    check_bundle(&out, (20, true), 2, 2, 3);
     let v: serde_json::Value = serde_json::from_slice(&std::fs::read(&out).unwrap()).unwrap();
     assert_eq!(v["config"]["seed"], 4);
     assert_eq!(v["config"]["relu"], false);
@@ -77,7 +93,7 @@ fn cpu_engine_runs_without_a_gpu() {
         out.to_str().unwrap(),
     ]);
     assert!(o.status.success(), "{}", stderr(&o));
-    check_bundle(&out, 5, 2, 5);
+    check_bundle(&out, (5, false), 5, 2, 5);
 }
 
 #[test]

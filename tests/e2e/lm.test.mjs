@@ -110,7 +110,7 @@ test('on WebGPU the pair trains too, and its held-out losses are close to the CP
     await page.click('#run');
     await waitStatus(page, 'done', 300_000);
     const summary = await page.textContent('#lm-summary');
-    assert.match(summary, engine === 'cpu' ? /on CPU reference/ : /on (?!CPU reference)/, summary);
+    assert.match(summary, engine === 'cpu' ? /GFLOP\/s on CPU reference/ : /GFLOP\/s on (?!CPU reference)\S/, summary);
     const run = await exported(page);
     finals[engine] = run.models.map((m) => m.validation.loss.at(-1));
     assert.ok(finals[engine].every(Number.isFinite), `${engine}: ${finals[engine]}`);
