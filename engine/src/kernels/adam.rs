@@ -112,6 +112,10 @@ pub async fn adam<'a>(
     scratch: Tensor<'a>,
     step: &AdamStep,
 ) -> Result<()> {
+    // No tensors, no step (the reduction binds the first tensor's buffers).
+    let Some(first) = tensors.first() else {
+        return Ok(());
+    };
     let gpu = rec.gpu().clone();
     let words = adam_scratch_words(&tensors.iter().map(AdamTensor::len).collect::<Vec<_>>());
     scratch.expect_at_least(words as u64)?;
@@ -153,9 +157,6 @@ pub async fn adam<'a>(
         count: at as u32,
         out_index: (words - 1) as u32,
         ..base
-    };
-    let Some(first) = tensors.first() else {
-        return Ok(());
     };
     rec.dispatch_views(&program, "reduce", &p, &storage(first), 1)
         .await?;

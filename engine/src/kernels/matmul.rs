@@ -122,7 +122,12 @@ impl Strided {
 
     /// Where (outer, inner) of the first product lies.
     pub fn at(&self, outer: usize, inner: usize) -> usize {
-        self.base + outer * self.ld + (inner / self.block) * self.block_stride + inner % self.block
+        self.base + self.within(outer, inner)
+    }
+
+    /// Where (outer, inner) lies from the start of its product.
+    fn within(&self, outer: usize, inner: usize) -> usize {
+        outer * self.ld + (inner / self.block) * self.block_stride + inner % self.block
     }
 
     /// Where product `t` of a batch in groups of `group` starts.
@@ -141,15 +146,12 @@ impl Strided {
         if outer == 0 || inner == 0 {
             return 0;
         }
-        let at = |o: usize, i: usize| {
-            o * self.ld + (i / self.block) * self.block_stride + i % self.block
-        };
-        let last = at(outer - 1, inner - 1);
+        let last = self.within(outer - 1, inner - 1);
         // The end of the last full run can lie past the last index when runs are spaced
         // closer than they are long; take whichever is further.
         let full = inner / self.block;
         let end_of_run = if full > 0 {
-            at(outer - 1, full * self.block - 1)
+            self.within(outer - 1, full * self.block - 1)
         } else {
             0
         };
